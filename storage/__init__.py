@@ -1,0 +1,1 @@
+"""SQLite persistence (aiosqlite): migrations and the repositories that implement engine.ports."""

@@ -1,0 +1,7 @@
+"""`python -m tikvops` runs the command line."""
+
+import sys
+
+from tikvops.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the tikvops command line, one module each."""

@@ -1,0 +1,217 @@
+"""Configuration: one pydantic-settings model read from the environment, `.env` and a TOML file.
+
+Precedence, highest first: explicit overrides (command-line flags), environment variables,
+`.env`, the TOML file given with `--config`, defaults. Secrets are `SecretStr`: they print as
+`**********` and are never logged. `load_settings` turns validation failures into a
+`ConfigError` with one readable line per problem, naming the environment variable to fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+SLACK_DEFAULT_API_URL = "https://slack.com/api/"
+
+
+class ConfigError(Exception):
+    """Configuration that cannot start the program; `problems` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+def _env(name: str) -> Any:
+    """A field read from exactly this environment variable (no prefix)."""
+    return AliasChoices(name)
+
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Everything tikvops can be configured with. Environment names are `TIKVOPS_<FIELD>`
+    unless the field says otherwise (Slack and Anthropic keep their usual names)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TIKVOPS_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        validate_default=True,
+    )
+    toml_file: ClassVar[Path | None] = None
+
+    # Where the cluster is.
+    pd_url: str | None = Field(
+        default=None, description="PD's HTTP address, e.g. http://pd:2379 (none: demo simulator)"
+    )
+    prometheus_url: str | None = Field(default=None, description="Prometheus base URL (optional)")
+    pd_timeout: float = Field(default=5.0, gt=0, description="seconds per PD request")
+    pd_retries: int = Field(default=2, ge=0, le=10, description="retries of idempotent GETs")
+
+    # Where state lives.
+    db: Path = Field(default=Path("tikvops.db"), description="SQLite database path")
+
+    # Slack.
+    slack_bot_token: SecretStr | None = Field(
+        default=None, validation_alias=_env("SLACK_BOT_TOKEN")
+    )
+    slack_app_token: SecretStr | None = Field(
+        default=None, validation_alias=_env("SLACK_APP_TOKEN")
+    )
+    slack_api_url: str = Field(
+        default=SLACK_DEFAULT_API_URL, validation_alias=_env("SLACK_API_URL")
+    )
+    slack_app_id: str | None = Field(default=None, description="expected api_app_id")
+    slack_team_id: str | None = Field(default=None, description="expected team_id")
+    channel: str = Field(default="tikv-ops", description="channel for incidents and proposals")
+    command_channels: CommaList = Field(
+        default_factory=list, description="channels where /tikv is accepted (empty: any)"
+    )
+
+    # Approval policy.
+    approvers: CommaList = Field(
+        default_factory=list, description="Slack user IDs or user-group IDs allowed to approve"
+    )
+    approvers_high: CommaList = Field(
+        default_factory=list, description="who may approve high-risk actions (empty: approvers)"
+    )
+    high_risk_approvals: int = Field(default=1, ge=1, le=5)
+    self_approve_high: bool = Field(default=False)
+    auto_approve_low: bool = Field(default=False)
+    proposal_ttl: float = Field(default=1800.0, gt=0, description="seconds until expiry")
+    max_drained_stores: int = Field(default=1, ge=1)
+
+    # Diagnosis.
+    anthropic_api_key: SecretStr | None = Field(
+        default=None, validation_alias=_env("ANTHROPIC_API_KEY")
+    )
+    anthropic_model: str = Field(default="claude-sonnet-4-5")
+    anthropic_timeout: float = Field(default=30.0, gt=0)
+    anthropic_max_retries: int = Field(default=2, ge=0, le=10)
+
+    # Monitor thresholds and grace periods.
+    poll_interval: float = Field(default=15.0, gt=0, description="seconds between monitor ticks")
+    latency_threshold_ms: float = Field(default=100.0, gt=0)
+    latency_grace: float = Field(default=60.0, ge=0)
+    disk_threshold: float = Field(default=0.70, gt=0, lt=1)
+    disk_grace: float = Field(default=0.0, ge=0)
+    disconnected_grace: float = Field(default=0.0, ge=0)
+    region_health_grace: float = Field(default=0.0, ge=0)
+    hot_write_share: float = Field(default=0.5, gt=0, le=1)
+    hot_write_min_regions: int = Field(default=4, ge=1)
+    resolve_after: float = Field(default=60.0, ge=0, description="seconds clear before resolve")
+    reminder_interval: float = Field(default=600.0, gt=0)
+
+    # Self-observation.
+    health_addr: str = Field(default="127.0.0.1:9464", description="/healthz and /metrics")
+    log_format: Literal["text", "json"] = Field(default="text")
+    log_level: str = Field(default="INFO")
+
+    @field_validator("command_channels", "approvers", "approvers_high", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("pd_url", "prometheus_url", "slack_api_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None if value == "" else value
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https:// (got {value!r})")
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _trailing_slash(cls, value: str | None) -> str:
+        value = value or SLACK_DEFAULT_API_URL
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xoxb-"):
+            raise ValueError("must be a bot token starting with xoxb-")
+        return value
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError("must be an app-level token starting with xapp- (Socket Mode)")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
+        if cls.toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_file))
+        return tuple(sources)
+
+    @property
+    def uses_real_slack(self) -> bool:
+        return self.slack_bot_token is not None and self.slack_app_token is not None
+
+
+def env_name(field: str) -> str:
+    """The environment variable a user sets for `field`."""
+    info = Settings.model_fields[field]
+    alias = info.validation_alias
+    if isinstance(alias, AliasChoices):
+        first = alias.choices[0]
+        if isinstance(first, str):
+            return first
+    return f"TIKVOPS_{field.upper()}"
+
+
+def load_settings(
+    config_file: Path | None = None, env_file: Path | None = Path(".env"), **overrides: Any
+) -> Settings:
+    """Read the settings, or raise ConfigError with one line per problem."""
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError([f"--config: file {config_file} does not exist"])
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+
+    class _Configured(Settings):
+        toml_file: ClassVar[Path | None] = config_file
+
+    try:
+        loaded = _Configured(_env_file=env_file, **overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    except (OSError, ValueError) as exc:  # unreadable or malformed TOML/.env
+        raise ConfigError([f"configuration could not be read: {exc}"]) from None
+    return Settings.model_validate(loaded.model_dump())
+
+
+def _describe(exc: ValidationError) -> list[str]:
+    lines = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = err["loc"]
+        field = str(loc[0]) if loc else "?"
+        name = env_name(field) if field in Settings.model_fields else field
+        message = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{name}: {message}")
+    return lines
