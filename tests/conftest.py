@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["tests.plugins.storage"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -1,0 +1,499 @@
+"""The proposal state machine: the table of allowed transitions and the one function that applies
+them. `transition()` is pure: it returns the next proposal (version + 1) and the audit event that
+must be saved with it, in one transaction, by `ProposalRepo.apply()`. Nothing else creates a
+proposal in a different state.
+
+```
+proposed ──approve──> approved ──start──> executing ──succeed/fail──> succeeded | failed
+    │                    │                    └──reconcile_succeeded/failed (after a restart)
+    ├──reject──> rejected└──cancel──> cancelled
+    ├──expire──> expired
+    └──cancel──> cancelled
+```
+
+An approval that does not reach the quorum (high risk, two approvals) keeps the state `proposed`
+but records the approval and bumps the version. `record_preflight` stores fresh preflight
+results or a preview without changing the state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import NoReturn, Protocol
+
+from engine.clock import format_duration, format_time, utc
+from engine.errors import (
+    AlreadyDecided,
+    DuplicateApproval,
+    NotFound,
+    ProposalExpired,
+    StaleVersion,
+    TransitionError,
+)
+from engine.model import (
+    SYSTEM,
+    ActionRef,
+    Approval,
+    AuditEvent,
+    AuditOutcome,
+    Identity,
+    JsonDict,
+    Proposal,
+    ProposalOrigin,
+    ProposalState,
+    RiskLevel,
+)
+
+S = ProposalState
+
+
+class ProposalEvent(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+    EXPIRE = "expire"
+    CANCEL = "cancel"
+    START = "start"
+    SUCCEED = "succeed"
+    FAIL = "fail"
+    RECONCILE_SUCCEEDED = "reconcile_succeeded"
+    RECONCILE_FAILED = "reconcile_failed"
+    RECORD_PREFLIGHT = "record_preflight"
+
+
+E = ProposalEvent
+
+TRANSITIONS: Mapping[tuple[ProposalState, ProposalEvent], ProposalState] = {
+    (S.PROPOSED, E.APPROVE): S.APPROVED,  # stays PROPOSED while the quorum is not reached
+    (S.PROPOSED, E.REJECT): S.REJECTED,
+    (S.PROPOSED, E.EXPIRE): S.EXPIRED,
+    (S.PROPOSED, E.CANCEL): S.CANCELLED,
+    (S.PROPOSED, E.RECORD_PREFLIGHT): S.PROPOSED,
+    (S.APPROVED, E.START): S.EXECUTING,
+    (S.APPROVED, E.CANCEL): S.CANCELLED,
+    (S.APPROVED, E.RECORD_PREFLIGHT): S.APPROVED,
+    (S.EXECUTING, E.SUCCEED): S.SUCCEEDED,
+    (S.EXECUTING, E.FAIL): S.FAILED,
+    (S.EXECUTING, E.RECONCILE_SUCCEEDED): S.SUCCEEDED,
+    (S.EXECUTING, E.RECONCILE_FAILED): S.FAILED,
+    (S.EXECUTING, E.RECORD_PREFLIGHT): S.EXECUTING,
+}
+"""Every allowed (state, event) and the state it leads to. Anything else is refused."""
+
+_DECISIONS = frozenset({E.APPROVE, E.REJECT, E.EXPIRE, E.CANCEL})
+_RUN_RESULTS = frozenset({E.SUCCEED, E.FAIL, E.RECONCILE_SUCCEEDED, E.RECONCILE_FAILED})
+
+_VERB = {
+    E.APPROVE: "approved",
+    E.REJECT: "rejected",
+    E.EXPIRE: "expired",
+    E.CANCEL: "cancelled",
+    E.START: "started",
+    E.SUCCEED: "marked succeeded",
+    E.FAIL: "marked failed",
+    E.RECONCILE_SUCCEEDED: "reconciled as succeeded",
+    E.RECONCILE_FAILED: "reconciled as failed",
+    E.RECORD_PREFLIGHT: "re-checked",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionResult:
+    """The outcome of one transition: `proposal` is the new record to save (its version is
+    `expected_version + 1`; for a new proposal `expected_version` is None and `previous` is
+    None), `audit` the event to append in the same transaction."""
+
+    proposal: Proposal
+    audit: AuditEvent
+    previous: Proposal | None
+    event: ProposalEvent | None
+
+    @property
+    def expected_version(self) -> int | None:
+        return None if self.previous is None else self.previous.version
+
+    @property
+    def state_changed(self) -> bool:
+        return self.previous is None or self.previous.state is not self.proposal.state
+
+
+def is_allowed(state: ProposalState, event: ProposalEvent) -> bool:
+    return (state, event) in TRANSITIONS
+
+
+def propose(
+    *,
+    proposal_id: str,
+    action: str,
+    params: JsonDict,
+    risk: RiskLevel,
+    origin: ProposalOrigin,
+    proposed_by: Identity,
+    now: datetime,
+    ttl: timedelta,
+    requested_by: Identity | None = None,
+    incident_id: str | None = None,
+    reversible: bool = False,
+    undo: ActionRef | None = None,
+    reason: str = "",
+    preflight: list[JsonDict] | None = None,
+    preview: JsonDict | None = None,
+) -> TransitionResult:
+    """A new proposal in state `proposed` (version 1, expiring at now + ttl) and its
+    `proposal.created` audit event. Save it with `ProposalRepo.create(result)`; the ID comes
+    from `ProposalRepo.next_id()`."""
+    now = utc(now)
+    proposal = Proposal(
+        id=proposal_id,
+        incident_id=incident_id,
+        action=action,
+        params=dict(params),
+        risk=risk,
+        reversible=reversible,
+        undo=undo,
+        reason=reason,
+        origin=origin,
+        proposed_by=proposed_by,
+        requested_by=requested_by or proposed_by,
+        expires_at=now + ttl,
+        created_at=now,
+        updated_at=now,
+        preflight=list(preflight or []),
+        preview=preview,
+    )
+    audit = AuditEvent(
+        at=now,
+        actor=proposed_by,
+        action="proposal.created",
+        subject=proposal_id,
+        detail={
+            "action": action,
+            "params": proposal.params,
+            "risk": risk.value,
+            "origin": origin.value,
+            "incident_id": incident_id,
+            "requested_by": proposal.requested_by.key,
+            "expires_at": proposal.expires_at.isoformat(),
+            "state": proposal.state.value,
+            "version": proposal.version,
+        },
+        reason=reason or None,
+    )
+    return TransitionResult(proposal=proposal, audit=audit, previous=None, event=None)
+
+
+def transition(
+    proposal: Proposal,
+    event: ProposalEvent | str,
+    *,
+    actor: Identity,
+    now: datetime,
+    reason: str | None = None,
+    expected_version: int | None = None,
+    approvals_needed: int = 1,
+    outcome: str | None = None,
+    preflight: list[JsonDict] | None = None,
+    preview: JsonDict | None = None,
+    detail: JsonDict | None = None,
+) -> TransitionResult:
+    """Apply `event` to `proposal` on behalf of `actor` at `now`.
+
+    Raises a `TransitionError` (with the refusal audit event in `.audit`) when the table
+    forbids it: `AlreadyDecided` ("proposal P-7 was already approved by <@U1> at 14:03 UTC"),
+    `ProposalExpired`, `DuplicateApproval` (same person approving twice), or a plain
+    `TransitionError` ("proposal P-7 is executing; it cannot be rejected"). Raises `StaleVersion`
+    when `expected_version` (e.g. the version a button carried) is not the current one.
+
+    `approvals_needed` is the quorum for an approval (from the approval policy). `outcome` is
+    recorded on succeed/fail/reconcile, `preflight`/`preview` on any event that passes them.
+    """
+    now = utc(now)
+    try:
+        event = ProposalEvent(event)
+    except ValueError:
+        raise TransitionError(
+            f"unknown proposal event {event!r}",
+            proposal_id=proposal.id,
+            state=proposal.state.value,
+            event=str(event),
+        ) from None
+
+    target = TRANSITIONS.get((proposal.state, event))
+    if target is None:
+        _refuse(proposal, event, actor=actor, now=now, detail=detail)
+    if expected_version is not None and expected_version != proposal.version:
+        raise StaleVersion(
+            f"proposal {proposal.id} changed since you saw it (version {expected_version}, now "
+            f"{proposal.version}: {proposal.state.value}); look at its latest message and try "
+            "again",
+            record_id=proposal.id,
+            expected=expected_version,
+            actual=proposal.version,
+        )
+
+    changes: dict[str, object] = {"version": proposal.version + 1, "updated_at": now}
+    extra: JsonDict = {}
+    if event is E.APPROVE:
+        if now >= proposal.expires_at:
+            _raise(
+                ProposalExpired,
+                proposal,
+                event,
+                f"proposal {proposal.id} expired at {format_time(proposal.expires_at, now)} "
+                "without the approvals it needed; it cannot be approved. Propose it again if it "
+                "is still needed",
+                actor=actor,
+                now=now,
+                detail=detail,
+            )
+        earlier = proposal.approved_by(actor)
+        if earlier is not None:
+            missing = max(approvals_needed - len(proposal.approvals), 0)
+            _raise(
+                DuplicateApproval,
+                proposal,
+                event,
+                f"{actor.label} already approved proposal {proposal.id} at "
+                f"{format_time(earlier.at, now)}; it still needs {missing} approval"
+                f"{'s' if missing != 1 else ''} from someone else",
+                actor=actor,
+                now=now,
+                detail=detail,
+            )
+        approvals = (*proposal.approvals, Approval(by=actor, at=now))
+        changes["approvals"] = approvals
+        extra = {"approvals": len(approvals), "approvals_needed": approvals_needed}
+        if len(approvals) < approvals_needed:
+            target = S.PROPOSED
+        else:
+            changes.update(decided_by=actor, decided_at=now, decision_reason=reason)
+    elif event is E.EXPIRE:
+        if now < proposal.expires_at:
+            _raise(
+                TransitionError,
+                proposal,
+                event,
+                f"proposal {proposal.id} does not expire until "
+                f"{format_time(proposal.expires_at, now)}",
+                actor=actor,
+                now=now,
+                detail=detail,
+            )
+        waited = proposal.expires_at - proposal.created_at
+        changes.update(
+            decided_by=actor,
+            decided_at=now,
+            decision_reason=reason or f"no approval within {format_duration(waited)}",
+        )
+    elif event in (E.REJECT, E.CANCEL):
+        changes.update(decided_by=actor, decided_at=now, decision_reason=reason)
+    elif event in _RUN_RESULTS and outcome is not None:
+        changes["outcome"] = outcome
+    changes["state"] = target
+    if preflight is not None:
+        changes["preflight"] = list(preflight)
+    if preview is not None:
+        changes["preview"] = preview
+
+    new = proposal.model_copy(update=changes)
+    new = Proposal.model_validate(new.model_dump())  # re-validate the copied record
+    audit = AuditEvent(
+        at=now,
+        actor=actor,
+        action=f"proposal.{event.value}",
+        subject=proposal.id,
+        detail={
+            "event": event.value,
+            "from": proposal.state.value,
+            "to": new.state.value,
+            "version": new.version,
+            "action": proposal.action,
+            "params": proposal.params,
+            "risk": proposal.risk.value,
+            **({"outcome": new.outcome} if new.outcome is not None else {}),
+            **extra,
+            **(detail or {}),
+        },
+        outcome=AuditOutcome.OK,
+        reason=reason
+        if reason is not None
+        else new.decision_reason
+        if event in _DECISIONS
+        else None,
+    )
+    return TransitionResult(proposal=new, audit=audit, previous=proposal, event=event)
+
+
+def refusal_sentence(proposal: Proposal, event: ProposalEvent, now: datetime) -> str:
+    """Why `event` cannot happen to `proposal` in its current state, as one sentence."""
+    pid, state = proposal.id, proposal.state
+    by = proposal.decided_by.label if proposal.decided_by else SYSTEM.label
+    decided = format_time(proposal.decided_at or proposal.updated_at, now)
+    updated = format_time(proposal.updated_at, now)
+    verb = _VERB[event]
+    if state is S.PROPOSED:
+        needed = ""
+        if proposal.approvals:
+            count = len(proposal.approvals)
+            needed = f" ({count} approval{'s' if count != 1 else ''} so far)"
+        if event is E.START:
+            return (
+                f"proposal {pid} is waiting for approval{needed}; it cannot be started before "
+                "it is approved"
+            )
+        return (
+            f"proposal {pid} is waiting for approval{needed} and not executing; it cannot be {verb}"
+        )
+    if state is S.APPROVED:
+        head = f"proposal {pid} was already approved by {by} at {decided}"
+        if event is E.APPROVE:
+            return head
+        if event is E.REJECT:
+            return f"{head}; it can no longer be rejected (cancel it instead)"
+        if event is E.EXPIRE:
+            return f"{head}; approved proposals do not expire"
+        return f"{head} and is not executing yet; it cannot be {verb}"
+    if state is S.EXECUTING:
+        return f"proposal {pid} is executing; it cannot be {verb}"
+    if state is S.SUCCEEDED:
+        tail = "it never runs twice" if event in (E.APPROVE, E.START) else f"it cannot be {verb}"
+        return f"proposal {pid} already ran and succeeded at {updated}; {tail}"
+    if state is S.FAILED:
+        return (
+            f"proposal {pid} already ran and failed at {updated}; it cannot be {verb}. "
+            "Propose it again to retry"
+        )
+    if state is S.REJECTED:
+        why = f" ({proposal.decision_reason})" if proposal.decision_reason else ""
+        return f"proposal {pid} was rejected by {by} at {decided}{why}; it cannot be {verb}"
+    if state is S.EXPIRED:
+        return (
+            f"proposal {pid} expired at {format_time(proposal.expires_at, now)} without the "
+            f"approvals it needed; it cannot be {verb}. Propose it again if it is still needed"
+        )
+    return f"proposal {pid} was cancelled by {by} at {decided}; it cannot be {verb}"
+
+
+def refusal_audit(
+    proposal_id: str,
+    action: str,
+    *,
+    actor: Identity,
+    now: datetime,
+    why: str,
+    detail: JsonDict | None = None,
+) -> AuditEvent:
+    """The audit record of a refused attempt: `<action>.refused` with the reason."""
+    return AuditEvent(
+        at=utc(now),
+        actor=actor,
+        action=f"{action}.refused",
+        subject=proposal_id,
+        detail=dict(detail or {}),
+        outcome=AuditOutcome.REFUSED,
+        reason=why,
+    )
+
+
+def _refuse(
+    proposal: Proposal,
+    event: ProposalEvent,
+    *,
+    actor: Identity,
+    now: datetime,
+    detail: JsonDict | None,
+) -> NoReturn:
+    state = proposal.state
+    cls: type[TransitionError] = TransitionError
+    if state is S.EXPIRED:
+        cls = ProposalExpired
+    elif state is not S.PROPOSED and (event in _DECISIONS or event is E.START):
+        cls = AlreadyDecided
+    _raise(
+        cls,
+        proposal,
+        event,
+        refusal_sentence(proposal, event, now),
+        actor=actor,
+        now=now,
+        detail=detail,
+    )
+
+
+def _raise(
+    cls: type[TransitionError],
+    proposal: Proposal,
+    event: ProposalEvent,
+    message: str,
+    *,
+    actor: Identity,
+    now: datetime,
+    detail: JsonDict | None,
+) -> NoReturn:
+    audit = refusal_audit(
+        proposal.id,
+        f"proposal.{event.value}",
+        actor=actor,
+        now=now,
+        why=message,
+        detail={"state": proposal.state.value, "version": proposal.version, **(detail or {})},
+    )
+    raise cls(
+        message, proposal_id=proposal.id, state=proposal.state.value, event=event.value, audit=audit
+    )
+
+
+class _ProposalStore(Protocol):
+    async def get(self, proposal_id: str) -> Proposal | None: ...
+
+    async def apply(self, result: TransitionResult) -> Proposal: ...
+
+
+async def apply_transition(
+    repo: _ProposalStore,
+    proposal_id: str,
+    build: Callable[[Proposal], TransitionResult | Awaitable[TransitionResult]],
+    *,
+    attempts: int = 5,
+) -> TransitionResult:
+    """Read the proposal, build a transition from it, save it with compare-and-set; on a lost
+    race (`StaleVersion`) read it again and rebuild, so the loser of two concurrent approvals
+    gets the sentence of the fresh state ("already approved by <@U1> at 14:03 UTC").
+
+    `build` may raise `TransitionError` (propagated as is) or return an awaitable. Raises
+    `NotFound` for an unknown ID and `StaleVersion` if every attempt lost a race.
+    """
+    last: StaleVersion | None = None
+    for _ in range(max(attempts, 1)):
+        current = await repo.get(proposal_id)
+        if current is None:
+            raise NotFound(
+                f"there is no proposal {proposal_id}; list proposals with `/tikv proposals`",
+                kind="proposal",
+                record_id=proposal_id,
+            )
+        built = build(current)
+        result = built if isinstance(built, TransitionResult) else await built
+        try:
+            await repo.apply(result)
+        except StaleVersion as exc:
+            last = exc
+            continue
+        return result
+    assert last is not None
+    raise last
+
+
+__all__ = [
+    "TRANSITIONS",
+    "ProposalEvent",
+    "TransitionResult",
+    "apply_transition",
+    "is_allowed",
+    "propose",
+    "refusal_audit",
+    "refusal_sentence",
+    "transition",
+]
