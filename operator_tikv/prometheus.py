@@ -1,0 +1,293 @@
+"""Prometheus HTTP API client: instant and range queries returning typed results.
+
+Talks to `/api/v1/query` and `/api/v1/query_range` over an injected `httpx.AsyncClient`
+(queries are POSTed as a form, so long PromQL is fine). Sample values arrive as JSON strings
+(`"0.75"`, `"NaN"`, `"+Inf"`) and become floats. Every failure becomes a
+`operator_tikv.metrics.PrometheusError` subclass carrying Prometheus's own `errorType` and
+`error`:
+
+- 400 `bad_data` and 422 `execution` -> `PrometheusQueryError` (the query is wrong);
+- 503 `timeout`/`canceled`/`unavailable`, other non-2xx, connection errors and timeouts
+  -> `PrometheusUnavailable`;
+- a 2xx body that is not the documented envelope -> `PrometheusProtocolError`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from operator_tikv.metrics import (
+    PrometheusError,
+    PrometheusProtocolError,
+    PrometheusQueryError,
+    PrometheusUnavailable,
+)
+
+_QUERY_ERROR_TYPES = frozenset({"bad_data", "execution", "not_found"})
+_MAX_BODY_IN_MESSAGE = 200
+
+
+class Sample(BaseModel):
+    """One value at one time. `value` may be NaN or +/-Inf: check with `math.isnan` first."""
+
+    model_config = ConfigDict(frozen=True)
+
+    timestamp: float
+    value: float
+
+    @property
+    def is_nan(self) -> bool:
+        return math.isnan(self.value)
+
+
+class VectorSeries(BaseModel):
+    """One series of an instant vector: its labels and one sample."""
+
+    model_config = ConfigDict(frozen=True)
+
+    labels: Mapping[str, str]
+    sample: Sample
+
+    @property
+    def value(self) -> float:
+        return self.sample.value
+
+
+class MatrixSeries(BaseModel):
+    """One series of a range result: its labels and samples in time order."""
+
+    model_config = ConfigDict(frozen=True)
+
+    labels: Mapping[str, str]
+    samples: tuple[Sample, ...]
+
+
+class VectorResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    result_type: Literal["vector"] = "vector"
+    series: tuple[VectorSeries, ...]
+    warnings: tuple[str, ...] = ()
+
+
+class MatrixResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    result_type: Literal["matrix"] = "matrix"
+    series: tuple[MatrixSeries, ...]
+    warnings: tuple[str, ...] = ()
+
+
+class ScalarResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    result_type: Literal["scalar"] = "scalar"
+    sample: Sample
+    warnings: tuple[str, ...] = ()
+
+
+class StringResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    result_type: Literal["string"] = "string"
+    timestamp: float
+    text: str
+    warnings: tuple[str, ...] = ()
+
+
+QueryResult = VectorResult | MatrixResult | ScalarResult | StringResult
+
+
+# Wire shapes, validated before conversion: values are strings, timestamps numbers.
+class _WirePoint(BaseModel):
+    metric: dict[str, str] = Field(default_factory=dict)
+    value: tuple[float, str]
+
+
+class _WireRange(BaseModel):
+    metric: dict[str, str] = Field(default_factory=dict)
+    values: list[tuple[float, str]]
+
+
+_VECTOR = TypeAdapter(list[_WirePoint])
+_MATRIX = TypeAdapter(list[_WireRange])
+_PAIR = TypeAdapter(tuple[float, str])
+
+
+def parse_value(text: str) -> float:
+    """A Prometheus sample string (`"0.5"`, `"NaN"`, `"+Inf"`, `"-Inf"`, `"2.7e-01"`) as float."""
+    try:
+        return float(text)
+    except ValueError as exc:
+        raise PrometheusProtocolError(
+            f"Prometheus sent a sample value that is not a number: {text!r}"
+        ) from exc
+
+
+def _sample(pair: tuple[float, str]) -> Sample:
+    return Sample(timestamp=pair[0], value=parse_value(pair[1]))
+
+
+def parse_envelope(body: Any) -> QueryResult:
+    """Turn a successful `{"status":"success","data":{...}}` body into a typed result."""
+    if not isinstance(body, dict) or body.get("status") != "success":
+        raise PrometheusProtocolError(f"Prometheus answered without a success envelope: {body!r}")
+    data = body.get("data")
+    raw_warnings = body.get("warnings") or []
+    warnings = tuple(str(w) for w in raw_warnings) if isinstance(raw_warnings, list) else ()
+    if not isinstance(data, dict):
+        raise PrometheusProtocolError("Prometheus answered success without a `data` object")
+    kind = data.get("resultType")
+    result = data.get("result")
+    try:
+        if kind == "vector":
+            points = _VECTOR.validate_python(result)
+            return VectorResult(
+                series=tuple(
+                    VectorSeries(labels=p.metric, sample=_sample(p.value)) for p in points
+                ),
+                warnings=warnings,
+            )
+        if kind == "matrix":
+            ranges = _MATRIX.validate_python(result)
+            return MatrixResult(
+                series=tuple(
+                    MatrixSeries(labels=r.metric, samples=tuple(_sample(v) for v in r.values))
+                    for r in ranges
+                ),
+                warnings=warnings,
+            )
+        if kind == "scalar":
+            return ScalarResult(sample=_sample(_PAIR.validate_python(result)), warnings=warnings)
+        if kind == "string":
+            ts, text = _PAIR.validate_python(result)
+            return StringResult(timestamp=ts, text=text, warnings=warnings)
+    except ValidationError as exc:
+        raise PrometheusProtocolError(
+            f"Prometheus sent a {kind} result of an unexpected shape: {exc.errors()[0]['msg']}"
+        ) from exc
+    raise PrometheusProtocolError(f"Prometheus sent an unknown resultType {kind!r}")
+
+
+class PrometheusClient:
+    """Queries one Prometheus server. The caller owns (and closes) the `httpx.AsyncClient`."""
+
+    def __init__(
+        self, base_url: str, http: httpx.AsyncClient, *, timeout: float | None = 10.0
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = http
+        self._timeout = timeout
+
+    async def query(self, promql: str, *, at: float | None = None) -> QueryResult:
+        """Instant query (`/api/v1/query`); `at` is unix seconds, default the server's now."""
+        form: dict[str, str] = {"query": promql}
+        if at is not None:
+            form["time"] = _fmt_time(at)
+        return await self._call("/api/v1/query", form)
+
+    async def query_vector(self, promql: str, *, at: float | None = None) -> VectorResult:
+        """Instant query that must return a vector (every per-store query does)."""
+        result = await self.query(promql, at=at)
+        if not isinstance(result, VectorResult):
+            raise PrometheusProtocolError(
+                f"expected a vector from {promql!r}, Prometheus returned a {result.result_type}"
+            )
+        return result
+
+    async def query_range(
+        self, promql: str, *, start: float, end: float, step: float
+    ) -> MatrixResult:
+        """Range query (`/api/v1/query_range`); `step` in seconds."""
+        form = {
+            "query": promql,
+            "start": _fmt_time(start),
+            "end": _fmt_time(end),
+            "step": _fmt_time(step),
+        }
+        result = await self._call("/api/v1/query_range", form)
+        if not isinstance(result, MatrixResult):
+            raise PrometheusProtocolError(
+                f"expected a matrix from a range query, Prometheus returned a {result.result_type}"
+            )
+        return result
+
+    async def _call(self, path: str, form: dict[str, str]) -> QueryResult:
+        if self._timeout is not None:
+            form = {**form, "timeout": f"{self._timeout:g}s"}
+        url = self.base_url + path
+        try:
+            response = await self._http.post(url, data=form, timeout=_http_timeout(self._timeout))
+        except httpx.TimeoutException as exc:
+            raise PrometheusUnavailable(
+                f"Prometheus at {self.base_url} did not answer in time ({type(exc).__name__}); "
+                "check that it is running and not overloaded, or raise the timeout."
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise PrometheusUnavailable(
+                f"could not reach Prometheus at {self.base_url}: {exc or type(exc).__name__}; "
+                "check the Prometheus URL and that the server is up."
+            ) from exc
+        return _interpret(self.base_url, response)
+
+
+def _interpret(base_url: str, response: httpx.Response) -> QueryResult:
+    status = response.status_code
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        excerpt = response.text[:_MAX_BODY_IN_MESSAGE].strip()
+        if response.is_success:
+            raise PrometheusProtocolError(
+                f"Prometheus at {base_url} answered {status} with a body that is not JSON: "
+                f"{excerpt!r}",
+                status_code=status,
+            ) from exc
+        raise PrometheusUnavailable(
+            f"Prometheus at {base_url} answered HTTP {status} without a JSON body "
+            f"({excerpt!r}); a proxy or authentication layer may be in the way.",
+            status_code=status,
+        ) from exc
+    if isinstance(body, dict) and body.get("status") == "error":
+        raise _error_from(base_url, status, body)
+    if not response.is_success:
+        raise PrometheusUnavailable(
+            f"Prometheus at {base_url} answered HTTP {status}", status_code=status
+        )
+    return parse_envelope(body)
+
+
+def _error_from(base_url: str, status: int, body: Mapping[str, Any]) -> PrometheusError:
+    error_type = str(body.get("errorType") or "")
+    detail = str(body.get("error") or "")
+    if error_type in _QUERY_ERROR_TYPES or status in (400, 422):
+        return PrometheusQueryError(
+            f"Prometheus rejected the query ({error_type or status}): {detail}",
+            status_code=status,
+            error_type=error_type or None,
+            detail=detail,
+        )
+    return PrometheusUnavailable(
+        f"Prometheus at {base_url} could not answer ({error_type or status}): {detail}; "
+        "retry later, or check the server's load and query timeout.",
+        status_code=status,
+        error_type=error_type or None,
+        detail=detail,
+    )
+
+
+def _fmt_time(seconds: float) -> str:
+    return repr(float(seconds)) if not float(seconds).is_integer() else str(int(seconds))
+
+
+def _http_timeout(query_timeout: float | None) -> httpx.Timeout | None:
+    if query_timeout is None:
+        return None
+    # Leave Prometheus time to answer its own `timeout` with a 503 before we give up.
+    return httpx.Timeout(query_timeout + 2.0)
