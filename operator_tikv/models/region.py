@@ -1,0 +1,197 @@
+"""Region models: ``/region/id/{id}``, region lists, counts and stats (pd-api.md §4.1-4.4).
+
+Region endpoints answer compact JSON as ``application/octet-stream``; the client parses by
+body. Peers omit ``role`` when Voter and ``is_learner`` when false. A region without a leader
+has ``"leader": {"role_name": ""}``, which becomes ``leader=None`` here.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field, field_validator
+
+from operator_tikv.models.common import PDModel
+
+__all__ = [
+    "DownPeer",
+    "Peer",
+    "PeerRole",
+    "Region",
+    "RegionCheckState",
+    "RegionEpoch",
+    "RegionStats",
+    "RegionsInfo",
+    "StoreRegionType",
+]
+
+
+class PeerRole(StrEnum):
+    """``role_name`` of a peer (metapb.PeerRole names)."""
+
+    VOTER = "Voter"
+    LEARNER = "Learner"
+    INCOMING_VOTER = "IncomingVoter"
+    DEMOTING_VOTER = "DemotingVoter"
+
+
+class RegionCheckState(StrEnum):
+    """The ``{state}`` of ``GET /regions/check/{state}`` that answers a region list."""
+
+    MISS_PEER = "miss-peer"
+    EXTRA_PEER = "extra-peer"
+    DOWN_PEER = "down-peer"
+    PENDING_PEER = "pending-peer"
+    LEARNER_PEER = "learner-peer"
+    OFFLINE_PEER = "offline-peer"
+    EMPTY_REGION = "empty-region"
+    OVERSIZED_REGION = "oversized-region"
+    UNDERSIZED_REGION = "undersized-region"
+
+
+class StoreRegionType(StrEnum):
+    """``?type=`` of ``GET /regions/store/{id}`` (v8.5+; older PDs ignore it and list all)."""
+
+    ALL = "all"
+    LEADER = "leader"
+    FOLLOWER = "follower"
+    LEARNER = "learner"
+    WITNESS = "witness"
+    PENDING = "pending"
+
+
+class Peer(PDModel):
+    """A region peer (``MetaPeer``). ``role`` is the numeric role, absent (0) for Voter."""
+
+    id: int = 0
+    store_id: int = 0
+    role: int = 0
+    role_name: str = ""
+    is_learner: bool = False
+    is_witness: bool = False
+
+    @property
+    def is_voter(self) -> bool:
+        """Voters and the voter sides of a joint state (IncomingVoter, DemotingVoter)."""
+        return not self.is_learner and self.role_name != PeerRole.LEARNER
+
+
+class DownPeer(PDModel):
+    peer: Peer
+    down_seconds: int = 0
+
+
+class RegionEpoch(PDModel):
+    conf_ver: int = 0
+    version: int = 0
+
+
+def _none_to_list(value: object) -> object:
+    return [] if value is None else value
+
+
+class Region(PDModel):
+    """One region. Keys are upper-case hex (``""`` = unbounded); sizes are MiB."""
+
+    id: int
+    start_key: str = ""
+    end_key: str = ""
+    epoch: RegionEpoch = Field(default_factory=RegionEpoch)
+    peers: list[Peer] = Field(default_factory=list)
+    leader: Peer | None = None
+    down_peers: list[DownPeer] = Field(default_factory=list)
+    pending_peers: list[Peer] = Field(default_factory=list)
+    cpu_usage: float = 0.0
+    written_bytes: int = 0
+    read_bytes: int = 0
+    written_keys: int = 0
+    read_keys: int = 0
+    approximate_size: int = 0
+    approximate_keys: int = 0
+
+    @field_validator("peers", "down_peers", "pending_peers", mode="before")
+    @classmethod
+    def _null_lists(cls, value: object) -> object:
+        return _none_to_list(value)
+
+    @field_validator("epoch", mode="before")
+    @classmethod
+    def _null_epoch(cls, value: object) -> object:
+        return {} if value is None else value
+
+    @field_validator("leader", mode="before")
+    @classmethod
+    def _no_leader(cls, value: object) -> object:
+        if isinstance(value, dict) and not value.get("id") and not value.get("store_id"):
+            return None
+        return value
+
+    @property
+    def leader_store_id(self) -> int | None:
+        return self.leader.store_id if self.leader else None
+
+    @property
+    def store_ids(self) -> list[int]:
+        return [peer.store_id for peer in self.peers]
+
+    @property
+    def voter_store_ids(self) -> list[int]:
+        return [peer.store_id for peer in self.peers if peer.is_voter]
+
+    @property
+    def down_store_ids(self) -> list[int]:
+        return [down.peer.store_id for down in self.down_peers]
+
+    @property
+    def pending_store_ids(self) -> list[int]:
+        return [peer.store_id for peer in self.pending_peers]
+
+    def peer_on_store(self, store_id: int) -> Peer | None:
+        """The region's peer on ``store_id``, or None."""
+        for peer in self.peers:
+            if peer.store_id == store_id:
+                return peer
+        return None
+
+
+class RegionsInfo(PDModel):
+    """``{"count": N, "regions": [...]}``; ``regions`` is null on ``/regions/count``."""
+
+    count: int = 0
+    regions: list[Region] = Field(default_factory=list)
+
+    @field_validator("regions", mode="before")
+    @classmethod
+    def _null_regions(cls, value: object) -> object:
+        return _none_to_list(value)
+
+
+def _null_map(value: object) -> object:
+    return {} if value is None else value
+
+
+class RegionStats(PDModel):
+    """``GET /stats/region`` (``statistics.RegionStats``). With ``?count`` only ``count`` is set.
+
+    Map keys are store ids. ``storage_size`` is MiB.
+    """
+
+    count: int = 0
+    empty_count: int = 0
+    storage_size: int = 0
+    storage_keys: int = 0
+    store_leader_count: dict[int, int] = Field(default_factory=dict)
+    store_peer_count: dict[int, int] = Field(default_factory=dict)
+    store_leader_size: dict[int, int] = Field(default_factory=dict)
+    store_peer_size: dict[int, int] = Field(default_factory=dict)
+
+    @field_validator(
+        "store_leader_count",
+        "store_peer_count",
+        "store_leader_size",
+        "store_peer_size",
+        mode="before",
+    )
+    @classmethod
+    def _null_maps(cls, value: object) -> object:
+        return _null_map(value)
