@@ -33,11 +33,27 @@ class PermanentError(EngineError):
     """A failure that retrying will not fix."""
 
 
-class TransitionError(EngineError):
-    """A proposal state change that the state machine forbids.
+class Refusal(EngineError):
+    """Something a person (or the system) asked for was refused. `audit` is the refusal record
+    to append to the audit log (who tried what, and why not); the message says why and what to
+    do instead. Catch this one class to answer every refusal."""
 
-    `audit` is the refusal record to append to the audit log (who tried what, and why not).
-    """
+    def __init__(self, message: str, *, audit: AuditEvent | None = None) -> None:
+        super().__init__(message)
+        self.audit = audit
+
+
+class PolicyRefusal(Refusal):
+    """The approval policy does not allow this actor to do this (not an approver, self-approval
+    of a high-risk action, kill switch on, ...). `rule` names the rule that refused."""
+
+    def __init__(self, message: str, *, rule: str, audit: AuditEvent | None = None) -> None:
+        super().__init__(message, audit=audit)
+        self.rule = rule
+
+
+class TransitionError(Refusal):
+    """A proposal state change that the state machine forbids."""
 
     def __init__(
         self,
@@ -48,11 +64,10 @@ class TransitionError(EngineError):
         event: str,
         audit: AuditEvent | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, audit=audit)
         self.proposal_id = proposal_id
         self.state = state
         self.event = event
-        self.audit = audit
 
 
 class AlreadyDecided(TransitionError):
@@ -120,7 +135,9 @@ __all__ = [
     "ExecutionAlreadyStarted",
     "NotFound",
     "PermanentError",
+    "PolicyRefusal",
     "ProposalExpired",
+    "Refusal",
     "StaleVersion",
     "StorageError",
     "TemporaryError",

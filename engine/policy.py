@@ -1,0 +1,554 @@
+"""The approval policy: who may approve, reject or cancel which proposal, how many approvals a
+high-risk action needs, when unanswered proposals expire, whether low-risk actions approve
+themselves, and whether the kill switch or observe-only mode blocks execution.
+
+The policy is configured with plain values (the composition root maps settings onto
+`ApprovalPolicy`). Each `check_*` returns a `Decision`; a refused decision carries the audit
+event to append. The `approve`/`reject`/`cancel`/`start` helpers check and then call
+`engine.transitions.transition()`, raising a `Refusal` (with its audit event) when refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.clock import format_time, utc
+from engine.errors import PolicyRefusal
+from engine.model import (
+    SYSTEM,
+    AuditEvent,
+    AuditOutcome,
+    EngineSettings,
+    Identity,
+    IdentityKind,
+    KillSwitch,
+    Proposal,
+    ProposalState,
+    RiskLevel,
+)
+from engine.transitions import (
+    ProposalEvent,
+    TransitionResult,
+    refusal_audit,
+    refusal_sentence,
+    transition,
+)
+
+ANYONE = "*"
+"""In an approver list: any Slack user of the workspace."""
+
+
+class Rule:
+    """Names of the rules a decision is made by (`Decision.rule`)."""
+
+    ALLOWED = "allowed"
+    STATE = "state"  # the proposal is not in a state where this is possible
+    EXPIRED = "expired"
+    DUPLICATE = "duplicate"  # the same person approving twice
+    NOT_APPROVER = "not_approver"
+    SELF_APPROVAL = "self_approval"
+    NOT_A_PERSON = "not_a_person"  # Claude, a playbook, or the system outside auto-approval
+    LOCAL_OPERATOR = "local_operator"  # command-line approvals are not enabled
+    KILL_SWITCH = "kill_switch"
+    OBSERVE_ONLY = "observe_only"
+
+
+_STATE_RULES = frozenset({Rule.STATE, Rule.EXPIRED, Rule.DUPLICATE})
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The policy's answer. `reason` is always a sentence; `audit` is set when refused (the
+    record to append). When allowed, pass `reason` on in the transition's detail (the helpers
+    below do) so the audit row of the change says why it was allowed."""
+
+    allowed: bool
+    reason: str
+    rule: str
+    audit: AuditEvent | None = None
+
+    def raise_if_refused(self) -> None:
+        if not self.allowed:
+            raise PolicyRefusal(self.reason, rule=self.rule, audit=self.audit)
+
+
+class ApprovalPolicy(BaseModel):
+    """Approval rules. Approver entries are Slack user IDs (`U…`/`W…`) or user-group IDs
+    (`S…`; a user matches when their identity's `groups` contains it) or `*` for anyone.
+    `approvers` may approve low- and medium-risk actions; `approvers_high` high-risk ones
+    (empty: the same people as `approvers`). With no approvers configured, no Slack user may
+    approve."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    approvers: frozenset[str] = frozenset()
+    approvers_high: frozenset[str] = frozenset()
+    allow_local_operator: bool = False
+    self_approve: bool = True
+    self_approve_high: bool = False
+    high_risk_approvals: int = Field(default=1, ge=1, le=5)
+    proposal_ttl: timedelta = Field(default=timedelta(minutes=30), gt=timedelta(0))
+    auto_approve_low: bool = False
+
+    # ------------------------------------------------------------------ plain rules
+
+    def approvers_for(self, risk: RiskLevel) -> frozenset[str]:
+        if risk is RiskLevel.HIGH and self.approvers_high:
+            return self.approvers_high
+        return self.approvers
+
+    def approvals_needed(self, risk: RiskLevel) -> int:
+        return self.high_risk_approvals if risk is RiskLevel.HIGH else 1
+
+    def expires_at(self, created_at: datetime) -> datetime:
+        return utc(created_at) + self.proposal_ttl
+
+    def is_expired(self, proposal: Proposal, now: datetime) -> bool:
+        return proposal.state is ProposalState.PROPOSED and utc(now) >= proposal.expires_at
+
+    def authorizes(self, actor: Identity, risk: RiskLevel) -> Decision:
+        """Whether `actor` is, in principle, an approver for `risk` (no proposal involved)."""
+        return self._authorize(actor, risk, subject=None, action="authorize", now=None)
+
+    # ------------------------------------------------------------------ decisions
+
+    def check_approval(self, proposal: Proposal, actor: Identity, now: datetime) -> Decision:
+        now = utc(now)
+        action = "proposal.approve"
+        if proposal.state is not ProposalState.PROPOSED:
+            why = refusal_sentence(proposal, ProposalEvent.APPROVE, now)
+            return self._refuse(proposal, actor, now, action, rule=Rule.STATE, why=why)
+        if now >= proposal.expires_at:
+            why = (
+                f"proposal {proposal.id} expired at {format_time(proposal.expires_at, now)} "
+                "without the approvals it needed; it cannot be approved. Propose it again if it "
+                "is still needed"
+            )
+            return self._refuse(proposal, actor, now, action, rule=Rule.EXPIRED, why=why)
+        who = self._authorize(actor, proposal.risk, subject=proposal.id, action=action, now=now)
+        if not who.allowed:
+            return who
+        if actor.same_as(proposal.requested_by) and not self._may_self_approve(proposal.risk):
+            why = (
+                f"{actor.label} requested proposal {proposal.id} and cannot approve it too: "
+                f"{proposal.risk.value}-risk actions need someone else's approval"
+            )
+            return self._refuse(proposal, actor, now, action, rule=Rule.SELF_APPROVAL, why=why)
+        needed = self.approvals_needed(proposal.risk)
+        earlier = proposal.approved_by(actor)
+        if earlier is not None:
+            missing = max(needed - len(proposal.approvals), 0)
+            why = (
+                f"{actor.label} already approved proposal {proposal.id} at "
+                f"{format_time(earlier.at, now)}; it still needs {missing} approval"
+                f"{'s' if missing != 1 else ''} from someone else"
+            )
+            return self._refuse(proposal, actor, now, action, rule=Rule.DUPLICATE, why=why)
+        count = len(proposal.approvals) + 1
+        why = f"{who.reason} (approval {count} of {needed})"
+        return Decision(allowed=True, reason=why, rule=Rule.ALLOWED)
+
+    def check_rejection(self, proposal: Proposal, actor: Identity, now: datetime) -> Decision:
+        """Approvers for the proposal's risk, and its requester, may reject it while proposed."""
+        return self._check_decline(proposal, actor, now, ProposalEvent.REJECT)
+
+    def check_cancel(self, proposal: Proposal, actor: Identity, now: datetime) -> Decision:
+        """Approvers for the proposal's risk, its requester and the system may cancel it while
+        it is proposed or approved (not once it is executing)."""
+        return self._check_decline(proposal, actor, now, ProposalEvent.CANCEL)
+
+    def check_execution(
+        self, proposal: Proposal, settings: EngineSettings, now: datetime
+    ) -> Decision:
+        """Whether an approved proposal may start now: the kill switch and observe-only mode
+        block every execution."""
+        now = utc(now)
+        action = "proposal.start"
+        if proposal.state is not ProposalState.APPROVED:
+            why = refusal_sentence(proposal, ProposalEvent.START, now)
+            return self._refuse(proposal, SYSTEM, now, action, rule=Rule.STATE, why=why)
+        switch = settings.kill_switch
+        if switch.on:
+            by = f" by {switch.by.label}" if switch.by else ""
+            at = f" at {format_time(switch.at, now)}" if switch.at else ""
+            because = f" ({switch.reason})" if switch.reason else ""
+            why = (
+                f"the kill switch is on{by}{at}{because}; proposal {proposal.id} stays approved "
+                "and will not run until someone turns the kill switch off"
+            )
+            return self._refuse(proposal, SYSTEM, now, action, rule=Rule.KILL_SWITCH, why=why)
+        if settings.observe_only:
+            why = (
+                f"tikvops is in observe-only mode; proposal {proposal.id} stays approved and "
+                "will not run until observe-only mode is turned off"
+            )
+            return self._refuse(proposal, SYSTEM, now, action, rule=Rule.OBSERVE_ONLY, why=why)
+        return Decision(
+            allowed=True, reason="kill switch off and not observe-only", rule=Rule.ALLOWED
+        )
+
+    def check_kill_switch(self, actor: Identity, on: bool, now: datetime) -> Decision:
+        """Anyone who may approve something may turn the kill switch on (stopping is always
+        safe); turning it off needs a high-risk approver."""
+        now = utc(now)
+        action = "killswitch.on" if on else "killswitch.off"
+        if on:
+            low = self._authorize(actor, RiskLevel.LOW, subject="engine", action=action, now=now)
+            if low.allowed:
+                return Decision(allowed=True, reason=low.reason, rule=Rule.ALLOWED)
+            high = self._authorize(actor, RiskLevel.HIGH, subject="engine", action=action, now=now)
+            return high if high.allowed else low
+        return self._authorize(actor, RiskLevel.HIGH, subject="engine", action=action, now=now)
+
+    # ------------------------------------------------------------------ check + transition
+
+    def approve(
+        self,
+        proposal: Proposal,
+        actor: Identity,
+        now: datetime,
+        *,
+        expected_version: int | None = None,
+        reason: str | None = None,
+    ) -> TransitionResult:
+        """Check and approve. Raises `TransitionError` subclasses for state problems (already
+        approved, expired, same person twice) and `PolicyRefusal` for authorization; both carry
+        the audit event of the refusal."""
+        decision = self.check_approval(proposal, actor, now)
+        return self._apply(
+            decision,
+            proposal,
+            ProposalEvent.APPROVE,
+            actor=actor,
+            now=now,
+            expected_version=expected_version,
+            reason=reason,
+        )
+
+    def reject(
+        self,
+        proposal: Proposal,
+        actor: Identity,
+        now: datetime,
+        *,
+        expected_version: int | None = None,
+        reason: str | None = None,
+    ) -> TransitionResult:
+        decision = self.check_rejection(proposal, actor, now)
+        return self._apply(
+            decision,
+            proposal,
+            ProposalEvent.REJECT,
+            actor=actor,
+            now=now,
+            expected_version=expected_version,
+            reason=reason,
+        )
+
+    def cancel(
+        self,
+        proposal: Proposal,
+        actor: Identity,
+        now: datetime,
+        *,
+        expected_version: int | None = None,
+        reason: str | None = None,
+    ) -> TransitionResult:
+        decision = self.check_cancel(proposal, actor, now)
+        return self._apply(
+            decision,
+            proposal,
+            ProposalEvent.CANCEL,
+            actor=actor,
+            now=now,
+            expected_version=expected_version,
+            reason=reason,
+        )
+
+    def start(
+        self, proposal: Proposal, settings: EngineSettings, now: datetime
+    ) -> TransitionResult:
+        """Check the kill switch / observe-only and move an approved proposal to executing
+        (actor: the system)."""
+        decision = self.check_execution(proposal, settings, now)
+        return self._apply(
+            decision,
+            proposal,
+            ProposalEvent.START,
+            actor=SYSTEM,
+            now=now,
+            expected_version=None,
+            reason=None,
+        )
+
+    def auto_approve(self, proposal: Proposal, now: datetime) -> TransitionResult | None:
+        """With auto-approval of low-risk actions on, the approval of a fresh low-risk proposal
+        by the system; otherwise None."""
+        if not (
+            self.auto_approve_low
+            and proposal.risk is RiskLevel.LOW
+            and proposal.state is ProposalState.PROPOSED
+            and not proposal.approvals
+        ):
+            return None
+        return transition(
+            proposal,
+            ProposalEvent.APPROVE,
+            actor=SYSTEM,
+            now=now,
+            reason="low-risk actions are approved automatically",
+            approvals_needed=1,
+            detail={"policy": "auto-approval of low-risk actions is on"},
+        )
+
+    def expire_if_due(self, proposal: Proposal, now: datetime) -> TransitionResult | None:
+        """The expiry of an unanswered proposal whose time has come; otherwise None."""
+        if not self.is_expired(proposal, now):
+            return None
+        return transition(proposal, ProposalEvent.EXPIRE, actor=SYSTEM, now=now)
+
+    def set_kill_switch(
+        self,
+        current: EngineSettings,
+        *,
+        on: bool,
+        actor: Identity,
+        now: datetime,
+        reason: str | None = None,
+    ) -> tuple[EngineSettings, AuditEvent]:
+        """The new settings and the `killswitch.on`/`killswitch.off` audit event, after checking
+        the actor may do it (raises `PolicyRefusal`, carrying its audit event)."""
+        now = utc(now)
+        self.check_kill_switch(actor, on, now).raise_if_refused()
+        switch = KillSwitch(on=on, by=actor, at=now, reason=reason)
+        new = current.model_copy(update={"kill_switch": switch, "updated_at": now})
+        event = AuditEvent(
+            at=now,
+            actor=actor,
+            action="killswitch.on" if on else "killswitch.off",
+            subject="engine",
+            detail={"was_on": current.kill_switch.on, "on": on},
+            reason=reason,
+        )
+        return EngineSettings.model_validate(new.model_dump()), event
+
+    def set_observe_only(
+        self,
+        current: EngineSettings,
+        *,
+        on: bool,
+        actor: Identity,
+        now: datetime,
+        reason: str | None = None,
+    ) -> tuple[EngineSettings, AuditEvent]:
+        """Like `set_kill_switch`, for observe-only mode (same permissions)."""
+        now = utc(now)
+        decision = self.check_kill_switch(actor, on, now)
+        if not decision.allowed:
+            assert decision.audit is not None
+            audit = decision.audit.model_copy(
+                update={"action": f"observe_only.{'on' if on else 'off'}.refused"}
+            )
+            raise PolicyRefusal(decision.reason, rule=decision.rule, audit=audit)
+        new = current.model_copy(update={"observe_only": on, "updated_at": now})
+        event = AuditEvent(
+            at=now,
+            actor=actor,
+            action="observe_only.on" if on else "observe_only.off",
+            subject="engine",
+            detail={"was_on": current.observe_only, "on": on},
+            reason=reason,
+        )
+        return EngineSettings.model_validate(new.model_dump()), event
+
+    # ------------------------------------------------------------------ internals
+
+    def _may_self_approve(self, risk: RiskLevel) -> bool:
+        return self.self_approve_high if risk is RiskLevel.HIGH else self.self_approve
+
+    def _authorize(
+        self,
+        actor: Identity,
+        risk: RiskLevel,
+        *,
+        subject: str | None,
+        action: str,
+        now: datetime | None,
+    ) -> Decision:
+        level = f"{risk.value}-risk actions"
+        if actor.kind in (IdentityKind.CLAUDE, IdentityKind.PLAYBOOK):
+            why = f"{actor.label} cannot approve or change anything; a person must decide"
+            return self._deny(
+                actor, now, action=action, subject=subject, rule=Rule.NOT_A_PERSON, why=why
+            )
+        if actor.kind is IdentityKind.SYSTEM:
+            if action in ("proposal.cancel", "proposal.start"):
+                return Decision(allowed=True, reason="the system may do this", rule=Rule.ALLOWED)
+            why = (
+                "the system approves nothing by itself unless auto-approval of low-risk "
+                "actions is on"
+            )
+            return self._deny(
+                actor, now, action=action, subject=subject, rule=Rule.NOT_A_PERSON, why=why
+            )
+        if actor.kind is IdentityKind.CLI_USER:
+            if self.allow_local_operator:
+                why = f"{actor.label} is the local operator, allowed to decide on the command line"
+                return Decision(allowed=True, reason=why, rule=Rule.ALLOWED)
+            why = (
+                f"decisions from the command line ({actor.label}) are not enabled; decide in "
+                "Slack, or allow the local operator in the approval settings"
+            )
+            return self._deny(
+                actor, now, action=action, subject=subject, rule=Rule.LOCAL_OPERATOR, why=why
+            )
+        allowed = self.approvers_for(risk)
+        if ANYONE in allowed:
+            return Decision(allowed=True, reason=f"anyone may approve {level}", rule=Rule.ALLOWED)
+        if actor.id in allowed:
+            return Decision(
+                allowed=True,
+                reason=f"{actor.label} is an approver for {level}",
+                rule=Rule.ALLOWED,
+            )
+        via = sorted(set(actor.groups) & allowed)
+        if via:
+            return Decision(
+                allowed=True,
+                reason=f"{actor.label} is an approver for {level} through group {_group(via[0])}",
+                rule=Rule.ALLOWED,
+            )
+        if not allowed:
+            why = (
+                f"{actor.label} may not approve {level}: no approvers are configured for them; "
+                "add Slack user or user-group IDs to the approvers setting"
+            )
+        else:
+            names = ", ".join(_mention(entry) for entry in sorted(allowed))
+            why = f"{actor.label} is not an approver for {level}; ask one of {names}"
+        return self._deny(
+            actor, now, action=action, subject=subject, rule=Rule.NOT_APPROVER, why=why
+        )
+
+    def _check_decline(
+        self, proposal: Proposal, actor: Identity, now: datetime, event: ProposalEvent
+    ) -> Decision:
+        now = utc(now)
+        action = f"proposal.{event.value}"
+        allowed_states = (
+            (ProposalState.PROPOSED,)
+            if event is ProposalEvent.REJECT
+            else (ProposalState.PROPOSED, ProposalState.APPROVED)
+        )
+        if proposal.state not in allowed_states:
+            why = refusal_sentence(proposal, event, now)
+            return self._refuse(proposal, actor, now, action, rule=Rule.STATE, why=why)
+        if actor.same_as(proposal.requested_by) and actor.kind in (
+            IdentityKind.SLACK_USER,
+            IdentityKind.CLI_USER,
+        ):
+            return Decision(
+                allowed=True,
+                reason=f"{actor.label} requested proposal {proposal.id}",
+                rule=Rule.ALLOWED,
+            )
+        return self._authorize(actor, proposal.risk, subject=proposal.id, action=action, now=now)
+
+    def _apply(
+        self,
+        decision: Decision,
+        proposal: Proposal,
+        event: ProposalEvent,
+        *,
+        actor: Identity,
+        now: datetime,
+        expected_version: int | None,
+        reason: str | None,
+    ) -> TransitionResult:
+        if not decision.allowed and decision.rule in _STATE_RULES:
+            # Let the state machine raise its typed error (AlreadyDecided, ProposalExpired,
+            # DuplicateApproval) with the same sentence and its own refusal audit event.
+            transition(
+                proposal,
+                event,
+                actor=actor,
+                now=now,
+                approvals_needed=self.approvals_needed(proposal.risk),
+            )
+        decision.raise_if_refused()
+        return transition(
+            proposal,
+            event,
+            actor=actor,
+            now=now,
+            reason=reason,
+            expected_version=expected_version,
+            approvals_needed=self.approvals_needed(proposal.risk),
+            detail={"policy": decision.reason},
+        )
+
+    def _refuse(
+        self,
+        proposal: Proposal,
+        actor: Identity,
+        now: datetime,
+        action: str,
+        *,
+        rule: str,
+        why: str,
+    ) -> Decision:
+        audit = refusal_audit(
+            proposal.id,
+            action,
+            actor=actor,
+            now=now,
+            why=why,
+            detail={
+                "rule": rule,
+                "state": proposal.state.value,
+                "version": proposal.version,
+                "risk": proposal.risk.value,
+                "action": proposal.action,
+            },
+        )
+        return Decision(allowed=False, reason=why, rule=rule, audit=audit)
+
+    def _deny(
+        self,
+        actor: Identity,
+        now: datetime | None,
+        *,
+        action: str,
+        subject: str | None,
+        rule: str,
+        why: str,
+    ) -> Decision:
+        audit = None
+        if now is not None:
+            audit = AuditEvent(
+                at=now,
+                actor=actor,
+                action=f"{action}.refused",
+                subject=subject or "engine",
+                detail={"rule": rule},
+                outcome=AuditOutcome.REFUSED,
+                reason=why,
+            )
+        return Decision(allowed=False, reason=why, rule=rule, audit=audit)
+
+
+def _group(group_id: str) -> str:
+    return f"<!subteam^{group_id}>"
+
+
+def _mention(entry: str) -> str:
+    """An approver entry as Slack shows it: user IDs start with U or W, group IDs with S."""
+    if entry.startswith("S"):
+        return _group(entry)
+    return f"<@{entry}>"
+
+
+__all__ = ["ANYONE", "ApprovalPolicy", "Decision", "Rule"]

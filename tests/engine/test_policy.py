@@ -1,0 +1,244 @@
+"""The approval policy: approvers by risk, groups, self-approval, quorum, expiry, auto-approval,
+kill switch and observe-only, and the audit events of refusals."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from engine.errors import AlreadyDecided, DuplicateApproval, PolicyRefusal, ProposalExpired
+from engine.model import (
+    SYSTEM,
+    AuditOutcome,
+    EngineSettings,
+    Identity,
+    KillSwitch,
+    ProposalState,
+    RiskLevel,
+)
+from engine.policy import ANYONE, ApprovalPolicy, Rule
+from tests.plugins.storage import T0, alice, bob, make_proposal
+
+S = ProposalState
+CAROL = Identity.slack("U3CAROL", name="carol")
+NOW = T0 + timedelta(minutes=5)
+
+POLICY = ApprovalPolicy(
+    approvers=frozenset({"U1ALICE", "U2BOB", "U3CAROL"}),
+    approvers_high=frozenset({"U1ALICE", "S_SRE"}),
+)
+
+
+def test_approver_for_low_and_medium() -> None:
+    for risk in (RiskLevel.LOW, RiskLevel.MEDIUM):
+        decision = POLICY.check_approval(make_proposal(risk=risk), bob(), NOW)
+        assert decision.allowed, decision.reason
+        assert decision.rule == Rule.ALLOWED
+        assert decision.audit is None
+        assert (
+            decision.reason
+            == f"<@U2BOB> is an approver for {risk.value}-risk actions (approval 1 of 1)"
+        )
+
+
+def test_non_approver_is_refused_with_names_and_audit() -> None:
+    stranger = Identity.slack("U9NOPE")
+    decision = POLICY.check_approval(make_proposal(), stranger, NOW)
+    assert not decision.allowed
+    assert decision.rule == Rule.NOT_APPROVER
+    assert decision.reason == (
+        "<@U9NOPE> is not an approver for medium-risk actions; ask one of <@U1ALICE>, <@U2BOB>, "
+        "<@U3CAROL>"
+    )
+    assert decision.audit is not None
+    assert decision.audit.action == "proposal.approve.refused"
+    assert decision.audit.actor == stranger
+    assert decision.audit.subject == "P-7"
+    assert decision.audit.outcome is AuditOutcome.REFUSED
+    assert decision.audit.reason == decision.reason
+
+
+def test_high_risk_uses_high_approvers_and_groups() -> None:
+    high = make_proposal(risk=RiskLevel.HIGH)
+    assert not POLICY.check_approval(high, bob(), NOW).allowed  # bob approves medium only
+    assert POLICY.check_approval(high, alice(), NOW).allowed
+    sre = Identity.slack("U7DAVE", groups=("S_OTHER", "S_SRE"))
+    decision = POLICY.check_approval(high, sre, NOW)
+    assert decision.allowed
+    assert "through group <!subteam^S_SRE>" in decision.reason
+    refused = POLICY.check_approval(high, bob(), NOW)
+    assert "<!subteam^S_SRE>" in refused.reason  # group entries are shown as groups
+
+
+def test_high_approvers_default_to_approvers() -> None:
+    policy = ApprovalPolicy(approvers=frozenset({"U2BOB"}))
+    assert policy.check_approval(make_proposal(risk=RiskLevel.HIGH), bob(), NOW).allowed
+
+
+def test_no_approvers_configured_means_nobody_and_star_means_anyone() -> None:
+    nobody = ApprovalPolicy()
+    decision = nobody.check_approval(make_proposal(), bob(), NOW)
+    assert not decision.allowed and "no approvers are configured" in decision.reason
+    anyone = ApprovalPolicy(approvers=frozenset({ANYONE}))
+    assert anyone.check_approval(make_proposal(risk=RiskLevel.HIGH), bob(), NOW).allowed
+
+
+def test_self_approval_of_high_risk_is_refused_by_default() -> None:
+    own_high = make_proposal(risk=RiskLevel.HIGH, requested_by=alice())
+    decision = POLICY.check_approval(own_high, alice(), NOW)
+    assert not decision.allowed
+    assert decision.rule == Rule.SELF_APPROVAL
+    assert decision.reason == (
+        "<@U1ALICE> requested proposal P-7 and cannot approve it too: high-risk actions need "
+        "someone else's approval"
+    )
+    with pytest.raises(PolicyRefusal) as caught:
+        POLICY.approve(own_high, alice(), NOW)
+    assert caught.value.rule == Rule.SELF_APPROVAL
+    assert caught.value.audit is not None
+    # Low/medium: allowed by default; both switches configurable.
+    own_medium = make_proposal(risk=RiskLevel.MEDIUM, requested_by=bob())
+    assert POLICY.check_approval(own_medium, bob(), NOW).allowed
+    strict = POLICY.model_copy(update={"self_approve": False})
+    assert strict.check_approval(own_medium, bob(), NOW).rule == Rule.SELF_APPROVAL
+    lenient = POLICY.model_copy(update={"self_approve_high": True})
+    assert lenient.check_approval(own_high, alice(), NOW).allowed
+
+
+def test_two_approvals_for_high_risk_same_person_counts_once() -> None:
+    policy = POLICY.model_copy(update={"high_risk_approvals": 2})
+    sre = Identity.slack("U7DAVE", groups=("S_SRE",))
+    proposal = make_proposal(risk=RiskLevel.HIGH)
+    first = policy.approve(proposal, alice(), NOW)
+    assert first.proposal.state is S.PROPOSED
+    assert first.audit.detail["policy"].endswith("(approval 1 of 2)")
+
+    decision = policy.check_approval(first.proposal, alice(), NOW)
+    assert decision.rule == Rule.DUPLICATE
+    assert "still needs 1 approval from someone else" in decision.reason
+    with pytest.raises(DuplicateApproval):
+        policy.approve(first.proposal, alice(), NOW)
+
+    second = policy.approve(first.proposal, sre, NOW)
+    assert second.proposal.state is S.APPROVED
+    assert second.audit.detail["policy"].endswith("(approval 2 of 2)")
+    # Low risk still needs one.
+    assert (
+        policy.approve(make_proposal(risk=RiskLevel.LOW), bob(), NOW).proposal.state is S.APPROVED
+    )
+
+
+def test_expiry() -> None:
+    proposal = make_proposal()
+    assert POLICY.expires_at(T0) == T0 + timedelta(minutes=30)
+    assert not POLICY.is_expired(proposal, T0 + timedelta(minutes=29))
+    assert POLICY.expire_if_due(proposal, T0 + timedelta(minutes=29)) is None
+    late = T0 + timedelta(minutes=30)
+    decision = POLICY.check_approval(proposal, bob(), late)
+    assert decision.rule == Rule.EXPIRED and "expired at 14:30 UTC" in decision.reason
+    with pytest.raises(ProposalExpired):
+        POLICY.approve(proposal, bob(), late)
+    expired = POLICY.expire_if_due(proposal, late)
+    assert expired is not None and expired.proposal.state is S.EXPIRED
+    assert expired.audit.actor == SYSTEM
+    short = ApprovalPolicy(proposal_ttl=timedelta(minutes=5))
+    assert short.expires_at(T0) == T0 + timedelta(minutes=5)
+
+
+def test_already_approved_is_refused_with_who_and_when() -> None:
+    approved = make_proposal(S.APPROVED)
+    decision = POLICY.check_approval(approved, bob(), NOW)
+    assert decision.rule == Rule.STATE
+    assert decision.reason == "proposal P-7 was already approved by <@U1ALICE> at 14:03 UTC"
+    with pytest.raises(AlreadyDecided, match="already approved by <@U1ALICE> at 14:03 UTC"):
+        POLICY.approve(approved, bob(), NOW)
+
+
+def test_auto_approval_of_low_risk() -> None:
+    low = make_proposal(risk=RiskLevel.LOW)
+    assert POLICY.auto_approve(low, NOW) is None  # off by default
+    auto = POLICY.model_copy(update={"auto_approve_low": True})
+    result = auto.auto_approve(low, NOW)
+    assert result is not None
+    assert result.proposal.state is S.APPROVED and result.proposal.decided_by == SYSTEM
+    assert auto.auto_approve(make_proposal(risk=RiskLevel.MEDIUM), NOW) is None
+    # The system cannot approve through the normal path.
+    assert POLICY.check_approval(low, SYSTEM, NOW).rule == Rule.NOT_A_PERSON
+
+
+def test_claude_and_playbooks_never_approve() -> None:
+    for bot in (Identity.claude("claude-x"), Identity.playbook("store-down")):
+        decision = POLICY.check_approval(make_proposal(risk=RiskLevel.LOW), bot, NOW)
+        assert not decision.allowed and decision.rule == Rule.NOT_A_PERSON
+
+
+def test_local_operator_needs_explicit_flag() -> None:
+    me = Identity.cli("alice@laptop")
+    decision = POLICY.check_approval(make_proposal(), me, NOW)
+    assert decision.rule == Rule.LOCAL_OPERATOR
+    assert "command line (alice@laptop) are not enabled" in decision.reason
+    local = POLICY.model_copy(update={"allow_local_operator": True})
+    assert local.check_approval(make_proposal(risk=RiskLevel.HIGH), me, NOW).allowed
+
+
+def test_rejection_and_cancel() -> None:
+    proposal = make_proposal(requested_by=Identity.slack("U8REQ"))
+    assert POLICY.reject(proposal, bob(), NOW, reason="wrong store").proposal.state is S.REJECTED
+    # The requester may withdraw their own proposal even though not an approver.
+    assert POLICY.check_rejection(proposal, Identity.slack("U8REQ"), NOW).allowed
+    assert POLICY.check_cancel(proposal, Identity.slack("U8REQ"), NOW).allowed
+    assert not POLICY.check_rejection(proposal, Identity.slack("U9NOPE"), NOW).allowed
+    # Approved: can be cancelled (also by the system), not rejected.
+    approved = make_proposal(S.APPROVED)
+    assert POLICY.cancel(approved, SYSTEM, NOW).proposal.state is S.CANCELLED
+    refused = POLICY.check_rejection(approved, bob(), NOW)
+    assert refused.rule == Rule.STATE and "cancel it instead" in refused.reason
+    with pytest.raises(AlreadyDecided):
+        POLICY.reject(approved, bob(), NOW)
+    executing = POLICY.check_cancel(make_proposal(S.EXECUTING), bob(), NOW)
+    assert executing.reason == "proposal P-7 is executing; it cannot be cancelled"
+
+
+def test_kill_switch_and_observe_only_block_execution() -> None:
+    approved = make_proposal(S.APPROVED)
+    assert POLICY.check_execution(approved, EngineSettings(), NOW).allowed
+    assert POLICY.start(approved, EngineSettings(), NOW).proposal.state is S.EXECUTING
+
+    killed = EngineSettings(kill_switch=KillSwitch(on=True, by=alice(), at=T0, reason="PD upgrade"))
+    decision = POLICY.check_execution(approved, killed, NOW)
+    assert decision.rule == Rule.KILL_SWITCH
+    assert decision.reason.startswith(
+        "the kill switch is on by <@U1ALICE> at 14:00 UTC (PD upgrade); proposal P-7 stays approved"
+    )
+    assert decision.audit is not None and decision.audit.action == "proposal.start.refused"
+    with pytest.raises(PolicyRefusal, match="kill switch is on"):
+        POLICY.start(approved, killed, NOW)
+
+    observing = EngineSettings(observe_only=True)
+    assert POLICY.check_execution(approved, observing, NOW).rule == Rule.OBSERVE_ONLY
+    assert POLICY.check_execution(make_proposal(), EngineSettings(), NOW).rule == Rule.STATE
+
+
+def test_switching_the_kill_switch() -> None:
+    settings, event = POLICY.set_kill_switch(
+        EngineSettings(), on=True, actor=bob(), now=NOW, reason="maintenance"
+    )
+    assert settings.kill_switch.on and settings.kill_switch.by == bob()
+    assert event.action == "killswitch.on" and event.reason == "maintenance"
+    # Off needs a high-risk approver: bob is not one.
+    with pytest.raises(PolicyRefusal) as caught:
+        POLICY.set_kill_switch(settings, on=False, actor=bob(), now=NOW)
+    assert caught.value.audit is not None
+    assert caught.value.audit.action == "killswitch.off.refused"
+    off, event = POLICY.set_kill_switch(settings, on=False, actor=alice(), now=NOW)
+    assert not off.kill_switch.on and event.action == "killswitch.off"
+    with pytest.raises(PolicyRefusal):
+        POLICY.set_kill_switch(EngineSettings(), on=True, actor=Identity.slack("U9NOPE"), now=NOW)
+
+    observing, event = POLICY.set_observe_only(EngineSettings(), on=True, actor=bob(), now=NOW)
+    assert observing.observe_only and event.action == "observe_only.on"
+    with pytest.raises(PolicyRefusal) as refused:
+        POLICY.set_observe_only(observing, on=False, actor=bob(), now=NOW)
+    assert refused.value.audit is not None
+    assert refused.value.audit.action == "observe_only.off.refused"
