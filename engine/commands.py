@@ -1,0 +1,487 @@
+"""The command grammar shared by Slack (`/tikv drain 4`) and the terminal (`tikvops drain 4`).
+
+`parse_command(text, prog=...)` turns words into a typed command, or a `CommandError` naming
+what was wrong together with the usage line of that command. It is pure: it checks words,
+numbers and arity; whether store 4 exists is preflight's job against the live cluster.
+
+Action commands, their usage lines and their help text come from the action registry: a
+params model's required fields are positional (in declaration order), optional fields are
+`--name value` options, and every action accepts `--dry-run`.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from difflib import get_close_matches
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
+from pydantic.fields import FieldInfo
+
+from operator_tikv.actions import REGISTRY, Action, ActionCall, ActionParams, InvalidParams
+
+SLACK_PROG = "/tikv"
+CLI_PROG = "tikvops"
+DRY_RUN = "--dry-run"
+AUDIT_DEFAULT = 20
+AUDIT_MAX = 500
+
+ReadView = Literal[
+    "status", "stores", "store", "region", "incidents", "proposals", "proposal", "audit"
+]
+
+
+class _Command(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class HelpCommand(_Command):
+    """`help [command]`: `topic` is a canonical command name, or None for the overview."""
+
+    kind: Literal["help"] = "help"
+    topic: str | None = None
+
+
+class ReadCommand(_Command):
+    """A read-only view. Only the field of that view is set (`store_id` for `store`, ...)."""
+
+    kind: Literal["read"] = "read"
+    view: ReadView
+    store_id: int | None = None
+    region_id: int | None = None
+    proposal_id: str | None = None
+    count: int | None = None
+
+
+class ActionCommand(_Command):
+    """A registered action with typed params; `dry_run` stops after preflight."""
+
+    kind: Literal["action"] = "action"
+    action: str
+    params: SerializeAsAny[ActionParams]
+    dry_run: bool = False
+
+    @property
+    def call(self) -> ActionCall:
+        return ActionCall(action=self.action, params=self.params.model_dump(mode="json"))
+
+
+class DecisionCommand(_Command):
+    """`approve <proposal>` or `reject <proposal> [reason...]`."""
+
+    kind: Literal["decision"] = "decision"
+    decision: Literal["approve", "reject"]
+    proposal_id: str
+    reason: str | None = None
+
+
+class KillSwitchCommand(_Command):
+    """`kill-switch on|off|status`; `on` may carry a reason."""
+
+    kind: Literal["kill-switch"] = "kill-switch"
+    mode: Literal["on", "off", "status"]
+    reason: str | None = None
+
+
+Command = Annotated[
+    HelpCommand | ReadCommand | ActionCommand | DecisionCommand | KillSwitchCommand,
+    Field(discriminator="kind"),
+]
+
+
+class CommandError(BaseModel):
+    """What was wrong with the words, and the usage line of the command (when known)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    message: str
+    command: str | None = None
+    usage: str | None = None
+    suggestion: str | None = None
+
+    def text(self) -> str:
+        """The whole reply: "store ID must be a whole number, got 'four'. Usage: ..."."""
+        message = self.message if self.message.endswith((".", "?", "!")) else self.message + "."
+        return f"{message} Usage: {self.usage}" if self.usage else message
+
+
+# ---------------------------------------------------------------- the non-action commands
+
+
+@dataclass(frozen=True)
+class _Spec:
+    name: str
+    args: str
+    summary: str
+    group: str
+
+
+_BUILTINS: tuple[_Spec, ...] = (
+    _Spec("help", "[command]", "list the commands, or explain one", "Help"),
+    _Spec("status", "", "cluster overview: stores, open incidents, pending proposals", "Read"),
+    _Spec("stores", "", "every store with its state, leaders, regions and disk use", "Read"),
+    _Spec("store", "<store-id>", "one store in detail", "Read"),
+    _Spec("region", "<region-id>", "one region: peers, leader, health", "Read"),
+    _Spec("incidents", "", "open incidents", "Read"),
+    _Spec("proposals", "", "proposals waiting for a decision", "Read"),
+    _Spec("proposal", "<proposal-id>", "one proposal with its checks and history", "Read"),
+    _Spec("audit", "[n]", f"the last n audit records (default {AUDIT_DEFAULT})", "Read"),
+    _Spec("approve", "<proposal-id>", "approve a proposal (the approval policy applies)", "Decide"),
+    _Spec(
+        "reject",
+        "<proposal-id> [reason...]",
+        "reject a proposal, with an optional reason",
+        "Decide",
+    ),
+    _Spec(
+        "kill-switch",
+        "on|off|status [reason...]",
+        "block (on) or allow (off) every execution, or show the switch",
+        "Safety",
+    ),
+)
+_BUILTIN_BY_NAME: Mapping[str, _Spec] = {spec.name: spec for spec in _BUILTINS}
+_ALIASES: Mapping[str, str] = {"killswitch": "kill-switch", "?": "help"}
+
+
+def command_names() -> tuple[str, ...]:
+    """Every command word, builtins first, then the registered actions."""
+    return tuple(_BUILTIN_BY_NAME) + tuple(REGISTRY)
+
+
+def _canonical(word: str) -> str:
+    word = word.strip().lower().replace("_", "-")
+    return _ALIASES.get(word, word)
+
+
+# ---------------------------------------------------------------- usage and help from the registry
+
+
+def _choices(info: FieldInfo) -> tuple[str, ...] | None:
+    annotation = info.annotation
+    if typing.get_origin(annotation) is Literal:
+        return tuple(str(choice) for choice in typing.get_args(annotation))
+    return None
+
+
+def _metavar(model: type[ActionParams], field_name: str, info: FieldInfo) -> str:
+    choices = _choices(info)
+    if choices:
+        return "|".join(choices)
+    return model.metavars.get(field_name, field_name.replace("_", "-"))
+
+
+def _positional(model: type[ActionParams]) -> list[tuple[str, FieldInfo]]:
+    return [(n, i) for n, i in model.model_fields.items() if i.is_required()]
+
+
+def _options(model: type[ActionParams]) -> list[tuple[str, FieldInfo]]:
+    return [(n, i) for n, i in model.model_fields.items() if not i.is_required()]
+
+
+def _option_flag(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")
+
+
+def usage(command: str, prog: str = SLACK_PROG) -> str:
+    """The usage line of a command or action ("/tikv drain <store-id> [--dry-run]")."""
+    name = _canonical(command)
+    if name in REGISTRY:
+        model = REGISTRY[name].params_model
+        parts = [prog, name]
+        parts += [f"<{_metavar(model, n, i)}>" for n, i in _positional(model)]
+        parts += [f"[{_option_flag(n)} {_metavar(model, n, i)}]" for n, i in _options(model)]
+        parts.append(f"[{DRY_RUN}]")
+        return " ".join(parts)
+    spec = _BUILTIN_BY_NAME.get(name)
+    if spec is None:
+        return f"{prog} help"
+    return f"{prog} {spec.name} {spec.args}".rstrip()
+
+
+def example_words(action: Action[Any]) -> list[str]:
+    """The words that run `action` with its declared example params (for help and tests)."""
+    model = action.params_model
+    words = [action.name]
+    for field_name, _info in _positional(model):
+        words.append(_word(getattr(action.example, field_name)))
+    for field_name, info in _options(model):
+        value = getattr(action.example, field_name)
+        if value != info.default:
+            words += [_option_flag(field_name), _word(value)]
+    return words
+
+
+def _word(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def help_text(topic: str | None = None, prog: str = SLACK_PROG) -> str:
+    """The overview of every command, or the details of one (generated from the registry)."""
+    if topic is None:
+        lines = [f"Commands ({prog} help <command> for details):"]
+        for group in ("Read", "Decide", "Safety", "Help"):
+            lines.append(f"{group}:")
+            lines += [
+                f"  {usage(s.name, prog)}: {s.summary}" for s in _BUILTINS if s.group == group
+            ]
+        lines.append("Actions (each also takes --dry-run: run the checks, send nothing):")
+        for action in REGISTRY.values():
+            lines.append(
+                f"  {usage(action.name, prog)}: {action.summary} (risk {action.risk.value})"
+            )
+        return "\n".join(lines)
+    name = _canonical(topic)
+    if name in REGISTRY:
+        return _action_help(REGISTRY[name], prog)
+    spec = _BUILTIN_BY_NAME[name]
+    return f"Usage: {usage(name, prog)}\n{spec.summary[:1].upper()}{spec.summary[1:]}."
+
+
+def _action_help(action: Action[Any], prog: str) -> str:
+    model = action.params_model
+    example = action.example
+    lines = [
+        f"Usage: {usage(action.name, prog)}",
+        f"{action.summary}.",
+        f"Risk: {action.risk.value}. "
+        + (
+            f"Undo: {action.undo_sentence(example)}"
+            if action.reversible
+            else action.undo_sentence(example)
+        ),
+        "Parameters:",
+    ]
+    for field_name, info in model.model_fields.items():
+        metavar = _metavar(model, field_name, info)
+        shown = f"<{metavar}>" if info.is_required() else f"{_option_flag(field_name)} {metavar}"
+        default = "" if info.is_required() else f" (default {info.default})"
+        lines.append(f"  {shown}: {info.title or field_name}, {info.description or ''}{default}")
+    lines.append(f"  {DRY_RUN}: run the preflight checks and show the PD request; send nothing")
+    lines.append(f"Example: {prog} {' '.join(example_words(action))}")
+    lines.append(f"  sends {'; '.join(w.describe() for w in action.requests(example))}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- parsing
+
+
+_WHOLE = re.compile(r"^[+-]?[0-9]+$")
+_DECIMAL = re.compile(r"^\+?(?:[0-9]+\.?[0-9]*|\.[0-9]+)$")
+_PROPOSAL = re.compile(r"^(?:p-?|#)?([0-9]+)$", re.IGNORECASE)
+_SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "‚": "'"})
+
+
+class _Refusal(Exception):
+    def __init__(self, message: str, suggestion: str | None = None) -> None:
+        self.message = message
+        self.suggestion = suggestion
+        super().__init__(message)
+
+
+def tokenize(text: str) -> list[str]:
+    """Split like a shell (quotes group words); Slack's smart quotes count as quotes."""
+    try:
+        return shlex.split(text.translate(_SMART_QUOTES))
+    except ValueError as exc:
+        raise _Refusal(f"could not read the command ({exc}); check the quotes") from None
+
+
+def parse_command(
+    text: str | Sequence[str], prog: str = SLACK_PROG
+) -> HelpCommand | ReadCommand | ActionCommand | DecisionCommand | KillSwitchCommand | CommandError:
+    """Words (a string, or argv without the program name) to a command or a CommandError.
+    Never raises for any input."""
+    try:
+        words = tokenize(text) if isinstance(text, str) else [str(w) for w in text]
+    except _Refusal as refusal:
+        return CommandError(message=refusal.message, usage=f"{prog} help")
+    if words and _canonical(words[0]) in {_canonical(prog), "tikv", "/tikv", "tikvops"}:
+        words = words[1:]
+    if not words:
+        return HelpCommand()
+    name = _canonical(words[0])
+    args = words[1:]
+    if name not in _BUILTIN_BY_NAME and name not in REGISTRY:
+        guess = get_close_matches(name, command_names(), n=1, cutoff=0.6)
+        hint = f" Did you mean '{guess[0]}'?" if guess else ""
+        return CommandError(
+            message=f"unknown command '{words[0]}'.{hint} Try {prog} help for the list",
+            suggestion=guess[0] if guess else None,
+        )
+    if any(a in {"-h", "--help"} for a in args):
+        return HelpCommand(topic=name)
+    try:
+        if name in REGISTRY:
+            return _parse_action(REGISTRY[name], args)
+        return _parse_builtin(name, args)
+    except _Refusal as refusal:
+        return CommandError(
+            message=refusal.message,
+            command=name,
+            usage=usage(name, prog),
+            suggestion=refusal.suggestion,
+        )
+
+
+def _parse_builtin(
+    name: str, args: list[str]
+) -> HelpCommand | ReadCommand | DecisionCommand | KillSwitchCommand:
+    if DRY_RUN in args:
+        raise _Refusal(f"{DRY_RUN} only applies to actions, not to {name}")
+    if name == "help":
+        _arity(args, 0, 1)
+        if not args:
+            return HelpCommand()
+        topic = _canonical(args[0])
+        if topic not in _BUILTIN_BY_NAME and topic not in REGISTRY:
+            guess = get_close_matches(topic, command_names(), n=1, cutoff=0.6)
+            hint = f" Did you mean '{guess[0]}'?" if guess else ""
+            raise _Refusal(f"there is no command '{args[0]}'.{hint}", guess[0] if guess else None)
+        return HelpCommand(topic=topic)
+    if name in {"status", "stores", "incidents", "proposals"}:
+        _arity(args, 0, 0)
+        return ReadCommand(view=name)
+    if name == "store":
+        _arity(args, 1, 1, "store ID")
+        return ReadCommand(view="store", store_id=_whole(args[0], "store ID", minimum=1))
+    if name == "region":
+        _arity(args, 1, 1, "region ID")
+        return ReadCommand(view="region", region_id=_whole(args[0], "region ID", minimum=1))
+    if name == "proposal":
+        _arity(args, 1, 1, "proposal ID")
+        return ReadCommand(view="proposal", proposal_id=_proposal_id(args[0]))
+    if name == "audit":
+        _arity(args, 0, 1)
+        count = _whole(args[0], "the number of records", minimum=1) if args else AUDIT_DEFAULT
+        if count > AUDIT_MAX:
+            raise _Refusal(f"the number of records must be at most {AUDIT_MAX}, got {count}")
+        return ReadCommand(view="audit", count=count)
+    if name == "approve":
+        _arity(args, 1, 1, "proposal ID")
+        return DecisionCommand(decision="approve", proposal_id=_proposal_id(args[0]))
+    if name == "reject":
+        _arity(args, 1, None, "proposal ID")
+        reason = " ".join(args[1:]).strip() or None
+        return DecisionCommand(decision="reject", proposal_id=_proposal_id(args[0]), reason=reason)
+    # kill-switch
+    _arity(args, 1, None, "on, off or status")
+    mode = args[0].lower()
+    if mode not in {"on", "off", "status"}:
+        raise _Refusal(f"kill-switch takes on, off or status, got '{args[0]}'")
+    reason = " ".join(args[1:]).strip() or None
+    if reason and mode != "on":
+        raise _Refusal(f"only kill-switch on takes a reason; got extra words after {mode}")
+    return KillSwitchCommand(mode=mode, reason=reason)
+
+
+def _arity(args: list[str], low: int, high: int | None, missing: str = "argument") -> None:
+    if len(args) < low:
+        raise _Refusal(f"missing {missing}")
+    if high is not None and len(args) > high:
+        extra = " ".join(args[high:])
+        raise _Refusal(f"too many arguments: '{_clip(extra)}'")
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _whole(word: str, label: str, minimum: int = 0) -> int:
+    cleaned = word.lstrip("#")
+    if not _WHOLE.match(cleaned):
+        raise _Refusal(f"{label} must be a whole number, got '{_clip(word)}'")
+    value = int(cleaned)
+    if value < minimum:
+        raise _Refusal(f"{label} must be at least {minimum}, got {value}")
+    return value
+
+
+def _decimal(word: str, label: str) -> float:
+    if not _DECIMAL.match(word):
+        raise _Refusal(f"{label} must be a decimal number such as 0.85, got '{_clip(word)}'")
+    return float(word)
+
+
+def _proposal_id(word: str) -> str:
+    """`P-7`, `p-7`, `P7`, `#7` and `7` all mean proposal P-7."""
+    match = _PROPOSAL.match(word.strip())
+    if not match:
+        raise _Refusal(f"proposal ID looks like P-7, got '{_clip(word)}'")
+    return f"P-{int(match.group(1))}"
+
+
+def _parse_action(action: Action[Any], args: list[str]) -> ActionCommand:
+    model = action.params_model
+    dry_run = False
+    values: dict[str, Any] = {}
+    positional: list[str] = []
+    options = {_option_flag(n): (n, i) for n, i in _options(model)}
+    index = 0
+    while index < len(args):
+        word = args[index]
+        index += 1
+        if word == DRY_RUN:
+            dry_run = True
+            continue
+        if word.startswith("--") and len(word) > 2:
+            flag, _, inline = word.partition("=")
+            if flag not in options:
+                known = ", ".join([*options, DRY_RUN])
+                raise _Refusal(
+                    f"unknown option '{_clip(flag)}' for {action.name} (options: {known})"
+                )
+            field_name, info = options[flag]
+            if inline:
+                raw = inline
+            elif index < len(args):
+                raw = args[index]
+                index += 1
+            else:
+                raise _Refusal(f"{flag} needs a value")
+            values[field_name] = _convert(model, field_name, info, raw)
+            continue
+        positional.append(word)
+    wanted = _positional(model)
+    if len(positional) < len(wanted):
+        missing = wanted[len(positional)][1].title or wanted[len(positional)][0]
+        raise _Refusal(f"missing {missing}")
+    if len(positional) > len(wanted):
+        raise _Refusal(f"too many arguments: '{_clip(' '.join(positional[len(wanted) :]))}'")
+    for (field_name, info), raw in zip(wanted, positional, strict=True):
+        values[field_name] = _convert(model, field_name, info, raw)
+    try:
+        params = action.validate(values)
+    except InvalidParams as exc:
+        raise _Refusal("; ".join(exc.problems)) from None
+    return ActionCommand(action=action.name, params=params, dry_run=dry_run)
+
+
+def _convert(model: type[ActionParams], field_name: str, info: FieldInfo, raw: str) -> object:
+    label = info.title or field_name.replace("_", " ")
+    choices = _choices(info)
+    if choices is not None:
+        lowered = raw.lower()
+        if lowered not in choices:
+            raise _Refusal(f"{label} must be one of {', '.join(choices)}, got '{_clip(raw)}'")
+        return lowered
+    annotation = _base_type(info.annotation)
+    if annotation is int:
+        minimum = 1 if field_name.endswith("_id") else 0
+        return _whole(raw, label, minimum=minimum)
+    if annotation is float:
+        return _decimal(raw, label)
+    return raw
+
+
+def _base_type(annotation: Any) -> Any:
+    """int for `int`, `int | None`; the annotation itself otherwise."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        inner = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        return inner[0] if len(inner) == 1 else annotation
+    return annotation
