@@ -23,7 +23,7 @@ from operator_tikv.actions.errors import InvalidParams
 from operator_tikv.models.writes import PDWrite
 
 if TYPE_CHECKING:
-    from operator_tikv.pd import PDClient
+    from operator_tikv.actions.ports import PDApi
 
 
 class Risk(StrEnum):
@@ -291,14 +291,14 @@ class Action(ABC, Generic[P]):
     # ---- steps against PD ---------------------------------------------------------------
 
     @abstractmethod
-    async def preflight(self, p: P, pd: PDClient, ctx: PreflightContext) -> PreflightReport:
+    async def preflight(self, p: P, pd: PDApi, ctx: PreflightContext) -> PreflightReport:
         """Check the preconditions against fresh state; reads only, never writes."""
 
     @abstractmethod
-    async def expected_effect(self, p: P, pd: PDClient) -> str:
+    async def expected_effect(self, p: P, pd: PDApi) -> str:
         """What a run would change, with counts, for dry-run ("1,203 leaders would move ...")."""
 
-    async def dry_run(self, p: P, pd: PDClient, ctx: PreflightContext) -> DryRun:
+    async def dry_run(self, p: P, pd: PDApi, ctx: PreflightContext) -> DryRun:
         """Preflight plus the requests and expected effect; sends no write."""
         report = await self.preflight(p, pd, ctx)
         effect = await self.expected_effect(p, pd) if report.ok else "nothing (refused)"
@@ -311,19 +311,19 @@ class Action(ABC, Generic[P]):
         )
 
     @abstractmethod
-    async def snapshot(self, p: P, pd: PDClient) -> Snapshot:
+    async def snapshot(self, p: P, pd: PDApi) -> Snapshot:
         """The state this action changes, read now."""
 
     @abstractmethod
-    async def execute(self, p: P, pd: PDClient) -> str:
+    async def execute(self, p: P, pd: PDApi) -> str:
         """Send `requests(p)`; return PD's message. Raises operator_tikv.errors types."""
 
     @abstractmethod
-    async def verify(self, p: P, pd: PDClient, before: Snapshot) -> Verification:
+    async def verify(self, p: P, pd: PDApi, before: Snapshot) -> Verification:
         """One poll of the outcome: succeeded, pending (with progress), failed or timed out."""
 
     @abstractmethod
-    async def reconcile(self, p: P, pd: PDClient, before: Snapshot) -> Verification | None:
+    async def reconcile(self, p: P, pd: PDApi, before: Snapshot) -> Verification | None:
         """After a crash between 'started' and the outcome: the state of the write if PD shows
         it was applied (or the target state holds), else None. Never sends a write."""
 

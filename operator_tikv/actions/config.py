@@ -30,7 +30,7 @@ from operator_tikv.actions.base import (
 from operator_tikv.models.writes import PDWrite
 
 if TYPE_CHECKING:
-    from operator_tikv.pd import PDClient
+    from operator_tikv.actions.ports import PDApi
 
 LimitKind = Literal["leader", "region", "replica"]
 RatioKind = Literal["low", "high"]
@@ -165,7 +165,7 @@ class Limit(Action[LimitParams]):
         return self.call(LimitParams(kind=p.kind, value=int(previous)))
 
     async def preflight(
-        self, p: LimitParams, pd: PDClient, ctx: PreflightContext
+        self, p: LimitParams, pd: PDApi, ctx: PreflightContext
     ) -> PreflightReport:
         key = limit_key(p.kind)
         values = await state.read_schedule_values(pd)
@@ -176,28 +176,28 @@ class Limit(Action[LimitParams]):
             action=self.name, checks=(in_range, _value_check(key, values.get(key), p.value))
         )
 
-    async def expected_effect(self, p: LimitParams, pd: PDClient) -> str:
+    async def expected_effect(self, p: LimitParams, pd: PDApi) -> str:
         key = limit_key(p.kind)
         current = (await state.read_schedule_values(pd)).get(key)
         was = _number(current) if current is not None else "unknown"
         off = f"; 0 stops {p.kind} scheduling" if p.value == 0 else ""
         return f"{key} would change from {was} to {p.value}{off}"
 
-    async def snapshot(self, p: LimitParams, pd: PDClient) -> Snapshot:
+    async def snapshot(self, p: LimitParams, pd: PDApi) -> Snapshot:
         values = await state.read_schedule_values(pd)
         key = limit_key(p.kind)
         return Snapshot(config={key: values[key]} if key in values else {})
 
-    async def execute(self, p: LimitParams, pd: PDClient) -> str:
+    async def execute(self, p: LimitParams, pd: PDApi) -> str:
         return await state.send(pd, self.requests(p))
 
-    async def verify(self, p: LimitParams, pd: PDClient, before: Snapshot) -> Verification:
+    async def verify(self, p: LimitParams, pd: PDApi, before: Snapshot) -> Verification:
         key = limit_key(p.kind)
         now = (await state.read_schedule_values(pd)).get(key)
         return _config_verdict(key, p.value, before, now)
 
     async def reconcile(
-        self, p: LimitParams, pd: PDClient, before: Snapshot
+        self, p: LimitParams, pd: PDApi, before: Snapshot
     ) -> Verification | None:
         verdict = await self.verify(p, pd, before)
         return verdict if verdict.outcome == "succeeded" else None
@@ -235,7 +235,7 @@ class SpaceRatio(Action[SpaceRatioParams]):
         return self.call(SpaceRatioParams(which=p.which, ratio=previous))
 
     async def preflight(
-        self, p: SpaceRatioParams, pd: PDClient, ctx: PreflightContext
+        self, p: SpaceRatioParams, pd: PDApi, ctx: PreflightContext
     ) -> PreflightReport:
         values = await state.read_schedule_values(pd)
         key = ratio_key(p.which)
@@ -249,27 +249,27 @@ class SpaceRatio(Action[SpaceRatioParams]):
         ]
         return PreflightReport(action=self.name, checks=tuple(found))
 
-    async def expected_effect(self, p: SpaceRatioParams, pd: PDClient) -> str:
+    async def expected_effect(self, p: SpaceRatioParams, pd: PDApi) -> str:
         key = ratio_key(p.which)
         current = (await state.read_schedule_values(pd)).get(key)
         was = _number(current) if current is not None else "unknown"
         return f"{key} would change from {was} to {p.ratio:g}"
 
-    async def snapshot(self, p: SpaceRatioParams, pd: PDClient) -> Snapshot:
+    async def snapshot(self, p: SpaceRatioParams, pd: PDApi) -> Snapshot:
         values = await state.read_schedule_values(pd)
         keys = (ratio_key("low"), ratio_key("high"))
         return Snapshot(config={k: values[k] for k in keys if k in values})
 
-    async def execute(self, p: SpaceRatioParams, pd: PDClient) -> str:
+    async def execute(self, p: SpaceRatioParams, pd: PDApi) -> str:
         return await state.send(pd, self.requests(p))
 
-    async def verify(self, p: SpaceRatioParams, pd: PDClient, before: Snapshot) -> Verification:
+    async def verify(self, p: SpaceRatioParams, pd: PDApi, before: Snapshot) -> Verification:
         key = ratio_key(p.which)
         now = (await state.read_schedule_values(pd)).get(key)
         return _config_verdict(key, p.ratio, before, now)
 
     async def reconcile(
-        self, p: SpaceRatioParams, pd: PDClient, before: Snapshot
+        self, p: SpaceRatioParams, pd: PDApi, before: Snapshot
     ) -> Verification | None:
         verdict = await self.verify(p, pd, before)
         return verdict if verdict.outcome == "succeeded" else None

@@ -27,7 +27,7 @@ from operator_tikv.actions.params import StoreId
 from operator_tikv.models.writes import PDWrite
 
 if TYPE_CHECKING:
-    from operator_tikv.pd import PDClient
+    from operator_tikv.actions.ports import PDApi
 
 SCHEDULER = "evict-leader-scheduler"
 
@@ -73,7 +73,7 @@ class Drain(Action[DrainParams]):
         return UNDRAIN.call(UndrainParams(store_id=p.store_id))
 
     async def preflight(
-        self, p: DrainParams, pd: PDClient, ctx: PreflightContext
+        self, p: DrainParams, pd: PDApi, ctx: PreflightContext
     ) -> PreflightReport:
         stores = await state.read_stores(pd)
         found = [checks.store_exists(p.store_id, stores)]
@@ -87,7 +87,7 @@ class Drain(Action[DrainParams]):
         found.append(checks.leader_capable_stores(p.store_id, stores, evicted, max_replicas))
         return PreflightReport(action=self.name, checks=tuple(found))
 
-    async def expected_effect(self, p: DrainParams, pd: PDClient) -> str:
+    async def expected_effect(self, p: DrainParams, pd: PDApi) -> str:
         stores = await state.read_stores(pd)
         evicted = await state.read_evicted(pd)
         store = stores.get(p.store_id)
@@ -99,13 +99,13 @@ class Drain(Action[DrainParams]):
             f"{', '.join(map(str, targets))}; its {store.region_count:,} replicas stay"
         )
 
-    async def snapshot(self, p: DrainParams, pd: PDClient) -> Snapshot:
+    async def snapshot(self, p: DrainParams, pd: PDApi) -> Snapshot:
         return await _store_snapshot(pd)
 
-    async def execute(self, p: DrainParams, pd: PDClient) -> str:
+    async def execute(self, p: DrainParams, pd: PDApi) -> str:
         return await state.send(pd, self.requests(p))
 
-    async def verify(self, p: DrainParams, pd: PDClient, before: Snapshot) -> Verification:
+    async def verify(self, p: DrainParams, pd: PDApi, before: Snapshot) -> Verification:
         if p.store_id not in await state.read_evicted(pd):
             return Verification.failed(
                 f"store {p.store_id} is no longer under {SCHEDULER}: it was removed while "
@@ -125,7 +125,7 @@ class Drain(Action[DrainParams]):
         return Verification.pending(progress)
 
     async def reconcile(
-        self, p: DrainParams, pd: PDClient, before: Snapshot
+        self, p: DrainParams, pd: PDApi, before: Snapshot
     ) -> Verification | None:
         if p.store_id not in await state.read_evicted(pd):
             return None
@@ -158,12 +158,12 @@ class Undrain(Action[UndrainParams]):
         return DRAIN.call(DrainParams(store_id=p.store_id))
 
     async def preflight(
-        self, p: UndrainParams, pd: PDClient, ctx: PreflightContext
+        self, p: UndrainParams, pd: PDApi, ctx: PreflightContext
     ) -> PreflightReport:
         evicted = await state.read_evicted(pd)
         return PreflightReport(action=self.name, checks=(checks.is_drained(p.store_id, evicted),))
 
-    async def expected_effect(self, p: UndrainParams, pd: PDClient) -> str:
+    async def expected_effect(self, p: UndrainParams, pd: PDApi) -> str:
         store = await state.read_store(pd, p.store_id)
         held = f" (it holds {store.leader_count:,} leaders now)" if store is not None else ""
         return (
@@ -171,13 +171,13 @@ class Undrain(Action[UndrainParams]):
             "scheduler moves leaders back to it over time"
         )
 
-    async def snapshot(self, p: UndrainParams, pd: PDClient) -> Snapshot:
+    async def snapshot(self, p: UndrainParams, pd: PDApi) -> Snapshot:
         return await _store_snapshot(pd)
 
-    async def execute(self, p: UndrainParams, pd: PDClient) -> str:
+    async def execute(self, p: UndrainParams, pd: PDApi) -> str:
         return await state.send(pd, self.requests(p))
 
-    async def verify(self, p: UndrainParams, pd: PDClient, before: Snapshot) -> Verification:
+    async def verify(self, p: UndrainParams, pd: PDApi, before: Snapshot) -> Verification:
         if p.store_id in await state.read_evicted(pd):
             return Verification.failed(
                 f"store {p.store_id} is still under {SCHEDULER} after PD accepted the removal"
@@ -187,14 +187,14 @@ class Undrain(Action[UndrainParams]):
         )
 
     async def reconcile(
-        self, p: UndrainParams, pd: PDClient, before: Snapshot
+        self, p: UndrainParams, pd: PDApi, before: Snapshot
     ) -> Verification | None:
         if p.store_id in await state.read_evicted(pd):
             return None
         return await self.verify(p, pd, before)
 
 
-async def _store_snapshot(pd: PDClient) -> Snapshot:
+async def _store_snapshot(pd: PDApi) -> Snapshot:
     stores = await state.read_stores(pd)
     return Snapshot(
         store_leader_counts={s.id: s.leader_count for s in stores.values()},

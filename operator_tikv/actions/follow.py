@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from operator_tikv.actions.base import Action, ActionParams, Snapshot, Verification
 
 if TYPE_CHECKING:
-    from operator_tikv.pd import PDClient
+    from operator_tikv.actions.ports import PDApi
 
 Sleep = Callable[[float], Awaitable[Any]]
 Clock = Callable[[], float]
@@ -22,7 +22,7 @@ Clock = Callable[[], float]
 async def follow(
     action: Action[Any],
     params: ActionParams,
-    pd: PDClient,
+    pd: PDApi,
     before: Snapshot,
     *,
     sleep: Sleep,

@@ -29,7 +29,7 @@ from operator_tikv.actions.params import RegionId, StoreId
 from operator_tikv.models.writes import PDWrite
 
 if TYPE_CHECKING:
-    from operator_tikv.pd import PDClient
+    from operator_tikv.actions.ports import PDApi
 
 OPERATOR_DESC = "admin-transfer-leader"
 
@@ -76,7 +76,7 @@ class TransferLeader(Action[TransferLeaderParams]):
         return self.call(TransferLeaderParams(region_id=p.region_id, to_store_id=previous))
 
     async def preflight(
-        self, p: TransferLeaderParams, pd: PDClient, ctx: PreflightContext
+        self, p: TransferLeaderParams, pd: PDApi, ctx: PreflightContext
     ) -> PreflightReport:
         region = await state.read_region(pd, p.region_id)
         found = [checks.region_exists(p.region_id, region)]
@@ -96,7 +96,7 @@ class TransferLeader(Action[TransferLeaderParams]):
         )
         return PreflightReport(action=self.name, checks=tuple(found))
 
-    async def expected_effect(self, p: TransferLeaderParams, pd: PDClient) -> str:
+    async def expected_effect(self, p: TransferLeaderParams, pd: PDApi) -> str:
         region = await state.read_region(pd, p.region_id)
         if region is None:
             return f"nothing: region {p.region_id} does not exist"
@@ -105,10 +105,10 @@ class TransferLeader(Action[TransferLeaderParams]):
             f"from store {region.leader_store_id} to store {p.to_store_id}; no data is copied"
         )
 
-    async def snapshot(self, p: TransferLeaderParams, pd: PDClient) -> Snapshot:
+    async def snapshot(self, p: TransferLeaderParams, pd: PDApi) -> Snapshot:
         return Snapshot(region=await state.read_region(pd, p.region_id))
 
-    async def execute(self, p: TransferLeaderParams, pd: PDClient) -> str:
+    async def execute(self, p: TransferLeaderParams, pd: PDApi) -> str:
         return await state.send(pd, self.requests(p))
 
     def _reached(self, p: TransferLeaderParams) -> TargetCheck:
@@ -120,11 +120,11 @@ class TransferLeader(Action[TransferLeaderParams]):
 
         return check
 
-    async def verify(self, p: TransferLeaderParams, pd: PDClient, before: Snapshot) -> Verification:
+    async def verify(self, p: TransferLeaderParams, pd: PDApi, before: Snapshot) -> Verification:
         return await follow_operator(pd, p.region_id, OPERATOR_DESC, self._reached(p))
 
     async def reconcile(
-        self, p: TransferLeaderParams, pd: PDClient, before: Snapshot
+        self, p: TransferLeaderParams, pd: PDApi, before: Snapshot
     ) -> Verification | None:
         return await reconcile_operator(pd, p.region_id, OPERATOR_DESC, self._reached(p))
 

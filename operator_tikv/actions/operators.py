@@ -15,7 +15,7 @@ from operator_tikv.actions import state
 from operator_tikv.actions.base import RegionState, Verification
 
 if TYPE_CHECKING:
-    from operator_tikv.pd import PDClient
+    from operator_tikv.actions.ports import PDApi
 
 #: Given the region re-read now (None if gone): (target state reached?, what was observed).
 TargetCheck = Callable[[RegionState | None], tuple[bool, str]]
@@ -60,7 +60,7 @@ def judge(
 
 
 async def follow_operator(
-    pd: PDClient, region_id: int, desc: str, reached: TargetCheck
+    pd: PDApi, region_id: int, desc: str, reached: TargetCheck
 ) -> Verification:
     """One verification poll of an operator this action created."""
     operator = await state.read_operator(pd, region_id)
@@ -73,7 +73,7 @@ async def follow_operator(
 
 
 async def reconcile_operator(
-    pd: PDClient, region_id: int, desc: str, reached: TargetCheck
+    pd: PDApi, region_id: int, desc: str, reached: TargetCheck
 ) -> Verification | None:
     """After a crash: the operator's state if PD has it, success if the region is already in
     the target state, else None (no sign the write was applied). Sends nothing."""

@@ -30,7 +30,7 @@ from operator_tikv.actions.params import RegionId, StoreId
 from operator_tikv.models.writes import PDWrite
 
 if TYPE_CHECKING:
-    from operator_tikv.pd import PDClient
+    from operator_tikv.actions.ports import PDApi
 
 OPERATOR_DESC = "admin-move-peer"
 
@@ -90,7 +90,7 @@ class TransferPeer(Action[TransferPeerParams]):
         )
 
     async def preflight(
-        self, p: TransferPeerParams, pd: PDClient, ctx: PreflightContext
+        self, p: TransferPeerParams, pd: PDApi, ctx: PreflightContext
     ) -> PreflightReport:
         region = await state.read_region(pd, p.region_id)
         found = [checks.region_exists(p.region_id, region)]
@@ -107,7 +107,7 @@ class TransferPeer(Action[TransferPeerParams]):
         found.append(checks.no_running_operator(p.region_id, operator))
         return PreflightReport(action=self.name, checks=tuple(found))
 
-    async def expected_effect(self, p: TransferPeerParams, pd: PDClient) -> str:
+    async def expected_effect(self, p: TransferPeerParams, pd: PDApi) -> str:
         region = await state.read_region(pd, p.region_id)
         if region is None:
             return f"nothing: region {p.region_id} does not exist"
@@ -123,10 +123,10 @@ class TransferPeer(Action[TransferPeerParams]):
             f"store {p.from_store_id} removed{leader}"
         )
 
-    async def snapshot(self, p: TransferPeerParams, pd: PDClient) -> Snapshot:
+    async def snapshot(self, p: TransferPeerParams, pd: PDApi) -> Snapshot:
         return Snapshot(region=await state.read_region(pd, p.region_id))
 
-    async def execute(self, p: TransferPeerParams, pd: PDClient) -> str:
+    async def execute(self, p: TransferPeerParams, pd: PDApi) -> str:
         return await state.send(pd, self.requests(p))
 
     def _reached(self, p: TransferPeerParams) -> TargetCheck:
@@ -140,11 +140,11 @@ class TransferPeer(Action[TransferPeerParams]):
 
         return check
 
-    async def verify(self, p: TransferPeerParams, pd: PDClient, before: Snapshot) -> Verification:
+    async def verify(self, p: TransferPeerParams, pd: PDApi, before: Snapshot) -> Verification:
         return await follow_operator(pd, p.region_id, OPERATOR_DESC, self._reached(p))
 
     async def reconcile(
-        self, p: TransferPeerParams, pd: PDClient, before: Snapshot
+        self, p: TransferPeerParams, pd: PDApi, before: Snapshot
     ) -> Verification | None:
         return await reconcile_operator(pd, p.region_id, OPERATOR_DESC, self._reached(p))
 

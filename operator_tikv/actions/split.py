@@ -30,7 +30,7 @@ from operator_tikv.actions.params import RegionId
 from operator_tikv.models.writes import PDWrite
 
 if TYPE_CHECKING:
-    from operator_tikv.pd import PDClient
+    from operator_tikv.actions.ports import PDApi
 
 OPERATOR_DESC = "admin-split-region"
 
@@ -76,7 +76,7 @@ class Split(Action[SplitParams]):
         return None
 
     async def preflight(
-        self, p: SplitParams, pd: PDClient, ctx: PreflightContext
+        self, p: SplitParams, pd: PDApi, ctx: PreflightContext
     ) -> PreflightReport:
         region = await state.read_region(pd, p.region_id)
         found = [checks.region_exists(p.region_id, region)]
@@ -87,7 +87,7 @@ class Split(Action[SplitParams]):
         )
         return PreflightReport(action=self.name, checks=tuple(found))
 
-    async def expected_effect(self, p: SplitParams, pd: PDClient) -> str:
+    async def expected_effect(self, p: SplitParams, pd: PDApi) -> str:
         region = await state.read_region(pd, p.region_id)
         if region is None:
             return f"nothing: region {p.region_id} does not exist"
@@ -97,10 +97,10 @@ class Split(Action[SplitParams]):
             f"{region.approximate_size_mib // 2:,} MiB each; no data moves between stores"
         )
 
-    async def snapshot(self, p: SplitParams, pd: PDClient) -> Snapshot:
+    async def snapshot(self, p: SplitParams, pd: PDApi) -> Snapshot:
         return Snapshot(region=await state.read_region(pd, p.region_id))
 
-    async def execute(self, p: SplitParams, pd: PDClient) -> str:
+    async def execute(self, p: SplitParams, pd: PDApi) -> str:
         return await state.send(pd, self.requests(p))
 
     def _reached(self, p: SplitParams, before: Snapshot) -> TargetCheck:
@@ -122,11 +122,11 @@ class Split(Action[SplitParams]):
 
         return check
 
-    async def verify(self, p: SplitParams, pd: PDClient, before: Snapshot) -> Verification:
+    async def verify(self, p: SplitParams, pd: PDApi, before: Snapshot) -> Verification:
         return await follow_operator(pd, p.region_id, OPERATOR_DESC, self._reached(p, before))
 
     async def reconcile(
-        self, p: SplitParams, pd: PDClient, before: Snapshot
+        self, p: SplitParams, pd: PDApi, before: Snapshot
     ) -> Verification | None:
         return await reconcile_operator(pd, p.region_id, OPERATOR_DESC, self._reached(p, before))
 

@@ -1,6 +1,6 @@
 """The cluster state the actions read, reduced to what their checks and verifications use.
 
-Wraps `operator_tikv.pd.PDClient` reads into small views (`StoreView`, `OperatorView`,
+Wraps `operator_tikv.pd.PDApi` reads into small views (`StoreView`, `OperatorView`,
 `RegionState`) so the actions and the pure checks in `preflight.py` do not depend on the
 shape of PD's JSON models.
 """
@@ -19,7 +19,7 @@ from operator_tikv.models.store import StoreInfo
 from operator_tikv.models.writes import PDWrite
 
 if TYPE_CHECKING:
-    from operator_tikv.pd import PDClient
+    from operator_tikv.actions.ports import PDApi
 
 #: Operator statuses PD reports for one region (pdpb.OperatorStatus names).
 RUNNING = "RUNNING"
@@ -98,7 +98,7 @@ def store_view(store: StoreInfo) -> StoreView:
     )
 
 
-async def read_region(pd: PDClient, region_id: int) -> RegionState | None:
+async def read_region(pd: PDApi, region_id: int) -> RegionState | None:
     """The region now, or None when PD does not know it (404, null or the zero region)."""
     try:
         return region_state(await pd.get_region(region_id))
@@ -106,24 +106,24 @@ async def read_region(pd: PDClient, region_id: int) -> RegionState | None:
         return None
 
 
-async def read_stores(pd: PDClient) -> dict[int, StoreView]:
+async def read_stores(pd: PDApi) -> dict[int, StoreView]:
     """Every Up or Offline store (PD's default list; Tombstones are left out), by ID."""
     return {store.id: store_view(store) for store in await pd.list_stores()}
 
 
-async def read_store(pd: PDClient, store_id: int) -> StoreView | None:
+async def read_store(pd: PDApi, store_id: int) -> StoreView | None:
     try:
         return store_view(await pd.get_store(store_id))
     except StoreNotFoundError:
         return None
 
 
-async def read_evicted(pd: PDClient) -> tuple[int, ...]:
+async def read_evicted(pd: PDApi) -> tuple[int, ...]:
     """Stores under evict-leader-scheduler, sorted (empty when it does not run)."""
     return tuple(sorted(await pd.evicted_leader_store_ids()))
 
 
-async def read_operator(pd: PDClient, region_id: int) -> OperatorView | None:
+async def read_operator(pd: PDApi, region_id: int) -> OperatorView | None:
     """The region's running operator or its record from the last 10 minutes, else None."""
     try:
         operator = await pd.get_operator(region_id)
@@ -147,17 +147,17 @@ SCHEDULE_KEYS = (
 )
 
 
-async def read_schedule_values(pd: PDClient) -> dict[str, float]:
+async def read_schedule_values(pd: PDApi) -> dict[str, float]:
     """The limits and space ratios of PD's schedule config, by PD key."""
     config = await pd.get_schedule_config()
     return {key: float(getattr(config, key.replace("-", "_"))) for key in SCHEDULE_KEYS}
 
 
-async def read_max_replicas(pd: PDClient) -> int:
+async def read_max_replicas(pd: PDApi) -> int:
     return (await pd.get_replication_config()).max_replicas
 
 
-async def send(pd: PDClient, writes: Sequence[PDWrite]) -> str:
+async def send(pd: PDApi, writes: Sequence[PDWrite]) -> str:
     """Send the writes in order, each exactly once; PD's messages joined."""
     messages = [await pd.execute(write) for write in writes]
     return "; ".join(message for message in messages if message) or "PD accepted the request."
