@@ -270,7 +270,11 @@ def _extra_keys(record: logging.LogRecord) -> list[str]:
 
 def _context_fields(record: logging.LogRecord) -> dict[str, object]:
     keys = [*CONTEXT_FIELDS]
-    keys += [k for k in getattr(record, _CONTEXT_KEYS_ATTR, ()) if k not in keys]
+    keys += [
+        k
+        for k in getattr(record, _CONTEXT_KEYS_ATTR, ())
+        if k not in keys and k not in _RECORD_ATTRS
+    ]
     return {k: getattr(record, k) for k in keys if getattr(record, k, None) is not None}
 
 

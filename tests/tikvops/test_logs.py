@@ -107,7 +107,7 @@ async def test_context_follows_asyncio_tasks(out: io.StringIO) -> None:
 
 def test_text_format_with_context_and_traceback(out: io.StringIO) -> None:
     configure_logging("INFO", "text", stream=out)
-    with log_context(incident_id="I-3", proposal_id="P-7", cluster="c1"):
+    with log_context(incident_id="I-3", proposal_id="P-7", cluster="c1", name="clash"):
         try:
             raise ValueError("boom")
         except ValueError:
