@@ -48,6 +48,7 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
+        env_ignore_empty=True,
         populate_by_name=True,
         validate_default=True,
     )
@@ -141,6 +142,14 @@ class Settings(BaseSettings):
     def _trailing_slash(cls, value: str | None) -> str:
         value = value or SLACK_DEFAULT_API_URL
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("health_addr")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"must be HOST:PORT, e.g. 127.0.0.1:9464 (got {value!r})")
+        return value
 
     @field_validator("slack_bot_token")
     @classmethod
