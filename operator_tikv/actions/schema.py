@@ -96,9 +96,13 @@ def parse_action_call(data: Any) -> ActionCall:
 def _problem(err: Any) -> str:
     """One sentence from a union validation error located at (action, 'params', field)."""
     loc = tuple(err["loc"])
-    if err["type"] in {"union_tag_not_found", "union_tag_invalid"}:
+    if not loc and err["type"] not in {"union_tag_not_found", "union_tag_invalid"}:
+        return 'an action call must be an object: {"action": "<name>", "params": {...}}'
+    if err["type"] in {"union_tag_not_found", "union_tag_invalid"} or not loc:
         return "action must be the name of a registered action: " + ", ".join(REGISTRY)
     if len(loc) >= 2 and loc[1] == "params" and loc[0] in REGISTRY:
+        if len(loc) == 2 and err["type"] == "missing":
+            return "params is required"
         if len(loc) == 2 and err["type"] != "value_error":
             return "params must be an object"
         return describe_error(REGISTRY[str(loc[0])].params_model, err, skip=2)
