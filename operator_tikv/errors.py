@@ -256,7 +256,12 @@ def parse_error_body(raw: bytes | str) -> ParsedBody:
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
     stripped = text.strip()
     try:
-        value, _end = json.JSONDecoder().raw_decode(stripped)
+        value, end = json.JSONDecoder().raw_decode(stripped)
+        rest = stripped[end:].strip()
+        if rest:
+            # Only two concatenated JSON values count as JSON (old evict-leader bug);
+            # "404 page not found" must not be read as the number 404.
+            json.JSONDecoder().raw_decode(rest)
     except ValueError:
         return ParsedBody(message=stripped, code=None, is_json=False, value=None, raw=text)
     code: str | None = None

@@ -60,7 +60,9 @@ class PDWrite(BaseModel):
         target = base_url.rstrip("/") + self.path
         if self.query:
             target += f"?{urlencode(self.query)}"
-        parts = ["curl", "-s", "-X", self.method, shlex.quote(target)]
+        # A "$PD" placeholder must stay expandable by the shell.
+        quoted = f'"{target}"' if target.startswith("$") else shlex.quote(target)
+        parts = ["curl", "-s", "-X", self.method, quoted]
         if self.body is not None:
             parts += ["-d", shlex.quote(json.dumps(self.body))]
         return " ".join(parts)
