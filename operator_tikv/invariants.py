@@ -286,8 +286,9 @@ def _check_metrics_source(observation: Observation, checks: _Checks) -> None:
     )
 
 
-def _label(store: StoreInfo) -> str:
-    return f"store {store.id} ({store.address})" if store.address else f"store {store.id}"
+def _label(store: StoreInfo, *, start: bool = False) -> str:
+    word = "Store" if start else "store"
+    return f"{word} {store.id} ({store.address})" if store.address else f"{word} {store.id}"
 
 
 def _heartbeat_age(store: StoreInfo, now: float) -> float | None:
@@ -323,7 +324,7 @@ def _check_store(
                 unit="s",
                 first_seen=now,
                 message=(
-                    f"{_label(store)} is Down: no heartbeat to PD{since}, past "
+                    f"{_label(store, start=True)} is Down: no heartbeat to PD{since}, past "
                     "max-store-down-time. PD is re-creating its replicas on other stores. "
                     "Check the TiKV process and its host; if it is gone for good, take the "
                     "store offline."
@@ -340,9 +341,9 @@ def _check_store(
                 unit="s",
                 first_seen=now,
                 message=(
-                    f"{_label(store)} is Disconnected: no heartbeat to PD{since}. It becomes "
-                    "Down after max-store-down-time (30 min by default). Check the TiKV "
-                    "process, its host and the network to PD."
+                    f"{_label(store, start=True)} is Disconnected: no heartbeat to PD{since}. "
+                    "It becomes Down after max-store-down-time (30 min by default). Check the "
+                    "TiKV process, its host and the network to PD."
                 ),
             ),
             t.disconnected_grace,
@@ -536,7 +537,7 @@ def _check_hot_writes(observation: Observation, t: Thresholds, checks: _Checks) 
         if share <= t.hot_write_share:
             continue
         store = observation.store(store_id)
-        label = _label(store) if store else f"store {store_id}"
+        label = _label(store, start=True) if store else f"Store {store_id}"
         checks.add(
             Violation(
                 kind=ViolationKind.HOT_WRITE_SKEW,
