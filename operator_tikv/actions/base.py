@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
-from operator_tikv.actions.errors import InvalidParams
+from operator_tikv.actions.errors import InvalidParams, PreflightRefused
 from operator_tikv.models.writes import PDWrite
 
 if TYPE_CHECKING:
@@ -76,6 +76,11 @@ class PreflightReport(BaseModel):
     @property
     def failures(self) -> tuple[Check, ...]:
         return tuple(check for check in self.checks if not check.ok)
+
+    def raise_if_refused(self) -> None:
+        """Raise PreflightRefused (carrying this report) when any check failed."""
+        if not self.ok:
+            raise PreflightRefused(self)
 
     def refusal(self) -> str:
         """The user-facing refusal ("Refused transfer-leader: store 5 is Disconnected ...");

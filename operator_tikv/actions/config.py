@@ -164,9 +164,7 @@ class Limit(Action[LimitParams]):
             return None
         return self.call(LimitParams(kind=p.kind, value=int(previous)))
 
-    async def preflight(
-        self, p: LimitParams, pd: PDApi, ctx: PreflightContext
-    ) -> PreflightReport:
+    async def preflight(self, p: LimitParams, pd: PDApi, ctx: PreflightContext) -> PreflightReport:
         key = limit_key(p.kind)
         values = await state.read_schedule_values(pd)
         top = LIMIT_MAX[p.kind]
@@ -196,9 +194,7 @@ class Limit(Action[LimitParams]):
         now = (await state.read_schedule_values(pd)).get(key)
         return _config_verdict(key, p.value, before, now)
 
-    async def reconcile(
-        self, p: LimitParams, pd: PDApi, before: Snapshot
-    ) -> Verification | None:
+    async def reconcile(self, p: LimitParams, pd: PDApi, before: Snapshot) -> Verification | None:
         verdict = await self.verify(p, pd, before)
         return verdict if verdict.outcome == "succeeded" else None
 

@@ -72,9 +72,7 @@ class Drain(Action[DrainParams]):
             return None  # it was drained before we started: undoing must not undrain it
         return UNDRAIN.call(UndrainParams(store_id=p.store_id))
 
-    async def preflight(
-        self, p: DrainParams, pd: PDApi, ctx: PreflightContext
-    ) -> PreflightReport:
+    async def preflight(self, p: DrainParams, pd: PDApi, ctx: PreflightContext) -> PreflightReport:
         stores = await state.read_stores(pd)
         found = [checks.store_exists(p.store_id, stores)]
         if p.store_id not in stores:
@@ -124,9 +122,7 @@ class Drain(Action[DrainParams]):
             return Verification.succeeded(progress)
         return Verification.pending(progress)
 
-    async def reconcile(
-        self, p: DrainParams, pd: PDApi, before: Snapshot
-    ) -> Verification | None:
+    async def reconcile(self, p: DrainParams, pd: PDApi, before: Snapshot) -> Verification | None:
         if p.store_id not in await state.read_evicted(pd):
             return None
         return await self.verify(p, pd, before)
@@ -186,9 +182,7 @@ class Undrain(Action[UndrainParams]):
             f"store {p.store_id} is no longer under {SCHEDULER} and can hold leaders again"
         )
 
-    async def reconcile(
-        self, p: UndrainParams, pd: PDApi, before: Snapshot
-    ) -> Verification | None:
+    async def reconcile(self, p: UndrainParams, pd: PDApi, before: Snapshot) -> Verification | None:
         if p.store_id in await state.read_evicted(pd):
             return None
         return await self.verify(p, pd, before)

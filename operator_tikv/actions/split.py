@@ -75,9 +75,7 @@ class Split(Action[SplitParams]):
     def undo(self, p: SplitParams, before: Snapshot) -> ActionCall | None:
         return None
 
-    async def preflight(
-        self, p: SplitParams, pd: PDApi, ctx: PreflightContext
-    ) -> PreflightReport:
+    async def preflight(self, p: SplitParams, pd: PDApi, ctx: PreflightContext) -> PreflightReport:
         region = await state.read_region(pd, p.region_id)
         found = [checks.region_exists(p.region_id, region)]
         if region is None:
@@ -125,9 +123,7 @@ class Split(Action[SplitParams]):
     async def verify(self, p: SplitParams, pd: PDApi, before: Snapshot) -> Verification:
         return await follow_operator(pd, p.region_id, OPERATOR_DESC, self._reached(p, before))
 
-    async def reconcile(
-        self, p: SplitParams, pd: PDApi, before: Snapshot
-    ) -> Verification | None:
+    async def reconcile(self, p: SplitParams, pd: PDApi, before: Snapshot) -> Verification | None:
         return await reconcile_operator(pd, p.region_id, OPERATOR_DESC, self._reached(p, before))
 
 
