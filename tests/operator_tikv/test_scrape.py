@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 import respx
+from hypothesis import given
+from hypothesis import strategies as st
 
 from operator_tikv.metrics import StoreTarget
 from operator_tikv.scrape import (
@@ -213,3 +216,24 @@ async def test_scrapes_run_concurrently(http: httpx.AsyncClient) -> None:
     reading = await ScrapeSource(http, max_concurrency=4).read(targets, at=0)
     assert set(reading.stores) == {t.store_id for t in targets}
     assert peak == 4
+
+
+TIKV_BOUNDS = [0.00001 * 2**i for i in range(32)]
+
+
+@given(
+    st.lists(
+        st.floats(min_value=0.000001, max_value=30.0, allow_nan=False), min_size=1, max_size=300
+    ),
+    st.sampled_from([0.5, 0.9, 0.99]),
+)
+def test_quantile_lies_in_the_bucket_of_the_true_quantile(values: list[float], q: float) -> None:
+    buckets = {b: float(sum(v <= b for v in values)) for b in TIKV_BOUNDS}
+    buckets[float("inf")] = float(len(values))
+    ordered = sorted(values)
+    true = ordered[max(0, math.ceil(q * len(values)) - 1)]
+    upper = next((b for b in TIKV_BOUNDS if true <= b), TIKV_BOUNDS[-1])
+    lower = max((b for b in TIKV_BOUNDS if b < upper), default=0.0)
+    estimate = histogram_quantile(q, buckets)
+    assert estimate is not None
+    assert lower - 1e-12 <= estimate <= upper + 1e-12
