@@ -8,8 +8,12 @@ Builders (plain functions, import them): `make_proposal`, `make_incident`, `make
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from engine.model import (
     Approval,
@@ -23,6 +27,7 @@ from engine.model import (
     Severity,
     fingerprint,
 )
+from storage import Database, Repositories
 
 T0 = datetime(2024, 5, 1, 14, 0, tzinfo=UTC)
 
@@ -119,3 +124,24 @@ def make_execution(proposal_id: str = "P-7", *, at: datetime = T0, **changes: An
     fields: dict[str, Any] = {"proposal_id": proposal_id, "started_at": at, "updated_at": at}
     fields.update(changes)
     return Execution(**fields)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "tikvops.db"
+
+
+@pytest.fixture
+async def db(db_path: Path) -> AsyncIterator[Database]:
+    """A migrated database in a temporary file, closed after the test."""
+    database = await Database.open(db_path)
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+@pytest.fixture
+def repos(db: Database) -> Repositories:
+    """Every SQLite repository on `db`."""
+    return Repositories.on(db)

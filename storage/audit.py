@@ -1,0 +1,82 @@
+"""The append-only audit log (UPDATE and DELETE are refused by triggers in the schema)."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import aiosqlite
+
+from engine.model import AuditEvent, AuditOutcome, Identity
+from storage.codec import dumps, loads, parse_ts, ts
+from storage.db import Database
+
+
+async def insert_audit(conn: aiosqlite.Connection, event: AuditEvent) -> AuditEvent:
+    """Append `event` inside the caller's transaction; returns it with its ID."""
+    cursor = await conn.execute(
+        "INSERT INTO audit_log (at, actor, actor_identity, action, subject, detail, outcome, "
+        "reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            ts(event.at),
+            event.actor.key,
+            dumps(event.actor),
+            event.action,
+            event.subject,
+            dumps(event.detail),
+            event.outcome.value,
+            event.reason,
+        ),
+    )
+    new_id = cursor.lastrowid
+    await cursor.close()
+    return event.model_copy(update={"id": new_id})
+
+
+def row_to_audit(row: sqlite3.Row) -> AuditEvent:
+    return AuditEvent(
+        id=row["id"],
+        at=parse_ts(row["at"]),
+        actor=Identity.model_validate(loads(row["actor_identity"])),
+        action=row["action"],
+        subject=row["subject"],
+        detail=loads(row["detail"]),
+        outcome=AuditOutcome(row["outcome"]),
+        reason=row["reason"],
+    )
+
+
+class SqliteAuditLog:
+    """`engine.ports.AuditLog` on SQLite."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def append(self, event: AuditEvent) -> AuditEvent:
+        async with self._db.transaction() as conn:
+            return await insert_audit(conn, event)
+
+    async def list_recent(
+        self,
+        *,
+        limit: int = 50,
+        subject: str | None = None,
+        actor_key: str | None = None,
+        action_prefix: str | None = None,
+    ) -> list[AuditEvent]:
+        where: list[str] = []
+        params: list[Any] = []
+        if subject is not None:
+            where.append("subject = ?")
+            params.append(subject)
+        if actor_key is not None:
+            where.append("actor = ?")
+            params.append(actor_key)
+        if action_prefix is not None:
+            where.append("substr(action, 1, ?) = ?")
+            params.extend([len(action_prefix), action_prefix])
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = await self._db.fetchall(
+            f"SELECT * FROM audit_log {clause} ORDER BY id DESC LIMIT ?", [*params, limit]
+        )
+        return [row_to_audit(row) for row in rows]

@@ -1,0 +1,103 @@
+"""The outbox on SQLite: messages waiting for delivery, retried on a schedule. An item is due
+when its time has come and no earlier pending item has the same key, so the messages of one
+incident or proposal are delivered in order even across retries."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+
+from engine.errors import NotFound
+from engine.model import JsonDict, OutboxItem, OutboxStatus
+from storage.codec import dumps, dumps_or_none, loads, parse_ts, parse_ts_or_none, ts
+from storage.db import Database
+
+
+def _row_to_item(row: sqlite3.Row) -> OutboxItem:
+    return OutboxItem(
+        id=row["id"],
+        kind=row["kind"],
+        key=row["key"],
+        payload=loads(row["payload"]),
+        status=OutboxStatus(row["status"]),
+        attempts=row["attempts"],
+        created_at=parse_ts(row["created_at"]),
+        next_attempt_at=parse_ts(row["next_attempt_at"]),
+        last_error=row["last_error"],
+        delivered_at=parse_ts_or_none(row["delivered_at"]),
+        result=loads(row["result"]),
+    )
+
+
+class SqliteOutbox:
+    """`engine.ports.Outbox` on SQLite."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def enqueue(self, kind: str, key: str, payload: JsonDict, *, now: datetime) -> int:
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO outbox (kind, key, payload, created_at, next_attempt_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (kind, key, dumps(payload), ts(now), ts(now)),
+            )
+            new_id = cursor.lastrowid
+            await cursor.close()
+        assert new_id is not None
+        return new_id
+
+    async def due(self, now: datetime, limit: int = 20) -> list[OutboxItem]:
+        rows = await self._db.fetchall(
+            "SELECT * FROM outbox AS o WHERE o.status = 'pending' AND o.next_attempt_at <= ? "
+            "AND NOT EXISTS (SELECT 1 FROM outbox AS e WHERE e.key = o.key "
+            "AND e.status = 'pending' AND e.id < o.id) ORDER BY o.id LIMIT ?",
+            (ts(now), limit),
+        )
+        return [_row_to_item(row) for row in rows]
+
+    async def get(self, item_id: int) -> OutboxItem | None:
+        row = await self._db.fetchone("SELECT * FROM outbox WHERE id = ?", (item_id,))
+        return None if row is None else _row_to_item(row)
+
+    async def mark_delivered(
+        self, item_id: int, *, now: datetime, result: JsonDict | None = None
+    ) -> None:
+        await self._change(
+            item_id,
+            "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = ?, "
+            "result = ? WHERE id = ?",
+            (ts(now), dumps_or_none(result), item_id),
+        )
+
+    async def mark_failed(
+        self, item_id: int, error: str, *, next_attempt_at: datetime | None
+    ) -> None:
+        if next_attempt_at is None:
+            await self._change(
+                item_id,
+                "UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = ? "
+                "WHERE id = ?",
+                (error, item_id),
+            )
+            return
+        await self._change(
+            item_id,
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? "
+            "WHERE id = ?",
+            (error, ts(next_attempt_at), item_id),
+        )
+
+    async def depth(self) -> int:
+        row = await self._db.fetchone("SELECT count(*) FROM outbox WHERE status = 'pending'")
+        return int(row[0]) if row else 0
+
+    async def _change(self, item_id: int, sql: str, params: tuple[object, ...]) -> None:
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(sql, params)
+            changed = cursor.rowcount
+            await cursor.close()
+        if changed != 1:
+            raise NotFound(
+                f"there is no outbox item {item_id}", kind="outbox", record_id=str(item_id)
+            )

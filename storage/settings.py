@@ -1,0 +1,39 @@
+"""Engine settings on SQLite: the kill switch and observe-only mode, in a single row, changed
+together with the audit event of the change."""
+
+from __future__ import annotations
+
+from engine.model import AuditEvent, EngineSettings, KillSwitch
+from storage.audit import insert_audit
+from storage.codec import dumps, loads, parse_ts_or_none, ts_or_none
+from storage.db import Database
+
+
+class SqliteEngineSettingsRepo:
+    """`engine.ports.EngineSettingsRepo` on SQLite."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def get(self) -> EngineSettings:
+        row = await self._db.fetchone("SELECT * FROM engine_settings WHERE id = 1")
+        if row is None:  # pragma: no cover - the migration inserts the row
+            return EngineSettings()
+        return EngineSettings(
+            kill_switch=KillSwitch.model_validate(loads(row["kill_switch"])),
+            observe_only=bool(row["observe_only"]),
+            updated_at=parse_ts_or_none(row["updated_at"]),
+        )
+
+    async def save(self, settings: EngineSettings, *, audit: AuditEvent) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE engine_settings SET kill_switch = ?, observe_only = ?, updated_at = ? "
+                "WHERE id = 1",
+                (
+                    dumps(settings.kill_switch),
+                    int(settings.observe_only),
+                    ts_or_none(settings.updated_at),
+                ),
+            )
+            await insert_audit(conn, audit)
