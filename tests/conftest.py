@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-pytest_plugins: list[str] = ["tests.plugins.storage"]
+pytest_plugins: list[str] = ["tests.plugins.storage", "tests.plugins.slack"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
