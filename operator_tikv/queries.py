@@ -15,6 +15,7 @@ import asyncio
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from operator_tikv.metrics import (
     MetricsReading,
@@ -163,13 +164,20 @@ class PrometheusSource:
         Raises `PrometheusError` when any query fails: a partial picture would make the
         missing quantity look healthy.
         """
-        up, p99, ratio, sizes, counts = await asyncio.gather(
+        # return_exceptions: every query finishes before the first failure is raised, so no
+        # request outlives the read.
+        outcomes = await asyncio.gather(
             self.client.query_vector(store_up(self.job)),
             self.client.query_vector(write_p99(self.job, self.window)),
             self.client.query_vector(disk_used_ratio(self.job)),
             self.client.query_vector(store_capacity_bytes(self.job)),
             self.client.query_vector(region_counts(self.job)),
+            return_exceptions=True,
         )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        up, p99, ratio, sizes, counts = cast("list[VectorResult]", outcomes)
         index = InstanceIndex.build(targets)
         acc: dict[int, _Accumulator] = {t.store_id: _Accumulator() for t in targets}
         unmatched: set[str] = set()

@@ -205,6 +205,7 @@ async def test_one_failed_query_fails_the_read(source: PrometheusSource) -> None
             )
         return answer(request)
 
-    respx.post(f"{BASE}/api/v1/query").mock(side_effect=fail_disk)
+    route = respx.post(f"{BASE}/api/v1/query").mock(side_effect=fail_disk)
     with pytest.raises(PrometheusQueryError, match="many-to-many"):
         await source.read(TARGETS, at=0)
+    assert route.call_count == 5  # the other queries finished; none was left running
