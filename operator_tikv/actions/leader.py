@@ -100,9 +100,14 @@ class TransferLeader(Action[TransferLeaderParams]):
         region = await state.read_region(pd, p.region_id)
         if region is None:
             return f"nothing: region {p.region_id} does not exist"
+        source = (
+            f"from store {region.leader_store_id}"
+            if region.leader_store_id is not None
+            else "(it has no leader now)"
+        )
         return (
             f"the leader of region {p.region_id} ({region.approximate_size_mib:,} MiB) would move "
-            f"from store {region.leader_store_id} to store {p.to_store_id}; no data is copied"
+            f"{source} to store {p.to_store_id}; no data is copied"
         )
 
     async def snapshot(self, p: TransferLeaderParams, pd: PDApi) -> Snapshot:

@@ -49,34 +49,51 @@ def _union_adapter() -> TypeAdapter[Any]:
 
 def action_call_schema() -> JsonSchema:
     """The schema of one action call: `oneOf` over the registered actions, discriminated by
-    `action` (usable as an array's `items` in a larger tool schema)."""
-    return _union_adapter().json_schema()
+    `action`. Self-contained (no `$ref`), so it can be embedded anywhere in a larger tool
+    schema, e.g. as the `items` of a list of proposed actions."""
+    schema = _union_adapter().json_schema(ref_template="#/$defs/{model}")
+    defs = schema.pop("$defs", {})
+    inlined: JsonSchema = _inline(schema, defs)
+    return inlined
 
 
 def tool_input_schema() -> JsonSchema:
     """A complete tool `input_schema`: an object with a single required `action` property."""
-    call = action_call_schema()
-    defs = call.pop("$defs", {})
-    schema: JsonSchema = {
+    return {
         "type": "object",
         "properties": {
             "action": {
-                **call,
+                **action_call_schema(),
                 "description": "one action from the registered catalogue, with its parameters",
             }
         },
         "required": ["action"],
         "additionalProperties": False,
     }
-    if defs:
-        schema["$defs"] = defs
-    return schema
 
 
 def action_schema(name: str) -> JsonSchema:
-    """The JSON schema of one action's params (raises UnknownAction)."""
-    schema: JsonSchema = get_action(name).params_model.model_json_schema()
-    return schema
+    """The JSON schema of one action's params (raises UnknownAction); self-contained."""
+    schema = get_action(name).params_model.model_json_schema()
+    defs = schema.pop("$defs", {})
+    inlined: JsonSchema = _inline(schema, defs)
+    return inlined
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    """Replace every `{"$ref": "#/$defs/X"}` by a copy of X (the models are not recursive)."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            target = _inline(defs[ref.removeprefix("#/$defs/")], defs)
+            extra = {k: _inline(v, defs) for k, v in node.items() if k != "$ref"}
+            return {**target, **extra}
+        if set(node) >= {"propertyName", "mapping"}:  # a discriminator: its mapping holds refs
+            return {"propertyName": node["propertyName"]}
+        return {k: _inline(v, defs) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inline(item, defs) for item in node]
+    return node
 
 
 def parse_action_call(data: Any) -> ActionCall:

@@ -254,23 +254,25 @@ def test_snapshot_round_trips_through_json() -> None:
 
 def test_tool_input_schema_is_one_object_with_a_discriminated_union() -> None:
     schema = tool_input_schema()
-    json.dumps(schema)  # serialisable as-is
+    text = json.dumps(schema)  # serialisable as-is
+    assert "$ref" not in text and "$defs" not in text  # self-contained, embeddable
     assert schema["type"] == "object"
     assert schema["required"] == ["action"]
     union = schema["properties"]["action"]
-    assert union["discriminator"]["propertyName"] == "action"
-    refs = [option["$ref"].rsplit("/", 1)[-1] for option in union["oneOf"]]
+    assert union["discriminator"] == {"propertyName": "action"}
     consts = {}
-    for ref in refs:
-        definition = schema["$defs"][ref]
-        assert definition["required"] == ["action", "params"]
-        consts[definition["properties"]["action"]["const"]] = definition
+    for option in union["oneOf"]:
+        assert option["required"] == ["action", "params"]
+        assert option["additionalProperties"] is False
+        consts[option["properties"]["action"]["const"]] = option
     assert list(consts) == list(REGISTRY)
     # the params of each option are that action's params model
-    drain = consts["drain"]["properties"]["params"]["$ref"].rsplit("/", 1)[-1]
-    assert schema["$defs"][drain]["properties"]["store_id"]["type"] == "integer"
-    assert schema["$defs"][drain]["properties"]["store_id"]["minimum"] == 1
-    assert action_call_schema()["discriminator"]["propertyName"] == "action"
+    for name, option in consts.items():
+        assert option["properties"]["params"]["properties"] == action_schema(name)["properties"]
+        assert f"Risk: {REGISTRY[name].risk.value}" in option["description"]
+    drain = consts["drain"]["properties"]["params"]["properties"]["store_id"]
+    assert drain["type"] == "integer" and drain["minimum"] == 1
+    assert action_call_schema() == {k: v for k, v in union.items() if k != "description"}
 
 
 def test_per_action_schemas() -> None:
