@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from operator_tikv.actions import (
     REGISTRY,
@@ -318,3 +320,38 @@ def test_bad_tool_input_is_refused_with_sentences(data: object, problem: str) ->
 def test_unknown_action_in_tool_input() -> None:
     with pytest.raises(UnknownAction):
         parse_action_call({"action": "reboot-store", "params": {"store_id": 4}})
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_CALLS = st.fixed_dictionaries(
+    {"action": st.sampled_from([*REGISTRY, "reboot"]) | st.text(max_size=8)},
+    optional={
+        "params": st.dictionaries(
+            st.sampled_from(
+                ["store_id", "region_id", "to_store_id", "from_store_id", "kind", "value",
+                 "which", "ratio", "policy", "x"]
+            ),
+            _JSON | st.sampled_from(["leader", "low", "scan", 4, 2008, 0.85]),
+            max_size=4,
+        )
+        | _JSON
+    },
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(_JSON, _CALLS.map(lambda call: {"action": call})))
+def test_tool_input_never_raises_anything_but_our_errors(data: object) -> None:
+    try:
+        call = parse_tool_input(data)
+    except (InvalidParams, UnknownAction) as exc:
+        assert str(exc)
+        return
+    action, params = validate_call(call)
+    assert action.call(params) == call
