@@ -93,8 +93,11 @@ class PDError(Exception):
         method: str | None = None,
         path: str | None = None,
         body: str | None = None,
+        from_pd: bool = True,
     ) -> None:
+        #: PD's own text (truncated); our own explanation when ``from_pd`` is False.
         self.message = truncate(message, MAX_MESSAGE_CHARS)
+        self.from_pd = from_pd
         self.status = status
         self.code = code
         self.method = method
@@ -110,7 +113,7 @@ class PDError(Exception):
     def _render(self) -> str:
         parts = [self.summary]
         if self.message:
-            parts.append(f": PD said {self.message!r}")
+            parts.append(f": PD said {self.message!r}" if self.from_pd else f": {self.message}")
         where = []
         if self.status is not None:
             where.append(f"HTTP {self.status}")

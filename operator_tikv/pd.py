@@ -203,6 +203,7 @@ class PDClient:
                     f"{type(exc).__name__}: {exc}",
                     method=method,
                     path=path,
+                    from_pd=False,
                     outcome_unknown=method != "GET" and not isinstance(exc, _NOT_SENT),
                 ) from exc
             except httpx.HTTPError as exc:
@@ -211,6 +212,7 @@ class PDClient:
                     f"{type(exc).__name__}: {exc}",
                     method=method,
                     path=path,
+                    from_pd=False,
                     outcome_unknown=method != "GET",
                 ) from exc
             self._record(method, template, response.status_code, started)
@@ -243,6 +245,7 @@ class PDClient:
                 method=method,
                 path=path,
                 body=response.text,
+                from_pd=False,
             ) from exc
 
     @staticmethod
@@ -258,6 +261,7 @@ class PDClient:
                 method=method,
                 path=path,
                 body=response.text,
+                from_pd=False,
             ) from exc
 
     async def _get(
@@ -310,6 +314,7 @@ class PDClient:
                 status=response.status_code,
                 method="GET",
                 path=path,
+                from_pd=False,
             )
         return region
 

@@ -156,8 +156,9 @@ def test_classify_every_documented_failure(
         assert error.code is not None and error.message.startswith(f"[{error.code}]")
     rendered = str(error)
     assert error.summary in rendered and error.advice in rendered
+    assert error.from_pd
     if error.message:
-        assert error.message[:40] in rendered
+        assert f"PD said {error.message[:40]!r}"[:-1] in rendered
 
 
 def test_pd_code_is_preferred_to_the_message() -> None:

@@ -108,6 +108,7 @@ async def test_unknown_region_is_region_not_found_in_every_version(
         await pd.get_region(999999)
     assert "999999" in info.value.message
     assert info.value.status == answer.status_code
+    assert "does not know this region" in str(info.value)
     assert route.call_count == 1  # not-found is never retried
 
 

@@ -95,6 +95,8 @@ async def test_get_gives_up_after_the_retries(mock: respx.MockRouter, pd: PDClie
     assert isinstance(info.value.__cause__, httpx.ConnectError)
     assert "connection refused" in info.value.message
     assert not info.value.outcome_unknown
+    assert not info.value.from_pd and "PD said" not in str(info.value)
+    assert "Check that PD is running" in str(info.value)
 
 
 async def test_get_gives_up_on_persistent_5xx_with_pd_message(
