@@ -112,15 +112,15 @@ def _control(inner: str, names: Names) -> str:
     label = unescape_slack(label)
     if target.startswith("@"):
         user_id = target[1:]
-        shown = label.lstrip("@") or names.user(user_id)
+        shown = label.lstrip("@") or names.user(user_id) or user_id
         return f'<span class="mention" data-user-id="{esc(user_id)}">@{esc(shown)}</span>'
     if target.startswith("#"):
         channel_id = target[1:]
-        shown = label or names.channel(channel_id)
+        shown = label or names.channel(channel_id) or channel_id
         return f'<span class="channel-ref" data-channel-id="{esc(channel_id)}">#{esc(shown)}</span>'
     if target.startswith("!subteam^"):
         group_id = target.removeprefix("!subteam^")
-        shown = label.lstrip("@") or names.usergroup(group_id)
+        shown = label.lstrip("@") or names.usergroup(group_id) or group_id
         return f'<span class="mention" data-usergroup-id="{esc(group_id)}">@{esc(shown)}</span>'
     if target in ("!here", "!channel", "!everyone"):
         return f'<span class="mention">@{esc(target[1:])}</span>'

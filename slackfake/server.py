@@ -144,6 +144,7 @@ class SlackFake:
         """Close sockets and the HTTP server. Safe to call twice."""
         if self._runner is None:
             return
+        self.api.stopping.set()
         await self.hub.shutdown()
         await self._runner.cleanup()
         self._runner = None

@@ -6,6 +6,7 @@ the methods the bot and the tests use, answering Slack's real response shapes as
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import time
@@ -71,6 +72,7 @@ class WebApi:
         self._page_url = page_url
         self.calls: list[ApiCall] = []
         self.connections_opened = 0
+        self.stopping = asyncio.Event()  # cuts injected delays short at shutdown
 
     async def handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
@@ -127,7 +129,8 @@ class WebApi:
             return None, {}
         call.fault = fault.kind
         if fault.kind == "slow":
-            await asyncio.sleep(fault.delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), fault.delay)
             return None, {}
         call.status = fault.status
         if fault.kind == "ratelimited":
