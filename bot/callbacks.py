@@ -1,0 +1,78 @@
+"""Interactive element IDs and button values.
+
+`action_id`s are constants here (handlers route on them). A button carries only which proposal
+it is about and the version the user saw, as compact JSON (`{"p":"P-7","v":3}`), never the
+action itself: the handler reloads the proposal and the engine refuses a stale version with the
+reason. Pure.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+APPROVE = "tikvops.approve"
+REJECT = "tikvops.reject"
+UNDO = "tikvops.undo"
+
+BUTTON_ACTIONS = (APPROVE, REJECT, UNDO)
+
+REJECT_VIEW = "tikvops.reject_reason"
+"""callback_id of the modal that asks for a rejection reason."""
+REJECT_REASON_BLOCK = "reason"
+REJECT_REASON_INPUT = "reason_input"
+
+_PROPOSAL_ID = re.compile(r"^P-[0-9]{1,18}$")
+
+
+class BadButtonValue(ValueError):
+    """A button value that is not ours (edited, truncated, from another app)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ButtonValue:
+    """What a button says: the proposal and the version shown when it was rendered."""
+
+    proposal_id: str
+    version: int
+
+    def encode(self) -> str:
+        return json.dumps({"p": self.proposal_id, "v": self.version}, separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, raw: str | None) -> ButtonValue:
+        if not raw:
+            raise BadButtonValue("the button carried no value")
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise BadButtonValue("the button value is not JSON") from None
+        if not isinstance(data, dict):
+            raise BadButtonValue("the button value is not an object")
+        proposal_id = data.get("p")
+        version = data.get("v")
+        if not isinstance(proposal_id, str) or not _PROPOSAL_ID.match(proposal_id):
+            raise BadButtonValue("the button value names no proposal")
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise BadButtonValue("the button value has no valid version")
+        return cls(proposal_id=proposal_id, version=version)
+
+
+def block_id(kind: str, proposal_id: str, version: int) -> str:
+    """A block ID unique per message version (Slack asks for new IDs when a message changes)."""
+    return f"{kind}:{proposal_id}:v{version}"
+
+
+__all__ = [
+    "APPROVE",
+    "BUTTON_ACTIONS",
+    "REJECT",
+    "REJECT_REASON_BLOCK",
+    "REJECT_REASON_INPUT",
+    "REJECT_VIEW",
+    "UNDO",
+    "BadButtonValue",
+    "ButtonValue",
+    "block_id",
+]

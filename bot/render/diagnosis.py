@@ -1,0 +1,86 @@
+"""The diagnosis thread reply: summary, likely causes (interpretations, with confidence) kept
+apart from the evidence (observed facts, with numbers and sources), and the actions proposed.
+Pure."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bot.render import fmt
+from bot.render.kit import Rendered, context, esc, rendered, section
+from bot.render.limits import cap_items
+from engine.model import Diagnosis, Incident
+
+MAX_CAUSES = 8
+MAX_EVIDENCE = 15
+MAX_ACTIONS = 10
+NO_ACTION = "*No action proposed.* The incident is still watched; nothing will change the cluster."
+
+
+def _bullets(lines: list[str], limit: int, noun: str) -> str:
+    return "\n".join(f"• {line}" for line in cap_items(lines, limit, noun))
+
+
+def _params(params: dict[str, Any]) -> str:
+    return ", ".join(f"{esc(k.replace('_', ' '))} {esc(v)}" for k, v in params.items())
+
+
+def diagnosis_reply(incident: Incident, diagnosis: Diagnosis, now: datetime) -> Rendered:
+    """The diagnosis of `incident`, for its thread."""
+    by = fmt.origin_text_for_diagnosis(diagnosis)
+    if diagnosis.error:
+        text = (
+            f":warning: *Diagnosis unavailable* for {esc(incident.id)} ({by}): "
+            f"{esc(diagnosis.error)}\nThe incident is still watched and updated here; check "
+            "the numbers in the message above, or ask for a proposal with `/tikv help`."
+        )
+        blocks: list[Any] = [section(text)]
+        if diagnosis.summary:
+            blocks.append(section(esc(diagnosis.summary)))
+        return rendered(f"Diagnosis unavailable for {incident.title}", blocks)
+    confidence = f" · confidence {diagnosis.confidence:.0%}"
+    blocks = [section(f":mag: *Diagnosis* by {by}{confidence}\n{esc(diagnosis.summary)}")]
+    if diagnosis.causes:
+        causes = [
+            esc(c.statement) + (f" _({c.confidence:.0%})_" if c.confidence is not None else "")
+            for c in diagnosis.causes
+        ]
+        blocks.append(
+            section("*Likely causes* (interpretation)\n" + _bullets(causes, MAX_CAUSES, "causes"))
+        )
+    if diagnosis.evidence:
+        facts = []
+        for item in diagnosis.evidence:
+            line = esc(item.fact)
+            if item.value is not None:
+                line += f": {fmt.with_unit(item.value, item.unit or '')}"
+            if item.source:
+                line += f" _({esc(item.source)})_"
+            facts.append(line)
+        blocks.append(
+            section(
+                "*Evidence* (observed)\n" + _bullets(facts, MAX_EVIDENCE, "facts"), noun="facts"
+            )
+        )
+    if diagnosis.actions:
+        proposed = [
+            f"`{esc(a.action)}` {_params(a.params)}" + (f": {esc(a.reason)}" if a.reason else "")
+            for a in diagnosis.actions
+        ]
+        blocks.append(
+            section(
+                "*Proposed actions* (each is posted below with Approve / Reject)\n"
+                + _bullets(proposed, MAX_ACTIONS, "actions")
+            )
+        )
+    else:
+        blocks.append(section(NO_ACTION))
+    notes = [f"{esc(incident.id)} · diagnosed {fmt.at(diagnosis.created_at, now)}"]
+    if diagnosis.prompt_version:
+        notes.append(f"prompt {esc(diagnosis.prompt_version)}")
+    blocks.append(context(*notes))
+    return rendered(f"Diagnosis of {incident.title}: {diagnosis.summary}", blocks)
+
+
+__all__ = ["diagnosis_reply"]

@@ -1,0 +1,209 @@
+"""Incident messages: the parent message in the channel (edited in place as the incident changes)
+and the thread replies about it (resolved). Pure: records and `now` in, `Rendered` out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from bot.render import action as act
+from bot.render import fmt
+from bot.render.kit import Rendered, code_span, context, esc, fields, header, rendered, section
+from bot.render.limits import cap_items, clip
+from engine.model import Diagnosis, Incident, Proposal, ProposalState
+
+_KNOWN_DETAILS = frozenset(
+    {
+        "message",
+        "unit",
+        "address",
+        "store_address",
+        "store_id",
+        "region_id",
+        "region_ids",
+        "first_seen",
+        "stale",
+        "kind",
+        "severity",
+        "value",
+        "threshold",
+    }
+)
+MAX_EXTRA_DETAILS = 6
+MAX_REGION_SAMPLE = 10
+
+
+def _details(incident: Incident) -> Mapping[str, Any]:
+    return incident.details if isinstance(incident.details, Mapping) else {}
+
+
+def where(incident: Incident) -> str:
+    """What is broken and where: "store 4 (`tikv-4:20160`)", "region 2008", "the cluster"."""
+    details = _details(incident)
+    kind, _, ident = incident.subject.partition(":")
+    address = details.get("address") or details.get("store_address")
+    if kind == "store" and ident:
+        text = f"store {esc(ident)}"
+        if address:
+            text += f" ({code_span(address)})"
+    elif kind == "region" and ident:
+        text = f"region {esc(ident)}"
+    else:
+        text = "the cluster"
+    regions = details.get("region_ids")
+    if isinstance(regions, list | tuple) and regions:
+        sample = [esc(r) for r in regions[:MAX_REGION_SAMPLE]]
+        left = len(regions) - len(sample)
+        more = f", {fmt.number(left)} more" if left > 0 else ""
+        text += f"\nregions {', '.join(sample)}{more}"
+    return text
+
+
+def key_numbers(incident: Incident) -> str:
+    """The measured value against its threshold: "250 ms (threshold 100 ms)"."""
+    unit = str(_details(incident).get("unit") or "")
+    if incident.value is None:
+        return "not measured"
+    text = fmt.with_unit(incident.value, unit)
+    if incident.threshold is not None:
+        text += f" (threshold {fmt.with_unit(incident.threshold, unit)})"
+    return text
+
+
+def _extra_details(incident: Incident) -> list[str]:
+    lines = []
+    for key, value in _details(incident).items():
+        if key in _KNOWN_DETAILS or isinstance(value, dict | list | tuple) or value is None:
+            continue
+        shown = fmt.number(value) if isinstance(value, int | float) else esc(clip(str(value), 80))
+        lines.append(f"{esc(key.replace('_', ' '))}: {shown}")
+    return cap_items(lines, MAX_EXTRA_DETAILS, "details")
+
+
+def _diagnosis_line(diagnosis: Diagnosis | None, *, resolved: bool) -> str | None:
+    if diagnosis is None:
+        return None if resolved else ":mag: *Diagnosis:* in progress; it will appear in the thread."
+    if diagnosis.error:
+        return f":warning: *Diagnosis unavailable:* {esc(diagnosis.error)}"
+    by = fmt.origin_text_for_diagnosis(diagnosis)
+    confidence = f", confidence {diagnosis.confidence:.0%}" if diagnosis.confidence else ""
+    return f":mag: *Diagnosis* ({by}{confidence}): {esc(diagnosis.summary)}"
+
+
+def _running_lines(running: Sequence[Proposal], now: datetime) -> list[str]:
+    lines = []
+    for proposal in running:
+        label = f"{esc(proposal.id)} {esc(act.short_title(proposal.action, proposal.params))}"
+        if proposal.state is ProposalState.EXECUTING:
+            by = fmt.who(proposal.decided_by)
+            lines.append(f":gear: *Action running:* {label} (approved by {by})")
+        elif proposal.state is ProposalState.APPROVED:
+            lines.append(f":white_check_mark: *Action approved:* {label}, about to run")
+        elif proposal.state is ProposalState.PROPOSED:
+            lines.append(
+                f":hourglass_flowing_sand: *Waiting for approval:* {label} "
+                f"(expires {fmt.until(proposal.expires_at, now)})"
+            )
+    return cap_items(lines, 5, "proposals")
+
+
+def incident_parent(
+    incident: Incident,
+    now: datetime,
+    *,
+    diagnosis: Diagnosis | None = None,
+    proposals: Sequence[Proposal] = (),
+) -> Rendered:
+    """The incident's own message: severity, what and where, since when, the key numbers, the
+    diagnosis summary and any action in flight; resolved incidents say when and after how long.
+    `proposals` are the incident's proposals still in flight (proposed, approved, executing)."""
+    details = _details(incident)
+    resolved = not incident.is_open
+    title = clip(incident.title, 110)
+    if resolved:
+        head = f"{fmt.RESOLVED_ICON} RESOLVED · {title}"
+    else:
+        head = f"{fmt.severity(incident.severity)} · {title}"
+    blocks: list[Any] = [header(head)]
+    message = details.get("message")
+    summary = esc(message) if isinstance(message, str) and message else esc(incident.title)
+    if resolved and incident.resolved_at is not None:
+        summary = (
+            f":white_check_mark: Resolved at {fmt.at(incident.resolved_at, now)} after "
+            f"{fmt.duration(incident.opened_at, incident.resolved_at)}. "
+            f"Worst severity: {incident.worst_severity.value}.\n{summary}"
+        )
+    blocks.append(section(summary))
+    pairs = [
+        ("Where", where(incident)),
+        ("Since", fmt.ago(incident.opened_at, now)),
+        ("Now" if not resolved else "Last measured", key_numbers(incident)),
+        (
+            "Severity",
+            incident.severity.value
+            + (
+                f" (worst {incident.worst_severity.value})"
+                if incident.worst_severity is not incident.severity
+                else ""
+            ),
+        ),
+    ]
+    if resolved and incident.resolved_at is not None:
+        pairs.append(("Resolved", fmt.at(incident.resolved_at, now)))
+        pairs.append(("Duration", fmt.duration(incident.opened_at, incident.resolved_at)))
+    elif incident.clear_since is not None:
+        pairs.append(("Clear since", fmt.ago(incident.clear_since, now)))
+    blocks.extend(fields(pairs))
+    line = _diagnosis_line(diagnosis, resolved=resolved)
+    if line:
+        blocks.append(section(line))
+    if not resolved:
+        running = _running_lines(proposals, now)
+        if running:
+            blocks.append(section("\n".join(running), noun="proposals"))
+    extra = _extra_details(incident)
+    notes = [
+        f"{esc(incident.id)} · {esc(incident.kind)} · "
+        f"last seen {fmt.at(incident.last_seen_at, now)}",
+        "Details, proposals and results are in the thread.",
+    ]
+    if extra:
+        notes.insert(1, " · ".join(extra))
+    blocks.append(context(*notes))
+    text = (
+        f"Resolved: {incident.title} ({fmt.duration(incident.opened_at, incident.resolved_at)})"
+        if resolved and incident.resolved_at is not None
+        else f"{incident.severity.value.upper()}: {incident.title}"
+    )
+    return rendered(text, blocks)
+
+
+def incident_resolved_reply(incident: Incident, now: datetime) -> Rendered:
+    """The thread reply when an incident resolves (no mention, no ping)."""
+    end = incident.resolved_at or now
+    text = (
+        f":large_green_circle: *Resolved* at {fmt.at(end, now)} after "
+        f"{fmt.duration(incident.opened_at, end)}: the condition has not been seen since "
+        f"{fmt.at(incident.clear_since or incident.last_seen_at, now)}. "
+        f"Worst severity was {incident.worst_severity.value}."
+    )
+    return rendered(f"Resolved: {incident.title}", [section(text)])
+
+
+def incident_worsened_reply(incident: Incident, previous: str, now: datetime) -> Rendered:
+    """The thread reply when an incident's severity goes up."""
+    text = (
+        f"{fmt.SEVERITY_ICON[incident.severity]} *Worsened* at {fmt.at(incident.updated_at, now)}: "
+        f"{esc(previous)} → {incident.severity.value}. Now: {key_numbers(incident)}."
+    )
+    return rendered(f"Worsened: {incident.title}", [section(text)])
+
+
+__all__ = [
+    "incident_parent",
+    "incident_resolved_reply",
+    "incident_worsened_reply",
+    "key_numbers",
+    "where",
+]
