@@ -1,0 +1,278 @@
+"""What the engine answers: typed outcomes that Slack, the terminal and tests render.
+
+`Engine.handle()` returns one `Outcome`: a read view (`StatusView`, `StoresView`, `StoreView`,
+`RegionView`, `IncidentsView`, `ProposalsView`, `ProposalView`, `AuditView`, `HelpView`), a
+`ProposalCreated`, a `DryRunOutcome`, a `Decided`, a `Refused` or a `KillSwitchOutcome`. Every
+model is frozen pydantic with a `result` tag, so a surface can switch on it or dump it as JSON
+(`model_dump(mode="json")`). Nothing here decides anything: it only carries the facts and the
+sentences the engine produced.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.model import (
+    ActionRef,
+    AuditEvent,
+    EngineSettings,
+    Execution,
+    Incident,
+    KillSwitch,
+    Proposal,
+)
+from operator_tikv.actions import ActionText, DryRun
+
+
+class Result(BaseModel):
+    """Base of every outcome: immutable."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+# --------------------------------------------------------------------------- read views
+
+
+class StoreSummary(Result):
+    """One TiKV store as PD reports it, flattened for tables."""
+
+    id: int
+    address: str
+    state: str = Field(description="PD's state_name: Up, Offline, Down, Disconnected, Tombstone")
+    leader_count: int
+    region_count: int
+    capacity_bytes: int
+    available_bytes: int
+    used_ratio: float | None
+    last_heartbeat: datetime | None
+    drained: bool = Field(description="under evict-leader-scheduler")
+    version: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class StatusView(Result):
+    """The cluster at a glance: stores, open incidents, proposals in flight, safety switches.
+    `pd_error` is set (and `stores` empty) when PD could not be read; the rest still shows."""
+
+    result: Literal["status"] = "status"
+    stores: list[StoreSummary]
+    state_counts: dict[str, int]
+    open_incidents: list[Incident]
+    active_proposals: list[Proposal]
+    kill_switch: KillSwitch
+    observe_only: bool
+    pd_error: str | None = None
+
+
+class StoresView(Result):
+    result: Literal["stores"] = "stores"
+    stores: list[StoreSummary]
+
+
+class StoreView(Result):
+    """One store, its open incidents and the unfinished proposals that name it."""
+
+    result: Literal["store"] = "store"
+    store: StoreSummary
+    incidents: list[Incident]
+    proposals: list[Proposal]
+
+
+class PeerSummary(Result):
+    peer_id: int
+    store_id: int
+    role: str
+    leader: bool
+    down: bool
+    pending: bool
+
+
+class OperatorSummary(Result):
+    """The operator PD runs (or ran in the last 10 minutes) on a region."""
+
+    desc: str
+    status: str
+    brief: str
+
+
+class RegionView(Result):
+    result: Literal["region"] = "region"
+    region_id: int
+    start_key: str
+    end_key: str
+    epoch_version: int
+    conf_ver: int
+    leader_store_id: int | None
+    peers: list[PeerSummary]
+    approximate_size_mib: int
+    approximate_keys: int
+    operator: OperatorSummary | None
+
+
+class IncidentsView(Result):
+    result: Literal["incidents"] = "incidents"
+    incidents: list[Incident]
+
+
+class ProposalsView(Result):
+    """Proposals not finished yet (proposed, approved, executing), newest first, and the most
+    recent finished ones."""
+
+    result: Literal["proposals"] = "proposals"
+    proposals: list[Proposal]
+    recent: list[Proposal] = Field(default_factory=list)
+
+
+class ProposalView(Result):
+    """One proposal: the record, how the action reads, its execution, its audit history (oldest
+    first), and the undo available now (after a successful reversible run)."""
+
+    result: Literal["proposal"] = "proposal"
+    proposal: Proposal
+    text: ActionText | None
+    execution: Execution | None
+    history: list[AuditEvent]
+    undo: ActionRef | None = None
+
+
+class AuditView(Result):
+    """The last audit records, newest first."""
+
+    result: Literal["audit"] = "audit"
+    events: list[AuditEvent]
+
+
+class HelpView(Result):
+    result: Literal["help"] = "help"
+    topic: str | None
+    text: str
+
+
+# --------------------------------------------------------------------------- actions
+
+
+class ProposalCreated(Result):
+    """A proposal was stored (state `proposed`, or `approved` when auto-approved) with the dry
+    run of its preflight. Nothing was sent to PD."""
+
+    result: Literal["proposal_created"] = "proposal_created"
+    proposal: Proposal
+    dry_run: DryRun
+    auto_approved: bool = False
+
+
+class DryRunOutcome(Result):
+    """A dry run: the preflight checks with what was observed, the exact PD request(s) and the
+    expected effect. No proposal was created and nothing was sent."""
+
+    result: Literal["dry_run"] = "dry_run"
+    dry_run: DryRun
+
+
+class Decided(Result):
+    """An approval or rejection was recorded. `message` says what happened and what comes next
+    ("approved by <@U1> (approval 1 of 1); executing now"). `executing` is True when the
+    approval completed the quorum and the execution was started."""
+
+    result: Literal["decided"] = "decided"
+    proposal: Proposal
+    message: str
+    executing: bool = False
+
+
+class RefusalKind(StrEnum):
+    """Why something was refused, for surfaces that colour or count refusals."""
+
+    PARSE = "parse"  # the words did not make a command
+    INVALID = "invalid"  # unknown action or parameters that do not fit it
+    PREFLIGHT = "preflight"  # a preflight check failed against the live cluster
+    POLICY = "policy"  # the approval policy does not allow this person to do this
+    KILL_SWITCH = "kill_switch"
+    OBSERVE_ONLY = "observe_only"
+    STATE = "state"  # the proposal is not in a state where this can happen
+    STALE = "stale"  # the proposal changed since the person saw it
+    UNKNOWN = "unknown"  # no such proposal, store or region
+    DUPLICATE = "duplicate"  # this request ID was already handled
+    PD = "pd"  # PD could not be read or refused
+    STORAGE = "storage"  # the database could not be used
+
+
+class Refused(Result):
+    """Something was refused; `reason` is the sentence to show (why, and what to do instead).
+    `dry_run` is set for preflight refusals so the failed checks can be shown."""
+
+    result: Literal["refused"] = "refused"
+    reason: str
+    kind: RefusalKind
+    dry_run: DryRun | None = None
+    proposal: Proposal | None = None
+
+
+class KillSwitchOutcome(Result):
+    """The kill switch (and observe-only mode) after the command; `changed` is False for
+    `status` or when it already was in the requested position."""
+
+    result: Literal["kill_switch"] = "kill_switch"
+    settings: EngineSettings
+    changed: bool
+    message: str
+
+
+class ExecutionReport(Result):
+    """A finished (or still verifying) execution with the proposal it ran and, after a
+    successful reversible action, the undo a surface may offer as a button."""
+
+    result: Literal["execution"] = "execution"
+    proposal: Proposal
+    execution: Execution
+    undo: ActionRef | None = None
+
+
+Outcome = Annotated[
+    StatusView
+    | StoresView
+    | StoreView
+    | RegionView
+    | IncidentsView
+    | ProposalsView
+    | ProposalView
+    | AuditView
+    | HelpView
+    | ProposalCreated
+    | DryRunOutcome
+    | Decided
+    | Refused
+    | KillSwitchOutcome
+    | ExecutionReport,
+    Field(discriminator="result"),
+]
+"""Everything `Engine.handle()` can answer."""
+
+
+__all__ = [
+    "AuditView",
+    "Decided",
+    "DryRunOutcome",
+    "ExecutionReport",
+    "HelpView",
+    "IncidentsView",
+    "KillSwitchOutcome",
+    "OperatorSummary",
+    "Outcome",
+    "PeerSummary",
+    "ProposalCreated",
+    "ProposalView",
+    "ProposalsView",
+    "RefusalKind",
+    "Refused",
+    "RegionView",
+    "Result",
+    "StatusView",
+    "StoreSummary",
+    "StoreView",
+    "StoresView",
+]
