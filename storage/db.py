@@ -50,9 +50,21 @@ class Database:
         `migrate_to` (default: the latest). Raises `StorageError` if the file is corrupted,
         locked, unwritable, or from a newer tikvops."""
         path = Path(path)
+        if str(path) != ":memory:" and not path.parent.is_dir():
+            raise StorageError(
+                f"the database file {path} cannot be opened: its directory {path.parent} does "
+                "not exist; create it, or set the db setting to another path",
+                path=str(path),
+            )
+        pending = aiosqlite.connect(str(path), isolation_level=None, timeout=busy_timeout)
         try:
-            conn = await aiosqlite.connect(str(path), isolation_level=None, timeout=busy_timeout)
+            conn = await pending
         except sqlite3.Error as exc:
+            # aiosqlite stops its worker thread asynchronously after a failed connect; wait for
+            # it so it does not report to an event loop that has gone away.
+            worker = getattr(pending, "_thread", None)
+            if worker is not None:
+                await asyncio.to_thread(worker.join, 1.0)
             raise translate(exc, path, busy_timeout) from exc
         conn.row_factory = sqlite3.Row
         db = cls(path, conn, busy_timeout)
@@ -72,10 +84,7 @@ class Database:
     async def _configure(self) -> None:
         async with self._guard():
             await self._conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
-            cursor = await self._conn.execute("PRAGMA journal_mode = WAL")
-            row = await cursor.fetchone()
-            await cursor.close()
-            mode = str(row[0]).lower() if row else ""
+            mode = await self._switch_to_wal()
             if mode != "wal" and str(self._path) != ":memory:":
                 raise StorageError(
                     f"the database file {self._path} could not be switched to WAL mode (got "
@@ -86,6 +95,23 @@ class Database:
             await self._conn.execute("PRAGMA synchronous = NORMAL")
             # Touch the schema so a file that is not a database fails here, clearly.
             await self._conn.execute("SELECT count(*) FROM sqlite_master")
+
+    async def _switch_to_wal(self) -> str:
+        """Set WAL mode. Two processes creating the same file at once can get SQLITE_BUSY here
+        without the busy handler being called, so retry until the busy timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._busy_timeout
+        while True:
+            try:
+                cursor = await self._conn.execute("PRAGMA journal_mode = WAL")
+                row = await cursor.fetchone()
+                await cursor.close()
+                return str(row[0]).lower() if row else ""
+            except sqlite3.OperationalError as exc:
+                busy = "locked" in str(exc).lower() or "busy" in str(exc).lower()
+                if not busy or loop.time() >= deadline:
+                    raise
+                await asyncio.sleep(0.02)
 
     async def migrate(self, target: int | None = None) -> int:
         """Apply forward migrations up to `target` (default: latest); returns the version."""

@@ -72,12 +72,16 @@ async def test_migration_from_an_older_version_keeps_data(db_path: Path) -> None
 
 
 async def test_reopening_is_a_no_op_and_two_openers_migrate_once(db_path: Path) -> None:
-    first, second = await asyncio.gather(Database.open(db_path), Database.open(db_path))
+    opened = await asyncio.gather(
+        *(Database.open(db_path) for _ in range(4)), return_exceptions=True
+    )
     try:
-        assert await first.schema_version() == await second.schema_version() == 2
+        assert [type(db) for db in opened] == [Database] * 4, opened
+        assert [await db.schema_version() for db in opened] == [2] * 4  # type: ignore[union-attr]
     finally:
-        await first.close()
-        await second.close()
+        for db in opened:
+            if isinstance(db, Database):
+                await db.close()
     again = await Database.open(db_path)
     try:
         assert await again.schema_version() == 2
@@ -111,6 +115,13 @@ async def test_unopenable_path_gives_a_clear_error(tmp_path: Path) -> None:
     missing_dir = tmp_path / "no" / "such" / "dir" / "tikvops.db"
     with pytest.raises(StorageError) as caught:
         await Database.open(missing_dir)
+    assert "cannot be opened" in str(caught.value)
+    assert "does not exist; create it" in str(caught.value)
+
+
+async def test_path_that_is_a_directory_gives_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StorageError) as caught:
+        await Database.open(tmp_path)
     assert "cannot be opened" in str(caught.value)
     assert "directory exists and is writable" in str(caught.value)
 
