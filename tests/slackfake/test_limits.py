@@ -65,9 +65,7 @@ def test_a_typical_sdk_built_incident_message_is_accepted() -> None:
     assert check_blocks([b.to_dict() for b in blocks]) == []
 
 
-@pytest.mark.parametrize(
-    ("count", "ok"), [(50, True), (51, False)], ids=["50 blocks", "51 blocks"]
-)
+@pytest.mark.parametrize(("count", "ok"), [(50, True), (51, False)], ids=["50 blocks", "51 blocks"])
 def test_at_most_50_blocks_per_message(count: int, ok: bool) -> None:
     errors = check_blocks([{"type": "divider"}] * count)
     assert (errors == []) is ok
@@ -139,7 +137,9 @@ def test_more_than_ten_fields_is_rejected() -> None:
 
 def test_header_must_be_plain_text_which_the_sdk_does_not_check() -> None:
     block = {"type": "header", "text": {"type": "mrkdwn", "text": "*Store 4*"}}
-    assert check_blocks([block]) == ["must be a valid enum value [json-pointer:/blocks/0/text/type]"]
+    assert check_blocks([block]) == [
+        "must be a valid enum value [json-pointer:/blocks/0/text/type]"
+    ]
 
 
 def test_button_style_and_confirm_are_checked() -> None:

@@ -60,7 +60,7 @@ def test_bold_around_a_mention() -> None:
         "<script>alert(1)</script>",
         "&lt;script&gt;alert(1)&lt;/script&gt;",
         "<img src=x onerror=alert(1)>",
-        '<javascript:alert(1)|click me>',
+        "<javascript:alert(1)|click me>",
         '<https://x" onmouseover="alert(1)|x>',
         "`<b>` ```<i>```",
         '<@U1"><script>x</script>>',
@@ -85,8 +85,6 @@ def test_escaped_script_is_shown_literally() -> None:
 def test_plain_text_is_never_formatted() -> None:
     assert plain_to_html("*not bold* <b>") == "*not bold* &lt;b&gt;"
     assert text_object_to_html({"type": "plain_text", "text": ":fire: hot"}) == "🔥 hot"
-    assert (
-        text_object_to_html({"type": "plain_text", "text": ":fire:", "emoji": False}) == ":fire:"
-    )
+    assert text_object_to_html({"type": "plain_text", "text": ":fire:", "emoji": False}) == ":fire:"
     assert text_object_to_html({"type": "mrkdwn", "text": "*b*"}) == "<b>b</b>"
     assert text_object_to_html(None) == ""

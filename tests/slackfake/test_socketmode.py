@@ -245,7 +245,7 @@ async def test_lost_ack_then_redelivery_of_the_same_event(bolt: BoltRig) -> None
         seen.append((event["ts"], context.get("x-slack-retry-num")))
 
     @bolt.app.middleware
-    async def retry_header(context: AsyncBoltContext, req: Any, next: Any) -> None:  # noqa: A002
+    async def retry_header(context: AsyncBoltContext, req: Any, next: Any) -> None:
         retry = req.headers.get("x-slack-retry-num")
         context["x-slack-retry-num"] = retry[0] if isinstance(retry, list) else retry
         await next()

@@ -13,7 +13,6 @@ import aiohttp
 import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
 from slack_sdk.web.async_client import AsyncWebClient
@@ -79,13 +78,15 @@ async def test_connections_open_needs_the_app_token(slack_fake: SlackFake) -> No
 
 
 async def test_unknown_methods_and_errors_are_json(slack_fake: SlackFake) -> None:
-    async with aiohttp.ClientSession() as session:
-        async with session.post(
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
             f"{slack_fake.api_url}nope.nothing", headers={"Authorization": "Bearer xoxb-test"}
-        ) as response:
-            assert response.status == 200
-            assert response.headers["Content-Type"] == "application/json; charset=utf-8"
-            assert await response.json() == {"ok": False, "error": "unknown_method"}
+        ) as response,
+    ):
+        assert response.status == 200
+        assert response.headers["Content-Type"] == "application/json; charset=utf-8"
+        assert await response.json() == {"ok": False, "error": "unknown_method"}
 
 
 async def test_post_message_shapes_and_strictly_increasing_ts(
@@ -350,9 +351,7 @@ async def test_server_errors_are_retried_by_the_server_error_handler(
     assert len(slack_fake.messages("C0OPS")) == 1
 
 
-async def test_injected_errors_and_wildcards(
-    slack_fake: SlackFake, client: AsyncWebClient
-) -> None:
+async def test_injected_errors_and_wildcards(slack_fake: SlackFake, client: AsyncWebClient) -> None:
     slack_fake.faults.error("chat.postMessage", "channel_not_found", times=2)
     for _ in range(2):
         err = await api_error(client.chat_postMessage(channel="C0OPS", text="x"))
