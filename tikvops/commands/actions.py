@@ -1,0 +1,624 @@
+"""The terminal surface: `tikvops drain 4`, `tikvops approve P-3`, `tikvops stores`, ...
+
+Every command of the shared grammar (`engine.commands`, prog `tikvops`) is a subcommand here,
+plus `undo <proposal>`. The engine runs in-process against the same database and PD the bot
+uses, as the local operator (`Identity.cli("user@host")`), and every change is audited as
+such. An action command creates a proposal, shows its preflight and dry run, and executes only
+with `--yes` (or a typed `yes` on an interactive terminal); `--dry-run` shows without creating
+anything. Whether the local operator may decide is the approval policy's
+`allow_local_operator` (on by default, see `tikvops.wiring`).
+
+Options, anywhere after the subcommand: `--pd URL`, `--db PATH`, `--yes`/`-y`, `--json`.
+Exit codes: 0 done (or shown), 1 refused or the execution failed / timed out, 2 could not run
+(bad words, configuration, database).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import socket
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from engine.clock import format_time
+from engine.commands import (
+    CLI_PROG,
+    CommandError,
+    HelpCommand,
+    ReadCommand,
+    help_text,
+    parse_command,
+    usage,
+)
+from engine.errors import StorageError
+from engine.model import (
+    AuditEvent,
+    Diagnosis,
+    Execution,
+    ExecutionStatus,
+    Identity,
+    Incident,
+    Proposal,
+)
+from engine.results import (
+    AuditView,
+    Decided,
+    DryRunOutcome,
+    ExecutionReport,
+    HelpView,
+    IncidentsView,
+    KillSwitchOutcome,
+    Outcome,
+    ProposalCreated,
+    ProposalsView,
+    ProposalView,
+    RefusalKind,
+    Refused,
+    RegionView,
+    StatusView,
+    StoreSummary,
+    StoresView,
+    StoreView,
+)
+from engine.service import Engine
+from operator_tikv.actions import REGISTRY, DryRun
+from tikvops.settings import load_settings
+from tikvops.wiring import open_runtime
+
+READ_COMMANDS = ("status", "stores", "store", "region", "incidents", "proposals", "proposal")
+DECISION_COMMANDS = ("approve", "reject", "audit", "kill-switch")
+UNDO = "undo"
+
+ENGINE_OPTIONS: dict[str, Any] = {}
+"""Extra `Engine` keyword arguments for every terminal command. Empty in production; tests and
+the demo set poll intervals or a sleep that drives a simulated cluster."""
+
+_SUMMARIES = {
+    "status": "cluster overview: stores, open incidents, proposals, kill switch",
+    "stores": "every store with its state, leaders, regions and disk use",
+    "store": "one store in detail",
+    "region": "one region: peers, leader, operator",
+    "incidents": "open incidents",
+    "proposals": "proposals not finished yet, and the last finished ones",
+    "proposal": "one proposal with its checks, execution and history",
+    "approve": "approve a proposal as the local operator (it executes if the quorum is met)",
+    "reject": "reject a proposal, with an optional reason",
+    "audit": "the last n audit records",
+    "kill-switch": "block (on) or allow (off) every execution, or show it (status)",
+    UNDO: "propose (and with --yes run) the undo of a proposal that succeeded",
+}
+
+
+def register(subparsers: Any) -> None:
+    """One subcommand per command word. Their words are parsed by the shared grammar, so
+    argparse only collects them (prefix `+`: no word is taken for an argparse option)."""
+    names = (*READ_COMMANDS, *DECISION_COMMANDS, *REGISTRY, UNDO)
+    for name in names:
+        summary = _SUMMARIES.get(name) or f"{REGISTRY[name].summary} (risk {REGISTRY[name].risk})"
+        parser: argparse.ArgumentParser = subparsers.add_parser(
+            name,
+            help=summary,
+            description=f"{summary}. Options: --pd URL, --db PATH, --yes, --json.",
+            prefix_chars="+",
+            add_help=False,
+        )
+        parser.add_argument("words", nargs="*", help=argparse.SUPPRESS)
+        parser.set_defaults(handler=run, surface_command=name)
+
+
+# ---------------------------------------------------------------- options and identity
+
+
+class UsageError(Exception):
+    pass
+
+
+@dataclass
+class Flags:
+    pd: str | None = None
+    db: str | None = None
+    yes: bool = False
+    json: bool = False
+    words: list[str] = field(default_factory=list)
+
+
+def split_flags(words: Sequence[str]) -> Flags:
+    """Take the surface's own options out of the words; the rest goes to the grammar."""
+    flags = Flags()
+    items = list(words)
+    index = 0
+    while index < len(items):
+        word = items[index]
+        index += 1
+        name, eq, inline = word.partition("=")
+        if name in ("--pd", "--db"):
+            if eq:
+                value = inline
+            elif index < len(items):
+                value = items[index]
+                index += 1
+            else:
+                raise UsageError(f"{name} needs a value")
+            setattr(flags, name[2:], value)
+        elif word in ("--yes", "-y"):
+            flags.yes = True
+        elif word == "--json":
+            flags.json = True
+        else:
+            flags.words.append(word)
+    return flags
+
+
+def local_identity() -> Identity:
+    """The local operator: `user@host`."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return Identity.cli(f"{user}@{socket.gethostname()}")
+
+
+def command_usage(name: str) -> str:
+    if name == UNDO:
+        return f"{CLI_PROG} undo <proposal-id> [--yes]"
+    return usage(name, CLI_PROG)
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def run(args: argparse.Namespace) -> int:
+    name: str = args.surface_command
+    try:
+        flags = split_flags(args.words)
+    except UsageError as exc:
+        print(f"{CLI_PROG}: {exc}. Usage: {command_usage(name)}", file=sys.stderr)
+        return 2
+    if name == UNDO:
+        if len(flags.words) != 1:
+            print(
+                f"{CLI_PROG}: give one proposal ID. Usage: {command_usage(name)}", file=sys.stderr
+            )
+            return 2
+        command: Any = ("undo", flags.words[0])
+    else:
+        command = parse_command([name, *flags.words], prog=CLI_PROG)
+        if isinstance(command, CommandError):
+            print(f"{CLI_PROG}: {command.text()}", file=sys.stderr)
+            return 2
+        if isinstance(command, HelpCommand):
+            print(help_text(command.topic, CLI_PROG))
+            return 0
+    settings = load_settings(
+        config_file=args.config, env_file=args.env_file, pd_url=flags.pd, db=flags.db
+    )
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    terminal = Terminal(
+        out=sys.stdout, as_json=flags.json, yes=flags.yes, confirm=_ask if interactive else None
+    )
+    try:
+        return asyncio.run(terminal.run(settings, command))
+    except StorageError as exc:
+        print(f"{CLI_PROG}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _ask(question: str) -> bool:
+    try:
+        return input(question).strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
+# ---------------------------------------------------------------- the session
+
+
+class Terminal:
+    """One terminal command against one runtime: handle, render, and (when confirmed) approve
+    and follow the execution to its end."""
+
+    def __init__(
+        self,
+        *,
+        out: TextIO,
+        as_json: bool = False,
+        yes: bool = False,
+        confirm: Callable[[str], bool] | None = None,
+        actor: Identity | None = None,
+    ) -> None:
+        self.out = out
+        self.as_json = as_json
+        self.yes = yes
+        self.confirm = confirm
+        self.actor = actor or local_identity()
+
+    def say(self, text: str = "") -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    async def run(self, settings: Any, command: Any) -> int:
+        notifier = TerminalNotifier(self)
+        async with open_runtime(
+            settings, notifier=notifier, terminal=True, engine_options=ENGINE_OPTIONS
+        ) as runtime:
+            return await self.drive(runtime.engine, command)
+
+    async def drive(self, engine: Engine, command: Any) -> int:
+        """Handle the command and everything it leads to; returns the exit code."""
+        if isinstance(command, tuple) and command[0] == UNDO:
+            parsed = parse_command(["proposal", command[1]], prog=CLI_PROG)
+            if isinstance(parsed, CommandError):
+                self.say(f"{CLI_PROG}: {parsed.message}. Usage: {command_usage(UNDO)}")
+                return 2
+            assert isinstance(parsed, ReadCommand) and parsed.proposal_id is not None
+            outcome: Outcome = await engine.propose_undo(parsed.proposal_id, self.actor)
+        else:
+            outcome = await engine.handle(command, self.actor)
+        self.show(outcome)
+        if isinstance(outcome, ProposalCreated):
+            return await self._after_proposal(engine, outcome)
+        if isinstance(outcome, Decided):
+            return await self._follow(engine, outcome)
+        return exit_code(outcome)
+
+    async def _after_proposal(self, engine: Engine, created: ProposalCreated) -> int:
+        proposal = created.proposal
+        if created.auto_approved:
+            await engine.wait_idle()
+            return await self._report(engine, proposal.id)
+        question = (
+            f"Approve and execute {proposal.id} now as {self.actor.label}? Type yes to go ahead: "
+        )
+        go = self.yes or (self.confirm is not None and not self.as_json and self.confirm(question))
+        if not go:
+            self.say(
+                f"{proposal.id} waits for approval: `{CLI_PROG} approve {proposal.id}` here, or "
+                f"the Approve button in Slack. It expires at {format_time(proposal.expires_at)}."
+            )
+            return 0
+        decided = await engine.approve(proposal.id, self.actor)
+        self.show(decided)
+        if isinstance(decided, Refused):
+            return 1
+        return await self._follow(engine, decided)
+
+    async def _follow(self, engine: Engine, decided: Decided) -> int:
+        if not decided.executing:
+            return 0
+        await engine.wait_idle()
+        return await self._report(engine, decided.proposal.id)
+
+    async def _report(self, engine: Engine, proposal_id: str) -> int:
+        report = await engine.execution_report(proposal_id)
+        self.show(report)
+        return exit_code(report)
+
+    # ------------------------------------------------------------ rendering
+
+    def show(self, outcome: Outcome) -> None:
+        if self.as_json:
+            self.say(json.dumps(outcome.model_dump(mode="json"), indent=2))
+            return
+        self.say(render(outcome))
+
+
+def exit_code(outcome: Outcome) -> int:
+    if isinstance(outcome, Refused):
+        return 2 if outcome.kind in (RefusalKind.PARSE, RefusalKind.STORAGE) else 1
+    if isinstance(outcome, DryRunOutcome):
+        return 0 if outcome.dry_run.would_run else 1
+    if isinstance(outcome, ExecutionReport):
+        ok = outcome.execution.status in (
+            ExecutionStatus.SUCCEEDED,
+            ExecutionStatus.RECONCILED_SUCCEEDED,
+        )
+        return 0 if ok else 1
+    return 0
+
+
+class TerminalNotifier:
+    """Prints execution progress as it happens (the rest is printed by the session)."""
+
+    def __init__(self, terminal: Terminal) -> None:
+        self._terminal = terminal
+        self._shown: dict[str, int] = {}
+
+    async def incident_opened(self, incident: Incident) -> None:
+        return None
+
+    async def incident_updated(self, incident: Incident) -> None:
+        return None
+
+    async def incident_resolved(self, incident: Incident) -> None:
+        return None
+
+    async def diagnosis_ready(self, incident: Incident, diagnosis: Diagnosis) -> None:
+        return None
+
+    async def proposal_made(self, proposal: Proposal) -> None:
+        return None
+
+    async def proposal_changed(self, proposal: Proposal, event: AuditEvent) -> None:
+        if self._terminal.as_json or event.action != "proposal.start":
+            return
+        self._terminal.say(f"{proposal.id}: executing {proposal.action} {_params(proposal)}")
+
+    async def execution_progress(self, proposal: Proposal, execution: Execution) -> None:
+        if self._terminal.as_json or execution.is_finished:
+            return
+        seen = self._shown.get(proposal.id, 0)
+        for note in execution.progress[seen:]:
+            self._terminal.say(f"  {_clock(note.at)}  {note.message}")
+        self._shown[proposal.id] = len(execution.progress)
+
+
+# ---------------------------------------------------------------- text rendering (pure)
+
+
+def _clock(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%H:%M:%S")
+
+
+def _stamp(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _params(proposal: Proposal) -> str:
+    return " ".join(f"{k}={v}" for k, v in proposal.params.items())
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
+
+
+def _store_rows(stores: Sequence[StoreSummary]) -> list[str]:
+    return _table(
+        ("STORE", "ADDRESS", "STATE", "LEADERS", "REGIONS", "USED", "DRAINED"),
+        [
+            (
+                s.id,
+                s.address,
+                s.state,
+                f"{s.leader_count:,}",
+                f"{s.region_count:,}",
+                _ratio(s.used_ratio),
+                "yes" if s.drained else "",
+            )
+            for s in stores
+        ],
+    )
+
+
+def _proposal_line(p: Proposal) -> str:
+    return (
+        f"{p.id:<6} {p.state.value:<10} {p.action} {_params(p)}  (risk {p.risk.value}, by "
+        f"{p.requested_by.label}, {_stamp(p.created_at)})"
+    )
+
+
+def _incident_line(i: Incident) -> str:
+    return f"{i.id:<6} {i.severity.value:<8} {i.title}  (since {_stamp(i.opened_at)})"
+
+
+def _dry_run_lines(dry: DryRun) -> list[str]:
+    return dry.text().splitlines()
+
+
+def _execution_lines(execution: Execution) -> list[str]:
+    lines = [f"Execution: {execution.status.value}"]
+    for request in execution.requests:
+        body = json.dumps(request.get("body")) if request.get("body") is not None else ""
+        lines.append(f"  sent {request.get('method')} {request.get('path')} {body}".rstrip())
+    lines += [f"  {_clock(n.at)}  {n.message}" for n in execution.progress]
+    return lines
+
+
+def render(outcome: Outcome) -> str:
+    """The plain-text rendering of any outcome."""
+    lines: list[str]
+    if isinstance(outcome, StatusView):
+        counts = ", ".join(f"{n} {state}" for state, n in sorted(outcome.state_counts.items()))
+        drained = [str(s.id) for s in outcome.stores if s.drained]
+        lines = []
+        if outcome.pd_error:
+            lines.append(f"PD could not be read: {outcome.pd_error}")
+        else:
+            lines.append(f"Stores: {len(outcome.stores)} ({counts or 'none'})")
+            if drained:
+                lines.append(f"Drained (evict-leader): store {', '.join(drained)}")
+        switch = outcome.kill_switch
+        lines.append(
+            f"Kill switch: {'ON' if switch.on else 'off'}"
+            + (f" ({switch.reason})" if switch.on and switch.reason else "")
+        )
+        if outcome.observe_only:
+            lines.append("Observe-only mode: on (nothing executes)")
+        lines.append(f"Open incidents: {len(outcome.open_incidents)}")
+        lines += [f"  {_incident_line(i)}" for i in outcome.open_incidents]
+        lines.append(f"Active proposals: {len(outcome.active_proposals)}")
+        lines += [f"  {_proposal_line(p)}" for p in outcome.active_proposals]
+        return "\n".join(lines)
+    if isinstance(outcome, StoresView):
+        return "\n".join(_store_rows(outcome.stores))
+    if isinstance(outcome, StoreView):
+        s = outcome.store
+        lines = [
+            f"Store {s.id} ({s.address}): {s.state}",
+            f"  leaders {s.leader_count:,}, regions {s.region_count:,}, disk used "
+            f"{_ratio(s.used_ratio)}, version {s.version or '-'}",
+            f"  drained (evict-leader): {'yes' if s.drained else 'no'}",
+        ]
+        if s.last_heartbeat is not None:
+            lines.append(f"  last heartbeat {_stamp(s.last_heartbeat)} UTC")
+        if outcome.incidents:
+            lines.append("Open incidents:")
+            lines += [f"  {_incident_line(i)}" for i in outcome.incidents]
+        if outcome.proposals:
+            lines.append("Proposals naming it:")
+            lines += [f"  {_proposal_line(p)}" for p in outcome.proposals]
+        return "\n".join(lines)
+    if isinstance(outcome, RegionView):
+        lines = [
+            f"Region {outcome.region_id}: leader on store {outcome.leader_store_id}, "
+            f"{outcome.approximate_size_mib:,} MiB, {outcome.approximate_keys:,} keys, epoch "
+            f"version {outcome.epoch_version} conf_ver {outcome.conf_ver}",
+            f"  keys [{outcome.start_key or '-inf'}, {outcome.end_key or '+inf'})",
+        ]
+        for peer in outcome.peers:
+            marks = [
+                m
+                for m, on in (
+                    ("leader", peer.leader),
+                    ("down", peer.down),
+                    ("pending", peer.pending),
+                )
+                if on
+            ]
+            lines.append(
+                f"  peer {peer.peer_id} on store {peer.store_id}: {peer.role}"
+                + (f" ({', '.join(marks)})" if marks else "")
+            )
+        op = outcome.operator
+        lines.append(
+            f"  operator: {op.desc} {op.status} ({op.brief})" if op else "  operator: none"
+        )
+        return "\n".join(lines)
+    if isinstance(outcome, IncidentsView):
+        if not outcome.incidents:
+            return "No open incidents."
+        return "\n".join(_incident_line(i) for i in outcome.incidents)
+    if isinstance(outcome, ProposalsView):
+        lines = [f"Proposals not finished: {len(outcome.proposals)}"]
+        lines += [f"  {_proposal_line(p)}" for p in outcome.proposals]
+        if outcome.recent:
+            lines.append("Recently finished:")
+            lines += [
+                f"  {_proposal_line(p)}" + (f"\n      {p.outcome}" if p.outcome else "")
+                for p in outcome.recent
+            ]
+        return "\n".join(lines)
+    if isinstance(outcome, ProposalView):
+        return "\n".join(_proposal_view_lines(outcome))
+    if isinstance(outcome, AuditView):
+        if not outcome.events:
+            return "The audit log is empty."
+        return "\n".join(_audit_line(e) for e in outcome.events)
+    if isinstance(outcome, HelpView):
+        return outcome.text
+    if isinstance(outcome, ProposalCreated):
+        p = outcome.proposal
+        lines = [
+            f"Proposal {p.id} created by {p.requested_by.label}: {outcome.dry_run.description}",
+            f"  risk {p.risk.value}; state {p.state.value}"
+            + ("; approved automatically (low risk)" if outcome.auto_approved else ""),
+            *[f"  {line}" for line in _dry_run_lines(outcome.dry_run)],
+        ]
+        if p.undo is not None:
+            lines.append(f"  Undo: {p.undo.action} {' '.join(map(str, p.undo.params.values()))}")
+        elif not p.reversible:
+            lines.append("  Not reversible.")
+        return "\n".join(lines)
+    if isinstance(outcome, DryRunOutcome):
+        return outcome.dry_run.text()
+    if isinstance(outcome, Decided):
+        return outcome.message[:1].upper() + outcome.message[1:] + "."
+    if isinstance(outcome, Refused):
+        lines = []
+        if outcome.dry_run is not None:
+            lines += [
+                f"  [{'ok' if c.ok else 'FAIL'}] {c.name}: {c.message}"
+                for c in outcome.dry_run.preflight.checks
+            ]
+        reason = outcome.reason
+        lines.append(reason if reason.startswith("Refused") else f"Refused: {reason}")
+        return "\n".join(lines)
+    if isinstance(outcome, KillSwitchOutcome):
+        return outcome.message
+    return "\n".join(_report_lines(outcome))
+
+
+def _audit_line(event: AuditEvent) -> str:
+    mark = "" if event.outcome.value == "ok" else f" [{event.outcome.value}]"
+    why = f": {event.reason}" if event.reason else ""
+    return (
+        f"{_stamp(event.at)}  {event.actor.key:<24} {event.action:<26} {event.subject}{mark}{why}"
+    )
+
+
+def _proposal_view_lines(view: ProposalView) -> list[str]:
+    p = view.proposal
+    title = view.text.title if view.text else f"{p.action} {_params(p)}"
+    lines = [
+        f"Proposal {p.id}: {title}",
+        f"  state {p.state.value} (version {p.version}), risk {p.risk.value}, origin "
+        f"{p.origin.value}",
+        f"  requested by {p.requested_by.label} at {_stamp(p.created_at)}; expires "
+        f"{_stamp(p.expires_at)}",
+    ]
+    if p.reason:
+        lines.append(f"  reason: {p.reason}")
+    if p.approvals:
+        lines.append(
+            "  approved by " + ", ".join(f"{a.by.label} at {_clock(a.at)}" for a in p.approvals)
+        )
+    if p.decided_by is not None and p.decision_reason:
+        lines.append(f"  decision: {p.decision_reason}")
+    if view.text is not None:
+        lines += [f"  request: {r}" for r in view.text.requests]
+        lines.append(f"  undo: {view.text.undo}")
+    for check in p.preflight:
+        mark = "ok" if check.get("ok") else "FAIL"
+        lines.append(f"  [{mark}] {check.get('name')}: {check.get('message')}")
+    if p.outcome:
+        lines.append(f"  outcome: {p.outcome}")
+    if view.execution is not None:
+        lines += [f"  {line}" for line in _execution_lines(view.execution)]
+    if view.undo is not None:
+        lines.append(
+            f"  Undo available: {view.undo.action} {json.dumps(view.undo.params)} "
+            f"(`{CLI_PROG} undo {p.id}`)"
+        )
+    lines.append("History:")
+    lines += [f"  {_audit_line(e)}" for e in view.history]
+    return lines
+
+
+def _report_lines(report: ExecutionReport) -> list[str]:
+    p, execution = report.proposal, report.execution
+    ok = execution.status in (ExecutionStatus.SUCCEEDED, ExecutionStatus.RECONCILED_SUCCEEDED)
+    verdict = "succeeded" if ok else execution.status.value.replace("_", " ")
+    lines = [f"{p.id} {verdict}: {p.outcome or execution.error or ''}".rstrip()]
+    if report.undo is not None:
+        lines.append(
+            f"Undo: `{CLI_PROG} undo {p.id}` proposes {report.undo.action} "
+            f"{json.dumps(report.undo.params)}"
+        )
+    return lines
+
+
+__all__ = [
+    "ENGINE_OPTIONS",
+    "Flags",
+    "Terminal",
+    "TerminalNotifier",
+    "exit_code",
+    "local_identity",
+    "register",
+    "render",
+    "run",
+    "split_flags",
+]

@@ -1,0 +1,165 @@
+"""Builds the running parts from the settings: the PD client, the database and its repositories,
+the approval policy and the `Engine`. Everything that needs them (`tikvops run`, `tikvops
+monitor`, the terminal commands, the demo, tests) opens them with `open_runtime()`:
+
+    async with open_runtime(settings, notifier=my_notifier) as runtime:
+        outcome = await runtime.engine.handle(command, actor)
+
+Nothing here assumes Slack: the notifier is whatever the caller passes (`NullNotifier` by
+default). On exit the engine's background work is stopped, the database closed and the PD
+client's connections released, in that order.
+
+Only the long-running bot should call `engine.reconcile()` at start-up (`reconcile=True`): a
+terminal command runs next to a live bot and must not reconcile executions the bot is still
+verifying.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx
+
+from engine.clock import SystemClock
+from engine.policy import ApprovalPolicy
+from engine.ports import Clock, Notifier, NullNotifier
+from engine.service import Engine, EngineMetrics
+from operator_tikv.pd import PDClient, RequestHook, open_pd_client
+from storage import Database, Repositories
+from tikvops.settings import ConfigError, Settings, env_name
+
+LOCAL_OPERATOR_DEFAULT = True
+"""Whether the local terminal operator may decide (approve, reject, kill switch) when the
+settings do not say. On by default: whoever can run tikvops against this database and PD can
+already change the cluster with pd-ctl or curl; going through tikvops adds the preflight, the
+verification and the audit record (as `cli:user@host`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """The running parts, for the duration of `open_runtime()`."""
+
+    settings: Settings
+    pd: PDClient
+    db: Database
+    repos: Repositories
+    policy: ApprovalPolicy
+    engine: Engine
+    notifier: Notifier
+    clock: Clock
+
+
+def local_operator_allowed(settings: Settings) -> bool:
+    """`allow_local_operator` from the settings when it exists there, else the default."""
+    value = getattr(settings, "allow_local_operator", None)
+    return LOCAL_OPERATOR_DEFAULT if value is None else bool(value)
+
+
+def build_policy(settings: Settings, *, terminal: bool = False) -> ApprovalPolicy:
+    """The approval policy from the settings.
+
+    With `terminal=True` (the process behind one `tikvops` command, whose only person is the
+    local operator) a local operator who is allowed to decide may also approve their own
+    high-risk request: `tikvops drain 4 --yes` is a person acting directly, like pd-ctl, and
+    is audited as such. The quorum (`high_risk_approvals`) still applies: with 2, a drain from
+    the terminal waits for a second approval.
+    """
+    local = local_operator_allowed(settings)
+    return ApprovalPolicy(
+        approvers=frozenset(settings.approvers),
+        approvers_high=frozenset(settings.approvers_high),
+        allow_local_operator=local,
+        self_approve_high=settings.self_approve_high or (terminal and local),
+        high_risk_approvals=settings.high_risk_approvals,
+        proposal_ttl=timedelta(seconds=settings.proposal_ttl),
+        auto_approve_low=settings.auto_approve_low,
+    )
+
+
+def require_pd_url(settings: Settings) -> str:
+    if not settings.pd_url:
+        raise ConfigError(
+            [
+                f"{env_name('pd_url')}: not set; give PD's HTTP address (e.g. "
+                "http://127.0.0.1:2379) in the environment, the config file or --pd"
+            ]
+        )
+    return settings.pd_url
+
+
+@asynccontextmanager
+async def open_runtime(
+    settings: Settings,
+    *,
+    notifier: Notifier | None = None,
+    clock: Clock | None = None,
+    terminal: bool = False,
+    reconcile: bool = False,
+    metrics: EngineMetrics | None = None,
+    on_request: RequestHook | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    engine_options: Mapping[str, Any] | None = None,
+) -> AsyncIterator[Runtime]:
+    """Open PD, the database and the engine; close them on exit.
+
+    `terminal` builds the policy for a terminal command (see `build_policy`); `reconcile`
+    runs `engine.reconcile()` before yielding (the bot at start-up). `transport` replaces the
+    network under the PD client (tests); `engine_options` are extra `Engine` keyword arguments
+    (deadlines, poll intervals, sleep, checkpoint...). Raises `ConfigError` without a PD URL
+    and `StorageError` when the database cannot be opened.
+    """
+    pd_url = require_pd_url(settings)
+    chosen_clock: Clock = clock or SystemClock()
+    chosen_notifier: Notifier = notifier or NullNotifier()
+    policy = build_policy(settings, terminal=terminal)
+    db = await Database.open(settings.db)
+    try:
+        repos = Repositories.on(db)
+        async with open_pd_client(
+            pd_url,
+            http_timeout=httpx.Timeout(settings.pd_timeout, connect=min(settings.pd_timeout, 3.0)),
+            retries=settings.pd_retries,
+            on_request=on_request,
+            transport=transport,
+        ) as pd:
+            engine = Engine(
+                pd=pd,
+                repos=repos,
+                policy=policy,
+                notifier=chosen_notifier,
+                clock=chosen_clock,
+                max_drained_stores=settings.max_drained_stores,
+                metrics=metrics,
+                **dict(engine_options or {}),
+            )
+            try:
+                if reconcile:
+                    await engine.reconcile()
+                yield Runtime(
+                    settings=settings,
+                    pd=pd,
+                    db=db,
+                    repos=repos,
+                    policy=policy,
+                    engine=engine,
+                    notifier=chosen_notifier,
+                    clock=chosen_clock,
+                )
+            finally:
+                await engine.close()
+    finally:
+        await db.close()
+
+
+__all__ = [
+    "LOCAL_OPERATOR_DEFAULT",
+    "Runtime",
+    "build_policy",
+    "local_operator_allowed",
+    "open_runtime",
+    "require_pd_url",
+]
