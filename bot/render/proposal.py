@@ -245,11 +245,19 @@ def proposal_message(
 
 
 def dry_run_message(
-    action: str, params: Mapping[str, Any], preview: Mapping[str, Any], now: datetime
+    action: str,
+    params: Mapping[str, Any],
+    preview: Mapping[str, Any],
+    now: datetime,
+    *,
+    title: str | None = None,
 ) -> Rendered:
     """The answer to `--dry-run`: the checks, the requests and the expected effect; nothing
-    was proposed or sent."""
-    title = act.short_title(action, params)
+    was proposed or sent. `title` defaults to the action's short description."""
+    if title is None or params:
+        title = act.short_title(action, params)
+    else:
+        title = title.split(":", 1)[0].strip()
     checks = act.preview_checks([], preview)
     ok = all(bool(c.get("ok")) for c in checks)
     verdict = (
@@ -274,8 +282,12 @@ def dry_run_message(
             noun="requests",
         ),
         context(
-            f"To propose it for approval, run `{esc(act.command_line(action, params))}` "
-            f"· checked {fmt.at(now, now)}"
+            (
+                f"To propose it for approval, run `{esc(act.command_line(action, params))}`"
+                if params
+                else "To propose it for approval, run the same command without --dry-run"
+            )
+            + f" · checked {fmt.at(now, now)}"
         ),
     ]
     return rendered(f"Dry run of {title}: {'would run' if ok else 'would be refused'}", blocks)

@@ -1,0 +1,98 @@
+"""Every user-facing sentence of the Slack edge that the engine does not already provide. Each one
+says what happened, why, and what to do next. (The engine's refusals carry their own sentences;
+these are the Slack-only ones and the hints shown under refusals.)"""
+
+from __future__ import annotations
+
+REFUSAL_HINTS: dict[str, str] = {
+    "parse": "Type `/tikv help` for every command, or `/tikv help <command>` for one.",
+    "invalid": "Type `/tikv help` to see the actions and their parameters.",
+    "preflight": "Nothing was proposed or sent to PD. Fix what the failed check names, or "
+    "check the cluster with `/tikv status`.",
+    "policy": "Ask an approver, or ask an admin to change the approver settings.",
+    "kill_switch": "The kill switch blocks every execution; `/tikv kill-switch status` shows "
+    "who turned it on.",
+    "observe_only": "tikvops is in observe-only mode; it proposes but never executes.",
+    "state": "See where it stands with `/tikv proposal <id>`.",
+    "stale": "The message you clicked was out of date; use the buttons on its latest version.",
+    "unknown": "List what exists with `/tikv proposals`, `/tikv stores` or `/tikv incidents`.",
+    "duplicate": "Your first request was handled; nothing was done twice.",
+    "pd": "PD could not answer; check that PD is up (`/tikv status`) and try again.",
+    "storage": "tikvops could not use its database; an operator should check its logs.",
+}
+
+
+def channel_not_allowed(command: str, allowed: str) -> str:
+    return (
+        f"{command} is not accepted in this channel: tikvops takes commands only in {allowed}, "
+        "so that every change is seen by the on-call team. Run it there."
+    )
+
+
+def working(command: str) -> str:
+    return f"Working on `{command}`…"
+
+
+def internal_error(command: str) -> str:
+    return (
+        f"tikvops hit an internal error while handling `{command}`; it was logged. If it was a "
+        "change, check `/tikv proposals` before trying again."
+    )
+
+
+def bad_button(reason: str) -> str:
+    return (
+        f"This button could not be used: {reason}. Use the buttons on the latest message of "
+        "the proposal, or `/tikv proposals`."
+    )
+
+
+def not_a_person() -> str:
+    return "Only people can approve or reject; bots and apps are ignored."
+
+
+def reject_modal_title() -> str:
+    return "Reject proposal"
+
+
+def reject_modal_prompt(proposal_id: str) -> str:
+    return (
+        f"Why reject {proposal_id}? The reason is recorded in the audit log and shown on the "
+        "proposal."
+    )
+
+
+def reject_modal_label() -> str:
+    return "Reason (optional)"
+
+
+def undo_proposed(proposal_id: str, undo_id: str, where: str) -> str:
+    return (
+        f"The undo of {proposal_id} is proposed as {undo_id} in {where}; it runs only once an "
+        "approver approves it."
+    )
+
+
+def decision_recorded(message: str) -> str:
+    text = message.rstrip(".")
+    return f"{text[:1].upper()}{text[1:]}."
+
+
+def dedup_note() -> str:
+    return "This request was already received; it is handled once."
+
+
+__all__ = [
+    "REFUSAL_HINTS",
+    "bad_button",
+    "channel_not_allowed",
+    "decision_recorded",
+    "dedup_note",
+    "internal_error",
+    "not_a_person",
+    "reject_modal_label",
+    "reject_modal_prompt",
+    "reject_modal_title",
+    "undo_proposed",
+    "working",
+]

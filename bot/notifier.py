@@ -1,0 +1,252 @@
+"""SlackNotifier: the engine's `Notifier` for Slack. It renders (pure, `bot.render`) and puts
+every message in the outbox (`bot.outbox`); the deliverer sends them. It never raises.
+
+Where things go:
+- an incident owns one message in the configured channel, edited in place as it changes
+  (worsened, diagnosis ready, action running, resolved with its duration); everything else
+  about it goes in that message's thread (diagnosis, proposals, execution replies, resolution);
+- a proposal owns one message: in its incident's thread, or in the channel when it has no
+  incident (slash commands); it is edited as it moves (buttons → decision → outcome) and its
+  execution replies go in the same thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from bot.outbox import SlackOutbox, key_for_incident, key_for_proposal, owner
+from bot.render.diagnosis import diagnosis_reply
+from bot.render.execution import execution_outcome, execution_progress, execution_started
+from bot.render.incident import (
+    incident_parent,
+    incident_resolved_reply,
+    incident_worsened_reply,
+)
+from bot.render.kit import Rendered
+from bot.render.proposal import proposal_message
+from engine.model import (
+    AuditEvent,
+    Diagnosis,
+    Execution,
+    Incident,
+    OwnerKind,
+    Proposal,
+    ProposalState,
+    RiskLevel,
+    Severity,
+)
+from engine.ports import Clock, DiagnosisRepo, ExecutionRepo, IncidentRepo, ProposalRepo
+
+logger = logging.getLogger(__name__)
+
+IN_FLIGHT = (ProposalState.PROPOSED, ProposalState.APPROVED, ProposalState.EXECUTING)
+FINISHED = (ProposalState.SUCCEEDED, ProposalState.FAILED)
+
+PROGRESS_EVERY = timedelta(seconds=60)
+"""At most one progress reply per proposal per minute in the thread; the proposal message
+itself always shows the latest progress."""
+
+
+class NotifierReads(Protocol):
+    """What the notifier reads to render a full message (`storage.Repositories` has these)."""
+
+    @property
+    def incidents(self) -> IncidentRepo: ...
+
+    @property
+    def diagnoses(self) -> DiagnosisRepo: ...
+
+    @property
+    def proposals(self) -> ProposalRepo: ...
+
+    @property
+    def executions(self) -> ExecutionRepo: ...
+
+
+class SlackNotifier:
+    """See the module docstring. `approvals_needed` (from the approval policy) is shown on
+    pending proposals."""
+
+    def __init__(
+        self,
+        outbox: SlackOutbox,
+        reads: NotifierReads,
+        clock: Clock,
+        *,
+        channel: str,
+        approvals_needed: Callable[[RiskLevel], int] | None = None,
+    ) -> None:
+        self._outbox = outbox
+        self._reads = reads
+        self._clock = clock
+        self.channel = channel
+        self._approvals_needed = approvals_needed or (lambda _risk: 1)
+        self._severity: dict[str, Severity] = {}
+        self._progress_posted: dict[str, datetime] = {}
+
+    # ------------------------------------------------------------------ incidents
+
+    async def incident_opened(self, incident: Incident) -> None:
+        await self._safely("incident_opened", self._incident_opened(incident))
+
+    async def _incident_opened(self, incident: Incident) -> None:
+        self._severity[incident.id] = incident.severity
+        message = incident_parent(incident, self._clock.now())
+        await self._outbox.post(
+            key_for_incident(incident.id),
+            message,
+            channel=self.channel,
+            owned_by=owner(OwnerKind.INCIDENT, incident.id),
+        )
+
+    async def incident_updated(self, incident: Incident) -> None:
+        await self._safely("incident_updated", self._incident_updated(incident))
+
+    async def _incident_updated(self, incident: Incident) -> None:
+        previous = self._severity.get(incident.id)
+        self._severity[incident.id] = incident.severity
+        await self._refresh_incident(incident)
+        if previous is not None and incident.severity.rank > previous.rank:
+            reply = incident_worsened_reply(incident, previous.value, self._clock.now())
+            await self._reply_incident(incident.id, reply)
+
+    async def incident_resolved(self, incident: Incident) -> None:
+        await self._safely("incident_resolved", self._incident_resolved(incident))
+
+    async def _incident_resolved(self, incident: Incident) -> None:
+        self._severity.pop(incident.id, None)
+        await self._refresh_incident(incident)
+        await self._reply_incident(
+            incident.id, incident_resolved_reply(incident, self._clock.now())
+        )
+
+    async def diagnosis_ready(self, incident: Incident, diagnosis: Diagnosis) -> None:
+        await self._safely("diagnosis_ready", self._diagnosis_ready(incident, diagnosis))
+
+    async def _diagnosis_ready(self, incident: Incident, diagnosis: Diagnosis) -> None:
+        await self._refresh_incident(incident, diagnosis=diagnosis)
+        await self._reply_incident(
+            incident.id, diagnosis_reply(incident, diagnosis, self._clock.now())
+        )
+
+    async def _refresh_incident(
+        self, incident: Incident, *, diagnosis: Diagnosis | None = None
+    ) -> None:
+        if diagnosis is None:
+            diagnosis = await self._reads.diagnoses.latest_for(incident.id)
+        proposals = await self._reads.proposals.list(states=IN_FLIGHT, incident_id=incident.id)
+        message = incident_parent(
+            incident, self._clock.now(), diagnosis=diagnosis, proposals=proposals
+        )
+        await self._outbox.update(
+            key_for_incident(incident.id),
+            message,
+            target=owner(OwnerKind.INCIDENT, incident.id),
+            channel=self.channel,
+        )
+
+    async def _refresh_incident_by_id(self, incident_id: str) -> None:
+        """Re-render an incident's parent after one of its proposals moved (action running,
+        finished)."""
+        incident = await self._reads.incidents.get(incident_id)
+        if incident is not None:
+            await self._refresh_incident(incident)
+
+    async def _reply_incident(self, incident_id: str, message: Rendered) -> None:
+        await self._outbox.post(
+            key_for_incident(incident_id),
+            message,
+            channel=self.channel,
+            thread_of=owner(OwnerKind.INCIDENT, incident_id),
+        )
+
+    # ------------------------------------------------------------------ proposals
+
+    async def proposal_made(self, proposal: Proposal) -> None:
+        await self._safely("proposal_made", self._proposal_made(proposal))
+
+    async def _proposal_made(self, proposal: Proposal) -> None:
+        message = self._proposal_message(proposal, None)
+        thread = owner(OwnerKind.INCIDENT, proposal.incident_id) if proposal.incident_id else None
+        await self._outbox.post(
+            key_for_proposal(proposal.id, proposal.incident_id),
+            message,
+            channel=self.channel,
+            owned_by=owner(OwnerKind.PROPOSAL, proposal.id),
+            thread_of=thread,
+        )
+        if proposal.incident_id:
+            await self._refresh_incident_by_id(proposal.incident_id)
+
+    async def proposal_changed(self, proposal: Proposal, event: AuditEvent) -> None:
+        await self._safely("proposal_changed", self._proposal_changed(proposal, event))
+
+    async def _proposal_changed(self, proposal: Proposal, event: AuditEvent) -> None:
+        execution: Execution | None = None
+        if proposal.state in (ProposalState.EXECUTING, *FINISHED):
+            execution = await self._reads.executions.get(proposal.id)
+        await self._update_proposal(proposal, execution)
+        now = self._clock.now()
+        if event.action == "proposal.start" and execution is not None:
+            await self._reply_proposal(proposal, execution_started(proposal, execution, now))
+        if proposal.state in FINISHED and execution is not None:
+            self._progress_posted.pop(proposal.id, None)
+            await self._reply_proposal(proposal, execution_outcome(proposal, execution, now))
+        if proposal.incident_id and (
+            event.action == "proposal.start" or proposal.state.is_terminal
+        ):
+            await self._refresh_incident_by_id(proposal.incident_id)
+
+    async def execution_progress(self, proposal: Proposal, execution: Execution) -> None:
+        await self._safely("execution_progress", self._execution_progress(proposal, execution))
+
+    async def _execution_progress(self, proposal: Proposal, execution: Execution) -> None:
+        if execution.is_finished or proposal.state is not ProposalState.EXECUTING:
+            return  # the outcome is told by proposal_changed
+        await self._update_proposal(proposal, execution)
+        now = self._clock.now()
+        last = self._progress_posted.get(proposal.id)
+        if last is not None and now - last < PROGRESS_EVERY:
+            return
+        self._progress_posted[proposal.id] = now
+        await self._reply_proposal(proposal, execution_progress(proposal, execution, now))
+
+    def _proposal_message(self, proposal: Proposal, execution: Execution | None) -> Rendered:
+        return proposal_message(
+            proposal,
+            self._clock.now(),
+            execution=execution,
+            approvals_needed=self._approvals_needed(proposal.risk),
+        )
+
+    async def _update_proposal(self, proposal: Proposal, execution: Execution | None) -> None:
+        await self._outbox.update(
+            key_for_proposal(proposal.id, proposal.incident_id),
+            self._proposal_message(proposal, execution),
+            target=owner(OwnerKind.PROPOSAL, proposal.id),
+            channel=self.channel,
+        )
+
+    async def _reply_proposal(self, proposal: Proposal, message: Rendered) -> None:
+        """A reply in the thread the proposal lives in (its incident's, or its own)."""
+        await self._outbox.post(
+            key_for_proposal(proposal.id, proposal.incident_id),
+            message,
+            channel=self.channel,
+            thread_of=owner(OwnerKind.PROPOSAL, proposal.id),
+        )
+
+    # ------------------------------------------------------------------ safety
+
+    async def _safely(self, what: str, work: Awaitable[None]) -> None:
+        """Run one notification; a failure is logged, never raised into the engine."""
+        try:
+            await work
+        except Exception:
+            logger.exception("Slack notification %s could not be queued", what)
+
+
+__all__ = ["IN_FLIGHT", "PROGRESS_EVERY", "NotifierReads", "SlackNotifier"]

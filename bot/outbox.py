@@ -1,0 +1,527 @@
+"""Every message the bot owes Slack goes through the outbox (the engine's `Outbox` port, SQLite in
+production) and is delivered by `Deliverer`, which retries until Slack accepts it. A Slack outage
+or a restart therefore loses nothing.
+
+Items are `kind="slack"` with a payload saying what to do:
+
+- `{"op": "post", "channel", "owner"?, "thread"?, "text", "blocks", "plain"}`: post a message;
+  `owner` (`{"kind": "incident"|"proposal", "id"}`) records the message as that record's own
+  (`SlackRefs`), `thread` posts it as a reply in the thread of that record's message.
+- `{"op": "update", "target", "channel", "text", "blocks", "plain"}`: edit the message
+  `target` owns (posted to `channel` as a new message if it never appears).
+
+Ordering: items with the same key (one per incident, or per proposal without an incident) are
+delivered in order by the outbox itself, so a parent goes out before its replies and an update
+never overtakes its post. A reply or an update whose message is not posted yet (another key)
+waits for it, and after `wait_attempts` tries goes out as a new message instead. When Slack
+refuses the blocks (`invalid_blocks`, too long, ...) the plain-text version is sent instead and
+the problem logged; transient failures (rate limits, 5xx, network) are retried with back-off
+(`Retry-After` when Slack gives one) and never given up; other errors are retried up to
+`max_attempts`, then the item is marked dead and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.render.kit import Rendered
+from engine.errors import EngineError
+from engine.model import JsonDict, MessageRef, OutboxItem, OwnerKind
+from engine.ports import Clock, Outbox, SlackRefs
+
+logger = logging.getLogger(__name__)
+
+KIND = "slack"
+
+BLOCK_ERRORS = frozenset(
+    {
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "msg_blocks_too_long",
+        "msg_too_long",
+        "invalid_arguments",
+        "too_many_attachments",
+        "invalid_attachments",
+        "invalid_block_id",
+    }
+)
+"""Slack refused the shape of the message: send the plain-text version instead."""
+
+TRANSIENT_ERRORS = frozenset(
+    {
+        "ratelimited",
+        "rate_limited",
+        "internal_error",
+        "fatal_error",
+        "service_unavailable",
+        "request_timeout",
+        "team_added_to_org",
+    }
+)
+"""Slack could not take it now: retry later, never give up."""
+
+GONE_ERRORS = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
+"""The message to edit cannot be edited: post the new version as a new message."""
+
+THREAD_ERRORS = frozenset({"thread_not_found", "message_not_found"})
+"""The thread parent vanished: post at the top of the channel instead."""
+
+
+def key_for_incident(incident_id: str) -> str:
+    return f"incident:{incident_id}"
+
+
+def key_for_proposal(proposal_id: str, incident_id: str | None) -> str:
+    """Proposals of an incident share its key (their messages live in its thread)."""
+    return key_for_incident(incident_id) if incident_id else f"proposal:{proposal_id}"
+
+
+def owner(kind: OwnerKind, owner_id: str) -> JsonDict:
+    return {"kind": kind.value, "id": owner_id}
+
+
+class SlackOutbox:
+    """The writing side: what the notifier calls. `wake` tells the deliverer there is work."""
+
+    def __init__(
+        self, outbox: Outbox, clock: Clock, *, wake: Callable[[], None] | None = None
+    ) -> None:
+        self._outbox = outbox
+        self._clock = clock
+        self._wake = wake
+
+    def on_enqueue(self, wake: Callable[[], None]) -> None:
+        self._wake = wake
+
+    async def post(
+        self,
+        key: str,
+        message: Rendered,
+        *,
+        channel: str,
+        owned_by: JsonDict | None = None,
+        thread_of: JsonDict | None = None,
+    ) -> int:
+        payload: JsonDict = {
+            "op": "post",
+            "channel": channel,
+            "owner": owned_by,
+            "thread": thread_of,
+            **_content(message),
+        }
+        return await self._enqueue(key, payload)
+
+    async def update(self, key: str, message: Rendered, *, target: JsonDict, channel: str) -> int:
+        """Edit the message `target` owns; if it never gets posted, post this version to
+        `channel` instead."""
+        payload: JsonDict = {
+            "op": "update",
+            "target": target,
+            "channel": channel,
+            **_content(message),
+        }
+        return await self._enqueue(key, payload)
+
+    async def _enqueue(self, key: str, payload: JsonDict) -> int:
+        item_id = await self._outbox.enqueue(KIND, key, payload, now=self._clock.now())
+        if self._wake is not None:
+            self._wake()
+        return item_id
+
+
+def _content(message: Rendered) -> JsonDict:
+    return {"text": message.text, "blocks": message.blocks, "plain": message.plain}
+
+
+# --------------------------------------------------------------------------- delivery
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delays between attempts: `base * 2**attempts`, capped, with a little jitter."""
+
+    base: float = 1.0
+    cap: float = 300.0
+    jitter: float = 0.1
+
+    def delay(self, attempts: int) -> float:
+        raw = min(self.cap, self.base * float(2 ** min(attempts, 30)))
+        return float(raw * (1.0 + random.uniform(0.0, self.jitter)))
+
+
+class _Wait(Exception):
+    """The message this item refers to is not posted yet."""
+
+
+class _Gone(Exception):
+    """An error that a retry will not fix."""
+
+
+@dataclass
+class DeliveryHooks:
+    """Optional observers (metrics): the pending depth after each pass, and each retry."""
+
+    depth: Callable[[int], None] | None = None
+    retry: Callable[[], None] | None = None
+
+
+class Deliverer:
+    """Delivers due outbox items to Slack, in order, until each is accepted. Run it with
+    `start()`/`stop()` (a background task), or call `run_once()` directly (tests)."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        refs: SlackRefs,
+        client: AsyncWebClient,
+        clock: Clock,
+        *,
+        poll_interval: float = 2.0,
+        backoff: Backoff | None = None,
+        wait_attempts: int = 8,
+        max_attempts: int = 25,
+        batch: int = 20,
+        hooks: DeliveryHooks | None = None,
+    ) -> None:
+        self._outbox = outbox
+        self._refs = refs
+        self._client = client
+        self._clock = clock
+        self._poll = poll_interval
+        self._backoff = backoff or Backoff()
+        self._wait_attempts = wait_attempts
+        self._max_attempts = max_attempts
+        self._batch = batch
+        self._hooks = hooks or DeliveryHooks()
+        self._wakeup = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.stop_timeout = 5.0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def wake(self) -> None:
+        """There may be work: run a pass now instead of at the next poll."""
+        self._wakeup.set()
+
+    async def start(self) -> None:
+        if self._task is not None:
+            return
+        self._stopping = False
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="slack outbox")
+
+    async def stop(self) -> None:
+        """Finish the item in flight (up to `stop_timeout` seconds), then stop. Undelivered
+        items stay in the outbox for the next start."""
+        task = self._task
+        if task is None:
+            return
+        self._stopping = True
+        self._wakeup.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), self.stop_timeout)
+        except TimeoutError:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        self._task = None
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            self._wakeup.clear()
+            delivered = 0
+            try:
+                delivered = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("outbox pass failed; retrying in %.1f s", self._poll)
+            if delivered or self._stopping:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self._poll)
+
+    # ------------------------------------------------------------------ one pass
+
+    async def run_once(self) -> int:
+        """Deliver what is due now; returns how many items Slack accepted."""
+        async with self._lock:
+            delivered = 0
+            items = await self._outbox.due(self._clock.now(), self._batch)
+            for item in items:
+                if self._stopping and delivered:
+                    break
+                if await self._deliver(item):
+                    delivered += 1
+            if self._hooks.depth is not None:
+                try:
+                    self._hooks.depth(await self._outbox.depth())
+                except EngineError:
+                    logger.warning("could not read the outbox depth", exc_info=True)
+            return delivered
+
+    async def _deliver(self, item: OutboxItem) -> bool:
+        payload = item.payload
+        try:
+            if item.kind != KIND:
+                raise _Gone(f"unknown outbox kind {item.kind!r}")
+            op = payload.get("op")
+            if op == "post":
+                result = await self._post(item, payload)
+            elif op == "update":
+                result = await self._update(item, payload)
+            else:
+                raise _Gone(f"unknown outbox operation {op!r}")
+        except _Wait as wait:
+            await self._retry(item, str(wait), self._backoff.delay(item.attempts))
+            return False
+        except _Gone as gone:
+            logger.error("outbox item %s (%s) given up: %s", item.id, item.key, gone)
+            await self._outbox.mark_failed(item.id, str(gone), next_attempt_at=None)
+            return False
+        except SlackApiError as exc:
+            await self._api_error(item, exc)
+            return False
+        except (SlackClientError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            why = f"Slack could not be reached: {type(exc).__name__}: {exc}"
+            logger.warning("outbox item %s: %s", item.id, why)
+            await self._retry(item, why, self._backoff.delay(item.attempts))
+            return False
+        await self._outbox.mark_delivered(item.id, now=self._clock.now(), result=result)
+        return True
+
+    async def _retry(self, item: OutboxItem, why: str, delay: float) -> None:
+        if self._hooks.retry is not None:
+            self._hooks.retry()
+        at = self._clock.now() + timedelta(seconds=delay)
+        await self._outbox.mark_failed(item.id, why, next_attempt_at=at)
+
+    async def _api_error(self, item: OutboxItem, exc: SlackApiError) -> None:
+        error = _error_code(exc)
+        status = getattr(exc.response, "status_code", 200)
+        if error in TRANSIENT_ERRORS or status == 429 or status >= 500:
+            delay = _retry_after(exc) or self._backoff.delay(item.attempts)
+            logger.warning(
+                "outbox item %s: Slack answered %s (HTTP %s); retrying in %.1f s",
+                item.id,
+                error,
+                status,
+                delay,
+            )
+            await self._retry(item, f"slack: {error} (HTTP {status})", delay)
+            return
+        if item.attempts + 1 >= self._max_attempts:
+            logger.error(
+                "outbox item %s (%s) given up after %d attempts: Slack answered %s",
+                item.id,
+                item.key,
+                item.attempts + 1,
+                error,
+            )
+            await self._outbox.mark_failed(item.id, f"slack: {error}", next_attempt_at=None)
+            return
+        logger.error(
+            "outbox item %s: Slack answered %s; check the bot's channel and scopes. Retrying.",
+            item.id,
+            error,
+        )
+        await self._retry(item, f"slack: {error}", self._backoff.delay(item.attempts))
+
+    # ------------------------------------------------------------------ operations
+
+    async def _ref(self, data: Any) -> MessageRef | None:
+        if not isinstance(data, dict):
+            return None
+        return await self._refs.get(OwnerKind(data["kind"]), str(data["id"]))
+
+    async def _post(self, item: OutboxItem, payload: JsonDict) -> JsonDict:
+        owned_by = payload.get("owner")
+        existing = await self._ref(owned_by)
+        if existing is not None:
+            # Posted before (a restart between post and bookkeeping): edit it, never post twice.
+            return await self._edit(item, existing, payload, owned_by)
+        channel = str(payload["channel"])
+        thread_ts: str | None = None
+        thread_of = payload.get("thread")
+        if thread_of is not None:
+            parent = await self._ref(thread_of)
+            if parent is None:
+                if item.attempts < self._wait_attempts:
+                    raise _Wait(f"waiting for the message of {thread_of['kind']} {thread_of['id']}")
+                logger.warning(
+                    "outbox item %s: the message of %s %s never appeared; posting at the top",
+                    item.id,
+                    thread_of["kind"],
+                    thread_of["id"],
+                )
+            else:
+                channel = parent.channel
+                thread_ts = parent.thread_ts or parent.ts
+        try:
+            response = await self._send_post(item, channel, thread_ts, payload)
+        except SlackApiError as exc:
+            if thread_ts is None or _error_code(exc) not in THREAD_ERRORS:
+                raise
+            logger.warning(
+                "outbox item %s: thread %s is gone; posting at the top", item.id, thread_ts
+            )
+            thread_ts = None
+            response = await self._send_post(item, channel, None, payload)
+        posted_channel = str(response.get("channel") or channel)
+        ts = str(response["ts"])
+        if isinstance(owned_by, dict):
+            await self._refs.put(
+                MessageRef(
+                    owner_kind=OwnerKind(owned_by["kind"]),
+                    owner_id=str(owned_by["id"]),
+                    channel=posted_channel,
+                    ts=ts,
+                    thread_ts=thread_ts,
+                )
+            )
+        return {"channel": posted_channel, "ts": ts, "thread_ts": thread_ts}
+
+    async def _update(self, item: OutboxItem, payload: JsonDict) -> JsonDict:
+        target = payload.get("target")
+        ref = await self._ref(target)
+        if ref is None:
+            if item.attempts < self._wait_attempts:
+                name = f"{target['kind']} {target['id']}" if isinstance(target, dict) else "?"
+                raise _Wait(f"waiting for the message of {name} to be posted")
+            logger.warning(
+                "outbox item %s: the message of %s was never posted; posting this version",
+                item.id,
+                target,
+            )
+            return await self._post(item, {**payload, "op": "post", "owner": target})
+        return await self._edit(item, ref, payload, target)
+
+    async def _edit(
+        self, item: OutboxItem, ref: MessageRef, payload: JsonDict, owned_by: Any
+    ) -> JsonDict:
+        try:
+            await self._send_update(item, ref, payload)
+        except SlackApiError as exc:
+            if _error_code(exc) not in GONE_ERRORS:
+                raise
+            logger.warning(
+                "outbox item %s: message %s in %s cannot be edited (%s); posting it anew",
+                item.id,
+                ref.ts,
+                ref.channel,
+                _error_code(exc),
+            )
+            response = await self._send_post(item, ref.channel, ref.thread_ts, payload)
+            ts = str(response["ts"])
+            if isinstance(owned_by, dict):
+                await self._refs.put(ref.model_copy(update={"ts": ts}))
+            return {"channel": ref.channel, "ts": ts, "reposted": True}
+        return {"channel": ref.channel, "ts": ref.ts, "updated": True}
+
+    async def _send_post(
+        self, item: OutboxItem, channel: str, thread_ts: str | None, payload: JsonDict
+    ) -> Any:
+        extra: JsonDict = {"thread_ts": thread_ts} if thread_ts else {}
+        try:
+            return await self._client.chat_postMessage(
+                channel=channel,
+                text=str(payload["text"]),
+                blocks=payload.get("blocks") or None,
+                unfurl_links=False,
+                unfurl_media=False,
+                **extra,
+            )
+        except SlackApiError as exc:
+            if _error_code(exc) not in BLOCK_ERRORS or not payload.get("blocks"):
+                raise
+            logger.error(
+                "outbox item %s: Slack refused the blocks (%s: %s); sending the plain-text "
+                "version instead",
+                item.id,
+                _error_code(exc),
+                _details(exc),
+            )
+            return await self._client.chat_postMessage(
+                channel=channel, text=_plain(payload), unfurl_links=False, **extra
+            )
+
+    async def _send_update(self, item: OutboxItem, ref: MessageRef, payload: JsonDict) -> Any:
+        try:
+            return await self._client.chat_update(
+                channel=ref.channel,
+                ts=ref.ts,
+                text=str(payload["text"]),
+                blocks=payload.get("blocks") or [],
+            )
+        except SlackApiError as exc:
+            if _error_code(exc) not in BLOCK_ERRORS or not payload.get("blocks"):
+                raise
+            logger.error(
+                "outbox item %s: Slack refused the blocks of an update (%s: %s); sending the "
+                "plain-text version instead",
+                item.id,
+                _error_code(exc),
+                _details(exc),
+            )
+            return await self._client.chat_update(
+                channel=ref.channel, ts=ref.ts, text=_plain(payload), blocks=[]
+            )
+
+
+def _plain(payload: JsonDict) -> str:
+    return str(payload.get("plain") or payload.get("text") or "tikvops")
+
+
+def _error_code(exc: SlackApiError) -> str:
+    try:
+        return str(exc.response.get("error") or "unknown_error")
+    except AttributeError:
+        return "unknown_error"
+
+
+def _details(exc: SlackApiError) -> str:
+    try:
+        errors = exc.response.get("errors") or exc.response.get("response_metadata") or ""
+    except AttributeError:
+        return ""
+    return str(errors)[:500]
+
+
+def _retry_after(exc: SlackApiError) -> float | None:
+    headers = getattr(exc.response, "headers", None) or {}
+    for name in ("Retry-After", "retry-after"):
+        value = headers.get(name)
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if value is not None:
+            try:
+                return max(float(value), 0.0)
+            except ValueError:
+                return None
+    return None
+
+
+__all__ = [
+    "BLOCK_ERRORS",
+    "GONE_ERRORS",
+    "KIND",
+    "TRANSIENT_ERRORS",
+    "Backoff",
+    "Deliverer",
+    "DeliveryHooks",
+    "SlackOutbox",
+    "key_for_incident",
+    "key_for_proposal",
+    "owner",
+]
