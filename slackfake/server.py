@@ -12,7 +12,7 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -66,7 +66,7 @@ class SlackFake:
         bot_name: str = "tikv-ops",
         scopes: Sequence[str] = DEFAULT_SCOPES,
         ack_timeout: float = SLACK_ACK_TIMEOUT,
-        connect_timeout: float = 10.0,
+        connect_timeout: float = 15.0,
         trigger_ttl: float = 3.0,
     ) -> None:
         if not bot_token.startswith("xoxb-"):
@@ -113,6 +113,7 @@ class SlackFake:
         self.host = "127.0.0.1"
         self.port = 0
         self._runner: web.AppRunner | None = None
+        self._background: set[asyncio.Task[Any]] = set()
 
     # ----- lifecycle -------------------------------------------------------------------
     def build_app(self) -> web.Application:
@@ -123,6 +124,7 @@ class SlackFake:
         app.router.add_post("/commands/{tail:.+}", self.responses.handle)
         app.router.add_post("/actions/{tail:.+}", self.responses.handle)
         app.router.add_get("/health", _health)
+        app.router.add_get("/favicon.ico", _no_icon)
         PageRoutes(self).register(app)
         return app
 
@@ -145,6 +147,9 @@ class SlackFake:
         if self._runner is None:
             return
         self.api.stopping.set()
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         await self.hub.shutdown()
         await self._runner.cleanup()
         self._runner = None
@@ -321,9 +326,12 @@ class SlackFake:
         channel: str | None = None,
         thread_ts: str | None = None,
         ack_timeout: float | None = None,
+        wait_for_ack: bool = True,
     ) -> Message:
         """``user`` posts a plain message; if it mentions the bot (``<@U0TIKVBOT>``) the app
-        gets an ``app_mention`` event (and this waits for its ack)."""
+        gets an ``app_mention`` event. With ``wait_for_ack`` (default) this waits for the ack
+        and raises AckTimeout; otherwise the event is delivered in the background, as Slack
+        does (the message is posted whatever the app does)."""
         ch = self._channel(channel)
         who = self._user(user)
         if thread_ts is not None:
@@ -348,7 +356,10 @@ class SlackFake:
                 team_id=self.workspace.team_id,
                 thread_ts=thread_ts,
             )
-            await self.push_event(event, ack_timeout=ack_timeout)
+            if wait_for_ack:
+                await self.push_event(event, ack_timeout=ack_timeout)
+            else:
+                self._spawn(self.push_event(event, ack_timeout=ack_timeout), "app_mention")
         return msg
 
     async def push_event(self, event: dict[str, Any], *, ack_timeout: float | None = None) -> Ack:
@@ -493,6 +504,11 @@ class SlackFake:
     def acks(self) -> list[Ack]:
         return list(self.hub.acks)
 
+    @property
+    def ack_timeouts(self) -> list[str]:
+        """Envelope ids that were not acknowledged in time (or whose ack was lost)."""
+        return list(self.hub.timeouts)
+
     def acks_for(self, envelope_id: str) -> list[Ack]:
         return [a for a in self.hub.acks if a.envelope_id == envelope_id]
 
@@ -549,6 +565,16 @@ class SlackFake:
                 raise TimeoutError(f"condition not met within {timeout:g} s")
             await asyncio.sleep(interval)
 
+    def _spawn(self, coro: Coroutine[Any, Any, Any], what: str) -> None:
+        task = asyncio.create_task(coro, name=f"slackfake {what}")
+        self._background.add(task)
+        task.add_done_callback(self._reap)
+
+    def _reap(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("%s failed: %s", task.get_name(), task.exception())
+
     def _notice(self, user: str, channel: str, text: str, thread_ts: str | None = None) -> None:
         self.store.post_ephemeral(
             channel,
@@ -583,3 +609,7 @@ def _find_element(
 
 async def _health(request: web.Request) -> web.Response:
     return web.Response(text="ok")
+
+
+async def _no_icon(request: web.Request) -> web.Response:
+    return web.Response(status=204)

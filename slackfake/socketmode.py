@@ -60,6 +60,7 @@ class SocketHub:
         self.deliveries: list[Delivery] = []
         self.acks: list[Ack] = []
         self.disconnects_sent: list[str] = []
+        self.timeouts: list[str] = []  # envelope ids whose ack never came (or was lost)
         self._envelopes: dict[str, dict[str, Any]] = {}
         self._waiters: dict[str, list[_Waiter]] = {}
         self._changed = asyncio.Event()
@@ -77,9 +78,10 @@ class SocketHub:
         self._next_id += 1
         self.total_connections += 1
         conn = Connection(id=self._next_id, ws=ws, request=request, opened_at=time.time())
-        self.connections.append(conn)
         try:
-            await ws.send_json(payloads.hello(self.app_id, len(self.active())))
+            # hello goes out before the connection can be picked for an envelope.
+            await ws.send_json(payloads.hello(self.app_id, len(self.active()) + 1))
+            self.connections.append(conn)
             self._notify()
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
@@ -87,7 +89,8 @@ class SocketHub:
         except (ConnectionError, RuntimeError) as exc:  # client vanished mid-send
             log.debug("socket %s ended: %s", conn.id, exc)
         finally:
-            self.connections.remove(conn)
+            if conn in self.connections:
+                self.connections.remove(conn)
             self._notify()
         return ws
 
@@ -169,11 +172,14 @@ class SocketHub:
             self._notify()
             return await asyncio.wait_for(waiter.future, ack_timeout)
         except _LostAck:
+            self.timeouts.append(envelope_id)
             raise AckTimeout(envelope_id, str(envelope["type"]), ack_timeout, lost=True) from None
         except TimeoutError:
+            self.timeouts.append(envelope_id)
             raise AckTimeout(envelope_id, str(envelope["type"]), ack_timeout) from None
         except ConnectionError as exc:
             log.info("delivery of %s failed: %s", envelope_id, exc)
+            self.timeouts.append(envelope_id)
             raise AckTimeout(envelope_id, str(envelope["type"]), ack_timeout) from exc
         finally:
             self._waiters[envelope_id].remove(waiter)

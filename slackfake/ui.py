@@ -116,6 +116,7 @@ class PageRoutes:
                 channel=str(body.get("channel") or "") or None,
                 text=self.fake.workspace.encode_mentions(text),
                 thread_ts=str(thread_ts) if thread_ts else None,
+                wait_for_ack=False,
             ),
             what="message",
         )

@@ -240,6 +240,10 @@ async def test_page_reports_an_offline_app(
     assert "not connected" in result["message"]
     result = await ui_post(fake, "/ui/click", {"user": "U0ALICE", "message_ts": "1.000001"})
     assert result["ok"] is False and result["error"] == "invalid_request"
+    # Like Slack, a message is posted even when the app cannot get the mention event.
+    result = await ui_post(fake, "/ui/message", {"user": "U0BOB", "text": "@tikv-ops hello"})
+    assert result == {"ok": True}
+    assert [m.text for m in fake.messages()] == ["<@U0TIKVBOT> hello"]
 
 
 async def test_dismiss_hides_an_ephemeral(slack_fake: SlackFake) -> None:

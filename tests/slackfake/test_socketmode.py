@@ -116,6 +116,7 @@ async def test_unhandled_command_times_out_and_slack_tells_the_user(bolt: BoltRi
         await bolt.fake.slash_command(user="U0BOB", text="nope", ack_timeout=0.5)
     assert info.value.envelope_type == "slash_commands"
     assert not info.value.lost
+    assert bolt.fake.ack_timeouts == [info.value.envelope_id]
     [notice] = bolt.fake.notices(user="U0BOB")
     assert notice.text == '/tikv failed with the error "operation_timeout"'
     assert bolt.fake.ephemerals(user="U0BOB") == []
@@ -325,3 +326,26 @@ async def test_modal_open_and_submit_with_errors_then_success(bolt: BoltRig) -> 
     assert view.closed
     assert submissions[-1]["private_metadata"] == "p-7"
     assert fake.views(user="U0BOB") == []
+
+
+async def test_click_on_a_button_in_a_thread_reply(bolt: BoltRig) -> None:
+    bodies: list[dict[str, Any]] = []
+
+    @bolt.app.action("approve")
+    async def approve(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        bodies.append(body)
+
+    await bolt.connect()
+    client = web_client(bolt.fake)
+    parent = (await client.chat_postMessage(channel="C0OPS", text="incident"))["ts"]
+    reply = (
+        await client.chat_postMessage(
+            channel="C0OPS", text="proposal", blocks=APPROVAL_BLOCKS, thread_ts=parent
+        )
+    )["ts"]
+    await bolt.fake.click(user="U0ALICE", message_ts=reply, action_id="approve")
+    await bolt.fake.wait_for(lambda: bodies)
+    assert bodies[0]["container"]["thread_ts"] == parent
+    assert bodies[0]["container"]["message_ts"] == reply
+    assert bodies[0]["message"]["thread_ts"] == parent
