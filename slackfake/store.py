@@ -59,6 +59,10 @@ class Message:
     def edited(self) -> bool:
         return self.edited_ts is not None
 
+    def action_ids(self) -> list[str]:
+        """action_ids of the interactive elements the message shows now."""
+        return interactive_action_ids(self.blocks)
+
     def to_api(self) -> dict[str, Any]:
         """The message object as conversations.history / chat.postMessage return it."""
         if self.deleted:
@@ -112,6 +116,21 @@ class Ephemeral:
     author: str = ""
     edits: list[Revision] = field(default_factory=list)
     deleted: bool = False
+
+    def action_ids(self) -> list[str]:
+        return interactive_action_ids(self.blocks)
+
+
+def interactive_action_ids(blocks: Blocks) -> list[str]:
+    found: list[str] = []
+    for block in blocks:
+        elements: list[Any] = []
+        if block.get("type") == "actions":
+            elements = list(block.get("elements") or [])
+        elif block.get("type") == "section" and block.get("accessory"):
+            elements = [block["accessory"]]
+        found += [str(e["action_id"]) for e in elements if isinstance(e, dict) and "action_id" in e]
+    return found
 
 
 class MessageStore:

@@ -349,3 +349,29 @@ async def test_click_on_a_button_in_a_thread_reply(bolt: BoltRig) -> None:
     assert bodies[0]["container"]["thread_ts"] == parent
     assert bodies[0]["container"]["message_ts"] == reply
     assert bodies[0]["message"]["thread_ts"] == parent
+
+
+async def test_two_approvers_clicking_at_once_send_two_envelopes(bolt: BoltRig) -> None:
+    bodies: list[dict[str, Any]] = []
+
+    @bolt.app.action("approve")
+    async def approve(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        bodies.append(body)
+
+    await bolt.connect()
+    fake = bolt.fake
+    ts = (
+        await web_client(fake).chat_postMessage(
+            channel="C0OPS", text="Drain 4?", blocks=APPROVAL_BLOCKS
+        )
+    )["ts"]
+    assert fake.messages("C0OPS")[0].action_ids() == ["approve", "reject"]
+    acks = await asyncio.gather(
+        fake.click(user="U0ALICE", message_ts=ts, action_id="approve"),
+        fake.click(user="U0BOB", message_ts=ts, action_id="approve"),
+    )
+    assert len({a.envelope_id for a in acks}) == 2
+    assert sorted(b["user"]["id"] for b in bodies) == ["U0ALICE", "U0BOB"]
+    assert len({b["actions"][0]["action_ts"] for b in bodies}) == 2
+    assert len({b["trigger_id"] for b in bodies}) == 2
