@@ -96,3 +96,10 @@ __all__ = [
     "undo_proposed",
     "working",
 ]
+
+
+def mention_reply(command: str) -> str:
+    return (
+        f"I take commands through `{command}` (try `{command} help`). Incidents, proposals and "
+        "their results are posted in the incidents channel."
+    )

@@ -68,24 +68,50 @@ class NotifierReads(Protocol):
 
 class SlackNotifier:
     """See the module docstring. `approvals_needed` (from the approval policy) is shown on
-    pending proposals."""
+    pending proposals. Give `outbox` and `reads` at construction or later with `bind()`."""
 
     def __init__(
         self,
-        outbox: SlackOutbox,
-        reads: NotifierReads,
         clock: Clock,
         *,
         channel: str,
+        outbox: SlackOutbox | None = None,
+        reads: NotifierReads | None = None,
         approvals_needed: Callable[[RiskLevel], int] | None = None,
     ) -> None:
-        self._outbox = outbox
-        self._reads = reads
         self._clock = clock
         self.channel = channel
+        self._bound_outbox = outbox
+        self._bound_reads = reads
         self._approvals_needed = approvals_needed or (lambda _risk: 1)
         self._severity: dict[str, Severity] = {}
         self._progress_posted: dict[str, datetime] = {}
+
+    def bind(
+        self,
+        outbox: SlackOutbox,
+        reads: NotifierReads,
+        *,
+        approvals_needed: Callable[[RiskLevel], int] | None = None,
+    ) -> None:
+        """Attach the outbox and the repositories once they exist (the engine is built with
+        the notifier, the repositories with the engine's runtime)."""
+        self._bound_outbox = outbox
+        self._bound_reads = reads
+        if approvals_needed is not None:
+            self._approvals_needed = approvals_needed
+
+    @property
+    def _outbox(self) -> SlackOutbox:
+        if self._bound_outbox is None:
+            raise RuntimeError("SlackNotifier used before bind(): no outbox")
+        return self._bound_outbox
+
+    @property
+    def _reads(self) -> NotifierReads:
+        if self._bound_reads is None:
+            raise RuntimeError("SlackNotifier used before bind(): no repositories")
+        return self._bound_reads
 
     # ------------------------------------------------------------------ incidents
 

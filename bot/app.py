@@ -1,0 +1,166 @@
+"""The Slack bot, assembled: `build_app(deps)` makes the Bolt `AsyncApp` (middleware and
+listeners), and `SlackBot` runs it over Socket Mode together with the outbox deliverer.
+
+    bot = SlackBot(config, engine=runtime.engine, repos=runtime.repos, clock=runtime.clock,
+                   notifier=notifier, policy=runtime.policy)
+    await bot.start()      # deliverer first (owed messages go out), then the socket
+    ...
+    await bot.stop()       # socket, in-flight work, deliverer, HTTP client
+
+Everything the engine reports reaches Slack through `SlackNotifier` → outbox → deliverer;
+everything users do arrives through the socket → middleware → handlers → engine.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from slack_bolt.app.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.client import build_web_client, close_web_client
+from bot.config import BotConfig
+from bot.deps import BotDeps
+from bot.handlers import actions, commands, events
+from bot.identity import IdentityResolver
+from bot.middleware import Deduplicate, RequestContext, RequestGuard
+from bot.notifier import NotifierReads, SlackNotifier
+from bot.outbox import Backoff, Deliverer, DeliveryHooks, SlackOutbox
+from bot.socket import SocketRunner
+from bot.tasks import BackgroundTasks
+from engine.policy import ApprovalPolicy
+from engine.ports import AuditLog, Clock, DedupRepo, Outbox, SlackRefs
+from engine.service import Engine
+
+logger = logging.getLogger(__name__)
+
+
+class BotRepos(NotifierReads, Protocol):
+    """The repositories the bot uses (`storage.Repositories` has them all)."""
+
+    @property
+    def audit(self) -> AuditLog: ...
+
+    @property
+    def dedup(self) -> DedupRepo: ...
+
+    @property
+    def outbox(self) -> Outbox: ...
+
+    @property
+    def slack_refs(self) -> SlackRefs: ...
+
+
+def build_app(deps: BotDeps, dedup: DedupRepo) -> AsyncApp:
+    """The Bolt app with our middleware and listeners (no connection is opened)."""
+    app = AsyncApp(
+        client=deps.client,
+        name="tikvops",
+        process_before_response=False,
+        request_verification_enabled=False,  # Socket Mode: no signing secret
+    )
+    app.use(RequestGuard(deps.config))
+    app.use(Deduplicate(dedup, deps.clock, deps.config.dedup_ttl))
+    app.use(RequestContext())
+    commands.register(app, deps)
+    actions.register(app, deps)
+    events.register(app, deps)
+    return app
+
+
+def approver_groups(policy: ApprovalPolicy) -> tuple[str, ...]:
+    """The user-group IDs the policy names (their members are looked up in Slack)."""
+    entries = sorted(policy.approvers | policy.approvers_high)
+    return tuple(e for e in entries if e.startswith("S"))
+
+
+class SlackBot:
+    """The running Slack edge. `notifier` (if given) is bound to the bot's outbox and the
+    repositories, so the engine's reports reach Slack."""
+
+    def __init__(
+        self,
+        config: BotConfig,
+        *,
+        engine: Engine,
+        repos: BotRepos,
+        clock: Clock,
+        policy: ApprovalPolicy | None = None,
+        notifier: SlackNotifier | None = None,
+        client: AsyncWebClient | None = None,
+        on_connection: Callable[[bool], None] | None = None,
+        hooks: DeliveryHooks | None = None,
+    ) -> None:
+        self.config = config
+        self.client = client or build_web_client(config)
+        self._owns_client = client is None
+        groups = config.approver_groups or (approver_groups(policy) if policy else ())
+        self.identities = IdentityResolver(self.client, groups, ttl=config.group_ttl)
+        self.tasks = BackgroundTasks()
+        self.deps = BotDeps(
+            config=config,
+            engine=engine,
+            identities=self.identities,
+            audit=repos.audit,
+            clock=clock,
+            tasks=self.tasks,
+            client=self.client,
+        )
+        self.deliverer = Deliverer(
+            repos.outbox,
+            repos.slack_refs,
+            self.client,
+            clock,
+            poll_interval=config.outbox_poll,
+            backoff=Backoff(base=config.outbox_backoff_base, cap=config.outbox_backoff_cap),
+            hooks=hooks,
+        )
+        self.outbox = SlackOutbox(repos.outbox, clock, wake=self.deliverer.wake)
+        self.notifier = notifier
+        if notifier is not None:
+            notifier.bind(
+                self.outbox,
+                repos,
+                approvals_needed=policy.approvals_needed if policy else None,
+            )
+        self.app = build_app(self.deps, repos.dedup)
+        self.socket = SocketRunner(
+            self.app,
+            config.app_token,
+            ping_interval=config.ping_interval,
+            on_state=on_connection,
+        )
+
+    @property
+    def connected(self) -> bool:
+        return self.socket.connected
+
+    async def start(self) -> None:
+        """Start delivering owed messages, then open the Socket Mode connection."""
+        await self.deliverer.start()
+        try:
+            await self.socket.start()
+        except BaseException:
+            await self.deliverer.stop()
+            raise
+
+    async def stop(self) -> None:
+        """Close the socket (no new requests), let in-flight work finish, stop delivering
+        (what is undelivered stays in the outbox), close the HTTP client."""
+        await self.socket.stop()
+        await self.tasks.close()
+        await self.deliverer.stop()
+        if self._owns_client:
+            await close_web_client(self.client)
+
+    async def __aenter__(self) -> SlackBot:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+__all__ = ["BotRepos", "SlackBot", "approver_groups", "build_app"]

@@ -1,0 +1,35 @@
+"""What the handlers need, in one object built by `bot.app.SlackBot` (or by tests)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.config import BotConfig
+from bot.identity import IdentityResolver
+from bot.tasks import BackgroundTasks
+from engine.ports import AuditLog, Clock
+from engine.service import Engine
+
+
+@dataclass
+class BotDeps:
+    config: BotConfig
+    engine: Engine
+    identities: IdentityResolver
+    audit: AuditLog
+    clock: Clock
+    tasks: BackgroundTasks
+    client: AsyncWebClient
+
+    @property
+    def channel_mention(self) -> str:
+        """How to name the incidents channel in a sentence (`<#C123>` links it)."""
+        channel = self.config.channel
+        if channel[:1] in ("C", "G") and channel[1:].isalnum() and channel.isupper():
+            return f"<#{channel}>"
+        return f"#{channel.lstrip('#')}"
+
+
+__all__ = ["BotDeps"]

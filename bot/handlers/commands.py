@@ -1,0 +1,125 @@
+"""`/tikv`: acknowledged at once, then parsed with the shared grammar and handed to the engine
+in the background. Read-only commands and every error or refusal are answered ephemerally;
+mutating commands create a proposal through the engine (which posts it to the incidents channel
+with its buttons) and never execute directly. Commands from channels that are not configured
+are refused, told, and audited.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.respond.async_respond import AsyncRespond
+
+from bot import messages, payload
+from bot.deps import BotDeps
+from bot.middleware import request_id
+from bot.render.kit import rendered, section
+from bot.render.views import outcome_view
+from bot.replies import tell
+from engine.commands import ActionCommand, parse_command
+from engine.errors import EngineError
+from engine.model import AuditEvent, AuditOutcome, Identity
+from engine.results import KillSwitchOutcome
+
+logger = logging.getLogger(__name__)
+
+
+def channel_allowed(
+    config_channels: tuple[str, ...], channel_id: str | None, name: str | None
+) -> bool:
+    """Whether `/tikv` is accepted in this channel (by ID or name; empty list: anywhere)."""
+    if not config_channels:
+        return True
+    wanted = {c.lstrip("#") for c in config_channels}
+    return bool({channel_id, name} & wanted)
+
+
+def _allowed_text(config_channels: tuple[str, ...]) -> str:
+    shown = [
+        f"<#{c}>" if c[:1] in ("C", "G") and c.isupper() else f"#{c.lstrip('#')}"
+        for c in config_channels
+    ]
+    return ", ".join(shown)
+
+
+def register(app: AsyncApp, deps: BotDeps) -> None:
+    """Register the slash command listener."""
+
+    async def on_command(
+        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: dict[str, Any]
+    ) -> None:
+        text = str(body.get("text") or "")
+        channel = payload.channel_id(body)
+        name = body.get("channel_name")
+        user = payload.user_id(body)
+        shown = f"{deps.config.command} {text}".strip()
+        if not channel_allowed(deps.config.command_channels, channel, name):
+            refusal = messages.channel_not_allowed(
+                deps.config.command, _allowed_text(deps.config.command_channels)
+            )
+            await ack(text=refusal)
+            deps.tasks.spawn(
+                _audit_channel_refusal(deps, body, refusal, shown), "audit channel refusal"
+            )
+            return
+        await ack()
+        deps.tasks.spawn(
+            run_command(deps, body, respond, request_id(context)), f"command {shown!r} by {user}"
+        )
+
+    app.command(deps.config.command)(on_command)
+
+
+async def run_command(
+    deps: BotDeps, body: dict[str, Any], respond: AsyncRespond, request: str | None
+) -> None:
+    """Parse, hand to the engine, answer."""
+    text = str(body.get("text") or "")
+    user = payload.user_id(body)
+    channel = payload.channel_id(body)
+    shown = f"{deps.config.command} {text}".strip()
+    try:
+        if user is None:
+            raise ValueError("the command names no user")
+        actor = await deps.identities.resolve(user, payload.user_name(body))
+        parsed = parse_command(text, prog=deps.config.command)
+        outcome = await deps.engine.handle(parsed, actor, request_id=request)
+        params = (
+            parsed.params.model_dump(mode="json") if isinstance(parsed, ActionCommand) else None
+        )
+        answer = outcome_view(
+            outcome,
+            deps.clock.now(),
+            channel_mention=deps.channel_mention,
+            action_params=params,
+        )
+        public = isinstance(outcome, KillSwitchOutcome) and outcome.changed
+    except Exception:
+        logger.exception("%s by %s failed", shown, user)
+        answer = rendered(messages.internal_error(shown), [section(messages.internal_error(shown))])
+        public = False
+    await tell(deps.client, answer, user=user, channel=channel, respond=respond, in_channel=public)
+
+
+async def _audit_channel_refusal(deps: BotDeps, body: dict[str, Any], why: str, shown: str) -> None:
+    user = payload.user_id(body) or "unknown"
+    event = AuditEvent(
+        at=deps.clock.now(),
+        actor=Identity.slack(user, name=payload.user_name(body)),
+        action="slack.command.refused",
+        subject="engine",
+        detail={"command": shown, "channel": payload.channel_id(body)},
+        outcome=AuditOutcome.REFUSED,
+        reason=why,
+    )
+    try:
+        await deps.audit.append(event)
+    except EngineError:
+        logger.exception("could not audit the refused command %s", shown)
+
+
+__all__ = ["channel_allowed", "register", "run_command"]

@@ -1,0 +1,125 @@
+"""Global middleware, one job each, run before any listener (and before its ack, so each is
+fast and local):
+
+- `RequestGuard`: requests from another app or workspace (including users of another
+  organisation in a shared channel) are acknowledged and ignored; so are the bot's own events.
+- `Deduplicate`: a redelivered envelope (same envelope ID) or a repeated request (same
+  trigger, `action_ts` or event ID) is acknowledged and not handled again (`DedupRepo`).
+- `RequestContext`: puts the request key (`request_id`, passed to the engine so a mutation is
+  applied once) into the listener context.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from slack_bolt.middleware.async_middleware import AsyncMiddleware
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+
+from bot import payload
+from bot.config import BotConfig
+from engine.errors import EngineError
+from engine.ports import Clock, DedupRepo
+
+logger = logging.getLogger(__name__)
+
+Next = Callable[[], Awaitable[BoltResponse]]
+
+ENVELOPE_PREFIX = "slack-envelope:"
+REQUEST_PREFIX = "slack-request:"
+ENGINE_PREFIX = "slack:"
+"""Request IDs given to the engine (a separate namespace from the middleware's own keys)."""
+
+
+def _ignored() -> BoltResponse:
+    """Acknowledge without doing anything (so Slack does not retry)."""
+    return BoltResponse(status=200, body="")
+
+
+class RequestGuard(AsyncMiddleware):
+    def __init__(self, config: BotConfig) -> None:
+        self._config = config
+
+    async def async_process(
+        self, *, req: AsyncBoltRequest, resp: BoltResponse, next: Next
+    ) -> BoltResponse | None:
+        body = req.body
+        app = payload.app_id(body)
+        if self._config.app_id and app and app != self._config.app_id:
+            logger.warning(
+                "ignored a request for app %s (this app is %s)", app, self._config.app_id
+            )
+            return _ignored()
+        teams = payload.team_ids(body)
+        if self._config.team_id and teams - {self._config.team_id}:
+            logger.warning(
+                "ignored a request from workspace(s) %s (this app serves %s), user %s",
+                sorted(teams - {self._config.team_id}),
+                self._config.team_id,
+                payload.user_id(body),
+            )
+            return _ignored()
+        if payload.is_own_event(body, req.context.bot_user_id, req.context.bot_id):
+            return _ignored()
+        return await next()
+
+
+class Deduplicate(AsyncMiddleware):
+    def __init__(self, dedup: DedupRepo, clock: Clock, ttl: timedelta) -> None:
+        self._dedup = dedup
+        self._clock = clock
+        self._ttl = ttl
+
+    async def async_process(
+        self, *, req: AsyncBoltRequest, resp: BoltResponse, next: Next
+    ) -> BoltResponse | None:
+        keys = []
+        envelope = payload.header(req.headers, payload.ENVELOPE_HEADER)
+        if envelope:
+            keys.append(ENVELOPE_PREFIX + envelope)
+        key = payload.request_key(req.body)
+        if key:
+            keys.append(REQUEST_PREFIX + key)
+        now = self._clock.now()
+        repeated = False
+        for item in keys:
+            try:
+                repeated = await self._dedup.seen(item, now=now, ttl=self._ttl) or repeated
+            except EngineError:
+                # The engine still applies each mutation once (its own request IDs); a
+                # duplicate read-only answer is the worst that can happen here.
+                logger.warning("could not check %s for redelivery", item, exc_info=True)
+        if repeated:
+            logger.info("ignored a redelivered request %s", ", ".join(keys))
+            return _ignored()
+        return await next()
+
+
+class RequestContext(AsyncMiddleware):
+    async def async_process(
+        self, *, req: AsyncBoltRequest, resp: BoltResponse, next: Next
+    ) -> BoltResponse | None:
+        key = payload.request_key(req.body)
+        envelope = payload.header(req.headers, payload.ENVELOPE_HEADER)
+        if key:
+            req.context["request_id"] = ENGINE_PREFIX + key
+        elif envelope:
+            req.context["request_id"] = ENGINE_PREFIX + "envelope:" + envelope
+        return await next()
+
+
+def request_id(context: dict[str, object]) -> str | None:
+    value = context.get("request_id")
+    return str(value) if value else None
+
+
+__all__ = [
+    "ENGINE_PREFIX",
+    "Deduplicate",
+    "RequestContext",
+    "RequestGuard",
+    "request_id",
+]
