@@ -309,6 +309,14 @@
     if (key === ui.modalKey) return;
     ui.modalKey = key;
     if (!view) { root.hidden = true; root.replaceChildren(); return; }
+    // Keep what the user typed when the same view comes back (e.g. with errors).
+    const typed = {};
+    const previous = root.querySelector("[data-testid=modal]");
+    if (previous && previous.getAttribute("data-view-id") === view.id) {
+      for (const input of previous.querySelectorAll("[data-testid=modal-input]")) {
+        typed[input.getAttribute("data-block-id")] = input.value;
+      }
+    }
     const form = el("form", { class: "dialog modal", "data-testid": "modal", "data-view-id": view.id,
                               "data-callback-id": view.callback_id, role: "dialog",
                               "aria-modal": "true", "aria-label": view.title });
@@ -335,6 +343,9 @@
       control.setAttribute("data-testid", "modal-input");
       control.setAttribute("data-block-id", block.block_id);
       control.setAttribute("data-action-id", block.action_id);
+      if (Object.prototype.hasOwnProperty.call(typed, block.block_id)) {
+        control.value = typed[block.block_id];
+      }
       const error = view.errors[block.block_id];
       form.append(el("div", { class: "modal-input" },
         el("label", { for: id }, block.label, block.optional ? " (optional)" : ""),
