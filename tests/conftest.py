@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-pytest_plugins: list[str] = ["tests.plugins.storage", "tests.plugins.slack"]
+pytest_plugins: list[str] = ["tests.plugins.storage", "tests.plugins.slack", "tests.plugins.sim"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -1,0 +1,102 @@
+"""Run the simulator in the foreground: `python -m sim` or `tikvops sim`.
+
+Prints the PD URL and each store's status address, then serves until Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Sequence
+
+from sim.cluster import MAX_REGIONS, MAX_STORES
+from sim.scenarios import SCENARIOS
+from sim.server import SimServer
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--stores", type=int, default=3, help=f"number of TiKV stores (1-{MAX_STORES})"
+    )
+    parser.add_argument(
+        "--regions", type=int, default=1000, help=f"number of regions (1-{MAX_REGIONS})"
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=2379, help="PD port (0 picks a free port)")
+    parser.add_argument(
+        "--speed", type=float, default=1.0, help="virtual seconds per wall second (e.g. 30)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed for the cluster layout")
+    parser.add_argument(
+        "--scenario", choices=sorted(SCENARIOS), help="fault scenario to inject at start"
+    )
+
+
+def check_arguments(args: argparse.Namespace) -> str | None:
+    """A message explaining the first invalid argument, or None."""
+    if not 1 <= args.stores <= MAX_STORES:
+        return f"--stores must be between 1 and {MAX_STORES}, got {args.stores}"
+    if not 1 <= args.regions <= MAX_REGIONS:
+        return f"--regions must be between 1 and {MAX_REGIONS}, got {args.regions}"
+    if args.speed <= 0:
+        return f"--speed must be positive, got {args.speed}"
+    if not 0 <= args.port <= 65535:
+        return f"--port must be between 0 and 65535, got {args.port}"
+    return None
+
+
+async def serve(args: argparse.Namespace) -> int:
+    server = SimServer(
+        stores=args.stores, regions=args.regions, speed=args.speed, seed=args.seed, auto_tick=True
+    )
+    try:
+        await server.start(host=args.host, port=args.port)
+    except OSError as exc:
+        print(
+            f"sim: cannot listen on {args.host}:{args.port}: {exc.strerror}; "
+            "choose another --port (0 picks a free one)",
+            file=sys.stderr,
+        )
+        return 2
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    print(f"PD URL: {server.pd_url}")
+    for store_id, address in server.status_addresses.items():
+        print(f"store {store_id} status address: {address}")
+    print(f"speed: {server.speed:g}x virtual time; control API: {server.pd_url}/sim/state")
+    if args.scenario:
+        result = server.apply_scenario(args.scenario)
+        print(f"scenario {result.name}: {result.summary}")
+        print(f"  expect: {result.expect}")
+    print("Press Ctrl-C to stop.", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+        print("simulator stopped", flush=True)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    problem = check_arguments(args)
+    if problem is not None:
+        print(f"sim: {problem}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(serve(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m sim", description="Simulated TiKV cluster behind a PD-compatible API."
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
