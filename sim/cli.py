@@ -17,6 +17,12 @@ from sim.scenarios import SCENARIOS
 from sim.server import SimServer
 
 
+def _say(text: str, *, error: bool = False) -> None:
+    stream = sys.stderr if error else sys.stdout
+    stream.write(text + "\n")
+    stream.flush()
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stores", type=int, default=3, help=f"number of TiKV stores (1-{MAX_STORES})"
@@ -55,10 +61,10 @@ async def serve(args: argparse.Namespace) -> int:
     try:
         await server.start(host=args.host, port=args.port)
     except OSError as exc:
-        print(
+        _say(
             f"sim: cannot listen on {args.host}:{args.port}: {exc.strerror}; "
             "choose another --port (0 picks a free one)",
-            file=sys.stderr,
+            error=True,
         )
         return 2
     stop = asyncio.Event()
@@ -66,27 +72,27 @@ async def serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    print(f"PD URL: {server.pd_url}")
+    _say(f"PD URL: {server.pd_url}")
     for store_id, address in server.status_addresses.items():
-        print(f"store {store_id} status address: {address}")
-    print(f"speed: {server.speed:g}x virtual time; control API: {server.pd_url}/sim/state")
+        _say(f"store {store_id} status address: {address}")
+    _say(f"speed: {server.speed:g}x virtual time; control API: {server.pd_url}/sim/state")
     if args.scenario:
         result = server.apply_scenario(args.scenario)
-        print(f"scenario {result.name}: {result.summary}")
-        print(f"  expect: {result.expect}")
-    print("Press Ctrl-C to stop.", flush=True)
+        _say(f"scenario {result.name}: {result.summary}")
+        _say(f"  expect: {result.expect}")
+    _say("Press Ctrl-C to stop.")
     try:
         await stop.wait()
     finally:
         await server.stop()
-        print("simulator stopped", flush=True)
+        _say("simulator stopped")
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
     problem = check_arguments(args)
     if problem is not None:
-        print(f"sim: {problem}", file=sys.stderr)
+        _say(f"sim: {problem}", error=True)
         return 2
     try:
         return asyncio.run(serve(args))
