@@ -1,0 +1,322 @@
+"""The bot's periodic jobs on apscheduler 3.x (`AsyncIOScheduler`): the monitor tick, expiry of
+unanswered proposals, and reminders for proposals waiting too long.
+
+`JobScheduler` wraps the scheduler so that every job
+
+- runs at most once at a time (`max_instances=1`): a tick still running when the next is due
+  makes apscheduler skip that run (counted as `skipped`), never run two at once;
+- catches up sensibly after a pause (`coalesce=True`: several missed runs become one; a run
+  late by less than `misfire_grace` seconds still happens);
+- never kills the scheduler when it fails: the error is logged with its traceback and counted
+  (`JobStats.failures`, `last_error`), and the next run happens as planned.
+
+`start()` needs a running event loop; `stop()` stops scheduling new runs, waits (up to a
+timeout) for the runs in progress to finish, then shuts apscheduler down and cancels anything
+left. The work itself lives elsewhere (`engine.monitor.Monitor.tick`, `Engine.expire_due`,
+`ProposalReminders.run`); `schedule_bot_jobs()` registers them with their intervals.
+
+Reminders: a proposal still `proposed` `reminder_interval` seconds after it was made (or after
+its last reminder) is reported again through `Notifier.proposal_changed` with an audit event
+`proposal.reminder` (appended to the audit log, so a restart does not repeat a reminder early).
+The proposal itself does not change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from engine.clock import format_duration, format_time
+from engine.model import SYSTEM, AuditEvent, Proposal, ProposalState
+from engine.ports import AuditLog, Clock, Notifier, ProposalRepo
+
+logger = logging.getLogger(__name__)
+
+JobFn = Callable[[], Awaitable[object]]
+
+DEFAULT_STOP_TIMEOUT = 10.0
+EXPIRE_EVERY = 30.0
+"""Seconds between expiry runs (a proposal expires at most this late)."""
+
+
+@dataclass
+class JobStats:
+    """What one job has done since the scheduler started."""
+
+    runs: int = 0  # started
+    succeeded: int = 0
+    failures: int = 0
+    skipped: int = 0  # due while the previous run was still going
+    missed: int = 0  # too late to run (beyond the misfire grace)
+    running: int = 0
+    max_running: int = 0  # never above 1: max_instances=1
+    last_error: str | None = None
+
+
+class SchedulerHealth(Protocol):
+    """Optional readiness hook (`tikvops.observability.Health.scheduler`)."""
+
+    def scheduler(self, running: bool) -> None: ...
+
+
+class JobScheduler:
+    """Periodic async jobs on one `AsyncIOScheduler` (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        misfire_grace: float | None = None,
+        health: SchedulerHealth | None = None,
+        on_failure: Callable[[str, BaseException], None] | None = None,
+        stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+    ) -> None:
+        self._scheduler = AsyncIOScheduler(timezone="UTC")
+        self._scheduler.add_listener(self._on_event, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
+        self._misfire_grace = misfire_grace
+        self._health = health
+        self._on_failure = on_failure
+        self._jobs: dict[str, JobFn] = {}
+        self._stats: dict[str, JobStats] = {}
+        self._running: set[asyncio.Task[Any]] = set()
+        self._started = False
+        self.stop_timeout = stop_timeout
+
+    @property
+    def running(self) -> bool:
+        return self._started
+
+    def stats(self, name: str) -> JobStats:
+        return self._stats[name]
+
+    def job_names(self) -> list[str]:
+        return list(self._jobs)
+
+    def add_job(
+        self,
+        name: str,
+        fn: JobFn,
+        *,
+        every: float,
+        run_now: bool = True,
+        misfire_grace: float | None = None,
+    ) -> None:
+        """Run `fn` every `every` seconds (first run at start when `run_now`). Job names are
+        unique. Add jobs before or after `start()`."""
+        if every <= 0:
+            raise ValueError(f"job {name!r}: the interval must be positive, got {every}")
+        if name in self._jobs:
+            raise ValueError(f"job {name!r} is already scheduled")
+        self._jobs[name] = fn
+        self._stats[name] = JobStats()
+        grace = misfire_grace if misfire_grace is not None else self._misfire_grace
+        options: dict[str, Any] = {}
+        if run_now:
+            options["next_run_time"] = datetime.now(UTC)
+        self._scheduler.add_job(
+            self._run,
+            "interval",
+            args=(name,),
+            seconds=every,
+            id=name,
+            name=name,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=max(1, round(grace if grace is not None else every)),
+            replace_existing=False,
+            **options,
+        )
+
+    def start(self) -> None:
+        """Start scheduling (inside a running event loop)."""
+        if self._started:
+            return
+        asyncio.get_running_loop()  # fail clearly outside a loop
+        self._scheduler.start()
+        self._started = True
+        self._set_health(True)
+        logger.info("scheduler started with jobs: %s", ", ".join(self._jobs) or "none")
+
+    async def stop(self) -> None:
+        """Stop scheduling, let runs in progress finish (up to `stop_timeout` seconds), then
+        shut down."""
+        if not self._started:
+            return
+        self._started = False
+        self._scheduler.pause()
+        running = [t for t in self._running if not t.done()]
+        if running:
+            _, pending = await asyncio.wait(running, timeout=self.stop_timeout)
+            if pending:
+                logger.warning(
+                    "%d job run(s) still going after %.0f s; cancelling them",
+                    len(pending),
+                    self.stop_timeout,
+                )
+        self._scheduler.shutdown(wait=False)
+        await asyncio.sleep(0)  # apscheduler shuts down on the next loop iteration
+        leftovers = [t for t in self._running if not t.done()]
+        for task in leftovers:
+            task.cancel()
+        if leftovers:
+            await asyncio.gather(*leftovers, return_exceptions=True)
+        self._set_health(False)
+        logger.info("scheduler stopped")
+
+    async def __aenter__(self) -> JobScheduler:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def run_job(self, name: str) -> None:
+        """Run a job once now, with the same accounting (tests, `--once`)."""
+        await self._run(name)
+
+    async def _run(self, name: str) -> None:
+        stats = self._stats[name]
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+        stats.runs += 1
+        stats.running += 1
+        stats.max_running = max(stats.max_running, stats.running)
+        try:
+            await self._jobs[name]()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            stats.failures += 1
+            stats.last_error = f"{type(exc).__name__}: {exc}"
+            logger.exception("scheduled job %r failed; it runs again at its next time", name)
+            if self._on_failure is not None:
+                try:
+                    self._on_failure(name, exc)
+                except Exception:
+                    logger.exception("the failure hook of job %r failed", name)
+        else:
+            stats.succeeded += 1
+        finally:
+            stats.running -= 1
+            if task is not None:
+                self._running.discard(task)
+
+    def _on_event(self, event: JobEvent) -> None:
+        stats = self._stats.get(event.job_id)
+        if stats is None:
+            return
+        if event.code == EVENT_JOB_MAX_INSTANCES:
+            stats.skipped += 1
+        elif event.code == EVENT_JOB_MISSED:
+            stats.missed += 1
+
+    def _set_health(self, running: bool) -> None:
+        if self._health is not None:
+            self._health.scheduler(running)
+
+
+class ProposalReminders:
+    """Reminds the surfaces of proposals waiting for a decision (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        proposals: ProposalRepo,
+        audit: AuditLog,
+        notifier: Notifier,
+        clock: Clock,
+        after: float,
+    ) -> None:
+        if after <= 0:
+            raise ValueError("the reminder interval must be positive")
+        self.proposals = proposals
+        self.audit = audit
+        self.notifier = notifier
+        self.clock = clock
+        self.after = timedelta(seconds=after)
+
+    async def run(self) -> list[Proposal]:
+        """Send the reminders that are due; returns the proposals reminded about."""
+        now = self.clock.now()
+        reminded: list[Proposal] = []
+        for proposal in await self.proposals.list(states=[ProposalState.PROPOSED], limit=500):
+            waiting = now - proposal.created_at
+            if waiting < self.after or proposal.expires_at <= now:
+                continue
+            last = await self.audit.list_recent(
+                subject=proposal.id, action_prefix="proposal.reminder", limit=1
+            )
+            since = last[0].at if last else proposal.created_at
+            if now - since < self.after:
+                continue
+            event = await self.audit.append(
+                AuditEvent(
+                    at=now,
+                    actor=SYSTEM,
+                    action="proposal.reminder",
+                    subject=proposal.id,
+                    detail={
+                        "waiting_seconds": int(waiting.total_seconds()),
+                        "expires_at": proposal.expires_at.isoformat(),
+                        "state": proposal.state.value,
+                    },
+                    reason=(
+                        f"{proposal.id} has waited {format_duration(waiting)} for a decision; "
+                        f"it expires at {format_time(proposal.expires_at, now)}"
+                    ),
+                )
+            )
+            try:
+                await self.notifier.proposal_changed(proposal, event)
+            except Exception:
+                logger.exception("notifier failed to remind about proposal %s", proposal.id)
+            reminded.append(proposal)
+        return reminded
+
+
+class Expiring(Protocol):
+    """What the expiry job calls (`engine.service.Engine.expire_due`)."""
+
+    async def expire_due(self) -> object: ...
+
+
+def schedule_bot_jobs(
+    scheduler: JobScheduler,
+    *,
+    tick: JobFn,
+    poll_interval: float,
+    engine: Expiring | None = None,
+    reminders: ProposalReminders | None = None,
+    expire_every: float = EXPIRE_EVERY,
+    reminder_check_every: float | None = None,
+) -> None:
+    """Register the bot's jobs: `monitor` (every `poll_interval`, first run at once),
+    `expire` (every `expire_every`) and `remind` (every `reminder_check_every`, default a
+    tenth of the reminder interval, at least 15 s and at most 60 s)."""
+    scheduler.add_job("monitor", tick, every=poll_interval)
+    if engine is not None:
+        scheduler.add_job("expire", engine.expire_due, every=expire_every)
+    if reminders is not None:
+        check = reminder_check_every
+        if check is None:
+            check = min(60.0, max(15.0, reminders.after.total_seconds() / 10))
+        scheduler.add_job("remind", reminders.run, every=check, run_now=False)
+
+
+__all__ = [
+    "DEFAULT_STOP_TIMEOUT",
+    "EXPIRE_EVERY",
+    "Expiring",
+    "JobScheduler",
+    "JobStats",
+    "ProposalReminders",
+    "SchedulerHealth",
+    "schedule_bot_jobs",
+]
