@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from bot.render import action as act
 from bot.render import fmt
 from bot.render.kit import Rendered, context, esc, rendered, section
 from bot.render.limits import cap_items
@@ -22,18 +23,15 @@ def _bullets(lines: list[str], limit: int, noun: str) -> str:
     return "\n".join(f"• {line}" for line in cap_items(lines, limit, noun))
 
 
-def _params(params: dict[str, Any]) -> str:
-    return ", ".join(f"{esc(k.replace('_', ' '))} {esc(v)}" for k, v in params.items())
-
-
 def diagnosis_reply(incident: Incident, diagnosis: Diagnosis, now: datetime) -> Rendered:
     """The diagnosis of `incident`, for its thread."""
     by = fmt.origin_text_for_diagnosis(diagnosis)
     if diagnosis.error:
+        error = diagnosis.error.removeprefix("diagnosis unavailable: ")
         text = (
-            f":warning: *Diagnosis unavailable* for {esc(incident.id)} ({by}): "
-            f"{esc(diagnosis.error)}\nThe incident is still watched and updated here; check "
-            "the numbers in the message above, or ask for a proposal with `/tikv help`."
+            f":warning: *Diagnosis unavailable* for {esc(incident.id)} ({by}): {esc(error)}\n"
+            "The incident is still watched and updated here; check the numbers in the message "
+            "above, or ask for a proposal with `/tikv help`."
         )
         blocks: list[Any] = [section(text)]
         if diagnosis.summary:
@@ -65,7 +63,8 @@ def diagnosis_reply(incident: Incident, diagnosis: Diagnosis, now: datetime) -> 
         )
     if diagnosis.actions:
         proposed = [
-            f"`{esc(a.action)}` {_params(a.params)}" + (f": {esc(a.reason)}" if a.reason else "")
+            f"{esc(act.short_title(a.action, a.params))}"
+            + (f": {esc(a.reason)}" if a.reason else "")
             for a in diagnosis.actions
         ]
         blocks.append(

@@ -94,6 +94,11 @@ def duration(start: datetime, end: datetime) -> str:
     return format_duration(max(delta, timedelta(0)))
 
 
+def count(n: int, noun: str) -> str:
+    """`1 store`, `3 stores`, `1,203 leaders`."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 def severity(sev: Severity) -> str:
     return f"{SEVERITY_ICON[sev]} {sev.value.upper()}"
 
@@ -137,6 +142,7 @@ __all__ = [
     "STATE_ICON",
     "ago",
     "at",
+    "count",
     "duration",
     "number",
     "origin_text",

@@ -34,12 +34,22 @@ JsonBlock = dict[str, Any]
 
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 _MENTION = re.compile(r"^[UWB][A-Z0-9]{2,30}$")
+_ESCAPED_MENTION = re.compile(
+    r"&lt;(@[UW][A-Z0-9]{2,30}|!subteam\^S[A-Z0-9]{2,30}|#[CG][A-Z0-9]{2,30})&gt;"
+)
 
 
 def esc(text: object) -> str:
     """Text from outside (PD, Claude, users) made safe for mrkdwn: `&`, `<` and `>` are escaped
     so nothing in it can become a link, a mention or `@channel`."""
     return str(text).translate(_ESCAPES)
+
+
+def sentence(text: object) -> str:
+    """A sentence made by the engine, made safe for mrkdwn like `esc`, except that the user,
+    user-group and channel mentions the engine writes on purpose (`<@U123>`,
+    `<!subteam^S123>`, `<#C123>`) stay mentions. Nothing else can become a link or `@here`."""
+    return _ESCAPED_MENTION.sub(r"<\1>", esc(text))
 
 
 def mention(user_id: str) -> str:
@@ -178,9 +188,9 @@ class Rendered:
 
 def rendered(text: str, blocks: Iterable[Block | JsonBlock]) -> Rendered:
     """Finish a message: validate the models (slack_sdk), fit our extra limits, and derive the
-    plain-text version."""
+    plain-text version. `text` is the raw notification text (escaped here, mentions kept)."""
     fitted = limits.fit_blocks(list(blocks))
-    note = clip(text.strip() or "tikvops", limits.MAX_FALLBACK_TEXT)
+    note = clip(sentence(text.strip() or "tikvops"), limits.MAX_FALLBACK_TEXT)
     return Rendered(text=note, blocks=fitted, plain=plain_text(fitted, fallback=note))
 
 
@@ -229,4 +239,5 @@ __all__ = [
     "plain_text",
     "rendered",
     "section",
+    "sentence",
 ]

@@ -36,6 +36,17 @@ MAX_REQUESTS = 10
 
 S = ProposalState
 
+STATE_WORDS = {
+    S.PROPOSED: "waiting for approval",
+    S.APPROVED: "approved",
+    S.EXECUTING: "running",
+    S.SUCCEEDED: "succeeded",
+    S.FAILED: "failed",
+    S.REJECTED: "rejected",
+    S.EXPIRED: "expired without approval",
+    S.CANCELLED: "cancelled",
+}
+
 
 def is_open_for_decision(proposal: Proposal, now: datetime) -> bool:
     """Whether the message should offer Approve / Reject."""
@@ -240,7 +251,8 @@ def proposal_message(
             f"proposed {fmt.at(proposal.created_at, now)}"
         )
     )
-    text = f"Proposal {proposal.id}: {title} ({proposal.risk.value} risk) is {proposal.state.value}"
+    state = STATE_WORDS[proposal.state]
+    text = f"Proposal {proposal.id} ({title}, {proposal.risk.value} risk): {state}"
     return rendered(text, blocks)
 
 

@@ -23,6 +23,7 @@ from bot.render.kit import (
     header,
     rendered,
     section,
+    sentence,
 )
 from bot.render.limits import cap_items, clip
 from bot.render.proposal import dry_run_message, proposal_message
@@ -121,9 +122,9 @@ def status_view(view: StatusView, now: datetime) -> Rendered:
     if view.observe_only:
         switch += " · observe-only mode"
     summary = (
-        f"*{len(view.stores)} stores* ({counts or 'none'}) · "
-        f"*{len(view.open_incidents)} open incidents* · "
-        f"*{len(view.active_proposals)} proposals in flight* · {switch}"
+        f"*{fmt.count(len(view.stores), 'store')}* ({counts or 'none'}) · "
+        f"*{fmt.count(len(view.open_incidents), 'open incident')}* · "
+        f"*{fmt.count(len(view.active_proposals), 'proposal')} in flight* · {switch}"
     )
     blocks: list[Any] = [header("TiKV cluster status"), section(summary)]
     if view.pd_error:
@@ -144,7 +145,8 @@ def status_view(view: StatusView, now: datetime) -> Rendered:
         context(f"as of {fmt.at(now, now)} · `/tikv stores`, `/tikv store <id>` for more")
     )
     return rendered(
-        f"Cluster status: {len(view.stores)} stores, {len(view.open_incidents)} open incidents",
+        f"Cluster status: {fmt.count(len(view.stores), 'store')}, "
+        f"{fmt.count(len(view.open_incidents), 'open incident')}",
         blocks,
     )
 
@@ -157,7 +159,7 @@ def stores_view(view: StoresView, now: datetime) -> Rendered:
         section(store_table(view.stores), noun="stores"),
         context(f"as of {fmt.at(now, now)} · `/tikv store <id>` for one store"),
     ]
-    return rendered(f"{len(view.stores)} stores", blocks)
+    return rendered(fmt.count(len(view.stores), "store"), blocks)
 
 
 def store_view(view: StoreView, now: datetime) -> Rendered:
@@ -232,7 +234,7 @@ def incidents_view(view: IncidentsView, now: datetime) -> Rendered:
         header(f"Open incidents ({len(view.incidents)})"),
         section(_lines(lines, "incidents", "No open incidents."), noun="incidents"),
     ]
-    return rendered(f"{len(view.incidents)} open incidents", blocks)
+    return rendered(fmt.count(len(view.incidents), "open incident"), blocks)
 
 
 def proposals_view(view: ProposalsView, now: datetime) -> Rendered:
@@ -247,12 +249,12 @@ def proposals_view(view: ProposalsView, now: datetime) -> Rendered:
     blocks.append(
         context("`/tikv proposal <id>` for one proposal, `/tikv approve <id>` to approve")
     )
-    return rendered(f"{len(view.proposals)} proposals in flight", blocks)
+    return rendered(f"{fmt.count(len(view.proposals), 'proposal')} in flight", blocks)
 
 
 def audit_line(event: AuditEvent, now: datetime) -> str:
     mark = {AuditOutcome.OK: "", AuditOutcome.REFUSED: " :no_entry:", AuditOutcome.ERROR: " :x:"}
-    reason = f" — {esc(clip(event.reason, 200))}" if event.reason else ""
+    reason = f" — {sentence(clip(event.reason, 200))}" if event.reason else ""
     return (
         f"{fmt.at(event.at, now)} · {fmt.who(event.actor)} · `{esc(event.action)}` · "
         f"{esc(event.subject)}{mark[event.outcome]}{reason}"
@@ -265,7 +267,7 @@ def audit_view(view: AuditView, now: datetime) -> Rendered:
         header(f"Audit log (last {len(view.events)})"),
         section(_lines(lines, "records", "The audit log is empty."), noun="records"),
     ]
-    return rendered(f"{len(view.events)} audit records", blocks)
+    return rendered(fmt.count(len(view.events), "audit record"), blocks)
 
 
 def proposal_view(view: ProposalView, now: datetime) -> Rendered:
@@ -292,7 +294,7 @@ def help_view(view: HelpView) -> Rendered:
 def refused_view(refused: Refused, now: datetime) -> Rendered:
     """A refusal: what happened and why (the engine's sentence), and what to do next."""
     icon = ":no_entry:" if refused.kind is not RefusalKind.PARSE else ":grey_question:"
-    blocks: list[Any] = [section(f"{icon} {esc(refused.reason)}")]
+    blocks: list[Any] = [section(f"{icon} {sentence(refused.reason)}")]
     if refused.dry_run is not None:
         checks = act.check_lines([c.model_dump() for c in refused.dry_run.preflight.checks])
         blocks.append(section("*Preflight checks*\n" + "\n".join(cap_items(checks, 20, "checks"))))
@@ -343,10 +345,12 @@ def outcome_view(
     if isinstance(outcome, ProposalCreated):
         return created_view(outcome, now, channel_mention=channel_mention)
     if isinstance(outcome, Decided):
-        return rendered(outcome.message, [section(f":white_check_mark: {esc(outcome.message)}.")])
+        return rendered(
+            outcome.message, [section(f":white_check_mark: {sentence(outcome.message)}.")]
+        )
     if isinstance(outcome, KillSwitchOutcome):
         icon = ":octagonal_sign:" if outcome.settings.kill_switch.on else ":large_green_circle:"
-        return rendered(outcome.message, [section(f"{icon} {esc(outcome.message)}")])
+        return rendered(outcome.message, [section(f"{icon} {sentence(outcome.message)}")])
     if isinstance(outcome, ExecutionReport):
         return execution_outcome(outcome.proposal, outcome.execution, now)
     raise TypeError(f"no rendering for {type(outcome).__name__}")
