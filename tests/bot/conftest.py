@@ -3,9 +3,9 @@
 temporary SQLite file.
 
 `bot_harness` is a factory: `h = await bot_harness(approvers=[...])` starts a bot against the
-shared `fake` (Slack), `cluster` (simulator) and database file; `await h.stop()` stops it (keeping the database), and
-`await bot_harness(...)` again starts a new one on the same database (restart tests). Everything
-started is stopped at teardown.
+shared `fake` (Slack), `cluster` (simulator) and database file; `await h.stop()` stops it
+(keeping the database), and `await bot_harness(...)` again starts a new one on the same
+database (restart tests). Everything started is stopped at teardown.
 """
 
 from __future__ import annotations

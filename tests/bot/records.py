@@ -496,7 +496,8 @@ def all_messages() -> dict[str, Rendered]:
         ),
         "view_refused_parse": outcome_view(
             Refused(
-                reason="store ID must be a whole number, got 'four'. Usage: /tikv drain <store-id> [--dry-run]",
+                reason="store ID must be a whole number, got 'four'. "
+                "Usage: /tikv drain <store-id> [--dry-run]",
                 kind=RefusalKind.PARSE,
             ),
             NOW,
@@ -513,7 +514,8 @@ def all_messages() -> dict[str, Rendered]:
         ),
         "view_refused_policy": outcome_view(
             Refused(
-                reason="<@U0BOB> is not an approver for high-risk actions; ask one of <@U0CAROL>, <!subteam^S0ONCALL>",
+                reason="<@U0BOB> is not an approver for high-risk actions; ask one of "
+                "<@U0CAROL>, <!subteam^S0ONCALL>",
                 kind=RefusalKind.POLICY,
             ),
             NOW,
@@ -543,7 +545,8 @@ def all_messages() -> dict[str, Rendered]:
                     kill_switch=KillSwitch(on=True, by=ALICE, at=NOW, reason="PD upgrade")
                 ),
                 changed=True,
-                message="The kill switch is ON by <@U0ALICE> (PD upgrade): nothing will execute until it is turned off.",
+                message="The kill switch is ON by <@U0ALICE> (PD upgrade): nothing will "
+                "execute until it is turned off.",
             ),
             NOW,
             channel_mention=channel,
