@@ -1,0 +1,399 @@
+"""`tikvops monitor` and `tikvops incidents`: the monitor without Slack, and what it found.
+
+`tikvops monitor` runs the monitor, the scheduler and the engine in the foreground against PD
+(and Prometheus, or each TiKV's `/metrics`), with the database the bot uses, and prints every
+event as one line (`tikvops.terminal_notifier`): incidents opened, updated and resolved, their
+diagnosis (the built-in playbooks), proposals and what happens to them. It serves `/healthz`
+and `/metrics` on `health_addr`, reconciles executions interrupted by an earlier stop, and runs
+until SIGINT or SIGTERM, then stops cleanly (the run in progress finishes first). Exit codes:
+0 stopped by a signal, 2 could not start (configuration, database, health port).
+
+`tikvops incidents` reads the same database: open incidents (`--all`: resolved ones too,
+newest first) as a table, or with `--json` one object `{"result": "incidents", "incidents":
+[...]}` with each incident's fields (the shape of the engine's incidents view, so every
+surface reads the same records the same way).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+import httpx
+
+from engine.clock import SystemClock, format_duration, format_time
+from engine.diagnose_flow import DiagnoseFlow
+from engine.errors import StorageError
+from engine.model import Incident, IncidentStatus
+from engine.monitor import ClusterSource, Monitor
+from engine.playbook_diagnoser import PlaybookDiagnoser
+from engine.ports import Clock, Diagnoser
+from engine.results import IncidentsView
+from operator_tikv.metrics import MetricsSource
+from operator_tikv.prometheus import PrometheusClient
+from operator_tikv.queries import PrometheusSource
+from operator_tikv.scrape import ScrapeSource
+from storage import Database, SqliteIncidentRepo
+from tikvops.commands.check import thresholds_from_settings
+from tikvops.logs import configure_from_settings
+from tikvops.observability import (
+    BotMetrics,
+    Health,
+    ObservabilityError,
+    ObservabilityServer,
+    parse_host_port,
+)
+from tikvops.scheduling import JobScheduler, ProposalReminders, schedule_bot_jobs
+from tikvops.settings import Settings, load_settings
+from tikvops.terminal_notifier import TerminalNotifier
+from tikvops.wiring import Runtime, open_runtime
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LIST_LIMIT = 50
+
+
+def register(subparsers: Any) -> None:
+    monitor: argparse.ArgumentParser = subparsers.add_parser(
+        "monitor",
+        help="watch the cluster and print incidents as they happen (no Slack)",
+        description=(
+            "Run the monitor, its scheduler and the engine in the foreground and print every "
+            "incident, diagnosis and proposal as one line. Stops on Ctrl-C or SIGTERM."
+        ),
+    )
+    monitor.add_argument("--pd", metavar="URL", help="PD's HTTP address (TIKVOPS_PD_URL)")
+    monitor.add_argument(
+        "--prometheus", metavar="URL", help="Prometheus base URL (default: scrape each TiKV)"
+    )
+    monitor.add_argument("--db", metavar="PATH", help="SQLite database (TIKVOPS_DB)")
+    monitor.add_argument(
+        "--interval",
+        type=_positive,
+        metavar="SECONDS",
+        help="seconds between monitor ticks (TIKVOPS_POLL_INTERVAL)",
+    )
+    monitor.add_argument(
+        "--resolve-after",
+        type=_non_negative,
+        metavar="SECONDS",
+        help="seconds an incident must stay clear before it resolves (TIKVOPS_RESOLVE_AFTER)",
+    )
+    monitor.set_defaults(handler=run_monitor_command)
+
+    if "incidents" in getattr(subparsers, "choices", {}):
+        # Another command module already answers `incidents` through the engine's read
+        # view; that one prints the same records in the same JSON shape.
+        return
+    incidents: argparse.ArgumentParser = subparsers.add_parser(
+        "incidents",
+        help="list incidents from the database (open ones; --all for every one)",
+        description="List the incidents stored in the database the monitor and the bot use.",
+    )
+    incidents.add_argument("--db", metavar="PATH", help="SQLite database (TIKVOPS_DB)")
+    incidents.add_argument("--all", action="store_true", help="resolved incidents too")
+    incidents.add_argument("--json", action="store_true", help="print one JSON object")
+    incidents.add_argument(
+        "--limit",
+        type=int,
+        default=DEFAULT_LIST_LIMIT,
+        help=f"with --all: how many, newest first (default {DEFAULT_LIST_LIMIT})",
+    )
+    incidents.set_defaults(handler=run_incidents_command)
+
+
+def _positive(text: str) -> float:
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text!r}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text!r}")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+    return value
+
+
+# --------------------------------------------------------------------------- monitor
+
+
+def run_monitor_command(args: argparse.Namespace) -> int:
+    settings = load_settings(
+        config_file=args.config,
+        env_file=args.env_file,
+        pd_url=args.pd,
+        prometheus_url=args.prometheus,
+        db=args.db,
+        poll_interval=args.interval,
+        resolve_after=args.resolve_after,
+    )
+    configure_from_settings(settings, stream=sys.stderr)
+    for noisy in ("apscheduler", "httpx", "httpcore"):  # one line per request or job run
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return asyncio.run(run_monitor(settings, out=sys.stdout))
+    except StorageError as exc:
+        print(f"tikvops monitor: {exc}", file=sys.stderr)
+        return 2
+    except ObservabilityError as exc:
+        print(f"tikvops monitor: {exc}", file=sys.stderr)
+        return 2
+
+
+def metrics_source(settings: Settings, http: httpx.AsyncClient) -> MetricsSource:
+    """Prometheus when configured, else a direct scrape of every TiKV's status address."""
+    if settings.prometheus_url:
+        client = PrometheusClient(settings.prometheus_url, http, timeout=settings.pd_timeout)
+        return PrometheusSource(client)
+    return ScrapeSource(http, timeout=settings.pd_timeout)
+
+
+def pd_request_recorder(metrics: BotMetrics) -> Callable[[str, str, int | str, float], None]:
+    """A PD client hook counting requests by endpoint template and outcome."""
+
+    def record(method: str, path: str, outcome: int | str, seconds: float) -> None:
+        if isinstance(outcome, int):
+            label = "ok" if outcome < 400 else f"http_{outcome // 100}xx"
+        else:
+            label = "timeout" if "timeout" in outcome.lower() else "unreachable"
+        metrics.pd_request(path, label)
+
+    return record
+
+
+def build_monitor(
+    runtime: Runtime,
+    source: ClusterSource,
+    *,
+    clock: Clock,
+    diagnoser: Diagnoser | None,
+    metrics: BotMetrics | None = None,
+    health: Health | None = None,
+) -> Monitor:
+    """The monitor for a runtime: thresholds from the settings, diagnoses through the engine."""
+    settings = runtime.settings
+    flow = None
+    if diagnoser is not None:
+        flow = DiagnoseFlow(
+            diagnoser=diagnoser,
+            diagnoses=runtime.repos.diagnoses,
+            proposals=runtime.repos.proposals,
+            proposer=runtime.engine,
+            notifier=runtime.notifier,
+            clock=clock,
+        )
+    return Monitor(
+        source=source,
+        incidents=runtime.repos.incidents,
+        notifier=runtime.notifier,
+        clock=clock,
+        thresholds=thresholds_from_settings(settings),
+        resolve_after=settings.resolve_after,
+        diagnose=flow,
+        metrics=metrics,
+        health=health,
+    )
+
+
+async def run_monitor(
+    settings: Settings,
+    *,
+    out: TextIO,
+    stop: asyncio.Event | None = None,
+    clock: Clock | None = None,
+) -> int:
+    """Run until `stop` is set (default: until SIGINT or SIGTERM). Returns the exit code."""
+    clock = clock or SystemClock()
+    stop = stop or _stop_on_signals()
+    notifier = TerminalNotifier(out, clock=clock)
+    metrics = BotMetrics()
+    health = Health(poll_interval=settings.poll_interval, slack_required=False)
+    host, port = parse_host_port(settings.health_addr)
+    server = ObservabilityServer(metrics, health, host, port)
+    await server.start()
+    try:
+        async with (
+            open_runtime(
+                settings,
+                notifier=notifier,
+                clock=clock,
+                reconcile=True,
+                metrics=metrics,
+                on_request=pd_request_recorder(metrics),
+            ) as runtime,
+            httpx.AsyncClient(timeout=httpx.Timeout(settings.pd_timeout)) as http,
+        ):
+            source = ClusterSource(
+                runtime.pd, metrics_source(settings, http), pd_url=runtime.pd.base_url
+            )
+            diagnoser = PlaybookDiagnoser(runtime.pd, clock)
+            monitor = build_monitor(
+                runtime, source, clock=clock, diagnoser=diagnoser, metrics=metrics, health=health
+            )
+            scheduler = JobScheduler(health=health, misfire_grace=settings.poll_interval)
+            reminders = ProposalReminders(
+                proposals=runtime.repos.proposals,
+                audit=runtime.repos.audit,
+                notifier=notifier,
+                clock=clock,
+                after=settings.reminder_interval,
+            )
+            schedule_bot_jobs(
+                scheduler,
+                tick=monitor.tick,
+                poll_interval=settings.poll_interval,
+                engine=runtime.engine,
+                reminders=reminders,
+            )
+            source_name = source.metrics.name if source.metrics else "none"
+            _say(
+                out,
+                f"tikvops monitor: watching PD {runtime.pd.base_url} every "
+                f"{settings.poll_interval:g} s (metrics: {source_name}); "
+                f"database {settings.db}; /healthz and /metrics on {server.url}. "
+                "Ctrl-C stops.",
+            )
+            scheduler.start()
+            try:
+                await stop.wait()
+            finally:
+                _say(out, "tikvops monitor: stopping (letting the current tick finish)")
+                await scheduler.stop()
+                await monitor.close()
+    finally:
+        await server.stop()
+    _say(out, "tikvops monitor: stopped")
+    return 0
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def _say(out: TextIO, line: str) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        out.write(line + "\n")
+        out.flush()
+
+
+# --------------------------------------------------------------------------- incidents
+
+
+def run_incidents_command(args: argparse.Namespace) -> int:
+    settings = load_settings(config_file=args.config, env_file=args.env_file, db=args.db)
+    if args.limit < 1:
+        print("tikvops incidents: --limit must be 1 or more", file=sys.stderr)
+        return 2
+    if not settings.db.exists():
+        incidents: list[Incident] = []  # nothing has been recorded yet
+    else:
+        try:
+            incidents = asyncio.run(
+                read_incidents(settings.db, include_resolved=args.all, limit=args.limit)
+            )
+        except StorageError as exc:
+            print(f"tikvops incidents: {exc}", file=sys.stderr)
+            return 2
+    if args.json:
+        json.dump(incidents_json(incidents), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        write_incidents(incidents, sys.stdout, clock=SystemClock(), db=settings.db, all_=args.all)
+    return 0
+
+
+async def read_incidents(
+    path: Path, *, include_resolved: bool = False, limit: int = DEFAULT_LIST_LIMIT
+) -> list[Incident]:
+    """Open incidents (oldest first), or with `include_resolved` the latest `limit` incidents
+    (newest first), from the database at `path` (created if missing: check first)."""
+    db = await Database.open(path)
+    try:
+        repo = SqliteIncidentRepo(db)
+        if include_resolved:
+            return await repo.list(limit=limit)
+        return await repo.list_open()
+    finally:
+        await db.close()
+
+
+def incidents_json(incidents: list[Incident]) -> dict[str, Any]:
+    return IncidentsView(incidents=incidents).model_dump(mode="json")
+
+
+def write_incidents(
+    incidents: list[Incident], out: TextIO, *, clock: Clock, db: Path, all_: bool
+) -> None:
+    now = clock.now()
+    if not incidents:
+        what = "No incidents" if all_ else "No open incidents"
+        where = (
+            f" in {db}"
+            if db.exists()
+            else f": {db} does not exist yet (tikvops monitor creates it)"
+        )
+        out.write(f"{what}{where}.\n")
+        return
+    header = ("ID", "STATUS", "SEVERITY", "KIND", "SUBJECT", "OPENED", "FOR", "TITLE")
+    rows = [header]
+    for incident in incidents:
+        end = incident.resolved_at if incident.status is IncidentStatus.RESOLVED else now
+        severity = incident.severity.value
+        if incident.worst_severity is not incident.severity:
+            severity += f" (worst {incident.worst_severity.value})"
+        status = incident.status.value
+        if incident.is_open and incident.clear_since is not None:
+            status = "clearing"
+        rows.append(
+            (
+                incident.id,
+                status,
+                severity,
+                incident.kind,
+                incident.subject,
+                format_time(incident.opened_at, now),
+                format_duration((end or now) - incident.opened_at),
+                incident.title,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
+        out.write("  ".join([*cells, row[-1]]).rstrip() + "\n")
+
+
+__all__ = [
+    "build_monitor",
+    "incidents_json",
+    "metrics_source",
+    "read_incidents",
+    "register",
+    "run_monitor",
+    "write_incidents",
+]

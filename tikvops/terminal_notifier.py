@@ -1,0 +1,190 @@
+"""A `Notifier` for the terminal: one readable line per event, printed as it happens.
+
+Used by `tikvops monitor` (the engine without Slack). Each line starts with the UTC time, a tag
+and the record's ID, then says what happened and what to do next:
+
+    14:03:05 OPENED    I-3   WARNING  High write latency on store 2: 250 ms (threshold 100 ms). ...
+    14:03:06 DIAGNOSIS I-3   playbook write_latency (60 %): Store 2 is slow ...
+    14:03:06 PROPOSAL  P-1   for I-3, risk medium: Transfer the leader of region 12 ... Approve
+                             with `tikvops approve P-1` (expires 14:33 UTC).
+    14:05:20 RESOLVED  I-3   High write latency on store 2 after 2 min 15 s; worst warning.
+
+(one line each; wrapped above only for this docstring). Lines are flushed at once so a pipe
+or a test reading the output sees them immediately. Writing never raises: a closed stdout is
+logged and ignored, as the Notifier contract asks.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import threading
+from datetime import datetime, timedelta
+from typing import TextIO
+
+from engine.clock import SystemClock, format_duration, format_time
+from engine.model import AuditEvent, Diagnosis, Execution, Incident, Proposal
+from engine.ports import Clock
+from operator_tikv.actions import ActionError, get_action
+
+logger = logging.getLogger(__name__)
+
+MAX_TEXT = 400
+"""Longest text after the tag, so one event stays one line on a terminal log."""
+
+
+def _one_line(text: str, limit: int = MAX_TEXT) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _number(value: float, unit: str) -> str:
+    if math.isinf(value):
+        return "above the largest bucket"
+    if unit in ("ratio", "share"):
+        return f"{value:.0%}"
+    if unit == "ms":
+        return f"{value:.0f} ms"
+    if unit == "s":
+        return format_duration_seconds(value)
+    if unit == "regions":
+        return f"{value:.0f} regions"
+    return f"{value:g} {unit}".strip()
+
+
+def format_duration_seconds(seconds: float) -> str:
+    return format_duration(timedelta(seconds=max(seconds, 0.0)))
+
+
+def key_numbers(incident: Incident) -> str:
+    """ "250 ms (threshold 100 ms)", or "" when the incident has no measured value."""
+    if incident.value is None:
+        return ""
+    unit = incident.details.get("unit")
+    unit = unit if isinstance(unit, str) else ""
+    text = _number(incident.value, unit)
+    if incident.threshold is not None and unit != "s":
+        text += f" (threshold {_number(incident.threshold, unit)})"
+    return text
+
+
+def describe_action(action: str, params: dict[str, object]) -> str:
+    """The registry's sentence for an action with its params, or `action k=v ...`."""
+    try:
+        found = get_action(action)
+        return found.describe(found.validate(params))
+    except ActionError:
+        shown = " ".join(f"{k}={v}" for k, v in params.items())
+        return f"{action} {shown}".strip()
+
+
+class TerminalNotifier:
+    """Prints every engine event as one line (see the module docstring)."""
+
+    def __init__(self, stream: TextIO | None = None, *, clock: Clock | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stdout
+        self.clock = clock or SystemClock()
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ incidents
+
+    async def incident_opened(self, incident: Incident) -> None:
+        self._write("OPENED", incident.id, self._incident_text(incident))
+
+    async def incident_updated(self, incident: Incident) -> None:
+        text = self._incident_text(incident)
+        tracking = incident.details.get("tracking")
+        previous = tracking.get("previous_severity") if isinstance(tracking, dict) else None
+        if previous and previous != incident.severity.value:
+            text = f"{text} (was {previous})"
+        self._write("UPDATED", incident.id, text)
+
+    async def incident_resolved(self, incident: Incident) -> None:
+        end = incident.resolved_at or self.clock.now()
+        took = format_duration(end - incident.opened_at)
+        self._write(
+            "RESOLVED",
+            incident.id,
+            f"{incident.title} after {took}; not seen since "
+            f"{format_time(incident.clear_since or incident.last_seen_at, end)}; "
+            f"worst {incident.worst_severity.value}.",
+        )
+
+    def _incident_text(self, incident: Incident) -> str:
+        numbers = key_numbers(incident)
+        head = f"{incident.severity.value.upper():8} {incident.title}"
+        if numbers:
+            head += f": {numbers}"
+        message = incident.details.get("message")
+        if isinstance(message, str) and message:
+            head += f". {message}"
+        return head
+
+    # ------------------------------------------------------------------ diagnosis
+
+    async def diagnosis_ready(self, incident: Incident, diagnosis: Diagnosis) -> None:
+        by = f"{diagnosis.source.value} {diagnosis.model}" if diagnosis.model else "playbook"
+        if diagnosis.error:
+            text = f"for {incident.title}: unavailable ({diagnosis.error})"
+        else:
+            actions = len(diagnosis.actions)
+            suffix = f"{actions} action(s) suggested." if actions else "No action suggested."
+            summary = diagnosis.summary.rstrip().rstrip(".")
+            text = f"{by} ({diagnosis.confidence:.0%}): {summary}. {suffix}"
+        self._write("DIAGNOSIS", incident.id, text)
+
+    # ------------------------------------------------------------------ proposals
+
+    async def proposal_made(self, proposal: Proposal) -> None:
+        now = self.clock.now()
+        where = f"for {proposal.incident_id}, " if proposal.incident_id else ""
+        what = describe_action(proposal.action, dict(proposal.params))
+        self._write(
+            "PROPOSAL",
+            proposal.id,
+            f"{where}risk {proposal.risk.value}: {what}. Approve with `tikvops approve "
+            f"{proposal.id}` or reject with `tikvops reject {proposal.id}` (expires "
+            f"{format_time(proposal.expires_at, now)}).",
+        )
+
+    async def proposal_changed(self, proposal: Proposal, event: AuditEvent) -> None:
+        verb = event.action.removeprefix("proposal.")
+        if event.action == "proposal.reminder":
+            text = event.reason or f"{proposal.id} is still waiting for a decision"
+            self._write("REMINDER", proposal.id, text)
+            return
+        text = f"now {proposal.state.value} ({verb} by {event.actor.label})"
+        if event.reason:
+            text += f": {event.reason}"
+        if proposal.outcome:
+            text += f". {proposal.outcome}"
+        self._write("PROPOSAL", proposal.id, text)
+
+    async def execution_progress(self, proposal: Proposal, execution: Execution) -> None:
+        note = execution.progress[-1].message if execution.progress else ""
+        text = f"{execution.status.value}"
+        if note:
+            text += f": {note}"
+        if execution.error:
+            text += f" ({execution.error})"
+        self._write("EXECUTION", proposal.id, text)
+
+    # ------------------------------------------------------------------ output
+
+    def _write(self, tag: str, ident: str, text: str) -> None:
+        stamp = self._stamp(self.clock.now())
+        line = f"{stamp} {tag:<9} {ident:<5} {_one_line(text)}\n"
+        try:
+            with self._lock:
+                self.stream.write(line)
+                self.stream.flush()
+        except (OSError, ValueError):
+            logger.warning("could not print an event to the terminal: %s", line.rstrip())
+
+    @staticmethod
+    def _stamp(now: datetime) -> str:
+        return now.strftime("%H:%M:%S")
+
+
+__all__ = ["MAX_TEXT", "TerminalNotifier", "describe_action", "key_numbers"]
