@@ -274,6 +274,7 @@ def _action_help(action: Action[Any], prog: str) -> str:
 _WHOLE = re.compile(r"^[+-]?[0-9]+$")
 _DECIMAL = re.compile(r"^\+?(?:[0-9]+\.?[0-9]*|\.[0-9]+)$")
 _PROPOSAL = re.compile(r"^(?:p-?|#)?([0-9]+)$", re.IGNORECASE)
+_SPACES = re.compile(r"\s")  # Slack may send non-breaking spaces
 _SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "‚": "'"})
 
 
@@ -287,7 +288,7 @@ class _Refusal(Exception):
 def tokenize(text: str) -> list[str]:
     """Split like a shell (quotes group words); Slack's smart quotes count as quotes."""
     try:
-        return shlex.split(text.translate(_SMART_QUOTES))
+        return shlex.split(_SPACES.sub(" ", text.translate(_SMART_QUOTES)))
     except ValueError as exc:
         raise _Refusal(f"could not read the command ({exc}); check the quotes") from None
 
@@ -429,6 +430,8 @@ def _parse_action(action: Action[Any], args: list[str]) -> ActionCommand:
         if word == DRY_RUN:
             dry_run = True
             continue
+        if word.startswith(DRY_RUN + "="):
+            raise _Refusal(f"{DRY_RUN} takes no value")
         if word.startswith("--") and len(word) > 2:
             flag, _, inline = word.partition("=")
             if flag not in options:

@@ -234,6 +234,16 @@ def test_unknown_command_suggests_the_closest() -> None:
     assert error("xyzzy").suggestion is None
 
 
+def test_non_breaking_spaces_separate_words() -> None:
+    assert parse_command("drain\u00a04") == ActionCommand(
+        action="drain", params=DrainParams(store_id=4)
+    )
+
+
+def test_dry_run_takes_no_value() -> None:
+    assert error("drain 4 --dry-run=yes").message == "--dry-run takes no value"
+
+
 def test_unbalanced_quotes_are_an_error_not_a_crash() -> None:
     result = error('reject P-1 "never closed')
     assert "check the quotes" in result.message
