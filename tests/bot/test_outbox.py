@@ -1,0 +1,330 @@
+"""The outbox deliverer against the Slack stand-in and the real SQLite outbox: order per
+incident, waiting for a parent that is not posted yet, retries (rate limits, 5xx, Slack
+unreachable), the plain-text fallback when Slack refuses the blocks, re-posting a message that
+can no longer be edited, and nothing lost across a restart."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+
+import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.client import build_web_client
+from bot.config import BotConfig
+from bot.outbox import Backoff, Deliverer, SlackOutbox, key_for_incident, owner
+from bot.render.kit import rendered, section
+from engine.clock import FakeClock
+from engine.model import OutboxStatus, OwnerKind
+from slackfake.server import SlackFake
+from storage import Repositories
+
+CHANNEL = "C0OPS"
+INCIDENT = owner(OwnerKind.INCIDENT, "I-1")
+
+
+def message(text: str):
+    return rendered(text, [section(f"*{text}*")])
+
+
+def config(api_url: str, **changes: object) -> BotConfig:
+    values: dict[str, object] = {
+        "bot_token": "xoxb-test",
+        "app_token": "xapp-1-A0TIKVOPS-1-test",
+        "channel": CHANNEL,
+        "api_url": api_url,
+        "rate_limit_retries": 0,
+        "connection_retries": 0,
+        "server_error_retries": 0,
+    }
+    values.update(changes)
+    return BotConfig(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def client(slack_fake: SlackFake) -> AsyncIterator[AsyncWebClient]:
+    yield build_web_client(config(slack_fake.api_url))
+
+
+DelivererFactory = Callable[..., Deliverer]
+
+
+@pytest.fixture
+def make_deliverer(repos: Repositories, clock: FakeClock) -> DelivererFactory:
+    def make(client: AsyncWebClient, **options: object) -> Deliverer:
+        return Deliverer(
+            repos.outbox,
+            repos.slack_refs,
+            client,
+            clock,
+            backoff=Backoff(base=1.0, cap=60.0, jitter=0.0),
+            **options,  # type: ignore[arg-type]
+        )
+
+    return make
+
+
+@pytest.fixture
+def outbox(repos: Repositories, clock: FakeClock) -> SlackOutbox:
+    return SlackOutbox(repos.outbox, clock)
+
+
+async def drain(deliverer: Deliverer, clock: FakeClock, rounds: int = 20) -> None:
+    """Run passes, moving the clock past every back-off, until nothing is pending."""
+    for _ in range(rounds):
+        await deliverer.run_once()
+        clock.advance(timedelta(minutes=2))
+
+
+async def test_parent_replies_and_edits_keep_their_order(
+    slack_fake: SlackFake,
+    client: AsyncWebClient,
+    outbox: SlackOutbox,
+    make_deliverer: DelivererFactory,
+    repos: Repositories,
+    clock: FakeClock,
+) -> None:
+    key = key_for_incident("I-1")
+    await outbox.post(key, message("parent v1"), channel=CHANNEL, owned_by=INCIDENT)
+    await outbox.post(key, message("reply 1"), channel=CHANNEL, thread_of=INCIDENT)
+    await outbox.update(key, message("parent v2"), target=INCIDENT, channel=CHANNEL)
+    await outbox.post(key, message("reply 2"), channel=CHANNEL, thread_of=INCIDENT)
+    await drain(make_deliverer(client), clock)
+    [parent] = slack_fake.messages(CHANNEL)
+    assert parent.text == "parent v2" and parent.edited
+    assert [m.text for m in slack_fake.thread(CHANNEL, parent.ts)] == ["reply 1", "reply 2"]
+    ref = await repos.slack_refs.get(OwnerKind.INCIDENT, "I-1")
+    assert ref is not None and ref.ts == parent.ts and ref.channel == CHANNEL
+    assert await repos.outbox.depth() == 0
+
+
+async def test_a_reply_waits_for_a_parent_posted_under_another_key(
+    slack_fake: SlackFake,
+    client: AsyncWebClient,
+    outbox: SlackOutbox,
+    make_deliverer: DelivererFactory,
+    repos: Repositories,
+    clock: FakeClock,
+) -> None:
+    deliverer = make_deliverer(client)
+    reply_id = await outbox.post(
+        "proposal:P-1", message("reply"), channel=CHANNEL, thread_of=INCIDENT
+    )
+    assert await deliverer.run_once() == 0
+    waiting = await repos.outbox.get(reply_id)
+    assert waiting is not None and waiting.status is OutboxStatus.PENDING
+    assert waiting.last_error and "waiting for the message of incident I-1" in waiting.last_error
+    assert slack_fake.messages(CHANNEL) == []
+    await outbox.post(
+        key_for_incident("I-1"), message("parent"), channel=CHANNEL, owned_by=INCIDENT
+    )
+    await drain(deliverer, clock)
+    [parent] = slack_fake.messages(CHANNEL)
+    assert [m.text for m in slack_fake.thread(CHANNEL, parent.ts)] == ["reply"]
+
+
+async def test_an_update_whose_message_never_appears_is_posted_instead(
+    slack_fake: SlackFake,
+    client: AsyncWebClient,
+    outbox: SlackOutbox,
+    make_deliverer: DelivererFactory,
+    repos: Repositories,
+    clock: FakeClock,
+) -> None:
+    await outbox.update(
+        "incident:I-9",
+        message("latest state"),
+        target=owner(OwnerKind.INCIDENT, "I-9"),
+        channel=CHANNEL,
+    )
+    await drain(make_deliverer(client, wait_attempts=2), clock, rounds=4)
+    [posted] = slack_fake.messages(CHANNEL)
+    assert posted.text == "latest state"
+    ref = await repos.slack_refs.get(OwnerKind.INCIDENT, "I-9")
+    assert ref is not None and ref.ts == posted.ts
+
+
+async def test_refused_blocks_fall_back_to_the_plain_text_version(
+    slack_fake: SlackFake,
+    client: AsyncWebClient,
+    outbox: SlackOutbox,
+    make_deliverer: DelivererFactory,
+    repos: Repositories,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    slack_fake.faults.error(
+        "chat.postMessage", "invalid_blocks", errors=["must be less than 3001 characters"]
+    )
+    item = await outbox.post("incident:I-1", message("hello"), channel=CHANNEL, owned_by=INCIDENT)
+    await make_deliverer(client).run_once()
+    [posted] = slack_fake.messages(CHANNEL)
+    assert posted.blocks == [] and posted.text == "*hello*"  # the plain version of the blocks
+    stored = await repos.outbox.get(item)
+    assert stored is not None and stored.status is OutboxStatus.DELIVERED
+    assert "invalid_blocks" in caplog.text and "plain-text version" in caplog.text
+
+
+async def test_rate_limited_post_is_retried_by_the_client_after_retry_after(
+    slack_fake: SlackFake,
+    outbox: SlackOutbox,
+    make_deliverer: DelivererFactory,
+    repos: Repositories,
+    clock: FakeClock,
+) -> None:
+    retrying = build_web_client(config(slack_fake.api_url, rate_limit_retries=2))
+    slack_fake.faults.rate_limit("chat.postMessage", times=1, retry_after=1)
+    await outbox.post("incident:I-1", message("after 429"), channel=CHANNEL, owned_by=INCIDENT)
+    assert await make_deliverer(retrying).run_once() == 1
+    assert [m.text for m in slack_fake.messages(CHANNEL)] == ["after 429"]
+    calls = slack_fake.calls("chat.postMessage")
+    assert [c.status for c in calls] == [429, 200]
+
+
+async def test_rate_limit_beyond_the_client_retries_waits_for_retry_after_in_the_outbox(
+    slack_fake: SlackFake,
+    client: AsyncWebClient,
+    outbox: SlackOutbox,
+    make_deliverer: DelivererFactory,
+    repos: Repositories,
+    clock: FakeClock,
+) -> None:
+    slack_fake.faults.rate_limit("chat.postMessage", times=1, retry_after=7)
+    item = await outbox.post("incident:I-1", message("later"), channel=CHANNEL, owned_by=INCIDENT)
+    deliverer = make_deliverer(client)
+    assert await deliverer.run_once() == 0
+    stored = await repos.outbox.get(item)
+    assert stored is not None and stored.status is OutboxStatus.PENDING
+    assert stored.next_attempt_at == clock.now() + timedelta(seconds=7)
+    clock.advance(6)
+    assert await deliverer.run_once() == 0  # not due yet
+    clock.advance(1)
+    assert await deliverer.run_once() == 1
+    assert [m.text for m in slack_fake.messages(CHANNEL)] == ["later"]
+
+
+async def test_server_errors_are_retried_until_slack_accepts(
+    slack_fake: SlackFake,
+    client: AsyncWebClient,
+    outbox: SlackOutbox,
+    make_deliverer: DelivererFactory,
+    repos: Repositories,
+    clock: FakeClock,
+) -> None:
+    slack_fake.faults.server_error("chat.postMessage", times=4, status=503)
+    item = await outbox.post(
+        "incident:I-1", message("eventually"), channel=CHANNEL, owned_by=INCIDENT
+    )
+    await drain(make_deliverer(client), clock, rounds=6)
+    stored = await repos.outbox.get(item)
+    assert stored is not None and stored.status is OutboxStatus.DELIVERED and stored.attempts == 5
+    assert [m.text for m in slack_fake.messages(CHANNEL)] == ["eventually"]
+
+
+async def test_messages_owed_while_slack_is_unreachable_are_delivered_after_a_restart(
+    slack_fake: SlackFake,
+    make_slack_fake: Callable[..., Awaitable[SlackFake]],
+    outbox: SlackOutbox,
+    make_deliverer: DelivererFactory,
+    repos: Repositories,
+    clock: FakeClock,
+) -> None:
+    gone = await make_slack_fake()
+    dead_url = gone.api_url
+    await gone.stop()  # nothing listens there any more
+    unreachable = build_web_client(config(dead_url))
+    key = key_for_incident("I-1")
+    await outbox.post(key, message("parent"), channel=CHANNEL, owned_by=INCIDENT)
+    await outbox.post(key, message("reply"), channel=CHANNEL, thread_of=INCIDENT)
+    first = make_deliverer(unreachable)
+    for _ in range(3):
+        assert await first.run_once() == 0
+        clock.advance(timedelta(minutes=5))
+    assert await repos.outbox.depth() == 2
+    # "Restart": a new deliverer on the same database, Slack reachable again.
+    second = make_deliverer(build_web_client(config(slack_fake.api_url)))
+    await drain(second, clock)
+    [parent] = slack_fake.messages(CHANNEL)
+    assert parent.text == "parent"
+    assert [m.text for m in slack_fake.thread(CHANNEL, parent.ts)] == ["reply"]
+
+
+async def test_a_message_that_cannot_be_edited_is_posted_anew(
+    slack_fake: SlackFake,
+    client: AsyncWebClient,
+    outbox: SlackOutbox,
+    make_deliverer: DelivererFactory,
+    repos: Repositories,
+    clock: FakeClock,
+) -> None:
+    deliverer = make_deliverer(client)
+    key = key_for_incident("I-1")
+    await outbox.post(key, message("v1"), channel=CHANNEL, owned_by=INCIDENT)
+    await drain(deliverer, clock, rounds=1)
+    [first] = slack_fake.messages(CHANNEL)
+    await client.chat_delete(channel=CHANNEL, ts=first.ts)
+    await outbox.update(key, message("v2"), target=INCIDENT, channel=CHANNEL)
+    await drain(deliverer, clock, rounds=1)
+    [again] = slack_fake.messages(CHANNEL)
+    assert again.text == "v2" and again.ts != first.ts
+    ref = await repos.slack_refs.get(OwnerKind.INCIDENT, "I-1")
+    assert ref is not None and ref.ts == again.ts
+
+
+async def test_a_post_already_made_before_a_crash_is_edited_not_duplicated(
+    slack_fake: SlackFake,
+    client: AsyncWebClient,
+    outbox: SlackOutbox,
+    make_deliverer: DelivererFactory,
+    repos: Repositories,
+    clock: FakeClock,
+) -> None:
+    deliverer = make_deliverer(client)
+    await outbox.post("incident:I-1", message("v1"), channel=CHANNEL, owned_by=INCIDENT)
+    await drain(deliverer, clock, rounds=1)
+    # The same post again (as if the process died after Slack accepted it, before bookkeeping).
+    await outbox.post("incident:I-1", message("v1 again"), channel=CHANNEL, owned_by=INCIDENT)
+    await drain(deliverer, clock, rounds=1)
+    [only] = slack_fake.messages(CHANNEL)
+    assert only.text == "v1 again"
+
+
+async def test_permanent_errors_give_up_after_max_attempts(
+    slack_fake: SlackFake,
+    client: AsyncWebClient,
+    outbox: SlackOutbox,
+    make_deliverer: DelivererFactory,
+    repos: Repositories,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    item = await outbox.post("incident:I-1", message("x"), channel="C0NOWHERE", owned_by=INCIDENT)
+    await drain(make_deliverer(client, max_attempts=3), clock, rounds=5)
+    stored = await repos.outbox.get(item)
+    assert stored is not None and stored.status is OutboxStatus.DEAD
+    assert stored.attempts == 3 and stored.last_error == "slack: channel_not_found"
+    assert "given up after 3 attempts" in caplog.text
+
+
+async def test_the_background_loop_delivers_when_woken(
+    slack_fake: SlackFake,
+    client: AsyncWebClient,
+    repos: Repositories,
+) -> None:
+    from engine.clock import SystemClock
+
+    deliverer = Deliverer(repos.outbox, repos.slack_refs, client, SystemClock(), poll_interval=30)
+    writer = SlackOutbox(repos.outbox, SystemClock(), wake=deliverer.wake)
+    await deliverer.start()
+    try:
+        await writer.post("incident:I-1", message("now"), channel=CHANNEL, owned_by=INCIDENT)
+        await slack_fake.wait_for(lambda: slack_fake.messages(CHANNEL), timeout=5)
+    finally:
+        await deliverer.stop()
+    assert [m.text for m in slack_fake.messages(CHANNEL)] == ["now"]
