@@ -68,7 +68,7 @@ def format_duration_ns(ns: int) -> str:
 
 def format_duration(seconds: float) -> str:
     """`time.Duration` text of a number of seconds."""
-    return format_duration_ns(round(seconds * NS_PER_SECOND))
+    return format_duration_ns(_to_ns(seconds))
 
 
 class DurationError(ValueError):
@@ -111,8 +111,13 @@ def parse_duration(text: str) -> float:
     return -seconds if negative else seconds
 
 
+def _to_ns(seconds: float) -> int:
+    """Nanoseconds of a float number of seconds, exact for the float's shortest decimal form."""
+    return int((Decimal(repr(float(seconds))) * NS_PER_SECOND).to_integral_value())
+
+
 def _utc(seconds: float) -> tuple[dt.datetime, int]:
-    ns_total = round(seconds * NS_PER_SECOND)
+    ns_total = _to_ns(seconds)
     whole, ns = divmod(ns_total, NS_PER_SECOND)
     return dt.datetime.fromtimestamp(whole, tz=dt.UTC), ns
 
@@ -130,7 +135,7 @@ def format_go_time(seconds: float, monotonic: float | None = None) -> str:
     frac = f".{ns:09d}".rstrip("0") if ns else ""
     text = stamp.strftime("%Y-%m-%d %H:%M:%S") + frac + " +0000 UTC"
     if monotonic is not None:
-        mono_ns = round(monotonic * NS_PER_SECOND)
+        mono_ns = _to_ns(monotonic)
         sign = "+" if mono_ns >= 0 else "-"
         whole, rest = divmod(abs(mono_ns), NS_PER_SECOND)
         text += f" m={sign}{whole}.{rest:09d}"

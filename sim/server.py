@@ -396,7 +396,10 @@ class SimServer:
         cluster = self.cluster
         store = cluster.stores[store_id]
         if not store.running:
-            raise SimError(503, "store is stopped")
+            # a stopped TiKV answers nothing: drop the connection without a response
+            if request.transport is not None:
+                request.transport.abort()
+            raise web.HTTPServiceUnavailable()
         text = render_store_metrics(
             store, cluster.metrics[store_id], cluster.now, store.available_bytes(cluster.now)
         )
