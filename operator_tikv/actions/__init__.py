@@ -33,6 +33,7 @@ from operator_tikv.actions.errors import (
 from operator_tikv.actions.follow import follow
 from operator_tikv.actions.leader import TransferLeaderParams
 from operator_tikv.actions.peer import TransferPeerParams
+from operator_tikv.actions.ports import PDApi
 from operator_tikv.actions.registry import (
     REGISTRY,
     action_names,
@@ -62,6 +63,7 @@ __all__ = [
     "InvalidParams",
     "LimitParams",
     "Outcome",
+    "PDApi",
     "PreflightContext",
     "PreflightRefused",
     "PreflightReport",
