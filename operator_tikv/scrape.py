@@ -107,15 +107,14 @@ def histogram_quantile(q: float, buckets: Mapping[float, float]) -> float | None
     """Quantile `q` of a cumulative histogram {upper bound: count}, like PromQL's.
 
     Linear interpolation inside the bucket holding the rank (the first bucket starts at 0);
-    a rank in the +Inf bucket gives the highest finite bound. None when there are no
-    observations, no +Inf bucket, or the counts are not cumulative.
+    a rank in the +Inf bucket gives the highest finite bound. Counts that dip (rounding in an
+    exporter, float error in deltas) are made monotonic first, as Prometheus does. None when
+    there are no observations or no +Inf bucket.
     """
     if not buckets or math.inf not in buckets:
         return None
     bounds = sorted(buckets)
-    counts = [buckets[b] for b in bounds]
-    if any(later < earlier for earlier, later in itertools.pairwise(counts)):
-        return None
+    counts = list(itertools.accumulate((buckets[b] for b in bounds), max))
     total = counts[-1]
     if total <= 0 or math.isnan(total):
         return None
