@@ -172,7 +172,7 @@ class ControlApi:
         self.server.faults.cool_region(region_id)
         return _ok({"region_id": region_id, "hot": False})
 
-    async def pd_action(self, request: web.Request) -> web.Response:
+    async def pd_action(self, request: web.Request) -> web.StreamResponse:
         action = request.match_info["action"]
         body = await _body(request)
         faults = self.server.faults
@@ -184,7 +184,13 @@ class ControlApi:
         elif action == "timeouts":
             faults.pd_timeouts(seconds=seconds)
         elif action == "partition":
+            # answer first: the partition closes this very connection
+            response = _ok({"action": action, "partitioned": True, "seconds": seconds})
+            response.force_close()
+            await response.prepare(request)
+            await response.write_eof()
             faults.partition(seconds=seconds)
+            return response
         elif action == "heal":
             faults.heal()
         else:
