@@ -383,7 +383,7 @@ class Executor:
     async def _pd_refused(
         self, proposal: Proposal, execution: Execution, exc: PDError, *, sent: bool
     ) -> Execution:
-        what = "PD refused the request" if sent else "PD could not be reached"
+        what = "PD refused the request" if sent else "PD did not take the request"
         execution = await self._save(execution, pd_message=exc.message or None)
         return await self._finish(
             proposal,
@@ -407,7 +407,18 @@ class Executor:
                 reason=str(exc),
             )
         )
-        verdict = await run.action.reconcile(run.params, self._pd, run.before)
+        try:
+            verdict = await run.action.reconcile(run.params, self._pd, run.before)
+        except PDError as again:
+            return await self._finish(
+                proposal,
+                execution,
+                ExecutionStatus.FAILED,
+                f"PD's answer was lost ({exc.message or exc}) and PD could not be read afterwards "
+                f"({again.message or again}), so whether it applied the request is unknown; it "
+                "was not sent again. Check the cluster before proposing it again",
+                detail={"sent": "unknown"},
+            )
         if verdict is None:
             return await self._finish(
                 proposal,
