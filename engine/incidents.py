@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -309,8 +309,12 @@ class IncidentTracker:
         now: datetime,
         open_incidents: Sequence[Incident],
         addresses: Mapping[int, str] | None = None,
+        on_event: Callable[[IncidentEvent], Awaitable[None]] | None = None,
     ) -> list[IncidentEvent]:
-        """Apply one evaluation to the open incidents; returns the events to report."""
+        """Apply one evaluation to the open incidents; returns the events to report.
+
+        `on_event` is awaited right after each event's record is saved, so an event is
+        reported even if a later step of the same tick fails."""
         addresses = addresses or {}
         by_fingerprint = {i.fingerprint: i for i in open_incidents if is_managed(i)}
         holding: dict[str, Violation] = {}
@@ -337,12 +341,16 @@ class IncidentTracker:
                 event = await self._continue(current, violation, now, addresses)
             if event is not None:
                 events.append(event)
+                if on_event is not None:
+                    await on_event(event)
         for key, current in by_fingerprint.items():
             if key in holding or key in frozen:
                 continue
             event = await self._clear(current, now)
             if event is not None:
                 events.append(event)
+                if on_event is not None:
+                    await on_event(event)
         return events
 
     # ------------------------------------------------------------------ steps

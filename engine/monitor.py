@@ -170,11 +170,10 @@ class Monitor:
             now=now,
             open_incidents=open_before,
             addresses={s.id: s.address for s in observation.stores if s.address},
+            on_event=self._report,
         )
         self._memory = evaluation.memory
         self.ticks += 1
-        for event in events:
-            await self._report(event)
 
         open_after = _open_after(open_before, events)
         self._record_open(open_after)

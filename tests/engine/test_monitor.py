@@ -313,3 +313,37 @@ async def test_a_failing_notifier_does_not_break_the_tick(repos: Repositories) -
     report = await rig.tick()
     assert [e.kind.value for e in report.events] == ["opened"]
     assert len(await repos.incidents.list_open()) == 1
+
+
+async def test_a_storage_failure_mid_tick_loses_no_report(repos: Repositories) -> None:
+    from engine.errors import StorageError
+
+    class Flaky:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+            self.fail_next_create = False
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+        async def create(self, incident: Any, **kw: Any) -> Any:
+            if self.fail_next_create:
+                self.fail_next_create = False
+                raise StorageError("database is locked")
+            self.fail_next_create = True  # the second create of this tick fails
+            return await self.inner.create(incident, **kw)
+
+    rig = build_monitor(repos)
+    flaky = Flaky(repos.incidents)
+    rig.monitor.tracker.repo = flaky
+    rig.cluster.store(2).state = "Down"
+    rig.cluster.store(3).state = "Down"
+    with pytest.raises(StorageError):
+        await rig.tick()
+    [first] = await repos.incidents.list_open()
+    assert rig.notifier.events == [("opened", first.id)]  # reported though the tick failed
+
+    flaky.fail_next_create = False
+    await rig.tick()
+    second = [i for i in await repos.incidents.list_open() if i.id != first.id]
+    assert rig.notifier.events == [("opened", first.id), ("opened", second[0].id)]
