@@ -719,7 +719,8 @@ class Engine:
             await self._audit_refusal(actor, action, subject, exc.message)
             return Refused(reason=exc.message, kind=RefusalKind.UNKNOWN)
         message = exc.message
-        if proposal is not None and isinstance(exc, StaleVersion):
+        if proposal is not None and "since you saw it" not in message:
+            # Lost every compare-and-set race (not a stale button): say where it stands now.
             message = (
                 f"proposal {subject} changed while you were deciding (it is now "
                 f"{proposal.state.value}, version {proposal.version}); look at its latest "
