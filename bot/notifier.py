@@ -163,7 +163,7 @@ class SlackNotifier:
     ) -> None:
         if diagnosis is None:
             diagnosis = await self._reads.diagnoses.latest_for(incident.id)
-        proposals = await self._reads.proposals.list(states=IN_FLIGHT, incident_id=incident.id)
+        proposals = await self._reads.proposals.list(incident_id=incident.id, limit=10)
         message = incident_parent(
             incident, self._clock.now(), diagnosis=diagnosis, proposals=proposals
         )

@@ -90,8 +90,11 @@ def until(value: datetime, now: datetime) -> str:
 
 
 def duration(start: datetime, end: datetime) -> str:
-    delta = utc(end) - utc(start)
-    return format_duration(max(delta, timedelta(0)))
+    """`0.6 s`, `42 s`, `12 min`, `2 h 5 min`."""
+    delta = max(utc(end) - utc(start), timedelta(0))
+    if delta < timedelta(seconds=10):
+        return f"{delta.total_seconds():.1f} s"
+    return format_duration(delta)
 
 
 def count(n: int, noun: str) -> str:
@@ -131,7 +134,8 @@ def with_unit(value: float | None, unit: str) -> str:
     if unit == "ms":
         return f"{value:,.0f} ms"
     if unit:
-        return f"{number(value)} {esc(unit)}"
+        shown = unit[:-1] if value == 1 and unit.endswith("s") and len(unit) > 2 else unit
+        return f"{number(value)} {esc(shown)}"
     return number(value)
 
 

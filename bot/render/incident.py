@@ -11,6 +11,7 @@ from bot.render import action as act
 from bot.render import fmt
 from bot.render.kit import Rendered, code_span, context, esc, fields, header, rendered, section
 from bot.render.limits import cap_items, clip
+from engine.clock import utc
 from engine.model import Diagnosis, Incident, Proposal, ProposalState
 
 _KNOWN_DETAILS = frozenset(
@@ -91,21 +92,32 @@ def _diagnosis_line(diagnosis: Diagnosis | None, *, resolved: bool) -> str | Non
     return f":mag: *Diagnosis* ({by}{confidence}): {esc(diagnosis.summary)}"
 
 
-def _running_lines(running: Sequence[Proposal], now: datetime) -> list[str]:
-    lines = []
-    for proposal in running:
-        label = f"{esc(proposal.id)} {esc(act.short_title(proposal.action, proposal.params))}"
-        if proposal.state is ProposalState.EXECUTING:
-            by = fmt.who(proposal.decided_by)
-            lines.append(f":gear: *Action running:* {label} (approved by {by})")
-        elif proposal.state is ProposalState.APPROVED:
-            lines.append(f":white_check_mark: *Action approved:* {label}, about to run")
-        elif proposal.state is ProposalState.PROPOSED:
-            lines.append(
-                f":hourglass_flowing_sand: *Waiting for approval:* {label} "
-                f"(expires {fmt.until(proposal.expires_at, now)})"
-            )
-    return cap_items(lines, 5, "proposals")
+def _proposal_line(proposal: Proposal, now: datetime) -> str:
+    label = f"{esc(proposal.id)} {esc(act.short_title(proposal.action, proposal.params))}"
+    outcome = f": {esc(clip(proposal.outcome, 200))}" if proposal.outcome else ""
+    state = proposal.state
+    if state is ProposalState.EXECUTING:
+        return f":gear: *Action running:* {label} (approved by {fmt.who(proposal.decided_by)})"
+    if state is ProposalState.APPROVED:
+        return f":white_check_mark: *Action approved:* {label}, about to run"
+    if state is ProposalState.PROPOSED:
+        if utc(now) >= proposal.expires_at:
+            return f":hourglass: *Expired:* {label}"
+        return (
+            f":hourglass_flowing_sand: *Waiting for approval:* {label} "
+            f"(expires {fmt.until(proposal.expires_at, now)})"
+        )
+    if state is ProposalState.SUCCEEDED:
+        return f":white_check_mark: *Action done:* {label}{outcome}"
+    if state is ProposalState.FAILED:
+        return f":x: *Action failed:* {label}{outcome}"
+    return f"{fmt.STATE_ICON[state]} *{state.value.capitalize()}:* {label}"
+
+
+def _proposal_lines(proposals: Sequence[Proposal], now: datetime) -> list[str]:
+    """In flight ones before finished ones, otherwise in the given order (newest first)."""
+    ordered = sorted(proposals, key=lambda p: p.state.is_terminal)
+    return cap_items([_proposal_line(p, now) for p in ordered], 5, "proposals")
 
 
 def incident_parent(
@@ -116,8 +128,9 @@ def incident_parent(
     proposals: Sequence[Proposal] = (),
 ) -> Rendered:
     """The incident's own message: severity, what and where, since when, the key numbers, the
-    diagnosis summary and any action in flight; resolved incidents say when and after how long.
-    `proposals` are the incident's proposals still in flight (proposed, approved, executing)."""
+    diagnosis summary and its actions (waiting, running, done); resolved incidents say when and
+    after how long.
+    `proposals` are the incident's proposals, newest first."""
     details = _details(incident)
     resolved = not incident.is_open
     title = clip(incident.title, 110)
@@ -158,10 +171,9 @@ def incident_parent(
     line = _diagnosis_line(diagnosis, resolved=resolved)
     if line:
         blocks.append(section(line))
-    if not resolved:
-        running = _running_lines(proposals, now)
-        if running:
-            blocks.append(section("\n".join(running), noun="proposals"))
+    actions_taken = _proposal_lines(proposals, now)
+    if actions_taken:
+        blocks.append(section("\n".join(actions_taken), noun="proposals"))
     extra = _extra_details(incident)
     notes = [
         f"{esc(incident.id)} · {esc(incident.kind)} · "

@@ -32,6 +32,7 @@ ALICE = "U0ALICE"  # approver (also through the @oncall group S0ONCALL)
 BOB = "U0BOB"  # not an approver
 CAROL = "U0CAROL"  # approver by user ID
 CHANNEL = "C0OPS"
+OTHER_CHANNEL = "C0OTHER"
 
 
 @pytest.fixture
@@ -44,6 +45,7 @@ async def cluster(sim_factory: Callable[..., Awaitable[SimServer]]) -> SimServer
 @pytest.fixture
 async def fake(make_slack_fake: Callable[..., Awaitable[SlackFake]]) -> SlackFake:
     return await make_slack_fake(
+        channels={CHANNEL: "tikv-ops", OTHER_CHANNEL: "random"},
         users={ALICE: "alice", BOB: "bob", CAROL: "carol"},
         usergroups={"S0ONCALL": [ALICE]},
     )
@@ -146,6 +148,8 @@ async def bot_harness(
             outbox_backoff_base=0.05,
             outbox_backoff_cap=0.5,
             rate_limit_retries=2,
+            server_error_retries=0,  # 5xx are retried by the outbox (its back-off is short here)
+            ping_interval=0.5,  # the SDK notices a dead socket within a few pings
         )
         bot = SlackBot(
             config,

@@ -1,0 +1,388 @@
+"""The real bot (Bolt `AsyncApp` over a real Socket Mode websocket) against the Slack stand-in,
+with the simulator as PD and the real engine and SQLite storage behind it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from bot import callbacks
+from engine.model import AuditOutcome, Identity, ProposalOrigin, ProposalState
+from tests.bot.conftest import ALICE, BOB, CAROL, CHANNEL, Harness
+from tests.bot.render_text import text_of, unescape
+
+Make = Callable[..., Awaitable[Harness]]
+
+S = ProposalState
+
+
+def pd_writes(h: Harness, path: str = "/pd/api/v1/schedulers") -> list[Any]:
+    return [r for r in h.sim.requests if r.method == "POST" and r.path == path]
+
+
+async def propose_drain(h: Harness, user: str = BOB, store: int = 4) -> Any:
+    await h.fake.slash_command(user=user, text=f"drain {store}", channel=CHANNEL)
+    await h.settle()
+    message = h.top()[-1]
+    assert callbacks.APPROVE in message.action_ids()
+    return message
+
+
+async def wait_state(h: Harness, proposal_id: str, *states: ProposalState) -> Any:
+    for _ in range(300):
+        await h.settle()
+        proposal = await h.runtime.repos.proposals.get(proposal_id)
+        if proposal is not None and proposal.state in states:
+            await h.settle()
+            return proposal
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{proposal_id} never reached {states}")
+
+
+async def test_read_command_is_acked_at_once_and_answered_ephemerally(bot_harness: Make) -> None:
+    h = await bot_harness()
+    ack = await h.fake.slash_command(user=BOB, text="stores", channel=CHANNEL)
+    assert dict(ack) == {}  # a bare ack; the answer follows
+    await h.settle()
+    [answer] = h.fake.ephemerals(user=BOB)
+    assert answer.text == "4 stores"
+    table = text_of(answer.blocks)
+    for store_id in (1, 2, 3, 4):
+        assert f"\n{store_id}   127.0.0.1:" in table or f"{store_id}  " in table
+    assert h.top() == []  # nothing in the channel
+
+
+async def test_mutating_command_posts_a_proposal_and_sends_nothing_to_pd(bot_harness: Make) -> None:
+    h = await bot_harness()
+    message = await propose_drain(h)
+    proposal = await h.runtime.repos.proposals.get("P-1")
+    assert proposal is not None and proposal.state is S.PROPOSED
+    assert proposal.requested_by.key == f"slack:{BOB}"
+    assert message.action_ids() == [callbacks.APPROVE, callbacks.REJECT]
+    approve = message.blocks[-2]["elements"][0]
+    assert json.loads(approve["value"]) == {"p": "P-1", "v": 1}  # the ID and version only
+    assert "confirm" in approve  # high risk: a confirm dialog
+    assert pd_writes(h) == []
+    [told] = h.fake.ephemerals(user=BOB)
+    assert "P-1" in told.text and "posted" in text_of(told.blocks)
+
+
+async def test_approve_by_an_approver_executes_once_and_edits_the_message(
+    bot_harness: Make,
+) -> None:
+    h = await bot_harness()
+    message = await propose_drain(h)
+    await h.fake.click(
+        user=ALICE, channel=CHANNEL, message_ts=message.ts, action_id=callbacks.APPROVE
+    )
+    proposal = await wait_state(h, "P-1", S.SUCCEEDED, S.FAILED)
+    assert proposal.state is S.SUCCEEDED, proposal.outcome
+    assert len(pd_writes(h)) == 1
+    edited = h.fake.message(CHANNEL, message.ts)
+    assert edited is not None and edited.edited
+    assert edited.action_ids() == []  # the buttons gave way to the outcome
+    status = text_of(edited.blocks)
+    assert "Succeeded" in status and f"<@{ALICE}>" in status
+    replies = [text_of(r.blocks) for r in h.thread(message.ts)]
+    assert any("P-1 started" in r for r in replies)
+    outcome = replies[-1]
+    assert "P-1 succeeded" in outcome and "leaders on store 4:" in outcome and "→ 0" in outcome
+    assert callbacks.UNDO in h.thread(message.ts)[-1].action_ids()
+    actions = [e.action for e in await h.runtime.repos.audit.list_recent(subject="P-1")]
+    assert "proposal.approve" in actions and actions.count("execution.started") == 1
+
+
+async def test_approve_by_a_non_approver_is_refused_told_and_audited(bot_harness: Make) -> None:
+    h = await bot_harness()
+    message = await propose_drain(h)
+    await h.fake.click(
+        user=BOB, channel=CHANNEL, message_ts=message.ts, action_id=callbacks.APPROVE
+    )
+    await h.settle()
+    proposal = await h.runtime.repos.proposals.get("P-1")
+    assert proposal is not None and proposal.state is S.PROPOSED
+    told = [e for e in h.fake.ephemerals(user=BOB) if "approver" in e.text]
+    assert told and "not an approver" in told[-1].text
+    assert told[-1].thread_ts is None or told[-1].thread_ts == message.ts
+    refused = await h.runtime.repos.audit.list_recent(
+        subject="P-1", actor_key=f"slack:{BOB}", action_prefix="proposal.approve"
+    )
+    assert [e.action for e in refused] == ["proposal.approve.refused"]
+    assert refused[0].outcome is AuditOutcome.REFUSED and "not an approver" in (
+        refused[0].reason or ""
+    )
+    assert pd_writes(h) == []
+
+
+async def test_the_requester_may_not_approve_their_own_high_risk_proposal(
+    bot_harness: Make,
+) -> None:
+    h = await bot_harness()
+    message = await propose_drain(h, user=CAROL)  # carol is an approver
+    await h.fake.click(
+        user=CAROL, channel=CHANNEL, message_ts=message.ts, action_id=callbacks.APPROVE
+    )
+    await h.settle()
+    proposal = await h.runtime.repos.proposals.get("P-1")
+    assert proposal is not None and proposal.state is S.PROPOSED
+    assert any("own" in e.text or "requested" in e.text for e in h.fake.ephemerals(user=CAROL))
+    assert pd_writes(h) == []
+
+
+async def test_a_double_click_executes_once(bot_harness: Make) -> None:
+    h = await bot_harness()
+    message = await propose_drain(h)
+    click = h.fake.click(
+        user=ALICE, channel=CHANNEL, message_ts=message.ts, action_id=callbacks.APPROVE
+    )
+    again = h.fake.click(
+        user=ALICE, channel=CHANNEL, message_ts=message.ts, action_id=callbacks.APPROVE
+    )
+    await asyncio.gather(click, again)
+    await wait_state(h, "P-1", S.SUCCEEDED, S.FAILED)
+    assert len(pd_writes(h)) == 1
+    approvals = await h.runtime.repos.audit.list_recent(
+        subject="P-1", action_prefix="proposal.approve"
+    )
+    assert sorted(e.action for e in approvals) == ["proposal.approve", "proposal.approve.refused"]
+    answers = [e.text for e in h.fake.ephemerals(user=ALICE)]
+    assert any("approved proposal P-1" in a for a in answers)
+    assert any("already" in a or "changed" in a for a in answers)
+
+
+async def test_a_redelivered_envelope_is_handled_once(bot_harness: Make) -> None:
+    h = await bot_harness()
+    message = await propose_drain(h)
+    h.fake.faults.duplicate_next_envelope()
+    await h.fake.click(
+        user=ALICE, channel=CHANNEL, message_ts=message.ts, action_id=callbacks.APPROVE
+    )
+    await wait_state(h, "P-1", S.SUCCEEDED, S.FAILED)
+    delivered = [d for d in h.fake.deliveries if d.type == "interactive"]
+    assert len(delivered) == 2 and delivered[0].envelope_id == delivered[1].envelope_id
+    assert len(pd_writes(h)) == 1
+    approvals = await h.runtime.repos.audit.list_recent(
+        subject="P-1", action_prefix="proposal.approve"
+    )
+    assert [e.action for e in approvals] == [
+        "proposal.approve"
+    ]  # the copy never reached the engine
+    assert len([e for e in h.fake.ephemerals(user=ALICE) if "approved" in e.text]) == 1
+
+
+async def test_a_stale_button_is_refused_with_the_reason(bot_harness: Make) -> None:
+    h = await bot_harness(high_risk_approvals=2)
+    message = await propose_drain(h)
+    await h.fake.click(
+        user=ALICE, channel=CHANNEL, message_ts=message.ts, action_id=callbacks.APPROVE
+    )
+    await h.settle()
+    proposal = await h.runtime.repos.proposals.get("P-1")
+    assert proposal is not None and proposal.version == 2 and proposal.state is S.PROPOSED
+    stale = json.dumps({"p": "P-1", "v": 1})  # what the first version of the message carried
+    await h.fake.click(
+        user=CAROL, channel=CHANNEL, message_ts=message.ts, action_id=callbacks.APPROVE, value=stale
+    )
+    await h.settle()
+    told = h.fake.ephemerals(user=CAROL)[-1]
+    assert "changed" in told.text and "latest message" in told.text
+    proposal = await h.runtime.repos.proposals.get("P-1")
+    assert proposal is not None and proposal.state is S.PROPOSED and pd_writes(h) == []
+
+
+async def test_reject_opens_a_modal_and_records_the_reason(bot_harness: Make) -> None:
+    h = await bot_harness()
+    message = await propose_drain(h)
+    await h.fake.click(
+        user=ALICE, channel=CHANNEL, message_ts=message.ts, action_id=callbacks.REJECT
+    )
+    [view] = await h.fake.wait_for(lambda: h.fake.views(user=ALICE))
+    assert view.body["callback_id"] == callbacks.REJECT_VIEW
+    await h.fake.submit_view(
+        user=ALICE,
+        view_id=view.id,
+        values={callbacks.REJECT_REASON_BLOCK: "store 4 is being replaced"},
+    )
+    proposal = await wait_state(h, "P-1", S.REJECTED)
+    assert proposal.decision_reason == "store 4 is being replaced"
+    assert proposal.decided_by is not None and proposal.decided_by.key == f"slack:{ALICE}"
+    edited = h.fake.message(CHANNEL, message.ts)
+    assert edited is not None and edited.action_ids() == []
+    assert "Rejected" in text_of(edited.blocks) and "store 4 is being replaced" in text_of(
+        edited.blocks
+    )
+    [event] = await h.runtime.repos.audit.list_recent(
+        subject="P-1", action_prefix="proposal.reject"
+    )
+    assert event.reason == "store 4 is being replaced"
+    assert pd_writes(h) == []
+
+
+async def test_reject_by_slash_command_with_reason(bot_harness: Make) -> None:
+    h = await bot_harness()
+    await propose_drain(h)
+    await h.fake.slash_command(user=ALICE, text="reject P-1 not during the sale", channel=CHANNEL)
+    proposal = await wait_state(h, "P-1", S.REJECTED)
+    assert proposal.decision_reason == "not during the sale"
+
+
+async def test_undo_button_proposes_the_undo_for_approval(bot_harness: Make) -> None:
+    h = await bot_harness()
+    message = await propose_drain(h)
+    await h.fake.click(
+        user=ALICE, channel=CHANNEL, message_ts=message.ts, action_id=callbacks.APPROVE
+    )
+    await wait_state(h, "P-1", S.SUCCEEDED)
+    outcome = h.thread(message.ts)[-1]
+    await h.fake.click(user=ALICE, channel=CHANNEL, message_ts=outcome.ts, action_id=callbacks.UNDO)
+    await h.settle()
+    undo = await h.runtime.repos.proposals.get("P-2")
+    assert undo is not None and undo.action == "undrain" and undo.params == {"store_id": 4}
+    assert undo.state is S.PROPOSED  # needs approval like anything else
+    assert any("P-2" in e.text for e in h.fake.ephemerals(user=ALICE))
+
+
+async def test_dry_run_and_bad_input_answer_ephemerally(bot_harness: Make) -> None:
+    h = await bot_harness()
+    await h.fake.slash_command(user=BOB, text="drain 4 --dry-run", channel=CHANNEL)
+    await h.fake.slash_command(user=BOB, text="drain four", channel=CHANNEL)
+    await h.settle()
+    dry, bad = h.fake.ephemerals(user=BOB)
+    assert "Dry run" in dry.text and "would run" in dry.text
+    assert "POST /pd/api/v1/schedulers" in text_of(dry.blocks)
+    assert "whole number" in bad.text and "Usage: /tikv drain <store-id>" in unescape(bad.text)
+    assert await h.runtime.repos.proposals.get("P-1") is None
+    assert h.top() == [] and pd_writes(h) == []
+
+
+async def test_commands_only_in_configured_channels(
+    make_slack_fake: Callable[..., Awaitable[Any]], bot_harness: Make
+) -> None:
+    h = await bot_harness(command_channels=("tikv-ops",))
+    await h.fake.slash_command(user=BOB, text="status", channel="C0OTHER")
+    await h.settle()
+    [refusal] = h.fake.ephemerals(user=BOB)
+    assert "not accepted in this channel" in refusal.text and "#tikv-ops" in refusal.text
+    [event] = await h.runtime.repos.audit.list_recent(action_prefix="slack.command.refused")
+    assert event.actor.key == f"slack:{BOB}" and event.outcome is AuditOutcome.REFUSED
+    await h.fake.slash_command(user=BOB, text="status", channel=CHANNEL)
+    await h.settle()
+    assert h.fake.ephemerals(user=BOB)[-1].text.startswith("Cluster status")
+
+
+async def test_requests_from_another_workspace_are_ignored(bot_harness: Make) -> None:
+    h = await bot_harness(team_id="T0SOMEONEELSE")
+    ack = await h.fake.slash_command(user=BOB, text="drain 4", channel=CHANNEL)
+    assert dict(ack) == {}  # acknowledged, so Slack does not retry
+    await h.settle()
+    assert h.fake.ephemerals(user=BOB) == [] and h.top() == []
+    assert await h.runtime.repos.proposals.get("P-1") is None
+
+
+async def test_a_rate_limited_post_is_retried_after_retry_after(bot_harness: Make) -> None:
+    h = await bot_harness()
+    h.fake.faults.rate_limit("chat.postMessage", times=1, retry_after=1)
+    await h.fake.slash_command(user=BOB, text="drain 4", channel=CHANNEL)
+    await h.fake.wait_for(lambda: h.top(), timeout=10)
+    assert h.top()[0].action_ids() == [callbacks.APPROVE, callbacks.REJECT]
+    statuses = [c.status for c in h.fake.calls("chat.postMessage")]
+    assert statuses[:2] == [429, 200]
+
+
+async def test_a_dropped_websocket_reconnects_and_nothing_is_lost(bot_harness: Make) -> None:
+    h = await bot_harness()
+    message = await propose_drain(h)
+    opened = h.fake.connections_opened
+    assert h.fake.faults.drop_socket() == 1
+    # The engine keeps reporting while the socket is down: the outbox does not depend on it.
+    await h.notifier.proposal_changed(
+        (await h.runtime.repos.proposals.get("P-1")),  # type: ignore[arg-type]
+        (await h.runtime.repos.audit.list_recent(subject="P-1"))[0],
+    )
+    await h.fake.wait_for(lambda: h.fake.connections_opened > opened and h.fake.active_sockets, 15)
+    await h.fake.click(
+        user=ALICE, channel=CHANNEL, message_ts=message.ts, action_id=callbacks.APPROVE
+    )
+    proposal = await wait_state(h, "P-1", S.SUCCEEDED, S.FAILED)
+    assert proposal.state is S.SUCCEEDED and len(pd_writes(h)) == 1
+    assert "P-1 succeeded" in text_of(h.thread(message.ts)[-1].blocks)
+
+
+async def test_messages_owed_while_slack_is_down_are_delivered_after_a_restart(
+    bot_harness: Make,
+) -> None:
+    first = await bot_harness()
+    first.fake.faults.server_error("chat.postMessage", times=10_000, status=503)
+    created = await first.engine.propose(
+        "drain", {"store_id": 4}, actor=Identity.slack(BOB, name="bob"), origin=ProposalOrigin.USER
+    )
+    proposal = created.proposal
+    await first.notifier.proposal_changed(
+        proposal, (await first.runtime.repos.audit.list_recent(subject=proposal.id))[0]
+    )
+    await first.settle()
+    assert first.top() == []
+    assert await first.runtime.repos.outbox.depth() == 2  # the post and its update
+    await first.stop()
+    first.fake.faults.clear()  # Slack is back
+    second = await bot_harness()
+    await second.fake.wait_for(lambda: second.top(), timeout=10)
+    await second.settle()
+    [posted] = second.top()
+    assert posted.action_ids() == [callbacks.APPROVE, callbacks.REJECT] and posted.edited
+    assert await second.runtime.repos.outbox.depth() == 0
+    await second.fake.click(
+        user=ALICE, channel=CHANNEL, message_ts=posted.ts, action_id=callbacks.APPROVE
+    )
+    done = await wait_state(second, proposal.id, S.SUCCEEDED, S.FAILED)
+    assert done.state is S.SUCCEEDED
+
+
+async def test_kill_switch_blocks_execution_and_is_announced(bot_harness: Make) -> None:
+    h = await bot_harness()
+    await h.fake.slash_command(user=ALICE, text="kill-switch on PD upgrade", channel=CHANNEL)
+    await h.settle()
+    announced = h.fake.response_posts("commands")[-1]
+    assert announced.body.get("response_type") == "in_channel"
+    message = await propose_drain(h)
+    await h.fake.click(
+        user=ALICE, channel=CHANNEL, message_ts=message.ts, action_id=callbacks.APPROVE
+    )
+    await h.settle()
+    proposal = await h.runtime.repos.proposals.get("P-1")
+    assert proposal is not None and proposal.state is S.APPROVED and pd_writes(h) == []
+    assert any("kill switch" in e.text for e in h.fake.ephemerals(user=ALICE))
+
+
+@pytest.mark.parametrize("text", ["", "help", "help drain", "incidents", "proposals", "audit 5"])
+async def test_every_read_command_gets_an_answer(bot_harness: Make, text: str) -> None:
+    h = await bot_harness()
+    await h.fake.slash_command(user=BOB, text=text, channel=CHANNEL)
+    await h.settle()
+    [answer] = h.fake.ephemerals(user=BOB)
+    assert answer.blocks and answer.text
+
+
+async def test_acks_come_at_once_even_while_pd_hangs(bot_harness: Make) -> None:
+    h = await bot_harness()
+    message = await propose_drain(h)
+    h.sim.faults.pd_timeouts()  # every PD request hangs until healed
+    # Slack allows 3 s; demand a tenth of it while PD gives no answer at all.
+    await h.fake.slash_command(user=BOB, text="status", channel=CHANNEL, ack_timeout=0.3)
+    await h.fake.slash_command(user=BOB, text="drain 3", channel=CHANNEL, ack_timeout=0.3)
+    await h.fake.click(
+        user=ALICE,
+        channel=CHANNEL,
+        message_ts=message.ts,
+        action_id=callbacks.APPROVE,
+        ack_timeout=0.3,
+    )
+    h.sim.faults.heal()
+    await wait_state(h, "P-1", S.SUCCEEDED, S.FAILED)
+    await h.settle()
+    answers = [e.text for e in h.fake.ephemerals(user=BOB)]
+    assert any(a.startswith("Cluster status") or "PD" in a for a in answers)
