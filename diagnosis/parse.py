@@ -156,9 +156,14 @@ def parse_actions(raw: object) -> list[ProposedAction]:
         try:
             checked = parse_action_call(call)
         except UnknownAction as exc:
-            raise ReplyError(f"Claude proposed an action that is not registered: {exc}") from None
+            raise ReplyError(
+                f"Claude proposed {exc.name!r}, which is not a registered action "
+                f"(registered: {', '.join(exc.known)})"
+            ) from None
         except InvalidParams as exc:
-            raise ReplyError(f"Claude proposed invalid parameters: {exc}") from None
+            raise ReplyError(
+                f"Claude proposed invalid parameters for {exc.action}: {'; '.join(exc.problems)}"
+            ) from None
         actions.append(
             ProposedAction(
                 action=checked.action,
