@@ -287,7 +287,7 @@ async def test_a_rate_limited_post_is_retried_after_retry_after(bot_harness: Mak
     h = await bot_harness()
     h.fake.faults.rate_limit("chat.postMessage", times=1, retry_after=1)
     await h.fake.slash_command(user=BOB, text="drain 4", channel=CHANNEL)
-    await h.fake.wait_for(lambda: h.top(), timeout=10)
+    await h.fake.wait_for(h.top, timeout=10)
     assert h.top()[0].action_ids() == [callbacks.APPROVE, callbacks.REJECT]
     statuses = [c.status for c in h.fake.calls("chat.postMessage")]
     assert statuses[:2] == [429, 200]
@@ -330,7 +330,7 @@ async def test_messages_owed_while_slack_is_down_are_delivered_after_a_restart(
     await first.stop()
     first.fake.faults.clear()  # Slack is back
     second = await bot_harness()
-    await second.fake.wait_for(lambda: second.top(), timeout=10)
+    await second.fake.wait_for(second.top, timeout=10)
     await second.settle()
     [posted] = second.top()
     assert posted.action_ids() == [callbacks.APPROVE, callbacks.REJECT] and posted.edited
