@@ -37,7 +37,9 @@ async def pause_point(step: str) -> None:
         return
     marker = os.environ.get("TIKVOPS_TEST_MARKER")
     if marker:
-        Path(marker).write_text(step)
+        partial = Path(marker + ".partial")
+        partial.write_text(step)
+        partial.replace(marker)  # appears at once, complete
     await asyncio.Event().wait()  # until killed
 
 
