@@ -1,0 +1,146 @@
+"""Small pure pieces of the Slack edge: button values, payload questions, the channel rule, and
+the user-group cache of the identity resolver (against the stand-in)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot import payload
+from bot.callbacks import BadButtonValue, ButtonValue
+from bot.client import build_web_client
+from bot.config import BotConfig
+from bot.handlers.commands import channel_allowed
+from bot.identity import IdentityResolver
+from slackfake.server import SlackFake
+
+
+def test_button_value_round_trip_is_compact() -> None:
+    value = ButtonValue("P-12", 3)
+    assert value.encode() == '{"p":"P-12","v":3}'
+    assert ButtonValue.decode(value.encode()) == value
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        None,
+        "",
+        "not json",
+        "[1]",
+        '{"p": "P-1"}',
+        '{"p": "P-1", "v": 0}',
+        '{"p": "P-1", "v": true}',
+        '{"p": "DROP TABLE", "v": 1}',
+        '{"action": "drain", "store_id": 4}',
+    ],
+)
+def test_foreign_button_values_are_refused(raw: str | None) -> None:
+    with pytest.raises(BadButtonValue):
+        ButtonValue.decode(raw)
+
+
+@given(st.text(max_size=300))
+def test_decoding_any_text_never_crashes(raw: str) -> None:
+    try:
+        value = ButtonValue.decode(raw)
+    except BadButtonValue:
+        return
+    assert value.proposal_id.startswith("P-") and value.version >= 1
+
+
+def test_payload_questions() -> None:
+    slash = {
+        "team_id": "T1",
+        "api_app_id": "A1",
+        "user_id": "U1",
+        "user_name": "alice",
+        "channel_id": "C1",
+        "command": "/tikv",
+        "trigger_id": "tr-1",
+    }
+    assert payload.app_id(slash) == "A1" and payload.team_ids(slash) == {"T1"}
+    assert payload.user_id(slash) == "U1" and payload.channel_id(slash) == "C1"
+    assert payload.request_key(slash) == "command:tr-1"
+    click = {
+        "type": "block_actions",
+        "api_app_id": "A1",
+        "team": {"id": "T1"},
+        "user": {"id": "U2", "username": "bob", "team_id": "T9"},  # a guest from elsewhere
+        "container": {"channel_id": "C1"},
+        "actions": [{"action_id": "x", "action_ts": "171.5"}],
+    }
+    assert payload.team_ids(click) == {"T1", "T9"}
+    assert payload.user_name(click) == "bob" and payload.channel_id(click) == "C1"
+    assert payload.request_key(click) == "action:171.5:U2"
+    event = {"event_id": "Ev1", "event": {"type": "message", "bot_id": "B1", "user": "U9"}}
+    assert payload.request_key(event) == "event:Ev1"
+    assert payload.is_own_event(event, "UBOT", "B1")
+    assert not payload.is_own_event(event, "UBOT", "B2")
+    assert payload.header({"x-tikvops-envelope-id": ["e-1"]}, "x-tikvops-envelope-id") == "e-1"
+
+
+def test_command_channels_by_id_or_name() -> None:
+    assert channel_allowed((), "C1", "random")
+    assert channel_allowed(("C1",), "C1", "ops")
+    assert channel_allowed(("#tikv-ops",), "C2", "tikv-ops")
+    assert not channel_allowed(("tikv-ops",), "C3", "random")
+
+
+def test_config_refuses_wrong_tokens() -> None:
+    with pytest.raises(ValueError, match="xoxb-"):
+        BotConfig(bot_token="xoxp-1", app_token="xapp-1", channel="C")
+    with pytest.raises(ValueError, match="xapp-"):
+        BotConfig(bot_token="xoxb-1", app_token="xoxb-2", channel="C")
+    assert (
+        BotConfig(
+            bot_token="xoxb-1", app_token="xapp-1", channel="C", api_url="http://x/api"
+        ).api_url
+        == "http://x/api/"
+    )
+
+
+def _config(fake: SlackFake) -> BotConfig:
+    return BotConfig(
+        bot_token="xoxb-test",
+        app_token="xapp-1-A0TIKVOPS-1-test",
+        channel="C0OPS",
+        api_url=fake.api_url,
+        rate_limit_retries=0,
+        server_error_retries=0,
+        connection_retries=0,
+    )
+
+
+async def test_group_members_are_cached_for_the_ttl(slack_fake: SlackFake) -> None:
+    now = [0.0]
+    resolver = IdentityResolver(
+        build_web_client(_config(slack_fake)), ["S0ONCALL", "U0CAROL"], monotonic=lambda: now[0]
+    )
+    assert resolver.groups == ("S0ONCALL",)  # user IDs are not groups
+    alice = await resolver.resolve("U0ALICE", "alice")
+    assert alice.groups == ("S0ONCALL",) and alice.key == "slack:U0ALICE"
+    assert (await resolver.resolve("U0BOB")).groups == ()
+    assert len(slack_fake.calls("usergroups.users.list")) == 1  # cached
+    now[0] = 301.0
+    await resolver.resolve("U0BOB")
+    assert len(slack_fake.calls("usergroups.users.list")) == 2  # the TTL passed
+
+
+async def test_group_lookup_fails_closed(
+    slack_fake: SlackFake, caplog: pytest.LogCaptureFixture
+) -> None:
+    slack_fake.faults.error("usergroups.users.list", "missing_scope", needed="usergroups:read")
+    resolver = IdentityResolver(build_web_client(_config(slack_fake)), ["S0ONCALL"])
+    alice = await resolver.resolve("U0ALICE")
+    assert alice.groups == ()  # unknown membership is no membership
+    assert "missing_scope" in caplog.text
+    again = await resolver.resolve("U0ALICE")  # the failure is not cached
+    assert again.groups == ("S0ONCALL",)
+
+
+def test_button_values_fit_slack() -> None:
+    assert len(json.dumps({"p": "P-" + "9" * 18, "v": 2**31})) < 2000
