@@ -179,6 +179,10 @@ def undo_from(proposal: Proposal, execution: Execution | None) -> ActionRef | No
     return ActionRef(action=call.action, params=dict(call.params))
 
 
+def _accepted(message: str) -> str:
+    return message if message.startswith("PD accepted") else f"PD accepted: {message}"
+
+
 class Executor:
     """Runs approved proposals (see the module docstring). One per engine; safe to share by
     any number of concurrent callers and across processes on one database."""
@@ -361,7 +365,7 @@ class Executor:
                 status=ExecutionStatus.VERIFYING,
                 pd_message=message,
                 response={"message": message},
-                progress=[*execution.progress, self._note(f"PD accepted: {message}")],
+                progress=[*execution.progress, self._note(_accepted(message))],
             )
             await self._append(
                 self._event("execution.sent", proposal, detail={"pd_message": message})

@@ -45,6 +45,7 @@ from engine.model import (
     Identity,
     Incident,
     Proposal,
+    ProposalState,
 )
 from engine.results import (
     AuditView,
@@ -290,7 +291,9 @@ class Terminal:
 
     async def _follow(self, engine: Engine, decided: Decided) -> int:
         if not decided.executing:
-            return 0
+            # Waiting for more approvals is fine; approved but blocked (kill switch,
+            # observe-only) means what was asked for did not happen.
+            return 1 if decided.proposal.state is ProposalState.APPROVED else 0
         await engine.wait_idle()
         return await self._report(engine, decided.proposal.id)
 
@@ -535,7 +538,7 @@ def render(outcome: Outcome) -> str:
     if isinstance(outcome, DryRunOutcome):
         return outcome.dry_run.text()
     if isinstance(outcome, Decided):
-        return outcome.message[:1].upper() + outcome.message[1:] + "."
+        return outcome.message + "."
     if isinstance(outcome, Refused):
         lines = []
         if outcome.dry_run is not None:
@@ -553,7 +556,8 @@ def render(outcome: Outcome) -> str:
 
 def _audit_line(event: AuditEvent) -> str:
     mark = "" if event.outcome.value == "ok" else f" [{event.outcome.value}]"
-    why = f": {event.reason}" if event.reason else ""
+    reason = event.reason or event.detail.get("policy")
+    why = f": {reason}" if reason else ""
     return (
         f"{_stamp(event.at)}  {event.actor.key:<24} {event.action:<26} {event.subject}{mark}{why}"
     )
