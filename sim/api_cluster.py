@@ -19,6 +19,7 @@ from sim.gotext import format_rfc3339
 from sim.pd_metrics import render_pd_metrics
 from sim.pderrors import SimError
 from sim.responses import (
+    DATA_TYPE,
     ErrcodeError,
     RawError,
     data_body,
@@ -32,6 +33,7 @@ PREFIX = "/pd/api/v1"
 STORE_CHECK_STATES = ("up", "offline", "tombstone", "down", "disconnected")
 REGION_LIMIT_DEFAULT = 16
 REGION_LIMIT_MAX = 10240
+STREAM_ABOVE = 5000  # region lists longer than this are written in chunks
 
 
 async def read_object(request: web.Request) -> dict[str, Any]:
@@ -333,13 +335,23 @@ class ClusterApi:
             return data_body(render.ZERO_REGION)
         return data_body(render.region_json(self.cluster, region, self.cluster.impaired_stores()))
 
-    async def regions_all(self, request: web.Request) -> web.Response:
-        return data_body(render.regions_json(self.cluster, self.cluster.ordered_regions()))
+    async def regions_all(self, request: web.Request) -> web.StreamResponse:
+        return await self._regions(request, self.cluster.ordered_regions())
+
+    async def _regions(self, request: web.Request, regions: list[Any]) -> web.StreamResponse:
+        if len(regions) <= STREAM_ABOVE:
+            return data_body(render.regions_json(self.cluster, regions))
+        response = web.StreamResponse(headers={"Content-Type": DATA_TYPE})
+        await response.prepare(request)
+        for piece in render.regions_json_chunks(self.cluster, regions):
+            await response.write(piece.encode())
+        await response.write_eof()
+        return response
 
     async def regions_count(self, request: web.Request) -> web.Response:
         return json_body({"count": len(self.cluster.regions), "regions": None})
 
-    async def regions_by_key(self, request: web.Request) -> web.Response:
+    async def regions_by_key(self, request: web.Request) -> web.StreamResponse:
         key = raw_param(request, "key") or b""
         end_key = raw_param(request, "end_key") or b""
         if request.query.get("format") == "hex":
@@ -353,9 +365,9 @@ class ClusterApi:
                 raise SimError(400, str(exc)) from None
         limit = min(limit, REGION_LIMIT_MAX)
         regions = self.cluster.regions_from_key(key, end_key, max(limit, 0))
-        return data_body(render.regions_json(self.cluster, regions))
+        return await self._regions(request, regions)
 
-    async def regions_by_store(self, request: web.Request) -> web.Response:
+    async def regions_by_store(self, request: web.Request) -> web.StreamResponse:
         store_id = path_uint_string(request, "id")
         kind = request.query.get("type", "all") or "all"
         if kind not in ("all", "leader", "follower", "learner", "witness", "pending"):
@@ -382,14 +394,14 @@ class ClusterApi:
             ]
         return data_body(render.regions_json(cluster, regions))
 
-    async def regions_check(self, request: web.Request) -> web.Response:
+    async def regions_check(self, request: web.Request) -> web.StreamResponse:
         state = request.match_info["state"]
         if state in ("hist-size", "hist-keys"):
             return self._histogram(request, state)
         regions = self.cluster.check_regions(state)
         if regions is None:
             raise RawError(not_found_text())
-        return data_body(render.regions_json(self.cluster, regions))
+        return await self._regions(request, regions)
 
     def _histogram(self, request: web.Request, state: str) -> web.Response:
         default = 10 if state == "hist-size" else 100_000

@@ -12,6 +12,7 @@ stops, and its peers are reported pending after 20 s and down after `peer_down_s
 from __future__ import annotations
 
 import bisect
+import gc
 import heapq
 import itertools
 import math
@@ -124,7 +125,11 @@ class Cluster:
         self._ordered: list[int] = []
         self.hot: dict[int, HotRegion] = {}
         self.metrics: dict[int, StoreMetrics] = {}
-        self.layout_version = 0
+        self.layout_version = 0  # bumped on any peer/leader/range change
+        self._size_version = 0  # bumped when region sizes or ranges change (split, merge)
+        # regions whose peers are not exactly `_tracked_replicas` settled voters
+        self._irregular: set[int] = set()
+        self._tracked_replicas = max_replicas
         self.listeners: list[Callable[[], None]] = []
         self._events: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
@@ -134,7 +139,13 @@ class Cluster:
         self.schedulers = SchedulerController(self)
         self.schedule.store_ids = lambda: sorted(self.stores)
         self.schedule.scheduler_entries = self.schedulers.config_entries
-        self._build(stores, regions, max_replicas)
+        collecting = gc.isenabled()
+        gc.disable()  # millions of small objects: cyclic GC passes would only slow the build
+        try:
+            self._build(stores, regions, max_replicas)
+        finally:
+            if collecting:
+                gc.enable()
 
     # ----- construction ----------------------------------------------------------------------
 
@@ -152,21 +163,33 @@ class Cluster:
             _key(100 + i // 50, (i % 50) * 100_000) for i in range(1, region_count)
         ]
         boundaries.append(b"")
+        # Built in bulk (no per-region _attach) so 200,000 regions start in a few seconds.
+        random_ = rng.random
+        make_peer = Peer._make
+        regions = self.regions
+        peer_lists: dict[int, list[int]] = {sid: [] for sid in self.stores}
+        leader_lists: dict[int, list[int]] = {sid: [] for sid in self.stores}
+        sizes = dict.fromkeys(self.stores, 0)
+        keys_sum = dict.fromkeys(self.stores, 0)
+        leader_sizes = dict.fromkeys(self.stores, 0)
+        leader_keys = dict.fromkeys(self.stores, 0)
+        next_id = self._next_id
         for index in range(region_count):
-            rid = self.alloc_id()
+            rid = next_id
             base = index % store_count
             sids = [(base + k) % store_count + 1 for k in range(replicas)]
-            peers = [Peer(self.alloc_id(), sid, VOTER) for sid in sids]
+            peers = [make_peer((rid + 1 + k, sid, VOTER)) for k, sid in enumerate(sids)]
+            next_id += 1 + replicas
             leader = sids[(index // store_count) % replicas]
-            roll = rng.random()
+            roll = random_()
             if roll < 0.01:
                 size, keys = 1, 0
             elif roll < 0.07:
-                size = rng.randint(2, 50)
-                keys = size * rng.randint(8000, 10000)
+                size = 2 + int(random_() * 49)
+                keys = size * (8000 + int(random_() * 2001))
             else:
-                size = rng.randint(60, 96)
-                keys = size * rng.randint(8000, 10000)
+                size = 60 + int(random_() * 37)
+                keys = size * (8000 + int(random_() * 2001))
             region = Region(
                 rid,
                 boundaries[index],
@@ -174,19 +197,34 @@ class Cluster:
                 peers,
                 leader,
                 conf_ver=5,
-                version=rng.randint(20, 120),
+                version=20 + int(random_() * 101),
                 size=size,
                 keys=keys,
             )
-            written = rng.randint(0, 2 * MIB) if keys else 0
-            read = rng.randint(0, 4 * MIB) if keys else 0
-            region.written_bytes, region.written_keys = written, written // 128
-            region.read_bytes, region.read_keys = read, read // 256
-            region.cpu_usage = rng.randint(0, 20) if keys else 0
-            self.regions[rid] = region
-            self._starts.append(region.start_key)
-            self._ordered.append(rid)
-            self._attach(region)
+            if keys:
+                written = int(random_() * 2 * MIB)
+                read = int(random_() * 4 * MIB)
+                region.written_bytes, region.written_keys = written, written // 128
+                region.read_bytes, region.read_keys = read, read // 256
+                region.cpu_usage = int(random_() * 21)
+            regions[rid] = region
+            for sid in sids:
+                peer_lists[sid].append(rid)
+                sizes[sid] += size
+                keys_sum[sid] += keys
+            leader_lists[leader].append(rid)
+            leader_sizes[leader] += size
+            leader_keys[leader] += keys
+        self._next_id = next_id
+        self._starts = boundaries[:-1]
+        self._ordered = list(regions)
+        for sid, store in self.stores.items():
+            store.peers.extend(peer_lists[sid])
+            store.leaders.extend(leader_lists[sid])
+            store.region_count = len(peer_lists[sid])
+            store.leader_count = len(leader_lists[sid])
+            store.region_size, store.region_keys = sizes[sid], keys_sum[sid]
+            store.leader_size, store.leader_keys = leader_sizes[sid], leader_keys[sid]
         biggest = max(store.used_bytes() for store in self.stores.values())
         capacity = max(500 * GIB, math.ceil(biggest / 0.4 / (100 * GIB)) * 100 * GIB)
         for store in self.stores.values():
@@ -239,7 +277,27 @@ class Cluster:
         region.invalidate()
         if structural:
             self.layout_version += 1
+            self._track(region)
         self.touch()
+
+    def _track(self, region: Region) -> None:
+        if (
+            len(region.peers) != self._tracked_replicas
+            or region.learning
+            or any(p.role != VOTER for p in region.peers)
+        ):
+            self._irregular.add(region.id)
+        else:
+            self._irregular.discard(region.id)
+
+    def _irregular_regions(self) -> list[Region]:
+        if self._tracked_replicas != self.replication.max_replicas:
+            self._tracked_replicas = self.replication.max_replicas
+            self._irregular.clear()
+            for region in self.regions.values():
+                self._track(region)
+        regions = self.regions
+        return [regions[rid] for rid in self._irregular if rid in regions]
 
     def set_leader(self, region: Region, store_id: int) -> None:
         if region.leader_store == store_id:
@@ -542,6 +600,8 @@ class Cluster:
             self._starts.insert(index + i, piece.start_key)
             self._ordered.insert(index + i, piece.id)
             self._attach(piece)
+            self._track(piece)
+        self._size_version += 1
         region.start_key = keys[-1]
         self._starts[index + len(keys)] = region.start_key
         region.version = new_version
@@ -563,6 +623,8 @@ class Cluster:
         del self._ordered[index]
         del self.regions[source.id]
         self.hot.pop(source.id, None)
+        self._irregular.discard(source.id)
+        self._size_version += 1
         if source.end_key == target.start_key:
             target.start_key = source.start_key
             self._starts[index] = target.start_key
@@ -612,7 +674,7 @@ class Cluster:
     def _scan(
         self, name: str, key: tuple[object, ...], predicate: Callable[[Region], bool]
     ) -> list[int]:
-        cache_key = (name, self.layout_version, *key)
+        cache_key = (name, self._size_version, *key)
         cached = self._check_cache.get(cache_key)
         if cached is None:
             if len(self._check_cache) > 64:
@@ -641,19 +703,20 @@ class Cluster:
                 or (s.running and s.catchup_until > now)
             ]
             found = self._peer_union(stores)
-            for rid in self._scan("learning", (), lambda r: bool(r.learning)):
-                region = self.regions[rid]
+            for region in self._irregular_regions():
                 if region.learning and any(t > now for t in region.learning.values()):
-                    found.add(rid)
+                    found.add(region.id)
             ids = found
         elif state == "offline-peer":
             ids = self._peer_union(s for s in self.stores.values() if s.state == STATE_OFFLINE)
         elif state == "miss-peer":
-            ids = self._scan("miss", (max_replicas,), lambda r: len(r.peers) < max_replicas)
+            ids = [r.id for r in self._irregular_regions() if len(r.peers) < max_replicas]
         elif state == "extra-peer":
-            ids = self._scan("extra", (max_replicas,), lambda r: len(r.peers) > max_replicas)
+            ids = [r.id for r in self._irregular_regions() if len(r.peers) > max_replicas]
         elif state == "learner-peer":
-            ids = self._scan("learner", (), lambda r: any(p.role == LEARNER for p in r.peers))
+            ids = [
+                r.id for r in self._irregular_regions() if any(p.role == LEARNER for p in r.peers)
+            ]
         elif state == "empty-region":
             ids = self._scan("empty", (), lambda r: r.approximate_size <= 1)
         elif state == "oversized-region":

@@ -22,28 +22,50 @@ class GoMap(dict[Any, Any]):
     """A dict rendered like a Go map: keys sorted by their string form ("1" < "10" < "2")."""
 
 
-_HTML_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028"}
+_HTML_ESCAPES = {
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
+_quote = json.encoder.encode_basestring  # C: escapes quotes, backslashes, control characters
 
 
 def encode_string(text: str) -> str:
     """A JSON string literal as Go writes it (UTF-8 kept, HTML characters escaped)."""
-    out = json.dumps(text, ensure_ascii=False)
-    if any(ch in out for ch in "<>&\u2028\u2029"):
+    out: str = _quote(text)
+    if "<" in out or ">" in out or "&" in out or "\u2028" in out or "\u2029" in out:
         for raw, escaped in _HTML_ESCAPES.items():
             out = out.replace(raw, escaped)
-        out = out.replace("\u2029", "\\u2029")
     return out
 
 
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _null(value: None) -> str:
+    return "null"
+
+
+_SCALARS: dict[type, Any] = {
+    str: encode_string,
+    int: str,
+    bool: _bool,
+    float: format_go_float,
+    type(None): _null,
+}
+
+
 def _scalar(value: Any) -> str | None:
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
+    encoder = _SCALARS.get(type(value))
+    if encoder is not None:
+        return str(encoder(value))
+    if isinstance(value, bool):
+        return _bool(value)
     if isinstance(value, int):
-        return str(value)
+        return str(int(value))
     if isinstance(value, float):
         return format_go_float(value)
     if isinstance(value, str):
@@ -71,6 +93,19 @@ def encode_compact(value: Any) -> str:
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 
 
+_KEYS: dict[str, str] = {}
+
+
+def _key(key: str) -> str:
+    """Encoded object key (cached: the same few keys repeat in every answer)."""
+    encoded = _KEYS.get(key)
+    if encoded is None:
+        encoded = encode_string(key) + ": "
+        if len(_KEYS) < 4096:
+            _KEYS[key] = encoded
+    return encoded
+
+
 def _encode_indent(value: Any, depth: int, out: list[str]) -> None:
     scalar = _scalar(value)
     if scalar is not None:
@@ -85,7 +120,7 @@ def _encode_indent(value: Any, depth: int, out: list[str]) -> None:
         out.append("{")
         for index, (key, item) in enumerate(pairs):
             out.append(pad if index == 0 else "," + pad)
-            out.append(encode_string(key) + ": ")
+            out.append(_key(key))
             _encode_indent(item, depth + 1, out)
         out.append("\n" + "  " * depth + "}")
         return

@@ -58,6 +58,12 @@ class IndexedSet:
             self._pos[item] = len(self._items)
             self._items.append(item)
 
+    def extend(self, items: list[int]) -> None:
+        """Add many distinct items not yet in the set."""
+        start = len(self._items)
+        self._items.extend(items)
+        self._pos.update(zip(items, range(start, start + len(items)), strict=True))
+
     def discard(self, item: int) -> None:
         index = self._pos.pop(item, None)
         if index is None:

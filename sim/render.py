@@ -8,6 +8,7 @@ and `/region/id/{id}` stay fast at 200,000 regions.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from sim.gojson import GoMap
@@ -153,9 +154,19 @@ def region_json(cluster: Cluster, region: Region, impaired: frozenset[int]) -> s
 
 def regions_json(cluster: Cluster, regions: list[Region]) -> str:
     """Compact RegionsInfo {"count": N, "regions": [...]}."""
+    return "".join(regions_json_chunks(cluster, regions))
+
+
+def regions_json_chunks(
+    cluster: Cluster, regions: list[Region], chunk: int = 2000
+) -> Iterator[str]:
+    """RegionsInfo in pieces, so a 200,000-region answer is never one 100 MB string."""
     impaired = cluster.impaired_stores()
-    body = ",".join(region_json(cluster, r, impaired) for r in regions)
-    return f'{{"count":{len(regions)},"regions":[{body}]}}'
+    yield f'{{"count":{len(regions)},"regions":['
+    for start in range(0, len(regions), chunk):
+        part = ",".join(region_json(cluster, r, impaired) for r in regions[start : start + chunk])
+        yield ("," + part) if start else part
+    yield "]}"
 
 
 # ----- statistics ----------------------------------------------------------------------------

@@ -349,8 +349,14 @@ class BalanceRegionScheduler(Scheduler):
             if not options:
                 continue
             target = min(options, key=lambda s: (region_score(cluster, s), s.id))
+            # PD's tolerance (tolerant-size-ratio 0 -> 5 region sizes), and at least 1 % of an
+            # average store so that a freshly built cluster counts as balanced
+            average = sum(s.region_size for s in stores) / len(stores)
+            tolerance = max(5.0 * region.approximate_size, 0.01 * average)
             size = float(region.approximate_size)
-            if region_score(cluster, source, -size) < region_score(cluster, target, size):
+            if region_score(cluster, source, -size - tolerance) < region_score(
+                cluster, target, size + tolerance
+            ):
                 continue
             peer = region.peer_on(source.id)
             role = peer.role if peer is not None else VOTER

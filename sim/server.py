@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import socket
 import time
@@ -52,6 +53,7 @@ log = logging.getLogger(__name__)
 
 _STORE_KEY = web.AppKey("store_id", int)
 _PD = 0  # listener key of the PD port; stores use their id
+FREEZE_REGIONS = 20_000  # from this size, gc.freeze() the cluster after start-up
 
 
 class _Listener:
@@ -109,6 +111,7 @@ class SimServer:
         self._pending: set[asyncio.Task[None]] = set()
         self._ticker: asyncio.Task[None] | None = None
         self._started = False
+        self._frozen = False
 
     # ----- public API ------------------------------------------------------------------------
 
@@ -189,6 +192,10 @@ class SimServer:
             await self._shutdown()
             raise
         self._started = True
+        if len(self.cluster.regions) >= FREEZE_REGIONS and not self._frozen:
+            # keep the (static) cluster out of the cyclic GC's full scans: no long pauses
+            gc.freeze()
+            self._frozen = True
         if self.auto_tick:
             self._ticker = asyncio.create_task(self._tick_loop())
 
@@ -276,6 +283,9 @@ class SimServer:
             await runner.cleanup()
         self._runners.clear()
         self._started = False
+        if self._frozen:
+            gc.unfreeze()
+            self._frozen = False
 
     def _require_started(self) -> None:
         if not self._started:
