@@ -304,7 +304,10 @@ async def score(
     *,
     now: datetime | None = None,
 ) -> CaseScore:
-    """Score one diagnosis of `case`, running each action's preflight against the cluster."""
+    """Score one diagnosis of `case`, running each action's preflight against the cluster.
+    Raises EvalError when a pattern names a variable the situation does not have."""
+    for pattern in (*case.acceptable, *case.unacceptable):
+        pattern.describe(situation.variables)
     actions = []
     for proposed in diagnosis.actions:
         verdict = classify(case, proposed.action, proposed.params, situation.variables)
