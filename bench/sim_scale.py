@@ -78,7 +78,7 @@ def measure(client: httpx.Client, paths: list[str]) -> tuple[float, float]:
     return statistics.median(times), p99
 
 
-def run_one(stores: int, regions: int) -> dict[str, float]:
+def run_one(stores: int, regions: int, heavy: bool = False) -> dict[str, float]:
     child = subprocess.Popen(
         [sys.executable, __file__, "--serve", str(stores), str(regions)],
         stdin=subprocess.PIPE,
@@ -101,6 +101,18 @@ def run_one(stores: int, regions: int) -> dict[str, float]:
             region_paths = [f"/pd/api/v1/region/id/{ids[i % len(ids)]}" for i in range(REQUESTS)]
             result["region"], result["region_p99"] = measure(client, region_paths)
         result["peak_mib"] = memory_mib(child.pid)[1]
+        if heavy:
+            with httpx.Client(base_url=info["pd_url"], timeout=600) as client:
+                start = time.perf_counter()
+                client.get("/pd/api/v1/regions").raise_for_status()
+                result["all_regions_s"] = time.perf_counter() - start
+                client.post(f"/sim/stores/{stores}/stop").raise_for_status()
+                client.post("/sim/advance", json={"seconds": 601}).raise_for_status()
+                start = time.perf_counter()
+                down = client.get("/pd/api/v1/regions/check/down-peer")
+                result["down_store_s"] = time.perf_counter() - start
+                result["down_regions"] = down.json()["count"]
+            result["heavy_peak_mib"] = memory_mib(child.pid)[1]
         child.stdin.close()
         child.wait(timeout=60)
         return result
@@ -113,6 +125,11 @@ def run_one(stores: int, regions: int) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="*", help="sizes as STORESxREGIONS, e.g. 3x1000")
+    parser.add_argument(
+        "--heavy",
+        action="store_true",
+        help="also time GET /regions and down-peer with one store down (server peak memory)",
+    )
     parser.add_argument("--serve", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
@@ -128,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     print(header)
     print("-" * len(header))
     for stores, regions in sizes:
-        r = run_one(stores, regions)
+        r = run_one(stores, regions, args.heavy)
         print(
             f"{stores:>6} {regions:>8} {r['startup_s']:>8.2f} {r['rss_mib']:>8.0f} "
             f"{r['peak_mib']:>8.0f} {r['stores']:>6.1f} / {r['stores_p99']:>5.1f} "
@@ -136,6 +153,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['region']:>6.1f} / {r['region_p99']:>5.1f}",
             flush=True,
         )
+        if args.heavy:
+            print(
+                f"{'':>16} GET /regions {r['all_regions_s']:.2f} s; with store {stores} down "
+                f"10 min: down-peer lists {int(r['down_regions'])} regions in "
+                f"{r['down_store_s']:.2f} s; server peak {r['heavy_peak_mib']:.0f} MiB",
+                flush=True,
+            )
     print("(latencies: median / p99 over 50 requests, over HTTP from another process)")
     return 0
 

@@ -374,7 +374,7 @@ class ClusterApi:
             raise SimError(400, f"unknown sub tree region type {kind}")
         cluster = self.cluster
         store = cluster.stores.get(store_id)
-        ids = sorted(store.peers) if store is not None else []
+        ids = sorted(store.peers.items()) if store is not None else []
         regions = [cluster.regions[rid] for rid in ids]
         if kind == "leader":
             regions = [r for r in regions if r.leader_store == store_id]

@@ -668,7 +668,7 @@ class Cluster:
     def _peer_union(self, stores: Iterable[Store]) -> set[int]:
         ids: set[int] = set()
         for store in stores:
-            ids.update(store.peers)
+            ids.update(store.peers.items())
         return ids
 
     def _scan(
@@ -685,9 +685,21 @@ class Cluster:
 
     def check_regions(self, state: str) -> list[Region] | None:
         """Regions in a PD region-statistics category, or None for an unknown category."""
+        ids = self._check_ids(state)
+        if ids is None:
+            return None
+        regions = self.regions
+        return [regions[rid] for rid in sorted(ids) if rid in regions]
+
+    def check_count(self, state: str) -> int:
+        """How many regions are in a category (PD's pd_regions_status gauge)."""
+        ids = self._check_ids(state)
+        return len(ids) if ids is not None else 0
+
+    def _check_ids(self, state: str) -> set[int] | list[int] | None:
         now = self.now
         max_replicas = self.replication.max_replicas
-        ids: Iterable[int]
+        ids: set[int] | list[int]
         if state == "down-peer":
             stores = [
                 s
@@ -735,8 +747,7 @@ class Cluster:
             )
         else:
             return None
-        regions = self.regions
-        return [regions[rid] for rid in sorted(ids) if rid in regions]
+        return ids
 
     # ----- faults (model level) ---------------------------------------------------------------
 

@@ -82,6 +82,10 @@ class IndexedSet:
     def __iter__(self) -> Iterator[int]:
         return iter(list(self._items))
 
+    def items(self) -> list[int]:
+        """The items (the live list: do not modify)."""
+        return self._items
+
     def choice(self, rng: random.Random) -> int:
         return self._items[rng.randrange(len(self._items))]
 

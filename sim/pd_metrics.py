@@ -79,9 +79,8 @@ def render_pd_metrics(cluster: Cluster) -> str:
             out.sample("pd_scheduler_store_status", (*labels, ("type", kind)), amount)
     out.family("pd_regions_status", "gauge", "Status of the regions.")
     for state in _REGION_STATES:
-        regions = cluster.check_regions(state) or []
         kind = f"{state}-count" if state.endswith("-region") else f"{state}-region-count"
-        out.sample("pd_regions_status", (("type", kind),), len(regions))
+        out.sample("pd_regions_status", (("type", kind),), cluster.check_count(state))
     out.family("pd_hotspot_status", "gauge", "Status of the hotspot.")
     for store in sorted(cluster.stores.values(), key=lambda s: s.id):
         labels = (("address", store.address), ("store", str(store.id)))

@@ -210,7 +210,7 @@ def region_stats(
                 peer_count[key] = store.region_count
                 peer_size[key] = store.region_size
                 peer_keys[key] = store.region_keys
-        empty = len(cluster.check_regions("empty-region") or [])
+        empty = cluster.check_count("empty-region")
         for region in cluster.regions.values():
             size_total += region.approximate_size
             keys_total += region.approximate_keys
