@@ -308,7 +308,7 @@ class OperatorController:
                     refused.status = CANCELED
                     refused.cancel_reason = "already exist"
                     refused.finished_at = now
-                    self._remember(refused, running_visible=True)
+                    self._remember(refused)
                 return False
         for op in ops:
             existing = self.running.get(op.region_id)
@@ -420,9 +420,9 @@ class OperatorController:
             region: Region | None = self.cluster.regions.get(op.region_id)
             if region is not None and status != SUCCESS:
                 self.cluster.abort_step(region, op.steps[min(op.current, len(op.steps) - 1)])
-        self._remember(op, running_visible=False)
+        self._remember(op)
 
-    def _remember(self, op: Operator, running_visible: bool) -> None:
+    def _remember(self, op: Operator) -> None:
         self.finished[op.region_id] = op
         self.history.append(op)
         self._expire()

@@ -367,3 +367,27 @@ async def test_admin_operator_replaces_a_balance_operator_but_not_an_evict_one(
     expect_message(
         response, 500, "[PD:operator:ErrAddOperator]failed to add operator, maybe already have one"
     )
+
+
+async def test_region_schedule_limit_bounds_balance_region(sim_factory: SimFactory) -> None:
+    moved: dict[int, int] = {}
+    for limit in (0, 2):
+        server = await sim_factory(stores=4, regions=200)
+        cluster = server.cluster
+        async with httpx.AsyncClient(base_url=server.pd_url) as pd:
+            await pd.post(f"{V1}/config/schedule", json={"region-schedule-limit": limit})
+            # a low region weight makes store 1 look full: balance-region moves peers off it
+            await pd.post(f"{V1}/store/1/weight", json={"leader": 1, "region": 0.1})
+            before = cluster.stores[1].region_count
+            most = 0
+            for _ in range(240):
+                cluster.advance(0.5)
+                running = (await pd.get(f"{V1}/operators", params={"kind": "region"})).json()
+                most = max(most, len(running or []))
+            moved[limit] = before - cluster.stores[1].region_count
+            assert most <= limit
+            if limit:
+                descs = {op.desc for op in cluster.operators.history}
+                assert "balance-region-scheduler" in descs
+    assert moved[0] == 0
+    assert moved[2] > 0
