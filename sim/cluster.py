@@ -5,7 +5,7 @@ Time is virtual (unix seconds as a float). `advance(seconds)` moves it forward i
 happening it jumps straight to the next timed event, so `advance(3600)` on an idle cluster is
 cheap. Store health follows PD: a store that stops heartbeating is Disconnected after 20 s and
 Down after `max-store-down-time`; its leaders are re-elected among healthy voters 10 s after it
-stops, and its peers are reported pending after 20 s and down after `peer_down_seconds` (TiKV's
+stops, and its peers are reported pending after 60 s and down after `peer_down_seconds` (TiKV's
 `max-peer-down-duration`, 10 minutes). All randomness comes from one seeded generator.
 """
 
@@ -49,7 +49,9 @@ TICK = 0.5  # virtual seconds per scheduling round
 DISCONNECT_SECONDS = 20.0  # storeDisconnectDuration
 UNHEALTHY_SECONDS = 600.0  # storeUnhealthyDuration
 ELECTION_SECONDS = 10.0  # raft election timeout (10 ticks of 1 s)
-PENDING_AFTER_SECONDS = 20.0  # a stopped store's peers fall behind and show as pending
+# A stopped store's peers show as pending once raft logs are compacted past them (a minute of
+# writes); until then a Disconnected store is refused as a leader target as "not allowed".
+PENDING_AFTER_SECONDS = 60.0
 CATCHUP_SECONDS = 5.0  # a restarted store's peers stay pending while they catch up
 DEFAULT_PEER_DOWN_SECONDS = 600.0  # TiKV max-peer-down-duration
 BASE_WRITE_P99_MS = 20.0

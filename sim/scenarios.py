@@ -8,7 +8,7 @@ for a clean slate.
   Detect: its /metrics refuses connections at once (Prometheus `up == 0`); PD keeps it `Up` for
   20 s, then shows `state_name` "Disconnected", and "Down" after `max-store-down-time` (30m);
   ~10 s after the stop its leaders are re-elected on the other stores (its `leader_count` drops
-  to 0); after 20 s its peers are listed in `pending_peers`, after 10 minutes in `down_peers`
+  to 0); after 60 s its peers are listed in `pending_peers`, after 10 minutes in `down_peers`
   with `down_seconds` (`/regions/check/down-peer`).
 - ``slow-store``: store 2 (store 1 in a 1-store cluster) writes slowly.
   Detect: write P99 from `tikv_storage_engine_async_request_duration_seconds{type="write"}`
@@ -69,7 +69,7 @@ def _store_down(cluster: Cluster, faults: Faults) -> ScenarioResult:
         f"store {store_id} stopped",
         f"store {store_id}: /metrics refused at once; PD state_name Disconnected after 20 s and "
         f"Down after max-store-down-time; its leaders move away ~10 s after the stop; its peers "
-        f"are pending after 20 s and down peers after {int(cluster.peer_down_seconds)} s",
+        f"are pending after 60 s and down peers after {int(cluster.peer_down_seconds)} s",
         store_id=store_id,
     )
 

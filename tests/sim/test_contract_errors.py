@@ -162,7 +162,7 @@ async def test_transfer_leader_to_unhealthy_peer_is_refused(
     leader = leader_store(await region(pd, REGION))
     target = next(s for s in (1, 2, 3) if s != leader)
     sim.faults.stop_store(target)
-    sim.cluster.advance(25)  # the stopped store's peers are pending after 20 s
+    sim.cluster.advance(65)  # the stopped store's peers are pending after 60 s
     response = await post_operator(pd, name="transfer-leader", region_id=REGION, to_store_id=target)
     expect_message(response, 500, f"cannot transfer leader to {target}: unhealthy")
 
@@ -173,6 +173,22 @@ async def test_transfer_leader_to_evicted_store_is_not_allowed(pd: httpx.AsyncCl
     await pd.post(f"{V1}/schedulers", json={"name": "evict-leader-scheduler", "store_id": target})
     response = await post_operator(pd, name="transfer-leader", region_id=REGION, to_store_id=target)
     expect_message(response, 500, "cannot create operator: target leader is not allowed")
+
+
+async def test_transfer_leader_to_disconnected_then_down_store(
+    sim: SimServer, pd: httpx.AsyncClient
+) -> None:
+    leader = leader_store(await region(pd, REGION))
+    target = next(s for s in (1, 2, 3) if s != leader)
+    sim.faults.stop_store(target)
+    sim.cluster.advance(25)  # Disconnected, peers not yet behind
+    state = (await pd.get(f"{V1}/store/{target}")).json()["store"]["state_name"]
+    assert state == "Disconnected"
+    response = await post_operator(pd, name="transfer-leader", region_id=REGION, to_store_id=target)
+    expect_message(response, 500, "cannot create operator: target leader is not allowed")
+    sim.cluster.advance(1800)  # Down: its peers are down and pending
+    response = await post_operator(pd, name="transfer-leader", region_id=REGION, to_store_id=target)
+    expect_message(response, 500, f"cannot transfer leader to {target}: unhealthy")
 
 
 async def test_second_admin_operator_on_a_region_is_refused(pd: httpx.AsyncClient) -> None:
@@ -190,7 +206,7 @@ async def test_merge_of_region_with_pending_peer_is_abnormal(
     sim: SimServer, pd: httpx.AsyncClient
 ) -> None:
     sim.faults.stop_store(2)
-    sim.cluster.advance(25)
+    sim.cluster.advance(65)
     response = await post_operator(
         pd, name="merge-region", source_region_id=REGION, target_region_id=REGION + 4
     )

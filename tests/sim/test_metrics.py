@@ -98,7 +98,7 @@ async def test_counts_only_grow_with_time_and_reset_on_restart(sim: SimServer) -
 
 async def test_pd_metrics(sim: SimServer) -> None:
     sim.faults.stop_store(3)
-    sim.cluster.advance(25)
+    sim.cluster.advance(65)
     async with httpx.AsyncClient() as client:
         text = (await client.get(f"{sim.pd_url}/metrics")).text
     values = samples(text)
