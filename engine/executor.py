@@ -297,11 +297,13 @@ class Executor:
             if refusal.audit is not None:
                 await self._append(refusal.audit)
             raise
-        except (TransitionError, ExecutionAlreadyStarted, StaleVersion):
+        except (TransitionError, ExecutionAlreadyStarted, StaleVersion) as exc:
             # Lost the race (or it ran long ago): the winner's record is the answer.
             existing = await self._executions.get(proposal_id)
             if existing is not None:
                 return existing
+            if isinstance(exc, TransitionError) and exc.audit is not None:
+                await self._append(exc.audit)
             raise
         proposal = result.proposal
         await self._notifier.proposal_changed(proposal, result.audit)
