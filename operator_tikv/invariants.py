@@ -479,7 +479,7 @@ def _region_violation(
     sample = check.region_ids[: t.region_sample_size]
     shown = ", ".join(str(r) for r in sample)
     if check.count > len(sample):
-        shown += ", …"
+        shown += ", ..."
     noun = "region has" if check.count == 1 else "regions have"
     parts = [f"{check.count} {noun} {_REGION_WORDING[check.problem]} (e.g. {shown})."]
     if check.peer_stores:

@@ -250,7 +250,7 @@ def write_table(
     observation: Observation, evaluation: Evaluation, settings: Settings, out: TextIO
 ) -> None:
     source = observation.metrics_source or "none"
-    out.write(f"PD {observation.pd_url} · metrics: {source}\n\n")
+    out.write(f"PD {observation.pd_url}, metrics: {source}\n\n")
     if observation.stores:
         header = ("ID", "ADDRESS", "STATE", "LEADERS", "REGIONS", "DISK USED", "WRITE P99")
         rows = [header] + [
