@@ -542,6 +542,7 @@ def render(outcome: Outcome) -> str:
     if isinstance(outcome, Refused):
         lines = []
         if outcome.dry_run is not None:
+            lines.append(f"Preflight: {outcome.dry_run.description}")
             lines += [
                 f"  [{'ok' if c.ok else 'FAIL'}] {c.name}: {c.message}"
                 for c in outcome.dry_run.preflight.checks
