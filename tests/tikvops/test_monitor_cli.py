@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from engine.clock import FakeClock
 from engine.model import (
@@ -310,3 +311,20 @@ async def test_monitor_process_prints_an_incident_and_stops_on_sigterm(
     # the same database, read back by `tikvops incidents`
     incidents = await monitor_command.read_incidents(db)
     assert [(i.kind, i.subject) for i in incidents] == [("write_latency", "store:2")]
+
+
+async def test_the_diagnoser_is_claude_only_with_a_key(tmp_path: Path) -> None:
+    import contextlib
+
+    from engine.playbook_diagnoser import PlaybookDiagnoser
+    from tikvops.settings import Settings
+    from tikvops.wiring import open_runtime
+
+    base = Settings(pd_url="http://127.0.0.1:9", db=tmp_path / "d.db")
+    async with open_runtime(base) as runtime, contextlib.AsyncExitStack() as exits:
+        plain, name = await monitor_command.build_diagnoser(base, runtime, FakeClock(), exits)
+        assert isinstance(plain, PlaybookDiagnoser) and name == "built-in playbooks"
+        keyed = base.model_copy(update={"anthropic_api_key": SecretStr("sk-ant-test-0000")})
+        claude, name = await monitor_command.build_diagnoser(keyed, runtime, FakeClock(), exits)
+        assert type(claude).__name__ == "ClaudeDiagnoser"
+        assert name.startswith("Claude ")

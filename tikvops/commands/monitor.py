@@ -3,7 +3,8 @@
 `tikvops monitor` runs the monitor, the scheduler and the engine in the foreground against PD
 (and Prometheus, or each TiKV's `/metrics`), with the database the bot uses, and prints every
 event as one line (`tikvops.terminal_notifier`): incidents opened, updated and resolved, their
-diagnosis (the built-in playbooks), proposals and what happens to them. It serves `/healthz`
+diagnosis (Claude when `ANTHROPIC_API_KEY` is set, with the built-in playbooks as fallback;
+else the playbooks), proposals and what happens to them. It serves `/healthz`
 and `/metrics` on `health_addr`, reconciles executions interrupted by an earlier stop, and runs
 until SIGINT or SIGTERM, then stops cleanly (the run in progress finishes first). Exit codes:
 0 stopped by a signal, 2 could not start (configuration, database, health port).
@@ -182,6 +183,31 @@ def pd_request_recorder(metrics: BotMetrics) -> Callable[[str, str, int | str, f
     return record
 
 
+async def build_diagnoser(
+    settings: Settings, runtime: Runtime, clock: Clock, exits: contextlib.AsyncExitStack
+) -> tuple[Diagnoser, str]:
+    """Claude (falling back to the playbooks) with an Anthropic key, else the playbooks; and a
+    phrase naming it. The Claude client is closed by `exits`."""
+    playbooks = PlaybookDiagnoser(runtime.pd, clock)
+    key = settings.anthropic_api_key
+    if key is None or not key.get_secret_value():
+        return playbooks, "built-in playbooks"
+    from diagnosis.claude import ClaudeDiagnoser  # only a configured key loads the SDK
+    from diagnosis.client import ClaudeClient
+
+    client = ClaudeClient(
+        key.get_secret_value(),
+        model=settings.anthropic_model,
+        timeout=settings.anthropic_timeout,
+        max_retries=settings.anthropic_max_retries,
+    )
+    exits.push_async_callback(client.aclose)
+    claude = ClaudeDiagnoser(
+        client, runtime.pd, clock, fallback=playbooks, on_unavailable=runtime.repos.diagnoses.add
+    )
+    return claude, f"Claude {settings.anthropic_model}, playbooks when it fails"
+
+
 def build_monitor(
     runtime: Runtime,
     source: ClusterSource,
@@ -243,11 +269,12 @@ async def run_monitor(
                 on_request=pd_request_recorder(metrics),
             ) as runtime,
             httpx.AsyncClient(timeout=httpx.Timeout(settings.pd_timeout)) as http,
+            contextlib.AsyncExitStack() as exits,
         ):
             source = ClusterSource(
                 runtime.pd, metrics_source(settings, http), pd_url=runtime.pd.base_url
             )
-            diagnoser = PlaybookDiagnoser(runtime.pd, clock)
+            diagnoser, diagnoser_name = await build_diagnoser(settings, runtime, clock, exits)
             monitor = build_monitor(
                 runtime, source, clock=clock, diagnoser=diagnoser, metrics=metrics, health=health
             )
@@ -270,9 +297,9 @@ async def run_monitor(
             _say(
                 out,
                 f"tikvops monitor: watching PD {runtime.pd.base_url} every "
-                f"{settings.poll_interval:g} s (metrics: {source_name}); "
-                f"database {settings.db}; /healthz and /metrics on {server.url}. "
-                "Ctrl-C stops.",
+                f"{settings.poll_interval:g} s (metrics: {source_name}; diagnosis: "
+                f"{diagnoser_name}); database {settings.db}; /healthz and /metrics on "
+                f"{server.url}. Ctrl-C stops.",
             )
             scheduler.start()
             try:
@@ -389,6 +416,7 @@ def write_incidents(
 
 
 __all__ = [
+    "build_diagnoser",
     "build_monitor",
     "incidents_json",
     "metrics_source",
