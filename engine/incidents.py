@@ -26,7 +26,9 @@ has been Down) grow by themselves and are never a reason to report.
 The incident's `details` hold what the surfaces show: `message` (the invariant's sentence),
 `unit`, `store_id`, `address`, `region_ids`, `first_seen` (unix seconds the condition was first
 seen) and, under `tracking`, the bookkeeping of this module: `notified_value` (the value last
-reported), `previous_severity` (the severity before the last change) and `stale`.
+reported; `"inf"` for a P99 above every bucket) and `previous_severity` (the severity before
+the last severity change, for "worsened: warning → critical" replies). `value` is None when
+the measured value is not finite.
 """
 
 from __future__ import annotations
