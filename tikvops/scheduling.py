@@ -1,5 +1,6 @@
 """The bot's periodic jobs on apscheduler 3.x (`AsyncIOScheduler`): the monitor tick, expiry of
-unanswered proposals, and reminders for proposals waiting too long.
+unanswered proposals, reminders for proposals waiting too long, and (optionally) following
+executions that another process left behind.
 
 `JobScheduler` wraps the scheduler so that every job
 
@@ -44,6 +45,8 @@ JobFn = Callable[[], Awaitable[object]]
 DEFAULT_STOP_TIMEOUT = 10.0
 EXPIRE_EVERY = 30.0
 """Seconds between expiry runs (a proposal expires at most this late)."""
+FOLLOW_EVERY = 60.0
+"""Seconds between runs of the optional job that follows executions left by other processes."""
 
 
 @dataclass
@@ -296,13 +299,23 @@ def schedule_bot_jobs(
     reminders: ProposalReminders | None = None,
     expire_every: float = EXPIRE_EVERY,
     reminder_check_every: float | None = None,
+    follow: JobFn | None = None,
+    follow_every: float = FOLLOW_EVERY,
 ) -> None:
     """Register the bot's jobs: `monitor` (every `poll_interval`, first run at once),
-    `expire` (every `expire_every`) and `remind` (every `reminder_check_every`, default a
-    tenth of the reminder interval, at least 15 s and at most 60 s)."""
+    `expire` (every `expire_every`), `remind` (every `reminder_check_every`, default a
+    tenth of the reminder interval, at least 15 s and at most 60 s) and, when given, `follow`
+    (every `follow_every`): follows executions no live process is driving any more.
+
+    Executions started by this process are followed by the engine itself until verified;
+    executions interrupted by a stop are reconciled at start-up (`Engine.reconcile()`, run by
+    the caller before the scheduler starts), so `follow` is only for work another process left
+    behind while this one keeps running."""
     scheduler.add_job("monitor", tick, every=poll_interval)
     if engine is not None:
         scheduler.add_job("expire", engine.expire_due, every=expire_every)
+    if follow is not None:
+        scheduler.add_job("follow", follow, every=follow_every, run_now=False)
     if reminders is not None:
         check = reminder_check_every
         if check is None:
@@ -313,6 +326,7 @@ def schedule_bot_jobs(
 __all__ = [
     "DEFAULT_STOP_TIMEOUT",
     "EXPIRE_EVERY",
+    "FOLLOW_EVERY",
     "Expiring",
     "JobScheduler",
     "JobStats",

@@ -174,13 +174,24 @@ async def test_the_monitor_runs_on_the_scheduler(repos: Repositories) -> None:
             expired.append(1)
             return []
 
+    followed: list[int] = []
+
+    async def follow() -> None:
+        followed.append(1)
+
     scheduler = JobScheduler()
     schedule_bot_jobs(
-        scheduler, tick=rig.monitor.tick, poll_interval=FAST, engine=Engine(), expire_every=FAST
+        scheduler,
+        tick=rig.monitor.tick,
+        poll_interval=FAST,
+        engine=Engine(),
+        expire_every=FAST,
+        follow=follow,
+        follow_every=FAST,
     )
     async with scheduler:
-        await until(lambda: rig.monitor.ticks >= 3 and len(expired) >= 2)
-    assert scheduler.job_names() == ["monitor", "expire"]
+        await until(lambda: rig.monitor.ticks >= 3 and len(expired) >= 2 and len(followed) >= 1)
+    assert scheduler.job_names() == ["monitor", "expire", "follow"]
     assert [e for e, _ in rig.notifier.events] == ["opened"]
     assert len(await repos.incidents.list_open()) == 1
 
