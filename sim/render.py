@@ -19,6 +19,21 @@ from sim.schedulers import region_score
 if TYPE_CHECKING:
     from sim.cluster import Cluster
 
+_TEXT_CACHE: dict[tuple[str, float], str] = {}
+
+
+def _cached(kind: str, value: float) -> str:
+    """Time and duration texts repeat for every store on every poll: format each once."""
+    key = (kind, value)
+    text = _TEXT_CACHE.get(key)
+    if text is None:
+        if len(_TEXT_CACHE) > 8192:
+            _TEXT_CACHE.clear()
+        text = format_rfc3339(value) if kind == "time" else format_duration(value)
+        _TEXT_CACHE[key] = text
+    return text
+
+
 ZERO_REGION = (
     '{"id":0,"start_key":"","end_key":"","leader":{"role_name":""},"cpu_usage":0,'
     '"written_bytes":0,"read_bytes":0,"written_keys":0,"read_keys":0,"approximate_size":0,'
@@ -82,11 +97,11 @@ def store_json(cluster: Cluster, store: Store) -> dict[str, Any]:
         }
     if store.busy:
         status["is_busy"] = True
-    status["start_ts"] = format_rfc3339(store.start_timestamp)
-    status["last_heartbeat_ts"] = format_rfc3339(last_heartbeat)
+    status["start_ts"] = _cached("time", store.start_timestamp)
+    status["last_heartbeat_ts"] = _cached("time", last_heartbeat)
     uptime = last_heartbeat - store.start_timestamp
     if uptime > 0:
-        status["uptime"] = format_duration(uptime)
+        status["uptime"] = _cached("duration", uptime)
     return {"store": meta, "status": status}
 
 
