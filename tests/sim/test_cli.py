@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import subprocess
@@ -11,15 +12,31 @@ import time
 import httpx
 import pytest
 
-from tikvops.cli import main as tikvops_main
+from tikvops.cli import COMMAND_MODULES
+from tikvops.commands import sim as sim_command
+from tikvops.commands.sim import register
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="tikvops")
+    register(parser.add_subparsers(dest="command"))
+    return parser.parse_args(argv)
+
+
+def test_tikvops_sim_is_registered_with_the_simulator_options() -> None:
+    assert "sim" in COMMAND_MODULES
+    args = parse(["sim", "--stores", "5", "--regions", "20000", "--port", "0", "--speed", "30"])
+    assert (args.stores, args.regions, args.port, args.speed) == (5, 20000, 0, 30.0)
+    assert args.handler is sim_command.run
+    assert parse(["sim", "--scenario", "slow-store"]).scenario == "slow-store"
 
 
 def test_invalid_arguments_exit_2_with_a_reason(capsys: pytest.CaptureFixture[str]) -> None:
-    assert tikvops_main(["sim", "--stores", "0"]) == 2
+    assert sim_command.run(parse(["sim", "--stores", "0"])) == 2
     assert "--stores must be between 1 and 100, got 0" in capsys.readouterr().err
-    assert tikvops_main(["sim", "--regions", "300000"]) == 2
+    assert sim_command.run(parse(["sim", "--regions", "300000"])) == 2
     assert "--regions must be between 1 and 200000" in capsys.readouterr().err
-    assert tikvops_main(["sim", "--speed", "0"]) == 2
+    assert sim_command.run(parse(["sim", "--speed", "0"])) == 2
     assert "--speed must be positive" in capsys.readouterr().err
 
 
