@@ -17,17 +17,20 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
+import aiohttp
 from slack_bolt.app.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.client import build_web_client, close_web_client
 from bot.config import BotConfig
 from bot.deps import BotDeps
+from bot.errors import SlackStartError
 from bot.handlers import actions, commands, events
 from bot.identity import IdentityResolver
 from bot.middleware import Deduplicate, RequestContext, RequestGuard
 from bot.notifier import NotifierReads, SlackNotifier
-from bot.outbox import Backoff, Deliverer, DeliveryHooks, SlackOutbox
+from bot.outbox import TRANSIENT_ERRORS, Backoff, Deliverer, DeliveryHooks, SlackOutbox
 from bot.socket import SocketRunner
 from bot.tasks import BackgroundTasks
 from engine.policy import ApprovalPolicy
@@ -138,13 +141,42 @@ class SlackBot:
         return self.socket.connected
 
     async def start(self) -> None:
-        """Start delivering owed messages, then open the Socket Mode connection."""
+        """Check the bot token, start delivering owed messages, then open the Socket Mode
+        connection. Raises `SlackStartError` when Slack refuses a token (or the token belongs
+        to another workspace than the configured one)."""
+        await self._check_bot_token()
         await self.deliverer.start()
         try:
             await self.socket.start()
         except BaseException:
             await self.deliverer.stop()
             raise
+
+    async def _check_bot_token(self) -> None:
+        try:
+            identity = await self.client.auth_test()
+        except SlackApiError as exc:
+            code = str(exc.response.get("error") or "unknown_error")
+            status = getattr(exc.response, "status_code", 200)
+            if status == 429 or status >= 500 or code in TRANSIENT_ERRORS:
+                logger.warning("Slack is busy (%s); the bot token is checked later", code)
+                return
+            raise SlackStartError(
+                f"Slack refused the bot token ({code}): check SLACK_BOT_TOKEN (the xoxb- token "
+                "of the installed app)",
+                code=code,
+            ) from exc
+        except (SlackClientError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            logger.warning("Slack cannot be reached yet (%s); starting anyway", exc)
+            return
+        team = identity.get("team_id")
+        if self.config.team_id and team and team != self.config.team_id:
+            raise SlackStartError(
+                f"the bot token belongs to workspace {team}, but tikvops is configured for "
+                f"{self.config.team_id}; fix TIKVOPS_SLACK_TEAM_ID or SLACK_BOT_TOKEN",
+                code="team_mismatch",
+            )
+        logger.info("Slack bot %s in workspace %s", identity.get("user_id"), team)
 
     async def stop(self) -> None:
         """Close the socket (no new requests), let in-flight work finish, stop delivering

@@ -5,18 +5,23 @@ are the SDK's own."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from time import time
 
+import aiohttp
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.adapter.socket_mode.async_internals import send_async_response
 from slack_bolt.adapter.socket_mode.internals import build_headers
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 
+from bot.errors import SlackStartError
+from bot.outbox import TRANSIENT_ERRORS
 from bot.payload import ENVELOPE_HEADER
 
 logger = logging.getLogger(__name__)
@@ -36,7 +41,13 @@ class EnvelopeHandler(AsyncSocketModeHandler):
 
 class SocketRunner:
     """Opens the Socket Mode connection (`start`) and closes it (`stop`). Must be started
-    inside the running event loop. `on_state(connected)` is told when it connects or stops."""
+    inside the running event loop.
+
+    `start` first asks Slack for a connection URL once (`apps.connections.open`): if Slack
+    refuses the app token (`invalid_auth`, wrong token type...) it raises `SlackStartError`,
+    since retrying cannot help. If Slack cannot be reached or is overloaded, the SDK keeps
+    trying in the background and `start` returns (the outbox keeps messages until Slack is
+    back). `on_state(connected)` is told whenever the connection comes up or goes down."""
 
     def __init__(
         self,
@@ -45,12 +56,17 @@ class SocketRunner:
         *,
         ping_interval: float = 10.0,
         on_state: Callable[[bool], None] | None = None,
+        connect_timeout: float = 10.0,
     ) -> None:
         self._app = app
         self._app_token = app_token
         self._ping_interval = ping_interval
         self._on_state = on_state
+        self._connect_timeout = connect_timeout
         self._handler: EnvelopeHandler | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._last_state: bool | None = None
 
     @property
     def connected(self) -> bool:
@@ -70,30 +86,104 @@ class SocketRunner:
             ping_interval=self._ping_interval,
         )
         self._handler = handler
+        reachable = False
+        try:
+            response = await self._app.client.apps_connections_open(app_token=self._app_token)
+            handler.client.wss_uri = str(response["url"])
+            reachable = True
+        except SlackApiError as exc:
+            if not _is_transient(exc):
+                self._handler = None
+                await handler.close_async()  # type: ignore[no-untyped-call]
+                raise _start_error(exc) from exc
+            logger.warning("Slack is busy (%s); connecting in the background", _code(exc))
+        except (SlackClientError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            logger.warning(
+                "Slack cannot be reached (%s: %s); connecting in the background",
+                type(exc).__name__,
+                exc,
+            )
+        loop = asyncio.get_running_loop()
+        self._connecting = loop.create_task(self._connect(handler), name="socket mode connect")
+        self._watcher = loop.create_task(self._watch(), name="socket mode state")
+        if reachable:
+            done, _ = await asyncio.wait({self._connecting}, timeout=self._connect_timeout)
+            if not done:
+                logger.warning("Socket Mode not connected yet; still trying in the background")
+
+    async def _connect(self, handler: EnvelopeHandler) -> None:
         try:
             await handler.connect_async()  # type: ignore[no-untyped-call]
-        except BaseException:
-            self._handler = None
-            await handler.close_async()  # type: ignore[no-untyped-call]
+        except asyncio.CancelledError:
             raise
+        except Exception:
+            logger.exception("Socket Mode connection failed")
+            return
         logger.info("Socket Mode connected")
-        self._tell(True)
+        self._report()
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(max(self._ping_interval / 2, 0.1))
+            self._report()
 
     async def stop(self) -> None:
         handler = self._handler
         if handler is None:
             return
         self._handler = None
+        for task in (self._watcher, self._connecting):
+            if task is not None and not task.done():
+                task.cancel()
+        await asyncio.gather(
+            *(t for t in (self._watcher, self._connecting) if t is not None),
+            return_exceptions=True,
+        )
+        self._watcher = self._connecting = None
         await handler.close_async()  # type: ignore[no-untyped-call]
         logger.info("Socket Mode closed")
-        self._tell(False)
+        self._report(force=False)
 
-    def _tell(self, connected: bool) -> None:
+    def _report(self, force: bool | None = None) -> None:
+        state = self.connected if force is None else force
+        if state == self._last_state:
+            return
+        self._last_state = state
         if self._on_state is not None:
             try:
-                self._on_state(connected)
+                self._on_state(state)
             except Exception:
                 logger.exception("connection state hook failed")
+
+
+def _code(exc: SlackApiError) -> str:
+    try:
+        return str(exc.response.get("error") or "unknown_error")
+    except AttributeError:
+        return "unknown_error"
+
+
+def _is_transient(exc: SlackApiError) -> bool:
+    status = getattr(exc.response, "status_code", 200)
+    return status == 429 or status >= 500 or _code(exc) in TRANSIENT_ERRORS
+
+
+def _start_error(exc: BaseException) -> BaseException:
+    """A connection failure as a `SlackStartError` with a sentence; anything else unchanged."""
+    if isinstance(exc, SlackApiError):
+        code = _code(exc)
+        return SlackStartError(
+            f"Slack refused the Socket Mode connection ({code}): check SLACK_APP_TOKEN (an "
+            "app-level xapp- token with connections:write) and that Socket Mode is on for the "
+            "app",
+            code=code,
+        )
+    if isinstance(exc, SlackClientError | aiohttp.ClientError | OSError | TimeoutError):
+        return SlackStartError(
+            f"Slack could not be reached ({type(exc).__name__}: {exc}); check the network "
+            "and SLACK_API_URL"
+        )
+    return exc
 
 
 __all__ = ["EnvelopeHandler", "SocketRunner"]

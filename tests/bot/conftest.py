@@ -159,7 +159,11 @@ async def bot_harness(
             policy=runtime.policy,
             notifier=notifier,
         )
-        await bot.start()
+        try:
+            await bot.start()
+        except BaseException:
+            await stack.aclose()
+            raise
         stack.push_async_callback(bot.stop)
         await fake.wait_for_socket()
         harness = Harness(

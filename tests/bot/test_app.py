@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from bot import callbacks
+from bot.errors import SlackStartError
 from engine.model import AuditOutcome, Identity, ProposalOrigin, ProposalState
+from slackfake import ids, payloads
 from tests.bot.conftest import ALICE, BOB, CAROL, CHANNEL, Harness
 from tests.bot.render_text import text_of, unescape
 
@@ -249,6 +251,7 @@ async def test_undo_button_proposes_the_undo_for_approval(bot_harness: Make) -> 
 async def test_dry_run_and_bad_input_answer_ephemerally(bot_harness: Make) -> None:
     h = await bot_harness()
     await h.fake.slash_command(user=BOB, text="drain 4 --dry-run", channel=CHANNEL)
+    await h.settle()
     await h.fake.slash_command(user=BOB, text="drain four", channel=CHANNEL)
     await h.settle()
     dry, bad = h.fake.ephemerals(user=BOB)
@@ -275,12 +278,34 @@ async def test_commands_only_in_configured_channels(
 
 
 async def test_requests_from_another_workspace_are_ignored(bot_harness: Make) -> None:
-    h = await bot_harness(team_id="T0SOMEONEELSE")
-    ack = await h.fake.slash_command(user=BOB, text="drain 4", channel=CHANNEL)
-    assert dict(ack) == {}  # acknowledged, so Slack does not retry
+    h = await bot_harness()
+    foreign = payloads.slash_command(
+        team_id="T0ELSEWHERE",
+        team_domain="elsewhere",
+        app_id="A0TIKVOPS",
+        channel_id=CHANNEL,
+        channel_name="tikv-ops",
+        user_id=BOB,
+        user_name="bob",
+        command="/tikv",
+        text="drain 4",
+        response_url=f"{h.fake.base_url}/commands/T0ELSEWHERE/1/x",
+        trigger_id="1.2.foreign",
+    )
+    envelope = payloads.envelope(
+        "slash_commands", foreign, envelope_id=ids.envelope_id(), accepts_response_payload=True
+    )
+    ack = await h.fake.push(envelope)
+    assert dict(ack) == {}  # acknowledged, so Slack does not retry, and nothing else
     await h.settle()
     assert h.fake.ephemerals(user=BOB) == [] and h.top() == []
+    assert h.fake.response_posts() == []
     assert await h.runtime.repos.proposals.get("P-1") is None
+
+
+async def test_a_bot_token_of_another_workspace_is_refused_at_start(bot_harness: Make) -> None:
+    with pytest.raises(SlackStartError, match="belongs to workspace T0TIKV"):
+        await bot_harness(team_id="T0SOMEONEELSE")
 
 
 async def test_a_rate_limited_post_is_retried_after_retry_after(bot_harness: Make) -> None:

@@ -64,7 +64,7 @@ def test_every_message_kind_is_valid(name: str) -> None:
 texts = st.text(min_size=0, max_size=6000)
 long_texts = st.text(alphabet=st.characters(codec="utf-8"), min_size=2000, max_size=30_000)
 slow = settings(
-    max_examples=25,
+    max_examples=12,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
