@@ -1,24 +1,127 @@
-"""`tikvops demo`: simulator, local Slack and the real bot together (not built yet)."""
+"""`tikvops demo`: the simulator, the local Slack stand-in and the real bot, together.
+
+With no configuration at all it runs a simulated 5-store cluster, the stand-in's page on
+127.0.0.1 (`--port`, default 3000; 0 picks a free port) and the bot with demo timings, prints
+the page's URL and what to do, and injects `--scenario` (default `slow-store`) after `--delay`
+seconds. `SLACK_BOT_TOKEN`/`SLACK_APP_TOKEN` use the real Slack instead of the stand-in;
+`TIKVOPS_PD_URL` uses the real cluster instead of the simulator (and nothing is injected).
+Ctrl-C or SIGTERM stops everything cleanly (exit code 0); 2 means it could not start.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import logging
+import math
+import signal
 import sys
+from pathlib import Path
 from typing import Any
+
+from engine.errors import StorageError
+from tikvops.demo import NO_SCENARIO, SCENARIO_NAMES, DemoOptions, run_demo
+from tikvops.logs import configure_from_settings
+from tikvops.observability import ObservabilityError
+from tikvops.settings import load_settings
 
 
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
-        "demo", help="run the simulator, the local Slack stand-in and the bot"
+        "demo",
+        help="run the simulator, the local Slack stand-in and the bot together",
+        description=(
+            "Run a simulated TiKV cluster, a local Slack stand-in with a web page and the real "
+            "bot, then inject a fault: an incident, its diagnosis and a proposal to approve "
+            "appear on the page within about 30 s. Ctrl-C stops everything."
+        ),
     )
-    parser.add_argument("--port", type=int, default=3000, help="local Slack page port")
-    parser.add_argument("--scenario", default="slow-store", help="fault to inject")
+    parser.add_argument(
+        "--port",
+        type=_port,
+        default=3000,
+        help="port of the local Slack page on 127.0.0.1 (default 3000; 0 picks a free one)",
+    )
+    parser.add_argument(
+        "--scenario",
+        default="slow-store",
+        choices=[*SCENARIO_NAMES, NO_SCENARIO],
+        help="fault to inject into the simulator (default slow-store; none injects nothing)",
+    )
+    parser.add_argument(
+        "--delay",
+        type=_seconds,
+        default=5.0,
+        metavar="SECONDS",
+        help="pause before the fault is injected (default 5)",
+    )
+    parser.add_argument(
+        "--speed",
+        type=_positive,
+        default=10.0,
+        help="how many times faster than the clock the simulator's time runs (default 10)",
+    )
+    parser.add_argument("--db", type=Path, metavar="PATH", help="database (default: temporary)")
+    parser.add_argument("--verbose", action="store_true", help="log what every part does")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    print(
-        "tikvops demo: not built yet (simulator, local Slack and bot are in progress).",
-        file=sys.stderr,
+    settings = load_settings(config_file=args.config, env_file=args.env_file)
+    configure_from_settings(settings, stream=sys.stderr)
+    if not args.verbose:
+        logging.getLogger().setLevel(logging.WARNING)
+    for noisy in ("apscheduler", "httpx", "httpcore", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    options = DemoOptions(
+        port=args.port, scenario=args.scenario, delay=args.delay, speed=args.speed, db=args.db
     )
-    return 2
+    try:
+        return asyncio.run(_main(settings, options))
+    except OSError as exc:
+        print(
+            f"tikvops demo: cannot start: {exc.strerror or exc}. If port {args.port} is taken, "
+            "pick another with --port (0 picks a free one).",
+            file=sys.stderr,
+        )
+        return 2
+    except (StorageError, ObservabilityError) as exc:
+        print(f"tikvops demo: cannot start: {exc}", file=sys.stderr)
+        return 2
+
+
+async def _main(settings: Any, options: DemoOptions) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    return await run_demo(settings, options, out=sys.stdout, stop=stop)
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is between 0 and 65535, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text!r}")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = _seconds(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text!r}")
+    return value

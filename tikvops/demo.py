@@ -1,0 +1,318 @@
+"""The demo: a simulated cluster, the local Slack stand-in and the real bot, together.
+
+`open_demo()` starts, in order, the simulator (a 5-store cluster whose time runs `speed` times
+faster than the wall clock) unless the settings name a real PD, the Slack stand-in (its page on
+`host:port`) unless real Slack tokens are set, and the bot (`tikvops.stack.open_stack`) with
+demo settings: short poll interval, short grace and resolve periods, the stand-in's approver
+alice and the @oncall group, a database in a temporary directory unless one is given. On exit
+everything stops in reverse (the bot before the stand-in it talks to).
+
+`run_demo()` is `tikvops demo`: it prints what runs and what to do, injects the chosen scenario
+after a short pause (only into the simulator), echoes every event as one line, and stops
+cleanly when `stop` is set (Ctrl-C or SIGTERM in the command).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import tempfile
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from pydantic import SecretStr
+
+from engine.ports import Clock, Notifier
+from sim.scenarios import SCENARIOS, ScenarioResult
+from sim.server import SimServer
+from slackfake.server import SlackFake
+from tikvops.settings import Settings
+from tikvops.stack import SlackOptions, Stack, open_stack
+from tikvops.terminal_notifier import TerminalNotifier
+
+logger = logging.getLogger(__name__)
+
+SCENARIO_NAMES: tuple[str, ...] = tuple(SCENARIOS)
+NO_SCENARIO = "none"
+
+DEMO_APPROVER = "U0ALICE"
+"""The stand-in's user alice, an approver (also through the @oncall group)."""
+DEMO_GROUP = "S0ONCALL"
+DEMO_CHANNEL = "C0OPS"
+
+DEMO_SETTINGS: Mapping[str, Any] = {
+    "poll_interval": 2.0,
+    "latency_grace": 4.0,
+    "disk_grace": 0.0,
+    "disconnected_grace": 0.0,
+    "region_health_grace": 0.0,
+    "resolve_after": 6.0,
+    # the hot-region scenario makes one region hot; the default needs four before it counts
+    "hot_write_min_regions": 1,
+    "proposal_ttl": 900.0,
+    "reminder_interval": 300.0,
+    "pd_timeout": 3.0,
+}
+"""Demo timings: things happen within seconds instead of minutes."""
+
+DEMO_ENGINE_OPTIONS: Mapping[str, Any] = {
+    # follow an action's outcome every second (a drain is polled every 10 s in production)
+    "poll_intervals": {
+        "drain": 1.0,
+        "undrain": 1.0,
+        "transfer-leader": 0.5,
+        "transfer-peer": 1.0,
+        "split": 0.5,
+    },
+}
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """What `tikvops demo` can be told."""
+
+    port: int = 3000
+    host: str = "127.0.0.1"
+    scenario: str = "slow-store"
+    delay: float = 5.0
+    db: Path | None = None
+    stores: int = 5
+    regions: int = 300
+    speed: float = 10.0
+    seed: int = 0
+    health_addr: str = "127.0.0.1:0"
+
+    def __post_init__(self) -> None:
+        if self.scenario != NO_SCENARIO and self.scenario not in SCENARIOS:
+            known = ", ".join(SCENARIO_NAMES)
+            raise ValueError(f"unknown scenario {self.scenario!r}; choose one of {known} or none")
+        if self.delay < 0:
+            raise ValueError("the delay before the scenario must be 0 or more seconds")
+        if self.speed <= 0:
+            raise ValueError("the simulator speed must be positive")
+
+
+@dataclass
+class Demo:
+    """The running demo. `sim` is None against a real PD, `fake` None with real Slack."""
+
+    settings: Settings
+    options: DemoOptions
+    stack: Stack
+    sim: SimServer | None
+    fake: SlackFake | None
+    injected: list[ScenarioResult] = field(default_factory=list)
+
+    @property
+    def page_url(self) -> str | None:
+        """The stand-in's page, opened as alice in the incident channel."""
+        if self.fake is None:
+            return None
+        return f"{self.fake.page_url}?user={DEMO_APPROVER}&channel={DEMO_CHANNEL}"
+
+    def inject(self, scenario: str | None = None) -> ScenarioResult | None:
+        """Inject a simulator scenario (default: the options'); None against a real cluster."""
+        name = scenario or self.options.scenario
+        if self.sim is None or name == NO_SCENARIO:
+            return None
+        result = self.sim.apply_scenario(name)
+        self.injected.append(result)
+        return result
+
+
+def demo_settings(
+    base: Settings,
+    options: DemoOptions,
+    *,
+    sim: SimServer | None,
+    fake: SlackFake | None,
+    db_dir: Path | None,
+) -> Settings:
+    """The settings the demo's bot runs with: `base` plus the demo's timings, the simulator as
+    PD (when running), the stand-in as Slack (when running) and the demo database."""
+    values: dict[str, Any] = base.model_dump()
+    values.update(DEMO_SETTINGS)
+    values["health_addr"] = options.health_addr
+    if sim is not None:
+        values["pd_url"] = sim.pd_url
+        values["prometheus_url"] = None  # scrape the simulated stores' /metrics
+    if fake is not None:
+        workspace = fake.workspace
+        values.update(
+            slack_bot_token=SecretStr(workspace.bot_token),
+            slack_app_token=SecretStr(workspace.app_token),
+            slack_api_url=fake.api_url,
+            slack_app_id=workspace.app_id,
+            slack_team_id=workspace.team_id,
+            channel=DEMO_CHANNEL,
+            command_channels=[],
+            approvers=[DEMO_APPROVER, DEMO_GROUP],
+            approvers_high=[],
+        )
+    if options.db is not None:
+        values["db"] = options.db
+    elif db_dir is not None:
+        values["db"] = db_dir / "tikvops.db"
+    return Settings.model_validate(values)
+
+
+@asynccontextmanager
+async def open_demo(
+    base: Settings,
+    options: DemoOptions | None = None,
+    *,
+    notifier: Notifier | None = None,
+    clock: Clock | None = None,
+    slack: SlackOptions | None = None,
+    engine_options: Mapping[str, Any] | None = None,
+) -> AsyncIterator[Demo]:
+    """Start the simulator (unless `base.pd_url`), the stand-in (unless `base` has Slack
+    tokens) and the bot; yield the running `Demo`; stop everything in reverse.
+
+    Raises OSError when the stand-in's port is taken, plus whatever `open_stack` raises."""
+    options = options or DemoOptions()
+    async with AsyncExitStack() as stack:
+        sim: SimServer | None = None
+        if not base.pd_url:
+            sim = SimServer(
+                stores=options.stores,
+                regions=options.regions,
+                speed=options.speed,
+                seed=options.seed,
+                auto_tick=True,
+            )
+            await sim.start(host="127.0.0.1", port=0)
+            stack.push_async_callback(sim.stop)
+        fake: SlackFake | None = None
+        if not base.uses_real_slack:
+            fake = SlackFake()
+            await fake.start(host=options.host, port=options.port)
+            stack.push_async_callback(fake.stop)
+        db_dir: Path | None = None
+        if options.db is None:
+            db_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tikvops-demo-")))
+        settings = demo_settings(base, options, sim=sim, fake=fake, db_dir=db_dir)
+        running = await stack.enter_async_context(
+            open_stack(
+                settings,
+                notifier=notifier,
+                clock=clock,
+                slack=slack or SlackOptions(outbox_poll=0.5, outbox_backoff_base=0.5),
+                engine_options=DEMO_ENGINE_OPTIONS if engine_options is None else engine_options,
+            )
+        )
+        if fake is not None:
+            await fake.wait_for_socket()
+        yield Demo(settings=settings, options=options, stack=running, sim=sim, fake=fake)
+
+
+def banner(demo: Demo) -> list[str]:
+    """What runs and what to do next, for the terminal."""
+    settings = demo.settings
+    stack = demo.stack
+    lines = ["tikvops demo is running:"]
+    if demo.sim is not None:
+        sim = demo.sim
+        lines.append(
+            f"  cluster   simulated TiKV, {len(sim.cluster.stores)} stores and "
+            f"{len(sim.cluster.regions)} regions, PD at {sim.pd_url} "
+            f"(its time runs {sim.speed:g}x faster than the clock)"
+        )
+    else:
+        lines.append(f"  cluster   your PD at {settings.pd_url} (nothing will be injected)")
+    if demo.fake is not None:
+        lines.append(f"  slack     local Slack stand-in, open {demo.page_url}")
+    else:
+        lines.append(f"  slack     your Slack workspace, incidents in {settings.channel}")
+    lines.append(
+        f"  bot       monitor every {settings.poll_interval:g} s, diagnosis by "
+        f"{stack.diagnoser_name}"
+    )
+    if demo.fake is not None:
+        lines.append("  approvers alice (U0ALICE) and the @oncall group; bob is not an approver")
+    else:
+        lines.append(f"  approvers {', '.join(settings.approvers) or 'nobody (TIKVOPS_APPROVERS)'}")
+    lines.append(f"  database  {settings.db}")
+    if stack.server is not None:
+        lines.append(f"  health    {stack.server.url}/healthz and {stack.server.url}/metrics")
+    return lines
+
+
+def next_steps(demo: Demo) -> list[str]:
+    options = demo.options
+    lines: list[str] = []
+    if demo.sim is not None and options.scenario != NO_SCENARIO:
+        lines.append(
+            f"In {options.delay:g} s the demo injects the `{options.scenario}` fault "
+            "into the simulator; an incident, its diagnosis and a proposal follow within "
+            "about 30 s."
+        )
+    if demo.fake is not None:
+        lines.append(
+            "Next: open the page above (you are alice), open the incident's thread in "
+            "#tikv-ops, click Approve on the proposal and confirm, then watch the leaders "
+            "move and the incident resolve. Or type `/tikv help` in the composer."
+        )
+    elif demo.sim is not None:
+        lines.append("Next: watch #" + demo.settings.channel + " in Slack and approve there.")
+    lines.append("Ctrl-C stops everything.")
+    return lines
+
+
+def describe_injection(result: ScenarioResult) -> str:
+    return f"Injected `{result.name}`: {result.summary}. Expect: {result.expect}."
+
+
+async def run_demo(
+    base: Settings,
+    options: DemoOptions,
+    *,
+    out: TextIO,
+    stop: asyncio.Event,
+    clock: Clock | None = None,
+) -> int:
+    """`tikvops demo` until `stop` is set; returns the exit code (0 after a clean stop)."""
+    echo = TerminalNotifier(out, clock=clock)
+    async with open_demo(base, options, notifier=echo, clock=clock) as demo:
+        for line in [*banner(demo), "", *next_steps(demo)]:
+            say(out, line)
+        if demo.sim is not None and options.scenario != NO_SCENARIO:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), options.delay)
+            if not stop.is_set():
+                result = demo.inject()
+                if result is not None:
+                    say(out, describe_injection(result))
+        await stop.wait()
+        say(out, "tikvops demo: stopping (the bot first, then the stand-in and the simulator)")
+    say(out, "tikvops demo: stopped")
+    return 0
+
+
+def say(out: TextIO, line: str) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        out.write(line + "\n")
+        out.flush()
+
+
+__all__ = [
+    "DEMO_APPROVER",
+    "DEMO_CHANNEL",
+    "DEMO_ENGINE_OPTIONS",
+    "DEMO_GROUP",
+    "DEMO_SETTINGS",
+    "NO_SCENARIO",
+    "SCENARIO_NAMES",
+    "Demo",
+    "DemoOptions",
+    "banner",
+    "demo_settings",
+    "describe_injection",
+    "next_steps",
+    "open_demo",
+    "run_demo",
+]

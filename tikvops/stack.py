@@ -1,0 +1,358 @@
+"""The running bot, assembled: one async context manager that starts every long-running part in
+order and stops them in reverse. `tikvops run` and `tikvops demo` both use it.
+
+    async with open_stack(settings) as stack:
+        print(stack.describe())
+        await stop.wait()
+
+Start order (stop is the reverse, each step stopped even when a later one failed to start):
+
+1. the runtime (`tikvops.wiring.open_runtime`): PD client, database, repositories, policy,
+   engine; the engine reports to the Slack notifier when Slack is configured, and also to the
+   caller's `notifier` (e.g. the terminal) when one is given;
+2. crash reconciliation (`engine.reconcile()`): executions left `executing` by an earlier
+   process are checked against PD, never sent again;
+3. the diagnoser: Claude (`diagnosis.ClaudeDiagnoser`, falling back to the playbooks) when
+   `ANTHROPIC_API_KEY` is set, else the built-in playbooks;
+4. the monitor and the scheduler's jobs (monitor tick every `poll_interval`, proposal expiry,
+   reminders); the first tick runs at once;
+5. the Slack bot (Socket Mode connection and outbox deliverer) when both Slack tokens are set;
+6. the observability server (`/healthz`, `/metrics` on `health_addr`).
+
+On exit: the health server closes, the socket closes and in-flight Slack work finishes (what is
+not delivered stays in the outbox for the next start), the scheduler lets the running tick
+finish, background diagnoses are cancelled (re-run on the next start), then the engine, the
+database and the PD client close.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx
+
+from bot.app import SlackBot
+from bot.config import BotConfig
+from bot.notifier import SlackNotifier
+from bot.outbox import DeliveryHooks
+from engine.clock import SystemClock
+from engine.model import AuditEvent, Diagnosis, Execution, Incident, Proposal
+from engine.monitor import ClusterSource, Monitor
+from engine.playbook_diagnoser import PlaybookDiagnoser
+from engine.ports import Clock, Diagnoser, Notifier
+from tikvops.commands.monitor import build_monitor, metrics_source, pd_request_recorder
+from tikvops.observability import BotMetrics, Health, ObservabilityServer, parse_host_port
+from tikvops.scheduling import JobScheduler, ProposalReminders, schedule_bot_jobs
+from tikvops.settings import ConfigError, Settings, env_name
+from tikvops.wiring import Runtime, open_runtime
+
+logger = logging.getLogger(__name__)
+
+
+class Fanout:
+    """A `Notifier` that reports every event to several notifiers in turn. One that raises
+    (which it must not) is logged and does not keep the others from hearing the event."""
+
+    def __init__(self, notifiers: Sequence[Notifier]) -> None:
+        self.notifiers = tuple(notifiers)
+
+    async def _each(self, method: str, *args: Any) -> None:
+        for notifier in self.notifiers:
+            try:
+                await getattr(notifier, method)(*args)
+            except Exception:
+                logger.exception("%s.%s failed", type(notifier).__name__, method)
+
+    async def incident_opened(self, incident: Incident) -> None:
+        await self._each("incident_opened", incident)
+
+    async def incident_updated(self, incident: Incident) -> None:
+        await self._each("incident_updated", incident)
+
+    async def incident_resolved(self, incident: Incident) -> None:
+        await self._each("incident_resolved", incident)
+
+    async def diagnosis_ready(self, incident: Incident, diagnosis: Diagnosis) -> None:
+        await self._each("diagnosis_ready", incident, diagnosis)
+
+    async def proposal_made(self, proposal: Proposal) -> None:
+        await self._each("proposal_made", proposal)
+
+    async def proposal_changed(self, proposal: Proposal, event: AuditEvent) -> None:
+        await self._each("proposal_changed", proposal, event)
+
+    async def execution_progress(self, proposal: Proposal, execution: Execution) -> None:
+        await self._each("execution_progress", proposal, execution)
+
+
+@dataclass(frozen=True)
+class SlackOptions:
+    """Timings of the Slack edge that settings do not carry (tests and the demo shorten them)."""
+
+    outbox_poll: float = 2.0
+    outbox_backoff_base: float = 1.0
+    outbox_backoff_cap: float = 300.0
+    ping_interval: float = 10.0
+    group_ttl: timedelta = timedelta(minutes=5)
+
+
+def bot_config(settings: Settings, options: SlackOptions | None = None) -> BotConfig:
+    """The Slack bot's configuration from the settings. Raises ConfigError when Slack is not
+    configured (both `SLACK_BOT_TOKEN` and `SLACK_APP_TOKEN` are needed)."""
+    if settings.slack_bot_token is None or settings.slack_app_token is None:
+        missing = [
+            env_name(name)
+            for name in ("slack_bot_token", "slack_app_token")
+            if getattr(settings, name) is None
+        ]
+        raise ConfigError([f"{name}: not set; Slack needs both tokens" for name in missing])
+    opts = options or SlackOptions()
+    return BotConfig(
+        bot_token=settings.slack_bot_token.get_secret_value(),
+        app_token=settings.slack_app_token.get_secret_value(),
+        channel=settings.channel,
+        api_url=settings.slack_api_url,
+        app_id=settings.slack_app_id,
+        team_id=settings.slack_team_id,
+        command_channels=tuple(settings.command_channels),
+        group_ttl=opts.group_ttl,
+        ping_interval=opts.ping_interval,
+        outbox_poll=opts.outbox_poll,
+        outbox_backoff_base=opts.outbox_backoff_base,
+        outbox_backoff_cap=opts.outbox_backoff_cap,
+    )
+
+
+@dataclass
+class Stack:
+    """The running parts, for the duration of `open_stack()`."""
+
+    settings: Settings
+    runtime: Runtime
+    clock: Clock
+    metrics: BotMetrics
+    health: Health
+    source: ClusterSource
+    diagnoser: Diagnoser
+    diagnoser_name: str
+    monitor: Monitor
+    scheduler: JobScheduler
+    server: ObservabilityServer | None
+    bot: SlackBot | None = None
+    reconciled: int = 0
+
+    @property
+    def engine(self) -> Any:
+        """The running `engine.service.Engine`."""
+        return self.runtime.engine
+
+    @property
+    def health_url(self) -> str | None:
+        return self.server.url if self.server is not None else None
+
+    async def wait_idle(self) -> None:
+        """Let background work settle: diagnoses, Slack handlers, executions in progress."""
+        await self.monitor.wait_idle()
+        if self.bot is not None:
+            await self.bot.tasks.wait_idle()
+        await self.runtime.engine.wait_idle()
+
+    def describe(self) -> list[str]:
+        """One line per running part, for a start-up banner."""
+        settings = self.settings
+        metrics_name = self.source.metrics.name if self.source.metrics else "none"
+        lines = [
+            f"monitor: PD {self.runtime.pd.base_url} every {settings.poll_interval:g} s "
+            f"(metrics: {metrics_name}; write P99 over {settings.latency_threshold_ms:g} ms "
+            f"for {settings.latency_grace:g} s opens an incident; clear for "
+            f"{settings.resolve_after:g} s resolves it)",
+            f"diagnosis: {self.diagnoser_name}",
+            f"database: {settings.db}"
+            + (
+                f" ({self.reconciled} interrupted execution(s) reconciled)"
+                if self.reconciled
+                else ""
+            ),
+        ]
+        if self.bot is not None:
+            lines.append(
+                f"slack: Socket Mode via {settings.slack_api_url}, incidents in {settings.channel}"
+            )
+        else:
+            lines.append("slack: not configured (set SLACK_BOT_TOKEN and SLACK_APP_TOKEN)")
+        approvers = ", ".join(settings.approvers) or "nobody (set TIKVOPS_APPROVERS)"
+        lines.append(f"approvers: {approvers}")
+        if self.server is not None:
+            lines.append(f"health: {self.server.url}/healthz and {self.server.url}/metrics")
+        return lines
+
+
+def _connection_hook(health: Health, metrics: BotMetrics) -> Callable[[bool], None]:
+    def connected(up: bool) -> None:
+        health.slack(up)
+        metrics.slack_connected(up)
+
+    return connected
+
+
+def _build_diagnoser(
+    settings: Settings, runtime: Runtime, clock: Clock, stack: AsyncExitStack
+) -> tuple[Diagnoser, str]:
+    playbooks = PlaybookDiagnoser(runtime.pd, clock)
+    key = settings.anthropic_api_key
+    if key is None or not key.get_secret_value():
+        return playbooks, "built-in playbooks (set ANTHROPIC_API_KEY to diagnose with Claude)"
+    # Imported here so that a bot without a key never loads the Anthropic SDK.
+    from diagnosis.claude import ClaudeDiagnoser
+    from diagnosis.client import ClaudeClient
+
+    client = ClaudeClient(
+        key.get_secret_value(),
+        model=settings.anthropic_model,
+        timeout=settings.anthropic_timeout,
+        max_retries=settings.anthropic_max_retries,
+    )
+    stack.push_async_callback(client.aclose)
+    claude = ClaudeDiagnoser(
+        client,
+        runtime.pd,
+        clock,
+        fallback=playbooks,
+        on_unavailable=runtime.repos.diagnoses.add,
+    )
+    return claude, f"Claude ({settings.anthropic_model}), built-in playbooks when it fails"
+
+
+@asynccontextmanager
+async def open_stack(
+    settings: Settings,
+    *,
+    notifier: Notifier | None = None,
+    clock: Clock | None = None,
+    engine_options: Mapping[str, Any] | None = None,
+    slack: SlackOptions | None = None,
+    serve_health: bool = True,
+    expire_every: float | None = None,
+) -> AsyncIterator[Stack]:
+    """Start everything (see the module docstring) and yield the running `Stack`.
+
+    `notifier`: also told every event (the terminal, a test recorder), besides Slack when it is
+    configured. `engine_options`: extra `Engine` keyword arguments (verification deadlines and
+    poll intervals per action). `slack`: Slack edge timings. `serve_health=False` skips the
+    `/healthz` server. `expire_every`: seconds between proposal-expiry runs (default 30).
+
+    Raises `ConfigError` (no PD URL, one Slack token without the other), `StorageError` (the
+    database cannot be opened) and `ObservabilityError` (the health port is taken); whatever
+    had started is stopped first.
+    """
+    if (settings.slack_bot_token is None) != (settings.slack_app_token is None):
+        bot_config(settings)  # raises ConfigError naming the missing token
+    clock = clock or SystemClock()
+    metrics = BotMetrics()
+    slack_on = settings.uses_real_slack
+    health = Health(poll_interval=settings.poll_interval, slack_required=slack_on)
+    config = bot_config(settings, slack) if slack_on else None
+    slack_notifier = SlackNotifier(clock, channel=settings.channel) if config else None
+    notifiers = [n for n in (slack_notifier, notifier) if n is not None]
+    engine_notifier: Notifier | None = (
+        notifiers[0] if len(notifiers) == 1 else Fanout(notifiers) if notifiers else None
+    )
+
+    async with AsyncExitStack() as stack:
+        # 1. runtime
+        runtime = await stack.enter_async_context(
+            open_runtime(
+                settings,
+                notifier=engine_notifier,
+                clock=clock,
+                metrics=metrics,
+                on_request=pd_request_recorder(metrics),
+                engine_options=engine_options,
+            )
+        )
+        bot: SlackBot | None = None
+        if config is not None:
+            # Built now (not started) so the notifier is bound to the outbox before any
+            # event: the engine may report during reconciliation and the first tick.
+            bot = SlackBot(
+                config,
+                engine=runtime.engine,
+                repos=runtime.repos,
+                clock=clock,
+                policy=runtime.policy,
+                notifier=slack_notifier,
+                on_connection=_connection_hook(health, metrics),
+                hooks=DeliveryHooks(depth=metrics.outbox, retry=metrics.outbox_retry),
+            )
+        # 2. crash reconciliation
+        reconciled = await runtime.engine.reconcile()
+        if reconciled:
+            logger.info("reconciled %d interrupted execution(s) against PD", len(reconciled))
+        # 3. diagnoser
+        diagnoser, diagnoser_name = _build_diagnoser(settings, runtime, clock, stack)
+        # 4. monitor and scheduler
+        http = await stack.enter_async_context(
+            httpx.AsyncClient(timeout=httpx.Timeout(settings.pd_timeout))
+        )
+        source = ClusterSource(
+            runtime.pd, metrics_source(settings, http), pd_url=runtime.pd.base_url
+        )
+        monitor = build_monitor(
+            runtime, source, clock=clock, diagnoser=diagnoser, metrics=metrics, health=health
+        )
+        stack.push_async_callback(monitor.close)
+        scheduler = JobScheduler(health=health, misfire_grace=settings.poll_interval)
+        reminders = ProposalReminders(
+            proposals=runtime.repos.proposals,
+            audit=runtime.repos.audit,
+            notifier=runtime.notifier,
+            clock=clock,
+            after=settings.reminder_interval,
+        )
+        jobs: dict[str, Any] = {}
+        if expire_every is not None:
+            jobs["expire_every"] = expire_every
+        schedule_bot_jobs(
+            scheduler,
+            tick=monitor.tick,
+            poll_interval=settings.poll_interval,
+            engine=runtime.engine,
+            reminders=reminders,
+            **jobs,
+        )
+        scheduler.start()
+        stack.push_async_callback(scheduler.stop)
+        # 5. Slack
+        if bot is not None:
+            await bot.start()
+            stack.push_async_callback(bot.stop)
+        # 6. observability
+        server: ObservabilityServer | None = None
+        if serve_health:
+            host, port = parse_host_port(settings.health_addr)
+            server = ObservabilityServer(metrics, health, host, port)
+            await server.start()
+            stack.push_async_callback(server.stop)
+        yield Stack(
+            settings=settings,
+            runtime=runtime,
+            clock=clock,
+            metrics=metrics,
+            health=health,
+            source=source,
+            diagnoser=diagnoser,
+            diagnoser_name=diagnoser_name,
+            monitor=monitor,
+            scheduler=scheduler,
+            server=server,
+            bot=bot,
+            reconciled=len(reconciled),
+        )
+
+
+__all__ = ["Fanout", "SlackOptions", "Stack", "bot_config", "open_stack"]
