@@ -1,3 +1,33 @@
-"""Slack edge: the only package that imports slack_bolt and slack_sdk. It renders and routes; it
-decides nothing about safety.
+"""The Slack edge of tikvops: a slack-bolt `AsyncApp` over Socket Mode, pure Block Kit
+rendering (`bot.render`), the handlers of `/tikv` and the buttons, the Slack notifier of the
+engine, and the outbox that delivers every message until Slack accepts it.
+
+Entry points for the composition root:
+
+- `BotConfig`: plain configuration values (tokens, Web API URL, app/team, channels, timings);
+- `SlackNotifier`: the engine's `Notifier` (construct it first, hand it to the engine; the bot
+  binds it to its outbox);
+- `SlackBot`: the running bot (`start()` / `stop()`), given the engine, the repositories, the
+  clock, the policy and the notifier;
+- `SlackStartError`: raised by `SlackBot.start()` when Slack refuses a token.
 """
+
+from bot.app import SlackBot, approver_groups, build_app
+from bot.config import BotConfig
+from bot.errors import BotError, SlackStartError
+from bot.notifier import SlackNotifier
+from bot.outbox import Backoff, Deliverer, DeliveryHooks, SlackOutbox
+
+__all__ = [
+    "Backoff",
+    "BotConfig",
+    "BotError",
+    "Deliverer",
+    "DeliveryHooks",
+    "SlackBot",
+    "SlackNotifier",
+    "SlackOutbox",
+    "SlackStartError",
+    "approver_groups",
+    "build_app",
+]

@@ -26,7 +26,7 @@ from bot.render.incident import (
     incident_worsened_reply,
 )
 from bot.render.kit import Rendered
-from bot.render.proposal import proposal_message
+from bot.render.proposal import proposal_message, proposal_reminder
 from engine.model import (
     AuditEvent,
     Diagnosis,
@@ -211,6 +211,12 @@ class SlackNotifier:
         await self._safely("proposal_changed", self._proposal_changed(proposal, event))
 
     async def _proposal_changed(self, proposal: Proposal, event: AuditEvent) -> None:
+        if event.action == "proposal.reminder":
+            # Nothing changed: nudge the approvers in the thread, with the reason the
+            # scheduler wrote ("P-7 has waited 20 min for a decision; it expires at ...").
+            reply = proposal_reminder(proposal, event, self._clock.now())
+            await self._reply_proposal(proposal, reply)
+            return
         execution: Execution | None = None
         if proposal.state in (ProposalState.EXECUTING, *FINISHED):
             execution = await self._reads.executions.get(proposal.id)

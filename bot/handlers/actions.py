@@ -32,6 +32,8 @@ from bot.middleware import request_id
 from bot.render.kit import Rendered, rendered, section
 from bot.render.views import refused_view
 from bot.replies import tell
+from engine.errors import EngineError
+from engine.model import AuditEvent, AuditOutcome, Identity
 from engine.results import Decided, ProposalCreated, Refused
 
 logger = logging.getLogger(__name__)
@@ -84,6 +86,7 @@ async def decide(
         value = ButtonValue.decode(raw_value if raw_value is not None else _value(body))
     except BadButtonValue as exc:
         text = messages.bad_button(str(exc))
+        await _audit_bad_button(deps, body, kind, str(exc))
         await tell(
             deps.client,
             rendered(text, [section(text)]),
@@ -118,6 +121,23 @@ async def decide(
         shown = f"{kind} {value.proposal_id}"
         answer = rendered(messages.internal_error(shown), [section(messages.internal_error(shown))])
     await tell(deps.client, answer, user=user, channel=channel, thread_ts=thread)
+
+
+async def _audit_bad_button(deps: BotDeps, body: Mapping[str, Any], kind: str, why: str) -> None:
+    user = payload.user_id(body) or "unknown"
+    event = AuditEvent(
+        at=deps.clock.now(),
+        actor=Identity.slack(user, name=payload.user_name(body)),
+        action=f"slack.button.{kind}.refused",
+        subject="engine",
+        detail={"value": str(_value(body))[:200], "channel": payload.channel_id(body)},
+        outcome=AuditOutcome.REFUSED,
+        reason=messages.bad_button(why),
+    )
+    try:
+        await deps.audit.append(event)
+    except EngineError:
+        logger.exception("could not audit a refused %s button", kind)
 
 
 def reject_modal(value: str, channel: str | None, thread: str | None) -> dict[str, Any]:

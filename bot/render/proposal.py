@@ -26,10 +26,18 @@ from bot.render.kit import (
     header,
     rendered,
     section,
+    sentence,
 )
 from bot.render.limits import cap_items, clip
 from engine.clock import utc
-from engine.model import Execution, Proposal, ProposalOrigin, ProposalState, RiskLevel
+from engine.model import (
+    AuditEvent,
+    Execution,
+    Proposal,
+    ProposalOrigin,
+    ProposalState,
+    RiskLevel,
+)
 
 MAX_CHECKS = 20
 MAX_REQUESTS = 10
@@ -256,6 +264,17 @@ def proposal_message(
     return rendered(text, blocks)
 
 
+def proposal_reminder(proposal: Proposal, event: AuditEvent, now: datetime) -> Rendered:
+    """A reminder in the thread that a proposal still waits for a decision."""
+    title = act.short_title(proposal.action, proposal.params)
+    why = sentence(event.reason) if event.reason else f"{esc(proposal.id)} still waits"
+    text = (
+        f":bell: *Reminder:* {why}. {esc(proposal.id)} ({esc(title)}, {proposal.risk.value} "
+        "risk) needs an approver's decision; use the buttons on its message above."
+    )
+    return rendered(f"Reminder: {proposal.id} ({title}) waits for a decision", [section(text)])
+
+
 def dry_run_message(
     action: str,
     params: Mapping[str, Any],
@@ -310,5 +329,6 @@ __all__ = [
     "dry_run_message",
     "is_open_for_decision",
     "proposal_message",
+    "proposal_reminder",
     "status_line",
 ]

@@ -10,7 +10,7 @@ from bot.render.diagnosis import diagnosis_reply
 from bot.render.execution import execution_outcome, execution_progress, execution_started
 from bot.render.incident import incident_parent, incident_resolved_reply, incident_worsened_reply
 from bot.render.kit import Rendered
-from bot.render.proposal import proposal_message
+from bot.render.proposal import proposal_message, proposal_reminder
 from bot.render.views import outcome_view
 from engine.model import (
     SYSTEM,
@@ -371,6 +371,17 @@ def all_messages() -> dict[str, Rendered]:
             NOW,
         ),
         "proposal_approved": proposal_message(p(s.APPROVED), NOW),
+        "proposal_reminder": proposal_reminder(
+            p(),
+            AuditEvent(
+                at=NOW,
+                actor=SYSTEM,
+                action="proposal.reminder",
+                subject="P-7",
+                reason="P-7 has waited 11 min for a decision; it expires at 14:31 UTC",
+            ),
+            NOW,
+        ),
         "proposal_rejected": proposal_message(p(s.REJECTED), NOW),
         "proposal_expired": proposal_message(p(s.EXPIRED), NOW),
         "proposal_cancelled": proposal_message(p(s.CANCELLED), NOW),

@@ -411,3 +411,87 @@ async def test_acks_come_at_once_even_while_pd_hangs(bot_harness: Make) -> None:
     await h.settle()
     answers = [e.text for e in h.fake.ephemerals(user=BOB)]
     assert any(a.startswith("Cluster status") or "PD" in a for a in answers)
+
+
+async def test_an_expired_proposal_says_so_and_offers_no_buttons(bot_harness: Make) -> None:
+    h = await bot_harness(proposal_ttl=0.3)
+    message = await propose_drain(h)
+    await asyncio.sleep(0.4)
+    [expired] = await h.engine.expire_due()
+    assert expired.id == "P-1"
+    await h.settle()
+    edited = h.fake.message(CHANNEL, message.ts)
+    assert edited is not None and edited.action_ids() == []
+    assert "Expired" in text_of(edited.blocks) and "/tikv drain 4" in text_of(edited.blocks)
+    await h.fake.click(
+        user=ALICE, channel=CHANNEL, message_ts=message.ts, action_id=callbacks.APPROVE
+    )
+    await h.settle()
+    assert "expired" in h.fake.ephemerals(user=ALICE)[-1].text and pd_writes(h) == []
+
+
+async def test_a_reminder_is_threaded_under_the_waiting_proposal(bot_harness: Make) -> None:
+    from tikvops.scheduling import ProposalReminders
+
+    h = await bot_harness()
+    message = await propose_drain(h)
+    await asyncio.sleep(0.05)
+    reminders = ProposalReminders(
+        proposals=h.runtime.repos.proposals,
+        audit=h.runtime.repos.audit,
+        notifier=h.notifier,
+        clock=h.runtime.clock,
+        after=0.01,
+    )
+    assert [p.id for p in await reminders.run()] == ["P-1"]
+    await h.settle()
+    [reminder] = h.thread(message.ts)
+    assert "Reminder" in text_of(reminder.blocks) and "waited" in text_of(reminder.blocks)
+    assert h.fake.message(CHANNEL, message.ts).action_ids() == [  # type: ignore[union-attr]
+        callbacks.APPROVE,
+        callbacks.REJECT,
+    ]
+
+
+async def test_a_forged_button_value_is_refused_and_audited(bot_harness: Make) -> None:
+    h = await bot_harness()
+    message = await propose_drain(h)
+    forged = json.dumps({"action": "drain", "store_id": 1})
+    await h.fake.click(
+        user=ALICE,
+        channel=CHANNEL,
+        message_ts=message.ts,
+        action_id=callbacks.APPROVE,
+        value=forged,
+    )
+    await h.settle()
+    assert "could not be used" in h.fake.ephemerals(user=ALICE)[-1].text
+    [event] = await h.runtime.repos.audit.list_recent(action_prefix="slack.button")
+    assert event.action == "slack.button.approve.refused" and event.outcome is AuditOutcome.REFUSED
+    proposal = await h.runtime.repos.proposals.get("P-1")
+    assert proposal is not None and proposal.state is S.PROPOSED and pd_writes(h) == []
+
+
+async def test_a_mention_gets_a_pointer_and_the_bots_own_events_are_ignored(
+    bot_harness: Make,
+) -> None:
+    h = await bot_harness()
+    asked = await h.fake.user_message(
+        user=BOB, text=f"<@{h.fake.bot_user_id}> help?", channel=CHANNEL
+    )
+    await h.settle()
+    [reply] = await h.fake.wait_for(lambda: h.thread(asked.ts))
+    assert "/tikv help" in reply.text
+    own = {
+        "type": "app_mention",
+        "user": h.fake.bot_user_id,
+        "bot_id": "B0TIKVBOT",
+        "text": f"<@{h.fake.bot_user_id}> echo",
+        "ts": "1.000001",
+        "channel": CHANNEL,
+        "event_ts": "1.000001",
+    }
+    ack = await h.fake.push_event(own)
+    await h.settle()
+    assert dict(ack) == {} and h.thread(asked.ts) == [reply]
+    assert [m.ts for m in h.top()] == [asked.ts]
