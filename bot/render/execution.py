@@ -43,9 +43,15 @@ def _requests(execution: Execution, proposal: Proposal) -> list[str]:
 
 def execution_started(proposal: Proposal, execution: Execution, now: datetime) -> Rendered:
     title = act.short_title(proposal.action, proposal.params)
+    sent = bool(execution.requests)
+    step = (
+        "Sent to PD:"
+        if sent
+        else "The preflight checks run again on fresh cluster state; if they pass, PD is asked:"
+    )
     text = (
         f":arrow_forward: *{esc(proposal.id)} started* at {fmt.at(execution.started_at, now)}: "
-        f"{esc(title)} (approved by {fmt.who(proposal.decided_by)}).\nSent to PD:\n"
+        f"{esc(title)} (approved by {fmt.who(proposal.decided_by)}).\n{step}\n"
         + code(cap_items(_requests(execution, proposal), MAX_REQUESTS, "requests"), "requests")
     )
     return rendered(f"{proposal.id} started: {title}", [section(text, noun="requests")])

@@ -390,7 +390,9 @@ def all_messages() -> dict[str, Rendered]:
             p(s.SUCCEEDED), NOW, execution=execution(x.SUCCEEDED)
         ),
         "proposal_failed": proposal_message(p(s.FAILED), NOW, execution=execution(x.FAILED)),
-        "execution_started": execution_started(running, execution(x.STARTED, progress=[]), NOW),
+        "execution_started": execution_started(
+            running, execution(x.STARTED, progress=[], requests=[], pd_message=None), NOW
+        ),
         "execution_progress": execution_progress(running, execution(), NOW),
         "execution_succeeded": execution_outcome(p(s.SUCCEEDED), execution(x.SUCCEEDED), NOW),
         "execution_failed": execution_outcome(
