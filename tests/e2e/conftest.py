@@ -164,16 +164,17 @@ class E2E:
         )
 
     async def command(self, user: str, text: str) -> str:
-        """`/tikv <text>` as `user`; returns the text of the reply the user sees."""
-        ack = await self.fake.slash_command(user=user, channel=CHANNEL, text=text)
+        """`/tikv <text>` as `user`; returns the text of what the user sees in reply (the
+        ack, and ephemerals or response_url posts that came after the command)."""
+        seen_eph = len(self.fake.ephemerals(user=user, channel=CHANNEL))
+        seen_posts = len(self.fake.response_posts("commands"))
+        await self.fake.slash_command(user=user, channel=CHANNEL, text=text)
 
         def reply() -> str | None:
-            ephemerals = self.fake.ephemerals(user=user, channel=CHANNEL)
-            posts = self.fake.response_posts("commands")
-            texts = [e.text + block_text(e) for e in ephemerals]
+            ephemerals = self.fake.ephemerals(user=user, channel=CHANNEL)[seen_eph:]
+            posts = self.fake.response_posts("commands")[seen_posts:]
+            texts = [e.text + "\n" + block_text(e) for e in ephemerals]
             texts += [str(p.body) for p in posts]
-            if ack.get("text"):
-                texts.append(str(ack.get("text")))
             return "\n".join(texts) if texts else None
 
         result: str = await self.fake.wait_for(reply, timeout=WAIT)

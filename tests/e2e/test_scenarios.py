@@ -35,7 +35,7 @@ async def approve_and_verify(h: E2E, kind: str, *outcome: str) -> str:
     return text
 
 
-async def wait_resolved(h: E2E, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+async def wait_resolved(h: E2E, timeout: float = 10.0) -> None:
     """The incident resolves in the database, the thread says so, and its parent is edited."""
     incident = h.notes["incident"]
     parent = h.notes["parent"]
