@@ -33,6 +33,7 @@ from bot.notifier import NotifierReads, SlackNotifier
 from bot.outbox import TRANSIENT_ERRORS, Backoff, Deliverer, DeliveryHooks, SlackOutbox
 from bot.socket import SocketRunner
 from bot.tasks import BackgroundTasks
+from engine.errors import EngineError
 from engine.policy import ApprovalPolicy
 from engine.ports import AuditLog, Clock, DedupRepo, Outbox, SlackRefs
 from engine.service import Engine
@@ -128,6 +129,7 @@ class SlackBot:
                 repos,
                 approvals_needed=policy.approvals_needed if policy else None,
             )
+        self._dedup = repos.dedup
         self.app = build_app(self.deps, repos.dedup)
         self.socket = SocketRunner(
             self.app,
@@ -145,12 +147,22 @@ class SlackBot:
         connection. Raises `SlackStartError` when Slack refuses a token (or the token belongs
         to another workspace than the configured one)."""
         await self._check_bot_token()
+        await self.housekeeping()
         await self.deliverer.start()
         try:
             await self.socket.start()
         except BaseException:
             await self.deliverer.stop()
             raise
+
+    async def housekeeping(self) -> int:
+        """Forget expired request IDs (redelivery protection); returns how many. Run at start;
+        a scheduler may call it periodically."""
+        try:
+            return await self._dedup.purge(self.deps.clock.now())
+        except EngineError:
+            logger.warning("could not purge old request IDs", exc_info=True)
+            return 0
 
     async def _check_bot_token(self) -> None:
         try:

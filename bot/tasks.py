@@ -17,7 +17,7 @@ class BackgroundTasks:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
-    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+    def spawn(self, work: Coroutine[Any, Any, object], name: str) -> None:
         if self._closed:
             work.close()
             logger.warning("shutting down; %s was not started", name)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -236,10 +237,30 @@ def register(app: AsyncApp, deps: BotDeps) -> None:
             "reject submit",
         )
 
+    async def on_other(ack: AsyncAck, body: dict[str, Any]) -> None:
+        """Any other element (an old message, another version of the bot): ack so the user
+        sees no error, and say what to do."""
+        await ack()
+        action_id = str(((body.get("actions") or [{}])[0]).get("action_id", "?"))
+        logger.info("ignored a click on unknown element %s", action_id)
+        channel, thread = _where(body)
+        text = messages.bad_button(f"tikvops does not know the element {action_id!r}")
+        deps.tasks.spawn(
+            tell(
+                deps.client,
+                rendered(text, [section(text)]),
+                user=payload.user_id(body),
+                channel=channel,
+                thread_ts=thread,
+            ),
+            "answer unknown click",
+        )
+
     app.action(callbacks.APPROVE)(on_approve)
     app.action(callbacks.REJECT)(on_reject)
     app.action(callbacks.UNDO)(on_undo)
     app.view_submission(callbacks.REJECT_VIEW)(on_reject_submit)
+    app.block_action(re.compile(r".*"))(on_other)  # last: only what nothing else matched
 
 
 __all__ = ["decide", "register", "reject_modal"]

@@ -495,3 +495,30 @@ async def test_a_mention_gets_a_pointer_and_the_bots_own_events_are_ignored(
     await h.settle()
     assert dict(ack) == {} and h.thread(asked.ts) == [reply]
     assert [m.ts for m in h.top()] == [asked.ts]
+
+
+async def test_a_click_on_an_unknown_element_is_acked_and_explained(bot_harness: Make) -> None:
+    h = await bot_harness()
+    posted = await h.bot.client.chat_postMessage(
+        channel=CHANNEL,
+        text="old message",
+        blocks=[
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": "legacy.retry",
+                        "text": {"type": "plain_text", "text": "Retry"},
+                        "value": "x",
+                    }
+                ],
+            }
+        ],
+    )
+    ack = await h.fake.click(
+        user=BOB, channel=CHANNEL, message_ts=posted["ts"], action_id="legacy.retry"
+    )
+    await h.settle()
+    assert dict(ack) == {}
+    assert "legacy.retry" in unescape(h.fake.ephemerals(user=BOB)[-1].text)
