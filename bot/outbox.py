@@ -298,6 +298,14 @@ class Deliverer:
             logger.warning("outbox item %s: %s", item.id, why)
             await self._retry(item, why, self._backoff.delay(item.attempts))
             return False
+        except Exception as exc:  # a malformed item or a bug: never block the items behind it
+            logger.exception("outbox item %s (%s) could not be delivered", item.id, item.key)
+            why = f"{type(exc).__name__}: {exc}"
+            if item.attempts + 1 >= self._max_attempts:
+                await self._outbox.mark_failed(item.id, why, next_attempt_at=None)
+            else:
+                await self._retry(item, why, self._backoff.delay(item.attempts))
+            return False
         await self._outbox.mark_delivered(item.id, now=self._clock.now(), result=result)
         return True
 

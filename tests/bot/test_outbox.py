@@ -328,3 +328,19 @@ async def test_the_background_loop_delivers_when_woken(
     finally:
         await deliverer.stop()
     assert [m.text for m in slack_fake.messages(CHANNEL)] == ["now"]
+
+
+async def test_a_malformed_item_is_given_up_without_blocking_others(
+    slack_fake: SlackFake,
+    client: AsyncWebClient,
+    outbox: SlackOutbox,
+    make_deliverer: DelivererFactory,
+    repos: Repositories,
+    clock: FakeClock,
+) -> None:
+    broken = await repos.outbox.enqueue("slack", "incident:I-1", {"op": "post"}, now=clock.now())
+    await outbox.post("incident:I-2", message("fine"), channel=CHANNEL, owned_by=INCIDENT)
+    await drain(make_deliverer(client, max_attempts=2), clock, rounds=3)
+    stored = await repos.outbox.get(broken)
+    assert stored is not None and stored.status is OutboxStatus.DEAD
+    assert [m.text for m in slack_fake.messages(CHANNEL)] == ["fine"]
