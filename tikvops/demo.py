@@ -49,7 +49,8 @@ DEMO_SETTINGS: Mapping[str, Any] = {
     "latency_grace": 4.0,
     "disk_grace": 0.0,
     "disconnected_grace": 0.0,
-    "region_health_grace": 0.0,
+    # a freshly started (simulated) cluster has a few extra or pending peers for some seconds
+    "region_health_grace": 30.0,
     "resolve_after": 6.0,
     # the hot-region scenario makes one region hot; the default needs four before it counts
     "hot_write_min_regions": 1,
@@ -131,11 +132,14 @@ def demo_settings(
     sim: SimServer | None,
     fake: SlackFake | None,
     db_dir: Path | None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """The settings the demo's bot runs with: `base` plus the demo's timings, the simulator as
-    PD (when running), the stand-in as Slack (when running) and the demo database."""
+    """The settings the demo's bot runs with: `base` plus the demo's timings (and `overrides`
+    of them), the simulator as PD (when running), the stand-in as Slack (when running) and the
+    demo database."""
     values: dict[str, Any] = base.model_dump()
     values.update(DEMO_SETTINGS)
+    values.update(overrides or {})
     values["health_addr"] = options.health_addr
     if sim is not None:
         values["pd_url"] = sim.pd_url
@@ -169,9 +173,11 @@ async def open_demo(
     clock: Clock | None = None,
     slack: SlackOptions | None = None,
     engine_options: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[Demo]:
     """Start the simulator (unless `base.pd_url`), the stand-in (unless `base` has Slack
-    tokens) and the bot; yield the running `Demo`; stop everything in reverse.
+    tokens) and the bot; yield the running `Demo`; stop everything in reverse. `overrides`
+    replace demo settings (tests shorten the timings further).
 
     Raises OSError when the stand-in's port is taken, plus whatever `open_stack` raises."""
     options = options or DemoOptions()
@@ -195,7 +201,9 @@ async def open_demo(
         db_dir: Path | None = None
         if options.db is None:
             db_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tikvops-demo-")))
-        settings = demo_settings(base, options, sim=sim, fake=fake, db_dir=db_dir)
+        settings = demo_settings(
+            base, options, sim=sim, fake=fake, db_dir=db_dir, overrides=overrides
+        )
         running = await stack.enter_async_context(
             open_stack(
                 settings,
