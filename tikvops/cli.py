@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", type=Path, help="TOML configuration file")
     parser.add_argument("--env-file", type=Path, default=Path(".env"), help="dotenv file")
+    # `tikvops --pd URL --db PATH drain 4`: the same options may also follow the subcommand.
+    parser.add_argument("--pd", dest="global_pd", metavar="URL", help="PD address")
+    parser.add_argument("--db", dest="global_db", metavar="PATH", help="SQLite database")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"tikvops.commands.{name}")
@@ -39,6 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    for name in ("pd", "db"):
+        given = getattr(args, f"global_{name}")
+        if given is not None:
+            if not hasattr(args, name):
+                parser.error(f"--{name} does not apply to '{args.command}'")
+            if getattr(args, name) is None:
+                setattr(args, name, given)
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

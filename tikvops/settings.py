@@ -94,6 +94,12 @@ class Settings(BaseSettings):
     auto_approve_low: bool = Field(default=False)
     proposal_ttl: float = Field(default=1800.0, gt=0, description="seconds until expiry")
     max_drained_stores: int = Field(default=1, ge=1)
+    # On by default: whoever can run tikvops against this database and PD could already change
+    # the cluster with pd-ctl or curl; going through tikvops adds preflight, verification and an
+    # audit record as cli:user@host.
+    allow_local_operator: bool = Field(
+        default=True, description="the terminal operator may approve (tikvops drain 4 --yes)"
+    )
 
     # Diagnosis.
     anthropic_api_key: SecretStr | None = Field(

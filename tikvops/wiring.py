@@ -32,12 +32,6 @@ from operator_tikv.pd import PDClient, RequestHook, open_pd_client
 from storage import Database, Repositories
 from tikvops.settings import ConfigError, Settings, env_name
 
-LOCAL_OPERATOR_DEFAULT = True
-"""Whether the local terminal operator may decide (approve, reject, kill switch) when the
-settings do not say. On by default: whoever can run tikvops against this database and PD can
-already change the cluster with pd-ctl or curl; going through tikvops adds the preflight, the
-verification and the audit record (as `cli:user@host`)."""
-
 
 @dataclass(frozen=True, slots=True)
 class Runtime:
@@ -53,12 +47,6 @@ class Runtime:
     clock: Clock
 
 
-def local_operator_allowed(settings: Settings) -> bool:
-    """`allow_local_operator` from the settings when it exists there, else the default."""
-    value = getattr(settings, "allow_local_operator", None)
-    return LOCAL_OPERATOR_DEFAULT if value is None else bool(value)
-
-
 def build_policy(settings: Settings, *, terminal: bool = False) -> ApprovalPolicy:
     """The approval policy from the settings.
 
@@ -68,7 +56,7 @@ def build_policy(settings: Settings, *, terminal: bool = False) -> ApprovalPolic
     is audited as such. The quorum (`high_risk_approvals`) still applies: with 2, a drain from
     the terminal waits for a second approval.
     """
-    local = local_operator_allowed(settings)
+    local = settings.allow_local_operator
     return ApprovalPolicy(
         approvers=frozenset(settings.approvers),
         approvers_high=frozenset(settings.approvers_high),
@@ -156,10 +144,8 @@ async def open_runtime(
 
 
 __all__ = [
-    "LOCAL_OPERATOR_DEFAULT",
     "Runtime",
     "build_policy",
-    "local_operator_allowed",
     "open_runtime",
     "require_pd_url",
 ]

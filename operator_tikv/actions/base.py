@@ -88,7 +88,7 @@ class PreflightReport(BaseModel):
         failed = self.failures
         if not failed:
             return ""
-        reasons = " ".join(_sentence(check.message) for check in failed)
+        reasons = _sentence("; ".join(check.message.strip().rstrip(".") for check in failed))
         return f"Refused {self.action}: {reasons} Nothing was sent to PD."
 
 

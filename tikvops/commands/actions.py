@@ -99,7 +99,8 @@ _SUMMARIES = {
 def register(subparsers: Any) -> None:
     """One subcommand per command word. Their words are parsed by the shared grammar, so
     argparse only collects them (prefix `+`: no word is taken for an argparse option)."""
-    names = (*READ_COMMANDS, *DECISION_COMMANDS, *REGISTRY, UNDO)
+    # `incidents` is answered from the database alone by tikvops.commands.monitor (no PD needed).
+    names = (*(c for c in READ_COMMANDS if c != "incidents"), *DECISION_COMMANDS, *REGISTRY, UNDO)
     for name in names:
         summary = _SUMMARIES.get(name) or f"{REGISTRY[name].summary} (risk {REGISTRY[name].risk})"
         parser: argparse.ArgumentParser = subparsers.add_parser(

@@ -91,10 +91,6 @@ def register(subparsers: Any) -> None:
     )
     monitor.set_defaults(handler=run_monitor_command)
 
-    if "incidents" in getattr(subparsers, "choices", {}):
-        # Another command module already answers `incidents` through the engine's read
-        # view; that one prints the same records in the same JSON shape.
-        return
     incidents: argparse.ArgumentParser = subparsers.add_parser(
         "incidents",
         help="list incidents from the database (open ones; --all for every one)",
