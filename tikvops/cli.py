@@ -44,11 +44,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for name in ("pd", "db"):
         given = getattr(args, f"global_{name}")
-        if given is not None:
-            if not hasattr(args, name):
-                parser.error(f"--{name} does not apply to '{args.command}'")
+        if given is None:
+            continue
+        if hasattr(args, "words"):  # grammar commands parse their own options from the words
+            args.words = [f"--{name}", given, *args.words]
+        elif hasattr(args, name):
             if getattr(args, name) is None:
                 setattr(args, name, given)
+        else:
+            parser.error(f"--{name} does not apply to '{args.command}'")
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
@@ -61,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `tikvops audit | head`: the reader left; not an error of ours
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

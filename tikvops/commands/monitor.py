@@ -335,6 +335,11 @@ def run_incidents_command(args: argparse.Namespace) -> int:
         return 2
     if not settings.db.exists():
         incidents: list[Incident] = []  # nothing has been recorded yet
+        print(
+            f"tikvops incidents: no database at {settings.db} yet, so nothing has been recorded "
+            "(the monitor and the bot create it; set TIKVOPS_DB or --db if it lives elsewhere)",
+            file=sys.stderr,
+        )
     else:
         try:
             incidents = asyncio.run(
