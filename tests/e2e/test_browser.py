@@ -39,17 +39,35 @@ WAIT_MS = 30_000
 pytestmark = pytest.mark.browser
 
 
+def require_chromium(path: Path = CHROMIUM) -> Path:
+    """`path` if Chromium is there; otherwise fail in CI (`CI` set) and skip elsewhere."""
+    if path.exists():
+        return path
+    message = (
+        f"{path} is missing: install Debian's Chromium "
+        "(apt-get install -y --no-install-recommends chromium)"
+    )
+    if os.environ.get("CI"):
+        pytest.fail(f"CI needs the browser test: {message}")
+    pytest.skip(message)
+
+
 @pytest.fixture
 def chromium() -> Iterator[Path]:
-    if not CHROMIUM.exists():
-        message = (
-            f"{CHROMIUM} is missing: install Debian's Chromium "
-            "(apt-get install -y --no-install-recommends chromium)"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs the browser test: {message}")
-        pytest.skip(message)
-    yield CHROMIUM
+    yield require_chromium()
+
+
+def test_a_missing_chromium_fails_in_ci_and_skips_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "no-chromium"
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install"):
+        require_chromium(missing)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI needs the browser test"):
+        require_chromium(missing)
+    assert require_chromium(tmp_path) == tmp_path  # present: used as it is
 
 
 @pytest.fixture

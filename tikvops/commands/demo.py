@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bot.errors import SlackStartError
 from engine.errors import StorageError
 from tikvops.demo import NO_SCENARIO, SCENARIO_NAMES, DemoOptions, run_demo
 from tikvops.logs import configure_from_settings
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    except (StorageError, ObservabilityError) as exc:
+    except (StorageError, ObservabilityError, SlackStartError) as exc:
         print(f"tikvops demo: cannot start: {exc}", file=sys.stderr)
         return 2
 
