@@ -396,15 +396,15 @@ async def test_acks_come_at_once_even_while_pd_hangs(bot_harness: Make) -> None:
     h = await bot_harness()
     message = await propose_drain(h)
     h.sim.faults.pd_timeouts()  # every PD request hangs until healed
-    # Slack allows 3 s; demand a tenth of it while PD gives no answer at all.
-    await h.fake.slash_command(user=BOB, text="status", channel=CHANNEL, ack_timeout=0.3)
-    await h.fake.slash_command(user=BOB, text="drain 3", channel=CHANNEL, ack_timeout=0.3)
+    # Slack allows 3 s; demand a third of it while PD gives no answer at all.
+    await h.fake.slash_command(user=BOB, text="status", channel=CHANNEL, ack_timeout=1.0)
+    await h.fake.slash_command(user=BOB, text="drain 3", channel=CHANNEL, ack_timeout=1.0)
     await h.fake.click(
         user=ALICE,
         channel=CHANNEL,
         message_ts=message.ts,
         action_id=callbacks.APPROVE,
-        ack_timeout=0.3,
+        ack_timeout=1.0,
     )
     h.sim.faults.heal()
     await wait_state(h, "P-1", S.SUCCEEDED, S.FAILED)
