@@ -174,7 +174,7 @@ class Stack:
             f"diagnosis: {self.diagnoser_name}",
             f"database: {settings.db}"
             + (
-                f" ({self.reconciled} interrupted execution(s) reconciled)"
+                f" ({self.reconciled} interrupted execution(s) checked against PD)"
                 if self.reconciled
                 else ""
             ),

@@ -295,3 +295,48 @@ async def _wait(predicate: Callable[[], Any]) -> Any:
         if loop.time() > deadline:
             raise AssertionError("condition not met")
         await asyncio.sleep(0.05)
+
+
+async def test_an_execution_cut_short_is_reconciled_at_the_next_start(
+    cluster: SimServer, tmp_path: Path
+) -> None:
+    """The first process stops right after PD accepted a drain, before it recorded the outcome;
+    the next start finds the drain in PD and finishes the record. PD is asked exactly once."""
+    import asyncio
+
+    from engine.model import Identity, IdentityKind, ProposalOrigin, ProposalState
+    from engine.results import ProposalCreated
+
+    bob = Identity(kind=IdentityKind.SLACK_USER, id="U0BOB")
+    alice = Identity(kind=IdentityKind.SLACK_USER, id="U0ALICE")
+    reached = asyncio.Event()
+
+    async def stop_after_request(name: str) -> None:
+        if name == "after_request":
+            reached.set()
+            await asyncio.Event().wait()  # the process "dies" here
+
+    settings = settings_for(cluster, tmp_path / "t.db")
+    options = {"checkpoint": stop_after_request}
+    async with open_stack(settings, serve_health=False, engine_options=options) as first:
+        created = await first.engine.propose(
+            "drain", {"store_id": 2}, actor=bob, origin=ProposalOrigin.USER
+        )
+        assert isinstance(created, ProposalCreated)
+        pid = created.proposal.id
+        await first.engine.approve(pid, alice)
+        await asyncio.wait_for(reached.wait(), WAIT)
+        assert first.reconciled == 0
+    writes = [r for r in cluster.requests if r.method == "POST"]
+    assert [w.body for w in writes] == [{"name": "evict-leader-scheduler", "store_id": 2}]
+    fast = {"poll_intervals": {"drain": 0.1}}
+    async with open_stack(settings, serve_health=False, engine_options=fast) as second:
+        assert second.reconciled == 1
+        assert "1 interrupted execution(s)" in "\n".join(second.describe())
+
+        async def finished() -> bool:
+            proposal = await second.runtime.repos.proposals.get(pid)
+            return proposal is not None and proposal.state is ProposalState.SUCCEEDED
+
+        await _wait(finished)
+    assert [r for r in cluster.requests if r.method == "POST"] == writes  # never sent again
