@@ -2,8 +2,9 @@
 
 `observe()` makes a bounded number of requests that does not grow with the number of
 regions: PD's store list (1), PD's unhealthy-region lists for down, pending, missing and extra
-peers (4; their size follows the unhealthy regions, not the cluster), PD's hot write regions
-(1), and the metrics source (a fixed number of PromQL queries, or one scrape per store). It
+peers (4; their size follows the unhealthy regions, not the cluster; they are read as
+`RegionBrief`s, not full models, because during a store failure they are long), PD's hot write
+regions (1), and the metrics source (a fixed number of PromQL queries, or one scrape per store). It
 never lists every region.
 
 Each part fails on its own: a failure is recorded in the observation (`pd_error`,
@@ -24,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from operator_tikv.errors import PDError
 from operator_tikv.metrics import MetricsError, MetricsReading, MetricsSource, StoreTarget
 from operator_tikv.models.hotspot import HotspotInfo
-from operator_tikv.models.region import Region, RegionCheckState, RegionsInfo
+from operator_tikv.models.region import Region, RegionBrief, RegionCheckState, RegionsBrief
 from operator_tikv.models.store import StoreInfo, StoreStateName
 
 
@@ -42,7 +43,7 @@ class ObservationPD(Protocol):
 
     async def list_stores(self) -> Sequence[StoreInfo]: ...
 
-    async def check_regions(self, state: RegionCheckState) -> RegionsInfo: ...
+    async def check_regions_brief(self, state: RegionCheckState) -> RegionsBrief: ...
 
     async def get_hotspot_write(self) -> HotspotInfo: ...
 
@@ -68,19 +69,22 @@ class RegionCheck(BaseModel):
 
     @classmethod
     def from_regions(cls, problem: RegionProblem, regions: Sequence[Region]) -> RegionCheck:
+        """The check of full `Region` models (tests and tools; the monitor reads briefs)."""
+        return cls.from_briefs(problem, [RegionBrief.of(region) for region in regions])
+
+    @classmethod
+    def from_briefs(cls, problem: RegionProblem, regions: Sequence[RegionBrief]) -> RegionCheck:
         peer_stores: dict[int, int] = {}
         quorum_lost: list[int] = []
         for region in regions:
             if problem is RegionProblem.DOWN_PEER:
                 stores = set(region.down_store_ids)
-                voters = {p.id for p in region.peers if p.is_voter}
-                down_voters = {d.peer.id for d in region.down_peers} & voters
-                if voters and 2 * len(down_voters) >= len(voters):
+                if region.quorum_lost:
                     quorum_lost.append(region.id)
             elif problem is RegionProblem.PENDING_PEER:
                 stores = set(region.pending_store_ids)
             else:
-                stores = set()
+                continue
             for store_id in stores:
                 peer_stores[store_id] = peer_stores.get(store_id, 0) + 1
         return cls(
@@ -153,7 +157,7 @@ async def observe(
 
     problems = list(RegionProblem)
     checks_task = asyncio.gather(
-        *(pd.check_regions(RegionCheckState(p.value)) for p in problems),
+        *(pd.check_regions_brief(RegionCheckState(p.value)) for p in problems),
         return_exceptions=True,
     )
     hot_task = asyncio.gather(pd.get_hotspot_write(), return_exceptions=True)
@@ -165,8 +169,8 @@ async def observe(
     region_checks: dict[RegionProblem, RegionCheck] = {}
     region_errors: dict[RegionProblem, str] = {}
     for problem, result in zip(problems, checks, strict=True):
-        if isinstance(result, RegionsInfo):
-            region_checks[problem] = RegionCheck.from_regions(problem, result.regions)
+        if isinstance(result, RegionsBrief):
+            region_checks[problem] = RegionCheck.from_briefs(problem, result.regions)
         else:
             region_errors[problem] = _describe(result)
 

@@ -64,6 +64,7 @@ from operator_tikv.models import (
     StoreState,
     VersionInfo,
 )
+from operator_tikv.models.region import RegionsBrief, parse_regions_brief
 
 __all__ = ["DEFAULT_TIMEOUT", "PDClient", "RequestHook", "open_pd_client"]
 
@@ -349,6 +350,25 @@ class PDClient:
             f"{API_PREFIX}/regions/check/{{state}}",
             f"{API_PREFIX}/regions/check/{check.value}",
         )
+
+    async def check_regions_brief(self, state: RegionCheckState | str) -> RegionsBrief:
+        """``GET /regions/check/{state}``, reduced to what the monitor reads of each region
+        (id, voter/down/pending/leader stores). Far cheaper than :meth:`check_regions` on long
+        lists: only those fields are validated, in pydantic-core, and no ``Region`` is built."""
+        check = RegionCheckState(state)
+        path = f"{API_PREFIX}/regions/check/{check.value}"
+        response = await self._send("GET", f"{API_PREFIX}/regions/check/{{state}}", path)
+        try:
+            return parse_regions_brief(response.content)
+        except ValueError as exc:
+            raise PDProtocolError(
+                truncate(f"unexpected response shape: {exc}", 400),
+                status=response.status_code,
+                method="GET",
+                path=path,
+                body=response.content[:2000].decode("utf-8", errors="replace"),
+                from_pd=False,
+            ) from exc
 
     async def get_store_regions(
         self, store_id: int, region_type: StoreRegionType | str | None = None

@@ -7,9 +7,12 @@ has ``"leader": {"role_name": ""}``, which becomes ``leader=None`` here.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import NotRequired
 
-from pydantic import Field, field_validator
+from pydantic import Field, TypeAdapter, field_validator
+from typing_extensions import TypedDict
 
 from operator_tikv.models.common import PDModel
 
@@ -18,11 +21,14 @@ __all__ = [
     "Peer",
     "PeerRole",
     "Region",
+    "RegionBrief",
     "RegionCheckState",
     "RegionEpoch",
     "RegionStats",
+    "RegionsBrief",
     "RegionsInfo",
     "StoreRegionType",
+    "parse_regions_brief",
 ]
 
 
@@ -195,3 +201,112 @@ class RegionStats(PDModel):
     @classmethod
     def _null_maps(cls, value: object) -> object:
         return _null_map(value)
+
+
+# ---------------------------------------------------------------------------- brief region lists
+#
+# A `/regions/check/{state}` list holds every affected region in full: with a store down that is
+# a third of a cluster's regions, tens of MB of JSON. Building `Region` models for it costs
+# seconds on the event loop at 20k regions, and the monitor reads only a few fields of each. The
+# brief path validates just those fields in pydantic-core (unknown keys are skipped while
+# parsing, never turned into Python objects) and keeps them in small frozen dataclasses.
+
+
+class _BriefPeer(TypedDict):
+    store_id: NotRequired[int]
+    role_name: NotRequired[str]
+    is_learner: NotRequired[bool]
+
+
+class _BriefStoreRef(TypedDict):
+    store_id: NotRequired[int]
+
+
+class _BriefDownPeer(TypedDict):
+    peer: _BriefStoreRef
+
+
+class _BriefRegion(TypedDict):
+    id: int
+    peers: NotRequired[list[_BriefPeer] | None]
+    leader: NotRequired[_BriefStoreRef | None]
+    down_peers: NotRequired[list[_BriefDownPeer] | None]
+    pending_peers: NotRequired[list[_BriefStoreRef] | None]
+
+
+class _BriefRegions(TypedDict):
+    count: NotRequired[int]
+    regions: NotRequired[list[_BriefRegion] | None]
+
+
+_BRIEF_REGIONS: TypeAdapter[_BriefRegions] = TypeAdapter(_BriefRegions)
+
+
+@dataclass(frozen=True, slots=True)
+class RegionBrief:
+    """What the monitor reads of one listed region: its id and the stores of its voters, its
+    down peers, its pending peers and its leader (None without a leader)."""
+
+    id: int
+    voter_store_ids: tuple[int, ...] = ()
+    down_store_ids: tuple[int, ...] = ()
+    pending_store_ids: tuple[int, ...] = ()
+    leader_store_id: int | None = None
+
+    @property
+    def down_voter_count(self) -> int:
+        """Down peers that are voters (a region has at most one peer per store)."""
+        voters = set(self.voter_store_ids)
+        return sum(1 for store_id in set(self.down_store_ids) if store_id in voters)
+
+    @property
+    def quorum_lost(self) -> bool:
+        """At least half of the voters are down: the region cannot elect a leader."""
+        voters = len(set(self.voter_store_ids))
+        return voters > 0 and 2 * self.down_voter_count >= voters
+
+    @classmethod
+    def of(cls, region: Region) -> RegionBrief:
+        """The brief of a full `Region` model (the same reduction as `parse_regions_brief`)."""
+        return cls(
+            id=region.id,
+            voter_store_ids=tuple(region.voter_store_ids),
+            down_store_ids=tuple(region.down_store_ids),
+            pending_store_ids=tuple(region.pending_store_ids),
+            leader_store_id=region.leader_store_id or None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RegionsBrief:
+    """A region list reduced to briefs; ``count`` is PD's count (``len(regions)`` on PD)."""
+
+    count: int
+    regions: tuple[RegionBrief, ...]
+
+
+def _brief(raw: _BriefRegion) -> RegionBrief:
+    peers = raw.get("peers") or ()
+    leader = raw.get("leader") or {}
+    return RegionBrief(
+        id=raw["id"],
+        voter_store_ids=tuple(
+            p.get("store_id", 0)
+            for p in peers
+            if not p.get("is_learner", False) and p.get("role_name") != PeerRole.LEARNER
+        ),
+        down_store_ids=tuple(d["peer"].get("store_id", 0) for d in raw.get("down_peers") or ()),
+        pending_store_ids=tuple(p.get("store_id", 0) for p in raw.get("pending_peers") or ()),
+        leader_store_id=leader.get("store_id") or None,
+    )
+
+
+def parse_regions_brief(body: bytes | str) -> RegionsBrief:
+    """Parse a ``RegionsInfo`` JSON body (``{"count": N, "regions": [...]}``) into briefs.
+
+    Raises ``pydantic.ValidationError`` (a ``ValueError``) when the body is not JSON or a
+    field the briefs need has the wrong type; other fields are not looked at.
+    """
+    data = _BRIEF_REGIONS.validate_json(body)
+    regions = tuple(_brief(raw) for raw in data.get("regions") or ())
+    return RegionsBrief(count=data.get("count", len(regions)), regions=regions)
