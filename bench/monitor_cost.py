@@ -1,0 +1,180 @@
+"""Monitor cost vs cluster size: requests, bot CPU and bot memory per monitor cycle.
+
+The simulator (`python -m sim`) runs in a child process, so its CPU is not counted. This
+process is the bot side, built as `tikvops run` builds it (`open_runtime`, `ClusterSource` with
+the direct scrape of every store's `/metrics`, `build_monitor`, `BotMetrics`, the SQLite
+database), without Slack and without a diagnoser. For each size (3/10/100 stores x
+1k/20k/200k regions, healthy cluster) it runs warm-up cycles, then `--cycles` cycles
+back to back, and reports per cycle: requests (PD and store scrapes, counted by the
+simulator), this process's CPU time (user + system, all threads), wall time, and resident
+memory after the cycles. Then `--long` cycles at one size, sampling memory, open file
+descriptors and asyncio tasks every 100 cycles.
+
+Targets: requests per cycle independent of the region count; under 20 ms of bot CPU per cycle
+at 100 stores; memory flat over 1,000 cycles.
+
+    .venv/bin/python bench/monitor_cost.py [--sizes 3x1000 100x200000] [--cycles 20]
+        [--long 1000 --long-size 10x20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx
+
+from bench.common import (
+    cpu_seconds,
+    no_proxy,
+    open_fds,
+    print_facts,
+    rss_mib,
+    sim_process,
+)
+from engine.clock import SystemClock
+from engine.monitor import ClusterSource, Monitor
+from operator_tikv.scrape import ScrapeSource
+from tikvops.commands.monitor import build_monitor, pd_request_recorder
+from tikvops.observability import BotMetrics
+from tikvops.settings import Settings
+from tikvops.wiring import open_runtime
+
+DEFAULT_SIZES = [(s, r) for s in (3, 10, 100) for r in (1_000, 20_000, 200_000)]
+CPU_TARGET_MS = 20.0
+
+
+@contextlib.asynccontextmanager
+async def monitor_for(pd_url: str, db: Path):  # type: ignore[no-untyped-def]
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        pd_url=pd_url,
+        db=db,
+        region_health_grace=600,
+        anthropic_api_key=None,
+    )
+    metrics = BotMetrics()
+    async with (
+        open_runtime(settings, metrics=metrics, on_request=pd_request_recorder(metrics)) as rt,
+        httpx.AsyncClient(timeout=httpx.Timeout(settings.pd_timeout)) as http,
+    ):
+        source = ClusterSource(
+            rt.pd, ScrapeSource(http, timeout=settings.pd_timeout), pd_url=pd_url
+        )
+        monitor: Monitor = build_monitor(
+            rt, source, clock=SystemClock(), diagnoser=None, metrics=metrics
+        )
+        try:
+            yield monitor
+        finally:
+            await monitor.close()
+
+
+async def measure_size(stores: int, regions: int, cycles: int) -> dict[str, float]:
+    async with sim_process(stores=stores, regions=regions) as sim:
+        with tempfile.TemporaryDirectory() as tmp:
+            async with monitor_for(sim.pd_url, Path(tmp) / "bench.db") as monitor:
+                for _ in range(3):
+                    await monitor.tick()
+                await sim.clear_requests()
+                gc.collect()
+                cpu_per, wall_per = [], []
+                for _ in range(cycles):
+                    wall, cpu = time.perf_counter(), cpu_seconds()
+                    await monitor.tick()
+                    cpu_per.append((cpu_seconds() - cpu) * 1000)
+                    wall_per.append((time.perf_counter() - wall) * 1000)
+                data = await sim.control("GET", "/requests")
+                pd_requests = sum(1 for r in data["requests"] if r["store_id"] is None)
+                scrapes = data["count"] - pd_requests
+                return {
+                    "pd_requests": pd_requests / cycles,
+                    "scrapes": scrapes / cycles,
+                    "cpu_ms": statistics.median(cpu_per),
+                    "cpu_max_ms": max(cpu_per),
+                    "wall_ms": statistics.median(wall_per),
+                    "rss": rss_mib(),
+                }
+
+
+async def long_run(stores: int, regions: int, cycles: int) -> list[tuple[int, float, int, int]]:
+    samples: list[tuple[int, float, int, int]] = []
+    async with sim_process(stores=stores, regions=regions) as sim:
+        with tempfile.TemporaryDirectory() as tmp:
+            async with monitor_for(sim.pd_url, Path(tmp) / "bench.db") as monitor:
+                for n in range(1, cycles + 1):
+                    await monitor.tick()
+                    if n % 100 == 0 or n == 10:
+                        gc.collect()
+                        samples.append((n, rss_mib(), open_fds(), len(asyncio.all_tasks())))
+                    if n % 200 == 0:
+                        await sim.clear_requests()  # the simulator's own log grows, not ours
+    return samples
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    no_proxy()
+    print_facts("monitor cost per cycle (healthy cluster; sim in a child process)")
+    sizes = DEFAULT_SIZES
+    if args.sizes:
+        sizes = [tuple(int(x) for x in s.split("x")) for s in args.sizes]  # type: ignore[misc]
+    print(
+        f"{'stores':>6} {'regions':>8} | {'PD req':>6} {'scrapes':>7} | "
+        f"{'CPU ms p50':>10} {'max':>6} | {'wall ms':>7} | {'RSS MiB':>7}"
+    )
+    by_store: dict[int, set[float]] = {}
+    worst_100 = 0.0
+    for stores, regions in sizes:
+        r = await measure_size(stores, regions, args.cycles)
+        by_store.setdefault(stores, set()).add(r["pd_requests"] + r["scrapes"])
+        if stores >= 100:
+            worst_100 = max(worst_100, r["cpu_ms"])
+        print(
+            f"{stores:>6} {regions:>8} | {r['pd_requests']:>6.1f} {r['scrapes']:>7.1f} | "
+            f"{r['cpu_ms']:>10.1f} {r['cpu_max_ms']:>6.1f} | {r['wall_ms']:>7.1f} | "
+            f"{r['rss']:>7.0f}",
+            flush=True,
+        )
+    flat = all(len(v) == 1 for v in by_store.values())
+    print(f"   requests per cycle independent of the region count: {'yes' if flat else 'NO'}")
+    if worst_100:
+        verdict = "met" if worst_100 < CPU_TARGET_MS else "MISSED"
+        print(
+            f"   CPU per cycle at 100 stores < {CPU_TARGET_MS:.0f} ms: {verdict} ({worst_100:.1f})"
+        )
+    if args.long:
+        stores, regions = (int(x) for x in args.long_size.split("x"))
+        print(f"   {args.long} cycles at {stores} stores x {regions} regions:")
+        samples = await long_run(stores, regions, args.long)
+        for n, rss, fds, tasks in samples:
+            print(f"     cycle {n:>5}: RSS {rss:7.1f} MiB, open fds {fds:>4}, tasks {tasks:>3}")
+        first, last = samples[0], samples[-1]
+        growth = last[1] - first[1]
+        print(
+            f"   memory from cycle {first[0]} to {last[0]}: {growth:+.1f} MiB "
+            f"({'flat' if abs(growth) < 5 else 'GROWING'}; fds {first[2]} -> {last[2]}, "
+            f"tasks {first[3]} -> {last[3]})"
+        )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="*", help="STORESxREGIONS, e.g. 3x1000 100x200000")
+    parser.add_argument("--cycles", type=int, default=20)
+    parser.add_argument("--long", type=int, default=1000, help="cycles of the memory run (0: none)")
+    parser.add_argument("--long-size", default="10x20000")
+    return asyncio.run(main_async(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
