@@ -61,7 +61,8 @@ def build_app(deps: BotDeps, dedup: DedupRepo) -> AsyncApp:
     """The Bolt app with our middleware and listeners (no connection is opened)."""
     app = AsyncApp(
         client=deps.client,
-        name="tikvops",
+        # Bolt sets the level of the logger named after the app: keep it out of `tikvops.*`.
+        name="bot.bolt",
         process_before_response=False,
         request_verification_enabled=False,  # Socket Mode: no signing secret
     )
