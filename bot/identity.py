@@ -45,6 +45,7 @@ class IdentityResolver:
         self._monotonic = monotonic
         self._cache: dict[str, _Members] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._accounts: dict[str, tuple[str | None, float]] = {}
 
     @property
     def groups(self) -> tuple[str, ...]:
@@ -86,9 +87,46 @@ class IdentityResolver:
             self._cache[group] = _Members(users=users, fetched_at=self._monotonic())
             return users
 
+    async def refusal(self, user_id: str) -> str | None:
+        """Why this Slack account may not change anything (deleted, a bot or app, a guest), as a
+        sentence; None when it may (the approval policy still decides what it may do). If Slack
+        cannot tell (`users.info` fails), None: the approver list stays the authority."""
+        now = self._monotonic()
+        cached = self._accounts.get(user_id)
+        if cached is not None and now - cached[1] < self._ttl:
+            return cached[0]
+        try:
+            response = await self._client.users_info(user=user_id)
+        except SlackApiError as exc:
+            logger.warning("users.info %s failed (%s)", user_id, exc.response.get("error"))
+            return None
+        except (SlackClientError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            logger.warning("could not reach Slack for users.info %s: %s", user_id, exc)
+            return None
+        user = response.get("user") or {}
+        reason = account_refusal(user_id, user)
+        self._accounts[user_id] = (reason, self._monotonic())
+        return reason
+
     def forget(self) -> None:
-        """Drop the cache (tests, or after an approver change)."""
+        """Drop the caches (tests, or after an approver change)."""
         self._cache.clear()
+        self._accounts.clear()
 
 
-__all__ = ["IdentityResolver"]
+def account_refusal(user_id: str, user: dict[str, object]) -> str | None:
+    """The sentence refusing a deleted, bot or guest account (from a `users.info` user)."""
+    who = f"<@{user_id}>"
+    if user.get("deleted"):
+        return f"{who} is a deactivated account; it cannot change anything"
+    if user.get("is_bot") or user.get("is_app_user"):
+        return f"{who} is a bot or app; only people can propose, approve or reject changes"
+    if user.get("is_restricted") or user.get("is_ultra_restricted"):
+        return (
+            f"{who} is a guest account; guests cannot propose, approve or reject changes. Ask a "
+            "full member of the workspace"
+        )
+    return None
+
+
+__all__ = ["IdentityResolver", "account_refusal"]

@@ -27,14 +27,13 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import callbacks, messages, payload
+from bot.audit import audit_refusal
 from bot.callbacks import BadButtonValue, ButtonValue
 from bot.deps import BotDeps
 from bot.middleware import request_id
 from bot.render.kit import Rendered, rendered, section
 from bot.render.views import refused_view
 from bot.replies import tell
-from engine.errors import EngineError
-from engine.model import AuditEvent, AuditOutcome, Identity
 from engine.results import Decided, ProposalCreated, Refused
 
 logger = logging.getLogger(__name__)
@@ -87,7 +86,14 @@ async def decide(
         value = ButtonValue.decode(raw_value if raw_value is not None else _value(body))
     except BadButtonValue as exc:
         text = messages.bad_button(str(exc))
-        await _audit_bad_button(deps, body, kind, str(exc))
+        await audit_refusal(
+            deps.audit,
+            deps.clock,
+            body,
+            action=f"slack.button.{kind}.refused",
+            reason=text,
+            detail={"value": str(_value(body))[:200]},
+        )
         await tell(
             deps.client,
             rendered(text, [section(text)]),
@@ -98,6 +104,26 @@ async def decide(
         return
     if user is None:
         logger.warning("a %s click without a user was ignored", kind)
+        return
+    refused = await deps.identities.refusal(user)
+    if refused is not None:
+        await audit_refusal(
+            deps.audit,
+            deps.clock,
+            body,
+            action=f"proposal.{kind}.refused",
+            reason=refused,
+            subject=value.proposal_id,
+            detail={"rule": "account"},
+        )
+        text = f"{refused}."
+        await tell(
+            deps.client,
+            rendered(text, [section(f":no_entry: {text}")]),
+            user=user,
+            channel=channel,
+            thread_ts=thread,
+        )
         return
     try:
         actor = await deps.identities.resolve(user, payload.user_name(body))
@@ -122,23 +148,6 @@ async def decide(
         shown = f"{kind} {value.proposal_id}"
         answer = rendered(messages.internal_error(shown), [section(messages.internal_error(shown))])
     await tell(deps.client, answer, user=user, channel=channel, thread_ts=thread)
-
-
-async def _audit_bad_button(deps: BotDeps, body: Mapping[str, Any], kind: str, why: str) -> None:
-    user = payload.user_id(body) or "unknown"
-    event = AuditEvent(
-        at=deps.clock.now(),
-        actor=Identity.slack(user, name=payload.user_name(body)),
-        action=f"slack.button.{kind}.refused",
-        subject="engine",
-        detail={"value": str(_value(body))[:200], "channel": payload.channel_id(body)},
-        outcome=AuditOutcome.REFUSED,
-        reason=messages.bad_button(why),
-    )
-    try:
-        await deps.audit.append(event)
-    except EngineError:
-        logger.exception("could not audit a refused %s button", kind)
 
 
 def reject_modal(value: str, channel: str | None, thread: str | None) -> dict[str, Any]:

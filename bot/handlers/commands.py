@@ -15,17 +15,26 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot import messages, payload
+from bot.audit import audit_refusal
 from bot.deps import BotDeps
 from bot.middleware import request_id
 from bot.render.kit import rendered, section
 from bot.render.views import outcome_view
 from bot.replies import tell
-from engine.commands import ActionCommand, parse_command
-from engine.errors import EngineError
-from engine.model import AuditEvent, AuditOutcome, Identity
-from engine.results import KillSwitchOutcome
+from engine.commands import ActionCommand, DecisionCommand, KillSwitchCommand, parse_command
+from engine.results import KillSwitchOutcome, Outcome, RefusalKind, Refused
 
 logger = logging.getLogger(__name__)
+
+
+def changes_something(parsed: object) -> bool:
+    """Whether a parsed command asks for a change (a proposal, a decision, the kill switch),
+    as opposed to a read, help, a dry run or a parse error."""
+    if isinstance(parsed, ActionCommand):
+        return not parsed.dry_run
+    if isinstance(parsed, KillSwitchCommand):
+        return parsed.mode != "status"
+    return isinstance(parsed, DecisionCommand)
 
 
 def channel_allowed(
@@ -63,7 +72,15 @@ def register(app: AsyncApp, deps: BotDeps) -> None:
             )
             await ack(text=refusal)
             deps.tasks.spawn(
-                _audit_channel_refusal(deps, body, refusal, shown), "audit channel refusal"
+                audit_refusal(
+                    deps.audit,
+                    deps.clock,
+                    body,
+                    action="slack.command.refused",
+                    reason=refusal,
+                    detail={"command": shown},
+                ),
+                "audit channel refusal",
             )
             return
         await ack()
@@ -85,9 +102,21 @@ async def run_command(
     try:
         if user is None:
             raise ValueError("the command names no user")
-        actor = await deps.identities.resolve(user, payload.user_name(body))
         parsed = parse_command(text, prog=deps.config.command)
-        outcome = await deps.engine.handle(parsed, actor, request_id=request)
+        refused = await deps.identities.refusal(user) if changes_something(parsed) else None
+        if refused is not None:
+            await audit_refusal(
+                deps.audit,
+                deps.clock,
+                body,
+                action="slack.command.refused",
+                reason=refused,
+                detail={"command": shown, "rule": "account"},
+            )
+            outcome: Outcome = Refused(reason=refused, kind=RefusalKind.POLICY)
+        else:
+            actor = await deps.identities.resolve(user, payload.user_name(body))
+            outcome = await deps.engine.handle(parsed, actor, request_id=request)
         params = (
             parsed.params.model_dump(mode="json") if isinstance(parsed, ActionCommand) else None
         )
@@ -105,21 +134,4 @@ async def run_command(
     await tell(deps.client, answer, user=user, channel=channel, respond=respond, in_channel=public)
 
 
-async def _audit_channel_refusal(deps: BotDeps, body: dict[str, Any], why: str, shown: str) -> None:
-    user = payload.user_id(body) or "unknown"
-    event = AuditEvent(
-        at=deps.clock.now(),
-        actor=Identity.slack(user, name=payload.user_name(body)),
-        action="slack.command.refused",
-        subject="engine",
-        detail={"command": shown, "channel": payload.channel_id(body)},
-        outcome=AuditOutcome.REFUSED,
-        reason=why,
-    )
-    try:
-        await deps.audit.append(event)
-    except EngineError:
-        logger.exception("could not audit the refused command %s", shown)
-
-
-__all__ = ["channel_allowed", "register", "run_command"]
+__all__ = ["changes_something", "channel_allowed", "register", "run_command"]

@@ -31,6 +31,7 @@ from tikvops.wiring import Runtime, open_runtime
 ALICE = "U0ALICE"  # approver (also through the @oncall group S0ONCALL)
 BOB = "U0BOB"  # not an approver
 CAROL = "U0CAROL"  # approver by user ID
+GUEST = "U0GUEST"  # a guest account (is_restricted)
 CHANNEL = "C0OPS"
 OTHER_CHANNEL = "C0OTHER"
 
@@ -46,7 +47,12 @@ async def cluster(sim_factory: Callable[..., Awaitable[SimServer]]) -> SimServer
 async def fake(make_slack_fake: Callable[..., Awaitable[SlackFake]]) -> SlackFake:
     return await make_slack_fake(
         channels={CHANNEL: "tikv-ops", OTHER_CHANNEL: "random"},
-        users={ALICE: "alice", BOB: "bob", CAROL: "carol"},
+        users={
+            ALICE: "alice",
+            BOB: "bob",
+            CAROL: "carol",
+            GUEST: {"name": "guest", "is_restricted": True},
+        },
         usergroups={"S0ONCALL": [ALICE]},
     )
 

@@ -14,7 +14,7 @@ from bot import callbacks
 from bot.errors import SlackStartError
 from engine.model import AuditOutcome, Identity, ProposalOrigin, ProposalState
 from slackfake import ids, payloads
-from tests.bot.conftest import ALICE, BOB, CAROL, CHANNEL, Harness
+from tests.bot.conftest import ALICE, BOB, CAROL, CHANNEL, GUEST, Harness
 from tests.bot.render_text import text_of, unescape
 
 Make = Callable[..., Awaitable[Harness]]
@@ -522,3 +522,27 @@ async def test_a_click_on_an_unknown_element_is_acked_and_explained(bot_harness:
     await h.settle()
     assert dict(ack) == {}
     assert "legacy.retry" in unescape(h.fake.ephemerals(user=BOB)[-1].text)
+
+
+async def test_a_guest_account_may_not_act_even_when_listed_as_approver(bot_harness: Make) -> None:
+    h = await bot_harness(approvers=[GUEST, CAROL])
+    message = await propose_drain(h)
+    await h.fake.click(
+        user=GUEST, channel=CHANNEL, message_ts=message.ts, action_id=callbacks.APPROVE
+    )
+    await h.fake.slash_command(user=GUEST, text="drain 3", channel=CHANNEL)
+    await h.settle()
+    answers = [unescape(e.text) for e in h.fake.ephemerals(user=GUEST)]
+    assert len(answers) == 2 and all("guest account" in a for a in answers)
+    refused = await h.runtime.repos.audit.list_recent(actor_key=f"slack:{GUEST}")
+    assert sorted(e.action for e in refused) == [
+        "proposal.approve.refused",
+        "slack.command.refused",
+    ]
+    assert all(e.outcome is AuditOutcome.REFUSED for e in refused)
+    assert await h.runtime.repos.proposals.get("P-2") is None
+    proposal = await h.runtime.repos.proposals.get("P-1")
+    assert proposal is not None and proposal.state is S.PROPOSED and pd_writes(h) == []
+    await h.fake.slash_command(user=GUEST, text="status", channel=CHANNEL)  # reading is fine
+    await h.settle()
+    assert h.fake.ephemerals(user=GUEST)[-1].text.startswith("Cluster status")

@@ -144,3 +144,22 @@ async def test_group_lookup_fails_closed(
 
 def test_button_values_fit_slack() -> None:
     assert len(json.dumps({"p": "P-" + "9" * 18, "v": 2**31})) < 2000
+
+
+def test_account_refusals() -> None:
+    from bot.identity import account_refusal
+
+    assert account_refusal("U1", {"deleted": False, "is_bot": False}) is None
+    assert "deactivated" in (account_refusal("U1", {"deleted": True}) or "")
+    assert "bot or app" in (account_refusal("U1", {"is_bot": True}) or "")
+    assert "guest" in (account_refusal("U1", {"is_ultra_restricted": True}) or "")
+
+
+async def test_account_lookup_failure_leaves_the_decision_to_the_policy(
+    slack_fake: SlackFake,
+) -> None:
+    slack_fake.faults.error("users.info", "missing_scope", needed="users:read")
+    resolver = IdentityResolver(build_web_client(_config(slack_fake)), [])
+    assert await resolver.refusal("U0ALICE") is None  # unknown: the approver list decides
+    assert await resolver.refusal("U0ALICE") is None
+    assert len(slack_fake.calls("users.info")) == 2  # a failure is not cached
