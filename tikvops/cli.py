@@ -17,7 +17,7 @@ from pathlib import Path
 from tikvops.settings import ConfigError
 
 # Subcommand modules, in the order `tikvops --help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("check", "actions", "monitor", "eval", "demo", "sim")
+COMMAND_MODULES: tuple[str, ...] = ("run", "demo", "check", "monitor", "actions", "eval", "sim")
 
 Handler = Callable[[argparse.Namespace], int]
 
