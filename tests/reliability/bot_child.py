@@ -1,0 +1,45 @@
+"""`tikvops run` in a child process for the reliability tests (not a test module).
+
+    python -m tests.reliability.bot_child
+
+Runs `tikvops.commands.run.serve()` (the code behind `tikvops run`) with the settings from the
+environment (`TIKVOPS_*`, `SLACK_*`), Slack timings shortened for tests, and verification polls
+of 50 ms. Test hooks, also from the environment:
+
+- `TIKVOPS_TEST_PAUSE_AT=<step>` with `TIKVOPS_TEST_MARKER=<file>`: the executor stops at that
+  step (started, before_request, after_request, verifying), writes the marker file and waits
+  (the hook of `tests.reliability.engine_child`), so the test can SIGKILL it exactly there;
+- `TIKVOPS_TEST_AUTO_EXECUTE=0`: approved proposals are not executed (a crash right after an
+  approval leaves that state).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from typing import Any
+
+from tests.reliability.engine_child import pause_point
+from tikvops.commands.run import serve
+from tikvops.logs import configure_from_settings
+from tikvops.settings import load_settings
+from tikvops.stack import SlackOptions
+
+POLL = 0.05
+FAST_SLACK = SlackOptions(outbox_poll=0.1, outbox_backoff_base=0.05, ping_interval=1.0)
+
+
+def main() -> int:
+    settings = load_settings(env_file=None)
+    configure_from_settings(settings, stream=sys.stderr)
+    options: dict[str, Any] = {
+        "checkpoint": pause_point,
+        "poll_intervals": {name: POLL for name in ("drain", "undrain", "limit", "split")},
+        "auto_execute": os.environ.get("TIKVOPS_TEST_AUTO_EXECUTE", "1") != "0",
+    }
+    return asyncio.run(serve(settings, out=sys.stdout, slack=FAST_SLACK, engine_options=options))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
