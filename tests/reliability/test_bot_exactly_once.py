@@ -1,0 +1,144 @@
+"""Exactly once through Slack: the whole bot (`tikvops run` in a child process) behind the Slack
+stand-in. 100 approvers clicking Approve on one proposal at once, envelopes delivered twice and
+redelivered, and two bot processes sharing one database (Slack spreading the clicks over both
+sockets) all lead to one approval and one PD write; every click is acknowledged, and every
+clicker but the winner is told why nothing more happened. The engine-level variants are in
+`test_exactly_once.py`."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from bot import callbacks
+from engine.model import ProposalState
+from sim.server import SimServer
+from slackfake.server import SlackFake
+from slackfake.socketmode import Connection
+from tests.plugins.sim import SimFactory
+from tests.reliability.support import (
+    ALICE,
+    BOB,
+    CHANNEL,
+    BotChild,
+    Stored,
+    clock_running,
+    pd_writes,
+    proposal_message,
+    wait_db,
+)
+
+CLICKERS = [f"U{n:03d}" for n in range(100)]
+USERS = {**{u: f"user{u[1:]}" for u in CLICKERS}, ALICE: "alice", BOB: "bob"}
+APPROVERS = ",".join([ALICE, *CLICKERS])
+
+MakeFake = Callable[..., Awaitable[SlackFake]]
+
+
+def settled(s: Stored) -> bool:
+    return (
+        s.proposal is not None
+        and s.proposal.state is ProposalState.SUCCEEDED
+        and s.outbox_pending == 0
+    )
+
+
+async def click_all(fake: SlackFake, ts: str, users: list[str]) -> None:
+    acks = await asyncio.gather(
+        *(
+            fake.click(user=u, channel=CHANNEL, message_ts=ts, action_id=callbacks.APPROVE)
+            for u in users
+        )
+    )
+    assert len({a.envelope_id for a in acks}) == len(users)  # every click acknowledged
+
+
+def writes(sim: SimServer) -> list[tuple[str, str]]:
+    return [(r.method, r.path) for r in pd_writes(sim)]
+
+
+async def test_a_hundred_concurrent_clicks_make_one_write(
+    sim_factory: SimFactory, make_slack_fake: MakeFake, tmp_path: Path
+) -> None:
+    sim = await sim_factory(stores=4)
+    fake = await make_slack_fake(users=USERS)
+    db = tmp_path / "tikvops.db"
+    async with clock_running(sim), BotChild.start(sim, fake, db, approvers=APPROVERS):
+        await fake.slash_command(user=BOB, channel=CHANNEL, text="drain 4")
+        message = await proposal_message(fake)
+        await click_all(fake, message.ts, CLICKERS)
+        final = await wait_db(db, settled)
+        told = await fake.wait_for(
+            lambda: len({e.user for e in fake.ephemerals(channel=CHANNEL)} & set(CLICKERS))
+            >= 99
+            and fake.ephemerals(channel=CHANNEL),
+            timeout=30,
+        )
+    assert writes(sim) == [("POST", "/pd/api/v1/schedulers")]
+    assert final.proposal is not None and len(final.proposal.approvals) == 1
+    assert final.proposal.approvals[0].by.id in CLICKERS
+    assert final.actions.count("proposal.approve") == 1
+    assert final.actions.count("proposal.start") == 1
+    assert final.actions.count("proposal.approve.refused") == 99
+    assert len({e.user for e in told} & set(CLICKERS)) >= 99
+
+
+async def test_duplicated_and_redelivered_envelopes_apply_once(
+    sim_factory: SimFactory, slack_fake: SlackFake, tmp_path: Path
+) -> None:
+    sim = await sim_factory(stores=4)
+    db = tmp_path / "tikvops.db"
+    async with clock_running(sim), BotChild.start(sim, slack_fake, db):
+        await slack_fake.slash_command(user=BOB, channel=CHANNEL, text="drain 4")
+        message = await proposal_message(slack_fake)
+        slack_fake.faults.duplicate_next_envelope()  # the same frame twice on the socket
+        ack = await slack_fake.click(
+            user=ALICE, channel=CHANNEL, message_ts=message.ts, action_id=callbacks.APPROVE
+        )
+        await asyncio.gather(
+            *(slack_fake.redeliver(ack.envelope_id, reason="timeout") for _ in range(5))
+        )
+        final = await wait_db(db, settled)
+        # and a redelivery long after the run changes nothing either
+        await slack_fake.redeliver(ack.envelope_id, reason="timeout")
+        await asyncio.sleep(0.3)
+    assert len(slack_fake.acks_for(ack.envelope_id)) >= 7
+    assert writes(sim) == [("POST", "/pd/api/v1/schedulers")]
+    assert final.actions.count("proposal.approve") == 1
+    assert final.actions.count("proposal.start") == 1
+
+
+async def test_two_bot_processes_on_one_database_make_one_write(
+    sim_factory: SimFactory, make_slack_fake: MakeFake, tmp_path: Path
+) -> None:
+    sim = await sim_factory(stores=4)
+    fake = await make_slack_fake(users=USERS)
+    db = tmp_path / "tikvops.db"
+    # Slack spreads envelopes over an app's open sockets; the stand-in uses the newest one, so
+    # deal them out in turn here.
+    turn = itertools.count()
+
+    async def round_robin(within: float) -> Connection:
+        usable = [c for c in fake.hub.connections if c.usable]
+        assert len(usable) == 2
+        return usable[next(turn) % len(usable)]
+
+    async with (
+        clock_running(sim),
+        BotChild.start(sim, fake, db, approvers=APPROVERS) as first,
+        BotChild.start(sim, fake, db, approvers=APPROVERS) as second,
+    ):
+        fake.hub.wait_for_connection = round_robin  # type: ignore[method-assign]
+        await fake.slash_command(user=BOB, channel=CHANNEL, text="drain 4")
+        message = await proposal_message(fake)
+        await click_all(fake, message.ts, CLICKERS)
+        final = await wait_db(db, settled)
+        served = {d.connection_id for d in fake.deliveries}
+        assert first.process.returncode is None and second.process.returncode is None
+    assert len(served) == 2  # both processes handled clicks
+    assert writes(sim) == [("POST", "/pd/api/v1/schedulers")]
+    assert final.actions.count("proposal.approve") == 1
+    assert final.actions.count("proposal.start") == 1
+    assert final.actions.count("proposal.approve.refused") == 99
