@@ -100,11 +100,13 @@ class BotChild:
         try:
             try:
                 await fake.wait_for(
-                    lambda: process.returncode is not None
-                    or (
-                        any(line.startswith("tikvops run: started") for line in child.output)
-                        and fake.connections_opened > connections
-                        and fake.active_sockets > 0
+                    lambda: (
+                        process.returncode is not None
+                        or (
+                            any(line.startswith("tikvops run: started") for line in child.output)
+                            and fake.connections_opened > connections
+                            and fake.active_sockets > 0
+                        )
                     ),
                     timeout=WAIT,
                 )

@@ -71,9 +71,10 @@ async def test_a_hundred_concurrent_clicks_make_one_write(
         await click_all(fake, message.ts, CLICKERS)
         final = await wait_db(db, settled)
         told = await fake.wait_for(
-            lambda: len({e.user for e in fake.ephemerals(channel=CHANNEL)} & set(CLICKERS))
-            >= 99
-            and fake.ephemerals(channel=CHANNEL),
+            lambda: (
+                len({e.user for e in fake.ephemerals(channel=CHANNEL)} & set(CLICKERS)) >= 99
+                and fake.ephemerals(channel=CHANNEL)
+            ),
             timeout=30,
         )
     assert writes(sim) == [("POST", "/pd/api/v1/schedulers")]
