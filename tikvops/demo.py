@@ -72,6 +72,11 @@ DEMO_ENGINE_OPTIONS: Mapping[str, Any] = {
 }
 
 
+SETTLE_LIMIT = 20.0
+"""Seconds the demo waits at most, after the pause, for the simulator's start-up rebalancing to
+end before it injects the fault."""
+
+
 @dataclass(frozen=True)
 class DemoOptions:
     """What `tikvops demo` can be told."""
@@ -123,6 +128,35 @@ class Demo:
         result = self.sim.apply_scenario(name)
         self.injected.append(result)
         return result
+
+
+def cluster_settled(sim: SimServer) -> bool:
+    """True when the simulator's start-up rebalancing is over: no operator running and no
+    region holding more replicas than max-replicas. A fault injected earlier could be
+    diagnosed against a region that PD is still moving."""
+    cluster = sim.cluster
+    replicas = int(cluster.replication.values.get("max-replicas", 3))
+    if cluster.operators.running:
+        return False
+    return all(len(region.peers) <= replicas for region in cluster.regions.values())
+
+
+async def wait_settled(
+    sim: SimServer,
+    *,
+    limit: float,
+    stop: asyncio.Event | None = None,
+    interval: float = 0.2,
+) -> bool:
+    """Wait (at most `limit` seconds, and not past `stop`) for `cluster_settled`; returns
+    whether it settled."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while not cluster_settled(sim):
+        if loop.time() >= deadline or (stop is not None and stop.is_set()):
+            return False
+        await asyncio.sleep(interval)
+    return True
 
 
 def demo_settings(
@@ -292,6 +326,8 @@ async def run_demo(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), options.delay)
             if not stop.is_set():
+                await wait_settled(demo.sim, limit=SETTLE_LIMIT, stop=stop)
+            if not stop.is_set():
                 result = demo.inject()
                 if result is not None:
                     say(out, describe_injection(result))
@@ -318,9 +354,11 @@ __all__ = [
     "Demo",
     "DemoOptions",
     "banner",
+    "cluster_settled",
     "demo_settings",
     "describe_injection",
     "next_steps",
     "open_demo",
     "run_demo",
+    "wait_settled",
 ]

@@ -25,6 +25,7 @@ from sim.requestlog import RequestRecord
 from sim.server import SimServer
 from slackfake.server import SlackFake
 from slackfake.store import Message
+from tikvops.demo import cluster_settled
 from tikvops.settings import Settings
 from tikvops.stack import SlackOptions, Stack, open_stack
 
@@ -260,6 +261,9 @@ async def e2e(
             )
         )
         await fake.wait_for_socket()
+        # a fault injected while PD still rebalances the new cluster could be diagnosed
+        # against a region that is moving; tests start from a quiet cluster
+        await fake.wait_for(lambda: cluster_settled(sim), timeout=WAIT)
         return E2E(sim=sim, fake=fake, stack=stack, exits=exits)
 
     try:
