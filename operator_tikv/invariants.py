@@ -392,6 +392,8 @@ def _check_latency(
     subject: str,
 ) -> None:
     p99 = metrics.write_p99_seconds if metrics else None
+    if metrics is not None and metrics.up and metrics.write_idle and p99 is None:
+        return  # fresh data, no writes served (e.g. drained of leaders): nothing is slow
     if p99 is None or math.isnan(p99):
         checks.unknown_key(ViolationKind.WRITE_LATENCY, subject)
         return

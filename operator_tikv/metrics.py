@@ -88,6 +88,11 @@ class StoreMetrics(BaseModel):
     disk_used_ratio: float | None = Field(
         default=None, description="1 - available/capacity, as TiKV and PD compute fullness"
     )
+    write_idle: bool = Field(
+        default=False,
+        description="fresh data shows no write requests in the window (e.g. a drained store): "
+        "there is no write P99, and nothing slow to report",
+    )
     capacity_bytes: float | None = None
     available_bytes: float | None = None
     leader_count: int | None = None

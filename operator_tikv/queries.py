@@ -137,6 +137,7 @@ class InstanceIndex:
 class _Accumulator:
     up: bool | None = None
     p99: float | None = None
+    idle: bool = False
     ratio: float | None = None
     capacity: float | None = None
     available: float | None = None
@@ -195,6 +196,8 @@ class PrometheusSource:
             slot.up = value == 1.0
         for slot, _, value in each(p99):
             slot.p99 = finite_or_none(value)
+            # histogram_quantile over all-zero rates is NaN: the series exists, no writes came
+            slot.idle = math.isnan(value)
         for slot, _, value in each(ratio):
             slot.ratio = value if math.isfinite(value) else None
         for slot, kind, value in each(sizes):
@@ -232,6 +235,7 @@ def _to_metrics(store_id: int, slot: _Accumulator, job: str) -> StoreMetrics:
         store_id=store_id,
         up=slot.up,
         write_p99_seconds=slot.p99,
+        write_idle=slot.idle,
         disk_used_ratio=ratio,
         capacity_bytes=slot.capacity,
         available_bytes=slot.available,

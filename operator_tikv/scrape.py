@@ -210,10 +210,12 @@ class ScrapeSource:
     def _reading(self, target: StoreTarget, parsed: ParsedStoreMetrics) -> StoreMetrics:
         previous = self._history.get(target.store_id)
         p99: float | None = None
+        idle = False
         if previous is not None and previous.status_address == target.status_address:
             delta = bucket_delta(previous.buckets, parsed.write_buckets)
             if delta is not None:
                 p99 = histogram_quantile(self.quantile, delta)
+                idle = p99 is None and delta.get(math.inf, 0.0) == 0.0
         if parsed.write_buckets:
             self._history[target.store_id] = _History(
                 target.status_address, dict(parsed.write_buckets)
@@ -232,6 +234,7 @@ class ScrapeSource:
             else f"{self.scheme}://{target.status_address}/metrics has none of TiKV's metrics "
             "(is it a TiKV status address?)",
             write_p99_seconds=p99,
+            write_idle=idle,
             disk_used_ratio=disk_ratio(parsed.capacity_bytes, parsed.available_bytes),
             capacity_bytes=parsed.capacity_bytes,
             available_bytes=parsed.available_bytes,

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-import pytest
-
 from bot import callbacks
 from engine.model import IncidentStatus, ProposalState
 from tests.e2e.conftest import ALICE, E2E, WAIT
@@ -52,14 +50,6 @@ async def wait_resolved(h: E2E, timeout: float = 10.0) -> None:
     assert edited.edited and "RESOLVED" in edited.blocks[0]["text"]["text"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the simulator keeps reporting a slow store's write P99 after all its leaders left "
-        "(sim/tikv_metrics.py StoreMetrics.flush uses write_p99_ms whatever the leader count); "
-        "the demo needs the fault to stop mattering once the store is drained"
-    ),
-)
 async def test_slow_store_is_drained_and_then_the_incident_resolves(e2e: Make) -> None:
     h = await e2e()
     result = h.sim.apply_scenario("slow-store")

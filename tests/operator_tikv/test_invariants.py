@@ -559,3 +559,22 @@ def test_memory_round_trips() -> None:
     memory = evaluate(slow(T0), t).memory
     restored = InvariantMemory.model_validate_json(memory.model_dump_json())
     assert kinds(evaluate(slow(T0 + 60), t, restored)) == [(ViolationKind.WRITE_LATENCY, 4)]
+
+
+def test_write_idle_store_clears_latency_but_missing_data_does_not() -> None:
+    """A drained store serves no writes: fresh data with no requests clears the condition,
+    while a failed scrape (no data) must keep it."""
+    t = Thresholds()
+    active = evaluate(slow(T0 + 60), t, evaluate(slow(T0), t).memory)
+    assert kinds(active) == [(ViolationKind.WRITE_LATENCY, 4)]
+    idle = StoreMetrics(store_id=4, up=True, write_idle=True, disk_used_ratio=0.4)
+    quiet = evaluate(
+        observation(T0 + 75, metric_reading=healthy_metrics(T0 + 75, s4=idle)), t, active.memory
+    )
+    assert quiet.violations == () and quiet.pending == ()
+    # The same reading without the idle mark is "no data": the violation is held, stale.
+    unknown = StoreMetrics(store_id=4, up=True, disk_used_ratio=0.4)
+    held = evaluate(
+        observation(T0 + 75, metric_reading=healthy_metrics(T0 + 75, s4=unknown)), t, active.memory
+    )
+    assert only(held, ViolationKind.WRITE_LATENCY).stale is True

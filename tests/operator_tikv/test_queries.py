@@ -184,6 +184,8 @@ async def test_source_joins_every_quantity_to_store_ids(source: PrometheusSource
     assert not five.has_data
     assert reading.unmatched_instances == ("127.0.0.1:20199",)
     assert reading.source == "prometheus"
+    # A P99 series that is NaN (all-zero rates: no writes served) is idle; no series is not.
+    assert (one.write_idle, four.write_idle, five.write_idle) == (False, False, False)
 
 
 @respx.mock
@@ -193,6 +195,15 @@ async def test_store_without_up_series_is_no_data(source: PrometheusSource) -> N
     reading = await source.read([*TARGETS, extra], at=0)
     assert reading.stores[6].up is None
     assert reading.stores[6].error is not None and "no up" in reading.stores[6].error
+
+
+@respx.mock
+async def test_nan_p99_means_no_writes_served(source: PrometheusSource) -> None:
+    respx.post(f"{BASE}/api/v1/query").mock(side_effect=answer)
+    idle = StoreTarget(store_id=9, address="127.0.0.1:20169", status_address="127.0.0.1:20199")
+    reading = await source.read([*TARGETS, idle], at=0)
+    assert reading.stores[9].write_p99_seconds is None
+    assert reading.stores[9].write_idle is True
 
 
 @respx.mock

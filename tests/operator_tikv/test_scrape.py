@@ -239,3 +239,27 @@ def test_quantile_lies_in_the_bucket_of_the_true_quantile(values: list[float], q
     estimate = histogram_quantile(q, buckets)
     assert estimate is not None
     assert lower - 1e-12 <= estimate <= upper + 1e-12
+
+
+@respx.mock
+async def test_no_writes_between_scrapes_is_idle_not_no_data(http: httpx.AsyncClient) -> None:
+    respx.get("http://127.0.0.1:20180/metrics").mock(
+        side_effect=[httpx.Response(200, text=PAGE1), httpx.Response(200, text=PAGE1)]
+    )
+    source = ScrapeSource(http)
+    first = (await source.read([S1], at=100.0)).stores[1]
+    assert first.write_idle is False  # one scrape says nothing about the window yet
+    second = (await source.read([S1], at=115.0)).stores[1]
+    assert second.write_p99_seconds is None
+    assert second.write_idle is True
+
+
+@respx.mock
+async def test_a_failed_scrape_is_never_idle(http: httpx.AsyncClient) -> None:
+    respx.get("http://127.0.0.1:20180/metrics").mock(
+        side_effect=[httpx.Response(200, text=PAGE1), httpx.ConnectError("refused")]
+    )
+    source = ScrapeSource(http)
+    await source.read([S1], at=100.0)
+    failed = (await source.read([S1], at=115.0)).stores[1]
+    assert failed.write_idle is False and failed.up is False
