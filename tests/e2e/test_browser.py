@@ -1,7 +1,8 @@
 """A real browser against the demo: Debian's Chromium, driven by Playwright, opens the Slack
 stand-in's page while the demo stack (simulator, stand-in, the real bot) runs in this process.
-It sees the incident appear, opens its thread, clicks Approve as alice, confirms the dialog and
-sees the verified outcome in the thread. A screenshot is saved as `artifacts/browser-approve.png`.
+It sees the incident appear, opens its thread, clicks Approve as alice, confirms the dialog, sees
+the verified outcome in the thread, and then the incident resolve (its parent edited). A
+screenshot is saved as `artifacts/browser-approve.png`.
 
 Chromium must be at /usr/bin/chromium (`apt-get install chromium`; `.ci/run` installs it). In
 CI (`CI` set) its absence fails the test; elsewhere the test is skipped with the reason.
@@ -134,6 +135,11 @@ async def test_alice_approves_the_drain_in_a_real_browser(
             await expect(outcome.filter(has_text="Verified")).to_have_count(1, timeout=WAIT_MS)
             await expect(outcome).to_contain_text(re.compile(r"leaders on store 2: [\d,]+ → 0"))
             await expect(approve).to_have_count(0)  # the proposal shows its outcome, no buttons
+            # the drained store no longer slows writes: the incident resolves, its parent edited
+            await expect(incident.get_by_test_id("block-header")).to_contain_text(
+                "RESOLVED", timeout=WAIT_MS
+            )
+            await expect(thread.get_by_test_id("thread-message").last).to_contain_text("Resolved")
 
             ARTIFACTS.mkdir(exist_ok=True)
             await page.screenshot(path=str(ARTIFACTS / "browser-approve.png"), full_page=True)
