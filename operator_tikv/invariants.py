@@ -295,7 +295,8 @@ def _heartbeat_age(store: StoreInfo, now: float) -> float | None:
     beat: datetime | None = store.last_heartbeat
     if beat is None:
         return None
-    return max(0.0, now - beat.timestamp())
+    age = now - beat.timestamp()
+    return age if age > 0 else None  # a heartbeat "from the future" is clock skew: say nothing
 
 
 def _duration(seconds: float) -> str:

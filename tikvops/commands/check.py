@@ -183,6 +183,7 @@ def store_rows(observation: Observation) -> list[dict[str, Any]]:
                 "disk_used_ratio": _finite(ratio),
                 "disk_source": source,
                 "write_p99_ms": _finite(_p99_ms(observation, store)),
+                "write_idle": bool(metrics and metrics.write_idle),
                 "metrics_error": metrics.error if metrics else None,
             }
         )
@@ -261,7 +262,7 @@ def write_table(
                 str(row["leaders"]),
                 str(row["regions"]),
                 _pct(row["disk_used_ratio"], row["disk_source"]),
-                _ms(row["write_p99_ms"]),
+                "idle (no writes)" if row["write_idle"] else _ms(row["write_p99_ms"]),
             )
             for row in store_rows(observation)
         ]
