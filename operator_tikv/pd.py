@@ -112,6 +112,18 @@ def _normalise_base_url(base_url: str) -> str:
     return url
 
 
+def _too_deep(response: httpx.Response, method: str, path: str) -> PDProtocolError:
+    """PD's body nests deeper than Python's JSON parser can follow (``[[[[...``)."""
+    return PDProtocolError(
+        "response nests too deeply to be read as JSON",
+        status=response.status_code,
+        method=method,
+        path=path,
+        body=response.content[:2000].decode("utf-8", errors="replace"),
+        from_pd=False,
+    )
+
+
 def _positive_id(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -219,26 +231,32 @@ class PDClient:
             self._record(method, template, response.status_code, started)
             if response.is_success or (expected_404 and response.status_code == 404):
                 return response
-            if (
-                response.status_code >= 500
-                and not last
-                and match_rule(parse_error_body(response.content)) is None
-            ):
-                await self._sleep(self.backoff * 2**attempt)
-                continue
-            raise classify(
-                response.status_code,
-                response.content,
-                method=method,
-                path=path,
-                not_found=not_found,
-            )
+            try:
+                if (
+                    response.status_code >= 500
+                    and not last
+                    and match_rule(parse_error_body(response.content)) is None
+                ):
+                    await self._sleep(self.backoff * 2**attempt)
+                    continue
+                error = classify(
+                    response.status_code,
+                    response.content,
+                    method=method,
+                    path=path,
+                    not_found=not_found,
+                )
+            except RecursionError as exc:
+                raise _too_deep(response, method, path) from exc
+            raise error
         raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
     def _decode(response: httpx.Response, method: str, path: str) -> Any:
         try:
             return json.loads(response.content)
+        except RecursionError as exc:
+            raise _too_deep(response, method, path) from exc
         except ValueError as exc:
             raise PDProtocolError(
                 f"response is not JSON: {exc}",
@@ -502,7 +520,10 @@ class PDClient:
             body=write.body,
             not_found=not_found,
         )
-        return parse_error_body(response.content).message
+        try:
+            return parse_error_body(response.content).message
+        except RecursionError as exc:
+            raise _too_deep(response, write.method, write.path) from exc
 
     async def transfer_leader(self, region_id: int, to_store_id: int) -> str:
         return await self.execute(PDWrite.transfer_leader(region_id, to_store_id))

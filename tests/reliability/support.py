@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import sys
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,9 @@ CHANNEL = "C0OPS"
 ALICE = "U0ALICE"  # an approver
 BOB = "U0BOB"  # proposes; not an approver
 WAIT = 30.0
+
+#: How many generated inputs each bad-input target tried (printed by conftest.py at the end).
+INPUT_COUNTS: Counter[str] = Counter()
 
 
 def pd_writes(sim: SimServer) -> list[RequestRecord]:
