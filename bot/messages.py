@@ -21,6 +21,12 @@ REFUSAL_HINTS: dict[str, str] = {
     "storage": "tikvops could not use its database; an operator should check its logs.",
 }
 
+NOT_PROPOSED_HINT = (
+    "No proposal means no change: the incident is still watched. Check the cluster with "
+    "`/tikv status`, or request an action yourself (`/tikv help`)."
+)
+"""Under the reply listing a diagnosis' suggested actions that the engine refused to propose."""
+
 
 def channel_not_allowed(command: str, allowed: str) -> str:
     return (
@@ -83,6 +89,7 @@ def dedup_note() -> str:
 
 
 __all__ = [
+    "NOT_PROPOSED_HINT",
     "REFUSAL_HINTS",
     "bad_button",
     "channel_not_allowed",

@@ -4,7 +4,8 @@ every message in the outbox (`bot.outbox`); the deliverer sends them. It never r
 Where things go:
 - an incident owns one message in the configured channel, edited in place as it changes
   (worsened, diagnosis ready, action running, resolved with its duration); everything else
-  about it goes in that message's thread (diagnosis, proposals, execution replies, resolution);
+  about it goes in that message's thread (diagnosis, proposals, the suggested actions that were
+  not proposed and why, execution replies, resolution);
 - a proposal owns one message: in its incident's thread, or in the channel when it has no
   incident (slash commands); it is edited as it moves (buttons → decision → outcome) and its
   execution replies go in the same thread.
@@ -13,12 +14,12 @@ Where things go:
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.outbox import SlackOutbox, key_for_incident, key_for_proposal, owner
-from bot.render.diagnosis import diagnosis_reply
+from bot.render.diagnosis import diagnosis_reply, not_proposed_reply
 from bot.render.execution import execution_outcome, execution_progress, execution_started
 from bot.render.incident import (
     incident_parent,
@@ -32,6 +33,7 @@ from engine.model import (
     Diagnosis,
     Execution,
     Incident,
+    NotProposed,
     OwnerKind,
     Proposal,
     ProposalState,
@@ -157,6 +159,12 @@ class SlackNotifier:
         await self._reply_incident(
             incident.id, diagnosis_reply(incident, diagnosis, self._clock.now())
         )
+
+    async def actions_not_proposed(
+        self, incident: Incident, diagnosis: Diagnosis, not_proposed: Sequence[NotProposed]
+    ) -> None:
+        reply = not_proposed_reply(incident, diagnosis, not_proposed, self._clock.now())
+        await self._safely("actions_not_proposed", self._reply_incident(incident.id, reply))
 
     async def _refresh_incident(
         self, incident: Incident, *, diagnosis: Diagnosis | None = None

@@ -10,7 +10,10 @@ and turn the actions it suggests into proposals.
 3. hands every suggested action to the engine's `propose` (the `Proposer` port, implemented by
    `engine.service.Engine`), which validates it against the registry and the live cluster and
    stores a proposal in state `proposed`, or refuses with the reason. Nothing is executed here.
-   The engine reports each new proposal (`Notifier.proposal_made`).
+   The engine reports each new proposal (`Notifier.proposal_made`);
+4. reports the suggested actions that did not become proposals, each with the engine's refusal
+   sentence or the earlier proposal it duplicates (`Notifier.actions_not_proposed`), so the
+   surfaces never announce an action that then silently does not appear.
 
 No duplicates: an action with the same parameters (compared after the registry's validation)
 is not proposed again for the same incident while an earlier proposal of it is in flight
@@ -25,7 +28,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from engine.model import (
@@ -34,10 +37,10 @@ from engine.model import (
     Identity,
     Incident,
     JsonDict,
+    NotProposed,
     Proposal,
     ProposalOrigin,
     ProposalState,
-    ProposedAction,
 )
 from engine.ports import Clock, Diagnoser, DiagnosisRepo, Notifier, ProposalRepo
 from engine.results import ProposalCreated, Refused
@@ -78,21 +81,12 @@ class Proposer(Protocol):
 
 
 @dataclass(frozen=True)
-class SkippedAction:
-    """A suggested action that did not become a proposal, and why."""
-
-    action: ProposedAction
-    reason: str
-    duplicate_of: str | None = None
-
-
-@dataclass(frozen=True)
 class DiagnoseOutcome:
     """The stored diagnosis, the proposals made from it, and the actions left out."""
 
     diagnosis: Diagnosis
     proposals: tuple[Proposal, ...] = ()
-    skipped: tuple[SkippedAction, ...] = field(default=())
+    skipped: tuple[NotProposed, ...] = ()
 
 
 def canonical_params(action: str, params: Mapping[str, object]) -> str:
@@ -187,14 +181,14 @@ class DiagnoseFlow:
         }
         actor, origin = proposer_identity(diagnosis, incident)
         made: list[Proposal] = []
-        skipped: list[SkippedAction] = []
+        skipped: list[NotProposed] = []
         for suggested in diagnosis.actions:
             key = (suggested.action, canonical_params(suggested.action, suggested.params))
             if key in taken:
                 skipped.append(
-                    SkippedAction(
-                        suggested,
-                        f"already proposed for {incident.id} as {taken[key]}",
+                    NotProposed(
+                        suggested=suggested,
+                        reason=f"already proposed for {incident.id} as {taken[key]}",
                         duplicate_of=taken[key],
                     )
                 )
@@ -218,9 +212,17 @@ class DiagnoseFlow:
                     incident.id,
                     result.reason,
                 )
-                skipped.append(SkippedAction(suggested, result.reason))
+                skipped.append(NotProposed(suggested=suggested, reason=result.reason))
             else:  # pragma: no cover - a Proposer outside the contract
-                skipped.append(SkippedAction(suggested, f"unexpected answer {result!r}"))
+                reason = f"the engine gave an unexpected answer ({type(result).__name__})"
+                skipped.append(NotProposed(suggested=suggested, reason=reason))
+        if skipped:
+            try:
+                await self.notifier.actions_not_proposed(incident, diagnosis, tuple(skipped))
+            except Exception:
+                logger.exception(
+                    "notifier failed to report the actions not proposed for %s", incident.id
+                )
         return DiagnoseOutcome(diagnosis=diagnosis, proposals=tuple(made), skipped=tuple(skipped))
 
 
@@ -229,7 +231,6 @@ __all__ = [
     "DiagnoseFlow",
     "DiagnoseOutcome",
     "Proposer",
-    "SkippedAction",
     "canonical_params",
     "proposer_identity",
 ]

@@ -196,6 +196,16 @@ class ProposedAction(Record):
     reason: str = ""
 
 
+class NotProposed(Record):
+    """A suggested action that did not become a proposal, and why: the engine's refusal
+    sentence (a failed preflight check, invalid parameters, the policy, PD unreachable), or,
+    with `duplicate_of`, the earlier proposal of the same action for the same incident."""
+
+    suggested: ProposedAction
+    reason: str
+    duplicate_of: str | None = None
+
+
 class Diagnosis(Record):
     """What is probably wrong and what to do, from Claude or a playbook. `error` is set (and the
     rest may be thin) when the diagnosis could not be produced, e.g. `diagnosis unavailable:
@@ -470,6 +480,7 @@ __all__ = [
     "JsonDict",
     "KillSwitch",
     "MessageRef",
+    "NotProposed",
     "OutboxItem",
     "OutboxStatus",
     "OwnerKind",

@@ -26,6 +26,7 @@ from engine.model import (
     IncidentStatus,
     JsonDict,
     MessageRef,
+    NotProposed,
     OutboxItem,
     OwnerKind,
     Proposal,
@@ -239,6 +240,15 @@ class Notifier(Protocol):
 
     async def diagnosis_ready(self, incident: Incident, diagnosis: Diagnosis) -> None: ...
 
+    async def actions_not_proposed(
+        self, incident: Incident, diagnosis: Diagnosis, not_proposed: Sequence[NotProposed]
+    ) -> None:
+        """Actions `diagnosis` suggested that did not become proposals (refused by a check or
+        the policy, or already proposed), each with the engine's sentence saying why. Reported
+        after the proposals that were made, so a surface can say which suggestion is missing
+        from what `diagnosis_ready` announced."""
+        ...
+
     async def proposal_made(self, proposal: Proposal) -> None: ...
 
     async def proposal_changed(self, proposal: Proposal, event: AuditEvent) -> None:
@@ -269,6 +279,11 @@ class NullNotifier:
         return None
 
     async def diagnosis_ready(self, incident: Incident, diagnosis: Diagnosis) -> None:
+        return None
+
+    async def actions_not_proposed(
+        self, incident: Incident, diagnosis: Diagnosis, not_proposed: Sequence[NotProposed]
+    ) -> None:
         return None
 
     async def proposal_made(self, proposal: Proposal) -> None:

@@ -41,7 +41,7 @@ from bot.config import BotConfig
 from bot.notifier import SlackNotifier
 from bot.outbox import DeliveryHooks
 from engine.clock import SystemClock
-from engine.model import AuditEvent, Diagnosis, Execution, Incident, Proposal
+from engine.model import AuditEvent, Diagnosis, Execution, Incident, NotProposed, Proposal
 from engine.monitor import ClusterSource, Monitor
 from engine.playbook_diagnoser import PlaybookDiagnoser
 from engine.ports import Clock, Diagnoser, Notifier
@@ -79,6 +79,11 @@ class Fanout:
 
     async def diagnosis_ready(self, incident: Incident, diagnosis: Diagnosis) -> None:
         await self._each("diagnosis_ready", incident, diagnosis)
+
+    async def actions_not_proposed(
+        self, incident: Incident, diagnosis: Diagnosis, not_proposed: Sequence[NotProposed]
+    ) -> None:
+        await self._each("actions_not_proposed", incident, diagnosis, not_proposed)
 
     async def proposal_made(self, proposal: Proposal) -> None:
         await self._each("proposal_made", proposal)

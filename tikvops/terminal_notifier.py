@@ -7,6 +7,8 @@ and the record's ID, then says what happened and what to do next:
     14:03:06 DIAGNOSIS I-3   playbook write_latency (60 %): Store 2 is slow ...
     14:03:06 PROPOSAL  P-1   for I-3, risk medium: Transfer the leader of region 12 ... Approve
                              with `tikvops approve P-1` (expires 14:33 UTC).
+    14:03:06 SKIPPED   I-3   not proposed: Drain store 2 ...: Refused drain: ... Nothing was
+                             sent to PD.
     14:05:20 RESOLVED  I-3   High write latency on store 2 after 2 min 15 s; worst warning.
 
 (one line each; wrapped above only for this docstring). Lines are flushed at once so a pipe
@@ -20,11 +22,12 @@ import logging
 import math
 import sys
 import threading
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TextIO
 
 from engine.clock import SystemClock, format_duration, format_time
-from engine.model import AuditEvent, Diagnosis, Execution, Incident, Proposal
+from engine.model import AuditEvent, Diagnosis, Execution, Incident, NotProposed, Proposal
 from engine.ports import Clock
 from operator_tikv.actions import ActionError, get_action
 
@@ -133,6 +136,13 @@ class TerminalNotifier:
             summary = diagnosis.summary.rstrip().rstrip(".")
             text = f"{by} ({diagnosis.confidence:.0%}): {summary}. {suffix}"
         self._write("DIAGNOSIS", incident.id, text)
+
+    async def actions_not_proposed(
+        self, incident: Incident, diagnosis: Diagnosis, not_proposed: Sequence[NotProposed]
+    ) -> None:
+        for item in not_proposed:
+            what = describe_action(item.suggested.action, dict(item.suggested.params))
+            self._write("SKIPPED", incident.id, f"not proposed: {what}: {item.reason}")
 
     # ------------------------------------------------------------------ proposals
 

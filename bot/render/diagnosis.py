@@ -1,17 +1,20 @@
 """The diagnosis thread reply: summary, likely causes (interpretations, with confidence) kept
-apart from the evidence (observed facts, with numbers and sources), and the actions proposed.
-Pure."""
+apart from the evidence (observed facts, with numbers and sources), and the actions proposed;
+and the follow-up reply naming the suggested actions that were not proposed, with the engine's
+reason for each. Pure."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from bot import messages
 from bot.render import action as act
 from bot.render import fmt
-from bot.render.kit import Rendered, context, esc, rendered, section
+from bot.render.kit import Rendered, context, esc, rendered, section, sentence
 from bot.render.limits import cap_items
-from engine.model import Diagnosis, Incident
+from engine.model import Diagnosis, Incident, NotProposed
 
 MAX_CAUSES = 8
 MAX_EVIDENCE = 15
@@ -69,8 +72,8 @@ def diagnosis_reply(incident: Incident, diagnosis: Diagnosis, now: datetime) -> 
         ]
         blocks.append(
             section(
-                "*Proposed actions* (each is posted below with Approve / Reject)\n"
-                + _bullets(proposed, MAX_ACTIONS, "actions")
+                "*Proposed actions* (each is posted below with Approve / Reject, or with the "
+                "reason it was not proposed)\n" + _bullets(proposed, MAX_ACTIONS, "actions")
             )
         )
     else:
@@ -82,4 +85,51 @@ def diagnosis_reply(incident: Incident, diagnosis: Diagnosis, now: datetime) -> 
     return rendered(f"Diagnosis of {incident.title}: {diagnosis.summary}", blocks)
 
 
-__all__ = ["diagnosis_reply"]
+def not_proposed_reply(
+    incident: Incident,
+    diagnosis: Diagnosis,
+    not_proposed: Sequence[NotProposed],
+    now: datetime,
+) -> Rendered:
+    """The suggested actions of `diagnosis` that did not become proposals, for the incident's
+    thread: each one with the engine's refusal sentence, or the proposal it repeats."""
+    refused = [n for n in not_proposed if n.duplicate_of is None]
+    repeated = [n for n in not_proposed if n.duplicate_of is not None]
+    blocks: list[Any] = []
+    if refused:
+        lines = [
+            f"*{esc(act.short_title(n.suggested.action, n.suggested.params))}*: "
+            + sentence(n.reason)
+            for n in refused
+        ]
+        count = "action was" if len(refused) == 1 else "actions were"
+        blocks.append(
+            section(
+                f":no_entry: *{len(refused)} suggested {count} not proposed*\n"
+                + _bullets(lines, MAX_ACTIONS, "actions"),
+                noun="actions",
+            )
+        )
+    if repeated:
+        lines = [
+            f"{esc(act.short_title(n.suggested.action, n.suggested.params))}: already proposed "
+            f"as {esc(n.duplicate_of)} (above in this thread)"
+            for n in repeated
+        ]
+        blocks.append(
+            section(
+                "*Suggested again, not proposed twice*\n" + _bullets(lines, MAX_ACTIONS, "actions"),
+                noun="actions",
+            )
+        )
+    notes = [f"{esc(incident.id)} · diagnosed {fmt.at(diagnosis.created_at, now)}"]
+    blocks.append(context(*notes))
+    if refused:
+        blocks.append(context(messages.NOT_PROPOSED_HINT))
+    titles = ", ".join(
+        act.short_title(n.suggested.action, n.suggested.params) for n in not_proposed
+    )
+    return rendered(f"Not proposed for {incident.title}: {titles}", blocks)
+
+
+__all__ = ["diagnosis_reply", "not_proposed_reply"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.render.diagnosis import diagnosis_reply
+from bot.render.diagnosis import diagnosis_reply, not_proposed_reply
 from bot.render.execution import execution_outcome, execution_progress, execution_started
 from bot.render.incident import incident_parent, incident_resolved_reply, incident_worsened_reply
 from bot.render.kit import Rendered
@@ -29,6 +29,7 @@ from engine.model import (
     Incident,
     IncidentStatus,
     KillSwitch,
+    NotProposed,
     ProgressNote,
     Proposal,
     ProposalOrigin,
@@ -345,6 +346,27 @@ def all_messages() -> dict[str, Rendered]:
                 confidence=0.0,
                 error="diagnosis unavailable: Anthropic API timed out after 30 s",
             ),
+            NOW,
+        ),
+        "diagnosis_not_proposed": not_proposed_reply(
+            incident(),
+            diagnosis(),
+            [
+                NotProposed(
+                    suggested=ProposedAction(
+                        action="drain", params={"store_id": 4}, reason="move the leaders off"
+                    ),
+                    reason="Refused drain: draining store 4 would leave 2 Up store(s) able to "
+                    "take leaders (1, 3), fewer than max-replicas 3. Nothing was sent to PD.",
+                ),
+                NotProposed(
+                    suggested=ProposedAction(
+                        action="transfer-leader", params={"region_id": 2008, "to_store_id": 1}
+                    ),
+                    reason="already proposed for I-3 as P-7",
+                    duplicate_of="P-7",
+                ),
+            ],
             NOW,
         ),
         "proposal_pending": proposal_message(p(), NOW),

@@ -15,13 +15,16 @@ import httpx
 
 from bot import callbacks
 from engine.diagnose_flow import DiagnoseFlow
-from engine.model import ProposalState
+from engine.model import Identity, ProposalOrigin, ProposalState, ProposedAction
 from engine.monitor import ClusterSource, Monitor
 from engine.playbook_diagnoser import PlaybookDiagnoser
+from engine.results import Refused
 from operator_tikv.invariants import Thresholds
 from operator_tikv.scrape import ScrapeSource
 from tests.bot.conftest import ALICE, CHANNEL, Harness
 from tests.bot.render_text import text_of
+from tests.engine.monitor_fakes import FakeCluster, ScriptedDiagnoser
+from tests.plugins.storage import make_incident
 
 
 def transcript(h: Harness, title: str) -> str:
@@ -122,3 +125,40 @@ async def test_slow_store_incident_from_detection_to_resolution(
         assert "RESOLVED" in final and "Resolved at" in final
         assert "Resolved" in text_of(h.thread(parent.ts)[-1].blocks)
         print(transcript(h, "store recovered, incident resolved"))
+
+
+async def test_a_suggested_action_the_engine_refuses_is_said_in_the_thread(
+    bot_harness: Callable[..., Awaitable[Harness]],
+) -> None:
+    """A diagnosis suggests two actions; the engine refuses one (no such store). The thread
+    shows the diagnosis, the proposal that was made, and a reply naming the refused action with
+    the engine's own sentence, instead of announcing it and posting nothing."""
+    h = await bot_harness()
+    repos, clock = h.runtime.repos, h.runtime.clock
+    incident = await repos.incidents.create(make_incident(kind="slow_store", subject="store:2"))
+    await h.notifier.incident_opened(incident)
+    drain_missing = ProposedAction(action="drain", params={"store_id": 9}, reason="store 9")
+    drain_slow = ProposedAction(action="drain", params={"store_id": 2}, reason="store 2 is slow")
+    refusal = await h.engine.propose(
+        "drain", {"store_id": 9}, actor=Identity.playbook("probe"), origin=ProposalOrigin.PLAYBOOK
+    )
+    assert isinstance(refusal, Refused) and "9" in refusal.reason
+    flow = DiagnoseFlow(
+        diagnoser=ScriptedDiagnoser([drain_missing, drain_slow]),
+        diagnoses=repos.diagnoses,
+        proposals=repos.proposals,
+        proposer=h.engine,
+        notifier=h.notifier,
+        clock=clock,
+    )
+    outcome = await flow.run(incident, await FakeCluster().observe(1_700_000_000.0))
+    assert [p.params for p in outcome.proposals] == [{"store_id": 2}]
+    await h.settle()
+    [parent] = h.top()
+    diagnosis, proposal, not_proposed = (text_of(m.blocks) for m in h.thread(parent.ts))
+    assert "Proposed actions" in diagnosis and "Drain store 9" in diagnosis
+    assert "Drain store 2" in proposal
+    assert "1 suggested action was not proposed" in not_proposed
+    assert f"*Drain store 9*: {refusal.reason}" in not_proposed
+    assert "Drain store 2" not in not_proposed
+    print(transcript(h, "one suggested action refused"))

@@ -8,6 +8,7 @@ exactly the way `operator_tikv.observation.observe` would for that state, withou
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from engine.model import (
     Execution,
     Identity,
     Incident,
+    NotProposed,
     Proposal,
     ProposalOrigin,
     ProposedAction,
@@ -163,6 +165,7 @@ class RecordingNotifier:
         self.incidents: list[tuple[str, Incident]] = []
         self.diagnoses: list[Diagnosis] = []
         self.proposals: list[Proposal] = []
+        self.not_proposed: list[NotProposed] = []
 
     def of(self, event: str) -> list[Incident]:
         return [i for e, i in self.incidents if e == event]
@@ -182,6 +185,12 @@ class RecordingNotifier:
     async def diagnosis_ready(self, incident: Incident, diagnosis: Diagnosis) -> None:
         self.events.append(("diagnosis", incident.id))
         self.diagnoses.append(diagnosis)
+
+    async def actions_not_proposed(
+        self, incident: Incident, diagnosis: Diagnosis, not_proposed: Sequence[NotProposed]
+    ) -> None:
+        self.events.append(("not_proposed", incident.id))
+        self.not_proposed.extend(not_proposed)
 
     async def proposal_made(self, proposal: Proposal) -> None:
         self.events.append(("proposal", proposal.id))

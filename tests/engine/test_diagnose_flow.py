@@ -5,6 +5,7 @@ twice for one incident."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 from engine.diagnose_flow import DiagnoseFlow, canonical_params, proposer_identity
@@ -30,6 +31,7 @@ from tests.engine.monitor_fakes import (
     ScriptedDiagnoser,
     build_monitor,
 )
+from tests.engine.test_service_support import engine_on
 from tests.plugins.storage import make_incident
 
 MOVE = ProposedAction(
@@ -167,14 +169,90 @@ async def test_the_same_action_for_another_incident_is_proposed(repos: Repositor
     assert [c[2] for c in proposer.calls] == [one.id, two.id]
 
 
-async def test_a_refused_action_is_reported_as_skipped(repos: Repositories) -> None:
+async def test_a_refused_action_is_reported_to_the_notifier_with_the_reason(
+    repos: Repositories,
+) -> None:
     incident = await stored_incident(repos)
     flow, proposer, notifier = flow_for(repos, ScriptedDiagnoser([MOVE]))
     proposer.refuse.add("transfer-leader")
     outcome = await flow.run(incident, await observation())
     assert outcome.proposals == ()
     assert outcome.skipped[0].reason == "transfer-leader: preflight failed"
-    assert [e for e, _ in notifier.events] == ["diagnosis"]
+    # the surfaces hear it, after the diagnosis that announced the action
+    assert notifier.events == [("diagnosis", incident.id), ("not_proposed", incident.id)]
+    [reported] = notifier.not_proposed
+    assert reported.suggested == MOVE
+    assert reported.reason == "transfer-leader: preflight failed"
+    assert reported.duplicate_of is None
+
+
+async def test_only_the_refused_action_is_reported_and_after_the_proposals(
+    repos: Repositories,
+) -> None:
+    incident = await stored_incident(repos)
+    split = ProposedAction(action="split", params={"region_id": 7}, reason="hot region")
+    flow, proposer, notifier = flow_for(repos, ScriptedDiagnoser([split, MOVE]))
+    proposer.refuse.add("transfer-leader")
+    outcome = await flow.run(incident, await observation())
+    [proposal] = outcome.proposals
+    assert [e for e, _ in notifier.events] == ["diagnosis", "proposal", "not_proposed"]
+    assert [n.suggested.action for n in notifier.not_proposed] == ["transfer-leader"]
+    assert proposal.action == "split"
+
+
+async def test_a_repeated_suggestion_is_reported_with_the_earlier_proposal(
+    repos: Repositories,
+) -> None:
+    incident = await stored_incident(repos)
+    flow, _, notifier = flow_for(repos, ScriptedDiagnoser([MOVE]))
+    [first] = (await flow.run(incident, await observation())).proposals
+    assert notifier.not_proposed == []  # nothing left out the first time
+    await flow.run(incident, await observation())
+    [repeated] = notifier.not_proposed
+    assert repeated.duplicate_of == first.id
+    assert repeated.reason == f"already proposed for {incident.id} as {first.id}"
+
+
+async def test_a_notifier_failing_on_the_refusals_does_not_stop_the_flow(
+    repos: Repositories,
+) -> None:
+    class Failing(RecordingNotifier):
+        async def actions_not_proposed(self, *args: Any) -> None:
+            raise RuntimeError("chat is down")
+
+    incident = await stored_incident(repos)
+    flow, proposer, _ = flow_for(repos, ScriptedDiagnoser([MOVE]), Failing())
+    proposer.refuse.add("transfer-leader")
+    outcome = await flow.run(incident, await observation())
+    assert [s.reason for s in outcome.skipped] == ["transfer-leader: preflight failed"]
+
+
+async def test_the_engine_refusal_sentence_reaches_the_notifier(sim: Any, db_path: Path) -> None:
+    # 3 stores, 3 replicas: the real Engine refuses draining one in its preflight.
+    async with engine_on(sim, db_path) as h:
+        incident = await h.repos.incidents.create(
+            make_incident(kind="slow_store", subject="store:2")
+        )
+        drain = ProposedAction(action="drain", params={"store_id": 2}, reason="store 2 is slow")
+        flow = DiagnoseFlow(
+            diagnoser=ScriptedDiagnoser([drain]),
+            diagnoses=h.repos.diagnoses,
+            proposals=h.repos.proposals,
+            proposer=h.engine,
+            notifier=h.notifier,
+            clock=h.clock,
+        )
+        outcome = await flow.run(incident, await observation())
+        assert outcome.proposals == ()
+        assert h.notifier.names() == ["diagnosis_ready", "actions_not_proposed"]
+        [(_, reported)] = [c for c in h.notifier.calls if c[0] == "actions_not_proposed"]
+        [item] = reported
+        assert item.suggested == drain
+        assert item.reason == (
+            "Refused drain: draining store 2 would leave 2 Up store(s) able to take leaders "
+            "(1, 3), fewer than max-replicas 3. Nothing was sent to PD."
+        )
+        assert h.writes() == []
 
 
 async def test_a_failing_diagnoser_leaves_a_diagnosis_with_the_error(repos: Repositories) -> None:

@@ -10,14 +10,22 @@ simulator received.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from engine.model import AuditEvent, Diagnosis, Execution, Identity, Incident, Proposal
+from engine.model import (
+    AuditEvent,
+    Diagnosis,
+    Execution,
+    Identity,
+    Incident,
+    NotProposed,
+    Proposal,
+)
 from engine.policy import ApprovalPolicy
 from engine.service import Engine
 from operator_tikv.pd import PDClient, open_pd_client
@@ -67,6 +75,11 @@ class RecordingNotifier:
 
     async def diagnosis_ready(self, incident: Incident, diagnosis: Diagnosis) -> None:
         self.calls.append(("diagnosis_ready", diagnosis))
+
+    async def actions_not_proposed(
+        self, incident: Incident, diagnosis: Diagnosis, not_proposed: Sequence[NotProposed]
+    ) -> None:
+        self.calls.append(("actions_not_proposed", tuple(not_proposed)))
 
     async def proposal_made(self, proposal: Proposal) -> None:
         self.calls.append(("proposal_made", proposal))

@@ -29,6 +29,7 @@ from engine.model import (
     ExecutionStatus,
     Incident,
     IncidentStatus,
+    NotProposed,
     ProgressNote,
     ProposedAction,
     Severity,
@@ -233,6 +234,28 @@ async def test_terminal_lines() -> None:
     assert "waited 10 min" in remind
     assert "verifying: leader of region 12 is on store 2" in progress
     assert "after 12 min" in done and "worst critical" in done
+
+
+async def test_a_suggested_action_not_proposed_is_one_line_with_the_reason() -> None:
+    out = io.StringIO()
+    clock = FakeClock()
+    notifier = TerminalNotifier(out, clock=clock)
+    incident = make_incident(id="I-7", kind="disk_usage", subject="store:1", at=clock.now())
+    drain = ProposedAction(action="drain", params={"store_id": 1})
+    diagnosis = Diagnosis(
+        incident_id="I-7",
+        source=DiagnosisSource.PLAYBOOK,
+        summary="Store 1 is filling up.",
+        actions=[drain],
+        created_at=clock.now(),
+    )
+    why = "Refused drain: store 1 is the only Up store. Nothing was sent to PD."
+    await notifier.actions_not_proposed(
+        incident, diagnosis, [NotProposed(suggested=drain, reason=why)]
+    )
+    [line] = out.getvalue().splitlines()
+    assert re.match(r"\d\d:\d\d:\d\d SKIPPED\s+I-7 +not proposed: Drain store 1", line)
+    assert line.endswith(f": {why}")
 
 
 async def test_a_closed_terminal_does_not_raise() -> None:

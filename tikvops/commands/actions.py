@@ -44,6 +44,7 @@ from engine.model import (
     ExecutionStatus,
     Identity,
     Incident,
+    NotProposed,
     Proposal,
     ProposalState,
 )
@@ -343,6 +344,11 @@ class TerminalNotifier:
         return None
 
     async def diagnosis_ready(self, incident: Incident, diagnosis: Diagnosis) -> None:
+        return None
+
+    async def actions_not_proposed(
+        self, incident: Incident, diagnosis: Diagnosis, not_proposed: Sequence[NotProposed]
+    ) -> None:
         return None
 
     async def proposal_made(self, proposal: Proposal) -> None:
