@@ -4,11 +4,13 @@ The simulator (`python -m sim`) runs in a child process, so its CPU is not count
 process is the bot side, built as `tikvops run` builds it (`open_runtime`, `ClusterSource` with
 the direct scrape of every store's `/metrics`, `build_monitor`, `BotMetrics`, the SQLite
 database), without Slack and without a diagnoser. For each size (3/10/100 stores x
-1k/20k/200k regions, healthy cluster) it runs warm-up cycles, then `--cycles` cycles
-back to back, and reports per cycle: requests (PD and store scrapes, counted by the
-simulator), this process's CPU time (user + system, all threads), wall time, and resident
-memory after the cycles. Then `--long` cycles at one size, sampling memory, open file
-descriptors and asyncio tasks every 100 cycles.
+1k/20k/200k regions, healthy cluster), with the metrics read by scraping every store and
+again through a Prometheus stand-in (`bench/fake_prometheus.py`, 5 instant queries per cycle,
+in its own process), it runs warm-up cycles, then `--cycles` cycles
+back to back, and reports per cycle: requests (PD requests and store scrapes counted by the
+simulator; "metrics" is the scrapes, or the 5 Prometheus queries), this process's CPU time
+(user + system, all threads), wall time, and resident memory after the cycles. Then `--long`
+cycles at one size, sampling memory, open file descriptors and asyncio tasks every 100 cycles.
 
 Targets: requests per cycle independent of the region count; under 20 ms of bot CPU per cycle
 at 100 stores; memory flat over 1,000 cycles.
@@ -23,10 +25,12 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import json
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -43,6 +47,9 @@ from bench.common import (
 )
 from engine.clock import SystemClock
 from engine.monitor import ClusterSource, Monitor
+from operator_tikv.metrics import MetricsSource
+from operator_tikv.prometheus import PrometheusClient
+from operator_tikv.queries import PrometheusSource
 from operator_tikv.scrape import ScrapeSource
 from tikvops.commands.monitor import build_monitor, pd_request_recorder
 from tikvops.observability import BotMetrics
@@ -54,7 +61,34 @@ CPU_TARGET_MS = 20.0
 
 
 @contextlib.asynccontextmanager
-async def monitor_for(pd_url: str, db: Path):  # type: ignore[no-untyped-def]
+async def fake_prometheus(addresses: dict[int, str]) -> AsyncIterator[str]:
+    """The Prometheus stand-in in a child process; yields its URL."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(Path(__file__).with_name("fake_prometheus.py")),
+        json.dumps({str(k): v for k, v in addresses.items()}),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        url = (await process.stdout.readline()).decode().strip()
+        yield url
+    finally:
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            async with asyncio.timeout(10):
+                await process.wait()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+@contextlib.asynccontextmanager
+async def monitor_for(  # type: ignore[no-untyped-def]
+    pd_url: str, db: Path, prometheus_url: str | None = None
+):
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
         pd_url=pd_url,
@@ -62,16 +96,19 @@ async def monitor_for(pd_url: str, db: Path):  # type: ignore[no-untyped-def]
         region_health_grace=600,
         anthropic_api_key=None,
     )
-    metrics = BotMetrics()
+    bot_metrics = BotMetrics()
     async with (
-        open_runtime(settings, metrics=metrics, on_request=pd_request_recorder(metrics)) as rt,
+        open_runtime(
+            settings, metrics=bot_metrics, on_request=pd_request_recorder(bot_metrics)
+        ) as rt,
         httpx.AsyncClient(timeout=httpx.Timeout(settings.pd_timeout)) as http,
     ):
-        source = ClusterSource(
-            rt.pd, ScrapeSource(http, timeout=settings.pd_timeout), pd_url=pd_url
-        )
+        metrics: MetricsSource = ScrapeSource(http, timeout=settings.pd_timeout)
+        if prometheus_url:
+            metrics = PrometheusSource(PrometheusClient(prometheus_url, http))
+        source = ClusterSource(rt.pd, metrics, pd_url=pd_url)
         monitor: Monitor = build_monitor(
-            rt, source, clock=SystemClock(), diagnoser=None, metrics=metrics
+            rt, source, clock=SystemClock(), diagnoser=None, metrics=bot_metrics
         )
         try:
             yield monitor
@@ -79,10 +116,16 @@ async def monitor_for(pd_url: str, db: Path):  # type: ignore[no-untyped-def]
             await monitor.close()
 
 
-async def measure_size(stores: int, regions: int, cycles: int) -> dict[str, float]:
-    async with sim_process(stores=stores, regions=regions) as sim:
+async def measure_size(
+    stores: int, regions: int, cycles: int, prometheus: bool = False
+) -> dict[str, float]:
+    async with contextlib.AsyncExitStack() as exits:
+        sim = await exits.enter_async_context(sim_process(stores=stores, regions=regions))
+        prom_url = None
+        if prometheus:
+            prom_url = await exits.enter_async_context(fake_prometheus(sim.status_addresses))
         with tempfile.TemporaryDirectory() as tmp:
-            async with monitor_for(sim.pd_url, Path(tmp) / "bench.db") as monitor:
+            async with monitor_for(sim.pd_url, Path(tmp) / "bench.db", prom_url) as monitor:
                 for _ in range(3):
                     await monitor.tick()
                 await sim.clear_requests()
@@ -97,6 +140,7 @@ async def measure_size(stores: int, regions: int, cycles: int) -> dict[str, floa
                 pd_requests = sum(1 for r in data["requests"] if r["store_id"] is None)
                 scrapes = data["count"] - pd_requests
                 return {
+                    "prometheus": 5.0 if prometheus else 0.0,
                     "pd_requests": pd_requests / cycles,
                     "scrapes": scrapes / cycles,
                     "cpu_ms": statistics.median(cpu_per),
@@ -128,29 +172,38 @@ async def main_async(args: argparse.Namespace) -> int:
     if args.sizes:
         sizes = [tuple(int(x) for x in s.split("x")) for s in args.sizes]  # type: ignore[misc]
     print(
-        f"{'stores':>6} {'regions':>8} | {'PD req':>6} {'scrapes':>7} | "
+        f"{'stores':>6} {'regions':>8} {'source':>6} | {'PD req':>6} {'metrics':>7} | "
         f"{'CPU ms p50':>10} {'max':>6} | {'wall ms':>7} | {'RSS MiB':>7}"
     )
-    by_store: dict[int, set[float]] = {}
+    by_store: dict[tuple[int, bool], set[float]] = {}
     worst_100 = 0.0
+    worst_prom = 0.0
     for stores, regions in sizes:
-        r = await measure_size(stores, regions, args.cycles)
-        by_store.setdefault(stores, set()).add(r["pd_requests"] + r["scrapes"])
-        if stores >= 100:
-            worst_100 = max(worst_100, r["cpu_ms"])
-        print(
-            f"{stores:>6} {regions:>8} | {r['pd_requests']:>6.1f} {r['scrapes']:>7.1f} | "
-            f"{r['cpu_ms']:>10.1f} {r['cpu_max_ms']:>6.1f} | {r['wall_ms']:>7.1f} | "
-            f"{r['rss']:>7.0f}",
-            flush=True,
-        )
+        for prometheus in (False, True) if args.prometheus else (False,):
+            r = await measure_size(stores, regions, args.cycles, prometheus)
+            key = (stores, prometheus)
+            by_store.setdefault(key, set()).add(r["pd_requests"] + r["scrapes"])
+            if stores >= 100:
+                if prometheus:
+                    worst_prom = max(worst_prom, r["cpu_ms"])
+                else:
+                    worst_100 = max(worst_100, r["cpu_ms"])
+            print(
+                f"{stores:>6} {regions:>8} {'prom' if prometheus else 'scrape':>6} | "
+                f"{r['pd_requests']:>6.1f} {r['scrapes'] + r['prometheus']:>7.1f} | "
+                f"{r['cpu_ms']:>10.1f} {r['cpu_max_ms']:>6.1f} | {r['wall_ms']:>7.1f} | "
+                f"{r['rss']:>7.0f}",
+                flush=True,
+            )
     flat = all(len(v) == 1 for v in by_store.values())
     print(f"   requests per cycle independent of the region count: {'yes' if flat else 'NO'}")
-    if worst_100:
-        verdict = "met" if worst_100 < CPU_TARGET_MS else "MISSED"
-        print(
-            f"   CPU per cycle at 100 stores < {CPU_TARGET_MS:.0f} ms: {verdict} ({worst_100:.1f})"
-        )
+    for label, worst in (("direct scrapes", worst_100), ("Prometheus", worst_prom)):
+        if worst:
+            verdict = "met" if worst < CPU_TARGET_MS else "MISSED"
+            print(
+                f"   CPU per cycle at 100 stores < {CPU_TARGET_MS:.0f} ms with {label}: "
+                f"{verdict} (worst median {worst:.1f} ms)"
+            )
     if args.long:
         stores, regions = (int(x) for x in args.long_size.split("x"))
         print(f"   {args.long} cycles at {stores} stores x {regions} regions:")
@@ -171,6 +224,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="*", help="STORESxREGIONS, e.g. 3x1000 100x200000")
     parser.add_argument("--cycles", type=int, default=20)
+    parser.add_argument(
+        "--no-prometheus",
+        dest="prometheus",
+        action="store_false",
+        help="only the direct scrape of each store (default: also through a Prometheus stand-in)",
+    )
     parser.add_argument("--long", type=int, default=1000, help="cycles of the memory run (0: none)")
     parser.add_argument("--long-size", default="10x20000")
     return asyncio.run(main_async(parser.parse_args(argv)))
