@@ -6,8 +6,8 @@ Two steps, so the rules stay pure:
 1. `gather(problem, observation, pd)` reads the little the rules need beyond one observation,
    read-only and bounded (at most `MAX_GATHER_REQUESTS` PD requests, none of which lists every
    region of the cluster): the evict-leader list, max-replicas, the schedule config, the hottest
-   region's peers, or one store's largest regions. A failed read becomes a note, never an
-   exception.
+   region's peers, or one store's largest regions and the operators PD is running. A failed
+   read becomes a note, never an exception.
 2. `run(problem, observation, context)` applies the rules: a summary, likely causes (kept apart
    from the evidence), evidence with numbers, a confidence, and zero or more registered actions
    with typed parameters and the reason for each.
@@ -20,8 +20,10 @@ The rules:
 - hot writes (`hot_write_skew`): move the hottest region's leader to the least-loaded store
   holding a healthy voter of it, or split the region when it alone carries most of the store's
   hot writes (moving it would only move the hotspot) or no such store exists.
-- disk over threshold (`disk_usage`): move the peer of the store's largest healthy region to
-  the emptiest Up store without a peer of it; otherwise explain (add capacity, free space).
+- disk over threshold (`disk_usage`): move the peer of the store's largest settled region (a
+  leader, no down, pending or learner peer, no more peers than max-replicas, no running
+  operator) to the emptiest Up store without a peer of it; otherwise explain (add capacity,
+  free space).
 - store Disconnected: wait and watch, no action. Store Down: explain the effect (down peers,
   PD re-creates them after max-store-down-time) and propose nothing.
 - unhealthy regions: explain PD's own repair. PD unreachable, metrics gaps: explain.

@@ -1,5 +1,7 @@
-"""Disk over the threshold (`disk_usage`): move the peer of the store's largest healthy
-region to the emptiest Up store without a peer of it; otherwise explain (add capacity)."""
+"""Disk over the threshold (`disk_usage`): move the peer of the store's largest settled region
+(a leader, no down, pending or learner peer, no more peers than max-replicas, no operator PD is
+running on it; see `facts.move_blocker`) to the emptiest Up store without a peer of it;
+otherwise explain (add capacity)."""
 
 from __future__ import annotations
 
@@ -116,14 +118,17 @@ def disk(
             conf=0.5,
         )
     moves: list[Suggestion] = []
-    unhealthy = covered = 0
+    blocked: list[str] = []
+    covered = 0
     for region in ctx.largest_regions:
         if len(moves) >= limits.disk_moves:
             break
         if sid not in region.store_ids:
             continue
-        if region.leader_store_id is None or region.down_peers or region.pending_peers:
-            unhealthy += 1  # its other peers must be healthy: moving one would risk quorum
+        blocker = facts.move_blocker(region, ctx)
+        if blocker is not None:
+            # moving a peer of a region that is unhealthy or mid-change risks its quorum
+            blocked.append(f"region {region.id}: {blocker}")
             continue
         free = [(r, t) for r, _, t in targets if t.id not in region.store_ids]
         if not free:
@@ -132,12 +137,18 @@ def disk(
         other_ratio, target = free[0]
         size = f"{region.approximate_size:,} MiB"
         used_now = f" is {ratio:.0%} used" if ratio is not None else " is filling"
+        operators = (
+            "no operator PD is running on it"
+            if ctx.operator_region_ids is not None
+            else "PD's running operators could not be read (preflight checks again)"
+        )
         reason = (
             f"Store {sid}{used_now}; region {region.id} is among its largest ({size}, "
-            f"{region.approximate_keys:,} keys) and all its peers (stores "
-            f"{facts.ids(region.store_ids)}) are healthy. Store {target.id} is the emptiest Up "
-            f"store without a peer of it ({other_ratio:.0%} used). Moving the peer frees about "
-            f"{size} on store {sid}; it copies the region's data, and can be moved back."
+            f"{region.approximate_keys:,} keys). Its {len(region.peers)} peers (stores "
+            f"{facts.ids(region.store_ids)}, max-replicas {facts.max_replicas(ctx)}) are "
+            f"healthy voters with a leader, and {operators}. Store {target.id} is the emptiest "
+            f"Up store without a peer of it ({other_ratio:.0%} used). Moving the peer frees "
+            f"about {size} on store {sid}; it copies the region's data, and can be moved back."
         )
         params = {"region_id": region.id, "from_store_id": sid, "to_store_id": target.id}
         moves.append(facts.suggest("transfer-peer", params, reason))
@@ -146,8 +157,9 @@ def disk(
         why = []
         if covered:
             why.append(f"{covered} already have a peer on every store with room ({room})")
-        if unhealthy:
-            why.append(f"{unhealthy} have a down or pending peer or no leader")
+        if blocked:
+            shown = "; ".join(blocked[:3]) + ("; …" if len(blocked) > 3 else "")
+            why.append(f"{len(blocked)} are unhealthy or mid-change ({shown})")
         detail = f" ({'; '.join(why)})" if why else ""
         return result(
             f"{headline}. None of its {len(ctx.largest_regions)} largest regions can be moved "

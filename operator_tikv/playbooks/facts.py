@@ -9,13 +9,17 @@ from typing import Any
 
 from operator_tikv.actions import ActionError, get_action
 from operator_tikv.models.hotspot import HotPeerStat
+from operator_tikv.models.region import PeerRole, Region
 from operator_tikv.models.store import StoreInfo, StoreStateName
 from operator_tikv.observation import Observation, RegionProblem
 from operator_tikv.playbooks.model import (
+    DEFAULT_MAX_REPLICAS,
     DEFAULT_MAX_STORE_DOWN_MIN,
     PlaybookContext,
     Suggestion,
 )
+
+_JOINT_ROLES = frozenset({PeerRole.INCOMING_VOTER.value, PeerRole.DEMOTING_VOTER.value})
 
 
 def label(store_id: int, observation: Observation) -> str:
@@ -110,6 +114,37 @@ def max_store_down_seconds(context: PlaybookContext) -> tuple[float, bool]:
     if context.schedule is not None:
         return context.schedule.max_store_down_time.total_seconds(), True
     return DEFAULT_MAX_STORE_DOWN_MIN * 60.0, False
+
+
+def max_replicas(context: PlaybookContext) -> int:
+    """max-replicas as read from PD, else PD's default (3). With the default, a cluster that
+    runs more replicas sees every region as over-replicated, so nothing is moved: safe."""
+    return context.max_replicas if context.max_replicas is not None else DEFAULT_MAX_REPLICAS
+
+
+def move_blocker(region: Region, context: PlaybookContext) -> str | None:
+    """Why moving a peer of `region` now would be unsafe, or None when it is settled: a
+    leader, no down or pending peer, only voters (no learner, no joint membership change), no
+    more peers than max-replicas (an extra one means a move is half done), and no operator PD
+    is running on it (when the running operators could be read)."""
+    if region.leader_store_id is None:
+        return "no leader"
+    if region.down_peers:
+        return f"a down peer (store {ids(region.down_store_ids)})"
+    if region.pending_peers:
+        return f"a pending peer (store {ids(region.pending_store_ids)})"
+    learners = [p.store_id for p in region.peers if not p.is_voter]
+    if learners:
+        return f"a learner peer being added (store {ids(learners)})"
+    joint = [p.store_id for p in region.peers if p.role_name in _JOINT_ROLES]
+    if joint:
+        return f"a membership change in progress (store {ids(joint)})"
+    limit = max_replicas(context)
+    if len(region.peers) > limit:
+        return f"{len(region.peers)} peers, more than max-replicas {limit} (a move is half done)"
+    if context.operator_region_ids is not None and region.id in context.operator_region_ids:
+        return "an operator PD is running on it"
+    return None
 
 
 def down_peer_regions(observation: Observation, store_id: int) -> int:

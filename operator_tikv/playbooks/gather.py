@@ -9,6 +9,7 @@ from typing import Any
 from operator_tikv.errors import PDError
 from operator_tikv.invariants import ViolationKind
 from operator_tikv.models.config import ReplicationConfig
+from operator_tikv.models.operator import OperatorInfo
 from operator_tikv.models.region import Region, RegionsInfo
 from operator_tikv.observation import Observation
 from operator_tikv.playbooks import facts
@@ -48,7 +49,7 @@ async def gather(
     kind = problem.kind
     if kind in {ViolationKind.WRITE_LATENCY.value, ViolationKind.HOT_WRITE_SKEW.value}:
         calls["evicted"] = pd.evicted_leader_store_ids()
-    if kind == ViolationKind.WRITE_LATENCY.value:
+    if kind in {ViolationKind.WRITE_LATENCY.value, ViolationKind.DISK_USAGE.value}:
         calls["replication"] = pd.get_replication_config()
     if kind in _STORE_KINDS_NEEDING_SCHEDULE:
         calls["schedule"] = pd.get_schedule_config()
@@ -57,6 +58,7 @@ async def gather(
             calls[f"region:{peer.region_id}"] = pd.get_region(peer.region_id)
     if kind == ViolationKind.DISK_USAGE.value and problem.store_id is not None:
         calls["store_regions"] = pd.get_store_regions(problem.store_id)
+        calls["operators"] = pd.list_operators()
     assert len(calls) <= MAX_GATHER_REQUESTS
 
     results = await asyncio.gather(*calls.values(), return_exceptions=True)
@@ -77,12 +79,17 @@ async def gather(
         largest = tuple(ordered[: limits.disk_candidates])
     evicted = found.get("evicted")
     replication: ReplicationConfig | None = found.get("replication")
+    operators: list[OperatorInfo] | None = found.get("operators")
+    operator_regions = (
+        tuple(sorted({op.region_id for op in operators})) if operators is not None else None
+    )
     return PlaybookContext(
         evicted_store_ids=tuple(sorted(evicted)) if evicted is not None else None,
         max_replicas=replication.max_replicas if replication is not None else None,
         schedule=found.get("schedule"),
         regions=regions,
         largest_regions=largest,
+        operator_region_ids=operator_regions,
         notes=tuple(notes),
         requests=len(calls),
     )
@@ -93,4 +100,5 @@ _READ_NAMES = {
     "replication": "the replication config (max-replicas)",
     "schedule": "the schedule config",
     "store_regions": "the store's regions",
+    "operators": "the running operators",
 }

@@ -11,10 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from operator_tikv.invariants import Violation
 from operator_tikv.models.config import ReplicationConfig, ScheduleConfig
+from operator_tikv.models.operator import OperatorInfo
 from operator_tikv.models.region import Region, RegionsInfo
 from operator_tikv.observation import Observation
 
-PLAYBOOKS_VERSION = "playbooks-1"
+PLAYBOOKS_VERSION = "playbooks-2"
 """Recorded with every playbook diagnosis; bump when a rule changes what it proposes."""
 
 MAX_GATHER_REQUESTS = 4
@@ -22,6 +23,7 @@ MAX_GATHER_REQUESTS = 4
 
 DEFAULT_MAX_STORE_DOWN_MIN = 30.0
 DEFAULT_LOW_SPACE_RATIO = 0.8
+DEFAULT_MAX_REPLICAS = 3
 
 
 class DiagnosisKind(StrEnum):
@@ -162,6 +164,10 @@ class PlaybookPD(Protocol):
 
     async def get_schedule_config(self) -> ScheduleConfig: ...
 
+    async def list_operators(self) -> list[OperatorInfo]:
+        """The operators PD is running now (one request, however many regions exist)."""
+        ...
+
 
 class PlaybookContext(BaseModel):
     """What `gather` read beyond the observation. `None` means "not read" (see `notes`)."""
@@ -174,6 +180,9 @@ class PlaybookContext(BaseModel):
     regions: Mapping[int, Region] = Field(default_factory=dict)
     largest_regions: tuple[Region, ...] | None = Field(
         default=None, description="the subject store's largest regions, largest first"
+    )
+    operator_region_ids: tuple[int, ...] | None = Field(
+        default=None, description="regions with an operator PD is running now, ascending"
     )
     notes: tuple[str, ...] = ()
     requests: int = 0

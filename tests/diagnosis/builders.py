@@ -16,6 +16,7 @@ from operator_tikv.errors import PDUnavailableError, RegionNotFoundError
 from operator_tikv.metrics import MetricsReading, StoreMetrics
 from operator_tikv.models.config import ReplicationConfig, ScheduleConfig
 from operator_tikv.models.hotspot import HotspotInfo
+from operator_tikv.models.operator import OperatorInfo
 from operator_tikv.models.region import Region, RegionsInfo
 from operator_tikv.models.store import StoreInfo
 from operator_tikv.observation import Observation, RegionCheck, RegionProblem
@@ -69,12 +70,27 @@ def region(
     *,
     down: Sequence[int] = (),
     pending: Sequence[int] = (),
+    learners: Sequence[int] = (),
+    roles: Mapping[int, str] | None = None,
     size: int = 96,
     keys: int = 800_000,
     version: int = 5,
 ) -> Region:
-    peers = [
-        {"id": rid * 10 + i, "store_id": s, "role_name": "Voter"} for i, s in enumerate(stores)
+    """`stores` hold voters (role names overridden by `roles`, e.g. `{4: "IncomingVoter"}`),
+    `learners` hold learner peers (as PD lists them: `role` 1, `is_learner`)."""
+    peers: list[dict[str, Any]] = [
+        {"id": rid * 10 + i, "store_id": s, "role_name": (roles or {}).get(s, "Voter")}
+        for i, s in enumerate(stores)
+    ]
+    peers += [
+        {
+            "id": rid * 10 + len(stores) + i,
+            "store_id": s,
+            "role": 1,
+            "role_name": "Learner",
+            "is_learner": True,
+        }
+        for i, s in enumerate(learners)
     ]
     by_store = {p["store_id"]: p for p in peers}
     leader_store = stores[0] if leader is None else leader
@@ -214,9 +230,12 @@ class FakePD:
         evicted: Sequence[int] = (),
         max_replicas: int = 3,
         schedule: Mapping[str, Any] | None = None,
+        operators: Sequence[int] = (),
         failing: Sequence[str] = (),
     ) -> None:
+        """`operators`: regions with an operator PD is running."""
         self.regions = {r.id: r for r in regions}
+        self.operators = list(operators)
         self.evicted = list(evicted)
         self.max_replicas = max_replicas
         self.schedule = ScheduleConfig.model_validate(dict(schedule or {}))
@@ -250,6 +269,18 @@ class FakePD:
     async def get_schedule_config(self) -> ScheduleConfig:
         self._call("get_schedule_config")
         return self.schedule
+
+    async def list_operators(self) -> list[OperatorInfo]:
+        self._call("list_operators")
+        started = "2026-11-23 14:19:58.731284606 +0000 UTC m=+37198.731412939"
+        return [  # PD answers Operator.String() per running operator (pd-api.md §1.2)
+            OperatorInfo.model_validate(
+                f"balance-region {{mv peer: store [1] to [4]}} (kind:region, region:{rid}(5, 5), "
+                f"createAt:{started}, startAt:{started}, currentStep:0, size:96, "
+                "steps:[0:{add learner peer 9 on store 4}], timeout:[10m0s])"
+            )
+            for rid in self.operators
+        ]
 
 
 # --------------------------------------------------------------------------- Messages API

@@ -225,6 +225,65 @@ async def test_disk_moves_the_largest_healthy_region_to_the_emptiest_store_witho
     assert_registry_valid(result)
 
 
+async def test_disk_skips_a_region_with_an_extra_replica_mid_move() -> None:
+    # The incident seen in production: region 8 had 4 peers (a peer move half done) and was
+    # picked with "all its peers are healthy". It must be skipped for the next settled one.
+    regions = [
+        region(8, [1, 2, 4, 5], size=300),  # 4 voters with max-replicas 3
+        region(9, [1, 2, 5], size=200),
+    ]
+    result = await diagnose(disk_problem(), observation(disk_stores()), FakePD(regions))
+    assert [(a.params["region_id"], a.params["to_store_id"]) for a in result.actions] == [(9, 4)]
+    reason = result.actions[0].reason
+    assert "Its 3 peers (stores 1, 2, 5, max-replicas 3) are healthy voters" in reason
+    assert "no operator PD is running on it" in reason
+
+
+@pytest.mark.parametrize(
+    ("unsafe", "pd_options", "why"),
+    [
+        (region(8, [1, 2, 5], learners=[4], size=300), {}, "a learner peer being added (store 4)"),
+        (region(8, [1, 2, 5], roles={5: "DemotingVoter"}, size=300), {}, "membership change"),
+        (region(8, [1, 2, 5], down=[2], size=300), {}, "a down peer (store 2)"),
+        (region(8, [1, 2, 5], pending=[5], size=300), {}, "a pending peer (store 5)"),
+        (region(8, [1, 2, 5], size=300), {"operators": [8]}, "an operator PD is running on it"),
+        (
+            region(8, [1, 2, 4, 5], size=300),
+            {"max_replicas": 3},
+            "4 peers, more than max-replicas 3",
+        ),
+    ],
+)
+async def test_disk_never_moves_a_region_that_is_unhealthy_or_mid_change(
+    unsafe: Any, pd_options: dict[str, Any], why: str
+) -> None:
+    result = await diagnose(
+        disk_problem(), observation(disk_stores()), FakePD([unsafe], **pd_options)
+    )
+    assert result.actions == ()
+    assert "None of its 1 largest regions can be moved safely now" in result.summary
+    assert "1 are unhealthy or mid-change (region 8: " in result.summary
+    assert why in result.summary
+
+
+async def test_disk_with_five_replicas_moves_a_five_peer_region() -> None:
+    stores = [*disk_stores(), store(7, used=0.05)]
+    regions = [region(8, [1, 2, 3, 5, 6], size=300)]
+    result = await diagnose(disk_problem(), observation(stores), FakePD(regions, max_replicas=5))
+    assert [(a.params["region_id"], a.params["to_store_id"]) for a in result.actions] == [(8, 7)]
+    # max-replicas unread: PD's default 3 is assumed, so a 5-peer region is not touched
+    unread = FakePD(regions, failing=["get_replication_config"])
+    assert (await diagnose(disk_problem(), observation(stores), unread)).actions == ()
+
+
+async def test_disk_without_the_operator_list_still_proposes_but_says_so() -> None:
+    pd = FakePD([region(9, [1, 2, 5], size=200)], failing=["list_operators"])
+    result = await diagnose(disk_problem(), observation(disk_stores()), pd)
+    [move] = result.actions
+    assert "running operators could not be read (preflight checks again)" in move.reason
+    assert any("the running operators" in n for n in result.notes)
+
+
 async def test_disk_moves_up_to_the_configured_number() -> None:
     regions = [region(8, [1, 2, 3], size=200), region(9, [1, 2, 5], size=100)]
     result = await diagnose(
@@ -344,7 +403,15 @@ async def test_metrics_gap_and_unknown_kinds_explain() -> None:
     [
         ("write_latency", {"evicted_leader_store_ids", "get_replication_config"}),
         ("hot_write_skew", {"evicted_leader_store_ids", "get_region"}),
-        ("disk_usage", {"get_schedule_config", "get_store_regions"}),
+        (
+            "disk_usage",
+            {
+                "get_schedule_config",
+                "get_store_regions",
+                "get_replication_config",
+                "list_operators",
+            },
+        ),
         ("store_down", {"get_schedule_config"}),
         ("store_disconnected", {"get_schedule_config"}),
         ("region_down_peer", {"get_schedule_config"}),

@@ -219,3 +219,35 @@ async def test_flaky_pd_during_a_slow_store_never_proposes_on_partial_facts(
         result = await diagnose(Problem.from_violation(violation), seen.observation, flaky)
     assert result.actions == ()
     assert result.notes and "redirect failed" in result.notes[0]
+
+
+async def test_filling_disk_never_picks_a_region_pd_is_already_operating_on(
+    sim_factory: SimFactory,
+) -> None:
+    server = await sim_factory(stores=5)
+    scenario = server.apply_scenario("disk-filling")
+    server.cluster.advance(30)
+    async with pd_of(server) as pd:
+        seen = await look(server, pd)
+        problem = Problem.from_violation(seen.violations[f"disk_usage store:{scenario.store_id}"])
+        [first] = (await diagnose(problem, seen.observation, pd)).actions
+        region_id = first.params["region_id"]
+        assert isinstance(region_id, int)
+        # Someone acts on that region: PD now runs an operator on it (a leader move, so its
+        # peers look exactly as before). Moving a peer now would be refused by the preflight.
+        region = await pd.get_region(region_id)
+        other = next(s for s in region.voter_store_ids if s != region.leader_store_id)
+        await pd.transfer_leader(region_id, other)
+        assert (await pd.get_operator(region_id)).is_running
+        [stale] = await preflight_all(
+            PlaybookResult.model_validate(
+                {"playbook": "disk-full", "kind": "disk_full", "summary": "", "actions": [first]}
+            ),
+            pd,
+        )
+        assert [c.name for c in stale.failures] == ["no-running-operator"]
+        again = await diagnose(problem, seen.observation, pd)
+        [action] = again.actions
+        assert action.params["region_id"] != region_id
+        [report] = await preflight_all(again, pd)
+        assert report.ok, report.refusal()
