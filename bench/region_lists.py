@@ -53,7 +53,9 @@ class FullModelPD:
     async def get_hotspot_write(self) -> HotspotInfo:
         return await self.pd.get_hotspot_write()
 
-    async def check_regions_brief(self, state: RegionCheckState) -> RegionsBrief:
+    async def check_regions_brief(
+        self, state: RegionCheckState, *, peers: bool = True
+    ) -> RegionsBrief:
         info = await self.pd.check_regions(state)
         return RegionsBrief(info.count, tuple(RegionBrief.of(r) for r in info.regions))
 

@@ -43,7 +43,9 @@ class ObservationPD(Protocol):
 
     async def list_stores(self) -> Sequence[StoreInfo]: ...
 
-    async def check_regions_brief(self, state: RegionCheckState) -> RegionsBrief: ...
+    async def check_regions_brief(
+        self, state: RegionCheckState, *, peers: bool = True
+    ) -> RegionsBrief: ...
 
     async def get_hotspot_write(self) -> HotspotInfo: ...
 
@@ -157,7 +159,11 @@ async def observe(
 
     problems = list(RegionProblem)
     checks_task = asyncio.gather(
-        *(pd.check_regions_brief(RegionCheckState(p.value)) for p in problems),
+        # only the down-peer check needs each region's voters (for quorum)
+        *(
+            pd.check_regions_brief(RegionCheckState(p.value), peers=p is RegionProblem.DOWN_PEER)
+            for p in problems
+        ),
         return_exceptions=True,
     )
     hot_task = asyncio.gather(pd.get_hotspot_write(), return_exceptions=True)

@@ -369,15 +369,18 @@ class PDClient:
             f"{API_PREFIX}/regions/check/{check.value}",
         )
 
-    async def check_regions_brief(self, state: RegionCheckState | str) -> RegionsBrief:
+    async def check_regions_brief(
+        self, state: RegionCheckState | str, *, peers: bool = True
+    ) -> RegionsBrief:
         """``GET /regions/check/{state}``, reduced to what the monitor reads of each region
         (id, voter/down/pending/leader stores). Far cheaper than :meth:`check_regions` on long
-        lists: only those fields are validated, in pydantic-core, and no ``Region`` is built."""
+        lists: only those fields are validated, in pydantic-core, and no ``Region`` is built.
+        ``peers=False`` skips the peer list and the leader (see `parse_regions_brief`)."""
         check = RegionCheckState(state)
         path = f"{API_PREFIX}/regions/check/{check.value}"
         response = await self._send("GET", f"{API_PREFIX}/regions/check/{{state}}", path)
         try:
-            return parse_regions_brief(response.content)
+            return parse_regions_brief(response.content, peers=peers)
         except ValueError as exc:
             raise PDProtocolError(
                 truncate(f"unexpected response shape: {exc}", 400),

@@ -7,6 +7,7 @@ has ``"leader": {"role_name": ""}``, which becomes ``leader=None`` here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import NotRequired
@@ -239,7 +240,19 @@ class _BriefRegions(TypedDict):
     regions: NotRequired[list[_BriefRegion] | None]
 
 
+class _BriefRegionNoPeers(TypedDict):
+    id: int
+    down_peers: NotRequired[list[_BriefDownPeer] | None]
+    pending_peers: NotRequired[list[_BriefStoreRef] | None]
+
+
+class _BriefRegionsNoPeers(TypedDict):
+    count: NotRequired[int]
+    regions: NotRequired[list[_BriefRegionNoPeers] | None]
+
+
 _BRIEF_REGIONS: TypeAdapter[_BriefRegions] = TypeAdapter(_BriefRegions)
+_BRIEF_REGIONS_NO_PEERS: TypeAdapter[_BriefRegionsNoPeers] = TypeAdapter(_BriefRegionsNoPeers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,9 +298,9 @@ class RegionsBrief:
     regions: tuple[RegionBrief, ...]
 
 
-def _brief(raw: _BriefRegion) -> RegionBrief:
-    peers = raw.get("peers") or ()
-    leader = raw.get("leader") or {}
+def _brief(raw: _BriefRegion | _BriefRegionNoPeers) -> RegionBrief:
+    peers: Sequence[_BriefPeer] = raw.get("peers") or ()  # type: ignore[assignment]
+    leader: _BriefStoreRef = raw.get("leader") or {}  # type: ignore[assignment]
     return RegionBrief(
         id=raw["id"],
         voter_store_ids=tuple(
@@ -301,12 +314,16 @@ def _brief(raw: _BriefRegion) -> RegionBrief:
     )
 
 
-def parse_regions_brief(body: bytes | str) -> RegionsBrief:
+def parse_regions_brief(body: bytes | str, *, peers: bool = True) -> RegionsBrief:
     """Parse a ``RegionsInfo`` JSON body (``{"count": N, "regions": [...]}``) into briefs.
 
-    Raises ``pydantic.ValidationError`` (a ``ValueError``) when the body is not JSON or a
-    field the briefs need has the wrong type; other fields are not looked at.
+    With ``peers=False`` the peer list and the leader are not read (``voter_store_ids`` is
+    empty, ``leader_store_id`` None): about half the work, for lists where only the down and
+    pending peers matter. Raises ``pydantic.ValidationError`` (a ``ValueError``) when the body
+    is not JSON or a field the briefs read has the wrong type; other fields are not looked at.
     """
-    data = _BRIEF_REGIONS.validate_json(body)
+    data: _BriefRegions | _BriefRegionsNoPeers = (
+        _BRIEF_REGIONS.validate_json(body) if peers else _BRIEF_REGIONS_NO_PEERS.validate_json(body)
+    )
     regions = tuple(_brief(raw) for raw in data.get("regions") or ())
     return RegionsBrief(count=data.get("count", len(regions)), regions=regions)

@@ -54,6 +54,20 @@ def test_fixture_lists_read_the_same_as_full_models(name: str) -> None:
     assert brief.count == json.loads(body)["count"]
 
 
+def test_without_peers_only_down_and_pending_stores_are_read() -> None:
+    body = (FIXTURES / "regions_check_down_peer.json").read_bytes()
+    full = parse_regions_brief(body)
+    slim = parse_regions_brief(body, peers=False)
+    assert slim.count == full.count
+    assert [(r.id, r.down_store_ids, r.pending_store_ids) for r in slim.regions] == [
+        (r.id, r.down_store_ids, r.pending_store_ids) for r in full.regions
+    ]
+    assert all(r.voter_store_ids == () and r.leader_store_id is None for r in slim.regions)
+    # a bad peer list is not even looked at
+    bad = b'{"count":1,"regions":[{"id":3,"peers":"nonsense","pending_peers":[{"store_id":2}]}]}'
+    assert parse_regions_brief(bad, peers=False).regions[0].pending_store_ids == (2,)
+
+
 def test_down_peer_fixture_facts() -> None:
     brief = parse_regions_brief((FIXTURES / "regions_check_down_peer.json").read_bytes())
     first = brief.regions[0]
@@ -183,9 +197,12 @@ def test_generated_lists_read_the_same_as_full_models(regions: list[dict[str, An
     body = json.dumps({"count": len(regions), "regions": regions}).encode()
     brief = parse_regions_brief(body)
     assert brief.regions == briefs_of_full(body)
+    slim = parse_regions_brief(body, peers=False).regions
     for problem in RegionProblem:
         full = RegionCheck.from_regions(problem, FULL.validate_json(body).regions)
         assert RegionCheck.from_briefs(problem, brief.regions) == full
+        if problem is not RegionProblem.DOWN_PEER:  # the observation reads these without peers
+            assert RegionCheck.from_briefs(problem, slim) == full
 
 
 @st.composite
