@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 from bot.callbacks import BadButtonValue, ButtonValue
 from diagnosis.parse import ReplyError, parse_reply
 from diagnosis.prompt import TOOL_NAME
-from engine.model import ProposalState
+from engine.model import Identity, ProposalOrigin, ProposalState
 from engine.results import ProposalCreated, Refused
 from operator_tikv.actions import action_names, get_action
 from operator_tikv.errors import PDError, PDProtocolError, RegionNotFoundError
@@ -45,6 +45,7 @@ from tests.plugins.sim import SIM_START_TIME
 from tests.reliability.support import INPUT_COUNTS
 
 T = TypeVar("T")
+CLAUDE = Identity.claude("claude-test")
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "pd"
 FUZZ = settings(
     max_examples=150,
@@ -277,20 +278,45 @@ def test_pd_json_of_any_shape_raises_only_protocol_errors(
 # ---------------------------------------------------------------------------- Claude tool input
 
 ACTION_NAMES = list(action_names())
-param_values = st.one_of(
-    st.integers(-3, 10**6), st.text(max_size=6), st.none(), st.floats(), st.booleans()
+small_ids = st.integers(-2, 12) | st.integers(1990, 2030) | st.text(max_size=4)
+PARAM_VALUES: dict[str, st.SearchStrategy[Any]] = {
+    "store_id": small_ids,
+    "to_store_id": small_ids,
+    "from_store_id": small_ids,
+    "region_id": st.integers(-1, 400) | st.text(max_size=4),
+    "policy": st.sampled_from(["approximate", "scan", "usekey", "half", ""]),
+    "kind": st.sampled_from(["leader", "region", "replica", "merge", "hot-region", "x"]),
+    "value": st.integers(-5, 10**6) | st.floats(),
+    "which": st.sampled_from(["low", "high", "middle"]),
+    "ratio": st.floats(-1, 2) | st.text(max_size=4),
+    "x": json_values,
+}
+params = st.dictionaries(st.sampled_from(sorted(PARAM_VALUES)), st.just(None), max_size=4).flatmap(
+    lambda keys: st.fixed_dictionaries({k: PARAM_VALUES[k] for k in keys})
+)
+
+
+def _fields(name: str) -> list[str]:
+    return list(get_action(name).params_model.model_fields)
+
+
+well_formed_action = st.sampled_from(ACTION_NAMES).flatmap(
+    lambda name: st.fixed_dictionaries(
+        {
+            "action": st.just(name),
+            "params": st.fixed_dictionaries({f: PARAM_VALUES[f] for f in _fields(name)}),
+        },
+        optional={"reason": st.text(max_size=20)},
+    )
 )
 tool_action = st.one_of(
+    well_formed_action,
+    well_formed_action,
     json_values,
     st.fixed_dictionaries(
         {"action": st.sampled_from(ACTION_NAMES) | st.text(max_size=10)},
         optional={
-            "params": st.dictionaries(
-                st.sampled_from(["store_id", "region_id", "to_store_id", "from_store_id", "x"]),
-                param_values,
-                max_size=4,
-            )
-            | st.text(max_size=20),
+            "params": params | params.map(json.dumps) | json_values,
             "reason": st.text(max_size=20),
         },
     ),
@@ -298,22 +324,29 @@ tool_action = st.one_of(
 tool_input = st.one_of(
     json_values,
     st.fixed_dictionaries(
-        {},
+        {"summary": st.text(min_size=1, max_size=30) | json_values},
         optional={
             "kind": st.text(max_size=12),
-            "summary": json_values,
             "confidence": json_values,
             "causes": json_values,
             "evidence": json_values,
-            "actions": st.lists(tool_action, max_size=4) | json_values,
+            "actions": st.lists(well_formed_action, min_size=1, max_size=2)
+            | st.lists(tool_action, max_size=3)
+            | json_values,
         },
     ),
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(payload=tool_input, name=st.sampled_from([TOOL_NAME, TOOL_NAME, "other_tool"]))
-def test_claude_tool_input_yields_only_validated_actions(payload: Any, name: str) -> None:
+def test_claude_tool_input_yields_only_validated_actions(
+    world: World, payload: Any, name: str
+) -> None:
     INPUT_COUNTS["Claude tool-call inputs"] += 1
     message = {
         "id": "msg_fuzz",
@@ -330,3 +363,15 @@ def test_claude_tool_input_yields_only_validated_actions(payload: Any, name: str
     for proposed in reply.actions:
         action = get_action(proposed.action)
         action.validate(proposed.params)
+        # and what the engine makes of it: a proposal checked against the live cluster, or a
+        # refusal; never a write
+        INPUT_COUNTS["Claude actions offered to the engine"] += 1
+        outcome = world.run(
+            lambda p=proposed: world.h.engine.propose(  # type: ignore[misc]
+                p.action, p.params, actor=CLAUDE, origin=ProposalOrigin.CLAUDE
+            )
+        )
+        assert isinstance(outcome, ProposalCreated | Refused)
+        if isinstance(outcome, ProposalCreated):
+            get_action(outcome.proposal.action).validate(outcome.proposal.params)
+    assert world.writes() == 0
