@@ -4,6 +4,8 @@ these are the Slack-only ones and the hints shown under refusals.)"""
 
 from __future__ import annotations
 
+from operator_tikv.sentences import end_sentence
+
 REFUSAL_HINTS: dict[str, str] = {
     "parse": "Type `/tikv help` for every command, or `/tikv help <command>` for one.",
     "invalid": "Type `/tikv help` to see the actions and their parameters.",
@@ -80,8 +82,8 @@ def undo_proposed(proposal_id: str, undo_id: str, where: str) -> str:
 
 
 def decision_recorded(message: str) -> str:
-    text = message.rstrip(".")
-    return f"{text[:1].upper()}{text[1:]}."
+    text = end_sentence(message)
+    return f"{text[:1].upper()}{text[1:]}"
 
 
 def dedup_note() -> str:

@@ -395,7 +395,7 @@ class Executor:
             proposal,
             execution,
             ExecutionStatus.FAILED,
-            f"{what}: {exc}",
+            exc.describe(lead=what),
             detail={"pd_message": exc.message, "status": exc.status},
         )
 

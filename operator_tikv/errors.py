@@ -39,6 +39,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from operator_tikv.sentences import join_sentences
+
 __all__ = [
     "NoOperatorStepError",
     "OperatorConflictError",
@@ -69,6 +71,10 @@ MAX_MESSAGE_CHARS = 500
 MAX_BODY_CHARS = 300
 
 _CODE_RE = re.compile(r"^\[(PD:[A-Za-z0-9_]+:[A-Za-z0-9_]+)\]")
+
+
+def _same_words(a: str, b: str) -> bool:
+    return a.strip().rstrip(".:").casefold() == b.strip().rstrip(".:").casefold()
 
 
 def truncate(text: str, limit: int = MAX_BODY_CHARS) -> str:
@@ -110,19 +116,34 @@ class PDError(Exception):
         """The last part of PD's code, e.g. ``ErrRegionNotFound``."""
         return self.code.rsplit(":", 1)[-1] if self.code else None
 
-    def _render(self) -> str:
-        parts = [self.summary]
+    def describe(self, lead: str | None = None) -> str:
+        """The failure as sentences for people: what happened, PD's own words, where, and
+        what to do next. This is the one place they are composed (`str(error)` is
+        `describe()`); callers that know more give it as `lead` instead of prefixing the text:
+
+            "PD refused the request: PD said 'x' (HTTP 500, POST /pd/api/v1/operators). Read
+            PD's reason, fix the cause, then retry."
+            describe(lead="PD did not take the request") ->
+            "PD did not take the request: connection refused (POST /…). PD is unavailable.
+            Check that PD is running and reachable from the bot, then retry."
+
+        The class's summary is kept as its own sentence after `lead`, unless it says the same
+        thing, so no phrase is ever repeated."""
+        head = lead.strip().rstrip(".:") if lead else self.summary
         if self.message:
-            parts.append(f": PD said {self.message!r}" if self.from_pd else f": {self.message}")
+            head += f": PD said {self.message!r}" if self.from_pd else f": {self.message}"
         where = []
         if self.status is not None:
             where.append(f"HTTP {self.status}")
         if self.method and self.path:
             where.append(f"{self.method} {self.path}")
         if where:
-            parts.append(f" ({', '.join(where)})")
-        parts.append(f". {self.advice}")
-        return "".join(parts)
+            head += f" ({', '.join(where)})"
+        same = lead is None or _same_words(lead, self.summary)
+        return join_sentences(head, None if same else self.summary, self.advice)
+
+    def _render(self) -> str:
+        return self.describe()
 
 
 class PDUnavailableError(PDError):

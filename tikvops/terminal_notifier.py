@@ -30,6 +30,7 @@ from engine.clock import SystemClock, format_duration, format_time
 from engine.model import AuditEvent, Diagnosis, Execution, Incident, NotProposed, Proposal
 from engine.ports import Clock
 from operator_tikv.actions import ActionError, get_action
+from operator_tikv.sentences import join_sentences
 
 logger = logging.getLogger(__name__)
 
@@ -167,9 +168,7 @@ class TerminalNotifier:
         text = f"now {proposal.state.value} ({verb} by {event.actor.label})"
         if event.reason:
             text += f": {event.reason}"
-        if proposal.outcome:
-            text += f". {proposal.outcome}"
-        self._write("PROPOSAL", proposal.id, text)
+        self._write("PROPOSAL", proposal.id, join_sentences(text, proposal.outcome))
 
     async def execution_progress(self, proposal: Proposal, execution: Execution) -> None:
         note = execution.progress[-1].message if execution.progress else ""

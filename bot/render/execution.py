@@ -128,7 +128,7 @@ def execution_outcome(proposal: Proposal, execution: Execution, now: datetime) -
     why = execution.error or result
     if why:
         text += f"\n*What happened:* {esc(why)}"
-    if execution.pd_message:
+    if execution.pd_message and execution.pd_message not in why:  # not quoted twice
         text += f"\n*PD said:* {esc(execution.pd_message)}"
     text += f"\n*What to do next:* {NEXT_STEPS[status]}"
     blocks.append(section(text))

@@ -38,6 +38,7 @@ from engine.model import (
     ProposalState,
     RiskLevel,
 )
+from operator_tikv.sentences import join_sentences
 
 MAX_CHECKS = 20
 MAX_REQUESTS = 10
@@ -154,24 +155,25 @@ def status_line(
     if state is S.APPROVED:
         return f"{icon} *{approved}.* It runs after its preflight checks pass again."
     if state is S.EXECUTING:
-        progress = ""
+        progress = None
         if execution is not None:
-            progress = f" Running for {fmt.duration(execution.started_at, now)}"
+            progress = f"Running for {fmt.duration(execution.started_at, now)}"
             if execution.progress:
                 progress += f": {esc(execution.progress[-1].message)}"
-            progress += "."
-        return f"{icon} *Running.* {approved}.{progress}"
+        return join_sentences(f"{icon} *Running.*", approved, progress)
     if state is S.SUCCEEDED:
         outcome = f": {esc(proposal.outcome)}" if proposal.outcome else ""
-        return (
-            f"{icon} *Succeeded* at {fmt.at(proposal.updated_at, now)}{outcome}. {approved}. "
-            "Details in the thread."
+        return join_sentences(
+            f"{icon} *Succeeded* at {fmt.at(proposal.updated_at, now)}{outcome}",
+            approved,
+            "Details in the thread.",
         )
     if state is S.FAILED:
         outcome = f": {esc(proposal.outcome)}" if proposal.outcome else ""
-        return (
-            f"{icon} *Failed* at {fmt.at(proposal.updated_at, now)}{outcome}. {approved}. "
-            "PD's answer and what to do next are in the thread."
+        return join_sentences(
+            f"{icon} *Failed* at {fmt.at(proposal.updated_at, now)}{outcome}",
+            approved,
+            "PD's answer and what to do next are in the thread.",
         )
     if state is S.REJECTED:
         reason = f": “{esc(proposal.decision_reason)}”" if proposal.decision_reason else ""

@@ -48,6 +48,7 @@ from engine.results import (
     StoresView,
     StoreView,
 )
+from operator_tikv.sentences import end_sentence
 
 MAX_LIST = 25
 MAX_HISTORY = 20
@@ -346,7 +347,8 @@ def outcome_view(
         return created_view(outcome, now, channel_mention=channel_mention)
     if isinstance(outcome, Decided):
         return rendered(
-            outcome.message, [section(f":white_check_mark: {sentence(outcome.message)}.")]
+            outcome.message,
+            [section(f":white_check_mark: {sentence(end_sentence(outcome.message))}")],
         )
     if isinstance(outcome, KillSwitchOutcome):
         icon = ":octagonal_sign:" if outcome.settings.kill_switch.on else ":large_green_circle:"

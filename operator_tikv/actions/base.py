@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from operator_tikv.actions.errors import InvalidParams, PreflightRefused
 from operator_tikv.models.writes import PDWrite
+from operator_tikv.sentences import end_sentence
 
 if TYPE_CHECKING:
     from operator_tikv.actions.ports import PDApi
@@ -88,7 +89,7 @@ class PreflightReport(BaseModel):
         failed = self.failures
         if not failed:
             return ""
-        reasons = _sentence("; ".join(check.message.strip().rstrip(".") for check in failed))
+        reasons = end_sentence("; ".join(check.message.strip().rstrip(".") for check in failed))
         return f"Refused {self.action}: {reasons} Nothing was sent to PD."
 
 
@@ -386,8 +387,3 @@ def describe_error(model: type[BaseModel], err: Mapping[str, Any], skip: int = 0
 def _shown(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _sentence(text: str) -> str:
-    text = text.strip()
-    return text if text.endswith((".", "!", "?")) else text + "."

@@ -5,14 +5,17 @@ limits, and in-process reconciliation after an interrupted run."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.render.proposal import status_line
 from engine.errors import PolicyRefusal
 from engine.model import ExecutionStatus, ProposalOrigin, ProposalState
 from engine.results import Decided, ProposalCreated
+from operator_tikv.errors import classify
 from operator_tikv.pd import open_pd_client
 from tests.engine.test_service_support import (
     ALICE,
@@ -282,6 +285,36 @@ async def test_operator_cancelled_during_verification_fails_with_pds_reason(
         assert 3 in sim.cluster.regions[region].store_ids()
         posts = [w for w in h.writes() if w[0] == "POST"]
         assert len(posts) == 1
+
+
+async def test_a_generic_pd_refusal_is_said_once(
+    sim: Any, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refusal PD gives no specific type to (PDRejectedError, whose own summary is "PD refused
+    the request") once read "PD refused the request: PD refused the request: PD said ...";
+    the sentence is composed once, and the proposal's status line ends it once."""
+    region = leader_region(sim, leader=1, voters=(1, 2, 3))
+    body = json.dumps(f"[PD:region:ErrRegionAbnormalPeer]region {region} has abnormal peer")
+
+    async def pd_refuses(step: str) -> None:
+        if step == "before_request":
+
+            async def refuse(write: Any) -> str:
+                raise classify(500, body, method=write.method, path=write.path)
+
+            monkeypatch.setattr(h.pd, "execute", refuse)
+
+    async with engine_on(sim, db_path, checkpoint=pd_refuses) as h:
+        pid = await run_to_end(h, f"transfer-leader {region} 2")
+        proposal = await h.repos.proposals.get(pid)
+        assert proposal is not None and proposal.state is ProposalState.FAILED
+        assert proposal.outcome == (
+            "PD refused the request: PD said '[PD:region:ErrRegionAbnormalPeer]region "
+            f"{region} has abnormal peer' (HTTP 500, POST /pd/api/v1/operators). Read PD's "
+            "reason, fix the cause, then retry."
+        )
+        line = status_line(proposal, h.clock.now())
+        assert "retry. Approved by" in line and ".." not in line
 
 
 async def test_pd_refusing_the_write_fails_with_pds_message(

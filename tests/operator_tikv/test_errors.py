@@ -241,3 +241,25 @@ def test_hierarchy() -> None:
     assert issubclass(e.OperatorConflictError, e.PDConflictError)
     assert issubclass(e.StoreNotAllowedError, e.PDRejectedError)
     assert e.PDUnavailableError("x", outcome_unknown=True).outcome_unknown
+
+
+def test_the_failure_sentence_is_composed_once_with_a_lead() -> None:
+    generic = e.PDRejectedError("scheduler existed", status=500, method="POST", path="/x")
+    plain = str(generic)
+    assert plain == (
+        "PD refused the request: PD said 'scheduler existed' (HTTP 500, POST /x). Read PD's "
+        "reason, fix the cause, then retry."
+    )
+    # a lead that says the same as the summary replaces it: never "refused: PD refused"
+    assert generic.describe(lead="PD refused the request") == plain
+    # a different summary follows as its own sentence after PD's words
+    specific = e.StoreNotAllowedError("store 2 is disconnected", status=500)
+    text = specific.describe(lead="PD refused the request")
+    assert text.startswith("PD refused the request: PD said 'store 2 is disconnected' (HTTP 500).")
+    assert " The store cannot take part in this change. The store is Down," in text
+    assert text.count("..") == 0
+    ours = e.PDUnavailableError("connection refused", from_pd=False)
+    assert ours.describe(lead="PD did not take the request") == (
+        "PD did not take the request: connection refused. PD is unavailable. Check that PD is "
+        "running and reachable from the bot, then retry."
+    )
