@@ -32,6 +32,7 @@ from sim.server import SimServer
 from slackfake.server import SlackFake
 from tikvops.settings import Settings
 from tikvops.stack import SlackOptions, Stack, open_stack
+from tikvops.terminal import say
 from tikvops.terminal_notifier import TerminalNotifier
 
 logger = logging.getLogger(__name__)
@@ -335,12 +336,6 @@ async def run_demo(
         say(out, "tikvops demo: stopping (the bot first, then the stand-in and the simulator)")
     say(out, "tikvops demo: stopped")
     return 0
-
-
-def say(out: TextIO, line: str) -> None:
-    with contextlib.suppress(OSError, ValueError):
-        out.write(line + "\n")
-        out.flush()
 
 
 __all__ = [

@@ -1,5 +1,7 @@
 """The running bot, assembled: one async context manager that starts every long-running part in
-order and stops them in reverse. `tikvops run` and `tikvops demo` both use it.
+order and stops them in reverse. `tikvops run`, `tikvops demo` and `tikvops monitor` (without
+Slack, reporting to the terminal) all use it; `build_diagnoser` and `build_monitor` are the one
+place those parts are built from the settings.
 
     async with open_stack(settings) as stack:
         print(stack.describe())
@@ -41,11 +43,13 @@ from bot.config import BotConfig
 from bot.notifier import SlackNotifier
 from bot.outbox import DeliveryHooks
 from engine.clock import SystemClock
+from engine.diagnose_flow import DiagnoseFlow
 from engine.model import AuditEvent, Diagnosis, Execution, Incident, NotProposed, Proposal
 from engine.monitor import ClusterSource, Monitor
 from engine.playbook_diagnoser import PlaybookDiagnoser
 from engine.ports import Clock, Diagnoser, Notifier
-from tikvops.commands.monitor import build_monitor, metrics_source, pd_request_recorder
+from operator_tikv.playbooks import PlaybookLimits
+from tikvops.commands.check import metrics_source, thresholds_from_settings
 from tikvops.observability import BotMetrics, Health, ObservabilityServer, parse_host_port
 from tikvops.scheduling import JobScheduler, ProposalReminders, schedule_bot_jobs
 from tikvops.settings import ConfigError, Settings, env_name
@@ -176,7 +180,12 @@ class Stack:
             f"(metrics: {metrics_name}; write P99 over {settings.latency_threshold_ms:g} ms "
             f"for {settings.latency_grace:g} s opens an incident; clear for "
             f"{settings.resolve_after:g} s resolves it)",
-            f"diagnosis: {self.diagnoser_name}",
+            f"diagnosis: {self.diagnoser_name}"
+            + (
+                " (set ANTHROPIC_API_KEY to diagnose with Claude)"
+                if self.diagnoser_name == PLAYBOOKS_NAME
+                else ""
+            ),
             f"database: {settings.db}"
             + (
                 f" ({self.reconciled} interrupted execution(s) checked against PD)"
@@ -205,13 +214,37 @@ def _connection_hook(health: Health, metrics: BotMetrics) -> Callable[[bool], No
     return connected
 
 
-def _build_diagnoser(
-    settings: Settings, runtime: Runtime, clock: Clock, stack: AsyncExitStack
+# --------------------------------------------------------------------------- the parts
+
+
+def pd_request_recorder(metrics: BotMetrics) -> Callable[[str, str, int | str, float], None]:
+    """A PD client hook counting requests by endpoint template and outcome."""
+
+    def record(method: str, path: str, outcome: int | str, seconds: float) -> None:
+        if isinstance(outcome, int):
+            label = "ok" if outcome < 400 else f"http_{outcome // 100}xx"
+        else:
+            label = "timeout" if "timeout" in outcome.lower() else "unreachable"
+        metrics.pd_request(path, label)
+
+    return record
+
+
+PLAYBOOKS_NAME = "built-in playbooks"
+
+
+def build_diagnoser(
+    settings: Settings, runtime: Runtime, clock: Clock, exits: AsyncExitStack
 ) -> tuple[Diagnoser, str]:
-    playbooks = PlaybookDiagnoser(runtime.pd, clock)
+    """Claude (falling back to the playbooks when it fails) with an Anthropic key, else the
+    playbooks; and a phrase naming it. Both follow the settings' blast-radius limits
+    (`max_drained_stores`), so neither suggests what the preflight would refuse. The Claude
+    client is closed by `exits`."""
+    limits = PlaybookLimits(max_drained_stores=settings.max_drained_stores)
+    playbooks = PlaybookDiagnoser(runtime.pd, clock, limits=limits)
     key = settings.anthropic_api_key
     if key is None or not key.get_secret_value():
-        return playbooks, "built-in playbooks (set ANTHROPIC_API_KEY to diagnose with Claude)"
+        return playbooks, PLAYBOOKS_NAME
     # Imported here so that a bot without a key never loads the Anthropic SDK.
     from diagnosis.claude import ClaudeDiagnoser
     from diagnosis.client import ClaudeClient
@@ -222,15 +255,50 @@ def _build_diagnoser(
         timeout=settings.anthropic_timeout,
         max_retries=settings.anthropic_max_retries,
     )
-    stack.push_async_callback(client.aclose)
+    exits.push_async_callback(client.aclose)
     claude = ClaudeDiagnoser(
         client,
         runtime.pd,
         clock,
         fallback=playbooks,
         on_unavailable=runtime.repos.diagnoses.add,
+        limits=limits,
     )
-    return claude, f"Claude ({settings.anthropic_model}), built-in playbooks when it fails"
+    return claude, f"Claude ({settings.anthropic_model}), {PLAYBOOKS_NAME} when it fails"
+
+
+def build_monitor(
+    runtime: Runtime,
+    source: ClusterSource,
+    *,
+    clock: Clock,
+    diagnoser: Diagnoser | None,
+    metrics: BotMetrics | None = None,
+    health: Health | None = None,
+) -> Monitor:
+    """The monitor for a runtime: thresholds from the settings, diagnoses through the engine."""
+    settings = runtime.settings
+    flow = None
+    if diagnoser is not None:
+        flow = DiagnoseFlow(
+            diagnoser=diagnoser,
+            diagnoses=runtime.repos.diagnoses,
+            proposals=runtime.repos.proposals,
+            proposer=runtime.engine,
+            notifier=runtime.notifier,
+            clock=clock,
+        )
+    return Monitor(
+        source=source,
+        incidents=runtime.repos.incidents,
+        notifier=runtime.notifier,
+        clock=clock,
+        thresholds=thresholds_from_settings(settings),
+        resolve_after=settings.resolve_after,
+        diagnose=flow,
+        metrics=metrics,
+        health=health,
+    )
 
 
 @asynccontextmanager
@@ -243,6 +311,7 @@ async def open_stack(
     slack: SlackOptions | None = None,
     serve_health: bool = True,
     expire_every: float | None = None,
+    use_slack: bool = True,
 ) -> AsyncIterator[Stack]:
     """Start everything (see the module docstring) and yield the running `Stack`.
 
@@ -250,16 +319,18 @@ async def open_stack(
     configured. `engine_options`: extra `Engine` keyword arguments (verification deadlines and
     poll intervals per action). `slack`: Slack edge timings. `serve_health=False` skips the
     `/healthz` server. `expire_every`: seconds between proposal-expiry runs (default 30).
+    `use_slack=False` never starts the Slack bot, even with both tokens set (`tikvops monitor`:
+    the same stack, reporting only to `notifier`).
 
     Raises `ConfigError` (no PD URL, one Slack token without the other), `StorageError` (the
     database cannot be opened) and `ObservabilityError` (the health port is taken); whatever
     had started is stopped first.
     """
-    if (settings.slack_bot_token is None) != (settings.slack_app_token is None):
+    if use_slack and (settings.slack_bot_token is None) != (settings.slack_app_token is None):
         bot_config(settings)  # raises ConfigError naming the missing token
     clock = clock or SystemClock()
     metrics = BotMetrics()
-    slack_on = settings.uses_real_slack
+    slack_on = use_slack and settings.uses_real_slack
     health = Health(poll_interval=settings.poll_interval, slack_required=slack_on)
     config = bot_config(settings, slack) if slack_on else None
     slack_notifier = SlackNotifier(clock, channel=settings.channel) if config else None
@@ -299,7 +370,7 @@ async def open_stack(
         if reconciled:
             logger.info("reconciled %d interrupted execution(s) against PD", len(reconciled))
         # 3. diagnoser
-        diagnoser, diagnoser_name = _build_diagnoser(settings, runtime, clock, stack)
+        diagnoser, diagnoser_name = build_diagnoser(settings, runtime, clock, stack)
         # 4. monitor and scheduler
         http = await stack.enter_async_context(
             httpx.AsyncClient(timeout=httpx.Timeout(settings.pd_timeout))
@@ -360,4 +431,14 @@ async def open_stack(
         )
 
 
-__all__ = ["Fanout", "SlackOptions", "Stack", "bot_config", "open_stack"]
+__all__ = [
+    "PLAYBOOKS_NAME",
+    "Fanout",
+    "SlackOptions",
+    "Stack",
+    "bot_config",
+    "build_diagnoser",
+    "build_monitor",
+    "open_stack",
+    "pd_request_recorder",
+]

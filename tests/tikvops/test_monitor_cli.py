@@ -339,15 +339,23 @@ async def test_monitor_process_prints_an_incident_and_stops_on_sigterm(
 async def test_the_diagnoser_is_claude_only_with_a_key(tmp_path: Path) -> None:
     import contextlib
 
+    from diagnosis.claude import ClaudeDiagnoser
     from engine.playbook_diagnoser import PlaybookDiagnoser
     from tikvops.settings import Settings
+    from tikvops.stack import build_diagnoser
     from tikvops.wiring import open_runtime
 
-    base = Settings(pd_url="http://127.0.0.1:9", db=tmp_path / "d.db")
+    base = Settings(pd_url="http://127.0.0.1:9", db=tmp_path / "d.db", max_drained_stores=2)
     async with open_runtime(base) as runtime, contextlib.AsyncExitStack() as exits:
-        plain, name = await monitor_command.build_diagnoser(base, runtime, FakeClock(), exits)
+        plain, name = build_diagnoser(base, runtime, FakeClock(), exits)
         assert isinstance(plain, PlaybookDiagnoser) and name == "built-in playbooks"
         keyed = base.model_copy(update={"anthropic_api_key": SecretStr("sk-ant-test-0000")})
-        claude, name = await monitor_command.build_diagnoser(keyed, runtime, FakeClock(), exits)
+        claude, name = build_diagnoser(keyed, runtime, FakeClock(), exits)
         assert type(claude).__name__ == "ClaudeDiagnoser"
         assert name.startswith("Claude ")
+        # both follow the blast-radius limit the preflight applies
+        assert plain.limits.max_drained_stores == 2
+        assert isinstance(claude, ClaudeDiagnoser)
+        assert claude.limits.max_drained_stores == 2
+        assert isinstance(claude.fallback, PlaybookDiagnoser)
+        assert claude.fallback.limits.max_drained_stores == 2

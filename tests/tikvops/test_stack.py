@@ -216,6 +216,26 @@ async def test_the_callers_notifier_hears_what_slack_hears(
     assert incident.subject == "store:2"
 
 
+async def test_without_slack_by_choice_the_tokens_are_not_used(
+    cluster: SimServer, make_slack_fake: FakeFactory, tmp_path: Path
+) -> None:
+    """`tikvops monitor` is this stack with `use_slack=False`: Slack is never contacted even
+    with both tokens set, the health check does not wait for it, and the caller's notifier
+    hears every event."""
+    fake = await make_slack_fake()
+    recorder = RecordingNotifier()
+    settings = settings_for(cluster, tmp_path / "t.db", fake, max_drained_stores=2)
+    async with open_stack(settings, notifier=recorder, use_slack=False) as stack:
+        assert stack.bot is None
+        assert stack.runtime.notifier is recorder
+        assert isinstance(stack.diagnoser, PlaybookDiagnoser)
+        assert stack.diagnoser.limits.max_drained_stores == 2
+        cluster.faults.slow_store(2, 300.0)
+        await _wait(lambda: recorder.of("opened"))
+        assert "slack" not in stack.health.report().failing
+    assert fake.active_sockets == 0 and fake.messages("C0OPS") == []
+
+
 async def test_with_a_key_claude_diagnoses_and_falls_back_to_the_playbooks(
     cluster: SimServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -94,6 +94,14 @@ def thresholds_from_settings(settings: Settings) -> Thresholds:
     )
 
 
+def metrics_source(settings: Settings, http: httpx.AsyncClient) -> MetricsSource:
+    """Prometheus when configured, else a direct scrape of every TiKV's status address."""
+    if settings.prometheus_url:
+        client = PrometheusClient(settings.prometheus_url, http, timeout=settings.pd_timeout)
+        return PrometheusSource(client)
+    return ScrapeSource(http, timeout=settings.pd_timeout)
+
+
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(
         config_file=args.config,
@@ -117,15 +125,9 @@ async def check(
     pd_url = settings.pd_url or DEFAULT_PD_URL
     async with httpx.AsyncClient(timeout=httpx.Timeout(settings.pd_timeout)) as http:
         pd = PDClient(http, pd_url, retries=settings.pd_retries)
-        source: MetricsSource
-        if settings.prometheus_url:
-            client = PrometheusClient(settings.prometheus_url, http, timeout=settings.pd_timeout)
-            source = PrometheusSource(client)
-        else:
-            scrape = ScrapeSource(http, timeout=settings.pd_timeout)
-            if window > 0:
-                await _prime(pd, scrape, window)
-            source = scrape
+        source = metrics_source(settings, http)
+        if isinstance(source, ScrapeSource) and window > 0:
+            await _prime(pd, source, window)
         observation = await observe(pd, source, at=time.time(), pd_url=pd_url)
     return observation, evaluate(observation, thresholds_from_settings(settings), ignore_grace=True)
 

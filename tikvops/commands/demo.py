@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import math
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from tikvops.demo import NO_SCENARIO, SCENARIO_NAMES, DemoOptions, run_demo
 from tikvops.logs import configure_from_settings
 from tikvops.observability import ObservabilityError
 from tikvops.settings import load_settings
+from tikvops.terminal import stop_on_signals
 
 
 def register(subparsers: Any) -> None:
@@ -93,12 +92,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _main(settings: Any, options: DemoOptions) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    return await run_demo(settings, options, out=sys.stdout, stop=stop)
+    return await run_demo(settings, options, out=sys.stdout, stop=stop_on_signals())
 
 
 def _port(text: str) -> int:

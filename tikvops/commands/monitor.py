@@ -1,7 +1,8 @@
 """`tikvops monitor` and `tikvops incidents`: the monitor without Slack, and what it found.
 
-`tikvops monitor` runs the monitor, the scheduler and the engine in the foreground against PD
-(and Prometheus, or each TiKV's `/metrics`), with the database the bot uses, and prints every
+`tikvops monitor` runs the bot's stack (`tikvops.stack.open_stack`) without Slack, in the
+foreground: the monitor, the scheduler and the engine against PD (and Prometheus, or each
+TiKV's `/metrics`), with the database the bot uses. It prints every
 event as one line (`tikvops.terminal_notifier`): incidents opened, updated and resolved, their
 diagnosis (Claude when `ANTHROPIC_API_KEY` is set, with the built-in playbooks as fallback;
 else the playbooks), proposals and what happens to them. It serves `/healthz`
@@ -19,44 +20,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import math
-import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-import httpx
-
 from engine.clock import SystemClock, format_duration, format_time
-from engine.diagnose_flow import DiagnoseFlow
 from engine.errors import StorageError
 from engine.model import Incident, IncidentStatus
-from engine.monitor import ClusterSource, Monitor
-from engine.playbook_diagnoser import PlaybookDiagnoser
-from engine.ports import Clock, Diagnoser
+from engine.ports import Clock
 from engine.results import IncidentsView
-from operator_tikv.metrics import MetricsSource
-from operator_tikv.prometheus import PrometheusClient
-from operator_tikv.queries import PrometheusSource
-from operator_tikv.scrape import ScrapeSource
 from storage import Database, SqliteIncidentRepo
-from tikvops.commands.check import thresholds_from_settings
 from tikvops.logs import configure_from_settings
-from tikvops.observability import (
-    BotMetrics,
-    Health,
-    ObservabilityError,
-    ObservabilityServer,
-    parse_host_port,
-)
-from tikvops.scheduling import JobScheduler, ProposalReminders, schedule_bot_jobs
+from tikvops.observability import ObservabilityError
 from tikvops.settings import Settings, load_settings
+
+# build_monitor and pd_request_recorder are re-exported: bench/ and tests/reliability/ still
+# import them from this module.
+from tikvops.stack import build_monitor, open_stack, pd_request_recorder
+from tikvops.terminal import say, stop_on_signals
 from tikvops.terminal_notifier import TerminalNotifier
-from tikvops.wiring import Runtime, open_runtime
 
 logger = logging.getLogger(__name__)
 
@@ -158,86 +143,6 @@ def run_monitor_command(args: argparse.Namespace) -> int:
         return 2
 
 
-def metrics_source(settings: Settings, http: httpx.AsyncClient) -> MetricsSource:
-    """Prometheus when configured, else a direct scrape of every TiKV's status address."""
-    if settings.prometheus_url:
-        client = PrometheusClient(settings.prometheus_url, http, timeout=settings.pd_timeout)
-        return PrometheusSource(client)
-    return ScrapeSource(http, timeout=settings.pd_timeout)
-
-
-def pd_request_recorder(metrics: BotMetrics) -> Callable[[str, str, int | str, float], None]:
-    """A PD client hook counting requests by endpoint template and outcome."""
-
-    def record(method: str, path: str, outcome: int | str, seconds: float) -> None:
-        if isinstance(outcome, int):
-            label = "ok" if outcome < 400 else f"http_{outcome // 100}xx"
-        else:
-            label = "timeout" if "timeout" in outcome.lower() else "unreachable"
-        metrics.pd_request(path, label)
-
-    return record
-
-
-async def build_diagnoser(
-    settings: Settings, runtime: Runtime, clock: Clock, exits: contextlib.AsyncExitStack
-) -> tuple[Diagnoser, str]:
-    """Claude (falling back to the playbooks) with an Anthropic key, else the playbooks; and a
-    phrase naming it. The Claude client is closed by `exits`."""
-    playbooks = PlaybookDiagnoser(runtime.pd, clock)
-    key = settings.anthropic_api_key
-    if key is None or not key.get_secret_value():
-        return playbooks, "built-in playbooks"
-    from diagnosis.claude import ClaudeDiagnoser  # only a configured key loads the SDK
-    from diagnosis.client import ClaudeClient
-
-    client = ClaudeClient(
-        key.get_secret_value(),
-        model=settings.anthropic_model,
-        timeout=settings.anthropic_timeout,
-        max_retries=settings.anthropic_max_retries,
-    )
-    exits.push_async_callback(client.aclose)
-    claude = ClaudeDiagnoser(
-        client, runtime.pd, clock, fallback=playbooks, on_unavailable=runtime.repos.diagnoses.add
-    )
-    return claude, f"Claude {settings.anthropic_model}, playbooks when it fails"
-
-
-def build_monitor(
-    runtime: Runtime,
-    source: ClusterSource,
-    *,
-    clock: Clock,
-    diagnoser: Diagnoser | None,
-    metrics: BotMetrics | None = None,
-    health: Health | None = None,
-) -> Monitor:
-    """The monitor for a runtime: thresholds from the settings, diagnoses through the engine."""
-    settings = runtime.settings
-    flow = None
-    if diagnoser is not None:
-        flow = DiagnoseFlow(
-            diagnoser=diagnoser,
-            diagnoses=runtime.repos.diagnoses,
-            proposals=runtime.repos.proposals,
-            proposer=runtime.engine,
-            notifier=runtime.notifier,
-            clock=clock,
-        )
-    return Monitor(
-        source=source,
-        incidents=runtime.repos.incidents,
-        notifier=runtime.notifier,
-        clock=clock,
-        thresholds=thresholds_from_settings(settings),
-        resolve_after=settings.resolve_after,
-        diagnose=flow,
-        metrics=metrics,
-        health=health,
-    )
-
-
 async def run_monitor(
     settings: Settings,
     *,
@@ -245,84 +150,25 @@ async def run_monitor(
     stop: asyncio.Event | None = None,
     clock: Clock | None = None,
 ) -> int:
-    """Run until `stop` is set (default: until SIGINT or SIGTERM). Returns the exit code."""
+    """Run until `stop` is set (default: until SIGINT or SIGTERM). Returns the exit code.
+    This is the bot's stack (`tikvops.stack.open_stack`) without Slack, reporting to the
+    terminal."""
     clock = clock or SystemClock()
-    stop = stop or _stop_on_signals()
+    stop = stop or stop_on_signals()
     notifier = TerminalNotifier(out, clock=clock)
-    metrics = BotMetrics()
-    health = Health(poll_interval=settings.poll_interval, slack_required=False)
-    host, port = parse_host_port(settings.health_addr)
-    server = ObservabilityServer(metrics, health, host, port)
-    await server.start()
-    try:
-        async with (
-            open_runtime(
-                settings,
-                notifier=notifier,
-                clock=clock,
-                reconcile=True,
-                metrics=metrics,
-                on_request=pd_request_recorder(metrics),
-            ) as runtime,
-            httpx.AsyncClient(timeout=httpx.Timeout(settings.pd_timeout)) as http,
-            contextlib.AsyncExitStack() as exits,
-        ):
-            source = ClusterSource(
-                runtime.pd, metrics_source(settings, http), pd_url=runtime.pd.base_url
-            )
-            diagnoser, diagnoser_name = await build_diagnoser(settings, runtime, clock, exits)
-            monitor = build_monitor(
-                runtime, source, clock=clock, diagnoser=diagnoser, metrics=metrics, health=health
-            )
-            scheduler = JobScheduler(health=health, misfire_grace=settings.poll_interval)
-            reminders = ProposalReminders(
-                proposals=runtime.repos.proposals,
-                audit=runtime.repos.audit,
-                notifier=notifier,
-                clock=clock,
-                after=settings.reminder_interval,
-            )
-            schedule_bot_jobs(
-                scheduler,
-                tick=monitor.tick,
-                poll_interval=settings.poll_interval,
-                engine=runtime.engine,
-                reminders=reminders,
-            )
-            source_name = source.metrics.name if source.metrics else "none"
-            _say(
-                out,
-                f"tikvops monitor: watching PD {runtime.pd.base_url} every "
-                f"{settings.poll_interval:g} s (metrics: {source_name}; diagnosis: "
-                f"{diagnoser_name}); database {settings.db}; /healthz and /metrics on "
-                f"{server.url}. Ctrl-C stops.",
-            )
-            scheduler.start()
-            try:
-                await stop.wait()
-            finally:
-                _say(out, "tikvops monitor: stopping (letting the current tick finish)")
-                await scheduler.stop()
-                await monitor.close()
-    finally:
-        await server.stop()
-    _say(out, "tikvops monitor: stopped")
+    async with open_stack(settings, notifier=notifier, clock=clock, use_slack=False) as stack:
+        source = stack.source.metrics.name if stack.source.metrics else "none"
+        say(
+            out,
+            f"tikvops monitor: watching PD {stack.runtime.pd.base_url} every "
+            f"{settings.poll_interval:g} s (metrics: {source}; diagnosis: "
+            f"{stack.diagnoser_name}); database {settings.db}; /healthz and /metrics on "
+            f"{stack.health_url}. Ctrl-C stops.",
+        )
+        await stop.wait()
+        say(out, "tikvops monitor: stopping (letting the current tick finish)")
+    say(out, "tikvops monitor: stopped")
     return 0
-
-
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    return stop
-
-
-def _say(out: TextIO, line: str) -> None:
-    with contextlib.suppress(OSError, ValueError):
-        out.write(line + "\n")
-        out.flush()
 
 
 # --------------------------------------------------------------------------- incidents
@@ -417,10 +263,9 @@ def write_incidents(
 
 
 __all__ = [
-    "build_diagnoser",
     "build_monitor",
     "incidents_json",
-    "metrics_source",
+    "pd_request_recorder",
     "read_incidents",
     "register",
     "run_monitor",

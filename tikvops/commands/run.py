@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
-import signal
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -33,6 +31,7 @@ from tikvops.logs import configure_from_settings
 from tikvops.observability import ObservabilityError
 from tikvops.settings import ConfigError, Settings, env_name, load_settings
 from tikvops.stack import SlackOptions, open_stack
+from tikvops.terminal import say, stop_on_signals
 
 logger = logging.getLogger(__name__)
 
@@ -101,15 +100,15 @@ async def serve(
 ) -> int:
     """Run until `stop` is set (default: SIGINT or SIGTERM); returns the exit code. Every
     start-up failure is reported as one sentence on stderr with exit code 2."""
-    stop = stop or _stop_on_signals()
+    stop = stop or stop_on_signals()
     try:
         async with open_stack(settings, slack=slack, engine_options=engine_options) as stack:
-            _say(out, "tikvops run: started")
+            say(out, "tikvops run: started")
             for line in stack.describe():
-                _say(out, f"  {line}")
-            _say(out, "Ctrl-C or SIGTERM stops it.")
+                say(out, f"  {line}")
+            say(out, "Ctrl-C or SIGTERM stops it.")
             await stop.wait()
-            _say(out, "tikvops run: stopping (in-flight work finishes; the outbox is kept)")
+            say(out, "tikvops run: stopping (in-flight work finishes; the outbox is kept)")
     except ConfigError as exc:
         for line in exc.problems:
             print(f"tikvops run: configuration: {line}", file=sys.stderr)
@@ -120,23 +119,8 @@ async def serve(
     except SlackStartError as exc:
         print(f"tikvops run: {exc}.", file=sys.stderr)
         return 2
-    _say(out, "tikvops run: stopped")
+    say(out, "tikvops run: stopped")
     return 0
-
-
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    return stop
-
-
-def _say(out: TextIO, line: str) -> None:
-    with contextlib.suppress(OSError, ValueError):
-        out.write(line + "\n")
-        out.flush()
 
 
 __all__ = ["missing_slack", "register", "run_command", "serve"]
