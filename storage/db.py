@@ -95,6 +95,15 @@ class Database:
             await self._conn.execute("PRAGMA synchronous = NORMAL")
             # Touch the schema so a file that is not a database fails here, clearly.
             await self._conn.execute("SELECT count(*) FROM sqlite_master")
+            # A damaged page deep in the file would otherwise surface mid-incident, on the
+            # first query that reads it. quick_check reads every page once (milliseconds for
+            # tikvops's small database).
+            cursor = await self._conn.execute("PRAGMA quick_check(1)")
+            row = await cursor.fetchone()
+            await cursor.close()
+            verdict = str(row[0]) if row else "no answer"
+            if verdict != "ok":
+                raise sqlite3.DatabaseError(f"database disk image is malformed: {verdict}")
 
     async def _switch_to_wal(self) -> str:
         """Set WAL mode. Two processes creating the same file at once can get SQLITE_BUSY here

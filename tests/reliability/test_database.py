@@ -113,14 +113,6 @@ async def test_a_corrupted_file_stops_start_up_clearly_and_is_kept(
     assert path.read_bytes() == damaged  # nothing overwritten, nothing recreated
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "a damaged page in the middle of the file is not noticed at start-up (no integrity "
-        "check when the database opens); the first query that reads the page fails later "
-        "(storage/db.py: run `PRAGMA quick_check` in Database.open)"
-    ),
-)
 async def test_a_damaged_page_inside_the_file_is_noticed_at_start_up(
     sim: SimServer, template: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
