@@ -90,6 +90,7 @@ from engine.results import (
 )
 from engine.transitions import (
     ProposalEvent,
+    TransitionResult,
     apply_transition,
     propose,
     refusal_audit,
@@ -455,22 +456,19 @@ class Engine:
         """Approve through the policy. When the approval completes the quorum and neither the
         kill switch nor observe-only blocks it, the execution starts in the background (it
         runs at most once, whatever the number of approvals, clicks or retries)."""
-        duplicate = await self._duplicate(request_id, actor, proposal_id)
-        if duplicate is not None:
-            return duplicate
         now = self.clock.now()
-        try:
-            result = await apply_transition(
-                self.repos.proposals,
-                proposal_id,
-                lambda current: self.policy.approve(
-                    current, actor, now, expected_version=expected_version, reason=reason
-                ),
-            )
-        except (Refusal, NotFound, StaleVersion) as exc:
-            return await self._refused(exc, actor, "proposal.approve", proposal_id)
+        result = await self._decide(
+            proposal_id,
+            actor,
+            request_id,
+            "proposal.approve",
+            lambda current: self.policy.approve(
+                current, actor, now, expected_version=expected_version, reason=reason
+            ),
+        )
+        if isinstance(result, Refused):
+            return result
         proposal = result.proposal
-        await self.notifier.proposal_changed(proposal, result.audit)
         count = len(proposal.approvals)
         needed = self.policy.approvals_needed(proposal.risk)
         if proposal.state is not ProposalState.APPROVED:
@@ -491,6 +489,27 @@ class Engine:
             return Decided(proposal=proposal, message=f"{head}, but {blocked}")
         tail = "executing now" if self.auto_execute else "ready to execute"
         return Decided(proposal=proposal, message=f"{head}; {tail}", executing=True)
+
+    async def _decide(
+        self,
+        proposal_id: str,
+        actor: Identity,
+        request_id: str | None,
+        audit_action: str,
+        decide: Callable[[Proposal], TransitionResult],
+    ) -> TransitionResult | Refused:
+        """What every decision on a proposal shares: a redelivered request is answered once,
+        the policy decides on the current record (`decide`, re-run on a stale version), a
+        refusal is audited as `audit_action`, and the notifier hears the change."""
+        duplicate = await self._duplicate(request_id, actor, proposal_id)
+        if duplicate is not None:
+            return duplicate
+        try:
+            result = await apply_transition(self.repos.proposals, proposal_id, decide)
+        except (Refusal, NotFound, StaleVersion) as exc:
+            return await self._refused(exc, actor, audit_action, proposal_id)
+        await self.notifier.proposal_changed(result.proposal, result.audit)
+        return result
 
     async def _after_approval(self, proposal: Proposal) -> str | None:
         """Start the execution of a freshly approved proposal, or say why it waits."""
@@ -514,21 +533,18 @@ class Engine:
         request_id: str | None = None,
     ) -> Decided | Refused:
         """Reject through the policy (approvers for the risk, or the requester)."""
-        duplicate = await self._duplicate(request_id, actor, proposal_id)
-        if duplicate is not None:
-            return duplicate
         now = self.clock.now()
-        try:
-            result = await apply_transition(
-                self.repos.proposals,
-                proposal_id,
-                lambda current: self.policy.reject(
-                    current, actor, now, expected_version=expected_version, reason=reason or None
-                ),
-            )
-        except (Refusal, NotFound, StaleVersion) as exc:
-            return await self._refused(exc, actor, "proposal.reject", proposal_id)
-        await self.notifier.proposal_changed(result.proposal, result.audit)
+        result = await self._decide(
+            proposal_id,
+            actor,
+            request_id,
+            "proposal.reject",
+            lambda current: self.policy.reject(
+                current, actor, now, expected_version=expected_version, reason=reason or None
+            ),
+        )
+        if isinstance(result, Refused):
+            return result
         because = f" ({reason})" if reason else ""
         return Decided(
             proposal=result.proposal,

@@ -320,9 +320,11 @@ class Action(ABC, Generic[P]):
     async def snapshot(self, p: P, pd: PDApi) -> Snapshot:
         """The state this action changes, read now."""
 
-    @abstractmethod
     async def execute(self, p: P, pd: PDApi) -> str:
-        """Send `requests(p)`; return PD's message. Raises operator_tikv.errors types."""
+        """Send `requests(p)` in order, each exactly once; return PD's messages joined. Raises
+        operator_tikv.errors types. Every action in the catalogue is exactly its requests."""
+        messages = [await pd.execute(write) for write in self.requests(p)]
+        return "; ".join(message for message in messages if message) or "PD accepted the request."
 
     @abstractmethod
     async def verify(self, p: P, pd: PDApi, before: Snapshot) -> Verification:

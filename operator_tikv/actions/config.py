@@ -186,9 +186,6 @@ class Limit(Action[LimitParams]):
         key = limit_key(p.kind)
         return Snapshot(config={key: values[key]} if key in values else {})
 
-    async def execute(self, p: LimitParams, pd: PDApi) -> str:
-        return await state.send(pd, self.requests(p))
-
     async def verify(self, p: LimitParams, pd: PDApi, before: Snapshot) -> Verification:
         key = limit_key(p.kind)
         now = (await state.read_schedule_values(pd)).get(key)
@@ -255,9 +252,6 @@ class SpaceRatio(Action[SpaceRatioParams]):
         values = await state.read_schedule_values(pd)
         keys = (ratio_key("low"), ratio_key("high"))
         return Snapshot(config={k: values[k] for k in keys if k in values})
-
-    async def execute(self, p: SpaceRatioParams, pd: PDApi) -> str:
-        return await state.send(pd, self.requests(p))
 
     async def verify(self, p: SpaceRatioParams, pd: PDApi, before: Snapshot) -> Verification:
         key = ratio_key(p.which)

@@ -100,9 +100,6 @@ class Drain(Action[DrainParams]):
     async def snapshot(self, p: DrainParams, pd: PDApi) -> Snapshot:
         return await _store_snapshot(pd)
 
-    async def execute(self, p: DrainParams, pd: PDApi) -> str:
-        return await state.send(pd, self.requests(p))
-
     async def verify(self, p: DrainParams, pd: PDApi, before: Snapshot) -> Verification:
         if p.store_id not in await state.read_evicted(pd):
             return Verification.failed(
@@ -169,9 +166,6 @@ class Undrain(Action[UndrainParams]):
 
     async def snapshot(self, p: UndrainParams, pd: PDApi) -> Snapshot:
         return await _store_snapshot(pd)
-
-    async def execute(self, p: UndrainParams, pd: PDApi) -> str:
-        return await state.send(pd, self.requests(p))
 
     async def verify(self, p: UndrainParams, pd: PDApi, before: Snapshot) -> Verification:
         if p.store_id in await state.read_evicted(pd):

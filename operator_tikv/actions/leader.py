@@ -14,18 +14,15 @@ from pydantic import Field
 from operator_tikv.actions import preflight as checks
 from operator_tikv.actions import state
 from operator_tikv.actions.base import (
-    Action,
     ActionCall,
-    ActionParams,
     PreflightContext,
     PreflightReport,
     RegionState,
     Risk,
     Snapshot,
-    Verification,
 )
-from operator_tikv.actions.operators import TargetCheck, follow_operator, reconcile_operator
-from operator_tikv.actions.params import RegionId, StoreId
+from operator_tikv.actions.operators import RegionOperatorAction, RegionParams, TargetCheck
+from operator_tikv.actions.params import StoreId
 from operator_tikv.models.writes import PDWrite
 
 if TYPE_CHECKING:
@@ -34,10 +31,9 @@ if TYPE_CHECKING:
 OPERATOR_DESC = "admin-transfer-leader"
 
 
-class TransferLeaderParams(ActionParams):
+class TransferLeaderParams(RegionParams):
     """Which region, and the store that should hold its leader."""
 
-    region_id: RegionId
     to_store_id: Annotated[
         StoreId,
         Field(
@@ -46,8 +42,9 @@ class TransferLeaderParams(ActionParams):
     ]
 
 
-class TransferLeader(Action[TransferLeaderParams]):
+class TransferLeader(RegionOperatorAction[TransferLeaderParams]):
     name = "transfer-leader"
+    operator_desc = OPERATOR_DESC
     summary = "Move a region's leader to another store that holds a healthy voter of it"
     params_model = TransferLeaderParams
     risk = Risk.MEDIUM
@@ -110,13 +107,7 @@ class TransferLeader(Action[TransferLeaderParams]):
             f"{source} to store {p.to_store_id}; no data is copied"
         )
 
-    async def snapshot(self, p: TransferLeaderParams, pd: PDApi) -> Snapshot:
-        return Snapshot(region=await state.read_region(pd, p.region_id))
-
-    async def execute(self, p: TransferLeaderParams, pd: PDApi) -> str:
-        return await state.send(pd, self.requests(p))
-
-    def _reached(self, p: TransferLeaderParams) -> TargetCheck:
+    def reached(self, p: TransferLeaderParams, before: Snapshot) -> TargetCheck:
         def check(region: RegionState | None) -> tuple[bool, str]:
             if region is None:
                 return False, f"region {p.region_id} no longer exists"
@@ -124,14 +115,6 @@ class TransferLeader(Action[TransferLeaderParams]):
             return where == p.to_store_id, f"the leader of region {p.region_id} is on store {where}"
 
         return check
-
-    async def verify(self, p: TransferLeaderParams, pd: PDApi, before: Snapshot) -> Verification:
-        return await follow_operator(pd, p.region_id, OPERATOR_DESC, self._reached(p))
-
-    async def reconcile(
-        self, p: TransferLeaderParams, pd: PDApi, before: Snapshot
-    ) -> Verification | None:
-        return await reconcile_operator(pd, p.region_id, OPERATOR_DESC, self._reached(p))
 
 
 TRANSFER_LEADER = TransferLeader()

@@ -1,4 +1,6 @@
-"""Verification shared by the operator-based actions (transfer-leader, transfer-peer, split).
+"""What the operator-based actions (transfer-leader, transfer-peer, split) share: each asks PD
+for one admin operator on one region (`RegionOperatorAction`), snapshots the region, and is
+verified by following that operator.
 
 PD reports one region's operator as RUNNING, SUCCESS, TIMEOUT, CANCEL or REPLACE (pd-api.md
 §1.3). A SUCCESS only means PD saw the steps finish, so the region is re-read and the action's
@@ -8,11 +10,19 @@ back to the region's state.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from operator_tikv.actions import state
-from operator_tikv.actions.base import RegionState, Verification
+from operator_tikv.actions.base import (
+    Action,
+    ActionParams,
+    RegionState,
+    Snapshot,
+    Verification,
+)
+from operator_tikv.actions.params import RegionId
 
 if TYPE_CHECKING:
     from operator_tikv.actions.ports import PDApi
@@ -80,3 +90,36 @@ async def reconcile_operator(
     operator = await state.read_operator(pd, region_id)
     region = await state.read_region(pd, region_id)
     return judge(region_id, desc, operator, region, reached)
+
+
+class RegionParams(ActionParams):
+    """Parameters of an action on one region: `region_id` first, then the action's own."""
+
+    region_id: RegionId
+
+
+RP = TypeVar("RP", bound=RegionParams)
+
+
+class RegionOperatorAction(Action[RP]):
+    """An action whose request makes PD run one admin operator (`operator_desc`) on the
+    region `p.region_id`. Its snapshot is that region; verification follows the operator and
+    reconciliation reads it after a crash, both judged by the action's `reached` check on the
+    region re-read (`judge`)."""
+
+    operator_desc: ClassVar[str]
+
+    @abstractmethod
+    def reached(self, p: RP, before: Snapshot) -> TargetCheck:
+        """The target-state check for this run (`before` is the snapshot taken before it)."""
+
+    async def snapshot(self, p: RP, pd: PDApi) -> Snapshot:
+        return Snapshot(region=await state.read_region(pd, p.region_id))
+
+    async def verify(self, p: RP, pd: PDApi, before: Snapshot) -> Verification:
+        return await follow_operator(pd, p.region_id, self.operator_desc, self.reached(p, before))
+
+    async def reconcile(self, p: RP, pd: PDApi, before: Snapshot) -> Verification | None:
+        return await reconcile_operator(
+            pd, p.region_id, self.operator_desc, self.reached(p, before)
+        )

@@ -15,18 +15,15 @@ from pydantic import Field, model_validator
 from operator_tikv.actions import preflight as checks
 from operator_tikv.actions import state
 from operator_tikv.actions.base import (
-    Action,
     ActionCall,
-    ActionParams,
     PreflightContext,
     PreflightReport,
     RegionState,
     Risk,
     Snapshot,
-    Verification,
 )
-from operator_tikv.actions.operators import TargetCheck, follow_operator, reconcile_operator
-from operator_tikv.actions.params import RegionId, StoreId
+from operator_tikv.actions.operators import RegionOperatorAction, RegionParams, TargetCheck
+from operator_tikv.actions.params import StoreId
 from operator_tikv.models.writes import PDWrite
 
 if TYPE_CHECKING:
@@ -35,10 +32,9 @@ if TYPE_CHECKING:
 OPERATOR_DESC = "admin-move-peer"
 
 
-class TransferPeerParams(ActionParams):
+class TransferPeerParams(RegionParams):
     """Which region, the store whose peer moves, and the store that receives it."""
 
-    region_id: RegionId
     from_store_id: Annotated[
         StoreId, Field(title="source store ID", description="store whose peer of the region moves")
     ]
@@ -56,8 +52,9 @@ class TransferPeerParams(ActionParams):
         return self
 
 
-class TransferPeer(Action[TransferPeerParams]):
+class TransferPeer(RegionOperatorAction[TransferPeerParams]):
     name = "transfer-peer"
+    operator_desc = OPERATOR_DESC
     summary = "Move one replica of a region from one store to another (copies the region's data)"
     params_model = TransferPeerParams
     risk = Risk.HIGH
@@ -123,13 +120,7 @@ class TransferPeer(Action[TransferPeerParams]):
             f"store {p.from_store_id} removed{leader}"
         )
 
-    async def snapshot(self, p: TransferPeerParams, pd: PDApi) -> Snapshot:
-        return Snapshot(region=await state.read_region(pd, p.region_id))
-
-    async def execute(self, p: TransferPeerParams, pd: PDApi) -> str:
-        return await state.send(pd, self.requests(p))
-
-    def _reached(self, p: TransferPeerParams) -> TargetCheck:
+    def reached(self, p: TransferPeerParams, before: Snapshot) -> TargetCheck:
         def check(region: RegionState | None) -> tuple[bool, str]:
             if region is None:
                 return False, f"region {p.region_id} no longer exists"
@@ -139,14 +130,6 @@ class TransferPeer(Action[TransferPeerParams]):
             return done, f"region {p.region_id} has peers on stores {where}"
 
         return check
-
-    async def verify(self, p: TransferPeerParams, pd: PDApi, before: Snapshot) -> Verification:
-        return await follow_operator(pd, p.region_id, OPERATOR_DESC, self._reached(p))
-
-    async def reconcile(
-        self, p: TransferPeerParams, pd: PDApi, before: Snapshot
-    ) -> Verification | None:
-        return await reconcile_operator(pd, p.region_id, OPERATOR_DESC, self._reached(p))
 
 
 TRANSFER_PEER = TransferPeer()

@@ -15,18 +15,14 @@ from pydantic import Field
 from operator_tikv.actions import preflight as checks
 from operator_tikv.actions import state
 from operator_tikv.actions.base import (
-    Action,
     ActionCall,
-    ActionParams,
     PreflightContext,
     PreflightReport,
     RegionState,
     Risk,
     Snapshot,
-    Verification,
 )
-from operator_tikv.actions.operators import TargetCheck, follow_operator, reconcile_operator
-from operator_tikv.actions.params import RegionId
+from operator_tikv.actions.operators import RegionOperatorAction, RegionParams, TargetCheck
 from operator_tikv.models.writes import PDWrite
 
 if TYPE_CHECKING:
@@ -35,10 +31,9 @@ if TYPE_CHECKING:
 OPERATOR_DESC = "admin-split-region"
 
 
-class SplitParams(ActionParams):
+class SplitParams(RegionParams):
     """Which region, and how PD picks the split key."""
 
-    region_id: RegionId
     policy: Annotated[
         Literal["approximate", "scan"],
         Field(
@@ -49,8 +44,9 @@ class SplitParams(ActionParams):
     ] = "approximate"
 
 
-class Split(Action[SplitParams]):
+class Split(RegionOperatorAction[SplitParams]):
     name = "split"
+    operator_desc = OPERATOR_DESC
     summary = "Split a region in two at its middle key (PD's split-region operator)"
     params_model = SplitParams
     risk = Risk.MEDIUM
@@ -95,13 +91,7 @@ class Split(Action[SplitParams]):
             f"{region.approximate_size_mib // 2:,} MiB each; no data moves between stores"
         )
 
-    async def snapshot(self, p: SplitParams, pd: PDApi) -> Snapshot:
-        return Snapshot(region=await state.read_region(pd, p.region_id))
-
-    async def execute(self, p: SplitParams, pd: PDApi) -> str:
-        return await state.send(pd, self.requests(p))
-
-    def _reached(self, p: SplitParams, before: Snapshot) -> TargetCheck:
+    def reached(self, p: SplitParams, before: Snapshot) -> TargetCheck:
         def check(region: RegionState | None) -> tuple[bool, str]:
             if region is None:
                 return False, f"region {p.region_id} no longer exists"
@@ -119,12 +109,6 @@ class Split(Action[SplitParams]):
             return False, f"region {p.region_id} did not split (epoch version {region.version})"
 
         return check
-
-    async def verify(self, p: SplitParams, pd: PDApi, before: Snapshot) -> Verification:
-        return await follow_operator(pd, p.region_id, OPERATOR_DESC, self._reached(p, before))
-
-    async def reconcile(self, p: SplitParams, pd: PDApi, before: Snapshot) -> Verification | None:
-        return await reconcile_operator(pd, p.region_id, OPERATOR_DESC, self._reached(p, before))
 
 
 SPLIT = Split()

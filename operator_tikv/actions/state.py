@@ -7,7 +7,6 @@ shape of PD's JSON models.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -16,7 +15,6 @@ from operator_tikv.actions.base import RegionState
 from operator_tikv.errors import OperatorNotFoundError, RegionNotFoundError, StoreNotFoundError
 from operator_tikv.models.region import Region
 from operator_tikv.models.store import StoreInfo
-from operator_tikv.models.writes import PDWrite
 
 if TYPE_CHECKING:
     from operator_tikv.actions.ports import PDApi
@@ -155,9 +153,3 @@ async def read_schedule_values(pd: PDApi) -> dict[str, float]:
 
 async def read_max_replicas(pd: PDApi) -> int:
     return (await pd.get_replication_config()).max_replicas
-
-
-async def send(pd: PDApi, writes: Sequence[PDWrite]) -> str:
-    """Send the writes in order, each exactly once; PD's messages joined."""
-    messages = [await pd.execute(write) for write in writes]
-    return "; ".join(message for message in messages if message) or "PD accepted the request."

@@ -77,18 +77,7 @@ def disk(
         else "PD weighs its free space in region scores and moves regions away slowly"
     )
 
-    def result(
-        summary: str, actions: tuple[Suggestion, ...] = (), conf: float = 0.6
-    ) -> PlaybookResult:
-        return PlaybookResult(
-            playbook="disk-full",
-            kind=DiagnosisKind.DISK_FULL,
-            summary=summary,
-            causes=tuple(causes),
-            evidence=tuple(evidence),
-            confidence=conf,
-            actions=actions,
-        )
+    result = facts.answer_with("disk-full", DiagnosisKind.DISK_FULL, causes, evidence)
 
     used = f" is {ratio:.0%} full" if ratio is not None else " is filling"
     headline = f"Disk on {label}{used}; {effect}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from operator_tikv.actions import ActionError, get_action
 from operator_tikv.models.hotspot import HotPeerStat
@@ -15,7 +15,11 @@ from operator_tikv.observation import Observation, RegionProblem
 from operator_tikv.playbooks.model import (
     DEFAULT_MAX_REPLICAS,
     DEFAULT_MAX_STORE_DOWN_MIN,
+    Cause,
+    DiagnosisKind,
+    Fact,
     PlaybookContext,
+    PlaybookResult,
     Suggestion,
 )
 
@@ -107,6 +111,60 @@ def suggest(action: str, params: Mapping[str, Any], reason: str) -> Suggestion:
     except ActionError as exc:  # pragma: no cover - the rules only build valid params
         raise AssertionError(f"playbook built an invalid {action}: {exc}") from exc
     return Suggestion(action=call.action, params=dict(call.params), reason=reason)
+
+
+class Answer(Protocol):
+    """How a rule answers (see `answer_with`)."""
+
+    def __call__(
+        self, summary: str, actions: tuple[Suggestion, ...] = (), conf: float = 0.6
+    ) -> PlaybookResult: ...
+
+
+def answer_with(
+    playbook: str, kind: DiagnosisKind, causes: Sequence[Cause], evidence: Sequence[Fact]
+) -> Answer:
+    """A rule's answer for its playbook and kind: `answer(summary, actions, conf)`. The causes
+    and evidence are read when it answers, so facts a rule appends afterwards are included."""
+
+    def answer(
+        summary: str, actions: tuple[Suggestion, ...] = (), conf: float = 0.6
+    ) -> PlaybookResult:
+        return PlaybookResult(
+            playbook=playbook,
+            kind=kind,
+            summary=summary,
+            causes=tuple(causes),
+            evidence=tuple(evidence),
+            confidence=conf,
+            actions=actions,
+        )
+
+    return answer
+
+
+def heartbeat_evidence(label: str, age: float | None, down_after: float, known: bool) -> list[Fact]:
+    """The last heartbeat's age (when known) and max-store-down-time (read, or PD's default)."""
+    evidence = []
+    if age is not None:
+        evidence.append(
+            Fact(
+                fact=f"{label} sent its last heartbeat {duration(age)} ago",
+                value=round(age, 1),
+                unit="s",
+                source="pd:/stores",
+            )
+        )
+    evidence.append(
+        Fact(
+            fact=f"max-store-down-time is {duration(down_after)}"
+            + ("" if known else " (PD's default; the config could not be read)"),
+            value=down_after,
+            unit="s",
+            source="pd:/config/schedule" if known else None,
+        )
+    )
+    return evidence
 
 
 def max_store_down_seconds(context: PlaybookContext) -> tuple[float, bool]:

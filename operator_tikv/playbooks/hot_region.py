@@ -15,7 +15,6 @@ from operator_tikv.playbooks.model import (
     PlaybookLimits,
     PlaybookResult,
     Problem,
-    Suggestion,
 )
 
 
@@ -45,18 +44,7 @@ def hot_region(
         )
     ]
 
-    def result(
-        summary: str, actions: tuple[Suggestion, ...] = (), conf: float = 0.6
-    ) -> PlaybookResult:
-        return PlaybookResult(
-            playbook="hot-region",
-            kind=DiagnosisKind.HOT_REGION,
-            summary=summary,
-            causes=tuple(causes),
-            evidence=tuple(evidence),
-            confidence=conf,
-            actions=actions,
-        )
+    result = facts.answer_with("hot-region", DiagnosisKind.HOT_REGION, causes, evidence)
 
     if not peers:
         return result(

@@ -15,7 +15,6 @@ from operator_tikv.playbooks.model import (
     PlaybookLimits,
     PlaybookResult,
     Problem,
-    Suggestion,
 )
 from operator_tikv.playbooks.stores import missing_store
 
@@ -107,18 +106,7 @@ def slow_store(
             )
         )
 
-    def result(
-        summary: str, actions: tuple[Suggestion, ...] = (), conf: float = 0.6
-    ) -> PlaybookResult:
-        return PlaybookResult(
-            playbook="slow-store",
-            kind=DiagnosisKind.SLOW_STORE,
-            summary=summary,
-            causes=tuple(causes),
-            evidence=tuple(evidence),
-            confidence=conf,
-            actions=actions,
-        )
+    result = facts.answer_with("slow-store", DiagnosisKind.SLOW_STORE, causes, evidence)
 
     headline = f"Writes on {label} are slow" + (
         f" (P99 {facts.ms(p99)})" if p99 is not None else ""

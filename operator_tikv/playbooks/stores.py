@@ -27,25 +27,7 @@ def store_down(
     age = facts.heartbeat_age(store, obs.at)
     down_after, known = facts.max_store_down_seconds(ctx)
     down_regions = facts.down_peer_regions(obs, sid)
-    evidence = []
-    if age is not None:
-        evidence.append(
-            Fact(
-                fact=f"{label} sent its last heartbeat {facts.duration(age)} ago",
-                value=round(age, 1),
-                unit="s",
-                source="pd:/stores",
-            )
-        )
-    evidence.append(
-        Fact(
-            fact=f"max-store-down-time is {facts.duration(down_after)}"
-            + ("" if known else " (PD's default; the config could not be read)"),
-            value=down_after,
-            unit="s",
-            source="pd:/config/schedule" if known else None,
-        )
-    )
+    evidence = facts.heartbeat_evidence(label, age, down_after, known)
     if down_regions:
         evidence.append(
             Fact(
@@ -109,26 +91,8 @@ def store_disconnected(
     label = facts.label(sid, obs)
     age = facts.heartbeat_age(store, obs.at)
     down_after, known = facts.max_store_down_seconds(ctx)
-    evidence = []
-    if age is not None:
-        evidence.append(
-            Fact(
-                fact=f"{label} sent its last heartbeat {facts.duration(age)} ago",
-                value=round(age, 1),
-                unit="s",
-                source="pd:/stores",
-            )
-        )
+    evidence = facts.heartbeat_evidence(label, age, down_after, known)
     left = max(0.0, down_after - age) if age is not None else None
-    evidence.append(
-        Fact(
-            fact=f"max-store-down-time is {facts.duration(down_after)}"
-            + ("" if known else " (PD's default; the config could not be read)"),
-            value=down_after,
-            unit="s",
-            source="pd:/config/schedule" if known else None,
-        )
-    )
     when = f" in about {facts.duration(left)}" if left is not None else " after max-store-down-time"
     summary = (
         f"{label} is Disconnected: PD has had no heartbeat from it for "

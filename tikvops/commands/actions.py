@@ -39,15 +39,14 @@ from engine.commands import (
 from engine.errors import StorageError
 from engine.model import (
     AuditEvent,
-    Diagnosis,
     Execution,
     ExecutionStatus,
     Identity,
     Incident,
-    NotProposed,
     Proposal,
     ProposalState,
 )
+from engine.ports import NullNotifier
 from engine.results import (
     AuditView,
     Decided,
@@ -327,32 +326,13 @@ def exit_code(outcome: Outcome) -> int:
     return 0
 
 
-class TerminalNotifier:
-    """Prints execution progress as it happens (the rest is printed by the session)."""
+class TerminalNotifier(NullNotifier):
+    """Prints execution progress as it happens (the rest is printed by the session, and a
+    terminal command opens no incidents: those events are ignored)."""
 
     def __init__(self, terminal: Terminal) -> None:
         self._terminal = terminal
         self._shown: dict[str, int] = {}
-
-    async def incident_opened(self, incident: Incident) -> None:
-        return None
-
-    async def incident_updated(self, incident: Incident) -> None:
-        return None
-
-    async def incident_resolved(self, incident: Incident) -> None:
-        return None
-
-    async def diagnosis_ready(self, incident: Incident, diagnosis: Diagnosis) -> None:
-        return None
-
-    async def actions_not_proposed(
-        self, incident: Incident, diagnosis: Diagnosis, not_proposed: Sequence[NotProposed]
-    ) -> None:
-        return None
-
-    async def proposal_made(self, proposal: Proposal) -> None:
-        return None
 
     async def proposal_changed(self, proposal: Proposal, event: AuditEvent) -> None:
         if self._terminal.as_json or event.action != "proposal.start":

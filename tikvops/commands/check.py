@@ -36,6 +36,7 @@ from operator_tikv.pd import PDClient
 from operator_tikv.prometheus import PrometheusClient
 from operator_tikv.queries import PrometheusSource
 from operator_tikv.scrape import ScrapeSource
+from tikvops.commands import argtypes
 from tikvops.settings import Settings, load_settings
 
 DEFAULT_PD_URL = "http://127.0.0.1:2379"
@@ -59,7 +60,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
         "--window",
-        type=_non_negative,
+        type=argtypes.seconds,
         default=DEFAULT_WINDOW,
         metavar="SECONDS",
         help=(
@@ -68,16 +69,6 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.set_defaults(handler=run)
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text!r}")
-    return value
 
 
 def thresholds_from_settings(settings: Settings) -> Thresholds:

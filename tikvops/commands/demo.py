@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import math
 import sys
 from pathlib import Path
 from typing import Any
 
 from bot.errors import SlackStartError
 from engine.errors import StorageError
+from tikvops.commands import argtypes
 from tikvops.demo import NO_SCENARIO, SCENARIO_NAMES, DemoOptions, run_demo
 from tikvops.logs import configure_from_settings
 from tikvops.observability import ObservabilityError
@@ -39,7 +39,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--port",
-        type=_port,
+        type=argtypes.port,
         default=3000,
         help="port of the local Slack page on 127.0.0.1 (default 3000; 0 picks a free one)",
     )
@@ -51,14 +51,14 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--delay",
-        type=_seconds,
+        type=argtypes.seconds,
         default=5.0,
         metavar="SECONDS",
         help="pause before the fault is injected (default 5)",
     )
     parser.add_argument(
         "--speed",
-        type=_positive,
+        type=argtypes.positive,
         default=10.0,
         help="how many times faster than the clock the simulator's time runs (default 10)",
     )
@@ -93,30 +93,3 @@ def run(args: argparse.Namespace) -> int:
 
 async def _main(settings: Any, options: DemoOptions) -> int:
     return await run_demo(settings, options, out=sys.stdout, stop=stop_on_signals())
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is between 0 and 65535, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text!r}")
-    return value
-
-
-def _positive(text: str) -> float:
-    value = _seconds(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text!r}")
-    return value

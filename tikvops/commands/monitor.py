@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import logging
-import math
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -33,6 +32,7 @@ from engine.model import Incident, IncidentStatus
 from engine.ports import Clock
 from engine.results import IncidentsView
 from storage import Database, SqliteIncidentRepo
+from tikvops.commands import argtypes
 from tikvops.logs import configure_from_settings
 from tikvops.observability import ObservabilityError
 from tikvops.settings import Settings, load_settings
@@ -64,13 +64,13 @@ def register(subparsers: Any) -> None:
     monitor.add_argument("--db", metavar="PATH", help="SQLite database (TIKVOPS_DB)")
     monitor.add_argument(
         "--interval",
-        type=_positive,
+        type=argtypes.positive_seconds,
         metavar="SECONDS",
         help="seconds between monitor ticks (TIKVOPS_POLL_INTERVAL)",
     )
     monitor.add_argument(
         "--resolve-after",
-        type=_non_negative,
+        type=argtypes.seconds,
         metavar="SECONDS",
         help="seconds an incident must stay clear before it resolves (TIKVOPS_RESOLVE_AFTER)",
     )
@@ -91,30 +91,6 @@ def register(subparsers: Any) -> None:
         help=f"with --all: how many, newest first (default {DEFAULT_LIST_LIMIT})",
     )
     incidents.set_defaults(handler=run_incidents_command)
-
-
-def _positive(text: str) -> float:
-    value = _number(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text!r}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    value = _number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text!r}")
-    return value
-
-
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
-    return value
 
 
 # --------------------------------------------------------------------------- monitor
