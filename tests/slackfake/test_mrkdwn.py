@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from slackfake.mrkdwn import Names, mrkdwn_to_html, plain_to_html, text_object_to_html
@@ -88,3 +91,32 @@ def test_plain_text_is_never_formatted() -> None:
     assert text_object_to_html({"type": "plain_text", "text": ":fire:", "emoji": False}) == ":fire:"
     assert text_object_to_html({"type": "mrkdwn", "text": "*b*"}) == "<b>b</b>"
     assert text_object_to_html(None) == ""
+
+
+BOT_SOURCE = Path(__file__).resolve().parents[2] / "bot"
+
+
+def emoji_codes_the_bot_uses() -> list[str]:
+    """Every `:name:` in the bot's source (what its messages can contain)."""
+    codes = {
+        match
+        for path in BOT_SOURCE.rglob("*.py")
+        for match in re.findall(r":([a-z_]+):", path.read_text(encoding="utf-8"))
+    }
+    return sorted(codes)
+
+
+def test_the_bot_uses_emoji_codes() -> None:
+    assert "arrow_forward" in emoji_codes_the_bot_uses()  # the scan finds them
+
+
+@pytest.mark.parametrize("code", emoji_codes_the_bot_uses())
+def test_every_emoji_code_the_bot_uses_is_shown_as_a_character(code: str) -> None:
+    shown = mrkdwn_to_html(f"*P-7 started* :{code}: now", NAMES)
+    assert f":{code}:" not in shown
+    assert shown.endswith(" now") and "<b>P-7 started</b> " in shown
+    assert f":{code}:" not in plain_to_html(f":{code}: Approve")
+
+
+def test_unknown_emoji_codes_stay_as_typed() -> None:
+    assert mrkdwn_to_html("see :no_such_emoji_here:", NAMES) == "see :no_such_emoji_here:"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -255,3 +256,21 @@ async def test_dismiss_hides_an_ephemeral(slack_fake: SlackFake) -> None:
     )
     assert result == {"ok": True}
     assert slack_fake.ephemerals(user="U0ALICE") == []
+
+
+async def test_the_bots_messages_show_emoji_as_characters(slack_fake: SlackFake) -> None:
+    """Every message kind the bot sends (its golden records), posted and read back through the
+    page's state: no `:arrow_forward:`-style code is left in what the page shows."""
+    from tests.bot.records import all_messages
+    from tests.slackfake.test_mrkdwn import emoji_codes_the_bot_uses
+
+    client = web_client(slack_fake)
+    messages = all_messages()
+    for message in messages.values():
+        await client.chat_postMessage(channel="C0OPS", text=message.text, blocks=message.blocks)
+    shown = json.dumps((await state(slack_fake))["messages"], ensure_ascii=False)
+    assert len((await state(slack_fake))["messages"]) == len(messages)
+    left = [code for code in emoji_codes_the_bot_uses() if f":{code}:" in shown]
+    assert left == []
+    assert "▶️ <b>P-7 started</b>" in shown  # execution_started's :arrow_forward:
+    assert "⚙️" in shown  # a running proposal's :gear:
