@@ -186,6 +186,12 @@ class DedupRepo(Protocol):
         mark it processed until `now + ttl` and return False."""
         ...
 
+    async def seen_any(self, request_ids: Sequence[str], *, now: datetime, ttl: timedelta) -> bool:
+        """`seen` for several IDs of one request, in one transaction: True if any of them was
+        already processed (and has not expired); every new or expired one is marked processed
+        until `now + ttl` either way. An empty sequence is never a repeat."""
+        ...
+
     async def purge(self, now: datetime) -> int:
         """Forget expired request IDs; returns how many."""
         ...
