@@ -1,9 +1,9 @@
 """Monitor cost vs cluster size: requests, bot CPU and bot memory per monitor cycle.
 
 The simulator (`python -m sim`) runs in a child process, so its CPU is not counted. This
-process is the bot side, built as `tikvops run` builds it (`open_runtime`, `ClusterSource` with
-the direct scrape of every store's `/metrics`, `build_monitor`, `BotMetrics`, the SQLite
-database), without Slack and without a diagnoser. For each size (3/10/100 stores x
+process is the bot side, built as `tikvops run` builds it (`open_runtime`, `ClusterSource` over
+`open_metrics_source`: the direct scrape of every store's `/metrics`, or Prometheus,
+`build_monitor`, `BotMetrics`, the SQLite database), without Slack and without a diagnoser. For each size (3/10/100 stores x
 1k/20k/200k regions, healthy cluster), with the metrics read by scraping every store and
 again through a Prometheus stand-in (`bench/fake_prometheus.py`, 5 instant queries per cycle,
 in its own process), it runs warm-up cycles, then `--cycles` cycles
@@ -35,7 +35,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import httpx
 
 from bench.common import (
     cpu_seconds,
@@ -47,14 +46,10 @@ from bench.common import (
 )
 from engine.clock import SystemClock
 from engine.monitor import ClusterSource, Monitor
-from operator_tikv.metrics import MetricsSource
-from operator_tikv.prometheus import PrometheusClient
-from operator_tikv.queries import PrometheusSource
-from operator_tikv.scrape import ScrapeSource
 from tikvops.commands.monitor import build_monitor, pd_request_recorder
 from tikvops.observability import BotMetrics
 from tikvops.settings import Settings
-from tikvops.wiring import open_runtime
+from tikvops.wiring import open_metrics_source, open_runtime
 
 DEFAULT_SIZES = [(s, r) for s in (3, 10, 100) for r in (1_000, 20_000, 200_000)]
 CPU_TARGET_MS = 20.0
@@ -92,6 +87,7 @@ async def monitor_for(  # type: ignore[no-untyped-def]
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
         pd_url=pd_url,
+        prometheus_url=prometheus_url,
         db=db,
         region_health_grace=600,
         anthropic_api_key=None,
@@ -101,11 +97,8 @@ async def monitor_for(  # type: ignore[no-untyped-def]
         open_runtime(
             settings, metrics=bot_metrics, on_request=pd_request_recorder(bot_metrics)
         ) as rt,
-        httpx.AsyncClient(timeout=httpx.Timeout(settings.pd_timeout)) as http,
+        open_metrics_source(settings) as metrics,
     ):
-        metrics: MetricsSource = ScrapeSource(http, timeout=settings.pd_timeout)
-        if prometheus_url:
-            metrics = PrometheusSource(PrometheusClient(prometheus_url, http))
         source = ClusterSource(rt.pd, metrics, pd_url=pd_url)
         monitor: Monitor = build_monitor(
             rt, source, clock=SystemClock(), diagnoser=None, metrics=bot_metrics

@@ -17,10 +17,10 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from operator_tikv.metrics import (
     PrometheusError,
@@ -33,10 +33,8 @@ _QUERY_ERROR_TYPES = frozenset({"bad_data", "execution", "not_found"})
 _MAX_BODY_IN_MESSAGE = 200
 
 
-class Sample(BaseModel):
+class Sample(NamedTuple):
     """One value at one time. `value` may be NaN or +/-Inf: check with `math.isnan` first."""
-
-    model_config = ConfigDict(frozen=True)
 
     timestamp: float
     value: float
@@ -46,10 +44,8 @@ class Sample(BaseModel):
         return math.isnan(self.value)
 
 
-class VectorSeries(BaseModel):
+class VectorSeries(NamedTuple):
     """One series of an instant vector: its labels and one sample."""
-
-    model_config = ConfigDict(frozen=True)
 
     labels: Mapping[str, str]
     sample: Sample
@@ -59,65 +55,47 @@ class VectorSeries(BaseModel):
         return self.sample.value
 
 
-class MatrixSeries(BaseModel):
+class MatrixSeries(NamedTuple):
     """One series of a range result: its labels and samples in time order."""
-
-    model_config = ConfigDict(frozen=True)
 
     labels: Mapping[str, str]
     samples: tuple[Sample, ...]
 
 
-class VectorResult(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    result_type: Literal["vector"] = "vector"
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VectorResult:
     series: tuple[VectorSeries, ...]
     warnings: tuple[str, ...] = ()
+    result_type: Literal["vector"] = "vector"
 
 
-class MatrixResult(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    result_type: Literal["matrix"] = "matrix"
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MatrixResult:
     series: tuple[MatrixSeries, ...]
     warnings: tuple[str, ...] = ()
+    result_type: Literal["matrix"] = "matrix"
 
 
-class ScalarResult(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    result_type: Literal["scalar"] = "scalar"
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScalarResult:
     sample: Sample
     warnings: tuple[str, ...] = ()
+    result_type: Literal["scalar"] = "scalar"
 
 
-class StringResult(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    result_type: Literal["string"] = "string"
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StringResult:
     timestamp: float
     text: str
     warnings: tuple[str, ...] = ()
+    result_type: Literal["string"] = "string"
 
 
 QueryResult = VectorResult | MatrixResult | ScalarResult | StringResult
 
 
-# Wire shapes, validated before conversion: values are strings, timestamps numbers.
-class _WirePoint(BaseModel):
-    metric: dict[str, str] = Field(default_factory=dict)
-    value: tuple[float, str]
-
-
-class _WireRange(BaseModel):
-    metric: dict[str, str] = Field(default_factory=dict)
-    values: list[tuple[float, str]]
-
-
-_VECTOR = TypeAdapter(list[_WirePoint])
-_MATRIX = TypeAdapter(list[_WireRange])
-_PAIR = TypeAdapter(tuple[float, str])
+class _Shape(Exception):
+    """The wire document differs from the documented shape (turned into a protocol error)."""
 
 
 def parse_value(text: str) -> float:
@@ -130,14 +108,93 @@ def parse_value(text: str) -> float:
         ) from exc
 
 
-def _sample(pair: tuple[float, str]) -> Sample:
-    return Sample(timestamp=pair[0], value=parse_value(pair[1]))
+def _pair(raw: object, where: str) -> Sample:
+    """`[<unix seconds>, "<value>"]` -> Sample; the value must be a JSON string."""
+    if type(raw) is not list or len(raw) != 2:
+        raise _Shape(f'{where} is not a [timestamp, "value"] pair: {raw!r:.80}')
+    ts, text = raw
+    if type(ts) is not float and type(ts) is not int:
+        raise _Shape(f"{where} has a timestamp that is not a number: {ts!r:.40}")
+    if type(text) is not str:
+        raise _Shape(f"{where} has a value that is not a string: {text!r:.40}")
+    return Sample(float(ts), parse_value(text))
+
+
+def _labels(item: dict[str, Any], where: str) -> dict[str, str]:
+    metric = item.get("metric")
+    if metric is None:
+        return {}
+    if type(metric) is not dict:
+        raise _Shape(f"{where} has a `metric` that is not an object: {metric!r:.80}")
+    for value in metric.values():
+        if type(value) is not str:
+            raise _Shape(f"{where} has a label value that is not a string: {value!r:.40}")
+    return metric
+
+
+def _items(result: object, kind: str) -> list[dict[str, Any]]:
+    if type(result) is not list:
+        raise _Shape(f"`result` of a {kind} is not a list: {result!r:.80}")
+    for i, item in enumerate(result):
+        if type(item) is not dict:
+            raise _Shape(f"series {i} is not an object: {item!r:.80}")
+    return result
+
+
+def _vector(result: object) -> tuple[VectorSeries, ...]:
+    items = _items(result, "vector")
+    out: list[VectorSeries] = []
+    append = out.append
+    for item in items:
+        # The common case in one pass; anything unusual goes through the checks of
+        # `_vector_series`, which either accept it or say exactly what is wrong.
+        metric = item.get("metric")
+        pair = item.get("value")
+        if type(metric) is dict and type(pair) is list and len(pair) == 2:
+            ts, text = pair
+            if type(text) is str and (type(ts) is float or type(ts) is int):
+                for label in metric.values():
+                    if type(label) is not str:
+                        break
+                else:
+                    try:
+                        append(VectorSeries(metric, Sample(float(ts), float(text))))
+                        continue
+                    except ValueError:
+                        pass
+        append(_vector_series(item, f"series {len(out)}"))
+    return tuple(out)
+
+
+def _vector_series(item: dict[str, Any], where: str) -> VectorSeries:
+    if "value" not in item:
+        raise _Shape(f"{where} has no `value`")
+    return VectorSeries(_labels(item, where), _pair(item["value"], where))
+
+
+def _matrix(result: object) -> tuple[MatrixSeries, ...]:
+    out: list[MatrixSeries] = []
+    for i, item in enumerate(_items(result, "matrix")):
+        where = f"series {i}"
+        values = item.get("values")
+        if type(values) is not list:
+            raise _Shape(f"{where} has no `values` list")
+        samples = tuple(_pair(v, f"{where} point {j}") for j, v in enumerate(values))
+        out.append(MatrixSeries(_labels(item, where), samples))
+    return tuple(out)
 
 
 def parse_envelope(body: Any) -> QueryResult:
-    """Turn a successful `{"status":"success","data":{...}}` body into a typed result."""
+    """Turn a successful `{"status":"success","data":{...}}` body into a typed result.
+
+    Validated by hand, as strictly as the documented shapes (tikv-metrics.md §6): sample
+    values must be JSON strings, timestamps numbers, label values strings. Unknown keys are
+    ignored. Any other shape raises `PrometheusProtocolError`.
+    """
     if not isinstance(body, dict) or body.get("status") != "success":
-        raise PrometheusProtocolError(f"Prometheus answered without a success envelope: {body!r}")
+        raise PrometheusProtocolError(
+            f"Prometheus answered without a success envelope: {body!r:.200}"
+        )
     data = body.get("data")
     raw_warnings = body.get("warnings") or []
     warnings = tuple(str(w) for w in raw_warnings) if isinstance(raw_warnings, list) else ()
@@ -147,30 +204,22 @@ def parse_envelope(body: Any) -> QueryResult:
     result = data.get("result")
     try:
         if kind == "vector":
-            points = _VECTOR.validate_python(result)
-            return VectorResult(
-                series=tuple(
-                    VectorSeries(labels=p.metric, sample=_sample(p.value)) for p in points
-                ),
-                warnings=warnings,
-            )
+            return VectorResult(series=_vector(result), warnings=warnings)
         if kind == "matrix":
-            ranges = _MATRIX.validate_python(result)
-            return MatrixResult(
-                series=tuple(
-                    MatrixSeries(labels=r.metric, samples=tuple(_sample(v) for v in r.values))
-                    for r in ranges
-                ),
-                warnings=warnings,
-            )
+            return MatrixResult(series=_matrix(result), warnings=warnings)
         if kind == "scalar":
-            return ScalarResult(sample=_sample(_PAIR.validate_python(result)), warnings=warnings)
+            return ScalarResult(sample=_pair(result, "the scalar"), warnings=warnings)
         if kind == "string":
-            ts, text = _PAIR.validate_python(result)
-            return StringResult(timestamp=ts, text=text, warnings=warnings)
-    except ValidationError as exc:
+            if type(result) is not list or len(result) != 2:
+                raise _Shape(f'the string is not a [timestamp, "text"] pair: {result!r:.80}')
+            sample = _pair([result[0], "0"], "the string")
+            if type(result[1]) is not str:
+                raise _Shape(f"the string's text is not a string: {result[1]!r:.40}")
+            return StringResult(timestamp=sample.timestamp, text=result[1], warnings=warnings)
+    except _Shape as exc:
         raise PrometheusProtocolError(
-            f"Prometheus sent a {kind} result of an unexpected shape: {exc.errors()[0]['msg']}"
+            f"Prometheus sent a {kind} result of an unexpected shape: {exc}; is the URL a "
+            "Prometheus server's (or a compatible API's)?"
         ) from exc
     raise PrometheusProtocolError(f"Prometheus sent an unknown resultType {kind!r}")
 

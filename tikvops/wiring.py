@@ -28,7 +28,11 @@ from engine.clock import SystemClock
 from engine.policy import ApprovalPolicy
 from engine.ports import Clock, Notifier, NullNotifier
 from engine.service import Engine, EngineMetrics
+from operator_tikv.metrics import MetricsSource
 from operator_tikv.pd import PDClient, RequestHook, open_pd_client
+from operator_tikv.prometheus import PrometheusClient
+from operator_tikv.queries import PrometheusSource
+from operator_tikv.scrape import ScrapeSource, open_scrape_session
 from storage import Database, Repositories
 from tikvops.settings import ConfigError, Settings, env_name
 
@@ -77,6 +81,24 @@ def require_pd_url(settings: Settings) -> str:
             ]
         )
     return settings.pd_url
+
+
+@asynccontextmanager
+async def open_metrics_source(settings: Settings) -> AsyncIterator[MetricsSource]:
+    """The monitor's metrics source, with an HTTP client sized for it; closed on exit.
+
+    Prometheus when `prometheus_url` is set (a few queries per cycle over `httpx`), otherwise
+    a direct scrape of every store's `/metrics` over a keep-alive session that keeps one
+    connection per store across cycles (`operator_tikv.scrape.open_scrape_session`).
+    """
+    if settings.prometheus_url:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(settings.pd_timeout)) as http:
+            client = PrometheusClient(settings.prometheus_url, http, timeout=settings.pd_timeout)
+            yield PrometheusSource(client)
+        return
+    keepalive = max(60.0, 3 * settings.poll_interval)
+    async with open_scrape_session(keepalive=keepalive) as session:
+        yield ScrapeSource(session, timeout=settings.pd_timeout)
 
 
 @asynccontextmanager
@@ -146,6 +168,7 @@ async def open_runtime(
 __all__ = [
     "Runtime",
     "build_policy",
+    "open_metrics_source",
     "open_runtime",
     "require_pd_url",
 ]
