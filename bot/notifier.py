@@ -9,6 +9,11 @@ Where things go:
 - a proposal owns one message: in its incident's thread, or in the channel when it has no
   incident (slash commands); it is edited as it moves (buttons → decision → outcome) and its
   execution replies go in the same thread.
+
+The messages of one notification are queued together, with its mark (`bot.marks`), in one
+transaction: a change reported twice is told once, and `bot.catchup` tells at start-up the
+changes whose notification was lost (the bot stopped between storing a change and queueing
+its messages).
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from bot.outbox import SlackOutbox, key_for_incident, key_for_proposal, owner
+from bot import marks
+from bot.outbox import Batch, SlackOutbox, key_for_incident, key_for_proposal, owner
 from bot.render.diagnosis import diagnosis_reply, not_proposed_reply
 from bot.render.execution import execution_outcome, execution_progress, execution_started
 from bot.render.incident import (
@@ -122,13 +128,14 @@ class SlackNotifier:
 
     async def _incident_opened(self, incident: Incident) -> None:
         self._severity[incident.id] = incident.severity
-        message = incident_parent(incident, self._clock.now())
-        await self._outbox.post(
+        batch = Batch()
+        batch.post(
             key_for_incident(incident.id),
-            message,
+            incident_parent(incident, self._clock.now()),
             channel=self.channel,
             owned_by=owner(OwnerKind.INCIDENT, incident.id),
         )
+        await self._outbox.send(batch, mark=marks.incident_opened(incident.id))
 
     async def incident_updated(self, incident: Incident) -> None:
         await self._safely("incident_updated", self._incident_updated(incident))
@@ -136,38 +143,53 @@ class SlackNotifier:
     async def _incident_updated(self, incident: Incident) -> None:
         previous = self._severity.get(incident.id)
         self._severity[incident.id] = incident.severity
-        await self._refresh_incident(incident)
+        batch = Batch()
+        await self._refresh_incident(batch, incident)
         if previous is not None and incident.severity.rank > previous.rank:
             reply = incident_worsened_reply(incident, previous.value, self._clock.now())
-            await self._reply_incident(incident.id, reply)
+            self._reply_incident(batch, incident.id, reply)
+        await self._outbox.send(batch, mark=marks.incident_version(incident.id, incident.version))
 
     async def incident_resolved(self, incident: Incident) -> None:
         await self._safely("incident_resolved", self._incident_resolved(incident))
 
     async def _incident_resolved(self, incident: Incident) -> None:
         self._severity.pop(incident.id, None)
-        await self._refresh_incident(incident)
-        await self._reply_incident(
-            incident.id, incident_resolved_reply(incident, self._clock.now())
+        batch = Batch()
+        await self._refresh_incident(batch, incident)
+        self._reply_incident(
+            batch, incident.id, incident_resolved_reply(incident, self._clock.now())
         )
+        await self._outbox.send(batch, mark=marks.incident_resolved(incident.id))
 
     async def diagnosis_ready(self, incident: Incident, diagnosis: Diagnosis) -> None:
         await self._safely("diagnosis_ready", self._diagnosis_ready(incident, diagnosis))
 
     async def _diagnosis_ready(self, incident: Incident, diagnosis: Diagnosis) -> None:
-        await self._refresh_incident(incident, diagnosis=diagnosis)
-        await self._reply_incident(
-            incident.id, diagnosis_reply(incident, diagnosis, self._clock.now())
+        batch = Batch()
+        await self._refresh_incident(batch, incident, diagnosis=diagnosis)
+        self._reply_incident(
+            batch, incident.id, diagnosis_reply(incident, diagnosis, self._clock.now())
         )
+        await self._outbox.send(batch, mark=marks.diagnosis_ready(diagnosis.id))
 
     async def actions_not_proposed(
         self, incident: Incident, diagnosis: Diagnosis, not_proposed: Sequence[NotProposed]
     ) -> None:
+        await self._safely(
+            "actions_not_proposed", self._actions_not_proposed(incident, diagnosis, not_proposed)
+        )
+
+    async def _actions_not_proposed(
+        self, incident: Incident, diagnosis: Diagnosis, not_proposed: Sequence[NotProposed]
+    ) -> None:
         reply = not_proposed_reply(incident, diagnosis, not_proposed, self._clock.now())
-        await self._safely("actions_not_proposed", self._reply_incident(incident.id, reply))
+        batch = Batch()
+        self._reply_incident(batch, incident.id, reply)
+        await self._outbox.send(batch, mark=marks.actions_not_proposed(diagnosis.id))
 
     async def _refresh_incident(
-        self, incident: Incident, *, diagnosis: Diagnosis | None = None
+        self, batch: Batch, incident: Incident, *, diagnosis: Diagnosis | None = None
     ) -> None:
         if diagnosis is None:
             diagnosis = await self._reads.diagnoses.latest_for(incident.id)
@@ -175,22 +197,22 @@ class SlackNotifier:
         message = incident_parent(
             incident, self._clock.now(), diagnosis=diagnosis, proposals=proposals
         )
-        await self._outbox.update(
+        batch.update(
             key_for_incident(incident.id),
             message,
             target=owner(OwnerKind.INCIDENT, incident.id),
             channel=self.channel,
         )
 
-    async def _refresh_incident_by_id(self, incident_id: str) -> None:
+    async def _refresh_incident_by_id(self, batch: Batch, incident_id: str) -> None:
         """Re-render an incident's parent after one of its proposals moved (action running,
         finished)."""
         incident = await self._reads.incidents.get(incident_id)
         if incident is not None:
-            await self._refresh_incident(incident)
+            await self._refresh_incident(batch, incident)
 
-    async def _reply_incident(self, incident_id: str, message: Rendered) -> None:
-        await self._outbox.post(
+    def _reply_incident(self, batch: Batch, incident_id: str, message: Rendered) -> None:
+        batch.post(
             key_for_incident(incident_id),
             message,
             channel=self.channel,
@@ -203,42 +225,46 @@ class SlackNotifier:
         await self._safely("proposal_made", self._proposal_made(proposal))
 
     async def _proposal_made(self, proposal: Proposal) -> None:
-        message = self._proposal_message(proposal, None)
+        batch = Batch()
         thread = owner(OwnerKind.INCIDENT, proposal.incident_id) if proposal.incident_id else None
-        await self._outbox.post(
+        batch.post(
             key_for_proposal(proposal.id, proposal.incident_id),
-            message,
+            self._proposal_message(proposal, None),
             channel=self.channel,
             owned_by=owner(OwnerKind.PROPOSAL, proposal.id),
             thread_of=thread,
         )
         if proposal.incident_id:
-            await self._refresh_incident_by_id(proposal.incident_id)
+            await self._refresh_incident_by_id(batch, proposal.incident_id)
+        await self._outbox.send(batch, mark=marks.proposal_made(proposal.id))
 
     async def proposal_changed(self, proposal: Proposal, event: AuditEvent) -> None:
         await self._safely("proposal_changed", self._proposal_changed(proposal, event))
 
     async def _proposal_changed(self, proposal: Proposal, event: AuditEvent) -> None:
+        batch = Batch()
         if event.action == "proposal.reminder":
             # Nothing changed: nudge the approvers in the thread, with the reason the
             # scheduler wrote ("P-7 has waited 20 min for a decision; it expires at ...").
             reply = proposal_reminder(proposal, event, self._clock.now())
-            await self._reply_proposal(proposal, reply)
+            self._reply_proposal(batch, proposal, reply)
+            await self._outbox.send(batch, mark=marks.audit_event(event.id))
             return
         execution: Execution | None = None
         if proposal.state in (ProposalState.EXECUTING, *FINISHED):
             execution = await self._reads.executions.get(proposal.id)
-        await self._update_proposal(proposal, execution)
+        self._update_proposal(batch, proposal, execution)
         now = self._clock.now()
         if event.action == "proposal.start" and execution is not None:
-            await self._reply_proposal(proposal, execution_started(proposal, execution, now))
+            self._reply_proposal(batch, proposal, execution_started(proposal, execution, now))
         if proposal.state in FINISHED and execution is not None:
             self._progress_posted.pop(proposal.id, None)
-            await self._reply_proposal(proposal, execution_outcome(proposal, execution, now))
+            self._reply_proposal(batch, proposal, execution_outcome(proposal, execution, now))
         if proposal.incident_id and (
             event.action == "proposal.start" or proposal.state.is_terminal
         ):
-            await self._refresh_incident_by_id(proposal.incident_id)
+            await self._refresh_incident_by_id(batch, proposal.incident_id)
+        await self._outbox.send(batch, mark=marks.proposal_version(proposal.id, proposal.version))
 
     async def execution_progress(self, proposal: Proposal, execution: Execution) -> None:
         await self._safely("execution_progress", self._execution_progress(proposal, execution))
@@ -246,13 +272,14 @@ class SlackNotifier:
     async def _execution_progress(self, proposal: Proposal, execution: Execution) -> None:
         if execution.is_finished or proposal.state is not ProposalState.EXECUTING:
             return  # the outcome is told by proposal_changed
-        await self._update_proposal(proposal, execution)
+        batch = Batch()
+        self._update_proposal(batch, proposal, execution)
         now = self._clock.now()
         last = self._progress_posted.get(proposal.id)
-        if last is not None and now - last < PROGRESS_EVERY:
-            return
-        self._progress_posted[proposal.id] = now
-        await self._reply_proposal(proposal, execution_progress(proposal, execution, now))
+        if last is None or now - last >= PROGRESS_EVERY:
+            self._progress_posted[proposal.id] = now
+            self._reply_proposal(batch, proposal, execution_progress(proposal, execution, now))
+        await self._outbox.send(batch)  # progress is not a change of record: no mark
 
     def _proposal_message(self, proposal: Proposal, execution: Execution | None) -> Rendered:
         return proposal_message(
@@ -262,17 +289,19 @@ class SlackNotifier:
             approvals_needed=self._approvals_needed(proposal.risk),
         )
 
-    async def _update_proposal(self, proposal: Proposal, execution: Execution | None) -> None:
-        await self._outbox.update(
+    def _update_proposal(
+        self, batch: Batch, proposal: Proposal, execution: Execution | None
+    ) -> None:
+        batch.update(
             key_for_proposal(proposal.id, proposal.incident_id),
             self._proposal_message(proposal, execution),
             target=owner(OwnerKind.PROPOSAL, proposal.id),
             channel=self.channel,
         )
 
-    async def _reply_proposal(self, proposal: Proposal, message: Rendered) -> None:
+    def _reply_proposal(self, batch: Batch, proposal: Proposal, message: Rendered) -> None:
         """A reply in the thread the proposal lives in (its incident's, or its own)."""
-        await self._outbox.post(
+        batch.post(
             key_for_proposal(proposal.id, proposal.incident_id),
             message,
             channel=self.channel,

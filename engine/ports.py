@@ -13,7 +13,7 @@ Conventions for repositories:
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -203,6 +203,23 @@ class Outbox(Protocol):
     with that key exists."""
 
     async def enqueue(self, kind: str, key: str, payload: JsonDict, *, now: datetime) -> int: ...
+
+    async def enqueue_batch(
+        self,
+        kind: str,
+        items: Sequence[tuple[str, JsonDict]],
+        *,
+        now: datetime,
+        mark: str | None = None,
+    ) -> list[int] | None:
+        """Queue `items` (key, payload) in one transaction, in order. With `mark`, also record
+        the mark in that transaction; if the mark was recorded before, queue nothing and return
+        None (the notification it names was queued already)."""
+        ...
+
+    async def marked(self, marks: Iterable[str]) -> set[str]:
+        """Which of `marks` are recorded."""
+        ...
 
     async def due(self, now: datetime, limit: int = 20) -> list[OutboxItem]:
         """Pending items whose next attempt is due and that are first in line for their key,

@@ -1,10 +1,15 @@
 """The outbox on SQLite: messages waiting for delivery, retried on a schedule. An item is due
 when its time has come and no earlier pending item has the same key, so the messages of one
-incident or proposal are delivered in order even across retries."""
+incident or proposal are delivered in order even across retries.
+
+`enqueue_batch` queues the items of one notification together with its mark (table
+`notified`) in one transaction: a mark already there means the notification was queued before,
+and nothing is queued again."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from engine.errors import NotFound
@@ -46,6 +51,47 @@ class SqliteOutbox:
             await cursor.close()
         assert new_id is not None
         return new_id
+
+    async def enqueue_batch(
+        self,
+        kind: str,
+        items: Sequence[tuple[str, JsonDict]],
+        *,
+        now: datetime,
+        mark: str | None = None,
+    ) -> list[int] | None:
+        async with self._db.transaction() as conn:
+            if mark is not None:
+                cursor = await conn.execute(
+                    "INSERT OR IGNORE INTO notified (mark, at) VALUES (?, ?)", (mark, ts(now))
+                )
+                fresh = cursor.rowcount == 1
+                await cursor.close()
+                if not fresh:
+                    return None
+            ids: list[int] = []
+            for key, payload in items:
+                cursor = await conn.execute(
+                    "INSERT INTO outbox (kind, key, payload, created_at, next_attempt_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (kind, key, dumps(payload), ts(now), ts(now)),
+                )
+                assert cursor.lastrowid is not None
+                ids.append(cursor.lastrowid)
+                await cursor.close()
+        return ids
+
+    async def marked(self, marks: Iterable[str]) -> set[str]:
+        wanted = list(dict.fromkeys(marks))
+        found: set[str] = set()
+        for start in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
+            chunk = wanted[start : start + 500]
+            rows = await self._db.fetchall(
+                f"SELECT mark FROM notified WHERE mark IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            found.update(str(row[0]) for row in rows)
+        return found
 
     async def due(self, now: datetime, limit: int = 20) -> list[OutboxItem]:
         rows = await self._db.fetchall(

@@ -11,7 +11,8 @@ Start order (stop is the reverse, each step stopped even when a later one failed
 
 1. the runtime (`tikvops.wiring.open_runtime`): PD client, database, repositories, policy,
    engine; the engine reports to the Slack notifier when Slack is configured, and also to the
-   caller's `notifier` (e.g. the terminal) when one is given;
+   caller's `notifier` (e.g. the terminal) when one is given; with Slack, changes whose Slack
+   notification was lost in an earlier stop are queued now (`bot.catchup`);
 2. crash reconciliation (`engine.reconcile()`): executions left `executing` by an earlier
    process are checked against PD, never sent again;
 3. the diagnoser: Claude (`diagnosis.ClaudeDiagnoser`, falling back to the playbooks) when
@@ -39,6 +40,7 @@ from typing import Any
 import httpx
 
 from bot.app import SlackBot
+from bot.catchup import CatchUp
 from bot.config import BotConfig
 from bot.notifier import SlackNotifier
 from bot.outbox import DeliveryHooks
@@ -365,6 +367,10 @@ async def open_stack(
                 on_connection=_connection_hook(health, metrics),
                 hooks=DeliveryHooks(depth=metrics.outbox, retry=metrics.outbox_retry),
             )
+            # Changes stored but never told to Slack (a kill between the two) are told now,
+            # before anything new happens.
+            assert slack_notifier is not None
+            await CatchUp(slack_notifier, bot.outbox, runtime.repos, clock).run()
         # 2. crash reconciliation
         reconciled = await runtime.engine.reconcile()
         if reconciled:

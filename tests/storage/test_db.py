@@ -38,8 +38,8 @@ async def _tables(db: Database) -> set[str]:
 
 
 async def test_fresh_database_is_migrated_with_pragmas(db: Database) -> None:
-    assert await db.schema_version() == latest_version() == 2
-    assert await _tables(db) == TABLES_V1 | {"outbox"}
+    assert await db.schema_version() == latest_version() == 3
+    assert await _tables(db) == TABLES_V1 | {"outbox", "notified"}
     journal = await db.fetchone("PRAGMA journal_mode")
     assert journal is not None and journal[0] == "wal"
     foreign = await db.fetchone("PRAGMA foreign_keys")
@@ -60,7 +60,7 @@ async def test_migration_from_an_older_version_keeps_data(db_path: Path) -> None
 
     new = await Database.open(db_path)
     try:
-        assert await new.schema_version() == 2
+        assert await new.schema_version() == 3
         repos = Repositories.on(new)
         assert await repos.incidents.get(incident.id) == incident
         item = await repos.outbox.enqueue("slack.post", incident.id, {"text": "hi"}, now=T0)
@@ -77,14 +77,14 @@ async def test_reopening_is_a_no_op_and_two_openers_migrate_once(db_path: Path) 
     )
     try:
         assert [type(db) for db in opened] == [Database] * 4, opened
-        assert [await db.schema_version() for db in opened] == [2] * 4  # type: ignore[union-attr]
+        assert [await db.schema_version() for db in opened] == [3] * 4  # type: ignore[union-attr]
     finally:
         for db in opened:
             if isinstance(db, Database):
                 await db.close()
     again = await Database.open(db_path)
     try:
-        assert await again.schema_version() == 2
+        assert await again.schema_version() == 3
         row = await again.fetchone("SELECT count(*) FROM engine_settings")
         assert row is not None and row[0] == 1  # the seed row was inserted once
     finally:
@@ -205,5 +205,5 @@ INSERT INTO t VALUES (1);
 
 def test_packaged_migrations_are_numbered_without_gaps() -> None:
     migrations = load_migrations()
-    assert [m.version for m in migrations] == [1, 2]
-    assert migrations[0].name == "0001_init.sql" and migrations[1].name == "0002_outbox.sql"
+    assert [m.version for m in migrations] == [1, 2, 3]
+    assert [m.name for m in migrations] == ["0001_init.sql", "0002_outbox.sql", "0003_notified.sql"]
