@@ -33,8 +33,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from engine.clock import format_time
@@ -67,6 +67,8 @@ from operator_tikv.actions import (
     ActionParams,
     Outcome,
     PreflightContext,
+    PreflightReport,
+    ReadOnce,
     Snapshot,
     Verification,
     follow,
@@ -125,14 +127,58 @@ class _Run:
     before: Snapshot
 
 
-class _StartingRepo:
-    """Adapter for `apply_transition`: saves the start transition with the execution record."""
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """What the reads before the gate found: a run ready to send (`run`, `report` ok), or the
+    sentence saying why nothing will be sent (`failure`, with the audit `detail`)."""
 
-    def __init__(self, repo: ProposalRepo, execution: Execution) -> None:
+    run: _Run | None = None
+    report: PreflightReport | None = None
+    failure: str | None = None
+    detail: JsonDict | None = None
+    note: ProgressNote | None = None
+
+    def record(self, proposal_id: str, now: datetime) -> Execution:
+        """The execution record saved with the start transition. A run that will send is
+        saved as `request_sent` with its requests and before snapshot, in that same
+        transaction: from the commit on, a crash means "maybe sent" and is reconciled."""
+        progress = [self.note] if self.note is not None else []
+        run = self.run
+        if run is None or self.report is None or not self.report.ok:
+            return Execution(
+                proposal_id=proposal_id, started_at=now, updated_at=now, progress=progress
+            )
+        writes = run.action.requests(run.params)
+        return Execution(
+            proposal_id=proposal_id,
+            status=ExecutionStatus.REQUEST_SENT,
+            started_at=now,
+            updated_at=now,
+            requests=[
+                {"method": w.method, "path": w.path, "query": w.query, "body": w.body}
+                for w in writes
+            ],
+            before=run.before.model_dump(mode="json"),
+            progress=progress,
+        )
+
+
+class _StartingRepo:
+    """Adapter for `apply_transition`: saves the start transition with the execution record.
+    `known` (the proposal as the caller last saw it) answers the first read; the
+    compare-and-set on its version decides, and a lost race reads the proposal again."""
+
+    def __init__(
+        self, repo: ProposalRepo, execution: Execution, *, known: Proposal | None = None
+    ) -> None:
         self._repo = repo
         self._execution = execution
+        self._known = known
 
     async def get(self, proposal_id: str) -> Proposal | None:
+        known, self._known = self._known, None
+        if known is not None and known.id == proposal_id:
+            return known
         return await self._repo.get(proposal_id)
 
     async def apply(self, result: TransitionResult) -> Proposal:
@@ -225,6 +271,7 @@ class Executor:
         self._metrics = metrics
         self._resume_window = resume_window if resume_window is not None else policy.proposal_ttl
         self._spawn = spawn
+        self._told: dict[str, asyncio.Future[Any]] = {}
 
     # ------------------------------------------------------------------ helpers
 
@@ -243,6 +290,27 @@ class Executor:
             await self._audit.append(event)
         except EngineError:
             logger.exception("could not append audit event %s", event.action)
+
+    async def _append_quietly(self, event: AuditEvent) -> None:
+        """`_append` for a task running beside the PD request: never raises."""
+        try:
+            await self._append(event)
+        except Exception:
+            logger.exception("could not append audit event %s", event.action)
+
+    async def _after_told(self, proposal_id: str) -> None:
+        """Wait until the caller's notification of the approval is done (see `run`)."""
+        told = self._told.pop(proposal_id, None)
+        if told is not None:
+            await asyncio.wait([told])
+
+    async def _changed(self, proposal: Proposal, event: AuditEvent) -> None:
+        await self._after_told(proposal.id)
+        await self._notifier.proposal_changed(proposal, event)
+
+    async def _progress(self, proposal: Proposal, execution: Execution) -> None:
+        await self._after_told(proposal.id)
+        await self._notifier.execution_progress(proposal, execution)
 
     def _event(
         self,
@@ -270,7 +338,13 @@ class Executor:
 
     # ------------------------------------------------------------------ run
 
-    async def run(self, proposal_id: str) -> Execution:
+    async def run(
+        self,
+        proposal_id: str,
+        *,
+        approved: Proposal | None = None,
+        told: asyncio.Future[Any] | None = None,
+    ) -> Execution:
         """Execute an approved proposal; see the module docstring.
 
         Returns the execution record: the one this call made, or the existing one when the
@@ -278,89 +352,157 @@ class Executor:
         `PolicyRefusal` when the kill switch or observe-only mode blocks it (audited),
         `TransitionError` when the proposal is not approved and never started, and `NotFound`
         for an unknown ID.
+
+        `approved` is the proposal as its approver's transaction left it (`Engine.approve`):
+        the look-ups a proposal of unknown state needs are skipped, and the start transition's
+        compare-and-set expects exactly that version (a proposal changed meanwhile is read
+        again and judged afresh, as always). `told` is the approval's own notification, running
+        beside this call: the preflight reads go out at once, but nothing about the run is
+        reported before the approval is, so the thread reads approved → started → outcome.
         """
-        existing = await self._executions.get(proposal_id)
-        if existing is not None:
-            return existing
-        engine_settings = await self._settings.get()
-        now = self._clock.now()
-        record = Execution(proposal_id=proposal_id, started_at=now, updated_at=now)
-
-        def build(current: Proposal) -> TransitionResult:
-            return self._policy.start(current, engine_settings, now)
-
+        if told is not None:
+            self._told[proposal_id] = told
         try:
-            result = await apply_transition(
-                _StartingRepo(self._proposals, record), proposal_id, build
-            )
-        except PolicyRefusal as refusal:
-            if refusal.audit is not None:
-                await self._append(refusal.audit)
-            raise
-        except (TransitionError, ExecutionAlreadyStarted, StaleVersion) as exc:
-            # Lost the race (or it ran long ago): the winner's record is the answer.
+            return await self._run(proposal_id, approved)
+        finally:
+            if told is not None and self._told.get(proposal_id) is told:
+                del self._told[proposal_id]
+
+    async def _run(self, proposal_id: str, approved: Proposal | None) -> Execution:
+        if approved is None:
             existing = await self._executions.get(proposal_id)
             if existing is not None:
                 return existing
-            if isinstance(exc, TransitionError) and exc.audit is not None:
-                await self._append(exc.audit)
-            raise
-        proposal = result.proposal
-        await self._notifier.proposal_changed(proposal, result.audit)
-        return await self._drive(proposal, record)
+            current = await self._proposals.get(proposal_id)
+            if current is None:
+                raise NotFound(
+                    f"there is no proposal {proposal_id}; list proposals with `/tikv proposals`",
+                    kind="proposal",
+                    record_id=proposal_id,
+                )
+            # Refuse before reading the cluster: kill switch, observe-only, not approved.
+            engine_settings = await self._settings.get()
+            try:
+                self._policy.start(current, engine_settings, self._clock.now())
+            except Refusal as refusal:
+                return await self._not_started(proposal_id, refusal)
+        else:
+            current = approved
+        prepared = await self._prepare(current)
+        # The kill switch is read again right before the gate: a switch turned on during the
+        # preflight stops the run here, before anything is recorded or sent.
+        engine_settings = await self._settings.get()
+        now = self._clock.now()
+        record = prepared.record(proposal_id, now)
 
-    async def _drive(self, proposal: Proposal, execution: Execution) -> Execution:
-        action = get_action(proposal.action)
-        params = action.validate(proposal.params)
+        def build(proposal: Proposal) -> TransitionResult:
+            return self._policy.start(proposal, engine_settings, now)
+
+        try:
+            result = await apply_transition(
+                _StartingRepo(self._proposals, record, known=current), proposal_id, build
+            )
+        except (Refusal, StaleVersion, ExecutionAlreadyStarted) as exc:
+            return await self._not_started(proposal_id, exc)
+        proposal = result.proposal
+        if prepared.run is None or prepared.report is None or not prepared.report.ok:
+            await self._step("started")
+            await self._changed(proposal, result.audit)
+            return await self._finish(
+                proposal,
+                record,
+                ExecutionStatus.FAILED,
+                prepared.failure or "",
+                detail=prepared.detail,
+            )
+        run = replace(prepared.run, proposal=proposal)
+        return await self._send(run, record, prepared.report, result.audit)
+
+    async def _not_started(
+        self, proposal_id: str, exc: Refusal | StaleVersion | ExecutionAlreadyStarted
+    ) -> Execution:
+        """The start transition was refused: a lost race returns the winner's record; a policy
+        or state refusal is audited and raised."""
+        if isinstance(exc, PolicyRefusal):
+            if exc.audit is not None:
+                await self._append(exc.audit)
+            raise exc
+        # Lost the race (or it ran long ago): the winner's record is the answer.
+        existing = await self._executions.get(proposal_id)
+        if existing is not None:
+            return existing
+        if isinstance(exc, TransitionError) and exc.audit is not None:
+            await self._append(exc.audit)
+        raise exc
+
+    async def _prepare(self, proposal: Proposal) -> _Prepared:
+        """Everything before the gate, which only reads: the action, the preflight on fresh
+        cluster state and the before snapshot, through one `ReadOnce` (each PD read sent once
+        for this run, never reused by another)."""
+        reads = ReadOnce(self._pd)
+        try:
+            action = get_action(proposal.action)
+            params = action.validate(proposal.params)
+            report = await action.preflight(params, reads, self.context())
+            if not report.ok:
+                return _Prepared(
+                    report=report,
+                    failure=report.refusal(),
+                    detail={"checks": [c.model_dump() for c in report.failures], "sent": False},
+                    note=self._note("preflight refused: nothing was sent"),
+                )
+            before = await action.snapshot(params, reads)
+        except asyncio.CancelledError:
+            raise  # shutdown: the proposal stays approved and is resumed at the next start
+        except Exception as exc:
+            logger.exception("preparing the execution of proposal %s failed", proposal.id)
+            return _Prepared(
+                failure=f"the execution stopped on an error: {exc}; nothing was sent",
+                detail={"error": type(exc).__name__, "sent": False},
+            )
+        run = _Run(proposal=proposal, action=action, params=params, before=before)
+        return _Prepared(
+            run=run, report=report, note=self._note("preflight passed on fresh cluster state")
+        )
+
+    async def _send(
+        self, run: _Run, execution: Execution, report: PreflightReport, start: AuditEvent
+    ) -> Execution:
+        """The gate is saved (the record says `request_sent`): send the write, once."""
+        proposal, action, params = run.proposal, run.action, run.params
+        announced = False
         try:
             await self._step("started")
-            report = await action.preflight(params, self._pd, self.context())
-            if not report.ok:
-                execution = await self._save(
-                    execution, progress=[self._note("preflight refused: nothing was sent")]
-                )
-                return await self._finish(
-                    proposal,
-                    execution,
-                    ExecutionStatus.FAILED,
-                    report.refusal(),
-                    detail={"checks": [c.model_dump() for c in report.failures], "sent": False},
-                )
-            before = await action.snapshot(params, self._pd)
-            run = _Run(proposal=proposal, action=action, params=params, before=before)
-            writes = action.requests(params)
-            requests = [
-                {"method": w.method, "path": w.path, "query": w.query, "body": w.body}
-                for w in writes
-            ]
-            execution = await self._save(
-                execution,
-                before=before.model_dump(mode="json"),
-                progress=[self._note("preflight passed on fresh cluster state")],
-            )
-            await self._append(
-                self._event(
-                    "execution.started",
-                    proposal,
-                    detail={
-                        "checks": [c.name for c in report.checks],
-                        "requests": [w.describe() for w in writes],
-                    },
-                )
-            )
-            # Saved before the request goes out: from here on a crash means "maybe sent".
-            execution = await self._save(
-                execution, status=ExecutionStatus.REQUEST_SENT, requests=requests
-            )
             await self._step("before_request")
+            # Audited while the request is on its way (awaited before anything else).
+            started = asyncio.ensure_future(
+                self._append_quietly(
+                    self._event(
+                        "execution.started",
+                        proposal,
+                        detail={
+                            "checks": [c.name for c in report.checks],
+                            "requests": [w.describe() for w in action.requests(params)],
+                        },
+                    )
+                )
+            )
             try:
                 message = await action.execute(params, self._pd)
-            except PDUnavailableError as exc:
-                if not exc.outcome_unknown:
-                    return await self._pd_refused(proposal, execution, exc, sent=False)
-                return await self._lost_answer(run, execution, exc)
             except PDError as exc:
-                return await self._pd_refused(proposal, execution, exc, sent=True)
+                failure: PDError | None = exc
+            else:
+                failure = None
+            finally:
+                await started
+            announced = True
+            await self._changed(proposal, start)
+            if isinstance(failure, PDUnavailableError):
+                if not failure.outcome_unknown:
+                    return await self._pd_refused(proposal, execution, failure, sent=False)
+                return await self._lost_answer(run, execution, failure)
+            if failure is not None:
+                return await self._pd_refused(proposal, execution, failure, sent=True)
             await self._step("after_request")
             execution = await self._save(
                 execution,
@@ -372,12 +514,14 @@ class Executor:
             await self._append(
                 self._event("execution.sent", proposal, detail={"pd_message": message})
             )
-            await self._notifier.execution_progress(proposal, execution)
+            await self._progress(proposal, execution)
             return await self._verify(run, execution)
         except asyncio.CancelledError:
             raise  # shutdown: the record stays unfinished and is reconciled at the next start
         except Exception as exc:
             logger.exception("execution of proposal %s failed", proposal.id)
+            if not announced:
+                await self._changed(proposal, start)
             return await self._finish(
                 proposal,
                 execution,
@@ -464,7 +608,7 @@ class Executor:
             current = await self._save(
                 current, progress=[*current.progress, self._note(verification.message)]
             )
-            await self._notifier.execution_progress(proposal, current)
+            await self._progress(proposal, current)
 
         verdict = await follow(
             action,
@@ -570,8 +714,8 @@ class Executor:
             except Exception:
                 logger.exception("execution metrics hook failed")
         if result is not None:
-            await self._notifier.execution_progress(result.proposal, execution)
-            await self._notifier.proposal_changed(result.proposal, result.audit)
+            await self._progress(result.proposal, execution)
+            await self._changed(result.proposal, result.audit)
         return execution
 
     # ------------------------------------------------------------------ restart
@@ -726,7 +870,7 @@ class Executor:
             proposal.id,
             lambda p: transition(p, event, actor=SYSTEM, now=now, outcome=message),
         )
-        await self._notifier.proposal_changed(result.proposal, result.audit)
+        await self._changed(result.proposal, result.audit)
 
     async def _resume_or_cancel(self, proposal: Proposal) -> None:
         now = self._clock.now()
@@ -749,7 +893,7 @@ class Executor:
             )
         except (Refusal, StaleVersion):
             return  # someone else moved it meanwhile
-        await self._notifier.proposal_changed(result.proposal, result.audit)
+        await self._changed(result.proposal, result.audit)
 
     async def _run_quietly(self, proposal_id: str) -> None:
         try:

@@ -101,6 +101,7 @@ from operator_tikv.actions import (
     ActionParams,
     InvalidParams,
     PreflightContext,
+    ReadOnce,
     UnknownAction,
     get_action,
 )
@@ -312,7 +313,8 @@ class Engine:
             return resolved
         found, typed = resolved
         try:
-            return DryRunOutcome(dry_run=await found.dry_run(typed, self.pd, self._context()))
+            dry = await found.dry_run(typed, ReadOnce(self.pd), self._context())
+            return DryRunOutcome(dry_run=dry)
         except PDError as exc:
             return Refused(reason=str(exc), kind=RefusalKind.PD)
 
@@ -338,10 +340,11 @@ class Engine:
             return resolved
         found, typed = resolved
         call_params: JsonDict = typed.model_dump(mode="json")
+        reads = ReadOnce(self.pd)  # the dry run and the snapshot share each PD read
         try:
-            dry = await found.dry_run(typed, self.pd, self._context())
+            dry = await found.dry_run(typed, reads, self._context())
             undo_call = (
-                found.undo(typed, await found.snapshot(typed, self.pd)) if dry.would_run else None
+                found.undo(typed, await found.snapshot(typed, reads)) if dry.would_run else None
             )
         except PDError as exc:
             refused = Refused(reason=str(exc), kind=RefusalKind.PD)
@@ -396,8 +399,7 @@ class Engine:
             approved = await self.repos.proposals.apply(auto)
         except StaleVersion:  # someone decided it in the meantime
             return ProposalCreated(proposal=proposal, dry_run=dry)
-        await self.notifier.proposal_changed(approved, auto.audit)
-        await self._after_approval(approved)
+        await self._after_approval(approved, auto.audit)
         return ProposalCreated(proposal=approved, dry_run=dry, auto_approved=True)
 
     async def propose_undo(
@@ -465,6 +467,7 @@ class Engine:
             lambda current: self.policy.approve(
                 current, actor, now, expected_version=expected_version, reason=reason
             ),
+            notify=False,
         )
         if isinstance(result, Refused):
             return result
@@ -472,6 +475,7 @@ class Engine:
         count = len(proposal.approvals)
         needed = self.policy.approvals_needed(proposal.risk)
         if proposal.state is not ProposalState.APPROVED:
+            await self.notifier.proposal_changed(proposal, result.audit)
             missing = needed - count
             return Decided(
                 proposal=proposal,
@@ -483,7 +487,7 @@ class Engine:
         if metrics is not None:
             waited = (now - proposal.created_at).total_seconds()
             self._safe_metric(lambda: metrics.approval_latency(waited))
-        blocked = await self._after_approval(proposal)
+        blocked = await self._after_approval(proposal, result.audit)
         head = f"{actor.label} approved proposal {proposal_id} (approval {count} of {needed})"
         if blocked is not None:
             return Decided(proposal=proposal, message=f"{head}, but {blocked}")
@@ -497,10 +501,13 @@ class Engine:
         request_id: str | None,
         audit_action: str,
         decide: Callable[[Proposal], TransitionResult],
+        *,
+        notify: bool = True,
     ) -> TransitionResult | Refused:
         """What every decision on a proposal shares: a redelivered request is answered once,
         the policy decides on the current record (`decide`, re-run on a stale version), a
-        refusal is audited as `audit_action`, and the notifier hears the change."""
+        refusal is audited as `audit_action`, and the notifier hears the change (unless
+        `notify` is False: the caller tells it)."""
         duplicate = await self._duplicate(request_id, actor, proposal_id)
         if duplicate is not None:
             return duplicate
@@ -508,19 +515,33 @@ class Engine:
             result = await apply_transition(self.repos.proposals, proposal_id, decide)
         except (Refusal, NotFound, StaleVersion) as exc:
             return await self._refused(exc, actor, audit_action, proposal_id)
-        await self.notifier.proposal_changed(result.proposal, result.audit)
+        if notify:
+            await self.notifier.proposal_changed(result.proposal, result.audit)
         return result
 
-    async def _after_approval(self, proposal: Proposal) -> str | None:
-        """Start the execution of a freshly approved proposal, or say why it waits."""
+    async def _after_approval(self, proposal: Proposal, approval: AuditEvent) -> str | None:
+        """Tell the notifier about a freshly approved proposal and start its execution, or
+        say why it waits.
+
+        The execution starts *beside* the approval's notification, not after it: its preflight
+        reads go to PD while the approval is rendered and queued. The executor waits for that
+        notification before reporting anything (`Executor.run(told=...)`), so the thread still
+        reads approved → started → outcome. This returns once the approval is queued."""
         engine_settings = await self.repos.settings.get()
         gate = self.policy.check_execution(proposal, engine_settings, self.clock.now())
-        if not gate.allowed:
-            if gate.audit is not None:
-                await self._append(gate.audit)
-            return gate.reason
-        if self.auto_execute:
-            self._spawn(self._execute_quietly(proposal.id), f"execute {proposal.id}")
+        if not gate.allowed or not self.auto_execute or self._closed:
+            await self.notifier.proposal_changed(proposal, approval)
+            if not gate.allowed:
+                if gate.audit is not None:
+                    await self._append(gate.audit)
+                return gate.reason
+            return None
+        told = asyncio.ensure_future(self.notifier.proposal_changed(proposal, approval))
+        self._spawn(
+            self._execute_quietly(proposal.id, approved=proposal, told=told),
+            f"execute {proposal.id}",
+        )
+        await told
         return None
 
     async def reject(
@@ -572,9 +593,15 @@ class Engine:
             proposal=proposal, execution=execution, undo=undo_from(proposal, execution)
         )
 
-    async def _execute_quietly(self, proposal_id: str) -> None:
+    async def _execute_quietly(
+        self,
+        proposal_id: str,
+        *,
+        approved: Proposal | None = None,
+        told: asyncio.Future[Any] | None = None,
+    ) -> None:
         try:
-            await self.executor.run(proposal_id)
+            await self.executor.run(proposal_id, approved=approved, told=told)
         except Refusal as refusal:
             logger.info("proposal %s was not executed: %s", proposal_id, refusal)
         except EngineError:

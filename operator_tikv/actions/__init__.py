@@ -4,7 +4,8 @@ Each action (`base.Action[P]`) declares its name, summary, typed params, risk, r
 and undo, the exact PD writes, and the async steps preflight → execute → verify (plus
 snapshot, dry_run and reconcile). `REGISTRY` feeds the command grammar
 (`engine.commands`), the Claude tool schema (`tool_input_schema`), rendering (`present`) and
-the executor. `follow()` is the verification loop with an injected clock.
+the executor. `follow()` is the verification loop with an injected clock; `ReadOnce` lets one
+execution's preflight and snapshot share each PD read.
 """
 
 from operator_tikv.actions.base import (
@@ -22,6 +23,7 @@ from operator_tikv.actions.base import (
     Snapshot,
     Verification,
 )
+from operator_tikv.actions.cache import ReadOnce
 from operator_tikv.actions.config import LimitParams, SpaceRatioParams
 from operator_tikv.actions.drain import DrainParams, UndrainParams
 from operator_tikv.actions.errors import (
@@ -67,6 +69,7 @@ __all__ = [
     "PreflightContext",
     "PreflightRefused",
     "PreflightReport",
+    "ReadOnce",
     "RegionState",
     "Risk",
     "Snapshot",

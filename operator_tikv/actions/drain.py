@@ -9,6 +9,7 @@ watches the store's leader count fall to zero.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from operator_tikv.actions import preflight as checks
@@ -73,12 +74,13 @@ class Drain(Action[DrainParams]):
         return UNDRAIN.call(UndrainParams(store_id=p.store_id))
 
     async def preflight(self, p: DrainParams, pd: PDApi, ctx: PreflightContext) -> PreflightReport:
-        stores = await state.read_stores(pd)
+        # The three reads are independent: send them together.
+        stores, evicted, max_replicas = await asyncio.gather(
+            state.read_stores(pd), state.read_evicted(pd), state.read_max_replicas(pd)
+        )
         found = [checks.store_exists(p.store_id, stores)]
         if p.store_id not in stores:
             return PreflightReport(action=self.name, checks=tuple(found))
-        evicted = await state.read_evicted(pd)
-        max_replicas = await state.read_max_replicas(pd)
         found.append(checks.store_not_removed(stores[p.store_id]))
         found.append(checks.not_drained(p.store_id, evicted))
         found.append(checks.drain_limit(p.store_id, evicted, ctx.max_drained_stores))
@@ -86,8 +88,7 @@ class Drain(Action[DrainParams]):
         return PreflightReport(action=self.name, checks=tuple(found))
 
     async def expected_effect(self, p: DrainParams, pd: PDApi) -> str:
-        stores = await state.read_stores(pd)
-        evicted = await state.read_evicted(pd)
+        stores, evicted = await asyncio.gather(state.read_stores(pd), state.read_evicted(pd))
         store = stores.get(p.store_id)
         if store is None:
             return f"nothing: store {p.store_id} does not exist"
@@ -183,10 +184,10 @@ class Undrain(Action[UndrainParams]):
 
 
 async def _store_snapshot(pd: PDApi) -> Snapshot:
-    stores = await state.read_stores(pd)
+    stores, evicted = await asyncio.gather(state.read_stores(pd), state.read_evicted(pd))
     return Snapshot(
         store_leader_counts={s.id: s.leader_count for s in stores.values()},
-        evicted_store_ids=await state.read_evicted(pd),
+        evicted_store_ids=evicted,
     )
 
 
