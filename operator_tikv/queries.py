@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -182,15 +182,22 @@ class PrometheusSource:
         index = InstanceIndex.build(targets)
         acc: dict[int, _Accumulator] = {t.store_id: _Accumulator() for t in targets}
         unmatched: set[str] = set()
+        # instance label -> accumulator, resolved once per distinct instance (each query
+        # repeats the same instances).
+        slots: dict[str, _Accumulator | None] = {}
 
-        def each(result: VectorResult) -> Iterable[tuple[_Accumulator, str, float]]:
-            for series in result.series:
-                instance = series.labels.get("instance", "")
-                store_id = index.store_for(instance)
-                if store_id is None or store_id not in acc:
+        def each(result: VectorResult) -> Iterator[tuple[_Accumulator, Mapping[str, str], float]]:
+            for labels, sample in result.series:
+                instance = labels.get("instance", "")
+                try:
+                    slot = slots[instance]
+                except KeyError:
+                    store_id = index.store_for(instance)
+                    slot = slots[instance] = acc.get(store_id) if store_id is not None else None
+                if slot is None:
                     unmatched.add(instance)
                     continue
-                yield acc[store_id], series.labels.get("type", ""), series.value
+                yield slot, labels, sample.value
 
         for slot, _, value in each(up):
             slot.up = value == 1.0
@@ -200,14 +207,16 @@ class PrometheusSource:
             slot.idle = math.isnan(value)
         for slot, _, value in each(ratio):
             slot.ratio = value if math.isfinite(value) else None
-        for slot, kind, value in each(sizes):
+        for slot, labels, value in each(sizes):
+            kind = labels.get("type")
             if kind == "capacity":
                 slot.capacity = value
             elif kind == "available":
                 slot.available = value
-        for slot, kind, value in each(counts):
+        for slot, labels, value in each(counts):
             if not math.isfinite(value):
                 continue
+            kind = labels.get("type")
             if kind == "leader":
                 slot.leaders = int(value)
             elif kind == "region":

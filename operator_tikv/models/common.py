@@ -12,9 +12,10 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
@@ -43,11 +44,13 @@ for _i, _letter in enumerate("kmgtpezy", start=1):
 _SIZE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*$")
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_size(text: str) -> int:
     """Parse a PD size string (``"500GiB"``, ``"1.819TiB"``, ``"937 GiB"``, ``"0B"``) to bytes.
 
     Units are 1024-based whatever their spelling, as in go-units ``RAMInBytes``. The result is
-    rounded to whole bytes; PD prints 4 significant digits, so it is approximate.
+    rounded to whole bytes; PD prints 4 significant digits, so it is approximate. Results are
+    cached: a store's sizes repeat from one store list to the next.
     """
     match = _SIZE_RE.match(text)
     if not match:
@@ -99,21 +102,28 @@ def parse_go_duration(text: str) -> int:
         return 0
     if not rest:
         raise ValueError(f"invalid duration {text!r}")
-    total = Decimal(0)
+    # Exact in integers: sum of whole * unit, plus fractions over a common power of ten.
+    whole_ns = 0
+    fractions: list[tuple[int, int, int]] = []  # (digits, unit ns, number of digits)
     pos = 0
     while pos < len(rest):
         match = _DURATION_PART_RE.match(rest, pos)
         if not match or match.group(1) in ("", "."):
             raise ValueError(f"invalid duration {text!r}")
         number, unit = match.groups()
-        if unit not in _NS_PER_UNIT:
+        scale = _NS_PER_UNIT.get(unit)
+        if scale is None:
             raise ValueError(f"unknown unit {unit!r} in duration {text!r}")
-        try:
-            total += Decimal(number) * _NS_PER_UNIT[unit]
-        except InvalidOperation as exc:  # pragma: no cover - the regex admits only digits
-            raise ValueError(f"invalid duration {text!r}") from exc
+        whole, _, frac = number.partition(".")
+        whole_ns += int(whole or "0") * scale
+        if frac:
+            fractions.append((int(frac), scale, len(frac)))
         pos = match.end()
-    return sign * int(total.to_integral_value(rounding="ROUND_DOWN"))
+    if fractions:
+        width = max(n for _, _, n in fractions)
+        numerator = sum(f * scale * 10 ** (width - n) for f, scale, n in fractions)
+        whole_ns += numerator // 10**width
+    return sign * whole_ns
 
 
 def _fraction(value: int, unit: int) -> str:
