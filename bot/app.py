@@ -63,7 +63,10 @@ def build_app(deps: BotDeps, dedup: DedupRepo) -> AsyncApp:
         client=deps.client,
         # Bolt sets the level of the logger named after the app: keep it out of `tikvops.*`.
         name="bot.bolt",
-        process_before_response=False,
+        # Our listeners only call ack() and hand the work to `deps.tasks`, so Bolt may run
+        # them inline and answer when they return (rather than run them in a task and poll
+        # every 10 ms for the ack).
+        process_before_response=True,
         request_verification_enabled=False,  # Socket Mode: no signing secret
     )
     app.use(RequestGuard(deps.config))

@@ -1,10 +1,13 @@
-"""Global middleware, one job each, run before any listener (and before its ack, so each is
-fast and local):
+"""Global middleware, one job each, run before any listener (and so before its ack: each is
+fast, local, and does no I/O):
 
 - `RequestGuard`: requests from another app or workspace (including users of another
   organisation in a shared channel) are acknowledged and ignored; so are the bot's own events.
 - `Deduplicate`: a redelivered envelope (same envelope ID) or a repeated request (same
-  trigger, `action_ts` or event ID) is acknowledged and not handled again (`DedupRepo`).
+  trigger, `action_ts` or event ID) that this process already let through is acknowledged and
+  not handled again. Everything else goes on with a `bot.redelivery.Claim` in the context: the
+  durable check (`DedupRepo`, which survives a restart) that handlers make after their ack and
+  before any work (`bot.redelivery.once`).
 - `RequestContext`: puts the request key (`request_id`, passed to the engine so a mutation is
   applied once) into the listener context.
 """
@@ -21,7 +24,7 @@ from slack_bolt.response import BoltResponse
 
 from bot import payload
 from bot.config import BotConfig
-from engine.errors import EngineError
+from bot.redelivery import CLAIM, Claim, RecentKeys
 from engine.ports import Clock, DedupRepo
 
 logger = logging.getLogger(__name__)
@@ -68,34 +71,36 @@ class RequestGuard(AsyncMiddleware):
 
 
 class Deduplicate(AsyncMiddleware):
-    def __init__(self, dedup: DedupRepo, clock: Clock, ttl: timedelta) -> None:
+    def __init__(
+        self, dedup: DedupRepo, clock: Clock, ttl: timedelta, *, recent: RecentKeys | None = None
+    ) -> None:
         self._dedup = dedup
         self._clock = clock
         self._ttl = ttl
+        self._recent = recent if recent is not None else RecentKeys(ttl)
 
     async def async_process(
         self, *, req: AsyncBoltRequest, resp: BoltResponse, next: Next
     ) -> BoltResponse | None:
-        keys = []
-        envelope = payload.header(req.headers, payload.ENVELOPE_HEADER)
-        if envelope:
-            keys.append(ENVELOPE_PREFIX + envelope)
-        key = payload.request_key(req.body)
-        if key:
-            keys.append(REQUEST_PREFIX + key)
+        keys = request_keys(req)
         now = self._clock.now()
-        repeated = False
-        for item in keys:
-            try:
-                repeated = await self._dedup.seen(item, now=now, ttl=self._ttl) or repeated
-            except EngineError:
-                # The engine still applies each mutation once (its own request IDs); a
-                # duplicate read-only answer is the worst that can happen here.
-                logger.warning("could not check %s for redelivery", item, exc_info=True)
-        if repeated:
+        if self._recent.repeat(keys, now):
             logger.info("ignored a redelivered request %s", ", ".join(keys))
             return _ignored()
+        req.context[CLAIM] = Claim(self._dedup, keys, now=now, ttl=self._ttl)
         return await next()
+
+
+def request_keys(req: AsyncBoltRequest) -> list[str]:
+    """The deduplication keys of a request: its envelope ID and its request key (if any)."""
+    keys = []
+    envelope = payload.header(req.headers, payload.ENVELOPE_HEADER)
+    if envelope:
+        keys.append(ENVELOPE_PREFIX + envelope)
+    key = payload.request_key(req.body)
+    if key:
+        keys.append(REQUEST_PREFIX + key)
+    return keys
 
 
 class RequestContext(AsyncMiddleware):
@@ -122,4 +127,5 @@ __all__ = [
     "RequestContext",
     "RequestGuard",
     "request_id",
+    "request_keys",
 ]

@@ -1,14 +1,15 @@
-"""Buttons and the rejection modal. Every click is acknowledged at once; the decision is then
-made by the engine in the background (approval policy, compare-and-set on the version the
-button carried, audit). The clicker is told the result ephemerally, in the thread of the
-clicked message; the proposal message itself is edited by the notifier through the outbox.
+"""Buttons and the rejection modal. Every click is acknowledged at once; then, unless it is a
+redelivery of a click already handled (`bot.redelivery.once`), the decision is made by the
+engine in the background (approval policy, compare-and-set on the version the button carried,
+audit). The clicker is told the result ephemerally, in the thread of the clicked message; the
+proposal message itself is edited by the notifier through the outbox.
 
 - Approve: `engine.approve(expected_version=...)`. A stale version, a non-approver, a
   self-approval of a high-risk action or an already decided proposal is refused with the
   reason (and audited by the engine).
 - Reject: opens a modal asking for a reason (the click's trigger is valid for 3 s, so the modal
-  opens right after the ack); on submit, `engine.reject(reason=...)`. If the modal cannot be
-  opened, the proposal is rejected without a reason.
+  opens in the background right after the ack); on submit, `engine.reject(reason=...)`. If the
+  modal cannot be opened, the proposal is rejected without a reason.
 - Undo: `engine.propose_undo(...)`: the undo becomes a new proposal that needs approval.
 """
 
@@ -31,6 +32,7 @@ from bot.audit import audit_refusal
 from bot.callbacks import BadButtonValue, ButtonValue
 from bot.deps import BotDeps
 from bot.middleware import request_id
+from bot.redelivery import once
 from bot.render.kit import Rendered, rendered, section
 from bot.render.views import refused_view
 from bot.replies import tell
@@ -198,14 +200,18 @@ def register(app: AsyncApp, deps: BotDeps) -> None:
 
     async def on_approve(ack: AsyncAck, body: dict[str, Any], context: dict[str, Any]) -> None:
         await ack()
-        deps.tasks.spawn(decide(deps, body, "approve", request_id(context)), "approve click")
+        deps.tasks.spawn(
+            once(context, lambda: decide(deps, body, "approve", request_id(context))),
+            "approve click",
+        )
 
     async def on_undo(ack: AsyncAck, body: dict[str, Any], context: dict[str, Any]) -> None:
         await ack()
-        deps.tasks.spawn(decide(deps, body, "undo", request_id(context)), "undo click")
+        deps.tasks.spawn(
+            once(context, lambda: decide(deps, body, "undo", request_id(context))), "undo click"
+        )
 
-    async def on_reject(ack: AsyncAck, body: dict[str, Any], context: dict[str, Any]) -> None:
-        await ack()
+    async def open_reject_modal(body: dict[str, Any], context: dict[str, Any]) -> None:
         value = _value(body) or ""
         channel, thread = _where(body)
         trigger = body.get("trigger_id")
@@ -226,7 +232,11 @@ def register(app: AsyncApp, deps: BotDeps) -> None:
             logger.warning(
                 "could not open the rejection modal (%s); rejecting without a reason", exc
             )
-            deps.tasks.spawn(decide(deps, body, "reject", request_id(context)), "reject click")
+            await decide(deps, body, "reject", request_id(context))
+
+    async def on_reject(ack: AsyncAck, body: dict[str, Any], context: dict[str, Any]) -> None:
+        await ack()
+        deps.tasks.spawn(once(context, lambda: open_reject_modal(body, context)), "reject click")
 
     async def on_reject_submit(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: dict[str, Any]
@@ -240,13 +250,22 @@ def register(app: AsyncApp, deps: BotDeps) -> None:
         where = (meta.get("channel"), meta.get("thread"))
         reason = _submitted_reason(view)
         deps.tasks.spawn(
-            decide(
-                deps, body, "reject", request_id(context), raw_value=raw, reason=reason, where=where
+            once(
+                context,
+                lambda: decide(
+                    deps,
+                    body,
+                    "reject",
+                    request_id(context),
+                    raw_value=raw,
+                    reason=reason,
+                    where=where,
+                ),
             ),
             "reject submit",
         )
 
-    async def on_other(ack: AsyncAck, body: dict[str, Any]) -> None:
+    async def on_other(ack: AsyncAck, body: dict[str, Any], context: dict[str, Any]) -> None:
         """Any other element (an old message, another version of the bot): ack so the user
         sees no error, and say what to do."""
         await ack()
@@ -255,12 +274,15 @@ def register(app: AsyncApp, deps: BotDeps) -> None:
         channel, thread = _where(body)
         text = messages.bad_button(f"tikvops does not know the element {action_id!r}")
         deps.tasks.spawn(
-            tell(
-                deps.client,
-                rendered(text, [section(text)]),
-                user=payload.user_id(body),
-                channel=channel,
-                thread_ts=thread,
+            once(
+                context,
+                lambda: tell(
+                    deps.client,
+                    rendered(text, [section(text)]),
+                    user=payload.user_id(body),
+                    channel=channel,
+                    thread_ts=thread,
+                ),
             ),
             "answer unknown click",
         )

@@ -1,5 +1,6 @@
-"""`/tikv`: acknowledged at once, then parsed with the shared grammar and handed to the engine
-in the background. Read-only commands and every error or refusal are answered ephemerally;
+"""`/tikv`: acknowledged at once, then (unless it is a redelivery of a request already handled,
+`bot.redelivery.once`) parsed with the shared grammar and handed to the engine in the
+background. Read-only commands and every error or refusal are answered ephemerally;
 mutating commands create a proposal through the engine (which posts it to the incidents channel
 with its buttons) and never execute directly. Commands from channels that are not configured
 are refused, told, and audited.
@@ -18,6 +19,7 @@ from bot import messages, payload
 from bot.audit import audit_refusal
 from bot.deps import BotDeps
 from bot.middleware import request_id
+from bot.redelivery import once
 from bot.render.kit import rendered, section
 from bot.render.views import outcome_view
 from bot.replies import tell
@@ -72,20 +74,24 @@ def register(app: AsyncApp, deps: BotDeps) -> None:
             )
             await ack(text=refusal)
             deps.tasks.spawn(
-                audit_refusal(
-                    deps.audit,
-                    deps.clock,
-                    body,
-                    action="slack.command.refused",
-                    reason=refusal,
-                    detail={"command": shown},
+                once(
+                    context,
+                    lambda: audit_refusal(
+                        deps.audit,
+                        deps.clock,
+                        body,
+                        action="slack.command.refused",
+                        reason=refusal,
+                        detail={"command": shown},
+                    ),
                 ),
                 "audit channel refusal",
             )
             return
         await ack()
         deps.tasks.spawn(
-            run_command(deps, body, respond, request_id(context)), f"command {shown!r} by {user}"
+            once(context, lambda: run_command(deps, body, respond, request_id(context))),
+            f"command {shown!r} by {user}",
         )
 
     app.command(deps.config.command)(on_command)

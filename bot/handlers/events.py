@@ -1,4 +1,5 @@
-"""Events: a mention of the bot gets a short pointer to `/tikv` in the thread. (Events authored
+"""Events: a mention of the bot gets a short pointer to `/tikv` in the thread (once, however
+often Slack retries the event: `bot.redelivery.once`). (Events authored
 by the bot itself never reach here: `bot.middleware.RequestGuard` drops them.)"""
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import messages
 from bot.deps import BotDeps
+from bot.redelivery import once
 
 logger = logging.getLogger(__name__)
 
 
 def register(app: AsyncApp, deps: BotDeps) -> None:
-    async def on_mention(ack: AsyncAck, event: dict[str, Any]) -> None:
+    async def on_mention(ack: AsyncAck, event: dict[str, Any], context: dict[str, Any]) -> None:
         await ack()
         channel = event.get("channel")
         if not channel:
@@ -32,7 +34,7 @@ def register(app: AsyncApp, deps: BotDeps) -> None:
             except (SlackApiError, SlackClientError, aiohttp.ClientError, TimeoutError, OSError):
                 logger.warning("could not answer a mention in %s", channel, exc_info=True)
 
-        deps.tasks.spawn(answer(), "answer mention")
+        deps.tasks.spawn(once(context, answer), "answer mention")
 
     app.event("app_mention")(on_mention)
 

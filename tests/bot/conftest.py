@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import SlackBot
+from bot.client import build_web_client, close_web_client
 from bot.config import BotConfig
 from bot.notifier import SlackNotifier
 from engine.clock import SystemClock
@@ -41,6 +43,21 @@ async def cluster(sim_factory: Callable[..., Awaitable[SimServer]]) -> SimServer
     """PD for the bot tests: a 4-store simulated cluster (a drain needs 3 other Up stores)
     whose time runs 20x faster than the wall clock, so drains finish in well under a second."""
     return await sim_factory(stores=4, regions=120, speed=20.0, seed=7, auto_tick=True)
+
+
+@pytest.fixture
+async def make_web_client() -> AsyncIterator[Callable[[BotConfig], AsyncWebClient]]:
+    """`build_web_client(config)`, closed at teardown (its shared HTTP session with it)."""
+    made: list[AsyncWebClient] = []
+
+    def make(config: BotConfig) -> AsyncWebClient:
+        client = build_web_client(config)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        await close_web_client(client)
 
 
 @pytest.fixture

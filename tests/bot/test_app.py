@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -546,3 +547,50 @@ async def test_a_guest_account_may_not_act_even_when_listed_as_approver(bot_harn
     await h.fake.slash_command(user=GUEST, text="status", channel=CHANNEL)  # reading is fine
     await h.settle()
     assert h.fake.ephemerals(user=GUEST)[-1].text.startswith("Cluster status")
+
+
+async def test_the_ack_does_not_wait_for_the_database(bot_harness: Make) -> None:
+    h = await bot_harness()
+    blocker = sqlite3.connect(h.runtime.db.path, isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        ack = await h.fake.slash_command(user=BOB, text="stores", channel=CHANNEL, ack_timeout=2)
+        assert dict(ack) == {}
+        await asyncio.sleep(0.2)
+        assert h.fake.ephemerals(user=BOB) == []  # no work before the redelivery check
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    await h.settle()
+    [answer] = h.fake.ephemerals(user=BOB)
+    assert answer.text == "4 stores"
+
+
+async def test_requests_handled_before_a_restart_are_not_handled_again(
+    bot_harness: Make,
+) -> None:
+    first = await bot_harness()
+    message = await propose_drain(first, user=BOB)
+    command = first.fake.deliveries[0]
+    assert command.type == "slash_commands"
+    click = await first.fake.click(
+        user=ALICE, channel=CHANNEL, message_ts=message.ts, action_id=callbacks.APPROVE
+    )
+    await wait_state(first, "P-1", S.SUCCEEDED)
+    audited = len(await first.runtime.repos.audit.list_recent(limit=500))
+    await first.stop()
+    told = {user: len(first.fake.ephemerals(user=user)) for user in (ALICE, BOB)}
+
+    second = await bot_harness()  # a new process: nothing in memory, the same database
+    for envelope_id in (command.envelope_id, click.envelope_id):
+        again = await second.fake.redeliver(envelope_id, reason="timeout")
+        assert dict(again) == {}  # acknowledged, so Slack stops retrying
+    await second.settle()
+    assert await second.runtime.repos.proposals.get("P-2") is None  # no second proposal
+    assert {user: len(second.fake.ephemerals(user=user)) for user in (ALICE, BOB)} == told
+    assert len(await second.runtime.repos.audit.list_recent(limit=500)) == audited
+    assert len(pd_writes(second)) == 1
+    # and a new request after the restart is handled as usual
+    await second.fake.slash_command(user=BOB, text="stores", channel=CHANNEL)
+    await second.settle()
+    assert second.fake.ephemerals(user=BOB)[-1].text == "4 stores"

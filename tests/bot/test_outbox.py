@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.client import build_web_client
+from bot.client import build_web_client, close_web_client
 from bot.config import BotConfig
 from bot.outbox import Backoff, Deliverer, SlackOutbox, key_for_incident, owner
 from bot.render.kit import rendered, section
@@ -49,7 +49,9 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def client(slack_fake: SlackFake) -> AsyncIterator[AsyncWebClient]:
-    yield build_web_client(config(slack_fake.api_url))
+    made = build_web_client(config(slack_fake.api_url))
+    yield made
+    await close_web_client(made)
 
 
 DelivererFactory = Callable[..., Deliverer]
@@ -177,8 +179,9 @@ async def test_rate_limited_post_is_retried_by_the_client_after_retry_after(
     make_deliverer: DelivererFactory,
     repos: Repositories,
     clock: FakeClock,
+    make_web_client: Callable[[BotConfig], AsyncWebClient],
 ) -> None:
-    retrying = build_web_client(config(slack_fake.api_url, rate_limit_retries=2))
+    retrying = make_web_client(config(slack_fake.api_url, rate_limit_retries=2))
     slack_fake.faults.rate_limit("chat.postMessage", times=1, retry_after=1)
     await outbox.post("incident:I-1", message("after 429"), channel=CHANNEL, owned_by=INCIDENT)
     assert await make_deliverer(retrying).run_once() == 1
@@ -234,11 +237,12 @@ async def test_messages_owed_while_slack_is_unreachable_are_delivered_after_a_re
     make_deliverer: DelivererFactory,
     repos: Repositories,
     clock: FakeClock,
+    make_web_client: Callable[[BotConfig], AsyncWebClient],
 ) -> None:
     gone = await make_slack_fake()
     dead_url = gone.api_url
     await gone.stop()  # nothing listens there any more
-    unreachable = build_web_client(config(dead_url))
+    unreachable = make_web_client(config(dead_url))
     key = key_for_incident("I-1")
     await outbox.post(key, message("parent"), channel=CHANNEL, owned_by=INCIDENT)
     await outbox.post(key, message("reply"), channel=CHANNEL, thread_of=INCIDENT)
@@ -248,7 +252,7 @@ async def test_messages_owed_while_slack_is_unreachable_are_delivered_after_a_re
         clock.advance(timedelta(minutes=5))
     assert await repos.outbox.depth() == 2
     # "Restart": a new deliverer on the same database, Slack reachable again.
-    second = make_deliverer(build_web_client(config(slack_fake.api_url)))
+    second = make_deliverer(make_web_client(config(slack_fake.api_url)))
     await drain(second, clock)
     [parent] = slack_fake.messages(CHANNEL)
     assert parent.text == "parent"

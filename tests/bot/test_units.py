@@ -4,18 +4,21 @@ the user-group cache of the identity resolver (against the stand-in)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import payload
 from bot.callbacks import BadButtonValue, ButtonValue
-from bot.client import build_web_client
 from bot.config import BotConfig
 from bot.handlers.commands import channel_allowed
 from bot.identity import IdentityResolver
 from slackfake.server import SlackFake
+
+MakeClient = Callable[[BotConfig], AsyncWebClient]
 
 
 def test_button_value_round_trip_is_compact() -> None:
@@ -115,10 +118,12 @@ def _config(fake: SlackFake) -> BotConfig:
     )
 
 
-async def test_group_members_are_cached_for_the_ttl(slack_fake: SlackFake) -> None:
+async def test_group_members_are_cached_for_the_ttl(
+    slack_fake: SlackFake, make_web_client: MakeClient
+) -> None:
     now = [0.0]
     resolver = IdentityResolver(
-        build_web_client(_config(slack_fake)), ["S0ONCALL", "U0CAROL"], monotonic=lambda: now[0]
+        make_web_client(_config(slack_fake)), ["S0ONCALL", "U0CAROL"], monotonic=lambda: now[0]
     )
     assert resolver.groups == ("S0ONCALL",)  # user IDs are not groups
     alice = await resolver.resolve("U0ALICE", "alice")
@@ -131,10 +136,10 @@ async def test_group_members_are_cached_for_the_ttl(slack_fake: SlackFake) -> No
 
 
 async def test_group_lookup_fails_closed(
-    slack_fake: SlackFake, caplog: pytest.LogCaptureFixture
+    slack_fake: SlackFake, caplog: pytest.LogCaptureFixture, make_web_client: MakeClient
 ) -> None:
     slack_fake.faults.error("usergroups.users.list", "missing_scope", needed="usergroups:read")
-    resolver = IdentityResolver(build_web_client(_config(slack_fake)), ["S0ONCALL"])
+    resolver = IdentityResolver(make_web_client(_config(slack_fake)), ["S0ONCALL"])
     alice = await resolver.resolve("U0ALICE")
     assert alice.groups == ()  # unknown membership is no membership
     assert "missing_scope" in caplog.text
@@ -156,10 +161,10 @@ def test_account_refusals() -> None:
 
 
 async def test_account_lookup_failure_leaves_the_decision_to_the_policy(
-    slack_fake: SlackFake,
+    slack_fake: SlackFake, make_web_client: MakeClient
 ) -> None:
     slack_fake.faults.error("users.info", "missing_scope", needed="users:read")
-    resolver = IdentityResolver(build_web_client(_config(slack_fake)), [])
+    resolver = IdentityResolver(make_web_client(_config(slack_fake)), [])
     assert await resolver.refusal("U0ALICE") is None  # unknown: the approver list decides
     assert await resolver.refusal("U0ALICE") is None
     assert len(slack_fake.calls("users.info")) == 2  # a failure is not cached
