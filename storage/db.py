@@ -242,6 +242,13 @@ def translate(exc: sqlite3.Error, path: Path | str, busy_timeout: float) -> Stor
         )
     elif "disk" in low and "full" in low:
         message = f"the disk holding {where} is full ({text}); free space and restart"
+    elif "disk i/o error" in low:
+        message = (
+            f"the database file {where} could not be written or read ({text}); the disk may be "
+            "full, a file-size limit (ulimit -f) reached or the device failing: check free "
+            "space (df) and the kernel log (dmesg), then restart; nothing already stored is "
+            "lost, the write that failed was rolled back"
+        )
     elif isinstance(exc, sqlite3.IntegrityError):
         message = f"the database {where} refused a write that breaks a constraint ({text})"
     else:

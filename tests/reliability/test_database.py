@@ -224,7 +224,8 @@ async def test_no_room_for_a_new_database_is_a_clear_error(sim: SimServer, tmp_p
     path = tmp_path / "tikvops.db"
     code, text = await run_limited(sim, path, 8192)
     assert code == 2, text
-    assert f"tikvops run: the database {path} failed" in text or "is full" in text, text
+    assert f"tikvops run: the database file {path} could not be written" in text, text
+    assert "check free space" in text  # what to do next
     assert "Traceback" not in text
 
 

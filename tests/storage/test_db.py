@@ -13,6 +13,7 @@ import pytest
 from engine.errors import StorageError
 from engine.model import SYSTEM, AuditEvent
 from storage import Database, Repositories, latest_version
+from storage.db import translate
 from storage.migrate import load_migrations, split_statements
 from tests.plugins.storage import T0, make_incident
 
@@ -207,3 +208,24 @@ def test_packaged_migrations_are_numbered_without_gaps() -> None:
     migrations = load_migrations()
     assert [m.version for m in migrations] == [1, 2, 3]
     assert [m.name for m in migrations] == ["0001_init.sql", "0002_outbox.sql", "0003_notified.sql"]
+
+
+@pytest.mark.parametrize(
+    ("error", "says"),
+    [
+        (sqlite3.DatabaseError("file is not a database"), "move it aside"),
+        (sqlite3.OperationalError("database is locked"), "another tikvops"),
+        (sqlite3.OperationalError("attempt to write a readonly database"), "permissions"),
+        (sqlite3.OperationalError("unable to open database file"), "directory"),
+        (sqlite3.OperationalError("database or disk is full"), "free space and restart"),
+        (sqlite3.OperationalError("disk I/O error"), "ulimit -f"),
+        (sqlite3.IntegrityError("UNIQUE constraint failed: x.id"), "constraint"),
+    ],
+)
+def test_each_sqlite_failure_is_one_sentence_with_what_to_do(
+    error: sqlite3.Error, says: str
+) -> None:
+    translated = translate(error, "/var/lib/tikvops.db", 5.0)
+    assert isinstance(translated, StorageError)
+    assert "/var/lib/tikvops.db" in str(translated) and str(error) in str(translated)
+    assert says in str(translated)
