@@ -28,6 +28,7 @@ from engine.model import (
     MessageRef,
     NotProposed,
     OutboxItem,
+    OutboxStatus,
     OwnerKind,
     Proposal,
     ProposalState,
@@ -240,6 +241,17 @@ class Outbox(Protocol):
 
     async def depth(self) -> int:
         """Pending items."""
+        ...
+
+    async def list(
+        self, *, statuses: Sequence[OutboxStatus] | None = None, limit: int = 50
+    ) -> builtins.list[OutboxItem]:
+        """Items, newest first, optionally only those in `statuses`."""
+        ...
+
+    async def requeue(self, item_ids: Sequence[int] | None, *, now: datetime) -> builtins.list[int]:
+        """Give dead items (all, or those of `item_ids`) another round of attempts; returns
+        the IDs requeued."""
         ...
 
 

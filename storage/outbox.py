@@ -8,6 +8,7 @@ and nothing is queued again."""
 
 from __future__ import annotations
 
+import builtins
 import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -93,7 +94,43 @@ class SqliteOutbox:
             found.update(str(row[0]) for row in rows)
         return found
 
-    async def due(self, now: datetime, limit: int = 20) -> list[OutboxItem]:
+    async def list(
+        self, *, statuses: Sequence[OutboxStatus] | None = None, limit: int = 50
+    ) -> list[OutboxItem]:
+        """Items, newest first, optionally only those in `statuses`."""
+        where = ""
+        params: list[object] = []
+        if statuses is not None:
+            if not statuses:
+                return []
+            where = f"WHERE status IN ({', '.join('?' * len(statuses))})"
+            params.extend(s.value for s in statuses)
+        rows = await self._db.fetchall(
+            f"SELECT * FROM outbox {where} ORDER BY id DESC LIMIT ?", [*params, limit]
+        )
+        return [_row_to_item(row) for row in rows]
+
+    async def requeue(self, item_ids: Sequence[int] | None, *, now: datetime) -> builtins.list[int]:
+        """Give dead items another round of attempts (all of them when `item_ids` is None);
+        returns the IDs requeued. Items that are not dead are left alone."""
+        where = "status = 'dead'"
+        params: list[object] = [ts(now)]
+        if item_ids is not None:
+            if not item_ids:
+                return []
+            where += f" AND id IN ({', '.join('?' * len(item_ids))})"
+            params.extend(item_ids)
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                f"UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ? "
+                f"WHERE {where} RETURNING id",
+                params,
+            )
+            rows = await cursor.fetchall()
+            await cursor.close()
+        return sorted(int(row[0]) for row in rows)
+
+    async def due(self, now: datetime, limit: int = 20) -> builtins.list[OutboxItem]:
         rows = await self._db.fetchall(
             "SELECT * FROM outbox AS o WHERE o.status = 'pending' AND o.next_attempt_at <= ? "
             "AND NOT EXISTS (SELECT 1 FROM outbox AS e WHERE e.key = o.key "

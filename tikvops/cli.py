@@ -17,7 +17,16 @@ from pathlib import Path
 from tikvops.settings import ConfigError
 
 # Subcommand modules, in the order `tikvops --help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("run", "demo", "check", "monitor", "actions", "eval", "sim")
+COMMAND_MODULES: tuple[str, ...] = (
+    "run",
+    "demo",
+    "check",
+    "monitor",
+    "actions",
+    "outbox",
+    "eval",
+    "sim",
+)
 
 Handler = Callable[[argparse.Namespace], int]
 
