@@ -6,19 +6,30 @@ all share it.
 Its calls share one `aiohttp.ClientSession` (so one pool of keep-alive connections): without
 one, slack_sdk opens a new session and TCP connection per call. The session is created by the
 first call, inside the running event loop, and closed by `close_web_client`; calls made after
-that still work, each on a session of its own (slack_sdk's default)."""
+that still work, each on a session of its own (slack_sdk's default). `SessionRespond` sends a
+request's answers to its `response_url` on the same session (Bolt's `respond` opens a new one
+per answer)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import aiohttp
 from aiohttp import FormData
+from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
+from slack_sdk.models.attachments import Attachment
+from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
+from slack_sdk.webhook import WebhookResponse
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+from typing_extensions import override
 
 from bot.config import BotConfig
 
@@ -60,12 +71,73 @@ class SharedSessionWebClient(AsyncWebClient):
             auth=auth,
         )
 
+    def shared_session(self) -> aiohttp.ClientSession | None:
+        """The shared session (created if need be); None once it was closed."""
+        self._ensure_session()
+        return self.session
+
     async def close_session(self) -> None:
         """Close the shared session; later calls each open (and close) their own."""
         self._session_closed = True
         session, self.session = self.session, None
         if session is not None and not session.closed:
             await session.close()
+
+
+def _as_dicts(items: Sequence[dict[str, Any] | Block | Attachment]) -> list[dict[str, Any]]:
+    return [item if isinstance(item, dict) else item.to_dict() for item in items]
+
+
+class SessionRespond(AsyncRespond):
+    """Bolt's `respond` for one request, sending on a shared `aiohttp.ClientSession`."""
+
+    def __init__(self, response_url: str | None, session: aiohttp.ClientSession) -> None:
+        super().__init__(response_url=response_url)
+        self._session = session
+
+    @override
+    async def __call__(
+        self,
+        text: str | dict[str, Any] = "",
+        blocks: Sequence[dict[str, Any] | Block] | None = None,
+        attachments: Sequence[dict[str, Any] | Attachment] | None = None,
+        response_type: str | None = None,
+        replace_original: bool | None = None,
+        delete_original: bool | None = None,
+        unfurl_links: bool | None = None,
+        unfurl_media: bool | None = None,
+        thread_ts: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> WebhookResponse:
+        if self.response_url is None:
+            raise ValueError("respond is unsupported here as there is no response_url")
+        if isinstance(text, dict):
+            body = dict(text)
+        else:
+            fields: dict[str, Any] = {
+                "text": text,
+                "blocks": _as_dicts(blocks) if blocks else None,
+                "attachments": _as_dicts(attachments) if attachments else None,
+                "response_type": response_type,
+                "replace_original": replace_original,
+                "delete_original": delete_original,
+                "unfurl_links": unfurl_links,
+                "unfurl_media": unfurl_media,
+                "thread_ts": thread_ts,
+                "metadata": metadata,
+            }
+            body = {k: v for k, v in fields.items() if v is not None}
+        webhook = AsyncWebhookClient(url=self.response_url, session=self._session)
+        return await webhook.send_dict(body)
+
+
+def respond_via(respond: AsyncRespond, client: AsyncWebClient) -> AsyncRespond:
+    """`respond` on the client's shared session when it has one (else Bolt's own)."""
+    if isinstance(client, SharedSessionWebClient) and respond.response_url:
+        session = client.shared_session()
+        if session is not None:
+            return SessionRespond(respond.response_url, session)
+    return respond
 
 
 def build_web_client(config: BotConfig, *, timeout: int = 30) -> SharedSessionWebClient:
@@ -91,4 +163,10 @@ async def close_web_client(client: AsyncWebClient) -> None:
         await session.close()
 
 
-__all__ = ["SharedSessionWebClient", "build_web_client", "close_web_client"]
+__all__ = [
+    "SessionRespond",
+    "SharedSessionWebClient",
+    "build_web_client",
+    "close_web_client",
+    "respond_via",
+]

@@ -17,6 +17,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot import messages, payload
 from bot.audit import audit_refusal
+from bot.client import respond_via
 from bot.deps import BotDeps
 from bot.middleware import request_id
 from bot.redelivery import once
@@ -90,7 +91,12 @@ def register(app: AsyncApp, deps: BotDeps) -> None:
             return
         await ack()
         deps.tasks.spawn(
-            once(context, lambda: run_command(deps, body, respond, request_id(context))),
+            once(
+                context,
+                lambda: run_command(
+                    deps, body, respond_via(respond, deps.client), request_id(context)
+                ),
+            ),
             f"command {shown!r} by {user}",
         )
 

@@ -12,8 +12,15 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
+from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot.client import SharedSessionWebClient, build_web_client, close_web_client
+from bot.client import (
+    SessionRespond,
+    SharedSessionWebClient,
+    build_web_client,
+    close_web_client,
+    respond_via,
+)
 from bot.config import BotConfig
 from bot.redelivery import CLAIM, Claim, RecentKeys, first_delivery, once
 from engine.errors import StorageError
@@ -21,6 +28,7 @@ from storage import Repositories
 from tests.plugins.storage import T0
 
 TTL = timedelta(minutes=10)
+RESPONDED: list[dict[str, Any]] = []
 
 
 def test_recent_keys_recognise_any_key_until_it_expires() -> None:
@@ -127,10 +135,14 @@ async def api() -> AsyncIterator[tuple[str, list[int]]]:
     async def handle(request: web.Request) -> web.Response:
         peer = request.transport.get_extra_info("peername") if request.transport else None
         ports.append(int(peer[1]) if peer else -1)
+        if request.path.startswith("/respond"):
+            RESPONDED.append(await request.json())
+            return web.Response(text="ok")
         return web.json_response({"ok": True})
 
     app = web.Application()
     app.router.add_post("/api/{method}", handle)
+    app.router.add_post("/respond/{id}", handle)
     server = TestServer(app, host="127.0.0.1", port=0)
     await server.start_server()
     try:
@@ -182,3 +194,39 @@ async def test_web_api_calls_share_one_session_and_connection(
     # after close, calls still work, each on a session of its own that is closed again
     await client.auth_test()
     assert session_of(client) is None and len(ports) == 26
+
+
+async def test_answers_to_response_urls_use_the_shared_session(
+    api: tuple[str, list[int]],
+) -> None:
+    url, ports = api
+    RESPONDED.clear()
+    client = build_web_client(_config(url))
+    response_url = url.replace("/api/", "/respond/1")
+    try:
+        bolts = AsyncRespond(response_url=response_url)
+        respond = respond_via(bolts, client)
+        assert isinstance(respond, SessionRespond) and respond.response_url == response_url
+        first = await respond(
+            text="4 stores",
+            blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": "*4 stores*"}}],
+            response_type="ephemeral",
+            replace_original=False,
+        )
+        second = await respond(text="again")
+        assert first.status_code == 200 and second.status_code == 200
+    finally:
+        await close_web_client(client)
+    assert RESPONDED == [
+        {
+            "text": "4 stores",
+            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "*4 stores*"}}],
+            "response_type": "ephemeral",
+            "replace_original": False,
+        },
+        {"text": "again"},
+    ]
+    assert len(set(ports)) == 1  # both answers on one connection
+    # without a response_url, or once the client is closed, Bolt's own respond is kept
+    assert respond_via(AsyncRespond(response_url=None), client).response_url is None
+    assert not isinstance(respond_via(bolts, client), SessionRespond)
