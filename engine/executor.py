@@ -3,21 +3,31 @@
 `Executor.run(proposal_id)` is the only code that sends a cluster-changing request. Its steps:
 
 1. **Gate.** The `approved → executing` transition (kill switch and observe-only checked by the
-   policy) is saved with compare-and-set *together with* the new `Execution` record (status
-   `started`). Of any number of concurrent callers, in one process or several sharing the
-   database, exactly one wins; the others get the existing execution back and send nothing.
-2. **Preflight** again on fresh cluster state. A failed check fails the proposal with the
+   policy on freshly read settings) is saved with compare-and-set *together with* the new
+   `Execution` record (status `started`). Of any number of concurrent callers, in one process or
+   several sharing the database, exactly one wins; the others get the existing execution back
+   and send nothing.
+2. **Preflight** on fresh cluster state, then the **before snapshot**, read *beside* the gate
+   (they only read) through one `ReadOnce`, so each PD read is sent once for this run and
+   the checks and the snapshot see the same state. A failed check fails the proposal with the
    check's sentence; nothing is sent.
-3. **Before snapshot**, then the execution is marked `request_sent` and saved *before* the PD
-   request goes out, so a crash at any later point leaves a record that says "maybe sent".
+3. The execution is marked `request_sent` (with its requests and the before snapshot) and
+   saved *before* the PD request goes out, so a crash at any later point leaves a record that
+   says "maybe sent".
 4. **PD request** (the action's `execute`). A refusal from PD fails the proposal with PD's
    message. A lost answer (`outcome_unknown`) is looked up with the action's `reconcile`, never
-   re-sent.
+   re-sent. The `execution.started` audit event is written while the request is on its way,
+   and the start is reported to the notifier once the request is out.
 5. **Verification** with `follow()`, the action's poll interval and a per-action deadline;
    progress is saved and reported through `Notifier.execution_progress`. A deadline is recorded
    as `timed_out` (the proposal fails), never as success.
 6. **After snapshot** and the final transition (`succeed`/`fail`); on success of a reversible
    action the undo call (computed from the before snapshot) is carried in the audit detail.
+
+When `Engine.approve` starts a run it passes the proposal it just approved (no re-read; the
+compare-and-set checks its version) and a `Handoff`: the approval's own notification waits
+until the request is out, and the run reports nothing before the approval is told, so the
+Slack thread reads approved → started → outcome.
 
 `Executor.reconcile()` runs at start-up: every unfinished execution is checked against PD with
 the action's `reconcile` (never re-sent); proposals left `approved` are resumed if approved
@@ -33,8 +43,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Protocol
 
 from engine.clock import format_time
@@ -129,7 +140,7 @@ class _Run:
 
 @dataclass(frozen=True, slots=True)
 class _Prepared:
-    """What the reads before the gate found: a run ready to send (`run`, `report` ok), or the
+    """What the reads beside the gate found: a run ready to send (`run`, `report` ok), or the
     sentence saying why nothing will be sent (`failure`, with the audit `detail`)."""
 
     run: _Run | None = None
@@ -138,29 +149,44 @@ class _Prepared:
     detail: JsonDict | None = None
     note: ProgressNote | None = None
 
-    def record(self, proposal_id: str, now: datetime) -> Execution:
-        """The execution record saved with the start transition. A run that will send is
-        saved as `request_sent` with its requests and before snapshot, in that same
-        transaction: from the commit on, a crash means "maybe sent" and is reconciled."""
-        progress = [self.note] if self.note is not None else []
-        run = self.run
-        if run is None or self.report is None or not self.report.ok:
-            return Execution(
-                proposal_id=proposal_id, started_at=now, updated_at=now, progress=progress
-            )
-        writes = run.action.requests(run.params)
-        return Execution(
-            proposal_id=proposal_id,
-            status=ExecutionStatus.REQUEST_SENT,
-            started_at=now,
-            updated_at=now,
-            requests=[
-                {"method": w.method, "path": w.path, "query": w.query, "body": w.body}
-                for w in writes
-            ],
-            before=run.before.model_dump(mode="json"),
-            progress=progress,
-        )
+
+class Handoff:
+    """Between `Engine.approve` and the run it starts: `sent` is set by the run when its PD
+    request is out or when it stops before sending; `told` is set by the engine once the
+    approval is notified. The engine notifies the approval after `sent` (or a short wait), so
+    its Slack work does not compete with the preflight reads, the gate and the request; the run
+    waits for `told` before its first report, so the thread keeps its order."""
+
+    def __init__(self) -> None:
+        self.sent = asyncio.Event()
+        self.told = asyncio.Event()
+
+
+_HANDOFF: ContextVar[Handoff | None] = ContextVar("tikvops_execution_handoff", default=None)
+"""The handoff of the run in progress in this task (None outside `run(handoff=...)`)."""
+
+
+async def _drop(task: asyncio.Future[Any]) -> None:
+    """Cancel a read-only task that is no longer needed and wait until it has stopped."""
+    task.cancel()
+    await asyncio.wait([task])
+    if not task.cancelled() and task.exception() is not None:
+        logger.debug("a dropped task had failed", exc_info=task.exception())
+
+
+def _sent() -> None:
+    """Say the PD request is out (or will not be sent): the approval may be told now."""
+    handoff = _HANDOFF.get()
+    if handoff is not None:
+        handoff.sent.set()
+
+
+async def _after_told() -> None:
+    """Before a run reports anything: wait until its approval has been told."""
+    handoff = _HANDOFF.get()
+    if handoff is not None:
+        handoff.sent.set()
+        await handoff.told.wait()
 
 
 class _StartingRepo:
@@ -271,7 +297,6 @@ class Executor:
         self._metrics = metrics
         self._resume_window = resume_window if resume_window is not None else policy.proposal_ttl
         self._spawn = spawn
-        self._told: dict[str, asyncio.Future[Any]] = {}
 
     # ------------------------------------------------------------------ helpers
 
@@ -298,18 +323,12 @@ class Executor:
         except Exception:
             logger.exception("could not append audit event %s", event.action)
 
-    async def _after_told(self, proposal_id: str) -> None:
-        """Wait until the caller's notification of the approval is done (see `run`)."""
-        told = self._told.pop(proposal_id, None)
-        if told is not None:
-            await asyncio.wait([told])
-
     async def _changed(self, proposal: Proposal, event: AuditEvent) -> None:
-        await self._after_told(proposal.id)
+        await _after_told()
         await self._notifier.proposal_changed(proposal, event)
 
     async def _progress(self, proposal: Proposal, execution: Execution) -> None:
-        await self._after_told(proposal.id)
+        await _after_told()
         await self._notifier.execution_progress(proposal, execution)
 
     def _event(
@@ -343,7 +362,7 @@ class Executor:
         proposal_id: str,
         *,
         approved: Proposal | None = None,
-        told: asyncio.Future[Any] | None = None,
+        handoff: Handoff | None = None,
     ) -> Execution:
         """Execute an approved proposal; see the module docstring.
 
@@ -356,17 +375,18 @@ class Executor:
         `approved` is the proposal as its approver's transaction left it (`Engine.approve`):
         the look-ups a proposal of unknown state needs are skipped, and the start transition's
         compare-and-set expects exactly that version (a proposal changed meanwhile is read
-        again and judged afresh, as always). `told` is the approval's own notification, running
-        beside this call: the preflight reads go out at once, but nothing about the run is
-        reported before the approval is, so the thread reads approved → started → outcome.
+        again and judged afresh, as always). With `handoff` the run tells its caller when the
+        PD request is out (or will not be sent), and reports nothing before the caller says the
+        approval itself was told, so the thread reads approved → started → outcome while the
+        approval's own message work stays out of the way of the request (see `Handoff`).
         """
-        if told is not None:
-            self._told[proposal_id] = told
+        token = _HANDOFF.set(handoff)
         try:
             return await self._run(proposal_id, approved)
         finally:
-            if told is not None and self._told.get(proposal_id) is told:
-                del self._told[proposal_id]
+            _HANDOFF.reset(token)
+            if handoff is not None:
+                handoff.sent.set()
 
     async def _run(self, proposal_id: str, approved: Proposal | None) -> Execution:
         if approved is None:
@@ -380,33 +400,26 @@ class Executor:
                     kind="proposal",
                     record_id=proposal_id,
                 )
-            # Refuse before reading the cluster: kill switch, observe-only, not approved.
-            engine_settings = await self._settings.get()
-            try:
-                self._policy.start(current, engine_settings, self._clock.now())
-            except Refusal as refusal:
-                return await self._not_started(proposal_id, refusal)
         else:
             current = approved
-        prepared = await self._prepare(current)
-        # The kill switch is read again right before the gate: a switch turned on during the
-        # preflight stops the run here, before anything is recorded or sent.
-        engine_settings = await self._settings.get()
-        now = self._clock.now()
-        record = prepared.record(proposal_id, now)
-
-        def build(proposal: Proposal) -> TransitionResult:
-            return self._policy.start(proposal, engine_settings, now)
-
+        # The gate (a database transaction) and the preflight reads (PD) run side by side;
+        # nothing is sent before both are done and the record says `request_sent`.
+        prepare = asyncio.ensure_future(self._prepare(current))
         try:
-            result = await apply_transition(
-                _StartingRepo(self._proposals, record, known=current), proposal_id, build
-            )
-        except (Refusal, StaleVersion, ExecutionAlreadyStarted) as exc:
-            return await self._not_started(proposal_id, exc)
+            gate = await self._gate(current)
+        except BaseException:
+            await _drop(prepare)  # refused, or stopping: the reads are not needed
+            raise
+        if isinstance(gate, Execution):
+            await _drop(prepare)
+            return gate  # another run of this proposal won the gate: its record is the answer
+        result, record = gate
+        prepared = await prepare
         proposal = result.proposal
+        await self._step("started")
         if prepared.run is None or prepared.report is None or not prepared.report.ok:
-            await self._step("started")
+            if prepared.note is not None:
+                record = await self._save(record, progress=[prepared.note])
             await self._changed(proposal, result.audit)
             return await self._finish(
                 proposal,
@@ -416,7 +429,40 @@ class Executor:
                 detail=prepared.detail,
             )
         run = replace(prepared.run, proposal=proposal)
-        return await self._send(run, record, prepared.report, result.audit)
+        writes = run.action.requests(run.params)
+        # Saved before the request goes out: from here on a crash means "maybe sent", and the
+        # restart looks at PD instead of sending again.
+        execution = await self._save(
+            record,
+            status=ExecutionStatus.REQUEST_SENT,
+            requests=[
+                {"method": w.method, "path": w.path, "query": w.query, "body": w.body}
+                for w in writes
+            ],
+            before=run.before.model_dump(mode="json"),
+            progress=[prepared.note] if prepared.note is not None else [],
+        )
+        return await self._send(run, execution, prepared.report, result.audit)
+
+    async def _gate(self, current: Proposal) -> tuple[TransitionResult, Execution] | Execution:
+        """The exactly-once gate: `approved → executing` (kill switch and observe-only checked
+        by the policy on freshly read settings) saved with compare-and-set together with a new
+        execution record. Returns the transition and the record, or the existing record when
+        another run won; raises (audited) when the policy or the proposal's state refuses."""
+        engine_settings = await self._settings.get()
+        now = self._clock.now()
+        record = Execution(proposal_id=current.id, started_at=now, updated_at=now)
+
+        def build(proposal: Proposal) -> TransitionResult:
+            return self._policy.start(proposal, engine_settings, now)
+
+        try:
+            result = await apply_transition(
+                _StartingRepo(self._proposals, record, known=current), current.id, build
+            )
+        except (Refusal, StaleVersion, ExecutionAlreadyStarted) as exc:
+            return await self._not_started(current.id, exc)
+        return result, record
 
     async def _not_started(
         self, proposal_id: str, exc: Refusal | StaleVersion | ExecutionAlreadyStarted
@@ -436,9 +482,9 @@ class Executor:
         raise exc
 
     async def _prepare(self, proposal: Proposal) -> _Prepared:
-        """Everything before the gate, which only reads: the action, the preflight on fresh
+        """What runs beside the gate and only reads: the action, the preflight on fresh
         cluster state and the before snapshot, through one `ReadOnce` (each PD read sent once
-        for this run, never reused by another)."""
+        for this run, never reused by another). Never raises but on cancellation."""
         reads = ReadOnce(self._pd)
         try:
             action = get_action(proposal.action)
@@ -472,7 +518,6 @@ class Executor:
         proposal, action, params = run.proposal, run.action, run.params
         announced = False
         try:
-            await self._step("started")
             await self._step("before_request")
             # Audited while the request is on its way (awaited before anything else).
             started = asyncio.ensure_future(
@@ -494,6 +539,7 @@ class Executor:
             else:
                 failure = None
             finally:
+                _sent()
                 await started
             announced = True
             await self._changed(proposal, start)
@@ -907,6 +953,7 @@ __all__ = [
     "Checkpoint",
     "ExecutionMetrics",
     "Executor",
+    "Handoff",
     "SafeNotifier",
     "Sleep",
     "undo_from",

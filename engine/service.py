@@ -23,6 +23,7 @@ the second delivery a `Refused` of kind `duplicate` that changes nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -49,7 +50,15 @@ from engine.errors import (
     StaleVersion,
     StorageError,
 )
-from engine.executor import Checkpoint, ExecutionMetrics, Executor, SafeNotifier, Sleep, undo_from
+from engine.executor import (
+    Checkpoint,
+    ExecutionMetrics,
+    Executor,
+    Handoff,
+    SafeNotifier,
+    Sleep,
+    undo_from,
+)
 from engine.model import (
     SYSTEM,
     ActionRef,
@@ -112,6 +121,10 @@ logger = logging.getLogger(__name__)
 
 DEDUP_TTL = timedelta(hours=24)
 """How long a request ID is remembered (Slack retries within minutes)."""
+
+APPROVAL_NOTICE_WAIT = 1.0
+"""Seconds the approval's notification waits for the execution it started to send its PD
+request (normally a few milliseconds; this bounds it when PD is slow)."""
 
 
 class EngineRepos(Protocol):
@@ -523,10 +536,12 @@ class Engine:
         """Tell the notifier about a freshly approved proposal and start its execution, or
         say why it waits.
 
-        The execution starts *beside* the approval's notification, not after it: its preflight
-        reads go to PD while the approval is rendered and queued. The executor waits for that
-        notification before reporting anything (`Executor.run(told=...)`), so the thread still
-        reads approved → started → outcome. This returns once the approval is queued."""
+        The execution starts first: the approval is rendered and queued once the run says its
+        PD request is out or will not be sent (at most `APPROVAL_NOTICE_WAIT` later), so that
+        work does not compete with the preflight reads, the gate and the request. The run waits
+        for the approval's notification before reporting anything (`engine.executor.Handoff`),
+        so the thread still reads approved → started → outcome. Returns once the approval is
+        queued."""
         engine_settings = await self.repos.settings.get()
         gate = self.policy.check_execution(proposal, engine_settings, self.clock.now())
         if not gate.allowed or not self.auto_execute or self._closed:
@@ -536,12 +551,18 @@ class Engine:
                     await self._append(gate.audit)
                 return gate.reason
             return None
-        told = asyncio.ensure_future(self.notifier.proposal_changed(proposal, approval))
+        handoff = Handoff()
         self._spawn(
-            self._execute_quietly(proposal.id, approved=proposal, told=told),
+            self._execute_quietly(proposal.id, approved=proposal, handoff=handoff),
             f"execute {proposal.id}",
         )
-        await told
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(APPROVAL_NOTICE_WAIT):
+                    await handoff.sent.wait()
+            await self.notifier.proposal_changed(proposal, approval)
+        finally:
+            handoff.told.set()
         return None
 
     async def reject(
@@ -598,10 +619,10 @@ class Engine:
         proposal_id: str,
         *,
         approved: Proposal | None = None,
-        told: asyncio.Future[Any] | None = None,
+        handoff: Handoff | None = None,
     ) -> None:
         try:
-            await self.executor.run(proposal_id, approved=approved, told=told)
+            await self.executor.run(proposal_id, approved=approved, handoff=handoff)
         except Refusal as refusal:
             logger.info("proposal %s was not executed: %s", proposal_id, refusal)
         except EngineError:
@@ -814,4 +835,11 @@ def _switch_text(settings: EngineSettings) -> str:
     return text
 
 
-__all__ = ["DEDUP_TTL", "Engine", "EngineMetrics", "EngineRepos", "prog_for"]
+__all__ = [
+    "APPROVAL_NOTICE_WAIT",
+    "DEDUP_TTL",
+    "Engine",
+    "EngineMetrics",
+    "EngineRepos",
+    "prog_for",
+]
