@@ -83,6 +83,8 @@ _NS_PER_UNIT: dict[str, int] = {
     "h": 3_600_000_000_000,
 }
 _DURATION_PART_RE = re.compile(r"([0-9]*(?:\.[0-9]*)?)([a-zµμ]+)")
+# What Go's Duration.String() prints for a second or more: "10h0m57.043284178s".
+_COMMON_DURATION_RE = re.compile(r"(?:([0-9]+)h)?(?:([0-9]+)m)?([0-9]+)(?:\.([0-9]{1,9}))?s")
 
 
 def parse_go_duration(text: str) -> int:
@@ -102,6 +104,11 @@ def parse_go_duration(text: str) -> int:
         return 0
     if not rest:
         raise ValueError(f"invalid duration {text!r}")
+    common = _COMMON_DURATION_RE.fullmatch(rest)
+    if common is not None:
+        hours, minutes, seconds, frac = common.groups()
+        whole_s = (int(hours or 0) * 60 + int(minutes or 0)) * 60 + int(seconds)
+        return sign * (whole_s * 1_000_000_000 + int((frac or "").ljust(9, "0")))
     # Exact in integers: sum of whole * unit, plus fractions over a common power of ten.
     whole_ns = 0
     fractions: list[tuple[int, int, int]] = []  # (digits, unit ns, number of digits)

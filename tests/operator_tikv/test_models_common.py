@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from hypothesis import given
@@ -130,6 +132,30 @@ def test_format_go_duration_matches_go(ns: int, text: str) -> None:
 @given(st.integers(min_value=-(2**63) + 1, max_value=2**63 - 1))
 def test_go_duration_round_trip(ns: int) -> None:
     assert parse_go_duration(format_go_duration(ns)) == ns
+
+
+def _decimal_duration(text: str) -> int:
+    """Reference: the sum of number * unit in exact decimals, truncated (the former code)."""
+    sign = -1 if text.startswith("-") else 1
+    total = Decimal(0)
+    for number, unit in re.findall(r"([0-9]*(?:\.[0-9]*)?)([a-zµ]+)", text.lstrip("+-")):
+        total += Decimal(number) * {"ns": 1, "us": 10**3, "µs": 10**3, "ms": 10**6}.get(
+            unit, {"s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}.get(unit, 0)
+        )
+    return sign * int(total.to_integral_value(rounding="ROUND_DOWN"))
+
+
+duration_part = st.tuples(
+    st.integers(min_value=0, max_value=10**6),
+    st.one_of(st.just(""), st.text(alphabet="0123456789", min_size=1, max_size=12)),
+    st.sampled_from(["h", "m", "s", "ms", "us", "µs", "ns"]),
+).map(lambda p: f"{p[0]}{'.' + p[1] if p[1] else ''}{p[2]}")
+
+
+@given(st.sampled_from(["", "-", "+"]), st.lists(duration_part, min_size=1, max_size=4))
+def test_parse_go_duration_is_exact(sign: str, parts: list[str]) -> None:
+    text = sign + "".join(parts)
+    assert parse_go_duration(text) == _decimal_duration(text)
 
 
 @given(st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=3650)))
