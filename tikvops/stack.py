@@ -30,6 +30,7 @@ database and the PD client close.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -314,6 +315,7 @@ async def open_stack(
     serve_health: bool = True,
     expire_every: float | None = None,
     use_slack: bool = True,
+    freeze_heap: bool = False,
 ) -> AsyncIterator[Stack]:
     """Start everything (see the module docstring) and yield the running `Stack`.
 
@@ -322,7 +324,10 @@ async def open_stack(
     poll intervals per action). `slack`: Slack edge timings. `serve_health=False` skips the
     `/healthz` server. `expire_every`: seconds between proposal-expiry runs (default 30).
     `use_slack=False` never starts the Slack bot, even with both tokens set (`tikvops monitor`:
-    the same stack, reporting only to `notifier`).
+    the same stack, reporting only to `notifier`). `freeze_heap=True` (the `tikvops run`
+    process, once) collects and freezes the start-up heap before the socket connects, so later
+    full garbage collections walk only new objects instead of pausing the loop ~120 ms in the
+    middle of a burst of clicks; not for processes that start many stacks (tests).
 
     Raises `ConfigError` (no PD URL, one Slack token without the other), `StorageError` (the
     database cannot be opened) and `ObservabilityError` (the health port is taken); whatever
@@ -409,6 +414,9 @@ async def open_stack(
         )
         scheduler.start()
         stack.push_async_callback(scheduler.stop)
+        if freeze_heap:
+            gc.collect()
+            gc.freeze()
         # 5. Slack
         if bot is not None:
             await bot.start()

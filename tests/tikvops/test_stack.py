@@ -5,6 +5,7 @@ the caller's notifier hears every event next to Slack."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -360,3 +361,18 @@ async def test_an_execution_cut_short_is_reconciled_at_the_next_start(
 
         await _wait(finished)
     assert [r for r in cluster.requests if r.method == "POST"] == writes  # never sent again
+
+
+async def test_freeze_heap_freezes_the_start_up_heap_only_when_asked(
+    cluster: SimServer, tmp_path: Path
+) -> None:
+    gc.unfreeze()
+    try:
+        async with open_stack(settings_for(cluster, tmp_path / "t.db"), serve_health=False):
+            assert gc.get_freeze_count() == 0
+        async with open_stack(
+            settings_for(cluster, tmp_path / "t.db"), serve_health=False, freeze_heap=True
+        ):
+            assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()  # back to normal for the rest of the test process

@@ -70,7 +70,7 @@ def run_command(args: argparse.Namespace) -> int:
         for line in problems:
             print(f"tikvops run: {line}", file=sys.stderr)
         return 2
-    return asyncio.run(serve(settings, out=sys.stdout))
+    return asyncio.run(serve(settings, out=sys.stdout, freeze_heap=True))
 
 
 def missing_slack(settings: Settings) -> list[str]:
@@ -97,12 +97,16 @@ async def serve(
     stop: asyncio.Event | None = None,
     slack: SlackOptions | None = None,
     engine_options: dict[str, Any] | None = None,
+    freeze_heap: bool = False,
 ) -> int:
     """Run until `stop` is set (default: SIGINT or SIGTERM); returns the exit code. Every
-    start-up failure is reported as one sentence on stderr with exit code 2."""
+    start-up failure is reported as one sentence on stderr with exit code 2. `freeze_heap`:
+    see `open_stack` (the `tikvops run` process sets it)."""
     stop = stop or stop_on_signals()
     try:
-        async with open_stack(settings, slack=slack, engine_options=engine_options) as stack:
+        async with open_stack(
+            settings, slack=slack, engine_options=engine_options, freeze_heap=freeze_heap
+        ) as stack:
             say(out, "tikvops run: started")
             for line in stack.describe():
                 say(out, f"  {line}")
