@@ -7,10 +7,12 @@ approval and the execution, runs the action's preflight against PD and sends the
 figure is the time from the click (the stand-in writing the envelope to the socket) to the
 write's arrival in the simulator's request log.
 
-The same PD calls (the preflight reads the bot made, in the same order, then the write) are
-then made by a bare `httpx.AsyncClient` in a fresh child process with a warm connection; its
-figure is the time from its first request to the write's arrival. The ratio of the two is the
-figure against the target.
+The same PD calls (the preflight reads the bot made, in the order they arrived, then the write)
+are then made by a bare `httpx.AsyncClient` in a fresh child process with a warm connection;
+its figure is the time from its first request to the write's arrival. The ratio of the two is
+the figure against the target. The bare client sends the reads one after another; the bot's
+drain preflight sends its three reads (stores, evict-leader list, replication config) together,
+which the simulator still answers one at a time.
 
 Target: within 1.5x of the bare calls.
 

@@ -499,7 +499,7 @@ class Executor:
                 )
             before = await action.snapshot(params, reads)
         except asyncio.CancelledError:
-            raise  # shutdown: the proposal stays approved and is resumed at the next start
+            raise  # shutdown before anything was sent: the next start reconciles or resumes
         except Exception as exc:
             logger.exception("preparing the execution of proposal %s failed", proposal.id)
             return _Prepared(
