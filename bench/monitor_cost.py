@@ -3,11 +3,11 @@
 The simulator (`python -m sim`) runs in a child process, so its CPU is not counted. This
 process is the bot side, built as `tikvops run` builds it (`open_runtime`, `ClusterSource` over
 `open_metrics_source`: the direct scrape of every store's `/metrics`, or Prometheus,
-`build_monitor`, `BotMetrics`, the SQLite database), without Slack and without a diagnoser. For each size (3/10/100 stores x
-1k/20k/200k regions, healthy cluster), with the metrics read by scraping every store and
-again through a Prometheus stand-in (`bench/fake_prometheus.py`, 5 instant queries per cycle,
-in its own process), it runs warm-up cycles, then `--cycles` cycles
-back to back, and reports per cycle: requests (PD requests and store scrapes counted by the
+`build_monitor`, `BotMetrics`, the SQLite database), without Slack and without a diagnoser.
+For each size (3/10/100 stores x 1k/20k/200k regions, healthy cluster), with the metrics read
+by scraping every store and again through a Prometheus stand-in (`bench/fake_prometheus.py`,
+5 instant queries per cycle, in its own process), it runs warm-up cycles, then `--cycles`
+cycles back to back, and reports per cycle: requests (PD requests and store scrapes counted by the
 simulator; "metrics" is the scrapes, or the 5 Prometheus queries), this process's CPU time
 (user + system, all threads), wall time, and resident memory after the cycles. Then `--long`
 cycles at one size, sampling memory, open file descriptors and asyncio tasks every 100 cycles.
@@ -85,7 +85,7 @@ async def monitor_for(  # type: ignore[no-untyped-def]
     pd_url: str, db: Path, prometheus_url: str | None = None
 ):
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         pd_url=pd_url,
         prometheus_url=prometheus_url,
         db=db,
