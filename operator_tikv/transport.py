@@ -17,8 +17,10 @@ Semantics kept from httpx's own transport:
 - redirects are not followed here (the httpx client decides), the body is handed back
   undecoded (httpx decodes `Content-Encoding`), cookies are httpx's business (the session
   keeps none);
-- proxy variables of the environment (`HTTP_PROXY`, `NO_PROXY`...) are honoured, as httpx
-  does by default.
+- proxy variables of the environment (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`)
+  are honoured, as httpx does by default; they are read once per host (httpx reads them once
+  per client), not on every request as aiohttp's `trust_env` would (in a thread, together
+  with `~/.netrc`, whose credentials httpx never sends).
 
 Idle connections are kept per host for `keepalive` seconds (httpx keeps them 5 s, so a
 15 s poll reconnects every cycle).
@@ -26,6 +28,7 @@ Idle connections are kept per host for `keepalive` seconds (httpx keeps them 5 s
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -51,6 +54,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, session: aiohttp.ClientSession) -> None:
         self._session = session
+        self._proxies: dict[tuple[str, str, int | None], str | None] = {}
+
+    def _proxy_for(self, url: httpx.URL) -> str | None:
+        key = (url.scheme, url.host, url.port)
+        if key not in self._proxies:
+            self._proxies[key] = env_proxy(url.scheme, url.host, url.port)
+        return self._proxies[key]
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeouts = request.extensions.get("timeout") or {}
@@ -74,6 +84,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 allow_redirects=False,
                 auto_decompress=False,
                 timeout=timeout,
+                proxy=self._proxy_for(request.url),
             ) as response:
                 content = await response.read()
                 status = response.status
@@ -103,6 +114,36 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         )
 
 
+def env_proxy(scheme: str, host: str, port: int | None = None) -> str | None:
+    """The proxy URL the environment sets for this origin, or None (none set, or `NO_PROXY`)."""
+    proxies = urllib.request.getproxies_environment()
+    if not proxies:
+        return None
+    if _bypassed(host, port, proxies.get("no", "")):
+        return None
+    return proxies.get(scheme) or proxies.get("all") or None
+
+
+def _bypassed(host: str, port: int | None, no_proxy: str) -> bool:
+    """`NO_PROXY` as curl and httpx read it: `*`, or hosts and domain suffixes, with an
+    optional port (`.example.com`, `example.com`, `10.0.0.1`, `pd:2379`)."""
+    host = host.lower().strip("[]")
+    for entry in (e.strip().lower() for e in no_proxy.split(",")):
+        if not entry:
+            continue
+        if entry == "*":
+            return True
+        name, entry_port = entry, ""
+        if entry.count(":") == 1 or entry.startswith("["):  # a port, unless a bare IPv6
+            name, _, entry_port = entry.rpartition(":")
+        if entry_port and port is not None and entry_port != str(port):
+            continue
+        name = name.strip("[]").lstrip(".")
+        if host == name or host.endswith("." + name):
+            return True
+    return False
+
+
 def _say(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
@@ -115,6 +156,6 @@ async def open_aiohttp_transport(*, keepalive: float = 60.0) -> AsyncIterator[Ai
     """
     connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=keepalive)
     async with aiohttp.ClientSession(
-        connector=connector, trust_env=True, cookie_jar=aiohttp.DummyCookieJar()
+        connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
     ) as session:
         yield AiohttpTransport(session)

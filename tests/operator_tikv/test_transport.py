@@ -16,7 +16,7 @@ from aiohttp import web
 
 from operator_tikv.errors import PDUnavailableError
 from operator_tikv.pd import PDClient
-from operator_tikv.transport import open_aiohttp_transport
+from operator_tikv.transport import env_proxy, open_aiohttp_transport
 
 
 class Server:
@@ -165,3 +165,33 @@ async def test_pd_client_maps_failures_over_the_transport(http: httpx.AsyncClien
         with pytest.raises(PDUnavailableError) as info:
             await pd.list_stores()
     assert "ConnectError" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "url", "proxy"),
+    [
+        ({}, "http://pd:2379", None),
+        ({"HTTP_PROXY": "http://proxy:3128"}, "http://pd:2379", "http://proxy:3128"),
+        ({"HTTP_PROXY": "http://proxy:3128"}, "https://pd:2379", None),
+        ({"ALL_PROXY": "http://proxy:3128"}, "https://pd:2379", "http://proxy:3128"),
+        ({"HTTP_PROXY": "http://p:1", "NO_PROXY": "pd"}, "http://pd:2379", None),
+        ({"HTTP_PROXY": "http://p:1", "NO_PROXY": "*"}, "http://pd:2379", None),
+        ({"HTTP_PROXY": "http://p:1", "NO_PROXY": ".svc"}, "http://pd.ns.svc:2379", None),
+        ({"HTTP_PROXY": "http://p:1", "NO_PROXY": "svc"}, "http://pd.ns.svc:2379", None),
+        ({"HTTP_PROXY": "http://p:1", "NO_PROXY": "pd:2379"}, "http://pd:2379", None),
+        ({"HTTP_PROXY": "http://p:1", "NO_PROXY": "pd:9"}, "http://pd:2379", "http://p:1"),
+        ({"HTTP_PROXY": "http://p:1", "NO_PROXY": "xpd"}, "http://pd:2379", "http://p:1"),
+        ({"HTTP_PROXY": "http://p:1", "NO_PROXY": "::1"}, "http://[::1]:2379", None),
+        ({"HTTP_PROXY": "http://p:1", "NO_PROXY": "127.0.0.1"}, "http://127.0.0.1:1", None),
+    ],
+)
+def test_environment_proxies_as_httpx_reads_them(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], url: str, proxy: str | None
+) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    parsed = httpx.URL(url)
+    assert env_proxy(parsed.scheme, parsed.host, parsed.port) == proxy
