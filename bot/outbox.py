@@ -195,7 +195,7 @@ def qualified_mark(mark: str) -> str: ...
 @overload
 def qualified_mark(mark: None) -> None: ...
 def qualified_mark(mark: str | None) -> str | None:
-    """Marks are stored with the outbox kind in front (`slack:proposal:P-7:v3`)."""
+    """Marks are stored with the outbox kind in front: `slack`, a colon, then the mark."""
     return None if mark is None else f"{KIND}:{mark}"
 
 
