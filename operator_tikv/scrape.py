@@ -1,12 +1,14 @@
 """Direct metrics source for clusters without Prometheus: scrape each TiKV's `/metrics`.
 
-Every store's `status_address` is fetched concurrently with a timeout and parsed with
-`prometheus_client`'s text parser (only the lines of the few metrics we use are parsed, so a
-real TiKV's ~10k-line page stays cheap). From one scrape we get disk usage and region
-counts; the write P99 needs two: it is computed from the histogram bucket deltas between the
-previous scrape of the same store and this one, the way `histogram_quantile(rate(...))`
-does. The first scrape, a counter reset, or a window without writes gives no P99 ("no
-data"). A failed scrape gives a reading with `up=False` and every value `None`.
+Every store's `status_address` is fetched concurrently with a timeout, over an `httpx` client
+or (in the long-running monitor) an aiohttp session from `open_scrape_session()` that keeps
+one connection per store between cycles. Pages are read by our own parser of only the three
+families we use (found with `str.find`, so a real TiKV's ~10k-line page stays cheap; checked
+against `prometheus_client`'s parser by a property test). From one scrape we get disk usage
+and region counts; the write P99 needs two: it is computed from the histogram bucket deltas
+between the previous scrape of the same store and this one, the way
+`histogram_quantile(rate(...))` does. The first scrape, a counter reset, or a window without
+writes gives no P99 ("no data"). A failed scrape gives a reading with `up=False` and every value `None`.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ from operator_tikv.metrics import (
 from operator_tikv.queries import REGION_COUNT, STORE_SIZE, WRITE_HISTOGRAM
 
 _BUCKET = f"{WRITE_HISTOGRAM}_bucket"
-_FAMILIES = (_BUCKET, STORE_SIZE, REGION_COUNT)
 
 # One sample line after its metric name (text format 0.0.4): optional `{labels}`, the value,
 # an optional timestamp. Inside braces, quoted strings may hold `}` `,` `=` and escapes.
@@ -384,10 +385,13 @@ async def open_scrape_session(
     on each request (quadratic in the store count when it keeps them all), and by default
     keeps 20 idle connections for 5 s, so a 100-store cluster polled every 15 s reconnects
     to every store each cycle. Status addresses are cluster-internal: proxy variables in the
-    environment are not used for them.
+    environment are not used for them (Prometheus does not use them for its scrapes either),
+    and cookies are neither kept nor sent.
     """
     connector = aiohttp.TCPConnector(
         limit=connections, limit_per_host=0, keepalive_timeout=keepalive
     )
-    async with aiohttp.ClientSession(connector=connector, trust_env=False) as session:
+    async with aiohttp.ClientSession(
+        connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
+    ) as session:
         yield session
