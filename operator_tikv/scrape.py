@@ -8,7 +8,8 @@ against `prometheus_client`'s parser by a property test). From one scrape we get
 and region counts; the write P99 needs two: it is computed from the histogram bucket deltas
 between the previous scrape of the same store and this one, the way
 `histogram_quantile(rate(...))` does. The first scrape, a counter reset, or a window without
-writes gives no P99 ("no data"). A failed scrape gives a reading with `up=False` and every value `None`.
+writes gives no P99 ("no data"). A failed scrape gives a reading with `up=False` and every
+value `None`.
 """
 
 from __future__ import annotations
