@@ -12,12 +12,11 @@
    the checks and the snapshot see the same state. A failed check fails the proposal with the
    check's sentence; nothing is sent.
 3. The execution is marked `request_sent` (with its requests and the before snapshot) and
-   saved *before* the PD request goes out, so a crash at any later point leaves a record that
-   says "maybe sent".
+   saved, with its `execution.started` audit event in the same transaction, *before* the PD
+   request goes out, so a crash at any later point leaves a record that says "maybe sent".
 4. **PD request** (the action's `execute`). A refusal from PD fails the proposal with PD's
    message. A lost answer (`outcome_unknown`) is looked up with the action's `reconcile`, never
-   re-sent. The `execution.started` audit event is written while the request is on its way,
-   and the start is reported to the notifier once the request is out.
+   re-sent. The start is reported to the notifier once the request is out.
 5. **Verification** with `follow()`, the action's poll interval and a per-action deadline;
    progress is saved and reported through `Notifier.execution_progress`. A deadline is recorded
    as `timed_out` (the proposal fails), never as success.
@@ -316,13 +315,6 @@ class Executor:
         except EngineError:
             logger.exception("could not append audit event %s", event.action)
 
-    async def _append_quietly(self, event: AuditEvent) -> None:
-        """`_append` for a task running beside the PD request: never raises."""
-        try:
-            await self._append(event)
-        except Exception:
-            logger.exception("could not append audit event %s", event.action)
-
     async def _changed(self, proposal: Proposal, event: AuditEvent) -> None:
         await _after_told()
         await self._notifier.proposal_changed(proposal, event)
@@ -350,10 +342,12 @@ class Executor:
             reason=reason,
         )
 
-    async def _save(self, execution: Execution, **changes: Any) -> Execution:
+    async def _save(
+        self, execution: Execution, *, audit: AuditEvent | None = None, **changes: Any
+    ) -> Execution:
         changes.setdefault("updated_at", self._clock.now())
         updated = Execution.model_validate({**execution.model_dump(), **changes})
-        return await self._executions.update(updated)
+        return await self._executions.update(updated, audit=audit)
 
     # ------------------------------------------------------------------ run
 
@@ -432,8 +426,17 @@ class Executor:
         writes = run.action.requests(run.params)
         # Saved before the request goes out: from here on a crash means "maybe sent", and the
         # restart looks at PD instead of sending again.
+        started = self._event(
+            "execution.started",
+            proposal,
+            detail={
+                "checks": [c.name for c in prepared.report.checks],
+                "requests": [w.describe() for w in writes],
+            },
+        )
         execution = await self._save(
             record,
+            audit=started,
             status=ExecutionStatus.REQUEST_SENT,
             requests=[
                 {"method": w.method, "path": w.path, "query": w.query, "body": w.body}
@@ -442,7 +445,7 @@ class Executor:
             before=run.before.model_dump(mode="json"),
             progress=[prepared.note] if prepared.note is not None else [],
         )
-        return await self._send(run, execution, prepared.report, result.audit)
+        return await self._send(run, execution, result.audit)
 
     async def _gate(self, current: Proposal) -> tuple[TransitionResult, Execution] | Execution:
         """The exactly-once gate: `approved → executing` (kill switch and observe-only checked
@@ -511,27 +514,12 @@ class Executor:
             run=run, report=report, note=self._note("preflight passed on fresh cluster state")
         )
 
-    async def _send(
-        self, run: _Run, execution: Execution, report: PreflightReport, start: AuditEvent
-    ) -> Execution:
+    async def _send(self, run: _Run, execution: Execution, start: AuditEvent) -> Execution:
         """The gate is saved (the record says `request_sent`): send the write, once."""
         proposal, action, params = run.proposal, run.action, run.params
         announced = False
         try:
             await self._step("before_request")
-            # Audited while the request is on its way (awaited before anything else).
-            started = asyncio.ensure_future(
-                self._append_quietly(
-                    self._event(
-                        "execution.started",
-                        proposal,
-                        detail={
-                            "checks": [c.name for c in report.checks],
-                            "requests": [w.describe() for w in action.requests(params)],
-                        },
-                    )
-                )
-            )
             try:
                 message = await action.execute(params, self._pd)
             except PDError as exc:
@@ -540,7 +528,6 @@ class Executor:
                 failure = None
             finally:
                 _sent()
-                await started
             announced = True
             await self._changed(proposal, start)
             if isinstance(failure, PDUnavailableError):

@@ -139,8 +139,9 @@ class ExecutionRepo(Protocol):
 
     async def get(self, proposal_id: str) -> Execution | None: ...
 
-    async def update(self, execution: Execution) -> Execution:
-        """Replace the stored record (status, requests, answers, progress, snapshots)."""
+    async def update(self, execution: Execution, *, audit: AuditEvent | None = None) -> Execution:
+        """Replace the stored record (status, requests, answers, progress, snapshots); with
+        `audit`, append that event in the same transaction."""
         ...
 
     async def finish(self, execution: Execution) -> Execution:

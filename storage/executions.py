@@ -9,7 +9,14 @@ from typing import Any
 import aiosqlite
 
 from engine.errors import ExecutionAlreadyStarted, NotFound
-from engine.model import UNFINISHED_EXECUTION, Execution, ExecutionStatus, ProgressNote
+from engine.model import (
+    UNFINISHED_EXECUTION,
+    AuditEvent,
+    Execution,
+    ExecutionStatus,
+    ProgressNote,
+)
+from storage.audit import insert_audit
 from storage.codec import (
     dumps,
     dumps_or_none,
@@ -93,7 +100,7 @@ class SqliteExecutionRepo:
         )
         return None if row is None else row_to_execution(row)
 
-    async def update(self, execution: Execution) -> Execution:
+    async def update(self, execution: Execution, *, audit: AuditEvent | None = None) -> Execution:
         sets = ", ".join(f"{name.strip()} = ?" for name in _MUTABLE.split(","))
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
@@ -102,6 +109,8 @@ class SqliteExecutionRepo:
             )
             changed = cursor.rowcount
             await cursor.close()
+            if changed == 1 and audit is not None:
+                await insert_audit(conn, audit)
         if changed != 1:
             raise NotFound(
                 f"there is no execution of proposal {execution.proposal_id}; start() it first",

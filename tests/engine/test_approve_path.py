@@ -60,12 +60,14 @@ async def test_the_write_follows_one_read_of_each_kind_and_a_durable_gate(
     async with engine_on(sim, db_path) as h:
         pid = await propose_drain(h)
         seen_at_send: list[tuple[Proposal | None, Execution | None]] = []
+        audited_at_send: list[list[str]] = []
         send = h.pd.execute
 
         async def execute(write: Any) -> str:
             seen_at_send.append(
                 (await h.repos.proposals.get(pid), await h.repos.executions.get(pid))
             )
+            audited_at_send.append(await h.audit_actions(pid))
             return await send(write)
 
         monkeypatch.setattr(h.pd, "execute", execute)
@@ -80,6 +82,9 @@ async def test_the_write_follows_one_read_of_each_kind_and_a_durable_gate(
 
         [(proposal, execution)] = seen_at_send
         assert proposal is not None and proposal.state is ProposalState.EXECUTING
+        # The start is audited with the `request_sent` record, before the write goes out.
+        [audited] = audited_at_send
+        assert audited.count("proposal.start") == 1 and audited.count("execution.started") == 1
         assert execution is not None and execution.status is ExecutionStatus.REQUEST_SENT
         assert execution.requests == [
             {
