@@ -15,8 +15,9 @@
    saved, with its `execution.started` audit event in the same transaction, *before* the PD
    request goes out, so a crash at any later point leaves a record that says "maybe sent".
 4. **PD request** (the action's `execute`). A refusal from PD fails the proposal with PD's
-   message. A lost answer (`outcome_unknown`) is looked up with the action's `reconcile`, never
-   re-sent. The start is reported to the notifier once the request is out.
+   message. A lost answer (`outcome_unknown`) is looked up with the action's `reconcile` (up to
+   `LOST_ANSWER_LOOKS` times, backing off), never re-sent. The start is reported to the
+   notifier once the request is out.
 5. **Verification** with `follow()`, the action's poll interval and a per-action deadline;
    progress is saved and reported through `Notifier.execution_progress`. A deadline is recorded
    as `timed_out` (the proposal fails), never as success.
@@ -252,6 +253,12 @@ def undo_from(proposal: Proposal, execution: Execution | None) -> ActionRef | No
 
 def _accepted(message: str) -> str:
     return message if message.startswith("PD accepted") else f"PD accepted: {message}"
+
+
+LOST_ANSWER_LOOKS = 4
+"""When PD's answer to a write is lost, PD is read this many times (the action's poll interval,
+then doubling) before the outcome is called unknown or "not applied": a PD that was briefly
+unreachable, or applied the request late, is seen instead of guessed."""
 
 
 class Executor:
@@ -590,18 +597,39 @@ class Executor:
                 reason=str(exc),
             )
         )
-        try:
-            verdict = await run.action.reconcile(run.params, self._pd, run.before)
-        except PDError as again:
-            return await self._finish(
-                proposal,
-                execution,
-                ExecutionStatus.FAILED,
-                f"PD's answer was lost ({exc.message or exc}) and PD could not be read afterwards "
-                f"({again.message or again}), so whether it applied the request is unknown; it "
-                "was not sent again. Check the cluster before proposing it again",
-                detail={"sent": "unknown"},
-            )
+        base = self._intervals.get(run.action.name, 1.0)
+        verdict = None
+        for look in range(LOST_ANSWER_LOOKS):
+            if look:
+                await self._sleep(base * 2 ** (look - 1))
+            try:
+                verdict = await run.action.reconcile(run.params, self._pd, run.before)
+            except PDError as again:
+                if look + 1 < LOST_ANSWER_LOOKS:
+                    execution = await self._save(
+                        execution,
+                        progress=[
+                            *execution.progress,
+                            self._note(
+                                f"answer lost and PD could not be read ({again.message or again}); "
+                                f"looking again in {base * 2**look:g} s"
+                            ),
+                        ],
+                    )
+                    continue
+                return await self._finish(
+                    proposal,
+                    execution,
+                    ExecutionStatus.FAILED,
+                    f"PD's answer was lost ({exc.message or exc}) and PD could not be read in "
+                    f"{LOST_ANSWER_LOOKS} tries afterwards ({again.message or again}), so whether "
+                    "it applied the request is unknown; it was not sent again. Check the "
+                    "cluster before proposing it again",
+                    detail={"sent": "unknown"},
+                )
+            if verdict is not None:
+                break
+            # No sign yet: a request PD was still working on may land a moment later.
         if verdict is None:
             return await self._finish(
                 proposal,

@@ -364,6 +364,35 @@ async def test_lost_answer_is_looked_up_and_never_resent(
         ]
 
 
+async def test_a_write_pd_applied_after_its_answer_was_lost_is_found_and_verified(
+    sim_factory: SimFactory, db_path: Path
+) -> None:
+    """PD hangs for 2 s of cluster time: the write's answer and the first looks time out; the
+    hung write then lands, and a later look finds it instead of calling the outcome unknown."""
+    sim = await sim_factory(stores=4)
+
+    async def pd_hangs_a_while(step: str) -> None:
+        if step == "before_request":
+            sim.faults.pd_timeouts(seconds=2.0)
+
+    async with engine_on(sim, db_path, checkpoint=pd_hangs_a_while, pd_timeout=0.3) as h:
+        created = await h.engine.handle_text("drain 4", h.operator)
+        assert isinstance(created, ProposalCreated)
+        await h.engine.approve(created.proposal.id, ALICE)
+        await h.engine.wait_idle()
+        proposal = await h.repos.proposals.get(created.proposal.id)
+        execution = await h.repos.executions.get(created.proposal.id)
+        assert proposal is not None and execution is not None
+        assert proposal.state is ProposalState.SUCCEEDED, proposal.outcome
+        notes = [n.message for n in execution.progress]
+        assert any("looking again" in n for n in notes), notes
+        assert any(n.startswith("answer lost; PD shows") for n in notes), notes
+        assert [w for w in h.writes() if w[0] == "POST"] == [
+            ("POST", SCHEDULERS, {"name": "evict-leader-scheduler", "store_id": 4})
+        ]
+        assert sim.cluster.store(4).leader_count == 0
+
+
 @pytest.mark.parametrize(
     ("step", "state", "status", "posts"),
     [
