@@ -9,7 +9,9 @@ by scraping every store and again through a Prometheus stand-in (`bench/fake_pro
 5 instant queries per cycle, in its own process), it runs warm-up cycles, then `--cycles`
 cycles back to back, and reports per cycle: requests (PD requests and store scrapes counted by the
 simulator; "metrics" is the scrapes, or the 5 Prometheus queries), this process's CPU time
-(user + system, all threads), wall time, and resident memory after the cycles. Then `--long`
+(user + system, all threads: median, mean with the garbage collector's full passes, max),
+wall time, and resident memory after the cycles. As `tikvops run` does once started, the
+heap left after the warm-up is frozen (`gc.freeze()`, `--no-freeze` to leave it). Then `--long`
 cycles at one size, sampling memory, open file descriptors and asyncio tasks every 100 cycles.
 
 Targets: requests per cycle independent of the region count; under 20 ms of bot CPU per cycle
@@ -110,7 +112,7 @@ async def monitor_for(  # type: ignore[no-untyped-def]
 
 
 async def measure_size(
-    stores: int, regions: int, cycles: int, prometheus: bool = False
+    stores: int, regions: int, cycles: int, prometheus: bool = False, freeze: bool = True
 ) -> dict[str, float]:
     async with contextlib.AsyncExitStack() as exits:
         sim = await exits.enter_async_context(sim_process(stores=stores, regions=regions))
@@ -123,12 +125,17 @@ async def measure_size(
                     await monitor.tick()
                 await sim.clear_requests()
                 gc.collect()
+                if freeze:  # as `tikvops run` does once started (tikvops.stack, freeze_heap)
+                    gc.freeze()
                 cpu_per, wall_per = [], []
-                for _ in range(cycles):
-                    wall, cpu = time.perf_counter(), cpu_seconds()
-                    await monitor.tick()
-                    cpu_per.append((cpu_seconds() - cpu) * 1000)
-                    wall_per.append((time.perf_counter() - wall) * 1000)
+                try:
+                    for _ in range(cycles):
+                        wall, cpu = time.perf_counter(), cpu_seconds()
+                        await monitor.tick()
+                        cpu_per.append((cpu_seconds() - cpu) * 1000)
+                        wall_per.append((time.perf_counter() - wall) * 1000)
+                finally:
+                    gc.unfreeze()
                 data = await sim.control("GET", "/requests")
                 pd_requests = sum(1 for r in data["requests"] if r["store_id"] is None)
                 scrapes = data["count"] - pd_requests
@@ -137,6 +144,7 @@ async def measure_size(
                     "pd_requests": pd_requests / cycles,
                     "scrapes": scrapes / cycles,
                     "cpu_ms": statistics.median(cpu_per),
+                    "cpu_mean_ms": statistics.fmean(cpu_per),
                     "cpu_max_ms": max(cpu_per),
                     "wall_ms": statistics.median(wall_per),
                     "rss": rss_mib(),
@@ -166,14 +174,14 @@ async def main_async(args: argparse.Namespace) -> int:
         sizes = [tuple(int(x) for x in s.split("x")) for s in args.sizes]  # type: ignore[misc]
     print(
         f"{'stores':>6} {'regions':>8} {'source':>6} | {'PD req':>6} {'metrics':>7} | "
-        f"{'CPU ms p50':>10} {'max':>6} | {'wall ms':>7} | {'RSS MiB':>7}"
+        f"{'CPU ms p50':>10} {'mean':>6} {'max':>6} | {'wall ms':>7} | {'RSS MiB':>7}"
     )
     by_store: dict[tuple[int, bool], set[float]] = {}
     worst_100 = 0.0
     worst_prom = 0.0
     for stores, regions in sizes:
         for prometheus in (False, True) if args.prometheus else (False,):
-            r = await measure_size(stores, regions, args.cycles, prometheus)
+            r = await measure_size(stores, regions, args.cycles, prometheus, args.freeze)
             key = (stores, prometheus)
             by_store.setdefault(key, set()).add(r["pd_requests"] + r["scrapes"])
             if stores >= 100:
@@ -184,7 +192,8 @@ async def main_async(args: argparse.Namespace) -> int:
             print(
                 f"{stores:>6} {regions:>8} {'prom' if prometheus else 'scrape':>6} | "
                 f"{r['pd_requests']:>6.1f} {r['scrapes'] + r['prometheus']:>7.1f} | "
-                f"{r['cpu_ms']:>10.1f} {r['cpu_max_ms']:>6.1f} | {r['wall_ms']:>7.1f} | "
+                f"{r['cpu_ms']:>10.1f} {r['cpu_mean_ms']:>6.1f} {r['cpu_max_ms']:>6.1f} | "
+                f"{r['wall_ms']:>7.1f} | "
                 f"{r['rss']:>7.0f}",
                 flush=True,
             )
@@ -222,6 +231,12 @@ def main(argv: list[str] | None = None) -> int:
         dest="prometheus",
         action="store_false",
         help="only the direct scrape of each store (default: also through a Prometheus stand-in)",
+    )
+    parser.add_argument(
+        "--no-freeze",
+        dest="freeze",
+        action="store_false",
+        help="leave the start-up heap to the garbage collector (tikvops run freezes it)",
     )
     parser.add_argument("--long", type=int, default=1000, help="cycles of the memory run (0: none)")
     parser.add_argument("--long-size", default="10x20000")
