@@ -95,8 +95,8 @@ def _keepalive(settings: Settings) -> float:
 async def open_metrics_source(settings: Settings) -> AsyncIterator[MetricsSource]:
     """The monitor's metrics source, with an HTTP client sized for it; closed on exit.
 
-    Prometheus when `prometheus_url` is set (a few queries per cycle over `httpx`), otherwise
-    a direct scrape of every store's `/metrics` over a keep-alive session that keeps one
+    Prometheus when `prometheus_url` is set (5 queries per cycle, httpx over the aiohttp
+    transport of `operator_tikv.transport`), otherwise a direct scrape of every store's `/metrics` over a keep-alive session that keeps one
     connection per store across cycles (`operator_tikv.scrape.open_scrape_session`).
     """
     keepalive = _keepalive(settings)
