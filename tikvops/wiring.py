@@ -96,8 +96,9 @@ async def open_metrics_source(settings: Settings) -> AsyncIterator[MetricsSource
     """The monitor's metrics source, with an HTTP client sized for it; closed on exit.
 
     Prometheus when `prometheus_url` is set (5 queries per cycle, httpx over the aiohttp
-    transport of `operator_tikv.transport`), otherwise a direct scrape of every store's `/metrics` over a keep-alive session that keeps one
-    connection per store across cycles (`operator_tikv.scrape.open_scrape_session`).
+    transport of `operator_tikv.transport`), otherwise a direct scrape of every store's
+    `/metrics` over a keep-alive session that keeps one connection per store across cycles
+    (`operator_tikv.scrape.open_scrape_session`).
     """
     keepalive = _keepalive(settings)
     if settings.prometheus_url:
