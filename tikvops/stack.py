@@ -38,8 +38,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import httpx
-
 from bot.app import SlackBot
 from bot.catchup import CatchUp
 from bot.config import BotConfig
@@ -52,11 +50,11 @@ from engine.monitor import ClusterSource, Monitor
 from engine.playbook_diagnoser import PlaybookDiagnoser
 from engine.ports import Clock, Diagnoser, Notifier
 from operator_tikv.playbooks import PlaybookLimits
-from tikvops.commands.check import metrics_source, thresholds_from_settings
+from tikvops.commands.check import thresholds_from_settings
 from tikvops.observability import BotMetrics, Health, ObservabilityServer, parse_host_port
 from tikvops.scheduling import JobScheduler, ProposalReminders, schedule_bot_jobs
 from tikvops.settings import ConfigError, Settings, env_name
-from tikvops.wiring import Runtime, open_runtime
+from tikvops.wiring import Runtime, open_metrics_source, open_runtime
 
 logger = logging.getLogger(__name__)
 
@@ -383,12 +381,8 @@ async def open_stack(
         # 3. diagnoser
         diagnoser, diagnoser_name = build_diagnoser(settings, runtime, clock, stack)
         # 4. monitor and scheduler
-        http = await stack.enter_async_context(
-            httpx.AsyncClient(timeout=httpx.Timeout(settings.pd_timeout))
-        )
-        source = ClusterSource(
-            runtime.pd, metrics_source(settings, http), pd_url=runtime.pd.base_url
-        )
+        metrics_from = await stack.enter_async_context(open_metrics_source(settings))
+        source = ClusterSource(runtime.pd, metrics_from, pd_url=runtime.pd.base_url)
         monitor = build_monitor(
             runtime, source, clock=clock, diagnoser=diagnoser, metrics=metrics, health=health
         )
