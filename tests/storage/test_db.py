@@ -47,6 +47,8 @@ async def test_fresh_database_is_migrated_with_pragmas(db: Database) -> None:
     assert foreign is not None and foreign[0] == 1
     busy = await db.fetchone("PRAGMA busy_timeout")
     assert busy is not None and busy[0] == 5000
+    synchronous = await db.fetchone("PRAGMA synchronous")
+    assert synchronous is not None and synchronous[0] == 2  # FULL: commits survive a power loss
 
 
 async def test_migration_from_an_older_version_keeps_data(db_path: Path) -> None:
