@@ -25,7 +25,14 @@ from bot import marks
 from bot.notifier import NotifierReads, SlackNotifier
 from bot.outbox import SlackOutbox
 from engine.errors import EngineError
-from engine.model import AuditEvent, AuditOutcome, Incident, IncidentStatus, Proposal
+from engine.model import (
+    AuditEvent,
+    AuditOutcome,
+    Diagnosis,
+    Incident,
+    IncidentStatus,
+    Proposal,
+)
 from engine.ports import AuditLog, Clock
 
 logger = logging.getLogger(__name__)
@@ -96,44 +103,51 @@ class CatchUp:
 
     async def _run(self) -> CatchUpReport:
         since = self._clock.now() - self._window
-        incidents: dict[str, Incident] = {}
+        found: dict[str, Incident] = {}
         for incident in await self._reads.incidents.list_open():
-            incidents[incident.id] = incident
+            found[incident.id] = incident
         for incident in await self._reads.incidents.list(since=since, limit=self._limit):
-            incidents.setdefault(incident.id, incident)
-        told_incidents = told_diagnoses = 0
+            found.setdefault(incident.id, incident)
         # Oldest first, incidents before proposals: a thread's parent is queued before its
         # replies (the outbox keeps each incident's messages in queue order).
-        for incident in sorted(incidents.values(), key=lambda i: (i.opened_at, i.id)):
-            i, d = await self._incident(incident)
+        incidents = sorted(found.values(), key=lambda i: (i.opened_at, i.id))
+        diagnoses = {i.id: await self._reads.diagnoses.latest_for(i.id) for i in incidents}
+        proposals = sorted(
+            (
+                p
+                for p in await self._reads.proposals.list(limit=self._limit)
+                if not p.state.is_terminal or p.updated_at >= since
+            ),
+            key=lambda p: (p.created_at, p.id),
+        )
+        wanted: list[str] = []
+        for incident in incidents:
+            wanted += _incident_marks(incident, diagnoses[incident.id])
+        for proposal in proposals:
+            wanted += _proposal_marks(proposal)
+        have = await self._outbox.marked(wanted)  # one look-up for every record
+        told_incidents = told_diagnoses = 0
+        for incident in incidents:
+            i, d = await self._incident(incident, diagnoses[incident.id], have)
             told_incidents += i
             told_diagnoses += d
-        proposals = [
-            p
-            for p in await self._reads.proposals.list(limit=self._limit)
-            if not p.state.is_terminal or p.updated_at >= since
-        ]
         told_proposals = 0
-        for proposal in sorted(proposals, key=lambda p: (p.created_at, p.id)):
-            told_proposals += await self._proposal(proposal)
+        for proposal in proposals:
+            told_proposals += await self._proposal(proposal, have)
         return CatchUpReport(
             incidents=told_incidents, diagnoses=told_diagnoses, proposals=told_proposals
         )
 
-    async def _incident(self, incident: Incident) -> tuple[int, int]:
-        opened = marks.incident_opened(incident.id)
-        version = marks.incident_version(incident.id, incident.version)
-        resolved = marks.incident_resolved(incident.id)
-        diagnosis = await self._reads.diagnoses.latest_for(incident.id)
-        told_diagnosis = marks.diagnosis_ready(diagnosis.id if diagnosis else None)
-        wanted = [opened, version, resolved] + ([told_diagnosis] if told_diagnosis else [])
-        have = await self._outbox.marked(wanted)
+    async def _incident(
+        self, incident: Incident, diagnosis: Diagnosis | None, have: set[str]
+    ) -> tuple[int, int]:
+        opened, version, resolved, *told_diagnosis = _incident_marks(incident, diagnosis)
         told = 0
         if opened not in have:
             await self._notifier.incident_opened(incident)
             told += 1
         diagnoses = 0
-        if diagnosis is not None and told_diagnosis is not None and told_diagnosis not in have:
+        if diagnosis is not None and told_diagnosis and told_diagnosis[0] not in have:
             await self._notifier.diagnosis_ready(incident, diagnosis)
             diagnoses = 1
         if incident.status is IncidentStatus.RESOLVED:
@@ -147,10 +161,8 @@ class CatchUp:
             told += 1
         return told, diagnoses
 
-    async def _proposal(self, proposal: Proposal) -> int:
-        made = marks.proposal_made(proposal.id)
-        version = marks.proposal_version(proposal.id, proposal.version)
-        have = await self._outbox.marked([made, version])
+    async def _proposal(self, proposal: Proposal, have: set[str]) -> int:
+        made, version = _proposal_marks(proposal)
         told = 0
         if made not in have:
             await self._notifier.proposal_made(proposal)
@@ -175,6 +187,25 @@ class CatchUp:
             if event.detail.get("version") == proposal.version:
                 return event
         return changes[0] if changes else None
+
+
+def _incident_marks(incident: Incident, diagnosis: Diagnosis | None) -> list[str]:
+    """Opened, current version, resolved, then the latest diagnosis's (when it has an ID)."""
+    told_diagnosis = marks.diagnosis_ready(diagnosis.id if diagnosis else None)
+    return [
+        marks.incident_opened(incident.id),
+        marks.incident_version(incident.id, incident.version),
+        marks.incident_resolved(incident.id),
+        *([told_diagnosis] if told_diagnosis else []),
+    ]
+
+
+def _proposal_marks(proposal: Proposal) -> list[str]:
+    """Made, then current version."""
+    return [
+        marks.proposal_made(proposal.id),
+        marks.proposal_version(proposal.id, proposal.version),
+    ]
 
 
 __all__ = ["LIMIT", "WINDOW", "CatchUp", "CatchUpReads", "CatchUpReport"]

@@ -84,10 +84,6 @@ class SharedSessionWebClient(AsyncWebClient):
             await session.close()
 
 
-def _as_dicts(items: Sequence[dict[str, Any] | Block | Attachment]) -> list[dict[str, Any]]:
-    return [item if isinstance(item, dict) else item.to_dict() for item in items]
-
-
 class SessionRespond(AsyncRespond):
     """Bolt's `respond` for one request, sending on a shared `aiohttp.ClientSession`."""
 
@@ -111,13 +107,14 @@ class SessionRespond(AsyncRespond):
     ) -> WebhookResponse:
         if self.response_url is None:
             raise ValueError("respond is unsupported here as there is no response_url")
-        if isinstance(text, dict):
-            body = dict(text)
-        else:
-            fields: dict[str, Any] = {
+        # `send_dict` drops the None fields and turns Block/Attachment objects into dicts.
+        body: dict[str, Any] = (
+            dict(text)
+            if isinstance(text, dict)
+            else {
                 "text": text,
-                "blocks": _as_dicts(blocks) if blocks else None,
-                "attachments": _as_dicts(attachments) if attachments else None,
+                "blocks": blocks or None,
+                "attachments": attachments or None,
                 "response_type": response_type,
                 "replace_original": replace_original,
                 "delete_original": delete_original,
@@ -126,7 +123,7 @@ class SessionRespond(AsyncRespond):
                 "thread_ts": thread_ts,
                 "metadata": metadata,
             }
-            body = {k: v for k, v in fields.items() if v is not None}
+        )
         webhook = AsyncWebhookClient(url=self.response_url, session=self._session)
         return await webhook.send_dict(body)
 

@@ -161,8 +161,8 @@ class SlackOutbox:
 
     async def marked(self, marks: Sequence[str]) -> set[str]:
         """Which of `marks` (unqualified, as given to `send`) were queued."""
-        found = await self._outbox.marked(qualified_mark(m) for m in marks)
-        return {m for m in marks if qualified_mark(m) in found}
+        qualified = {qualified_mark(m): m for m in marks}
+        return {qualified[q] for q in await self._outbox.marked(qualified)}
 
     async def post(
         self,

@@ -42,16 +42,9 @@ class SqliteOutbox:
         self._db = db
 
     async def enqueue(self, kind: str, key: str, payload: JsonDict, *, now: datetime) -> int:
-        async with self._db.transaction() as conn:
-            cursor = await conn.execute(
-                "INSERT INTO outbox (kind, key, payload, created_at, next_attempt_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (kind, key, dumps(payload), ts(now), ts(now)),
-            )
-            new_id = cursor.lastrowid
-            await cursor.close()
-        assert new_id is not None
-        return new_id
+        ids = await self.enqueue_batch(kind, [(key, payload)], now=now)
+        assert ids  # an unmarked batch is always queued
+        return ids[0]
 
     async def enqueue_batch(
         self,

@@ -16,6 +16,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, TextIO
 
 from engine.clock import SystemClock, format_time
@@ -113,7 +114,7 @@ async def _retry(repos: Repositories, ids: Sequence[int] | None, out: TextIO) ->
     return 0 if requeued else 1
 
 
-def render_items(items: Sequence[OutboxItem], now: Any) -> str:
+def render_items(items: Sequence[OutboxItem], now: datetime) -> str:
     """A plain table of outbox items (pure)."""
     if not items:
         return "Nothing owed to Slack: no pending or given-up messages."
