@@ -292,12 +292,12 @@ def _interpret(base_url: str, response: httpx.Response) -> QueryResult:
     status = response.status_code
     try:
         body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         excerpt = response.text[:_MAX_BODY_IN_MESSAGE].strip()
         if response.is_success:
             raise PrometheusProtocolError(
-                f"Prometheus at {base_url} answered {status} with a body that is not JSON: "
-                f"{excerpt!r}",
+                f"Prometheus at {base_url} answered {status} with a body that is not JSON "
+                f"(or is nested too deeply to read): {excerpt!r}",
                 status_code=status,
             ) from exc
         raise PrometheusUnavailable(

@@ -211,3 +211,14 @@ async def test_timeout_is_unavailable(client: PrometheusClient) -> None:
     respx.post(f"{BASE}/api/v1/query").mock(side_effect=httpx.ReadTimeout("slow"))
     with pytest.raises(PrometheusUnavailable, match="did not answer in time"):
         await client.query("up")
+
+
+@respx.mock
+async def test_a_deeply_nested_body_is_a_protocol_error_not_a_crash(
+    client: PrometheusClient,
+) -> None:
+    respx.post(f"{BASE}/api/v1/query").respond(
+        200, content=b"[" * 200_000 + b"]" * 200_000, headers={"content-type": "application/json"}
+    )
+    with pytest.raises(PrometheusProtocolError, match="nested too deeply"):
+        await client.query("up")
