@@ -1,7 +1,8 @@
 """Fault injection switches for tests: Web API failures and Socket Mode mishaps.
 
 Web API faults are queued per method (``"*"`` matches every method) and consumed one per call,
-first armed first used. Socket faults are counters the socket hub consumes on its next delivery,
+first armed first used. :meth:`Faults.lose_answer` is the one fault that lets Slack do the work:
+the call is carried out (a message is stored) and only the answer is lost on its way back. Socket faults are counters the socket hub consumes on its next delivery,
 except :meth:`Faults.drop_socket`, which acts at once.
 """
 
@@ -11,7 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-FaultKind = Literal["ratelimited", "server_error", "error", "slow"]
+FaultKind = Literal["ratelimited", "server_error", "error", "slow", "lost_answer"]
+LostHow = Literal["disconnect", "server_error", "late"]
+"""How an answer is lost after the call was carried out: the connection is closed without an
+answer (a proxy or load balancer dropping it), a 5xx page is answered instead (a gateway
+timing out), or the answer comes only after ``delay`` seconds (the client times out first)."""
 
 
 @dataclass
@@ -26,6 +31,7 @@ class ApiFault:
     error: str = ""
     delay: float = 0.0
     fields: dict[str, Any] = field(default_factory=dict)
+    how: LostHow = "disconnect"
 
 
 class Faults:
@@ -56,6 +62,25 @@ class Faults:
     def slow(self, method: str, delay: float, times: int = 1) -> None:
         """Next ``times`` calls are answered normally, but only after ``delay`` seconds."""
         self._arm(ApiFault("slow", method, times, delay=delay))
+
+    def lose_answer(
+        self,
+        method: str,
+        times: int = 1,
+        *,
+        how: LostHow = "disconnect",
+        delay: float = 30.0,
+        status: int = 503,
+    ) -> None:
+        """Next ``times`` calls of ``method`` are carried out (a ``chat.postMessage`` stores its
+        message), then the answer is lost: ``how="disconnect"`` closes the connection without
+        an answer, ``"server_error"`` answers HTTP ``status`` (5xx) with an error page as a
+        gateway would, ``"late"`` answers only after ``delay`` seconds."""
+        if how == "server_error" and not 500 <= status <= 599:
+            raise ValueError(f"a lost answer's server_error needs a 5xx status, got {status}")
+        if how == "late" and delay <= 0:
+            raise ValueError("a late answer needs a positive delay")
+        self._arm(ApiFault("lost_answer", method, times, status=status, delay=delay, how=how))
 
     def take(self, method: str) -> ApiFault | None:
         """Consume the first armed fault matching ``method`` (used by the Web API handler)."""

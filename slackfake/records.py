@@ -11,7 +11,9 @@ from typing import Any
 
 @dataclass
 class ApiCall:
-    """One Web API request; ``status``/``response``/``fault`` are filled in when answered."""
+    """One Web API request; ``status``/``response``/``fault`` are filled in when answered.
+    With a lost answer (``Faults.lose_answer``) ``status``/``response`` say what Slack did and
+    ``lost`` is True: the caller never saw them."""
 
     method: str
     params: dict[str, Any]
@@ -21,6 +23,7 @@ class ApiCall:
     status: int = 0
     response: dict[str, Any] | None = None
     fault: str | None = None
+    lost: bool = False
 
     @property
     def ok(self) -> bool:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from aiohttp import web
 
 from slackfake.errors import ApiError
-from slackfake.faults import Faults
+from slackfake.faults import ApiFault, Faults
 from slackfake.ids import parse_ts
 from slackfake.limits import MAX_BLOCKS_VIEW, check_blocks, truncate_text
 from slackfake.modals import Modals
@@ -79,6 +79,7 @@ class WebApi:
         call = ApiCall(method, {}, request.method, None, time.time())
         self.calls.append(call)
         headers: dict[str, str] = {}
+        lost: ApiFault | None = None
         try:
             call.params = await read_params(request)
             call.token = token_of(request, call.params)
@@ -86,7 +87,7 @@ class WebApi:
             if spec is None:
                 raise ApiError("unknown_method")
             self._authorize(spec, call.token)
-            body, headers = await self._apply_fault(call)
+            body, headers, lost = await self._apply_fault(call)
             if body is None:
                 if spec.scope and spec.scope not in self.ws.scopes:
                     raise ApiError(
@@ -104,7 +105,32 @@ class WebApi:
         call.status = status
         call.response = body
         headers.setdefault("x-slack-req-id", f"slackfake-{len(self.calls)}")
+        if lost is not None:
+            return await self._lose_answer(request, call, lost, body, status, headers)
         return web.json_response(body, status=status, headers=headers)
+
+    async def _lose_answer(
+        self,
+        request: web.Request,
+        call: ApiCall,
+        fault: ApiFault,
+        body: dict[str, Any],
+        status: int,
+        headers: dict[str, str],
+    ) -> web.Response:
+        """The call was carried out (``call`` records what Slack did); lose its answer."""
+        call.lost = True
+        if fault.how == "server_error":
+            page = f"<html><body><h1>{fault.status} Service Unavailable</h1></body></html>"
+            return web.Response(status=fault.status, text=page, content_type="text/html")
+        if fault.how == "late":
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), fault.delay)
+            return web.json_response(body, status=status, headers=headers)
+        transport = request.transport
+        if transport is not None:
+            transport.close()  # the client sees the connection end with no answer
+        raise web.HTTPServiceUnavailable()  # never written: the connection is closed
 
     def _authorize(self, spec: MethodSpec, token: str | None) -> None:
         if spec.auth == "none":
@@ -123,21 +149,28 @@ class WebApi:
             raise ApiError("not_allowed_token_type")
         raise ApiError("invalid_auth")
 
-    async def _apply_fault(self, call: ApiCall) -> tuple[dict[str, Any] | None, dict[str, str]]:
+    async def _apply_fault(
+        self, call: ApiCall
+    ) -> tuple[dict[str, Any] | None, dict[str, str], ApiFault | None]:
+        """The answer an armed fault gives instead of the method's (None: call the method),
+        its headers, and the fault if it loses the method's answer afterwards."""
         fault = self.faults.take(call.method)
         if fault is None:
-            return None, {}
+            return None, {}, None
         call.fault = fault.kind
+        if fault.kind == "lost_answer":
+            return None, {}, fault
         if fault.kind == "slow":
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), fault.delay)
-            return None, {}
+            return None, {}, None
         call.status = fault.status
         if fault.kind == "ratelimited":
-            return {"ok": False, "error": "ratelimited"}, {"Retry-After": str(fault.retry_after)}
+            headers = {"Retry-After": str(fault.retry_after)}
+            return {"ok": False, "error": "ratelimited"}, headers, None
         if fault.kind == "server_error":
-            return {"ok": False, "error": "internal_error"}, {}
-        return {"ok": False, "error": fault.error, **fault.fields}, {}
+            return {"ok": False, "error": "internal_error"}, {}, None
+        return {"ok": False, "error": fault.error, **fault.fields}, {}, None
 
     # ----- helpers ---------------------------------------------------------------------
     def channel(self, params: Params, name: str = "channel") -> Channel:
@@ -197,6 +230,27 @@ def _with_warnings(body: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
     return body
 
 
+def _metadata(params: Params) -> dict[str, Any] | None:
+    """Message metadata as Slack checks it: an object with a string ``event_type`` and an
+    object ``event_payload`` (a JSON value or a JSON-encoded string)."""
+    metadata = opt_json(params, "metadata", "invalid_metadata_format")
+    if metadata is None:
+        return None
+    if (
+        not isinstance(metadata, dict)
+        or not isinstance(metadata.get("event_type"), str)
+        or not metadata["event_type"]
+        or not isinstance(metadata.get("event_payload"), dict)
+    ):
+        raise ApiError(
+            "invalid_metadata_format",
+            response_metadata={
+                "messages": ["[ERROR] metadata needs a string event_type and an object event_payload"]
+            },
+        )
+    return metadata
+
+
 # ----- methods -------------------------------------------------------------------------
 async def auth_test(api: WebApi, params: Params, token: str) -> dict[str, Any]:
     ws = api.ws
@@ -227,7 +281,7 @@ async def chat_post_message(api: WebApi, params: Params, token: str) -> dict[str
     if not text and not blocks and not attachments:
         raise ApiError("no_text")
     thread_ts = api.thread_parent(channel, opt_str(params, "thread_ts"))
-    metadata = opt_json(params, "metadata", "invalid_metadata_format")
+    metadata = _metadata(params)
     msg = api.store.post(
         channel.id,
         text=text,
@@ -238,7 +292,7 @@ async def chat_post_message(api: WebApi, params: Params, token: str) -> dict[str
         team=api.ws.team_id,
         thread_ts=thread_ts,
         attachments=attachments if isinstance(attachments, list) else None,
-        metadata=metadata if isinstance(metadata, dict) else None,
+        metadata=metadata,
         reply_broadcast=thread_ts is not None and opt_bool(params, "reply_broadcast"),
     )
     message = msg.to_api()
@@ -259,7 +313,10 @@ async def chat_update(api: WebApi, params: Params, token: str) -> dict[str, Any]
     blocks = api.blocks(params) if has_blocks else None
     if not has_text and not has_blocks and params.get("attachments") is None:
         raise ApiError("no_text")
+    metadata = _metadata(params)  # omitted: the message keeps the metadata it has
     api.store.update(channel.id, ts, text=text if has_text else None, blocks=blocks)
+    if metadata is not None:
+        msg.metadata = metadata
     body = {
         "ok": True,
         "channel": channel.id,
@@ -371,40 +428,64 @@ async def conversations_list(api: WebApi, params: Params, token: str) -> dict[st
 def _page(
     items: list[Message], params: Params, *, newest_first: bool
 ) -> tuple[list[dict[str, Any]], bool, str]:
-    oldest = opt_str(params, "oldest")
-    latest = opt_str(params, "latest")
+    oldest = _opt_ts(params, "oldest")
+    latest = _opt_ts(params, "latest")
     inclusive = opt_bool(params, "inclusive")
+    with_metadata = opt_bool(params, "include_all_metadata")
 
     def within(msg: Message) -> bool:
         value = parse_ts(msg.ts)
-        if oldest is not None:
-            low = parse_ts(_norm_ts(oldest))
-            if value < low or (value == low and not inclusive):
-                return False
-        if latest is not None:
-            high = parse_ts(_norm_ts(latest))
-            if value > high or (value == high and not inclusive):
-                return False
-        return True
+        if oldest is not None and (value < oldest or (value == oldest and not inclusive)):
+            return False
+        return latest is None or value < latest or (value == latest and inclusive)
 
     selected = [m for m in items if within(m)]
     if newest_first:
         selected.reverse()
     limit = max(1, min(opt_int(params, "limit", 100), 1000))
-    start = opt_int(params, "cursor", 0) if params.get("cursor") else 0
+    start = _cursor(params)
     page = selected[start : start + limit]
     has_more = start + limit < len(selected)
     cursor = str(start + limit) if has_more else ""
-    return [m.to_api() for m in page], has_more, cursor
+    messages = [m.to_api() for m in page]
+    if not with_metadata:
+        # Slack returns message metadata only to callers asking for it.
+        for message in messages:
+            message.pop("metadata", None)
+    return messages, has_more, cursor
 
 
-def _norm_ts(value: str) -> str:
+def _opt_ts(params: Params, name: str) -> int | None:
+    """``oldest``/``latest``: a Unix time in seconds, with or without a fraction."""
+    value = opt_str(params, name)
+    if value is None:
+        return None
     secs, _, frac = value.partition(".")
-    return f"{secs or '0'}.{(frac + '000000')[:6]}"
+    if not secs.isdigit() or (frac and not frac.isdigit()):
+        raise ApiError(f"invalid_ts_{name}")
+    return parse_ts(f"{secs}.{(frac + '000000')[:6]}")
+
+
+def _cursor(params: Params) -> int:
+    raw = opt_str(params, "cursor")
+    if raw is None:
+        return 0
+    if not raw.isdigit():
+        raise ApiError("invalid_cursor")
+    return int(raw)
+
+
+def _need_history_scope(api: WebApi, channel: Channel) -> None:
+    """Reading a channel needs the history scope of its type (bot tokens: only channels the
+    bot is a member of)."""
+    needed = "groups:history" if channel.is_private else "channels:history"
+    if needed not in api.ws.scopes:
+        raise ApiError("missing_scope", needed=needed, provided=",".join(api.ws.scopes))
 
 
 async def conversations_history(api: WebApi, params: Params, token: str) -> dict[str, Any]:
     channel = api.channel(params)
+    _need_history_scope(api, channel)
     messages, has_more, cursor = _page(api.store.top_level(channel.id), params, newest_first=True)
     return {
         "ok": True,
@@ -417,6 +498,7 @@ async def conversations_history(api: WebApi, params: Params, token: str) -> dict
 
 async def conversations_replies(api: WebApi, params: Params, token: str) -> dict[str, Any]:
     channel = api.channel(params)
+    _need_history_scope(api, channel)
     ts = req_str(params, "ts", "thread_not_found")
     parent = api.store.get(channel.id, ts)
     if parent is None:
@@ -497,8 +579,9 @@ METHODS: dict[str, MethodSpec] = {
     "usergroups.list": MethodSpec(usergroups_list, scope="usergroups:read"),
     "conversations.info": MethodSpec(conversations_info, scope="channels:read"),
     "conversations.list": MethodSpec(conversations_list, scope="channels:read"),
-    "conversations.history": MethodSpec(conversations_history, scope="channels:history"),
-    "conversations.replies": MethodSpec(conversations_replies, scope="channels:history"),
+    # channels:history or groups:history, by the channel's type: checked by the handler.
+    "conversations.history": MethodSpec(conversations_history),
+    "conversations.replies": MethodSpec(conversations_replies),
     "views.open": MethodSpec(views_open),
     "views.push": MethodSpec(views_push),
     "views.update": MethodSpec(views_update),

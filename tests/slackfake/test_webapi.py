@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
 from slack_sdk.web.async_client import AsyncWebClient
@@ -400,3 +401,166 @@ async def test_reactions_permalink_and_delete(
 
     await client.chat_delete(channel="C0OPS", ts=ts)
     assert slack_fake.messages("C0OPS") == []
+
+
+# ----- a lost answer: Slack did the work, the caller never heard ---------------------------
+
+
+async def test_a_post_whose_connection_drops_is_stored_and_the_caller_sees_a_disconnect(
+    slack_fake: SlackFake,
+) -> None:
+    slack_fake.faults.lose_answer("chat.postMessage")
+    no_retries = web_client(slack_fake, retry_handlers=[])
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await no_retries.chat_postMessage(channel="C0OPS", text="stored")
+    [stored] = slack_fake.messages("C0OPS")
+    assert stored.text == "stored"
+    [call] = slack_fake.calls("chat.postMessage")
+    assert call.lost and call.ok and call.fault == "lost_answer"
+    assert call.response is not None and call.response["ts"] == stored.ts
+    assert slack_fake.faults.pending == []
+    # Only the next call was affected.
+    assert (await no_retries.chat_postMessage(channel="C0OPS", text="x"))["ok"]
+
+
+async def test_the_sdks_connection_retry_posts_a_dropped_message_twice(
+    slack_fake: SlackFake,
+) -> None:
+    """Why the bot must not let slack_sdk retry posts blindly: the retry cannot know that
+    Slack stored the first one."""
+    slack_fake.faults.lose_answer("chat.postMessage")
+    retrying = web_client(
+        slack_fake, retry_handlers=[AsyncConnectionErrorRetryHandler(max_retry_count=1)]
+    )
+    assert (await retrying.chat_postMessage(channel="C0OPS", text="twice"))["ok"]
+    assert [m.text for m in slack_fake.messages("C0OPS")] == ["twice", "twice"]
+
+
+async def test_a_gateway_error_page_after_the_post_was_stored(slack_fake: SlackFake) -> None:
+    slack_fake.faults.lose_answer("chat.postMessage", how="server_error", status=502)
+    plain = web_client(slack_fake, retry_handlers=[])
+    err = await api_error(plain.chat_postMessage(channel="C0OPS", text="s"))
+    assert err.response.status_code == 502
+    assert [m.text for m in slack_fake.messages("C0OPS")] == ["s"]
+
+
+async def test_a_late_answer_times_the_caller_out_after_the_post_was_stored(
+    slack_fake: SlackFake,
+) -> None:
+    slack_fake.faults.lose_answer("chat.postMessage", how="late", delay=5.0)
+    impatient = web_client(slack_fake, timeout=0.3, retry_handlers=[])
+    with pytest.raises(asyncio.TimeoutError):
+        await impatient.chat_postMessage(channel="C0OPS", text="late")
+    assert [m.text for m in slack_fake.messages("C0OPS")] == ["late"]
+
+
+def test_lose_answer_checks_its_arguments(slack_fake: SlackFake) -> None:
+    with pytest.raises(ValueError, match="5xx"):
+        slack_fake.faults.lose_answer("chat.postMessage", how="server_error", status=200)
+    with pytest.raises(ValueError, match="positive delay"):
+        slack_fake.faults.lose_answer("chat.postMessage", how="late", delay=0)
+    with pytest.raises(ValueError, match="at least 1"):
+        slack_fake.faults.lose_answer("chat.postMessage", times=0)
+
+
+# ----- message metadata and reading it back ------------------------------------------------
+
+META = {"event_type": "tikvops_message", "event_payload": {"key": "7.1700000000"}}
+
+
+async def test_metadata_is_stored_and_returned_only_to_readers_who_ask(
+    slack_fake: SlackFake, client: AsyncWebClient
+) -> None:
+    parent = await client.chat_postMessage(channel="C0OPS", text="parent", metadata=META)
+    assert parent["message"]["metadata"] == META
+    reply = await client.chat_postMessage(
+        channel="C0OPS", text="reply", thread_ts=parent["ts"], metadata=META
+    )
+    plain = await client.conversations_history(channel="C0OPS")
+    assert "metadata" not in plain["messages"][0]
+    full = await client.conversations_history(channel="C0OPS", include_all_metadata=True)
+    assert full["messages"][0]["metadata"] == META
+    thread = await client.conversations_replies(
+        channel="C0OPS", ts=parent["ts"], include_all_metadata=True
+    )
+    assert [(m["ts"], m["metadata"]) for m in thread["messages"]] == [
+        (parent["ts"], META),
+        (reply["ts"], META),
+    ]
+    bare = await client.conversations_replies(channel="C0OPS", ts=parent["ts"])
+    assert all("metadata" not in m for m in bare["messages"])
+
+
+async def test_chat_update_keeps_metadata_unless_it_is_given(
+    slack_fake: SlackFake, client: AsyncWebClient
+) -> None:
+    ts = (await client.chat_postMessage(channel="C0OPS", text="v1", metadata=META))["ts"]
+    await client.chat_update(channel="C0OPS", ts=ts, text="v2")
+    msg = slack_fake.message("C0OPS", ts)
+    assert msg is not None and msg.metadata == META
+    other = {"event_type": "other", "event_payload": {}}
+    await client.chat_update(channel="C0OPS", ts=ts, text="v3", metadata=other)
+    assert msg.metadata == other
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"event_payload": {}},
+        {"event_type": "", "event_payload": {}},
+        {"event_type": 7, "event_payload": {}},
+        {"event_type": "x", "event_payload": "not an object"},
+        "{not json",
+        ["event_type"],
+    ],
+)
+async def test_malformed_metadata_is_refused(
+    slack_fake: SlackFake, client: AsyncWebClient, metadata: Any
+) -> None:
+    err = await api_error(client.chat_postMessage(channel="C0OPS", text="x", metadata=metadata))
+    assert err.response["error"] == "invalid_metadata_format"
+    assert slack_fake.messages("C0OPS") == []
+
+
+async def test_history_reads_need_the_history_scope_of_the_channel_type(
+    make_slack_fake: Callable[..., Awaitable[SlackFake]],
+) -> None:
+    fake = await make_slack_fake(
+        channels={"C0OPS": "tikv-ops", "G0PRIV": {"name": "secret", "is_private": True}},
+        scopes=("chat:write", "channels:history"),
+    )
+    client = web_client(fake)
+    ts = (await client.chat_postMessage(channel="G0PRIV", text="x"))["ts"]
+    for call in (
+        client.conversations_history(channel="G0PRIV"),
+        client.conversations_replies(channel="G0PRIV", ts=ts),
+    ):
+        err = await api_error(call)
+        assert err.response["error"] == "missing_scope"
+        assert err.response["needed"] == "groups:history"
+    assert (await client.conversations_history(channel="C0OPS"))["ok"]
+
+    public_only = await make_slack_fake(scopes=("chat:write", "groups:history"))
+    err = await api_error(web_client(public_only).conversations_history(channel="C0OPS"))
+    assert (err.response["error"], err.response["needed"]) == ("missing_scope", "channels:history")
+
+
+async def test_history_window_and_argument_errors(
+    slack_fake: SlackFake, client: AsyncWebClient
+) -> None:
+    first = (await client.chat_postMessage(channel="C0OPS", text="first"))["ts"]
+    second = (await client.chat_postMessage(channel="C0OPS", text="second"))["ts"]
+    since = await client.conversations_history(channel="C0OPS", oldest=first)
+    assert [m["ts"] for m in since["messages"]] == [second]
+    whole_seconds = first.split(".")[0]
+    both = await client.conversations_history(channel="C0OPS", oldest=whole_seconds)
+    assert [m["ts"] for m in both["messages"]] == [second, first]
+    for args, error in (
+        ({"oldest": "yesterday"}, "invalid_ts_oldest"),
+        ({"latest": "1.2.3"}, "invalid_ts_latest"),
+        ({"cursor": "not-a-cursor"}, "invalid_cursor"),
+    ):
+        err = await api_error(client.conversations_history(channel="C0OPS", **args))
+        assert err.response["error"] == error
+    err = await api_error(client.conversations_history(channel="C0NOWHERE"))
+    assert err.response["error"] == "channel_not_found"
