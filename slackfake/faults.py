@@ -2,8 +2,9 @@
 
 Web API faults are queued per method (``"*"`` matches every method) and consumed one per call,
 first armed first used. :meth:`Faults.lose_answer` is the one fault that lets Slack do the work:
-the call is carried out (a message is stored) and only the answer is lost on its way back. Socket faults are counters the socket hub consumes on its next delivery,
-except :meth:`Faults.drop_socket`, which acts at once.
+the call is carried out (a message is stored) and only the answer is lost on its way back.
+Socket faults are counters the socket hub consumes on its next delivery, except
+:meth:`Faults.drop_socket`, which acts at once.
 """
 
 from __future__ import annotations

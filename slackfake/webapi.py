@@ -106,17 +106,13 @@ class WebApi:
         call.response = body
         headers.setdefault("x-slack-req-id", f"slackfake-{len(self.calls)}")
         if lost is not None:
-            return await self._lose_answer(request, call, lost, body, status, headers)
+            return await self._lose_answer(
+                request, call, lost, web.json_response(body, status=status, headers=headers)
+            )
         return web.json_response(body, status=status, headers=headers)
 
     async def _lose_answer(
-        self,
-        request: web.Request,
-        call: ApiCall,
-        fault: ApiFault,
-        body: dict[str, Any],
-        status: int,
-        headers: dict[str, str],
+        self, request: web.Request, call: ApiCall, fault: ApiFault, answer: web.Response
     ) -> web.Response:
         """The call was carried out (``call`` records what Slack did); lose its answer."""
         call.lost = True
@@ -126,7 +122,7 @@ class WebApi:
         if fault.how == "late":
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), fault.delay)
-            return web.json_response(body, status=status, headers=headers)
+            return answer
         transport = request.transport
         if transport is not None:
             transport.close()  # the client sees the connection end with no answer
@@ -245,7 +241,7 @@ def _metadata(params: Params) -> dict[str, Any] | None:
         raise ApiError(
             "invalid_metadata_format",
             response_metadata={
-                "messages": ["[ERROR] metadata needs a string event_type and an object event_payload"]
+                "messages": ["[ERROR] metadata needs a string event_type, an object event_payload"]
             },
         )
     return metadata
