@@ -3,6 +3,11 @@ setting for it) with retry handlers for connection errors, rate limits (honourin
 `Retry-After`) and 5xx answers. The Bolt app, the outbox deliverer and the Socket Mode handler
 all share it.
 
+A `chat.postMessage` is never retried by the client after a connection error or a 5xx: Slack
+may have stored the message before the answer was lost, and a blind retry would post it
+twice. The outbox deliverer retries posts itself, after looking the message up
+(`bot.delivery_lookup`). A 429 is retried (Slack did not take the message).
+
 Its calls share one `aiohttp.ClientSession` (so one pool of keep-alive connections): without
 one, slack_sdk opens a new session and TCP connection per call. The session is created by the
 first call, inside the running event loop, and closed by `close_web_client`; calls made after
@@ -23,6 +28,9 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.models.attachments import Attachment
 from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
@@ -32,6 +40,53 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from typing_extensions import override
 
 from bot.config import BotConfig
+
+NOT_RETRIED_BLINDLY = frozenset({"chat.postMessage"})
+"""Methods whose effect may have happened when the answer is lost: never retried by the client
+after a connection error or a 5xx."""
+
+
+def api_method(url: str) -> str:
+    """The Web API method a request URL calls (`…/api/chat.postMessage` → `chat.postMessage`)."""
+    return url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+
+
+class SafeConnectionErrorRetryHandler(AsyncConnectionErrorRetryHandler):
+    """slack_sdk's connection-error retry, except for `NOT_RETRIED_BLINDLY` methods."""
+
+    @override
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if api_method(request.url) in NOT_RETRIED_BLINDLY:
+            return False
+        return await super()._can_retry_async(
+            state=state, request=request, response=response, error=error
+        )
+
+
+class SafeServerErrorRetryHandler(AsyncServerErrorRetryHandler):
+    """slack_sdk's 500/503 retry, except for `NOT_RETRIED_BLINDLY` methods."""
+
+    @override
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if api_method(request.url) in NOT_RETRIED_BLINDLY:
+            return False
+        return await super()._can_retry_async(
+            state=state, request=request, response=response, error=error
+        )
 
 
 class SharedSessionWebClient(AsyncWebClient):
@@ -143,9 +198,9 @@ def build_web_client(config: BotConfig, *, timeout: int = 30) -> SharedSessionWe
         base_url=config.api_url,
         timeout=timeout,
         retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=config.connection_retries),
+            SafeConnectionErrorRetryHandler(max_retry_count=config.connection_retries),
             AsyncRateLimitErrorRetryHandler(max_retry_count=config.rate_limit_retries),
-            AsyncServerErrorRetryHandler(max_retry_count=config.server_error_retries),
+            SafeServerErrorRetryHandler(max_retry_count=config.server_error_retries),
         ],
     )
 
@@ -161,8 +216,12 @@ async def close_web_client(client: AsyncWebClient) -> None:
 
 
 __all__ = [
+    "NOT_RETRIED_BLINDLY",
+    "SafeConnectionErrorRetryHandler",
+    "SafeServerErrorRetryHandler",
     "SessionRespond",
     "SharedSessionWebClient",
+    "api_method",
     "build_web_client",
     "close_web_client",
     "respond_via",

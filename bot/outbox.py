@@ -18,6 +18,17 @@ refuses the blocks (`invalid_blocks`, too long, ...) the plain-text version is s
 the problem logged; transient failures (rate limits, 5xx, network) are retried with back-off
 (`Retry-After` when Slack gives one) and never given up; other errors are retried up to
 `max_attempts`, then the item is marked dead and logged.
+
+Posts are idempotent. The outbox item is the intent, recorded before anything is sent; every
+post carries Slack message metadata with the item's key (`bot.delivery_lookup`). A send whose
+outcome is unknown (connection dropped, timeout, 5xx, `internal_error`/`fatal_error`, or an
+item a previous process may have been sending when it stopped) makes the item *uncertain*:
+before posting it again the deliverer looks the message up by its key, and if Slack has it,
+records that message and posts nothing. After posting an uncertain item it looks once more:
+should two copies exist anyway (Slack's history lagging behind, or no lookup possible), the
+oldest is kept as the item's message and every other copy is edited into a short inactive note,
+without buttons, linking to the one that counts. The client never retries a post by itself
+(`bot.client`).
 """
 
 from __future__ import annotations
@@ -35,6 +46,16 @@ import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.delivery_lookup import (
+    Found,
+    MessageLookup,
+    Posted,
+    idempotency_key,
+    is_channel_id,
+    post_metadata,
+    superseded_metadata,
+)
+from bot.render.duplicate import superseded
 from bot.render.kit import Rendered
 from engine.errors import EngineError
 from engine.model import JsonDict, MessageRef, OutboxItem, OwnerKind
@@ -76,6 +97,9 @@ GONE_ERRORS = frozenset({"message_not_found", "cant_update_message", "edit_windo
 
 THREAD_ERRORS = frozenset({"thread_not_found", "message_not_found"})
 """The thread parent vanished: post at the top of the channel instead."""
+
+UNCERTAIN_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable"})
+"""Slack answered, but says the operation may partly have happened: a post may exist."""
 
 
 def key_for_incident(incident_id: str) -> str:
@@ -223,6 +247,15 @@ class _Wait(Exception):
     """The message this item refers to is not posted yet."""
 
 
+@dataclass(frozen=True)
+class _Sent:
+    """Where the item's message is; `recovered`: found in Slack, not posted by this call."""
+
+    channel: str
+    ts: str
+    recovered: bool = False
+
+
 class _Gone(Exception):
     """An error that a retry will not fix."""
 
@@ -252,6 +285,7 @@ class Deliverer:
         max_attempts: int = 25,
         batch: int = 20,
         hooks: DeliveryHooks | None = None,
+        lookup: MessageLookup | None = None,
     ) -> None:
         self._outbox = outbox
         self._refs = refs
@@ -268,6 +302,13 @@ class Deliverer:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.stop_timeout = 5.0
+        self._lookup = lookup or MessageLookup(client)
+        self._started_at = clock.now()
+        # Items this process has tried, and those of them whose post may exist in Slack.
+        self._seen: set[int] = set()
+        self._uncertain: set[int] = set()
+        self._channel_ids: dict[str, str] = {}
+        self._warned: set[str] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -330,8 +371,22 @@ class Deliverer:
                     logger.warning("could not read the outbox depth", exc_info=True)
             return delivered
 
+    def _note(self, item: OutboxItem) -> None:
+        """First sight of `item` in this process: if an earlier process (or an earlier attempt
+        we have no record of) may have sent it, its post is uncertain."""
+        if item.id in self._seen:
+            return
+        self._seen.add(item.id)
+        if item.attempts > 0 or item.created_at < self._started_at:
+            self._uncertain.add(item.id)
+
+    def _forget(self, item: OutboxItem) -> None:
+        self._seen.discard(item.id)
+        self._uncertain.discard(item.id)
+
     async def _deliver(self, item: OutboxItem) -> bool:
         payload = item.payload
+        self._note(item)
         try:
             if item.kind != KIND:
                 raise _Gone(f"unknown outbox kind {item.kind!r}")
@@ -348,6 +403,7 @@ class Deliverer:
         except _Gone as gone:
             logger.error("outbox item %s (%s) given up: %s", item.id, item.key, gone)
             await self._outbox.mark_failed(item.id, str(gone), next_attempt_at=None)
+            self._forget(item)
             return False
         except SlackApiError as exc:
             await self._api_error(item, exc)
@@ -362,10 +418,12 @@ class Deliverer:
             why = f"{type(exc).__name__}: {exc}"
             if item.attempts + 1 >= self._max_attempts:
                 await self._outbox.mark_failed(item.id, why, next_attempt_at=None)
+                self._forget(item)
             else:
                 await self._retry(item, why, self._backoff.delay(item.attempts))
             return False
         await self._outbox.mark_delivered(item.id, now=self._clock.now(), result=result)
+        self._forget(item)
         return True
 
     async def _retry(self, item: OutboxItem, why: str, delay: float) -> None:
@@ -397,6 +455,7 @@ class Deliverer:
                 error,
             )
             await self._outbox.mark_failed(item.id, f"slack: {error}", next_attempt_at=None)
+            self._forget(item)
             return
         logger.error(
             "outbox item %s: Slack answered %s; check the bot's channel and scopes. Retrying.",
@@ -436,7 +495,7 @@ class Deliverer:
                 channel = parent.channel
                 thread_ts = parent.thread_ts or parent.ts
         try:
-            response = await self._send_post(item, channel, thread_ts, payload)
+            posted = await self._send_post(item, channel, thread_ts, payload)
         except SlackApiError as exc:
             if thread_ts is None or _error_code(exc) not in THREAD_ERRORS:
                 raise
@@ -444,9 +503,9 @@ class Deliverer:
                 "outbox item %s: thread %s is gone; posting at the top", item.id, thread_ts
             )
             thread_ts = None
-            response = await self._send_post(item, channel, None, payload)
-        posted_channel = str(response.get("channel") or channel)
-        ts = str(response["ts"])
+            posted = await self._send_post(item, channel, None, payload)
+        posted_channel = posted.channel
+        ts = posted.ts
         if isinstance(owned_by, dict):
             await self._refs.put(
                 MessageRef(
@@ -457,7 +516,10 @@ class Deliverer:
                     thread_ts=thread_ts,
                 )
             )
-        return {"channel": posted_channel, "ts": ts, "thread_ts": thread_ts}
+        result: JsonDict = {"channel": posted_channel, "ts": ts, "thread_ts": thread_ts}
+        if posted.recovered:
+            result["recovered"] = True
+        return result
 
     async def _update(self, item: OutboxItem, payload: JsonDict) -> JsonDict:
         target = payload.get("target")
@@ -489,24 +551,72 @@ class Deliverer:
                 ref.channel,
                 _error_code(exc),
             )
-            response = await self._send_post(item, ref.channel, ref.thread_ts, payload)
-            ts = str(response["ts"])
+            posted = await self._send_post(item, ref.channel, ref.thread_ts, payload)
             if isinstance(owned_by, dict):
-                await self._refs.put(ref.model_copy(update={"ts": ts}))
-            return {"channel": ref.channel, "ts": ts, "reposted": True}
+                await self._refs.put(ref.model_copy(update={"ts": posted.ts}))
+            return {"channel": ref.channel, "ts": posted.ts, "reposted": True}
         return {"channel": ref.channel, "ts": ref.ts, "updated": True}
 
     async def _send_post(
         self, item: OutboxItem, channel: str, thread_ts: str | None, payload: JsonDict
+    ) -> _Sent:
+        """Post `payload` once: an uncertain item is looked up first (and not posted if Slack
+        has it), and checked for a second copy after posting."""
+        key = idempotency_key(item)
+        uncertain = item.id in self._uncertain
+        if uncertain:
+            found = await self._find(item, key, channel, thread_ts, before_post=True)
+            if found is not None and found.messages:
+                current = await self._keep_one(item, key, found.messages)
+                logger.warning(
+                    "outbox item %s: Slack already has its message %s in %s (its answer was "
+                    "lost); not posting it again",
+                    item.id,
+                    current.ts,
+                    current.channel,
+                )
+                return _Sent(current.channel, current.ts, recovered=True)
+        response = await self._post_message(item, key, channel, thread_ts, payload)
+        sent = _Sent(str(response.get("channel") or channel), str(response["ts"]))
+        if sent.channel != channel:
+            self._channel_ids[channel] = sent.channel
+        if not uncertain:
+            return sent
+        # The item was uncertain: if an earlier copy shows up now, keep exactly one.
+        mine = Posted(ts=sent.ts, channel=sent.channel, thread_ts=thread_ts)
+        try:
+            after = await self._find(item, key, sent.channel, thread_ts, before_post=False)
+        except (SlackClientError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            logger.warning(
+                "outbox item %s: could not check for an earlier copy after posting: %s",
+                item.id,
+                exc,
+            )
+            return sent
+        copies = sorted({mine, *(after.messages if after is not None else [])})
+        if len(copies) == 1:
+            return sent
+        current = await self._keep_one(item, key, copies)
+        return _Sent(current.channel, current.ts, recovered=current.ts != sent.ts)
+
+    async def _post_message(
+        self,
+        item: OutboxItem,
+        key: str,
+        channel: str,
+        thread_ts: str | None,
+        payload: JsonDict,
     ) -> Any:
         extra: JsonDict = {"thread_ts": thread_ts} if thread_ts else {}
         try:
-            return await self._client.chat_postMessage(
+            return await self._chat_post(
+                item,
                 channel=channel,
                 text=str(payload["text"]),
                 blocks=payload.get("blocks") or None,
                 unfurl_links=False,
                 unfurl_media=False,
+                metadata=post_metadata(key),
                 **extra,
             )
         except SlackApiError as exc:
@@ -519,9 +629,133 @@ class Deliverer:
                 _error_code(exc),
                 _details(exc),
             )
-            return await self._client.chat_postMessage(
-                channel=channel, text=_plain(payload), unfurl_links=False, **extra
+            return await self._chat_post(
+                item,
+                channel=channel,
+                text=_plain(payload),
+                unfurl_links=False,
+                metadata=post_metadata(key),
+                **extra,
             )
+
+    async def _chat_post(self, item: OutboxItem, **arguments: Any) -> Any:
+        """One `chat.postMessage`. The item is uncertain from the moment the request may
+        reach Slack until Slack answers that it did not post it."""
+        was_uncertain = item.id in self._uncertain
+        self._uncertain.add(item.id)
+        try:
+            return await self._client.chat_postMessage(**arguments)
+        except SlackApiError as exc:
+            if not was_uncertain and not _may_have_posted(exc):
+                self._uncertain.discard(item.id)
+            raise
+        except aiohttp.ClientConnectorError:
+            # No connection was made: the request never reached Slack.
+            if not was_uncertain:
+                self._uncertain.discard(item.id)
+            raise
+
+    async def _find(
+        self,
+        item: OutboxItem,
+        key: str,
+        channel: str,
+        thread_ts: str | None,
+        *,
+        before_post: bool,
+    ) -> Found | None:
+        """Look the item's message up; None when Slack does not let us (then the caller posts
+        anyway: a message delivered twice beats one never delivered). Transient failures
+        are raised before posting (the item is retried later, nothing posted)."""
+        channel_id = channel if is_channel_id(channel) else self._channel_ids.get(channel)
+        if channel_id is None:
+            self._warn_once(
+                f"name:{channel}",
+                "outbox item %s: cannot look up an earlier copy in %r before its ID is known "
+                "(set TIKVOPS_CHANNEL to the channel ID, e.g. C0123ABCD); checking after posting",
+                item.id,
+                channel,
+            )
+            return None
+        try:
+            found = await self._lookup.find(
+                key, channel=channel_id, thread_ts=thread_ts, since=item.created_at
+            )
+        except SlackApiError as exc:
+            if _transient(exc):
+                if before_post:
+                    raise  # retried later; nothing posted
+                logger.warning(
+                    "outbox item %s: could not check for an earlier copy after posting: %s",
+                    item.id,
+                    _error_code(exc),
+                )
+                return None
+            self._warn_once(
+                f"lookup:{_error_code(exc)}",
+                "outbox item %s: could not look for an earlier copy of the message in %s: "
+                "Slack answered %s%s. Without it a message whose answer was lost may be posted "
+                "twice; give the app the channels:history (public channel) or groups:history "
+                "(private channel) scope and invite it to the channel.",
+                item.id,
+                channel_id,
+                _error_code(exc),
+                f" (needs {exc.response.get('needed')})" if _needed(exc) else "",
+            )
+            return None
+        if not found.complete:
+            logger.warning(
+                "outbox item %s: read %s's most recent messages without reaching the time the "
+                "item was queued; an earlier copy older than those would not be seen",
+                item.id,
+                channel_id,
+            )
+        return found
+
+    async def _keep_one(self, item: OutboxItem, key: str, copies: list[Posted]) -> Posted:
+        """The oldest copy is the item's message; every other one becomes an inactive note."""
+        current, *others = sorted(copies)
+        if not others:
+            return current
+        link = await self._permalink(current)
+        note = superseded(link)
+        for other in others:
+            logger.warning(
+                "outbox item %s: message %s in %s is a second copy of %s; making it inactive",
+                item.id,
+                other.ts,
+                other.channel,
+                current.ts,
+            )
+            try:
+                await self._client.chat_update(
+                    channel=other.channel,
+                    ts=other.ts,
+                    text=note.text,
+                    blocks=note.blocks,
+                    metadata=superseded_metadata(key, current.ts),
+                )
+            except SlackApiError as exc:
+                if _error_code(exc) not in GONE_ERRORS:
+                    raise  # retried: the next attempt finds both copies again
+                logger.warning("outbox item %s: copy %s is gone already", item.id, other.ts)
+        return current
+
+    async def _permalink(self, message: Posted) -> str | None:
+        try:
+            response = await self._client.chat_getPermalink(
+                channel=message.channel, message_ts=message.ts
+            )
+        except (SlackClientError, aiohttp.ClientError, TimeoutError, OSError):
+            logger.warning("could not get the permalink of %s", message.ts, exc_info=True)
+            return None
+        link = response.get("permalink")
+        return link if isinstance(link, str) else None
+
+    def _warn_once(self, what: str, message: str, *args: object) -> None:
+        level = logging.DEBUG if what in self._warned else logging.ERROR
+        self._warned.add(what)
+        logger.log(level, message, *args)
 
     async def _send_update(self, item: OutboxItem, ref: MessageRef, payload: JsonDict) -> Any:
         try:
@@ -544,6 +778,24 @@ class Deliverer:
             return await self._client.chat_update(
                 channel=ref.channel, ts=ref.ts, text=_plain(payload), blocks=[]
             )
+
+
+def _may_have_posted(exc: SlackApiError) -> bool:
+    """Did this failed answer leave it open whether Slack stored the message?"""
+    status = getattr(exc.response, "status_code", 200)
+    return status >= 500 or _error_code(exc) in UNCERTAIN_ERRORS
+
+
+def _transient(exc: SlackApiError) -> bool:
+    status = getattr(exc.response, "status_code", 200)
+    return status == 429 or status >= 500 or _error_code(exc) in TRANSIENT_ERRORS
+
+
+def _needed(exc: SlackApiError) -> bool:
+    try:
+        return bool(exc.response.get("needed"))
+    except AttributeError:
+        return False
 
 
 def _plain(payload: JsonDict) -> str:
@@ -584,6 +836,7 @@ __all__ = [
     "GONE_ERRORS",
     "KIND",
     "TRANSIENT_ERRORS",
+    "UNCERTAIN_ERRORS",
     "Backoff",
     "Batch",
     "Deliverer",

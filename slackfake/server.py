@@ -129,9 +129,12 @@ class SlackFake:
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        """Listen on ``host:port`` (port 0 = any free port; see ``port`` afterwards)."""
+        """Listen on ``host:port`` (port 0 = any free port; see ``port`` afterwards). A stopped
+        fake can be started again (same port: Slack back after an outage); it keeps its
+        messages."""
         if self._runner is not None:
             raise RuntimeError("SlackFake is already started")
+        self.api.stopping.clear()
         runner = web.AppRunner(self.build_app(), handle_signals=False, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, port, shutdown_timeout=1.0)

@@ -8,16 +8,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
+import aiohttp
 import pytest
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.client import build_web_client, close_web_client
 from bot.config import BotConfig
 from bot.outbox import Backoff, Deliverer, SlackOutbox, key_for_incident, owner
-from bot.render.kit import rendered, section
+from bot.render.kit import actions, button, rendered, section
 from engine.clock import FakeClock
 from engine.model import OutboxStatus, OwnerKind
 from slackfake.server import SlackFake
+from slackfake.store import Message
 from storage import Repositories
 
 CHANNEL = "C0OPS"
@@ -348,3 +351,239 @@ async def test_a_malformed_item_is_given_up_without_blocking_others(
     stored = await repos.outbox.get(broken)
     assert stored is not None and stored.status is OutboxStatus.DEAD
     assert [m.text for m in slack_fake.messages(CHANNEL)] == ["fine"]
+
+
+# --------------------------------------------------------------------------- lost answers
+# Slack stored the post, but its answer never came back: the message must exist once.
+
+PROPOSAL = owner(OwnerKind.PROPOSAL, "P-1")
+
+
+def card(text: str, *, buttons: bool = True):
+    """A proposal-like message: Approve/Reject buttons while it waits."""
+    blocks = [section(f"*{text}*")]
+    if buttons:
+        blocks.append(
+            actions(
+                "approval",
+                [
+                    button("Approve", action_id="approve", value="P-1"),
+                    button("Reject", action_id="reject", value="P-1"),
+                ],
+            )
+        )
+    return rendered(text, blocks)
+
+
+def retrying_config(api_url: str) -> BotConfig:
+    """The client as `tikvops run` builds it: connection and 5xx retries on."""
+    return config(api_url, connection_retries=2, server_error_retries=2)
+
+
+def everything(fake: SlackFake, channel: str = CHANNEL) -> list[Message]:
+    """Every message in the channel: top level and thread replies."""
+    out: list[Message] = []
+    for top in fake.messages(channel):
+        out.append(top)
+        out += [m for m in fake.thread(channel, top.ts) if m.ts != top.ts]
+    return out
+
+
+@pytest.mark.parametrize(
+    "lost",
+    [
+        pytest.param({"how": "disconnect"}, id="connection-dropped"),
+        pytest.param({"how": "server_error", "status": 503}, id="gateway-503"),
+        pytest.param({"how": "late", "delay": 4.0}, id="answer-too-late"),
+    ],
+)
+async def test_a_thread_reply_whose_answer_was_lost_appears_once(
+    slack_fake: SlackFake,
+    outbox: SlackOutbox,
+    make_deliverer: DelivererFactory,
+    repos: Repositories,
+    clock: FakeClock,
+    lost: dict[str, object],
+) -> None:
+    client = build_web_client(retrying_config(slack_fake.api_url), timeout=1)
+    try:
+        deliverer = make_deliverer(client)
+        key = key_for_incident("I-1")
+        await outbox.post(key, message("incident"), channel=CHANNEL, owned_by=INCIDENT)
+        await drain(deliverer, clock, rounds=1)
+        slack_fake.faults.lose_answer("chat.postMessage", **lost)  # type: ignore[arg-type]
+        reply = await outbox.post(key, message("diagnosis"), channel=CHANNEL, thread_of=INCIDENT)
+        await drain(deliverer, clock, rounds=4)
+    finally:
+        await close_web_client(client)
+    [parent] = slack_fake.messages(CHANNEL)
+    replies = [m for m in slack_fake.thread(CHANNEL, parent.ts) if m.ts != parent.ts]
+    assert [m.text for m in replies] == ["diagnosis"]
+    assert [c.lost for c in slack_fake.calls("chat.postMessage")] == [False, True]
+    stored = await repos.outbox.get(reply)
+    assert stored is not None and stored.status is OutboxStatus.DELIVERED
+    assert stored.result is not None and stored.result["ts"] == replies[0].ts
+    assert stored.result.get("recovered") is True
+
+
+async def test_a_proposal_whose_answer_was_lost_has_one_parent_and_its_edits_go_there(
+    slack_fake: SlackFake,
+    outbox: SlackOutbox,
+    make_deliverer: DelivererFactory,
+    repos: Repositories,
+    clock: FakeClock,
+    make_web_client: Callable[[BotConfig], AsyncWebClient],
+) -> None:
+    deliverer = make_deliverer(make_web_client(retrying_config(slack_fake.api_url)))
+    slack_fake.faults.lose_answer("chat.postMessage")
+    key = "proposal:P-1"
+    item = await outbox.post(key, card("drain store 4?"), channel=CHANNEL, owned_by=PROPOSAL)
+    await outbox.update(key, card("approved", buttons=False), target=PROPOSAL, channel=CHANNEL)
+    await drain(deliverer, clock, rounds=4)
+    [parent] = slack_fake.messages(CHANNEL)
+    assert parent.text == "approved" and parent.action_ids() == [] and parent.edited
+    ref = await repos.slack_refs.get(OwnerKind.PROPOSAL, "P-1")
+    assert ref is not None and ref.ts == parent.ts
+    stored = await repos.outbox.get(item)
+    assert stored is not None and stored.status is OutboxStatus.DELIVERED
+    assert stored.result is not None and stored.result["ts"] == parent.ts
+    # A later edit goes to the same single message.
+    await outbox.update(key, card("succeeded", buttons=False), target=PROPOSAL, channel=CHANNEL)
+    await drain(deliverer, clock, rounds=1)
+    assert [m.text for m in slack_fake.messages(CHANNEL)] == ["succeeded"]
+    assert await repos.outbox.depth() == 0
+
+
+async def test_a_post_in_flight_when_the_bot_died_is_found_not_posted_again(
+    slack_fake: SlackFake,
+    outbox: SlackOutbox,
+    make_deliverer: DelivererFactory,
+    repos: Repositories,
+    clock: FakeClock,
+    make_web_client: Callable[[BotConfig], AsyncWebClient],
+) -> None:
+    """Slack stored the post, then the process was killed before it heard the answer: the
+    item was never marked, so the next process must find the message, not post it again."""
+    slack_fake.faults.lose_answer("chat.postMessage", how="late", delay=30.0)
+    item = await outbox.post("proposal:P-1", card("drain?"), channel=CHANNEL, owned_by=PROPOSAL)
+    first = make_deliverer(make_web_client(config(slack_fake.api_url)))
+    first.stop_timeout = 0.1
+    await first.start()
+    await slack_fake.wait_for(lambda: slack_fake.messages(CHANNEL), timeout=5)
+    await first.stop()  # killed mid-send: the post is cut off before its answer
+    pending = await repos.outbox.get(item)
+    assert pending is not None and pending.status is OutboxStatus.PENDING
+    assert pending.attempts == 0  # nothing recorded the send
+    clock.advance(timedelta(seconds=30))
+    second = make_deliverer(make_web_client(config(slack_fake.api_url)))
+    await drain(second, clock, rounds=2)
+    [only] = slack_fake.messages(CHANNEL)
+    assert only.action_ids() == ["approve", "reject"]
+    ref = await repos.slack_refs.get(OwnerKind.PROPOSAL, "P-1")
+    assert ref is not None and ref.ts == only.ts
+    assert len(slack_fake.calls("chat.postMessage")) == 1
+
+
+async def test_when_slack_is_unreachable_a_post_is_retried_and_delivered_once_after_recovery(
+    make_slack_fake: Callable[..., Awaitable[SlackFake]],
+    outbox: SlackOutbox,
+    make_deliverer: DelivererFactory,
+    repos: Repositories,
+    clock: FakeClock,
+    make_web_client: Callable[[BotConfig], AsyncWebClient],
+) -> None:
+    slack = await make_slack_fake()
+    port = slack.port
+    deliverer = make_deliverer(make_web_client(retrying_config(slack.api_url)))
+    await outbox.post(
+        key_for_incident("I-1"), message("parent"), channel=CHANNEL, owned_by=INCIDENT
+    )
+    await drain(deliverer, clock, rounds=1)
+    await slack.stop()  # Slack unreachable: connections refused
+    reply = await outbox.post(
+        key_for_incident("I-1"), message("reply"), channel=CHANNEL, thread_of=INCIDENT
+    )
+    for _ in range(3):
+        assert await deliverer.run_once() == 0
+        clock.advance(timedelta(minutes=5))
+    waiting = await repos.outbox.get(reply)
+    assert waiting is not None and waiting.status is OutboxStatus.PENDING
+    assert waiting.attempts == 3 and "could not be reached" in (waiting.last_error or "")
+    await slack.start(port=port)  # back, on the same address
+    await drain(deliverer, clock, rounds=2)
+    [parent] = slack.messages(CHANNEL)
+    assert [m.text for m in slack.thread(CHANNEL, parent.ts)] == ["reply"]
+    stored = await repos.outbox.get(reply)
+    assert stored is not None and stored.status is OutboxStatus.DELIVERED
+    assert len([c for c in slack.calls("chat.postMessage") if c.ok]) == 2
+
+
+async def test_a_second_copy_is_made_inactive_and_points_at_the_current_one(
+    make_slack_fake: Callable[..., Awaitable[SlackFake]],
+    outbox: SlackOutbox,
+    make_deliverer: DelivererFactory,
+    repos: Repositories,
+    clock: FakeClock,
+    make_web_client: Callable[[BotConfig], AsyncWebClient],
+) -> None:
+    """The channel is configured by name, so the first retry cannot look the message up
+    (history needs the channel ID) and posts again; the check after posting finds both copies:
+    the older stays the proposal's message, the other loses its buttons and says where to go."""
+    slack = await make_slack_fake()
+    deliverer = make_deliverer(make_web_client(retrying_config(slack.api_url)))
+    slack.faults.lose_answer("chat.postMessage")
+    key = "proposal:P-1"
+    await outbox.post(key, card("drain store 4?"), channel="tikv-ops", owned_by=PROPOSAL)
+    await drain(deliverer, clock, rounds=3)
+    first, second = slack.messages(CHANNEL)
+    assert first.action_ids() == ["approve", "reject"]
+    assert second.action_ids() == []
+    assert "inactive" in second.text.lower() or "inactive" in str(second.blocks)
+    link = f"p{first.ts.replace('.', '')}"
+    assert link in str(second.blocks)  # the note links to the current message
+    assert second.metadata is not None and second.metadata["event_type"] == "tikvops_superseded"
+    ref = await repos.slack_refs.get(OwnerKind.PROPOSAL, "P-1")
+    assert ref is not None and ref.ts == first.ts
+    await outbox.update(key, card("approved", buttons=False), target=PROPOSAL, channel=CHANNEL)
+    await drain(deliverer, clock, rounds=1)
+    current, inactive = slack.messages(CHANNEL)
+    assert current.text == "approved" and inactive.ts == second.ts
+    assert inactive.action_ids() == [] and len(inactive.edits) == 1
+
+
+async def test_without_the_history_scope_the_post_still_goes_out_and_the_log_says_why(
+    make_slack_fake: Callable[..., Awaitable[SlackFake]],
+    outbox: SlackOutbox,
+    make_deliverer: DelivererFactory,
+    repos: Repositories,
+    clock: FakeClock,
+    make_web_client: Callable[[BotConfig], AsyncWebClient],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    slack = await make_slack_fake(scopes=("chat:write",))
+    deliverer = make_deliverer(make_web_client(config(slack.api_url)))
+    slack.faults.lose_answer("chat.postMessage")
+    item = await outbox.post("incident:I-1", message("x"), channel=CHANNEL, owned_by=INCIDENT)
+    await drain(deliverer, clock, rounds=3)
+    stored = await repos.outbox.get(item)
+    assert stored is not None and stored.status is OutboxStatus.DELIVERED
+    assert "missing_scope" in caplog.text and "channels:history" in caplog.text
+
+
+async def test_the_client_never_retries_a_post_by_itself_but_retries_reads(
+    slack_fake: SlackFake, make_web_client: Callable[[BotConfig], AsyncWebClient]
+) -> None:
+    client = make_web_client(retrying_config(slack_fake.api_url))
+    slack_fake.faults.lose_answer("chat.postMessage")
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await client.chat_postMessage(channel=CHANNEL, text="once")
+    slack_fake.faults.server_error("chat.postMessage", status=503)
+    with pytest.raises(SlackApiError):
+        await client.chat_postMessage(channel=CHANNEL, text="refused")
+    assert [m.text for m in slack_fake.messages(CHANNEL)] == ["once"]
+    slack_fake.faults.lose_answer("users.info")
+    slack_fake.faults.server_error("chat.update", status=503)
+    assert (await client.users_info(user="U0ALICE"))["ok"]
+    ts = slack_fake.messages(CHANNEL)[0].ts
+    assert (await client.chat_update(channel=CHANNEL, ts=ts, text="edited"))["ok"]
+    assert [c.status for c in slack_fake.calls("chat.update")] == [503, 200]
