@@ -456,7 +456,15 @@ def test_promtool_accepts_config_and_rules() -> None:
 # ---------------------------------------------------------------------------------------------
 # manifest.yml (slack.md §6)
 
-EXPECTED_SCOPES = {"commands", "chat:write", "users:read", "usergroups:read"}
+EXPECTED_SCOPES = {
+    "commands",
+    "chat:write",
+    "users:read",
+    "usergroups:read",
+    # Finding a post whose answer was lost (conversations.history/replies): public, private.
+    "channels:history",
+    "groups:history",
+}
 
 
 @pytest.fixture(scope="module")
@@ -507,3 +515,9 @@ def test_manifest_scopes_are_the_minimal_set(manifest: dict[str, Any]) -> None:
     assert set(scopes) == {"bot"}
     assert set(scopes["bot"]) == EXPECTED_SCOPES
     assert len(scopes["bot"]) == len(EXPECTED_SCOPES)
+
+
+def test_the_readme_names_every_scope_the_manifest_asks_for(manifest: dict[str, Any]) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for scope in manifest["oauth_config"]["scopes"]["bot"]:
+        assert f"`{scope}`" in readme, scope
