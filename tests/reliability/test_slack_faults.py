@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bot import callbacks
-from engine.model import Identity, ProposalState
+from engine.model import Identity, OwnerKind, ProposalState
 from engine.results import ProposalCreated
 from sim.server import SimServer
 from slackfake.errors import AckTimeout
@@ -177,3 +177,33 @@ async def test_a_click_whose_ack_was_lost_is_applied_once_after_redelivery(
     assert len(proposal.approvals) == 1
     assert len(pd_writes(sim)) == 1
     assert slack_fake.connections_opened >= 3
+
+
+@pytest.mark.parametrize("how", ["disconnect", "server_error"])
+async def test_posts_whose_answer_was_lost_appear_once(
+    sim_factory: SimFactory, slack_fake: SlackFake, tmp_path: Path, how: str
+) -> None:
+    """Slack stores three posts but their answers are lost (the connection closes, or a
+    gateway answers 503): the bot finds each message instead of posting it again, so every
+    proposal has one message, and the approved one is edited in place."""
+    sim = await sim_factory(stores=6)
+    db = tmp_path / "tikvops.db"
+    async with running(sim, slack_fake, db) as stack:
+        slack_fake.faults.lose_answer("chat.postMessage", times=3, how=how)  # type: ignore[arg-type]
+        await owe_messages(stack, sim, range(2, 6))
+        counts = await all_delivered(db, slack_fake)
+        refs = stack.runtime.repos.slack_refs
+        proposal_refs = [await refs.get(OwnerKind.PROPOSAL, f"P-{n}") for n in range(1, 5)]
+        proposal = await stack.runtime.repos.proposals.get("P-1")
+    assert slack_fake.faults.pending == []
+    assert sum(1 for call in slack_fake.calls("chat.postMessage") if call.lost) == 3
+    assert "dead" not in counts
+    assert stored_messages(slack_fake) == counts["posts"]  # each post exactly once
+    cards = slack_fake.messages(CHANNEL)
+    assert len(cards) == 4  # one message per proposal
+    assert sorted(r.ts for r in proposal_refs if r is not None) == [m.ts for m in cards]
+    waiting = [m for m in cards if callbacks.APPROVE in m.action_ids()]
+    assert len(waiting) == 3  # P-2..P-4; P-1 was approved and its card edited
+    assert proposal is not None and proposal.state is ProposalState.SUCCEEDED
+    [approved] = [m for m in cards if m.ts == proposal_refs[0].ts]  # type: ignore[union-attr]
+    assert approved.edited and callbacks.APPROVE not in approved.action_ids()
