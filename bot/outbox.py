@@ -593,7 +593,8 @@ class Deliverer:
                 exc,
             )
             return sent
-        copies = sorted({mine, *(after.messages if after is not None else [])})
+        seen = after.messages if after is not None else []
+        copies = sorted({copy.ts: copy for copy in [*seen, mine]}.values())
         if len(copies) == 1:
             return sent
         current = await self._keep_one(item, key, copies)
@@ -675,6 +676,7 @@ class Deliverer:
                 "(set TIKVOPS_CHANNEL to the channel ID, e.g. C0123ABCD); checking after posting",
                 item.id,
                 channel,
+                level=logging.WARNING,
             )
             return None
         try:
@@ -752,10 +754,12 @@ class Deliverer:
         link = response.get("permalink")
         return link if isinstance(link, str) else None
 
-    def _warn_once(self, what: str, message: str, *args: object) -> None:
-        level = logging.DEBUG if what in self._warned else logging.ERROR
+    def _warn_once(
+        self, what: str, message: str, *args: object, level: int = logging.ERROR
+    ) -> None:
+        """Log `message` at `level` the first time `what` happens, at DEBUG afterwards."""
+        logger.log(logging.DEBUG if what in self._warned else level, message, *args)
         self._warned.add(what)
-        logger.log(level, message, *args)
 
     async def _send_update(self, item: OutboxItem, ref: MessageRef, payload: JsonDict) -> Any:
         try:
