@@ -182,3 +182,36 @@ async def test_killed_with_messages_owed_delivers_them_after_restart(
     assert owed.outbox_pending > 0
     assert evict_posts(sim) == 1
     assert text.count("succeeded") >= 1
+
+
+async def test_killed_after_slack_stored_a_post_it_never_heard_back_about(
+    sim_factory: SimFactory, slack_fake: SlackFake, tmp_path: Path
+) -> None:
+    """Slack stores the proposal's message but holds its answer; the bot is killed waiting
+    for it, so nothing recorded the send. After the restart the bot finds the message instead
+    of posting a second card, and the one card works."""
+    sim = await sim_factory(stores=4)
+    db = tmp_path / "tikvops.db"
+    async with clock_running(sim):
+        async with BotChild.start(sim, slack_fake, db) as bot:
+            slack_fake.faults.lose_answer("chat.postMessage", how="late", delay=120.0)
+            message = await propose(slack_fake)
+            assert [c.lost for c in slack_fake.calls("chat.postMessage")] == [True]
+            await bot.kill()
+        owed = await wait_db(db, lambda s: s.outbox_pending > 0)
+        async with BotChild.start(sim, slack_fake, db):
+            await wait_db(db, lambda s: s.outbox_pending == 0)
+            assert [m.ts for m in slack_fake.messages(CHANNEL)] == [message.ts]
+            await approve(slack_fake, message)
+            text = await wait_thread(slack_fake, message, "succeeded")
+            stored = await wait_db(db, in_state(ProposalState.SUCCEEDED))
+    assert owed.outbox_pending > 0
+    [card] = slack_fake.messages(CHANNEL)
+    assert card.ts == message.ts and callbacks.APPROVE not in card.action_ids()
+    assert (
+        len(slack_fake.calls("chat.postMessage"))
+        == len([m for m in slack_fake.thread(CHANNEL, card.ts)]) + 1
+    )  # the card once, then its thread replies: nothing posted twice
+    assert evict_posts(sim) == 1
+    assert "succeeded" in text
+    assert_audit_once(stored)
