@@ -120,6 +120,7 @@ class SlackBot:
             clock=clock,
             tasks=self.tasks,
             client=self.client,
+            refs=repos.slack_refs,
         )
         self.deliverer = Deliverer(
             repos.outbox,

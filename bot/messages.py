@@ -55,6 +55,22 @@ def bad_button(reason: str) -> str:
     )
 
 
+def command_without_user(command: str) -> str:
+    """`command` is a code span made by the caller (it comes from outside)."""
+    return (
+        f"Slack did not say who sent {command}, so tikvops did nothing: every request is "
+        "made by a named person. Send it again; if this keeps happening, an admin should check "
+        "the Slack app's configuration."
+    )
+
+
+def command_too_long(length: int, limit: int, usage: str) -> str:
+    return (
+        f"This command is {length:,} characters long; tikvops reads at most {limit:,}, so it "
+        f"did nothing. Usage: `{usage}` (`/tikv help` lists every command)."
+    )
+
+
 def not_our_command(command: str, ours: str) -> str:
     """`command` is a code span made by the caller (it comes from outside)."""
     return (
@@ -86,6 +102,13 @@ def request_failed(what: str) -> str:
     return (
         f"tikvops could not handle {what}; it was logged and nothing was done. Try again; if it "
         "keeps failing, an operator should check the bot's logs."
+    )
+
+
+def bad_form() -> str:
+    return (
+        "This form could not be used: it does not carry the proposal it was opened for, so "
+        "nothing was rejected. Close it and reject with `/tikv reject <proposal-id> <reason>`."
     )
 
 
@@ -128,8 +151,11 @@ __all__ = [
     "NOT_PROPOSED_HINT",
     "REFUSAL_HINTS",
     "bad_button",
+    "bad_form",
     "channel_not_allowed",
     "click_unreadable",
+    "command_too_long",
+    "command_without_user",
     "decision_recorded",
     "dedup_note",
     "form_not_supported",
