@@ -6,6 +6,7 @@ audited where it was a refusal, and never reaches PD."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -342,3 +343,39 @@ async def test_a_click_naming_no_workspace_is_ignored(bot_harness: Make) -> None
     proposal = await h.runtime.repos.proposals.get("P-1")
     assert proposal is not None and proposal.state is S.PROPOSED
     assert h.fake.ephemerals(user=ALICE) == [] and writes(h) == []
+
+
+async def test_an_undo_click_naming_another_proposal_is_refused(bot_harness: Make) -> None:
+    h = await bot_harness()
+    first = await propose(h, "drain 4", "P-1")
+    await h.fake.click(
+        user=ALICE, channel=CHANNEL, message_ts=first.ts, action_id=callbacks.APPROVE
+    )
+    for _ in range(300):
+        await h.settle()
+        done = await h.runtime.repos.proposals.get("P-1")
+        if done is not None and done.state is S.SUCCEEDED:
+            break
+        await asyncio.sleep(0.02)
+    await h.settle()
+    outcome = h.fake.thread(CHANNEL, first.ts)[-1]
+    assert callbacks.UNDO in outcome.action_ids()
+    await h.fake.slash_command(user=BOB, text="limit leader 8", channel=CHANNEL)
+    await h.settle()
+    second = await h.runtime.repos.proposals.get("P-2")
+    assert second is not None and second.state is S.PROPOSED
+    await h.fake.click(
+        user=ALICE,
+        channel=CHANNEL,
+        message_ts=outcome.ts,
+        action_id=callbacks.UNDO,
+        value=json.dumps({"p": "P-2", "v": 1}),
+    )
+    await h.settle()
+    assert "message of P-1 but names P-2" in h.fake.ephemerals(user=ALICE)[-1].text
+    assert await h.runtime.repos.proposals.get("P-3") is None  # no undo proposed
+    # the real undo button still works
+    await h.fake.click(user=ALICE, channel=CHANNEL, message_ts=outcome.ts, action_id=callbacks.UNDO)
+    await h.settle()
+    undo = await h.runtime.repos.proposals.get("P-3")
+    assert undo is not None and undo.action == "undrain"
