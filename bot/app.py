@@ -26,7 +26,7 @@ from bot.client import build_web_client, close_web_client
 from bot.config import BotConfig
 from bot.deps import BotDeps
 from bot.errors import SlackStartError
-from bot.handlers import actions, commands, events
+from bot.handlers import actions, commands, events, unsupported
 from bot.identity import IdentityResolver
 from bot.middleware import Deduplicate, RequestContext, RequestGuard
 from bot.notifier import NotifierReads, SlackNotifier
@@ -68,13 +68,18 @@ def build_app(deps: BotDeps, dedup: DedupRepo) -> AsyncApp:
         # every 10 ms for the ack).
         process_before_response=True,
         request_verification_enabled=False,  # Socket Mode: no signing secret
+        # Requests no listener takes go to the error handler (`bot.handlers.unsupported`),
+        # which acknowledges them and says "not supported" where it can.
+        raise_error_for_unhandled_request=True,
     )
     app.use(RequestGuard(deps.config))
     app.use(Deduplicate(dedup, deps.clock, deps.config.dedup_ttl))
+    app.use(unsupported.RefuseMalformed(deps))
     app.use(RequestContext())
     commands.register(app, deps)
     actions.register(app, deps)
     events.register(app, deps)
+    unsupported.register(app, deps)
     return app
 
 
@@ -115,6 +120,7 @@ class SlackBot:
             clock=clock,
             tasks=self.tasks,
             client=self.client,
+            refs=repos.slack_refs,
         )
         self.deliverer = Deliverer(
             repos.outbox,

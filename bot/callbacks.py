@@ -4,6 +4,9 @@
 it is about and the version the user saw, as compact JSON (`{"p":"P-7","v":3}`), never the
 action itself: the handler reloads the proposal and the engine refuses a stale version with the
 reason. Pure.
+
+Block IDs name the proposal too (`decide:P-7:v3`), so a click can be checked against the
+message it sits on (`proposal_of_block`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ REJECT_REASON_BLOCK = "reason"
 REJECT_REASON_INPUT = "reason_input"
 
 _PROPOSAL_ID = re.compile(r"^P-[0-9]{1,18}$")
+_BLOCK_ID = re.compile(r"^(decide|undo|status):(P-[0-9]{1,18}):v[0-9]{1,18}$")
+
+MAX_VALUE = 200
+"""The longest button value read: ours are about 25 characters; anything longer is not ours,
+and is refused before it is parsed (a deeply nested JSON value would exhaust the parser)."""
 
 
 class BadButtonValue(ValueError):
@@ -44,9 +52,13 @@ class ButtonValue:
     def decode(cls, raw: str | None) -> ButtonValue:
         if not raw:
             raise BadButtonValue("the button carried no value")
+        if len(raw) > MAX_VALUE:
+            raise BadButtonValue(
+                f"the button value is {len(raw)} characters long, not a tikvops value"
+            )
         try:
             data = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise BadButtonValue("the button value is not JSON") from None
         if not isinstance(data, dict):
             raise BadButtonValue("the button value is not an object")
@@ -64,9 +76,18 @@ def block_id(kind: str, proposal_id: str, version: int) -> str:
     return f"{kind}:{proposal_id}:v{version}"
 
 
+def proposal_of_block(value: object) -> str | None:
+    """The proposal a block ID of ours names (`decide:P-7:v3` → `P-7`), or None."""
+    if not isinstance(value, str):
+        return None
+    match = _BLOCK_ID.match(value)
+    return match.group(2) if match else None
+
+
 __all__ = [
     "APPROVE",
     "BUTTON_ACTIONS",
+    "MAX_VALUE",
     "REJECT",
     "REJECT_REASON_BLOCK",
     "REJECT_REASON_INPUT",
@@ -75,4 +96,5 @@ __all__ = [
     "BadButtonValue",
     "ButtonValue",
     "block_id",
+    "proposal_of_block",
 ]

@@ -12,10 +12,10 @@ DEFAULT_API_URL = "https://slack.com/api/"
 
 @dataclass(frozen=True)
 class BotConfig:
-    """`app_id`/`team_id`: requests from any other app or workspace are ignored (None: not
-    checked). `command_channels`: channel IDs or names where `/tikv` is accepted (empty: any).
-    `approver_groups`: the user-group IDs (`S…`) named in the approval policy, whose members
-    are looked up (cached for `group_ttl`)."""
+    """`app_id`/`team_id`: requests from any other app or workspace, or naming none, are
+    ignored (None: not checked). `command_channels`: channel IDs or names where `/tikv` is
+    accepted (empty: any). `approver_groups`: the user-group IDs (`S…`) named in the approval
+    policy, whose members are looked up (cached for `group_ttl`)."""
 
     bot_token: str
     app_token: str

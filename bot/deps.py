@@ -9,7 +9,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.config import BotConfig
 from bot.identity import IdentityResolver
 from bot.tasks import BackgroundTasks
-from engine.ports import AuditLog, Clock
+from engine.ports import AuditLog, Clock, SlackRefs
 from engine.service import Engine
 
 
@@ -22,6 +22,8 @@ class BotDeps:
     clock: Clock
     tasks: BackgroundTasks
     client: AsyncWebClient
+    refs: SlackRefs
+    """Where each proposal's message lives (clicks are checked against it)."""
 
     @property
     def channel_mention(self) -> str:

@@ -55,6 +55,63 @@ def bad_button(reason: str) -> str:
     )
 
 
+def command_without_user(command: str) -> str:
+    """`command` is a code span made by the caller (it comes from outside)."""
+    return (
+        f"Slack did not say who sent {command}, so tikvops did nothing: every request is "
+        "made by a named person. Send it again; if this keeps happening, an admin should check "
+        "the Slack app's configuration."
+    )
+
+
+def command_too_long(length: int, limit: int, usage: str) -> str:
+    return (
+        f"This command is {length:,} characters long; tikvops reads at most {limit:,}, so it "
+        f"did nothing. Usage: `{usage}` (`/tikv help` lists every command)."
+    )
+
+
+def not_our_command(command: str, ours: str) -> str:
+    """`command` is a code span made by the caller (it comes from outside)."""
+    return (
+        f"{command} is not a tikvops command, so nothing was done. tikvops takes `{ours}`; "
+        f"type `{ours} help` to see what it can do."
+    )
+
+
+def not_supported(what: str, ours: str) -> str:
+    """`what` names the request ("the shortcut `x`"), escaped by the caller."""
+    return (
+        f"tikvops does not support {what}, so nothing was done. Type `{ours} help` in a channel "
+        "to see what it can do."
+    )
+
+
+def form_not_supported(callback_id: str, ours: str) -> str:
+    return (
+        f"tikvops does not know the form {callback_id} (it may come from an older version), so "
+        f"nothing was done. Close this window and type `{ours} help` to see what it can do."
+    )
+
+
+def click_unreadable() -> str:
+    return bad_button("Slack's click did not say which button was pressed")
+
+
+def request_failed(what: str) -> str:
+    return (
+        f"tikvops could not handle {what}; it was logged and nothing was done. Try again; if it "
+        "keeps failing, an operator should check the bot's logs."
+    )
+
+
+def bad_form() -> str:
+    return (
+        "This form could not be used: it does not carry the proposal it was opened for, so "
+        "nothing was rejected. Close it and reject with `/tikv reject <proposal-id> <reason>`."
+    )
+
+
 def not_a_person() -> str:
     return "Only people can approve or reject; bots and apps are ignored."
 
@@ -94,14 +151,22 @@ __all__ = [
     "NOT_PROPOSED_HINT",
     "REFUSAL_HINTS",
     "bad_button",
+    "bad_form",
     "channel_not_allowed",
+    "click_unreadable",
+    "command_too_long",
+    "command_without_user",
     "decision_recorded",
     "dedup_note",
+    "form_not_supported",
     "internal_error",
     "not_a_person",
+    "not_our_command",
+    "not_supported",
     "reject_modal_label",
     "reject_modal_prompt",
     "reject_modal_title",
+    "request_failed",
     "undo_proposed",
     "working",
 ]

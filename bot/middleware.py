@@ -2,7 +2,9 @@
 fast, local, and does no I/O):
 
 - `RequestGuard`: requests from another app or workspace (including users of another
-  organisation in a shared channel) are acknowledged and ignored; so are the bot's own events.
+  organisation in a shared channel) are acknowledged and ignored; so are the bot's own events,
+  and, when the app or workspace ID is configured, requests that do not name one (Slack always
+  sends both, so a request without them is forged or broken).
 - `Deduplicate`: a redelivered envelope (same envelope ID) or a repeated request (same
   trigger, `action_ts` or event ID) that this process already let through is acknowledged and
   not handled again. Everything else goes on with a `bot.redelivery.Claim` in the context: the
@@ -15,7 +17,7 @@ fast, local, and does no I/O):
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 
 from slack_bolt.middleware.async_middleware import AsyncMiddleware
@@ -49,14 +51,26 @@ class RequestGuard(AsyncMiddleware):
     async def async_process(
         self, *, req: AsyncBoltRequest, resp: BoltResponse, next: Next
     ) -> BoltResponse | None:
-        body = req.body
+        body: Mapping[str, object] | object = req.body
+        if not isinstance(body, Mapping):
+            logger.warning("ignored a request whose payload is not an object")
+            return _ignored()
         app = payload.app_id(body)
-        if self._config.app_id and app and app != self._config.app_id:
+        if self._config.app_id and app != self._config.app_id:
             logger.warning(
-                "ignored a request for app %s (this app is %s)", app, self._config.app_id
+                "ignored a request for app %s (this app is %s)",
+                app or "(none named)",
+                self._config.app_id,
             )
             return _ignored()
         teams = payload.team_ids(body)
+        if self._config.team_id and not teams:
+            logger.warning(
+                "ignored a request that names no workspace (this app serves %s), user %s",
+                self._config.team_id,
+                payload.user_id(body),
+            )
+            return _ignored()
         if self._config.team_id and teams - {self._config.team_id}:
             logger.warning(
                 "ignored a request from workspace(s) %s (this app serves %s), user %s",

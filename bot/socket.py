@@ -1,7 +1,13 @@
 """Socket Mode, thin: starts and stops Bolt's `AsyncSocketModeHandler` (aiohttp) and passes the
 envelope ID of every request on to the app as a header, so that a redelivered envelope can be
 recognised (`bot.middleware`). Reconnects (Slack's `disconnect`, dropped sockets, stale pings)
-are the SDK's own."""
+are the SDK's own.
+
+Every envelope is acknowledged, whatever it carries: one the SDK cannot turn into a request (no
+payload, a null or list payload, no type) is acked as it arrives, and a request the app
+answered with an error status (or that raised) is acked anyway, because an envelope left
+unacknowledged is redelivered by Slack or shown to the user as an error. What the user is told
+is the app's business (`bot.handlers.unsupported`)."""
 
 from __future__ import annotations
 
@@ -16,9 +22,11 @@ from slack_bolt.adapter.socket_mode.async_internals import send_async_response
 from slack_bolt.adapter.socket_mode.internals import build_headers
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
 
 from bot.errors import SlackStartError
 from bot.outbox import TRANSIENT_ERRORS
@@ -27,16 +35,57 @@ from bot.payload import ENVELOPE_HEADER
 logger = logging.getLogger(__name__)
 
 
+_CONTROL = frozenset({"hello", "disconnect"})
+
+
+def unreadable(message: object) -> bool:
+    """Whether a Socket Mode frame is an envelope (it has an envelope ID) that the SDK will not
+    hand to the app (`SocketModeRequest.from_dict` needs a type and a dict or string payload)."""
+    if not isinstance(message, dict) or not message.get("envelope_id"):
+        return False
+    if message.get("type") in _CONTROL:
+        return False
+    return not ("type" in message and isinstance(message.get("payload"), dict | str))
+
+
 class EnvelopeHandler(AsyncSocketModeHandler):
-    """Bolt's handler, plus the envelope ID in the request headers."""
+    """Bolt's handler, plus the envelope ID in the request headers, and an ack for every
+    envelope (see the module docstring)."""
+
+    def __init__(self, app: AsyncApp, app_token: str, **kwargs: object) -> None:
+        super().__init__(app, app_token, **kwargs)  # type: ignore[arg-type]
+        self.client.message_listeners.append(self._ack_unreadable)  # type: ignore[arg-type]
 
     async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
         start = time()
-        headers = dict(build_headers(req) or {})
-        headers[ENVELOPE_HEADER] = req.envelope_id
-        bolt_req = AsyncBoltRequest(mode="socket_mode", body=req.payload, headers=headers)
-        response = await self.app.async_dispatch(bolt_req)
+        try:
+            headers = dict(build_headers(req) or {})
+            headers[ENVELOPE_HEADER] = req.envelope_id
+            bolt_req = AsyncBoltRequest(mode="socket_mode", body=req.payload, headers=headers)
+            response = await self.app.async_dispatch(bolt_req)
+        except Exception:
+            logger.exception("a %s envelope could not be handled; acknowledged", req.type)
+            response = BoltResponse(status=200, body="")
+        if response.status != 200:
+            logger.warning(
+                "a %s envelope ended with status %s; acknowledged anyway", req.type, response.status
+            )
+            response = BoltResponse(status=200, body="")
         await send_async_response(client, req, response, start)
+
+    async def _ack_unreadable(
+        self, client: SocketModeClient, message: dict[str, object], raw: str | None
+    ) -> None:
+        if not unreadable(message):
+            return
+        envelope_id = str(message["envelope_id"])
+        logger.warning(
+            "acknowledged an unreadable %s envelope %s (payload: %s)",
+            str(message.get("type"))[:40],
+            envelope_id[:80],
+            type(message.get("payload")).__name__,
+        )
+        await client.send_socket_mode_response(SocketModeResponse(envelope_id=envelope_id))
 
 
 class SocketRunner:
@@ -186,4 +235,4 @@ def _start_error(exc: BaseException) -> BaseException:
     return exc
 
 
-__all__ = ["EnvelopeHandler", "SocketRunner"]
+__all__ = ["EnvelopeHandler", "SocketRunner", "unreadable"]

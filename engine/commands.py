@@ -273,7 +273,10 @@ def _action_help(action: Action[Any], prog: str) -> str:
 
 _WHOLE = re.compile(r"^[+-]?[0-9]+$")
 _DECIMAL = re.compile(r"^\+?(?:[0-9]+\.?[0-9]*|\.[0-9]+)$")
-_PROPOSAL = re.compile(r"^(?:p-?|#)?([0-9]+)$", re.IGNORECASE)
+_PROPOSAL = re.compile(r"^(?:p-?|#)?([0-9]{1,18})$", re.IGNORECASE)
+_MAX_DIGITS = 20
+"""IDs and counts are at most 20 digits (PD's IDs are unsigned 64-bit); longer numbers are
+refused before conversion (Python refuses to convert more than 4,300 digits)."""
 _SPACES = re.compile(r"\s")  # Slack may send non-breaking spaces
 _SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "‚": "'"})
 
@@ -397,7 +400,11 @@ def _whole(word: str, label: str, minimum: int = 0) -> int:
     cleaned = word.lstrip("#")
     if not _WHOLE.match(cleaned):
         raise _Refusal(f"{label} must be a whole number, got '{_clip(word)}'")
-    value = int(cleaned)
+    sign = "-" if cleaned.startswith("-") else ""
+    digits = cleaned.lstrip("+-").lstrip("0") or "0"
+    if len(digits) > _MAX_DIGITS:
+        raise _Refusal(f"{label} is too large ({len(digits)} digits; at most {_MAX_DIGITS})")
+    value = int(sign + digits)
     if value < minimum:
         raise _Refusal(f"{label} must be at least {minimum}, got {value}")
     return value

@@ -1,5 +1,6 @@
 """Pure builders for what Slack sends over Socket Mode: hello, disconnect, envelopes, and the
-payloads inside them (slash command, block_actions, events_api app_mention, view_submission).
+payloads inside them (slash command, block_actions, events_api app_mention, view_submission,
+global and message shortcuts, block_suggestion).
 
 Shapes follow reference slack.md §1.2–1.6 and §2. No I/O, no state: callers pass ids and times.
 """
@@ -36,14 +37,16 @@ def disconnect(reason: str, num_connections: int) -> dict[str, Any]:
 
 def envelope(
     kind: str,
-    payload: dict[str, Any],
+    payload: Any,
     *,
     envelope_id: str,
     accepts_response_payload: bool,
     retry_attempt: int | None = None,
     retry_reason: str | None = None,
 ) -> dict[str, Any]:
-    """A Socket Mode envelope; retry fields are only set for ``events_api``."""
+    """A Socket Mode envelope; retry fields are only set for ``events_api``. ``payload`` is
+    normally a dict; tests may pass anything JSON can carry (None, a list) to act as a broken
+    peer."""
     out: dict[str, Any] = {
         "envelope_id": envelope_id,
         "payload": payload,
@@ -299,3 +302,92 @@ def input_state(view_blocks: list[dict[str, Any]], values: dict[str, Any]) -> di
             entry["value"] = raw
         state.setdefault(block_id, {})[action_id] = entry
     return {"values": state}
+
+
+def shortcut(
+    *,
+    team_id: str,
+    team_domain: str,
+    app_id: str,
+    user_id: str,
+    user_name: str,
+    callback_id: str,
+    action_ts: str,
+    trigger_id: str,
+) -> dict[str, Any]:
+    """A global shortcut (from the composer or search): no channel, no response_url."""
+    return {
+        "type": "shortcut",
+        "token": LEGACY_VERIFICATION_TOKEN,
+        "action_ts": action_ts,
+        "team": {"id": team_id, "domain": team_domain},
+        "user": user_object(user_id, user_name, team_id),
+        "api_app_id": app_id,
+        "is_enterprise_install": False,
+        "enterprise": None,
+        "callback_id": callback_id,
+        "trigger_id": trigger_id,
+    }
+
+
+def message_action(
+    *,
+    team_id: str,
+    team_domain: str,
+    app_id: str,
+    user_id: str,
+    user_name: str,
+    channel_id: str,
+    channel_name: str,
+    callback_id: str,
+    action_ts: str,
+    message: dict[str, Any],
+    response_url: str,
+    trigger_id: str,
+) -> dict[str, Any]:
+    """A message shortcut (the "…" menu of a message): carries the message and a response_url."""
+    return {
+        "type": "message_action",
+        "token": LEGACY_VERIFICATION_TOKEN,
+        "action_ts": action_ts,
+        "team": {"id": team_id, "domain": team_domain},
+        "user": user_object(user_id, user_name, team_id),
+        "api_app_id": app_id,
+        "is_enterprise_install": False,
+        "enterprise": None,
+        "channel": {"id": channel_id, "name": channel_name},
+        "callback_id": callback_id,
+        "trigger_id": trigger_id,
+        "message_ts": message.get("ts"),
+        "message": copy.deepcopy(message),
+        "response_url": response_url,
+    }
+
+
+def block_suggestion(
+    *,
+    team_id: str,
+    team_domain: str,
+    app_id: str,
+    user_id: str,
+    user_name: str,
+    action_id: str,
+    block_id: str,
+    value: str,
+    container: dict[str, Any],
+) -> dict[str, Any]:
+    """An options request of an external select (`block_suggestion`): the app answers in its
+    ack with ``{"options": [...]}``."""
+    return {
+        "type": "block_suggestion",
+        "user": user_object(user_id, user_name, team_id),
+        "container": container,
+        "api_app_id": app_id,
+        "token": LEGACY_VERIFICATION_TOKEN,
+        "action_id": action_id,
+        "block_id": block_id,
+        "value": value,
+        "team": {"id": team_id, "domain": team_domain},
+        "enterprise": None,
+        "is_enterprise_install": False,
+    }

@@ -68,7 +68,7 @@ class Delivery:
 
     @property
     def type(self) -> str:
-        return str(self.envelope["type"])
+        return str(self.envelope.get("type"))
 
 
 @dataclass

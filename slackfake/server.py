@@ -447,6 +447,107 @@ class SlackFake:
             )
             await self.push(envelope, ack_timeout=ack_timeout)
 
+    async def shortcut(
+        self, *, user: str, callback_id: str, ack_timeout: float | None = None
+    ) -> Ack:
+        """``user`` runs the global shortcut ``callback_id`` (no channel, no response_url; the
+        payload's trigger_id can open a modal). Returns the ack."""
+        who = self._user(user)
+        payload = payloads.shortcut(
+            team_id=self.workspace.team_id,
+            team_domain=self.workspace.team_domain,
+            app_id=self.workspace.app_id,
+            user_id=who.id,
+            user_name=who.name,
+            callback_id=callback_id,
+            action_ts=self.store.next_ts(),
+            trigger_id=self.modals.issue_trigger(who.id, None),
+        )
+        return await self.push_interactive(payload, ack_timeout=ack_timeout)
+
+    async def message_shortcut(
+        self,
+        *,
+        user: str,
+        message_ts: str,
+        callback_id: str,
+        channel: str | None = None,
+        ack_timeout: float | None = None,
+    ) -> Ack:
+        """``user`` runs the message shortcut ``callback_id`` on a stored message; its
+        response_url shows answers to ``user`` in that channel. Returns the ack."""
+        ch = self._channel(channel)
+        who = self._user(user)
+        msg = self.store.get(ch.id, message_ts)
+        if msg is None or msg.deleted:
+            raise UnknownMessage(f"no message {message_ts} in {ch.id}")
+        payload = payloads.message_action(
+            team_id=self.workspace.team_id,
+            team_domain=self.workspace.team_domain,
+            app_id=self.workspace.app_id,
+            user_id=who.id,
+            user_name=who.name,
+            channel_id=ch.id,
+            channel_name=ch.name,
+            callback_id=callback_id,
+            action_ts=self.store.next_ts(),
+            message=msg.to_api(),
+            response_url=self.response_url_for(user=who.id, channel=ch.id),
+            trigger_id=self.modals.issue_trigger(who.id, ch.id),
+        )
+        return await self.push_interactive(payload, ack_timeout=ack_timeout)
+
+    async def block_suggestion(
+        self,
+        *,
+        user: str,
+        action_id: str,
+        value: str = "",
+        block_id: str = "options",
+        channel: str | None = None,
+        ack_timeout: float | None = None,
+    ) -> Ack:
+        """``user`` types ``value`` into an external select ``action_id`` (in a message of
+        ``channel``); the app's ack carries the options. Returns the ack."""
+        ch = self._channel(channel)
+        who = self._user(user)
+        payload = payloads.block_suggestion(
+            team_id=self.workspace.team_id,
+            team_domain=self.workspace.team_domain,
+            app_id=self.workspace.app_id,
+            user_id=who.id,
+            user_name=who.name,
+            action_id=action_id,
+            block_id=block_id,
+            value=value,
+            container=payloads.message_container(
+                ch.id, self.store.next_ts(), is_ephemeral=False, thread_ts=None
+            ),
+        )
+        return await self.push_interactive(payload, ack_timeout=ack_timeout)
+
+    async def push_interactive(self, payload: Any, *, ack_timeout: float | None = None) -> Ack:
+        """Deliver any payload (a dict, or anything else JSON can carry: a broken peer) in an
+        ``interactive`` envelope and wait for the ack."""
+        envelope = payloads.envelope(
+            "interactive", payload, envelope_id=ids.envelope_id(), accepts_response_payload=True
+        )
+        return await self.push(envelope, ack_timeout=ack_timeout)
+
+    def response_url_for(
+        self, *, user: str, channel: str | None = None, kind: str = "actions"
+    ) -> str:
+        """A fresh response_url whose messages are shown to ``user`` in ``channel`` (for tests
+        that build payloads themselves)."""
+        ch = self._channel(channel)
+        who = self._user(user)
+        target = ResponseTarget("commands" if kind == "commands" else "actions", ch.id, who.id)
+        return self.responses.issue(self.base_url, target)
+
+    def trigger_for(self, *, user: str, channel: str | None = None) -> str:
+        """A fresh trigger_id for ``user`` (valid for ``trigger_ttl`` s, once)."""
+        return self.modals.issue_trigger(self._user(user).id, channel)
+
     def _open_view(self, user: str, view_id: str) -> View:
         view = self.modals.get(view_id)
         if view is None or view.closed or view.user != user:

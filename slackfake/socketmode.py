@@ -173,14 +173,16 @@ class SocketHub:
             return await asyncio.wait_for(waiter.future, ack_timeout)
         except _LostAck:
             self.timeouts.append(envelope_id)
-            raise AckTimeout(envelope_id, str(envelope["type"]), ack_timeout, lost=True) from None
+            raise AckTimeout(
+                envelope_id, str(envelope.get("type")), ack_timeout, lost=True
+            ) from None
         except TimeoutError:
             self.timeouts.append(envelope_id)
-            raise AckTimeout(envelope_id, str(envelope["type"]), ack_timeout) from None
+            raise AckTimeout(envelope_id, str(envelope.get("type")), ack_timeout) from None
         except ConnectionError as exc:
             log.info("delivery of %s failed: %s", envelope_id, exc)
             self.timeouts.append(envelope_id)
-            raise AckTimeout(envelope_id, str(envelope["type"]), ack_timeout) from exc
+            raise AckTimeout(envelope_id, str(envelope.get("type")), ack_timeout) from exc
         finally:
             self._waiters[envelope_id].remove(waiter)
             if not self._waiters[envelope_id]:
@@ -200,7 +202,7 @@ class SocketHub:
         if original is None:
             raise KeyError(f"no envelope {envelope_id} was ever pushed")
         again = dict(original)
-        if again["type"] == "events_api":
+        if again.get("type") == "events_api":
             again["retry_attempt"] = int(original.get("retry_attempt", 0)) + 1
             again["retry_reason"] = reason
         return await self.push(again, ack_timeout=ack_timeout, connect_timeout=connect_timeout)

@@ -11,6 +11,10 @@ proposal message itself is edited by the notifier through the outbox.
   opens in the background right after the ack); on submit, `engine.reject(reason=...)`. If the
   modal cannot be opened, the proposal is rejected without a reason.
 - Undo: `engine.propose_undo(...)`: the undo becomes a new proposal that needs approval.
+
+Before any of these, the click is checked (`_checked_value`): a button value that is not ours
+(`bot.callbacks.ButtonValue.decode`, bounded), or that names another proposal than the message
+it sits on (`bot.handlers.origin`), is refused, told and audited; nothing reaches the engine.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from bot import callbacks, messages, payload
 from bot.audit import audit_refusal
 from bot.callbacks import BadButtonValue, ButtonValue
 from bot.deps import BotDeps
+from bot.handlers.origin import Clicked, clicked, mismatch
 from bot.middleware import request_id
 from bot.redelivery import once
 from bot.render.kit import Rendered, rendered, section
@@ -41,21 +46,79 @@ from engine.results import Decided, ProposalCreated, Refused
 logger = logging.getLogger(__name__)
 
 
-def _where(body: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    """The channel and thread of the clicked message."""
-    container = body.get("container") or {}
-    message = body.get("message") or {}
-    channel = payload.channel_id(body)
-    thread = container.get("thread_ts") or message.get("thread_ts")
-    return channel, str(thread) if thread else None
+MAX_METADATA = 3000
+"""Slack's limit on a view's `private_metadata`; anything longer is not ours."""
 
 
 def _value(body: Mapping[str, Any]) -> str | None:
-    actions = body.get("actions") or []
-    if actions and isinstance(actions[0], Mapping):
+    actions = body.get("actions")
+    if isinstance(actions, list) and actions and isinstance(actions[0], Mapping):
         value = actions[0].get("value")
-        return str(value) if value is not None else None
+        return value if isinstance(value, str) else None
     return None
+
+
+async def _refuse_click(
+    deps: BotDeps,
+    body: Mapping[str, Any],
+    kind: str,
+    reason: str,
+    where: Clicked,
+    *,
+    subject: str = "engine",
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Tell the clicker why the button could not be used, and audit it."""
+    text = messages.bad_button(reason)
+    await audit_refusal(
+        deps.audit,
+        deps.clock,
+        body,
+        action=f"slack.button.{kind}.refused",
+        reason=text,
+        subject=subject,
+        detail={"value": str(_value(body))[:200], **(detail or {})},
+    )
+    await tell(
+        deps.client,
+        rendered(text, [section(text)]),
+        user=payload.user_id(body),
+        channel=where.channel,
+        thread_ts=where.thread_ts,
+    )
+
+
+async def _checked_value(
+    deps: BotDeps, body: Mapping[str, Any], kind: str, raw: str | None, where: Clicked
+) -> ButtonValue | None:
+    """The button value if it is ours and names the proposal of the clicked message; else the
+    clicker is told why and the refusal is audited, and None."""
+    try:
+        value = ButtonValue.decode(raw)
+    except BadButtonValue as exc:
+        await _refuse_click(deps, body, kind, str(exc), where)
+        return None
+    wrong = await mismatch(deps.refs, body, value.proposal_id, kind, where)
+    if wrong is not None:
+        logger.warning(
+            "refused a %s click naming %s on message %s in %s: %s",
+            kind,
+            value.proposal_id,
+            where.message_ts,
+            where.channel,
+            wrong,
+        )
+        await _refuse_click(
+            deps,
+            body,
+            kind,
+            wrong,
+            where,
+            subject=value.proposal_id,
+            detail={"rule": "message", "message_ts": where.message_ts},
+        )
+        return None
+    return value
 
 
 def _reply_for(
@@ -79,30 +142,18 @@ async def decide(
     *,
     raw_value: str | None = None,
     reason: str = "",
-    where: tuple[str | None, str | None] | None = None,
+    where: Clicked | None = None,
+    checked: ButtonValue | None = None,
 ) -> None:
-    """Run one decision (`approve`, `reject`, `undo`) for the clicking user and tell them."""
+    """Run one decision (`approve`, `reject`, `undo`) for the clicking user and tell them.
+    `checked`: the value, already checked by `_checked_value` (else it is checked here)."""
     user = payload.user_id(body)
-    channel, thread = where or _where(body)
-    try:
-        value = ButtonValue.decode(raw_value if raw_value is not None else _value(body))
-    except BadButtonValue as exc:
-        text = messages.bad_button(str(exc))
-        await audit_refusal(
-            deps.audit,
-            deps.clock,
-            body,
-            action=f"slack.button.{kind}.refused",
-            reason=text,
-            detail={"value": str(_value(body))[:200]},
-        )
-        await tell(
-            deps.client,
-            rendered(text, [section(text)]),
-            user=user,
-            channel=channel,
-            thread_ts=thread,
-        )
+    where = where or clicked(body)
+    channel, thread = where.channel, where.thread_ts
+    value = checked or await _checked_value(
+        deps, body, kind, raw_value if raw_value is not None else _value(body), where
+    )
+    if value is None:
         return
     if user is None:
         logger.warning("a %s click without a user was ignored", kind)
@@ -152,13 +203,20 @@ async def decide(
     await tell(deps.client, answer, user=user, channel=channel, thread_ts=thread)
 
 
-def reject_modal(value: str, channel: str | None, thread: str | None) -> dict[str, Any]:
+def reject_modal(value: str, where: Clicked) -> dict[str, Any]:
     """The modal asking for a rejection reason; `private_metadata` carries the button value
-    and where to answer."""
+    and the clicked message (to check it again on submit, and to answer there)."""
     proposal_id = "the proposal"
     with contextlib.suppress(BadButtonValue):
         proposal_id = ButtonValue.decode(value).proposal_id
-    metadata = json.dumps({"value": value, "channel": channel, "thread": thread})
+    metadata = json.dumps(
+        {
+            "value": value,
+            "channel": where.channel,
+            "ts": where.message_ts,
+            "thread": where.thread_ts,
+        }
+    )
     return {
         "type": "modal",
         "callback_id": callbacks.REJECT_VIEW,
@@ -187,12 +245,33 @@ def reject_modal(value: str, channel: str | None, thread: str | None) -> dict[st
     }
 
 
+def modal_metadata(view: Mapping[str, Any]) -> tuple[str, Clicked] | None:
+    """The button value and clicked message a rejection modal carries, or None when its
+    `private_metadata` is not ours (bounded before it is parsed)."""
+    raw = view.get("private_metadata")
+    if not isinstance(raw, str) or not raw or len(raw) > MAX_METADATA:
+        return None
+    try:
+        meta = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(meta, dict) or not isinstance(meta.get("value"), str):
+        return None
+
+    def text(key: str) -> str | None:
+        found = meta.get(key)
+        return found if isinstance(found, str) and found else None
+
+    return str(meta["value"]), Clicked(text("channel"), text("ts"), text("thread"))
+
+
 def _submitted_reason(view: Mapping[str, Any]) -> str:
-    values = ((view.get("state") or {}).get("values") or {}).get(
-        callbacks.REJECT_REASON_BLOCK
-    ) or {}
-    entry = values.get(callbacks.REJECT_REASON_INPUT) or {}
-    return str(entry.get("value") or "").strip()
+    state = view.get("state")
+    values = state.get("values") if isinstance(state, Mapping) else None
+    block = values.get(callbacks.REJECT_REASON_BLOCK) if isinstance(values, Mapping) else None
+    entry = block.get(callbacks.REJECT_REASON_INPUT) if isinstance(block, Mapping) else None
+    reason = entry.get("value") if isinstance(entry, Mapping) else None
+    return reason.strip()[:500] if isinstance(reason, str) else ""
 
 
 def register(app: AsyncApp, deps: BotDeps) -> None:
@@ -212,15 +291,16 @@ def register(app: AsyncApp, deps: BotDeps) -> None:
         )
 
     async def open_reject_modal(body: dict[str, Any], context: dict[str, Any]) -> None:
-        value = _value(body) or ""
-        channel, thread = _where(body)
+        where = clicked(body)
+        raw = _value(body)
+        value = await _checked_value(deps, body, "reject", raw, where)
+        if value is None:
+            return
         trigger = body.get("trigger_id")
         try:
-            if not trigger:
+            if not isinstance(trigger, str) or not trigger:
                 raise ValueError("no trigger_id")
-            await deps.client.views_open(
-                trigger_id=str(trigger), view=reject_modal(value, channel, thread)
-            )
+            await deps.client.views_open(trigger_id=trigger, view=reject_modal(raw or "", where))
         except (
             SlackApiError,
             SlackClientError,
@@ -232,7 +312,7 @@ def register(app: AsyncApp, deps: BotDeps) -> None:
             logger.warning(
                 "could not open the rejection modal (%s); rejecting without a reason", exc
             )
-            await decide(deps, body, "reject", request_id(context))
+            await decide(deps, body, "reject", request_id(context), where=where, checked=value)
 
     async def on_reject(ack: AsyncAck, body: dict[str, Any], context: dict[str, Any]) -> None:
         await ack()
@@ -241,13 +321,27 @@ def register(app: AsyncApp, deps: BotDeps) -> None:
     async def on_reject_submit(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: dict[str, Any]
     ) -> None:
+        meta = modal_metadata(view)
+        if meta is None:
+            text = messages.bad_form()
+            await ack(response_action="errors", errors={callbacks.REJECT_REASON_BLOCK: text})
+            deps.tasks.spawn(
+                once(
+                    context,
+                    lambda: audit_refusal(
+                        deps.audit,
+                        deps.clock,
+                        body,
+                        action="slack.button.reject.refused",
+                        reason=text,
+                        detail={"rule": "form"},
+                    ),
+                ),
+                "audit a broken rejection form",
+            )
+            return
         await ack()
-        try:
-            meta = json.loads(str(view.get("private_metadata") or "{}"))
-        except ValueError:
-            meta = {}
-        raw = str(meta.get("value") or "")
-        where = (meta.get("channel"), meta.get("thread"))
+        raw, where = meta
         reason = _submitted_reason(view)
         deps.tasks.spawn(
             once(
@@ -269,9 +363,12 @@ def register(app: AsyncApp, deps: BotDeps) -> None:
         """Any other element (an old message, another version of the bot): ack so the user
         sees no error, and say what to do."""
         await ack()
-        action_id = str(((body.get("actions") or [{}])[0]).get("action_id", "?"))
+        actions = body.get("actions")
+        first = actions[0] if isinstance(actions, list) and actions else None
+        action_id = str(first.get("action_id", "?") if isinstance(first, Mapping) else "?")[:80]
         logger.info("ignored a click on unknown element %s", action_id)
-        channel, thread = _where(body)
+        where = clicked(body)
+        channel, thread = where.channel, where.thread_ts
         text = messages.bad_button(f"tikvops does not know the element {action_id!r}")
         deps.tasks.spawn(
             once(
@@ -294,4 +391,4 @@ def register(app: AsyncApp, deps: BotDeps) -> None:
     app.block_action(re.compile(r".*"))(on_other)  # last: only what nothing else matched
 
 
-__all__ = ["decide", "register", "reject_modal"]
+__all__ = ["decide", "modal_metadata", "register", "reject_modal"]

@@ -3,7 +3,8 @@
 background. Read-only commands and every error or refusal are answered ephemerally;
 mutating commands create a proposal through the engine (which posts it to the incidents channel
 with its buttons) and never execute directly. Commands from channels that are not configured
-are refused, told, and audited.
+are refused, told, and audited. A command that names no user, or whose text is longer than
+`MAX_TEXT`, is answered with what was wrong and not parsed.
 """
 
 from __future__ import annotations
@@ -21,13 +22,37 @@ from bot.client import respond_via
 from bot.deps import BotDeps
 from bot.middleware import request_id
 from bot.redelivery import once
-from bot.render.kit import rendered, section
+from bot.render.kit import code_span, rendered, section
 from bot.render.views import outcome_view
 from bot.replies import tell
-from engine.commands import ActionCommand, DecisionCommand, KillSwitchCommand, parse_command
+from engine.commands import (
+    ActionCommand,
+    DecisionCommand,
+    KillSwitchCommand,
+    parse_command,
+    usage,
+)
 from engine.results import KillSwitchOutcome, Outcome, RefusalKind, Refused
 
 logger = logging.getLogger(__name__)
+
+MAX_TEXT = 4000
+"""The longest command text read (a real command is a few words; parsing is kept small)."""
+SHOWN = 80
+"""Characters of the command text repeated back in answers and logs."""
+
+
+def shown_command(command: str, text: str) -> str:
+    """The command as repeated to the user and in logs, cut to `SHOWN` characters."""
+    whole = f"{command} {text}".strip()
+    return whole if len(whole) <= SHOWN else whole[: SHOWN - 1] + "…"
+
+
+def _usage_of(text: str, prog: str) -> str:
+    """The usage line of the command a (too long) text starts with, read from its first word
+    only; `{prog} help` when that is not a command."""
+    words = text.lstrip()[:64].split(maxsplit=1)
+    return usage(words[0], prog) if words else f"{prog} help"
 
 
 def changes_something(parsed: object) -> bool:
@@ -68,7 +93,7 @@ def register(app: AsyncApp, deps: BotDeps) -> None:
         channel = payload.channel_id(body)
         name = body.get("channel_name")
         user = payload.user_id(body)
-        shown = f"{deps.config.command} {text}".strip()
+        shown = shown_command(deps.config.command, text)
         if not channel_allowed(deps.config.command_channels, channel, name):
             refusal = messages.channel_not_allowed(
                 deps.config.command, _allowed_text(deps.config.command_channels)
@@ -110,10 +135,21 @@ async def run_command(
     text = str(body.get("text") or "")
     user = payload.user_id(body)
     channel = payload.channel_id(body)
-    shown = f"{deps.config.command} {text}".strip()
+    shown = shown_command(deps.config.command, text)
+    if user is None or len(text) > MAX_TEXT:
+        why = (
+            messages.command_without_user(code_span(shown))
+            if user is None
+            else messages.command_too_long(
+                len(text), MAX_TEXT, _usage_of(text, deps.config.command)
+            )
+        )
+        logger.warning("%s was not read: %s", shown, why)
+        await tell(
+            deps.client, rendered(why, [section(why)]), user=user, channel=channel, respond=respond
+        )
+        return
     try:
-        if user is None:
-            raise ValueError("the command names no user")
         parsed = parse_command(text, prog=deps.config.command)
         refused = await deps.identities.refusal(user) if changes_something(parsed) else None
         if refused is not None:
@@ -146,4 +182,11 @@ async def run_command(
     await tell(deps.client, answer, user=user, channel=channel, respond=respond, in_channel=public)
 
 
-__all__ = ["changes_something", "channel_allowed", "register", "run_command"]
+__all__ = [
+    "MAX_TEXT",
+    "changes_something",
+    "channel_allowed",
+    "register",
+    "run_command",
+    "shown_command",
+]

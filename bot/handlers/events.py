@@ -23,9 +23,12 @@ def register(app: AsyncApp, deps: BotDeps) -> None:
     async def on_mention(ack: AsyncAck, event: dict[str, Any], context: dict[str, Any]) -> None:
         await ack()
         channel = event.get("channel")
-        if not channel:
+        if not isinstance(channel, str) or not channel:
             return
-        thread = event.get("thread_ts") or event.get("ts")
+        thread = next(
+            (t for t in (event.get("thread_ts"), event.get("ts")) if isinstance(t, str) and t),
+            None,
+        )
         text = messages.mention_reply(deps.config.command)
 
         async def answer() -> None:

@@ -22,6 +22,10 @@ WORDS = [
     "-1",
     "2008",
     "99999999999999999999",
+    "9" * 21,
+    "9" * 3_000,
+    "0" * 3_000 + "4",
+    "P-" + "7" * 3_000,
     "0.8",
     "nan",
     "--dry-run",
@@ -47,6 +51,11 @@ command_texts = st.one_of(
     st.text(max_size=120),
     st.lists(st.sampled_from(WORDS), max_size=6).map(" ".join),
     st.tuples(st.sampled_from(list(command_names())), st.text(max_size=40)).map(" ".join),
+    # numbers of any length, up to past the command text limit (4,000 characters)
+    st.tuples(
+        st.sampled_from(list(command_names())),
+        st.integers(1, 5_000).map(lambda n: "9" * n),
+    ).map(" ".join),
 )
 
 

@@ -12,10 +12,12 @@ from hypothesis import strategies as st
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import payload
-from bot.callbacks import BadButtonValue, ButtonValue
+from bot.callbacks import BadButtonValue, ButtonValue, block_id, proposal_of_block
 from bot.config import BotConfig
 from bot.handlers.commands import channel_allowed
+from bot.handlers.unsupported import reply_for
 from bot.identity import IdentityResolver
+from bot.socket import unreadable
 from slackfake.server import SlackFake
 
 MakeClient = Callable[[BotConfig], AsyncWebClient]
@@ -168,3 +170,84 @@ async def test_account_lookup_failure_leaves_the_decision_to_the_policy(
     assert await resolver.refusal("U0ALICE") is None  # unknown: the approver list decides
     assert await resolver.refusal("U0ALICE") is None
     assert len(slack_fake.calls("users.info")) == 2  # a failure is not cached
+
+
+# ---------------------------------------------------------------------------- hostile shapes
+
+
+@pytest.mark.parametrize(
+    "raw", ["[" * 50_000, "{" * 3_000, '{"p":' * 1_000, " " * 201 + '{"p":"P-1","v":1}']
+)
+def test_button_values_too_long_or_too_deep_are_bad_values_not_crashes(raw: str) -> None:
+    with pytest.raises(BadButtonValue):
+        ButtonValue.decode(raw)
+
+
+def test_block_ids_name_their_proposal() -> None:
+    assert proposal_of_block(block_id("decide", "P-7", 3)) == "P-7"
+    assert proposal_of_block(block_id("undo", "P-12", 1)) == "P-12"
+    for other in (None, 7, "", "decide:P-7", "decide:P-7:v3:x", "other:P-7:v3", "decide:Q-7:v3"):
+        assert proposal_of_block(other) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        ({"type": "block_actions", "actions": [{"action_id": "a"}]}, None),
+        ({"type": "block_actions", "actions": [{}]}, "no action_id"),
+        ({"type": "block_actions", "actions": []}, "no list of actions"),
+        ({"type": "block_actions", "actions": None}, "no list of actions"),
+        ({"type": "block_actions", "actions": [1]}, "not an object"),
+        ({"type": "block_actions", "actions": [{"action_id": 7}]}, "no action_id"),
+        ({"type": "interactive_message", "actions": []}, "no list of actions"),
+        ({"type": "event_callback", "event": "type"}, "event is not an object"),
+        ({"type": "view_submission", "view": "callback_id"}, "no view"),
+        ({"type": "view_closed"}, "no view"),
+        ({"type": "view_submission", "view": {"callback_id": "x"}}, None),
+        ({"command": "/tikv", "text": "status"}, None),
+    ],
+)
+def test_malformed_names_what_bolt_could_not_read(body: dict[str, object], why: str | None) -> None:
+    found = payload.malformed(body)
+    assert (found is None) if why is None else (found is not None and why in found)
+
+
+def test_payload_questions_ignore_values_of_the_wrong_type() -> None:
+    body = {"team_id": ["T1"], "user": {"id": {"x": 1}, "team_id": 5}, "api_app_id": 3}
+    assert payload.team_ids(body) == set()
+    assert payload.user_id(body) is None and payload.app_id(body) is None
+    assert payload.request_key({"type": "block_actions", "actions": "x"}) is None
+
+
+def test_only_envelopes_the_sdk_cannot_read_are_acked_early() -> None:
+    assert unreadable({"envelope_id": "e", "type": "interactive", "payload": None})
+    assert unreadable({"envelope_id": "e", "type": "interactive", "payload": [1]})
+    assert unreadable({"envelope_id": "e", "type": "interactive"})
+    assert unreadable({"envelope_id": "e", "payload": {}})
+    assert not unreadable({"envelope_id": "e", "type": "interactive", "payload": {}})
+    assert not unreadable({"envelope_id": "e", "type": "interactive", "payload": "text"})
+    assert not unreadable({"type": "hello"}) and not unreadable({"type": "disconnect"})
+    assert not unreadable({"envelope_id": "", "type": "x"}) and not unreadable([1])
+
+
+@pytest.mark.parametrize(
+    ("body", "ack", "via"),
+    [
+        ({"command": "/deploy"}, "text", "none"),
+        ({"type": "block_actions", "actions": []}, None, "message"),
+        ({"type": "message_action", "callback_id": "x"}, None, "message"),
+        ({"type": "shortcut", "callback_id": "x"}, None, "modal"),
+        ({"type": "block_suggestion", "action_id": "a"}, "options", "none"),
+        ({"type": "view_submission", "view": {"callback_id": "f"}}, "response_action", "none"),
+        ({"type": "view_closed", "view": {}}, None, "none"),
+        ({"type": "event_callback", "event": {"type": "reaction_added"}}, None, "none"),
+        ({}, None, "none"),
+    ],
+)
+def test_each_unsupported_request_gets_the_ack_its_kind_expects(
+    body: dict[str, object], ack: str | None, via: str
+) -> None:
+    reply = reply_for(body, "/tikv", unhandled=True)
+    assert (reply.ack is None) if ack is None else (reply.ack is not None and ack in reply.ack)
+    assert reply.via == via
+    assert (reply.text is None) == (via == "none")

@@ -120,6 +120,7 @@ WORDS = [
     "audit", "kill-switch", "help", "undo", "on", "off", "4", "0", "-1", "1e9", "P-1", "P-0",
     "P-99999999999999999999", "99999999999999999999999", "--dry-run", "--store", "--to",
     "\u00a04", "４", "#4", "<@U0ALICE>", "'", '"', "--", "-", "nan", "inf", "\x00", "😀",
+    "9" * 21, "9" * 4_301, "9" * 10_000, "0" * 5_000 + "4", "P-" + "7" * 5_000, "#" + "1" * 4_400,
 ]  # fmt: skip
 command_text = st.one_of(
     st.text(max_size=60),
@@ -144,8 +145,12 @@ def test_slash_command_text_is_answered_and_never_writes(world: World, text: str
 
 # ---------------------------------------------------------------------------- button values
 
+nested = st.tuples(st.sampled_from(["[", "{", '{"p":', "[[{"]), st.integers(1, 100_000)).map(
+    lambda t: t[0] * t[1]
+)
 forged_value = st.one_of(
     st.text(max_size=40),
+    nested,
     st.builds(
         lambda p, v: json.dumps({"p": p, "v": v}),
         st.one_of(
@@ -157,6 +162,17 @@ forged_value = st.one_of(
         st.one_of(st.integers(min_value=-5, max_value=10**12), st.text(max_size=4), st.none()),
     ),
 )
+
+
+@FUZZ
+@given(raw=st.one_of(st.text(), nested, st.text(alphabet='[]{}":,0123456789pv', max_size=3_000)))
+def test_button_values_decode_or_raise_bad_button_value_only(raw: str) -> None:
+    INPUT_COUNTS["button values decoded"] += 1
+    try:
+        value = ButtonValue.decode(raw)
+    except BadButtonValue:
+        return
+    assert value.encode() == raw or ButtonValue.decode(value.encode()) == value
 
 
 @FUZZ
