@@ -67,7 +67,11 @@ class Settings(BaseSettings):
         default=None, description="PD's HTTP address, e.g. http://pd:2379 (none: demo simulator)"
     )
     prometheus_url: str | None = Field(default=None, description="Prometheus base URL (optional)")
-    pd_timeout: float = Field(default=5.0, gt=0, description="seconds per PD request")
+    pd_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="total seconds per PD request, retries included (region lists: 4x)",
+    )
     pd_retries: int = Field(default=2, ge=0, le=10, description="retries of idempotent GETs")
 
     # Where state lives.
