@@ -83,8 +83,10 @@ from operator_tikv.models.region import RegionsBrief, parse_regions_brief
 from operator_tikv.urls import has_credentials, redact_url
 
 __all__ = [
+    "DEADLINE_OUTCOME",
     "DEFAULT_DEADLINE",
     "DEFAULT_TIMEOUT",
+    "TOO_LARGE_OUTCOME",
     "BodyLimits",
     "PDClient",
     "RequestHook",
@@ -111,6 +113,8 @@ LARGE_DEADLINE_FACTOR = 4.0
 
 #: Outcome recorded for an attempt cut short by the call's total deadline.
 DEADLINE_OUTCOME = "DeadlineTimeout"
+#: Outcome recorded for an answer abandoned because its body passed the endpoint's cap.
+TOO_LARGE_OUTCOME = "TooLarge"
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,7 +351,7 @@ class PDClient:
             try:
                 response = await self._request(method, url, params, body, limit)
             except BodyTooLarge as exc:
-                self._record(method, template, "TooLarge", started)
+                self._record(method, template, TOO_LARGE_OUTCOME, started)
                 attempt_started.clear()
                 raise PDResponseTooLargeError(
                     f"{exc}; the limit for this endpoint is {human_size(limit)}",

@@ -49,6 +49,7 @@ from engine.model import AuditEvent, Diagnosis, Execution, Incident, NotProposed
 from engine.monitor import ClusterSource, Monitor
 from engine.playbook_diagnoser import PlaybookDiagnoser
 from engine.ports import Clock, Diagnoser, Notifier
+from operator_tikv.pd import TOO_LARGE_OUTCOME
 from operator_tikv.playbooks import PlaybookLimits
 from tikvops.commands.check import thresholds_from_settings
 from tikvops.observability import BotMetrics, Health, ObservabilityServer, parse_host_port
@@ -229,6 +230,8 @@ def pd_request_recorder(metrics: BotMetrics) -> Callable[[str, str, int | str, f
     def record(method: str, path: str, outcome: int | str, seconds: float) -> None:
         if isinstance(outcome, int):
             label = "ok" if outcome < 400 else f"http_{outcome // 100}xx"
+        elif outcome == TOO_LARGE_OUTCOME:
+            label = "too_large"
         else:
             label = "timeout" if "timeout" in outcome.lower() else "unreachable"
         metrics.pd_request(path, label)

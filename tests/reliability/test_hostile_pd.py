@@ -287,6 +287,8 @@ async def test_a_huge_store_list_is_refused_with_its_size(
         assert "TIKVOPS_PD_URL" in reason
         answer = await bot.stack.engine.handle_text("stores", ALICE)
         assert "PD unreachable since" in getattr(answer, "reason", "")
+        metrics = (await bot.health.get("/metrics")).text
+        assert 'endpoint="/pd/api/v1/stores",outcome="too_large"' in metrics
         bot.pd.mode = Hostile.PASS
         await until(lambda: bot.resolved("pd_unreachable"), "pd_unreachable resolves")
     assert bot.pd.sent_bytes and all(sent < 50 * 1024 * 1024 for sent in bot.pd.sent_bytes)
