@@ -185,8 +185,6 @@ class Reads:
         reason = exc.reason if isinstance(exc, _PDSlow) else str(exc)
         if known is None:
             return [], reason
-        if known.pd_failing and isinstance(exc, PDError):
-            reason = f"{known.unreachable_sentence(now)} Now: {reason}"
         summaries = [
             store_summary(s, drained=False) for s in sorted(known.stores, key=lambda s: s.id)
         ]
