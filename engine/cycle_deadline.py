@@ -33,9 +33,9 @@ async def observe_within(source: _Source, at: float, deadline: float | None) -> 
             at=at,
             pd_url=pd_url if isinstance(pd_url, str) else "PD",
             pd_error=(
-                f"the monitor's reads of PD did not finish within the cycle's {deadline:g} s "
-                "deadline (PD, or something between the bot and PD, is answering too slowly "
-                "or not at all)."
+                f"the monitor's reads of PD and the store metrics did not finish within the "
+                f"cycle's {deadline:g} s deadline (PD, the metrics source, or something in "
+                "between is answering too slowly or not at all)."
             ),
             metrics_source=getattr(getattr(source, "metrics", None), "name", None),
         )

@@ -276,6 +276,10 @@ class ScrapeSource:
     max_concurrency: int = 16
     quantile: float = 0.99
     max_body: int = DEFAULT_MAX_PAGE
+    #: Seconds a whole read (every store) may take; default twice `timeout`. Stores still
+    #: queued or answering then count as failed scrapes, so many slow stores cannot hold the
+    #: monitor cycle for `timeout` per batch of `max_concurrency`.
+    deadline: float | None = None
     name: SourceName = "scrape"
     _history: dict[int, _History] = field(default_factory=dict)
     _aiohttp_timeout: aiohttp.ClientTimeout | None = field(default=None, repr=False)
@@ -287,7 +291,18 @@ class ScrapeSource:
             async with semaphore:
                 return await self._read_store(target)
 
-        results = await asyncio.gather(*(one(t) for t in targets))
+        tasks = [asyncio.ensure_future(one(t)) for t in targets]
+        done: set[asyncio.Future[StoreMetrics]] = set()
+        if tasks:
+            done, _ = await asyncio.wait(tasks, timeout=self.read_deadline)
+        results = [
+            task.result() if task in done else self._unfinished(target)
+            for task, target in zip(tasks, targets, strict=True)
+        ]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
         wanted = {t.store_id for t in targets}
         for store_id in list(self._history):
             if store_id not in wanted:
@@ -365,6 +380,17 @@ class ScrapeSource:
                 raise BodyTooLarge(self.max_body, received=received)
             chunks.append(chunk)
         return b"".join(chunks)
+
+    @property
+    def read_deadline(self) -> float:
+        return self.deadline if self.deadline is not None else 2 * self.timeout
+
+    def _unfinished(self, target: StoreTarget) -> StoreMetrics:
+        return self._failed(
+            target,
+            f"{self.scheme}://{target.status_address}/metrics was not read within the "
+            f"{self.read_deadline:g} s every scrape of a cycle shares",
+        )
 
     def _failed(self, target: StoreTarget, error: str) -> StoreMetrics:
         # A failed scrape breaks the delta chain: the next good scrape starts afresh.

@@ -287,3 +287,23 @@ async def test_a_huge_metrics_page_is_abandoned(via: str) -> None:
     store = reading.stores[1]
     assert store.up is False
     assert store.error is not None and "larger than the 1 MiB accepted" in store.error
+
+
+async def test_many_slow_stores_share_one_deadline_per_read() -> None:
+    async with serving("/metrics", trickle) as url:
+        address = url.removeprefix("http://")
+        targets = [
+            StoreTarget(store_id=i, address=f"a{i}:20160", status_address=address)
+            for i in range(1, 6)
+        ]
+        async with open_scrape_session() as session:
+            # one at a time, 0.3 s each: five stores would take 1.5 s without the shared bound
+            source = ScrapeSource(session, timeout=0.3, max_concurrency=1, deadline=0.5)
+            async with asyncio.timeout(GUARD):
+                reading = await source.read(targets, 0.0)
+    errors = [reading.stores[i].error or "" for i in range(1, 6)]
+    assert all(reading.stores[i].up is False for i in range(1, 6))
+    assert "did not answer within 0.3 s" in errors[0]
+    assert all(
+        "was not read within the 0.5 s every scrape of a cycle shares" in e for e in errors[2:]
+    )
