@@ -19,6 +19,10 @@ interval; tests call it directly. One tick:
 
 PD unreachable is an incident of its own (`pd_unreachable`); while it lasts the invariants mark
 everything else stale, so other incidents are neither resolved nor opened from missing data.
+The same holds when PD answers something that cannot be true (`operator_tikv.trust`, applied
+by `ClusterSource`) and when observing takes longer than `cycle_deadline`
+(`engine.cycle_deadline`). Every cycle's observation is remembered in `knowledge`
+(`engine.knowledge`) for answers to people while PD is slow.
 
 Self-observation: `metrics` (`observe_cycle(seconds, ok)`, `set_open_incidents(counts)`) and
 `health` (`pd_ok(at)`, `pd_failed(reason)`) are optional hooks; `tikvops.observability`'s
@@ -35,8 +39,9 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
+from engine.cycle_deadline import observe_within
 from engine.diagnose_flow import DiagnoseFlow
 from engine.incidents import (
     ChangePolicy,
@@ -45,11 +50,13 @@ from engine.incidents import (
     IncidentTracker,
     remember_open_incidents,
 )
+from engine.knowledge import ClusterKnowledge
 from engine.model import Incident
 from engine.ports import Clock, IncidentRepo, Notifier
 from operator_tikv.invariants import Evaluation, InvariantMemory, Thresholds, evaluate
 from operator_tikv.metrics import MetricsSource
 from operator_tikv.observation import Observation, ObservationPD, observe
+from operator_tikv.trust import StoreLookup, TrustCheck, is_untrustworthy
 
 logger = logging.getLogger(__name__)
 
@@ -68,9 +75,10 @@ class ClusterSource:
         self.pd = pd
         self.metrics = metrics
         self.pd_url = pd_url
+        self.trust = TrustCheck(pd if isinstance(pd, StoreLookup) else None)
 
     async def observe(self, at: float) -> Observation:
-        return await observe(self.pd, self.metrics, at=at, pd_url=self.pd_url)
+        return await self.trust.vet(await observe(self.pd, self.metrics, at=at, pd_url=self.pd_url))
 
 
 class CycleMetrics(Protocol):
@@ -87,6 +95,13 @@ class PDHealth(Protocol):
     def pd_ok(self, at: float | datetime | None = None) -> None: ...
 
     def pd_failed(self, reason: str) -> None: ...
+
+
+@runtime_checkable
+class PDTrustHealth(Protocol):
+    """Optional: readiness fails at once while PD's answers are not believable."""
+
+    def pd_untrusted(self, reason: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -124,6 +139,7 @@ class Monitor:
         metrics: CycleMetrics | None = None,
         health: PDHealth | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        cycle_deadline: float | None = None,
     ) -> None:
         self.source = source
         self.notifier = notifier
@@ -135,6 +151,10 @@ class Monitor:
         self.metrics = metrics
         self.health = health
         self._monotonic = monotonic
+        #: Seconds observing the cluster may take in one cycle (None: unbounded).
+        self.cycle_deadline = cycle_deadline
+        #: What the last cycles saw, for answers to people while PD is slow.
+        self.knowledge = ClusterKnowledge(clock)
         self._memory = InvariantMemory()
         self._first_tick = True
         self._diagnosing: dict[str, asyncio.Task[Any]] = {}
@@ -160,7 +180,8 @@ class Monitor:
 
     async def _tick(self) -> TickReport:
         now = self.clock.now()
-        observation = await self.source.observe(now.timestamp())
+        observation = await observe_within(self.source, now.timestamp(), self.cycle_deadline)
+        self.knowledge.record(observation, now)
         self._record_pd(observation, now)
         open_before = await self.tracker.open_incidents()
         memory = remember_open_incidents(self._memory, open_before)
@@ -225,6 +246,8 @@ class Monitor:
         try:
             if observation.pd_reachable:
                 self.health.pd_ok(now)
+            elif is_untrustworthy(observation) and isinstance(self.health, PDTrustHealth):
+                self.health.pd_untrusted(observation.pd_error or "PD answer not trustworthy")
             else:
                 self.health.pd_failed(observation.pd_error or "PD unreachable")
         except Exception:
@@ -311,5 +334,6 @@ __all__ = [
     "Monitor",
     "ObservationSource",
     "PDHealth",
+    "PDTrustHealth",
     "TickReport",
 ]

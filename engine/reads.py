@@ -5,11 +5,24 @@ Used by `Engine.handle()` for read commands. Nothing here writes, to PD or to th
 failure becomes a `Refused` of kind `pd` carrying PD's message (the status view still shows
 what the database knows, with `pd_error` set); an unknown store, region or proposal becomes a
 `Refused` of kind `unknown` that says how to find a valid one.
+
+Answers to people never wait long on PD. Every live PD read here has a short total deadline
+(`live_deadline`, 3 s by default), and when the monitor's knowledge (`engine.knowledge`,
+attached by the composition root) says PD is not answering, no live read is tried at all:
+`status` shows the stores as the monitor last saw them, "as of" that read, with "PD
+unreachable since …"; `stores`, `store` and `region` say PD is unreachable since when and
+point to `status`.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+from typing import TypeVar
+
 from engine.executor import undo_from
+from engine.knowledge import ClusterKnowledge, Known
 from engine.model import TERMINAL_STATES, Proposal, ProposalState
 from engine.ports import AuditLog, EngineSettingsRepo, ExecutionRepo, IncidentRepo, ProposalRepo
 from engine.results import (
@@ -30,12 +43,26 @@ from engine.results import (
 from operator_tikv.actions import get_action, state
 from operator_tikv.actions.ports import PDApi
 from operator_tikv.errors import PDError, RegionNotFoundError, StoreNotFoundError
+from operator_tikv.models.region import Region
 from operator_tikv.models.store import StoreInfo
 
 ACTIVE_STATES = (ProposalState.PROPOSED, ProposalState.APPROVED, ProposalState.EXECUTING)
 """Proposals that are not finished: waiting for a decision, approved, or running."""
 
 RECENT_FINISHED = 5
+
+LIVE_READ_DEADLINE = 3.0
+"""Seconds a live PD read for a person may take in total before the answer gives up on it."""
+
+T = TypeVar("T")
+
+
+class _PDSlow(Exception):
+    """A live read did not finish within its deadline, or the monitor says PD is down."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
 
 
 def store_summary(store: StoreInfo, drained: bool) -> StoreSummary:
@@ -79,13 +106,49 @@ class Reads:
         executions: ExecutionRepo,
         audit: AuditLog,
         settings: EngineSettingsRepo,
+        knowledge: ClusterKnowledge | None = None,
+        live_deadline: float = LIVE_READ_DEADLINE,
     ) -> None:
+        #: What the monitor knows (None: no monitor in this process, e.g. a terminal command).
+        self.knowledge = knowledge
+        self.live_deadline = live_deadline
         self._pd = pd
         self._incidents = incidents
         self._proposals = proposals
         self._executions = executions
         self._audit = audit
         self._settings = settings
+
+    def _known(self) -> Known | None:
+        return self.knowledge.current if self.knowledge is not None else None
+
+    def _now(self) -> datetime:
+        return self.knowledge.now() if self.knowledge is not None else datetime.now(UTC)
+
+    async def _live(self, read: Awaitable[T]) -> T:
+        """`read`, unless the monitor says PD is not answering (then not even tried) or it
+        takes longer than `live_deadline` seconds: `_PDSlow` says which, and since when."""
+        known = self._known()
+        now = self._now()
+        if known is not None and known.pd_failing:
+            if asyncio.iscoroutine(read):
+                read.close()  # never started
+            raise _PDSlow(known.unreachable_sentence(now))
+        try:
+            async with asyncio.timeout(self.live_deadline):
+                return await read
+        except TimeoutError:
+            raise _PDSlow(
+                f"PD did not answer within {self.live_deadline:g} s, so this answer does not "
+                "wait for it."
+            ) from None
+
+    def _pd_slow_refusal(self, slow: _PDSlow) -> Refused:
+        return Refused(
+            reason=f"{slow.reason} `status` shows the cluster as the monitor last saw it; try "
+            "again once PD answers.",
+            kind=RefusalKind.PD,
+        )
 
     async def _store_summaries(self) -> list[StoreSummary]:
         stores = await self._pd.list_stores()
@@ -94,12 +157,13 @@ class Reads:
 
     async def status(self) -> StatusView:
         """Stores, open incidents, unfinished proposals and the safety switches; if PD cannot
-        be read the view still shows the rest, with `pd_error`."""
+        be read (or not quickly) the view still shows the rest, with `pd_error` saying since
+        when, and the stores as the monitor last saw them ("as of")."""
         pd_error: str | None = None
         try:
-            stores = await self._store_summaries()
-        except PDError as exc:
-            stores, pd_error = [], str(exc)
+            stores = await self._live(self._store_summaries())
+        except (PDError, _PDSlow) as exc:
+            stores, pd_error = self._last_known(exc)
         counts: dict[str, int] = {}
         for summary in stores:
             counts[summary.state] = counts.get(summary.state, 0) + 1
@@ -114,16 +178,35 @@ class Reads:
             pd_error=pd_error,
         )
 
+    def _last_known(self, exc: PDError | _PDSlow) -> tuple[list[StoreSummary], str]:
+        """The stores the monitor last saw and the sentence saying why and as of when."""
+        now = self._now()
+        known = self._known()
+        reason = exc.reason if isinstance(exc, _PDSlow) else str(exc)
+        if known is None:
+            return [], reason
+        summaries = [
+            store_summary(s, drained=False) for s in sorted(known.stores, key=lambda s: s.id)
+        ]
+        return summaries, f"{reason} {known.as_of_sentence(now)}"
+
     async def stores(self) -> StoresView | Refused:
         try:
-            return StoresView(stores=await self._store_summaries())
+            return StoresView(stores=await self._live(self._store_summaries()))
         except PDError as exc:
             return _pd_refusal(exc)
+        except _PDSlow as slow:
+            return self._pd_slow_refusal(slow)
+
+    async def _store_and_drained(self, store_id: int) -> tuple[StoreInfo, bool]:
+        info = await self._pd.get_store(store_id)
+        return info, store_id in await self._pd.evicted_leader_store_ids()
 
     async def store(self, store_id: int, *, prog: str = "/tikv") -> StoreView | Refused:
         try:
-            info = await self._pd.get_store(store_id)
-            drained = store_id in await self._pd.evicted_leader_store_ids()
+            info, drained = await self._live(self._store_and_drained(store_id))
+        except _PDSlow as slow:
+            return self._pd_slow_refusal(slow)
         except StoreNotFoundError:
             return Refused(
                 reason=f"store {store_id} does not exist in PD; list the stores with "
@@ -141,10 +224,17 @@ class Reads:
             store=store_summary(info, drained), incidents=incidents, proposals=proposals
         )
 
+    async def _region_and_operator(
+        self, region_id: int
+    ) -> tuple[Region, state.OperatorView | None]:
+        region = await self._pd.get_region(region_id)
+        return region, await state.read_operator(self._pd, region_id)
+
     async def region(self, region_id: int, *, prog: str = "/tikv") -> RegionView | Refused:
         try:
-            region = await self._pd.get_region(region_id)
-            operator = await state.read_operator(self._pd, region_id)
+            region, operator = await self._live(self._region_and_operator(region_id))
+        except _PDSlow as slow:
+            return self._pd_slow_refusal(slow)
         except RegionNotFoundError:
             return Refused(
                 reason=f"region {region_id} does not exist in PD (it may have been merged or "
@@ -219,4 +309,4 @@ class Reads:
         return AuditView(events=await self._audit.list_recent(limit=count))
 
 
-__all__ = ["ACTIVE_STATES", "Reads", "names_store", "store_summary"]
+__all__ = ["ACTIVE_STATES", "LIVE_READ_DEADLINE", "Reads", "names_store", "store_summary"]

@@ -15,6 +15,9 @@ Hierarchy::
     ├── PDUnavailableError           PD unreachable, timed out, or 5xx without a recognised refusal
     │                                (GETs are retried first). ``outcome_unknown`` for writes.
     ├── PDProtocolError              a response that does not parse or validate (cause chained)
+    │   ├── PDResponseTooLargeError  the body passed the endpoint's size limit (not read further)
+    │   └── PDUntrustworthyError     it parses, but cannot be true of a running cluster
+    │                                (``{"count": 1, "stores": []}``, stores vanishing...)
     ├── PDNotBootstrappedError       no TiKV has joined the cluster yet
     ├── PDBadRequestError            PD says our request is malformed or a value is invalid
     ├── PDNotFoundError              a named object does not exist
@@ -42,6 +45,7 @@ from typing import Any, ClassVar
 from operator_tikv.sentences import join_sentences
 
 __all__ = [
+    "UNTRUSTWORTHY",
     "NoOperatorStepError",
     "OperatorConflictError",
     "OperatorNotFoundError",
@@ -52,7 +56,9 @@ __all__ = [
     "PDNotFoundError",
     "PDProtocolError",
     "PDRejectedError",
+    "PDResponseTooLargeError",
     "PDUnavailableError",
+    "PDUntrustworthyError",
     "ParsedBody",
     "PeerExistsError",
     "PeerNotFoundError",
@@ -164,6 +170,33 @@ class PDProtocolError(PDError):
 
     summary = "PD answered something the bot cannot read"
     advice = "This PD version may differ from the supported ones (v6.5 to v8.5); report it."
+
+
+class PDResponseTooLargeError(PDProtocolError):
+    """PD's answer was larger than the bot accepts for that endpoint; the rest was not read."""
+
+    summary = "PD's answer was larger than the bot accepts"
+    advice = (
+        "Something other than PD may be answering (a proxy or a load balancer): check that "
+        "TIKVOPS_PD_URL points at a PD member. If the cluster really is that large, report it."
+    )
+
+
+UNTRUSTWORTHY = "PD answer not trustworthy"
+"""The summary of `PDUntrustworthyError`: the monitor recognises an observation that failed
+for this reason by it (see `operator_tikv.trust`)."""
+
+
+class PDUntrustworthyError(PDProtocolError):
+    """PD answered with something that cannot be true of a bootstrapped cluster: no stores,
+    a `count` that does not match the list, stores that vanished without becoming Tombstone.
+    Treated like PD unreachable: nothing is concluded from it."""
+
+    summary = UNTRUSTWORTHY
+    advice = (
+        "Incidents stay as they were until PD answers consistently again. Check PD's leader "
+        "(pd-ctl member) and anything between the bot and PD (a proxy or a cache)."
+    )
 
 
 class PDNotBootstrappedError(PDError):

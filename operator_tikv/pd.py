@@ -4,6 +4,17 @@
   simulator's handler). :func:`open_pd_client` builds one with sane timeouts and closes it.
 - Only GETs are retried, with exponential backoff, on transport errors and on 5xx answers that
   are not a recognised PD refusal. Writes (POST/DELETE) are sent exactly once.
+- Every call has a **total deadline** (``deadline`` seconds, retries and back-off included;
+  region lists get ``large_deadline``), not only the transport's per-read idle timeout: a PD
+  (or a proxy) that sends its answer one byte at a time fails the call with
+  :class:`~operator_tikv.errors.PDUnavailableError` when the deadline passes.
+- Every answer's body is **capped per endpoint** (:class:`BodyLimits`: generous for region
+  lists, small for everything else) and read in chunks; a larger one fails the call with
+  :class:`~operator_tikv.errors.PDResponseTooLargeError` without being buffered, and is not
+  retried.
+- ``list_stores()`` refuses an answer that cannot be true of a bootstrapped cluster (no stores,
+  or a ``count`` that does not match the list) with
+  :class:`~operator_tikv.errors.PDUntrustworthyError`.
 - Every response goes through a model; one that does not validate raises
   :class:`~operator_tikv.errors.PDProtocolError` with the cause chained. Bodies are parsed by
   content, never by Content-Type (region endpoints answer JSON as application/octet-stream).
@@ -22,6 +33,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import httpx
@@ -30,7 +42,9 @@ from pydantic import TypeAdapter, ValidationError
 from operator_tikv.errors import (
     PDNotFoundError,
     PDProtocolError,
+    PDResponseTooLargeError,
     PDUnavailableError,
+    PDUntrustworthyError,
     RegionNotFoundError,
     SchedulerNotFoundError,
     classify,
@@ -38,6 +52,7 @@ from operator_tikv.errors import (
     parse_error_body,
     truncate,
 )
+from operator_tikv.limits import MIB, BodyTooLarge, human_size, read_capped
 from operator_tikv.models import (
     API_PREFIX,
     EVICT_LEADER_SCHEDULER,
@@ -65,8 +80,18 @@ from operator_tikv.models import (
     VersionInfo,
 )
 from operator_tikv.models.region import RegionsBrief, parse_regions_brief
+from operator_tikv.urls import has_credentials, redact_url
 
-__all__ = ["DEFAULT_TIMEOUT", "PDClient", "RequestHook", "open_pd_client"]
+__all__ = [
+    "DEADLINE_OUTCOME",
+    "DEFAULT_DEADLINE",
+    "DEFAULT_TIMEOUT",
+    "TOO_LARGE_OUTCOME",
+    "BodyLimits",
+    "PDClient",
+    "RequestHook",
+    "open_pd_client",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +105,61 @@ Params = tuple[tuple[str, str], ...]
 #: Timeouts for the client :func:`open_pd_client` builds: PD answers reads in milliseconds,
 #: but a large ``/regions/store/{id}`` can take seconds.
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+
+#: Seconds one call may take in total (every attempt, back-off and the whole body included).
+DEFAULT_DEADLINE = 10.0
+#: Region lists may take this many times the deadline (they can be long during a failure).
+LARGE_DEADLINE_FACTOR = 4.0
+
+#: Outcome recorded for an attempt cut short by the call's total deadline.
+DEADLINE_OUTCOME = "DeadlineTimeout"
+#: Outcome recorded for an answer abandoned because its body passed the endpoint's cap.
+TOO_LARGE_OUTCOME = "TooLarge"
+
+
+@dataclass(frozen=True, slots=True)
+class BodyLimits:
+    """The largest body (bytes) accepted per kind of endpoint.
+
+    ``region_lists``: ``/regions/check/*``, ``/regions/store/*`` (every region of a failed store
+    can be listed: about 0.5 kB a region, so 256 MiB is ~500,000 regions). ``lists``:
+    ``/stores``, ``/operators``, ``/hotspot/*``, ``/stats/region`` (grow with stores and
+    running operators). ``other``: one object, a config, a message."""
+
+    region_lists: int = 256 * MIB
+    lists: int = 16 * MIB
+    other: int = 1 * MIB
+
+    def for_template(self, template: str) -> int:
+        if _is_region_list(template):
+            return self.region_lists
+        tail = template.removeprefix(API_PREFIX)
+        if tail.startswith(("/stores", "/operators", "/hotspot/", "/stats/region")):
+            return self.lists
+        return self.other
+
+
+def _is_region_list(template: str) -> bool:
+    """``/regions/check/{state}``, ``/regions/store/{id}`` and the like (not the count)."""
+    tail = template.removeprefix(API_PREFIX)
+    return tail.startswith("/regions") and tail != "/regions/count"
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """A PD answer, its body read whole (within the endpoint's limit)."""
+
+    status_code: int
+    content: bytes
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
 
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
@@ -108,11 +188,18 @@ def _normalise_base_url(base_url: str) -> str:
     if url.endswith(API_PREFIX):
         url = url[: -len(API_PREFIX)]
     if not url.startswith(("http://", "https://")):
-        raise ValueError(f"PD URL must start with http:// or https://, got {base_url!r}")
+        raise ValueError(
+            f"PD URL must start with http:// or https://, got {redact_url(base_url)!r}"
+        )
+    if has_credentials(url):
+        raise ValueError(
+            f"PD URL must not contain a user name or password ({redact_url(url)}): PD's API "
+            "has no password authentication"
+        )
     return url
 
 
-def _too_deep(response: httpx.Response, method: str, path: str) -> PDProtocolError:
+def _too_deep(response: _Answer, method: str, path: str) -> PDProtocolError:
     """PD's body nests deeper than Python's JSON parser can follow (``[[[[...``)."""
     return PDProtocolError(
         "response nests too deeply to be read as JSON",
@@ -147,15 +234,26 @@ class PDClient:
         backoff: float = 0.2,
         on_request: RequestHook | None = None,
         sleep: Sleep = asyncio.sleep,
+        deadline: float = DEFAULT_DEADLINE,
+        large_deadline: float | None = None,
+        limits: BodyLimits | None = None,
     ) -> None:
         if retries < 0 or backoff < 0:
             raise ValueError("retries and backoff must be >= 0")
+        if deadline <= 0 or (large_deadline is not None and large_deadline <= 0):
+            raise ValueError("deadlines must be positive")
         self._http = http
         self.base_url = _normalise_base_url(base_url)
         self.retries = retries
         self.backoff = backoff
         self.on_request = on_request
         self._sleep = sleep
+        #: Seconds one call may take in total; region lists get ``large_deadline``.
+        self.deadline = deadline
+        self.large_deadline = (
+            large_deadline if large_deadline is not None else deadline * LARGE_DEADLINE_FACTOR
+        )
+        self.limits = limits or BodyLimits()
         #: HTTP attempts by (method, path template, outcome).
         self.stats: Counter[tuple[str, str, str]] = Counter()
 
@@ -183,6 +281,10 @@ class PDClient:
 
     # ------------------------------------------------------------------ transport
 
+    def deadline_for(self, template: str) -> float:
+        """Seconds a call to this endpoint may take in total."""
+        return self.large_deadline if _is_region_list(template) else self.deadline
+
     async def _send(
         self,
         method: str,
@@ -193,22 +295,73 @@ class PDClient:
         body: Mapping[str, Any] | None = None,
         not_found: type[PDNotFoundError] = PDNotFoundError,
         expected_404: bool = False,
-    ) -> httpx.Response:
-        """Send one request (GETs with retries) and return a 2xx response, else raise.
+    ) -> _Answer:
+        """Send one request (GETs with retries) within the endpoint's total deadline and
+        return a 2xx answer, else raise.
 
-        With ``expected_404`` a 404 response is returned instead of raised.
+        With ``expected_404`` a 404 answer is returned instead of raised.
         """
+        deadline = self.deadline_for(template)
+        limit = self.limits.for_template(template)
+        attempt_started: list[float] = []
+        try:
+            async with asyncio.timeout(deadline):
+                return await self._attempts(
+                    method,
+                    template,
+                    path,
+                    params=params,
+                    body=body,
+                    not_found=not_found,
+                    expected_404=expected_404,
+                    limit=limit,
+                    attempt_started=attempt_started,
+                )
+        except TimeoutError as exc:
+            if attempt_started:
+                self._record(method, template, DEADLINE_OUTCOME, attempt_started[-1])
+            raise PDUnavailableError(
+                f"no complete answer within {deadline:g} s (PD, or something between the bot "
+                "and PD, is answering too slowly or not at all)",
+                method=method,
+                path=path,
+                from_pd=False,
+                outcome_unknown=method != "GET",
+            ) from exc
+
+    async def _attempts(
+        self,
+        method: str,
+        template: str,
+        path: str,
+        *,
+        params: Params | None,
+        body: Mapping[str, Any] | None,
+        not_found: type[PDNotFoundError],
+        expected_404: bool,
+        limit: int,
+        attempt_started: list[float],
+    ) -> _Answer:
         url = self.base_url + path
         attempts = self.retries + 1 if method == "GET" else 1
         for attempt in range(attempts):
             last = attempt == attempts - 1
             started = time.perf_counter()
+            attempt_started.append(started)
             try:
-                response = await self._http.request(
-                    method, url, params=httpx.QueryParams(params or ()), json=body
-                )
+                response = await self._request(method, url, params, body, limit)
+            except BodyTooLarge as exc:
+                self._record(method, template, TOO_LARGE_OUTCOME, started)
+                attempt_started.clear()
+                raise PDResponseTooLargeError(
+                    f"{exc}; the limit for this endpoint is {human_size(limit)}",
+                    method=method,
+                    path=path,
+                    from_pd=False,
+                ) from exc
             except httpx.TransportError as exc:
                 self._record(method, template, type(exc).__name__, started)
+                attempt_started.clear()
                 if not last:
                     await self._sleep(self.backoff * 2**attempt)
                     continue
@@ -221,6 +374,7 @@ class PDClient:
                 ) from exc
             except httpx.HTTPError as exc:
                 self._record(method, template, type(exc).__name__, started)
+                attempt_started.clear()
                 raise PDUnavailableError(
                     f"{type(exc).__name__}: {exc}",
                     method=method,
@@ -229,6 +383,7 @@ class PDClient:
                     outcome_unknown=method != "GET",
                 ) from exc
             self._record(method, template, response.status_code, started)
+            attempt_started.clear()
             if response.is_success or (expected_404 and response.status_code == 404):
                 return response
             try:
@@ -251,8 +406,27 @@ class PDClient:
             raise error
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        params: Params | None,
+        body: Mapping[str, Any] | None,
+        limit: int,
+    ) -> _Answer:
+        """One HTTP exchange; the body is streamed and read only up to `limit` bytes."""
+        request = self._http.build_request(
+            method, url, params=httpx.QueryParams(params or ()), json=body
+        )
+        response = await self._http.send(request, stream=True)
+        try:
+            content = await read_capped(response, limit)
+        finally:
+            await response.aclose()
+        return _Answer(response.status_code, content)
+
     @staticmethod
-    def _decode(response: httpx.Response, method: str, path: str) -> Any:
+    def _decode(response: _Answer, method: str, path: str) -> Any:
         try:
             return json.loads(response.content)
         except RecursionError as exc:
@@ -269,7 +443,7 @@ class PDClient:
 
     @staticmethod
     def _validate(
-        adapter: TypeAdapter[T], data: Any, response: httpx.Response, method: str, path: str
+        adapter: TypeAdapter[T], data: Any, response: _Answer, method: str, path: str
     ) -> T:
         try:
             return adapter.validate_python(data)
@@ -307,6 +481,21 @@ class PDClient:
         template = f"{API_PREFIX}/stores"
         params = tuple(("state", str(int(StoreState(s)))) for s in states) if states else None
         info = await self._get(_STORES, template, template, params=params)
+        problem = None
+        if info.count != len(info.stores):
+            problem = (
+                f"its store list says count {info.count} but lists {len(info.stores)} "
+                f"store{'' if len(info.stores) == 1 else 's'}"
+            )
+        elif not info.stores and not states:
+            problem = (
+                "it lists no stores at all, which a bootstrapped cluster never has (an "
+                "unbootstrapped PD answers 'cluster not bootstrapped' instead)"
+            )
+        if problem is not None:
+            raise PDUntrustworthyError(
+                problem, status=200, method="GET", path=template, from_pd=False
+            )
         return info.stores
 
     async def get_store(self, store_id: int) -> StoreInfo:
@@ -591,10 +780,28 @@ async def open_pd_client(
     backoff: float = 0.2,
     on_request: RequestHook | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    deadline: float | None = None,
+    large_deadline: float | None = None,
+    limits: BodyLimits | None = None,
 ) -> AsyncIterator[PDClient]:
     """A PDClient over its own ``httpx.AsyncClient``, closed on exit.
 
-    ``transport`` plugs in a test or simulator transport instead of the network.
+    ``transport`` plugs in a test or simulator transport instead of the network. ``deadline``
+    (total seconds per call) defaults to ``http_timeout`` when that is a number, else to
+    :data:`DEFAULT_DEADLINE`.
     """
+    if deadline is None:
+        deadline = (
+            float(http_timeout) if isinstance(http_timeout, int | float) else DEFAULT_DEADLINE
+        )
     async with httpx.AsyncClient(timeout=http_timeout, transport=transport) as http:
-        yield PDClient(http, base_url, retries=retries, backoff=backoff, on_request=on_request)
+        yield PDClient(
+            http,
+            base_url,
+            retries=retries,
+            backoff=backoff,
+            on_request=on_request,
+            deadline=deadline,
+            large_deadline=large_deadline,
+            limits=limits,
+        )

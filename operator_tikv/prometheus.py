@@ -11,11 +11,17 @@ in about a microsecond per series). Every failure becomes a
 - 400 `bad_data` and 422 `execution` -> `PrometheusQueryError` (the query is wrong);
 - 503 `timeout`/`canceled`/`unavailable`, other non-2xx, connection errors and timeouts
   -> `PrometheusUnavailable`;
-- a 2xx body that is not the documented envelope -> `PrometheusProtocolError`.
+- a 2xx body that is not the documented envelope, or a body larger than `max_body` (read in
+  chunks and abandoned past the limit, never buffered whole) -> `PrometheusProtocolError`.
+
+Every call has a total deadline (the query timeout plus 2 s, or `deadline`): a server or proxy
+that trickles its answer fails the call with `PrometheusUnavailable` instead of holding the
+monitor cycle.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from collections.abc import Mapping
@@ -24,15 +30,20 @@ from typing import Any, Literal, NamedTuple
 
 import httpx
 
+from operator_tikv.limits import MIB, BodyTooLarge, read_capped
 from operator_tikv.metrics import (
     PrometheusError,
     PrometheusProtocolError,
     PrometheusQueryError,
     PrometheusUnavailable,
 )
+from operator_tikv.urls import redact_url
 
 _QUERY_ERROR_TYPES = frozenset({"bad_data", "execution", "not_found"})
 _MAX_BODY_IN_MESSAGE = 200
+
+#: The largest answer accepted: the monitor's queries return one series per store.
+DEFAULT_MAX_BODY = 16 * MIB
 
 
 class Sample(NamedTuple):
@@ -230,11 +241,21 @@ class PrometheusClient:
     """Queries one Prometheus server. The caller owns (and closes) the `httpx.AsyncClient`."""
 
     def __init__(
-        self, base_url: str, http: httpx.AsyncClient, *, timeout: float | None = 10.0
+        self,
+        base_url: str,
+        http: httpx.AsyncClient,
+        *,
+        timeout: float | None = 10.0,
+        deadline: float | None = None,
+        max_body: int = DEFAULT_MAX_BODY,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._shown = redact_url(self.base_url)
         self._http = http
         self._timeout = timeout
+        #: Seconds one call may take in total, the whole answer included.
+        self.deadline = deadline if deadline is not None else (timeout or 10.0) + 2.0
+        self.max_body = max_body
 
     async def query(self, promql: str, *, at: float | None = None) -> QueryResult:
         """Instant query (`/api/v1/query`); `at` is unix seconds, default the server's now."""
@@ -274,18 +295,31 @@ class PrometheusClient:
             form = {**form, "timeout": f"{self._timeout:g}s"}
         url = self.base_url + path
         try:
-            response = await self._http.post(url, data=form, timeout=_http_timeout(self._timeout))
-        except httpx.TimeoutException as exc:
+            async with (
+                asyncio.timeout(self.deadline),
+                self._http.stream(
+                    "POST", url, data=form, timeout=_http_timeout(self._timeout)
+                ) as streamed,
+            ):
+                content = await read_capped(streamed, self.max_body)
+        except (httpx.TimeoutException, TimeoutError) as exc:
             raise PrometheusUnavailable(
-                f"Prometheus at {self.base_url} did not answer in time ({type(exc).__name__}); "
-                "check that it is running and not overloaded, or raise the timeout."
+                f"Prometheus at {self._shown} did not answer in time (no complete answer "
+                f"within {self.deadline:g} s); check that it is running and not overloaded, "
+                "or raise the timeout."
+            ) from exc
+        except BodyTooLarge as exc:
+            raise PrometheusProtocolError(
+                f"Prometheus at {self._shown} sent an answer too large to read ({exc}); is the "
+                "URL a Prometheus server's, and the query the bot's?"
             ) from exc
         except httpx.HTTPError as exc:
             raise PrometheusUnavailable(
-                f"could not reach Prometheus at {self.base_url}: {exc or type(exc).__name__}; "
+                f"could not reach Prometheus at {self._shown}: {exc or type(exc).__name__}; "
                 "check the Prometheus URL and that the server is up."
             ) from exc
-        return _interpret(self.base_url, response)
+        response = httpx.Response(streamed.status_code, content=content)
+        return _interpret(self._shown, response)
 
 
 def _interpret(base_url: str, response: httpx.Response) -> QueryResult:

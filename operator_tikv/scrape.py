@@ -1,6 +1,8 @@
 """Direct metrics source for clusters without Prometheus: scrape each TiKV's `/metrics`.
 
-Every store's `status_address` is fetched concurrently with a timeout, over an `httpx` client
+Every store's `status_address` is fetched concurrently within a total deadline (`timeout`
+seconds for the whole answer, not per read) and a size cap (`max_body`: a page larger than
+that is abandoned, never buffered whole), over an `httpx` client
 or (in the long-running monitor) an aiohttp session from `open_scrape_session()` that keeps
 one connection per store between cycles. Pages are read by our own parser of only the three
 families we use (found with `str.find`, so a real TiKV's ~10k-line page stays cheap; checked
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import httpx
 
+from operator_tikv.limits import MIB, BodyTooLarge, read_capped
 from operator_tikv.metrics import (
     MetricsReading,
     SourceName,
@@ -33,6 +36,9 @@ from operator_tikv.metrics import (
     disk_ratio,
 )
 from operator_tikv.queries import REGION_COUNT, STORE_SIZE, WRITE_HISTOGRAM
+
+#: The largest /metrics page read: a real TiKV's is a few MiB.
+DEFAULT_MAX_PAGE = 64 * MIB
 
 _BUCKET = f"{WRITE_HISTOGRAM}_bucket"
 
@@ -196,6 +202,13 @@ def parse_metrics_text(text: str) -> ParsedStoreMetrics:
     )
 
 
+def _decode(body: bytes, charset: str) -> str:
+    try:
+        return body.decode(charset, errors="replace")
+    except LookupError:  # an unknown charset: TiKV only ever sends UTF-8 anyway
+        return body.decode("utf-8", errors="replace")
+
+
 def _int_or_none(value: float | None) -> int | None:
     if value is None or not math.isfinite(value):
         return None
@@ -262,6 +275,11 @@ class ScrapeSource:
     scheme: str = "http"
     max_concurrency: int = 16
     quantile: float = 0.99
+    max_body: int = DEFAULT_MAX_PAGE
+    #: Seconds a whole read (every store) may take; default twice `timeout`. Stores still
+    #: queued or answering then count as failed scrapes, so many slow stores cannot hold the
+    #: monitor cycle for `timeout` per batch of `max_concurrency`.
+    deadline: float | None = None
     name: SourceName = "scrape"
     _history: dict[int, _History] = field(default_factory=dict)
     _aiohttp_timeout: aiohttp.ClientTimeout | None = field(default=None, repr=False)
@@ -273,7 +291,18 @@ class ScrapeSource:
             async with semaphore:
                 return await self._read_store(target)
 
-        results = await asyncio.gather(*(one(t) for t in targets))
+        tasks = [asyncio.ensure_future(one(t)) for t in targets]
+        done: set[asyncio.Future[StoreMetrics]] = set()
+        if tasks:
+            done, _ = await asyncio.wait(tasks, timeout=self.read_deadline)
+        results = [
+            task.result() if task in done else self._unfinished(target)
+            for task, target in zip(tasks, targets, strict=True)
+        ]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
         wanted = {t.store_id for t in targets}
         for store_id in list(self._history):
             if store_id not in wanted:
@@ -302,15 +331,21 @@ class ScrapeSource:
 
     async def _get_httpx(self, http: httpx.AsyncClient, url: str) -> str:
         try:
-            response = await http.get(url, timeout=self.timeout)
-            response.raise_for_status()
-        except httpx.TimeoutException as exc:
+            async with (
+                asyncio.timeout(self.timeout),
+                http.stream("GET", url, timeout=self.timeout) as response,
+            ):
+                if not response.is_success:
+                    raise _ScrapeFailed(f"{url} answered HTTP {response.status_code}")
+                body = await read_capped(response, self.max_body)
+                charset = response.charset_encoding or "utf-8"
+        except (httpx.TimeoutException, TimeoutError) as exc:
             raise _ScrapeFailed(f"{url} did not answer within {self.timeout:g} s") from exc
-        except httpx.HTTPStatusError as exc:
-            raise _ScrapeFailed(f"{url} answered HTTP {exc.response.status_code}") from exc
+        except BodyTooLarge as exc:
+            raise _ScrapeFailed(f"{url}: {exc}") from exc
         except httpx.HTTPError as exc:
             raise _ScrapeFailed(f"could not read {url}: {exc or type(exc).__name__}") from exc
-        return response.text
+        return _decode(body, charset)
 
     async def _get_aiohttp(self, http: aiohttp.ClientSession, url: str) -> str:
         if self._aiohttp_timeout is None or self._aiohttp_timeout.total != self.timeout:
@@ -321,16 +356,41 @@ class ScrapeSource:
             ) as response:
                 if not 200 <= response.status < 300:
                     raise _ScrapeFailed(f"{url} answered HTTP {response.status}")
-                body = await response.read()
+                body = await self._read_capped(response)
                 charset = response.charset or "utf-8"
         except TimeoutError as exc:
             raise _ScrapeFailed(f"{url} did not answer within {self.timeout:g} s") from exc
+        except BodyTooLarge as exc:
+            raise _ScrapeFailed(f"{url}: {exc}") from exc
         except aiohttp.ClientError as exc:
             raise _ScrapeFailed(f"could not read {url}: {exc or type(exc).__name__}") from exc
-        try:
-            return body.decode(charset, errors="replace")
-        except LookupError:  # an unknown charset: TiKV only ever sends UTF-8 anyway
-            return body.decode("utf-8", errors="replace")
+        return _decode(body, charset)
+
+    async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
+        """The page, or `BodyTooLarge` as soon as it passes `max_body` (the connection is then
+        closed by the response's context, not reused)."""
+        declared = response.content_length
+        if declared is not None and declared > self.max_body:
+            raise BodyTooLarge(self.max_body, declared=declared)
+        chunks: list[bytes] = []
+        received = 0
+        async for chunk in response.content.iter_chunked(256 * 1024):
+            received += len(chunk)
+            if received > self.max_body:
+                raise BodyTooLarge(self.max_body, received=received)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    @property
+    def read_deadline(self) -> float:
+        return self.deadline if self.deadline is not None else 2 * self.timeout
+
+    def _unfinished(self, target: StoreTarget) -> StoreMetrics:
+        return self._failed(
+            target,
+            f"{self.scheme}://{target.status_address}/metrics was not read within the "
+            f"{self.read_deadline:g} s every scrape of a cycle shares",
+        )
 
     def _failed(self, target: StoreTarget, error: str) -> StoreMetrics:
         # A failed scrape breaks the delta chain: the next good scrape starts afresh.

@@ -17,6 +17,11 @@ Semantics kept from httpx's own transport:
 - redirects are not followed here (the httpx client decides), the body is handed back
   undecoded (httpx decodes `Content-Encoding`), cookies are httpx's business (the session
   keeps none);
+- the body is streamed, not buffered: the response returns once its headers have arrived and
+  its body is read as the caller iterates it (`httpx.AsyncClient.stream`, or `send(...,
+  stream=True)`), so a caller can stop reading an answer that is too large
+  (`operator_tikv.limits.read_capped`) and a total deadline around the call (`asyncio.timeout`)
+  also bounds the body; closing the response early closes its connection;
 - proxy variables of the environment (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`)
   are honoured, as httpx does by default; they are read once per host (httpx reads them once
   per client), not on every request as aiohttp's `trust_env` would (in a thread, together
@@ -39,14 +44,29 @@ import httpx
 _NOT_FORWARDED = frozenset({"transfer-encoding"})
 
 
-class _Body(httpx.AsyncByteStream):
-    """The whole response body, already read from the socket."""
+_CHUNK = 64 * 1024
 
-    def __init__(self, body: bytes) -> None:
-        self._body = body
+
+class _Body(httpx.AsyncByteStream):
+    """The response body, read from the socket as it is iterated; aiohttp's errors become
+    httpx's. Closing it before the end closes the connection (it cannot be reused)."""
+
+    def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
+        self._response = response
+        self._request = request
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        yield self._body
+        try:
+            async for chunk in self._response.content.iter_chunked(_CHUNK):
+                yield chunk
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _translate(exc, self._request) from exc
+
+    async def aclose(self) -> None:
+        if self._response.content.is_eof():
+            self._response.release()
+        else:
+            self._response.close()
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -76,7 +96,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         ]
         body = await request.aread()
         try:
-            async with self._session.request(
+            response = await self._session.request(
                 request.method,
                 str(request.url),
                 headers=headers,
@@ -85,33 +105,34 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 auto_decompress=False,
                 timeout=timeout,
                 proxy=self._proxy_for(request.url),
-            ) as response:
-                content = await response.read()
-                status = response.status
-                raw_headers = list(response.raw_headers)
-                reason = (response.reason or "").encode("latin-1", errors="replace")
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise httpx.ConnectTimeout(_say(exc), request=request) from exc
-        except (aiohttp.ServerTimeoutError, TimeoutError) as exc:
-            raise httpx.ReadTimeout(_say(exc), request=request) from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise httpx.ConnectError(_say(exc), request=request) from exc
-        except aiohttp.InvalidURL as exc:
-            raise httpx.UnsupportedProtocol(_say(exc), request=request) from exc
-        except (
-            aiohttp.ServerDisconnectedError,
-            aiohttp.ClientPayloadError,
-            aiohttp.ClientResponseError,
-        ) as exc:
-            raise httpx.RemoteProtocolError(_say(exc), request=request) from exc
-        except aiohttp.ClientError as exc:
-            raise httpx.ReadError(_say(exc), request=request) from exc
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _translate(exc, request) from exc
+        reason = (response.reason or "").encode("latin-1", errors="replace")
         return httpx.Response(
-            status,
-            headers=raw_headers,
-            stream=_Body(content),
+            response.status,
+            headers=list(response.raw_headers),
+            stream=_Body(response, request),
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason},
         )
+
+
+def _translate(exc: BaseException, request: httpx.Request) -> httpx.HTTPError:
+    """The httpx error that matches an aiohttp one (see the module docstring)."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout(_say(exc), request=request)
+    if isinstance(exc, aiohttp.ServerTimeoutError | TimeoutError):
+        return httpx.ReadTimeout(_say(exc), request=request)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(_say(exc), request=request)
+    if isinstance(exc, aiohttp.InvalidURL):
+        return httpx.UnsupportedProtocol(_say(exc), request=request)
+    if isinstance(
+        exc,
+        aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | aiohttp.ClientResponseError,
+    ):
+        return httpx.RemoteProtocolError(_say(exc), request=request)
+    return httpx.ReadError(_say(exc), request=request)
 
 
 def env_proxy(scheme: str, host: str, port: int | None = None) -> str | None:

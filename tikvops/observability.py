@@ -265,6 +265,7 @@ class Health:
         self._slack_required = slack_required
         self._pd_last_ok: float | None = None
         self._pd_last_error: str | None = None
+        self._pd_untrusted: str | None = None
         self._slack_connected = False
         self._slack_changed: float | None = None
         self._scheduler_running = False
@@ -275,10 +276,17 @@ class Health:
         if self._pd_last_ok is None or when >= self._pd_last_ok:
             self._pd_last_ok = when
             self._pd_last_error = None
+            self._pd_untrusted = None
 
     def pd_failed(self, reason: str) -> None:
         """PD could not be reached; `reason` is shown in /healthz while PD is stale."""
         self._pd_last_error = reason
+
+    def pd_untrusted(self, reason: str) -> None:
+        """PD answered something that cannot be true: not ready until it answers believably
+        again (`pd_ok`), however recently it answered."""
+        self._pd_last_error = reason
+        self._pd_untrusted = reason
 
     def slack(self, connected: bool) -> None:
         """The Slack Socket Mode connection went up or down."""
@@ -296,6 +304,8 @@ class Health:
     def _pd_check(self) -> CheckResult:
         now = self._now()
         error = f"; last error: {self._pd_last_error}" if self._pd_last_error else ""
+        if self._pd_untrusted is not None:
+            return CheckResult("pd", False, self._pd_untrusted)
         if self._pd_last_ok is None:
             waited = max(now - self._started, 0.0)
             return CheckResult("pd", False, f"PD not reached since start {waited:.0f} s ago{error}")

@@ -9,7 +9,11 @@ executions that another process left behind.
 - catches up sensibly after a pause (`coalesce=True`: several missed runs become one; a run
   late by less than `misfire_grace` seconds still happens);
 - never kills the scheduler when it fails: the error is logged with its traceback and counted
-  (`JobStats.failures`, `last_error`), and the next run happens as planned.
+  (`JobStats.failures`, `last_error`), and the next run happens as planned;
+- with a `deadline`, never runs longer than that: a run still going after `deadline` seconds is
+  cancelled and counted as a failure (`JobStats.timeouts`), so a hung run (a PD that answers
+  one byte at a time) cannot keep every later run from starting. The monitor's tick has its
+  own, shorter deadline on observing (`engine.cycle_deadline`); this one is the backstop.
 
 `start()` needs a running event loop; `stop()` stops scheduling new runs, waits (up to a
 timeout) for the runs in progress to finish, then shuts apscheduler down and cancels anything
@@ -60,6 +64,7 @@ class JobStats:
     missed: int = 0  # too late to run (beyond the misfire grace)
     running: int = 0
     max_running: int = 0  # never above 1: max_instances=1
+    timeouts: int = 0  # cancelled after the job's deadline (also counted in failures)
     last_error: str | None = None
 
 
@@ -86,6 +91,7 @@ class JobScheduler:
         self._health = health
         self._on_failure = on_failure
         self._jobs: dict[str, JobFn] = {}
+        self._deadlines: dict[str, float | None] = {}
         self._stats: dict[str, JobStats] = {}
         self._running: set[asyncio.Task[Any]] = set()
         self._started = False
@@ -109,14 +115,19 @@ class JobScheduler:
         every: float,
         run_now: bool = True,
         misfire_grace: float | None = None,
+        deadline: float | None = None,
     ) -> None:
-        """Run `fn` every `every` seconds (first run at start when `run_now`). Job names are
-        unique. Add jobs before or after `start()`."""
+        """Run `fn` every `every` seconds (first run at start when `run_now`), each run
+        cancelled after `deadline` seconds when given. Job names are unique. Add jobs before
+        or after `start()`."""
         if every <= 0:
             raise ValueError(f"job {name!r}: the interval must be positive, got {every}")
+        if deadline is not None and deadline <= 0:
+            raise ValueError(f"job {name!r}: the deadline must be positive, got {deadline}")
         if name in self._jobs:
             raise ValueError(f"job {name!r} is already scheduled")
         self._jobs[name] = fn
+        self._deadlines[name] = deadline
         self._stats[name] = JobStats()
         grace = misfire_grace if misfire_grace is not None else self._misfire_grace
         options: dict[str, Any] = {}
@@ -191,25 +202,45 @@ class JobScheduler:
         stats.runs += 1
         stats.running += 1
         stats.max_running = max(stats.max_running, stats.running)
+        deadline = self._deadlines.get(name)
         try:
-            await self._jobs[name]()
+            async with asyncio.timeout(deadline) as bound:
+                await self._jobs[name]()
         except asyncio.CancelledError:
             raise
+        except TimeoutError as exc:
+            if not bound.expired():
+                self._failed(name, stats, exc)
+            else:
+                stats.timeouts += 1
+                self._failed(name, stats, exc, timed_out=deadline)
         except Exception as exc:
-            stats.failures += 1
-            stats.last_error = f"{type(exc).__name__}: {exc}"
-            logger.exception("scheduled job %r failed; it runs again at its next time", name)
-            if self._on_failure is not None:
-                try:
-                    self._on_failure(name, exc)
-                except Exception:
-                    logger.exception("the failure hook of job %r failed", name)
+            self._failed(name, stats, exc)
         else:
             stats.succeeded += 1
         finally:
             stats.running -= 1
             if task is not None:
                 self._running.discard(task)
+
+    def _failed(
+        self, name: str, stats: JobStats, exc: BaseException, *, timed_out: float | None = None
+    ) -> None:
+        stats.failures += 1
+        if timed_out is not None:
+            stats.last_error = (
+                f"did not finish within its {timed_out:g} s deadline; stopped so that the "
+                "next run can start"
+            )
+            logger.error("scheduled job %r %s", name, stats.last_error)
+        else:
+            stats.last_error = f"{type(exc).__name__}: {exc}"
+            logger.exception("scheduled job %r failed; it runs again at its next time", name)
+        if self._on_failure is not None:
+            try:
+                self._on_failure(name, exc)
+            except Exception:
+                logger.exception("the failure hook of job %r failed", name)
 
     def _on_event(self, event: JobEvent) -> None:
         stats = self._stats.get(event.job_id)
@@ -290,6 +321,17 @@ class Expiring(Protocol):
     async def expire_due(self) -> object: ...
 
 
+def monitor_deadlines(poll_interval: float, pd_timeout: float) -> tuple[float, float]:
+    """(observing deadline of one monitor cycle, deadline of the whole tick).
+
+    A cycle reads PD's store list (at most `pd_timeout` in total), then the region lists (up to
+    four times that: they can be long) alongside the metrics: `5 x pd_timeout`, and never less
+    than the poll interval. The whole tick (storage and reports included) gets one more poll
+    interval before the scheduler cancels it."""
+    observe = max(poll_interval, 5 * pd_timeout)
+    return observe, observe + poll_interval
+
+
 def schedule_bot_jobs(
     scheduler: JobScheduler,
     *,
@@ -301,6 +343,7 @@ def schedule_bot_jobs(
     reminder_check_every: float | None = None,
     follow: JobFn | None = None,
     follow_every: float = FOLLOW_EVERY,
+    monitor_deadline: float | None = None,
 ) -> None:
     """Register the bot's jobs: `monitor` (every `poll_interval`, first run at once),
     `expire` (every `expire_every`), `remind` (every `reminder_check_every`, default a
@@ -310,8 +353,9 @@ def schedule_bot_jobs(
     Executions started by this process are followed by the engine itself until verified;
     executions interrupted by a stop are reconciled at start-up (`Engine.reconcile()`, run by
     the caller before the scheduler starts), so `follow` is only for work another process left
-    behind while this one keeps running."""
-    scheduler.add_job("monitor", tick, every=poll_interval)
+    behind while this one keeps running. `monitor_deadline`: seconds a tick may run before it
+    is cancelled (see `monitor_deadlines`)."""
+    scheduler.add_job("monitor", tick, every=poll_interval, deadline=monitor_deadline)
     if engine is not None:
         scheduler.add_job("expire", engine.expire_due, every=expire_every)
     if follow is not None:
@@ -332,5 +376,6 @@ __all__ = [
     "JobStats",
     "ProposalReminders",
     "SchedulerHealth",
+    "monitor_deadlines",
     "schedule_bot_jobs",
 ]

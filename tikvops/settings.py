@@ -4,6 +4,12 @@ Precedence, highest first: explicit overrides (command-line flags), environment 
 `.env`, the TOML file given with `--config`, defaults. Secrets are `SecretStr`: they print as
 `**********` and are never logged. `load_settings` turns validation failures into a
 `ConfigError` with one readable line per problem, naming the environment variable to fix.
+
+URLs with credentials (`http://user:pw@pd:2379`) are refused, with the credentials masked in
+the message: PD's HTTP API has no password authentication (PD secures its API with TLS
+client certificates), so a password in its URL can only be meant for something in between,
+and a URL is printed in too many places (the start-up banner, `tikvops check`, incident
+texts, logs) to carry a secret. The same holds for the Prometheus and Slack API URLs.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from operator_tikv.urls import has_credentials, redact_url
 
 SLACK_DEFAULT_API_URL = "https://slack.com/api/"
 
@@ -59,7 +67,11 @@ class Settings(BaseSettings):
         default=None, description="PD's HTTP address, e.g. http://pd:2379 (none: demo simulator)"
     )
     prometheus_url: str | None = Field(default=None, description="Prometheus base URL (optional)")
-    pd_timeout: float = Field(default=5.0, gt=0, description="seconds per PD request")
+    pd_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="total seconds per PD request, retries included (region lists: 4x)",
+    )
     pd_retries: int = Field(default=2, ge=0, le=10, description="retries of idempotent GETs")
 
     # Where state lives.
@@ -140,7 +152,13 @@ class Settings(BaseSettings):
         if value is None or value == "":
             return None if value == "" else value
         if not value.startswith(("http://", "https://")):
-            raise ValueError(f"must start with http:// or https:// (got {value!r})")
+            raise ValueError(f"must start with http:// or https:// (got {redact_url(value)!r})")
+        if has_credentials(value):
+            raise ValueError(
+                f"must not contain a user name or password (got {redact_url(value)!r}): "
+                "tikvops never sends credentials taken from a URL (PD's API has no password "
+                "authentication); remove the 'user:password@' part"
+            )
         return value
 
     @field_validator("slack_api_url")

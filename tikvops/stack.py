@@ -49,10 +49,16 @@ from engine.model import AuditEvent, Diagnosis, Execution, Incident, NotProposed
 from engine.monitor import ClusterSource, Monitor
 from engine.playbook_diagnoser import PlaybookDiagnoser
 from engine.ports import Clock, Diagnoser, Notifier
+from operator_tikv.pd import TOO_LARGE_OUTCOME
 from operator_tikv.playbooks import PlaybookLimits
 from tikvops.commands.check import thresholds_from_settings
 from tikvops.observability import BotMetrics, Health, ObservabilityServer, parse_host_port
-from tikvops.scheduling import JobScheduler, ProposalReminders, schedule_bot_jobs
+from tikvops.scheduling import (
+    JobScheduler,
+    ProposalReminders,
+    monitor_deadlines,
+    schedule_bot_jobs,
+)
 from tikvops.settings import ConfigError, Settings, env_name
 from tikvops.wiring import Runtime, open_metrics_source, open_runtime
 
@@ -224,6 +230,8 @@ def pd_request_recorder(metrics: BotMetrics) -> Callable[[str, str, int | str, f
     def record(method: str, path: str, outcome: int | str, seconds: float) -> None:
         if isinstance(outcome, int):
             label = "ok" if outcome < 400 else f"http_{outcome // 100}xx"
+        elif outcome == TOO_LARGE_OUTCOME:
+            label = "too_large"
         else:
             label = "timeout" if "timeout" in outcome.lower() else "unreachable"
         metrics.pd_request(path, label)
@@ -279,6 +287,7 @@ def build_monitor(
 ) -> Monitor:
     """The monitor for a runtime: thresholds from the settings, diagnoses through the engine."""
     settings = runtime.settings
+    cycle_deadline, _ = monitor_deadlines(settings.poll_interval, settings.pd_timeout)
     flow = None
     if diagnoser is not None:
         flow = DiagnoseFlow(
@@ -299,6 +308,7 @@ def build_monitor(
         diagnose=flow,
         metrics=metrics,
         health=health,
+        cycle_deadline=cycle_deadline,
     )
 
 
@@ -387,6 +397,8 @@ async def open_stack(
             runtime, source, clock=clock, diagnoser=diagnoser, metrics=metrics, health=health
         )
         stack.push_async_callback(monitor.close)
+        # Answers to people read what the monitor knows instead of waiting on a slow PD.
+        runtime.engine.reads.knowledge = monitor.knowledge
         scheduler = JobScheduler(health=health, misfire_grace=settings.poll_interval)
         reminders = ProposalReminders(
             proposals=runtime.repos.proposals,
@@ -402,6 +414,7 @@ async def open_stack(
             scheduler,
             tick=monitor.tick,
             poll_interval=settings.poll_interval,
+            monitor_deadline=monitor_deadlines(settings.poll_interval, settings.pd_timeout)[1],
             engine=runtime.engine,
             reminders=reminders,
             **jobs,

@@ -159,6 +159,7 @@ async def open_runtime(
                     retries=settings.pd_retries,
                     on_request=on_request,
                     transport=transport,
+                    deadline=settings.pd_timeout,
                 )
             )
             engine = Engine(

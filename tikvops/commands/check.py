@@ -115,7 +115,7 @@ async def check(
     """One observation and its evaluation, ignoring grace periods."""
     pd_url = settings.pd_url or DEFAULT_PD_URL
     async with httpx.AsyncClient(timeout=httpx.Timeout(settings.pd_timeout)) as http:
-        pd = PDClient(http, pd_url, retries=settings.pd_retries)
+        pd = PDClient(http, pd_url, retries=settings.pd_retries, deadline=settings.pd_timeout)
         source = metrics_source(settings, http)
         if isinstance(source, ScrapeSource) and window > 0:
             await _prime(pd, source, window)
