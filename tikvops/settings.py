@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     anthropic_api_key: SecretStr | None = Field(
         default=None, validation_alias=_env("ANTHROPIC_API_KEY")
     )
-    anthropic_model: str = Field(default="claude-sonnet-4-5")
+    anthropic_model: str = Field(default="claude-sonnet-5-5")
     anthropic_timeout: float = Field(default=30.0, gt=0)
     anthropic_max_retries: int = Field(default=2, ge=0, le=10)
 
