@@ -38,6 +38,7 @@ from operator_tikv.errors import (
     parse_error_body,
     truncate,
 )
+from operator_tikv.members import PDMembers, split_members
 from operator_tikv.models import (
     API_PREFIX,
     EVICT_LEADER_SCHEDULER,
@@ -65,6 +66,7 @@ from operator_tikv.models import (
     VersionInfo,
 )
 from operator_tikv.models.region import RegionsBrief, parse_regions_brief
+from operator_tikv.transport import TLSConnectError, TLSDisconnectError
 
 __all__ = ["DEFAULT_TIMEOUT", "PDClient", "RequestHook", "open_pd_client"]
 
@@ -124,6 +126,20 @@ def _too_deep(response: httpx.Response, method: str, path: str) -> PDProtocolErr
     )
 
 
+def _no_leader(response: httpx.Response) -> bool:
+    """A member that cannot serve now: 503, or PD's ErrRedirectNoLeader (leader election)."""
+    return response.status_code == 503 or (
+        response.status_code >= 500 and b"ErrRedirectNoLeader" in response.content[:500]
+    )
+
+
+def _transport_reason(exc: httpx.TransportError) -> str:
+    """A TLS failure is its own sentence (`operator_tikv.tls`); others name their type."""
+    if isinstance(exc, TLSConnectError | TLSDisconnectError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _positive_id(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -141,7 +157,7 @@ class PDClient:
     def __init__(
         self,
         http: httpx.AsyncClient,
-        base_url: str,
+        base_url: str | PDMembers,
         *,
         retries: int = 2,
         backoff: float = 0.2,
@@ -151,13 +167,23 @@ class PDClient:
         if retries < 0 or backoff < 0:
             raise ValueError("retries and backoff must be >= 0")
         self._http = http
-        self.base_url = _normalise_base_url(base_url)
+        # Several PD members (`http://a:2379,http://b:2379` or a PDMembers): see _over_members.
+        self.members = (
+            base_url
+            if isinstance(base_url, PDMembers)
+            else PDMembers([_normalise_base_url(u) for u in split_members(base_url)])
+        )
         self.retries = retries
         self.backoff = backoff
         self.on_request = on_request
         self._sleep = sleep
         #: HTTP attempts by (method, path template, outcome).
         self.stats: Counter[tuple[str, str, str]] = Counter()
+
+    @property
+    def base_url(self) -> str:
+        """The PD member that answered last (the first given, at start)."""
+        return self.members.current
 
     # ------------------------------------------------------------------ accounting
 
@@ -198,22 +224,19 @@ class PDClient:
 
         With ``expected_404`` a 404 response is returned instead of raised.
         """
-        url = self.base_url + path
         attempts = self.retries + 1 if method == "GET" else 1
         for attempt in range(attempts):
             last = attempt == attempts - 1
             started = time.perf_counter()
             try:
-                response = await self._http.request(
-                    method, url, params=httpx.QueryParams(params or ()), json=body
-                )
+                response = await self._over_members(method, template, path, params, body)
             except httpx.TransportError as exc:
                 self._record(method, template, type(exc).__name__, started)
                 if not last:
                     await self._sleep(self.backoff * 2**attempt)
                     continue
                 raise PDUnavailableError(
-                    f"{type(exc).__name__}: {exc}",
+                    _transport_reason(exc),
                     method=method,
                     path=path,
                     from_pd=False,
@@ -249,6 +272,48 @@ class PDClient:
             except RecursionError as exc:
                 raise _too_deep(response, method, path) from exc
             raise error
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _over_members(
+        self,
+        method: str,
+        template: str,
+        path: str,
+        params: Params | None,
+        body: Mapping[str, Any] | None,
+    ) -> httpx.Response:
+        """One request, to the member that answered last, passing on to the next member when
+        one is unreachable or (for reads) has no leader (503, ErrRedirectNoLeader). A write
+        moves on only when no connection was made: one that may have reached PD is never sent
+        again. The member that answers is remembered. When every member failed, the error
+        names each member's failure; the caller backs off and retries reads."""
+        members = self.members.in_order()
+        failures: list[str] = []
+        for index, member in enumerate(members):
+            more = index < len(members) - 1
+            started = time.perf_counter()
+            try:
+                response = await self._http.request(
+                    method, member + path, params=httpx.QueryParams(params or ()), json=body
+                )
+            except httpx.TransportError as exc:
+                movable = method == "GET" or isinstance(exc, _NOT_SENT)
+                if not (more and movable):
+                    if failures:
+                        failures.append(f"{member}: {_transport_reason(exc)}")
+                        raise type(exc)(
+                            "no PD member answered: " + "; ".join(failures), request=exc.request
+                        ) from exc
+                    raise
+                self._record(method, template, type(exc).__name__, started)
+                failures.append(f"{member}: {_transport_reason(exc)}")
+                continue
+            if more and method == "GET" and _no_leader(response):
+                self._record(method, template, response.status_code, started)
+                failures.append(f"{member}: HTTP {response.status_code} (no PD leader)")
+                continue
+            self.members.answered(member)
+            return response
         raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
@@ -584,7 +649,7 @@ class PDClient:
 
 @asynccontextmanager
 async def open_pd_client(
-    base_url: str,
+    base_url: str | PDMembers,
     *,
     http_timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
     retries: int = 2,

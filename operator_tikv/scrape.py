@@ -33,6 +33,7 @@ from operator_tikv.metrics import (
     disk_ratio,
 )
 from operator_tikv.queries import REGION_COUNT, STORE_SIZE, WRITE_HISTOGRAM
+from operator_tikv.tls import TLSContext, describe_failure
 
 _BUCKET = f"{WRITE_HISTOGRAM}_bucket"
 
@@ -254,7 +255,9 @@ class ScrapeSource:
     """`MetricsSource` that reads every TiKV's status address directly.
 
     One instance keeps the previous bucket counts per store between reads, so reuse it across
-    monitor cycles. `quantile` is 0.99. `max_concurrency` bounds parallel scrapes.
+    monitor cycles. `quantile` is 0.99. `max_concurrency` bounds parallel scrapes. With `tls`
+    (a cluster with TLS) status addresses are read over https with its client certificate
+    (aiohttp sessions only).
     """
 
     http: httpx.AsyncClient | aiohttp.ClientSession
@@ -263,6 +266,7 @@ class ScrapeSource:
     max_concurrency: int = 16
     quantile: float = 0.99
     name: SourceName = "scrape"
+    tls: TLSContext | None = None
     _history: dict[int, _History] = field(default_factory=dict)
     _aiohttp_timeout: aiohttp.ClientTimeout | None = field(default=None, repr=False)
 
@@ -317,7 +321,10 @@ class ScrapeSource:
             self._aiohttp_timeout = aiohttp.ClientTimeout(total=self.timeout)
         try:
             async with http.get(
-                url, timeout=self._aiohttp_timeout, allow_redirects=False
+                url,
+                timeout=self._aiohttp_timeout,
+                allow_redirects=False,
+                ssl=self.tls.current() if self.tls is not None else True,
             ) as response:
                 if not 200 <= response.status < 300:
                     raise _ScrapeFailed(f"{url} answered HTTP {response.status}")
@@ -326,7 +333,13 @@ class ScrapeSource:
         except TimeoutError as exc:
             raise _ScrapeFailed(f"{url} did not answer within {self.timeout:g} s") from exc
         except aiohttp.ClientError as exc:
-            raise _ScrapeFailed(f"could not read {url}: {exc or type(exc).__name__}") from exc
+            reason = None
+            if url.startswith("https://"):
+                files = self.tls.files if self.tls is not None else None
+                reason = describe_failure(exc, url.split("/")[2], files)
+            raise _ScrapeFailed(
+                f"could not read {url}: {reason or exc or type(exc).__name__}"
+            ) from exc
         try:
             return body.decode(charset, errors="replace")
         except LookupError:  # an unknown charset: TiKV only ever sends UTF-8 anyway

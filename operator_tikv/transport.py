@@ -24,10 +24,16 @@ Semantics kept from httpx's own transport:
 
 Idle connections are kept per host for `keepalive` seconds (httpx keeps them 5 s, so a
 15 s poll reconnects every cycle).
+
+TLS (`tls=`, an `operator_tikv.tls.TLSContext`): `https://` requests use its current context
+(reloaded when the certificate files change), and a TLS failure is raised as `TLSConnectError`
+(no request was sent) or `TLSDisconnectError` (the server closed the TLS connection without
+answering), whose message is the one-line reason from `operator_tikv.tls.describe_failure`.
 """
 
 from __future__ import annotations
 
+import ssl
 import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -35,8 +41,18 @@ from contextlib import asynccontextmanager
 import aiohttp
 import httpx
 
+from operator_tikv.tls import TLSContext, describe_failure
+
 # The body is read whole before sending, so it goes out with its Content-Length, never chunked.
 _NOT_FORWARDED = frozenset({"transfer-encoding"})
+
+
+class TLSConnectError(httpx.ConnectError):
+    """No TLS connection could be made (the request was not sent); the message says why."""
+
+
+class TLSDisconnectError(httpx.RemoteProtocolError):
+    """The server closed a TLS connection without answering; the message says why."""
 
 
 class _Body(httpx.AsyncByteStream):
@@ -52,9 +68,27 @@ class _Body(httpx.AsyncByteStream):
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """`httpx.AsyncBaseTransport` over an `aiohttp.ClientSession` the caller owns."""
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
+    def __init__(self, session: aiohttp.ClientSession, *, tls: TLSContext | None = None) -> None:
         self._session = session
         self._proxies: dict[tuple[str, str, int | None], str | None] = {}
+        self._tls = tls
+
+    def _ssl_for(self, url: httpx.URL) -> ssl.SSLContext | bool:
+        if self._tls is not None and url.scheme == "https":
+            return self._tls.current()
+        return True  # aiohttp's default: verify against the system's CAs
+
+    def _tls_failure(self, exc: BaseException, request: httpx.Request) -> None:
+        """Raise the TLS error type for `exc` when it is a TLS failure of an https request."""
+        if request.url.scheme != "https":
+            return
+        files = self._tls.files if self._tls is not None else None
+        reason = describe_failure(exc, f"{request.url.host}:{request.url.port or 443}", files)
+        if reason is None:
+            return
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            raise TLSConnectError(reason, request=request) from exc
+        raise TLSDisconnectError(reason, request=request) from exc
 
     def _proxy_for(self, url: httpx.URL) -> str | None:
         key = (url.scheme, url.host, url.port)
@@ -85,6 +119,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 auto_decompress=False,
                 timeout=timeout,
                 proxy=self._proxy_for(request.url),
+                ssl=self._ssl_for(request.url),
             ) as response:
                 content = await response.read()
                 status = response.status
@@ -92,6 +127,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 reason = (response.reason or "").encode("latin-1", errors="replace")
         except aiohttp.ConnectionTimeoutError as exc:
             raise httpx.ConnectTimeout(_say(exc), request=request) from exc
+        except (aiohttp.ClientSSLError, aiohttp.ServerDisconnectedError) as exc:
+            self._tls_failure(exc, request)
+            if isinstance(exc, aiohttp.ClientConnectorError):
+                raise httpx.ConnectError(_say(exc), request=request) from exc
+            raise httpx.RemoteProtocolError(_say(exc), request=request) from exc
         except (aiohttp.ServerTimeoutError, TimeoutError) as exc:
             raise httpx.ReadTimeout(_say(exc), request=request) from exc
         except aiohttp.ClientConnectorError as exc:
@@ -99,7 +139,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         except aiohttp.InvalidURL as exc:
             raise httpx.UnsupportedProtocol(_say(exc), request=request) from exc
         except (
-            aiohttp.ServerDisconnectedError,
             aiohttp.ClientPayloadError,
             aiohttp.ClientResponseError,
         ) as exc:
@@ -149,13 +188,16 @@ def _say(exc: BaseException) -> str:
 
 
 @asynccontextmanager
-async def open_aiohttp_transport(*, keepalive: float = 60.0) -> AsyncIterator[AiohttpTransport]:
+async def open_aiohttp_transport(
+    *, keepalive: float = 60.0, tls: TLSContext | None = None
+) -> AsyncIterator[AiohttpTransport]:
     """An `AiohttpTransport` over its own session (no connection limit), closed on exit.
 
     Pass it as `transport=` to an `httpx.AsyncClient`; the client's timeouts still apply.
+    `tls` gives the context for https:// requests (client certificate, cluster CA).
     """
     connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=keepalive)
     async with aiohttp.ClientSession(
         connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
     ) as session:
-        yield AiohttpTransport(session)
+        yield AiohttpTransport(session, tls=tls)
