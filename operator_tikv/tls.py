@@ -250,6 +250,8 @@ def describe_failure(
     `https` is true."""
     files = files or TLSFiles()
     for item in _chain(exc):
+        if isinstance(item, aiohttp.ClientError):
+            continue  # aiohttp's wrappers also subclass ssl's errors; the cause is the real one
         if isinstance(item, ssl.SSLCertVerificationError):
             return _verify_failure(item, host, files)
         if isinstance(item, ssl.SSLError):
