@@ -312,7 +312,8 @@ class PDClient:
                 self._record(method, template, response.status_code, started)
                 failures.append(f"{member}: HTTP {response.status_code} (no PD leader)")
                 continue
-            self.members.answered(member)
+            if not _no_leader(response):
+                self.members.answered(member)
             return response
         raise AssertionError("unreachable")  # pragma: no cover
 
