@@ -76,7 +76,8 @@ def cluster_tls(settings: Settings) -> TLSContext | None:
 
 
 def prometheus_tls(settings: Settings) -> TLSContext | None:
-    """The TLS context for Prometheus (its own CA and client certificate), or None."""
+    """The TLS context for Prometheus (its own CA and client certificate), or None for plain
+    http without TLS settings."""
     check_settings(settings)
     files = TLSFiles(
         ca=settings.prometheus_tls_ca,
@@ -87,8 +88,9 @@ def prometheus_tls(settings: Settings) -> TLSContext | None:
         cert_setting="TIKVOPS_PROMETHEUS_TLS_CERT",
         key_setting="TIKVOPS_PROMETHEUS_TLS_KEY",
     )
-    if not files.configured:
-        return None
+    https = (settings.prometheus_url or "").startswith("https://")
+    if not files.configured and not https:
+        return None  # (an https URL without settings: the system's CAs, errors named as ours)
     if files.insecure_skip_verify:
         _warn_insecure("Prometheus", "TIKVOPS_PROMETHEUS_TLS_INSECURE_SKIP_VERIFY")
     return TLSContext(files)
