@@ -49,7 +49,14 @@ def check_settings(settings: Settings) -> None:
         raise ConfigError(problems)
 
 
+_WARNED: set[str] = set()
+
+
 def _warn_insecure(what: str, setting: str) -> None:
+    """Once per process (the PD client and the scrape source each build a context)."""
+    if setting in _WARNED:
+        return
+    _WARNED.add(setting)
     text = (
         f"warning: {setting}=true: the certificates of {what} are NOT verified; anyone on the "
         "network path can impersonate them. Use this only in a lab."

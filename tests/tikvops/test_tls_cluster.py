@@ -22,7 +22,7 @@ import pytest
 from sim import tls as sim_tls
 from sim.server import SimServer
 from tests.tls_certs import Certs, make_certs
-from tikvops import cli
+from tikvops import cli, connect
 from tikvops.commands import actions
 from tikvops.commands.monitor import run_monitor
 from tikvops.settings import load_settings
@@ -198,9 +198,11 @@ async def test_insecure_skip_verify_is_explicit_and_warned(
     certs: Certs, tls_sim: TLSSim, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
     server = await tls_sim(certs.wrong_name_dir)
+    monkeypatch.setattr(connect, "_WARNED", set())  # warned once per process
     use(monkeypatch, certs.env() | {"TIKVOPS_TLS_INSECURE_SKIP_VERIFY": "true"})
     code, out, err = await check(server, capsys, "--window", "0")
     assert code == 0, (out, err)
+    assert err.count("NOT verified") == 1
     assert (
         "tikvops: warning: TIKVOPS_TLS_INSECURE_SKIP_VERIFY=true: the certificates of PD and "
         "the TiKV stores are NOT verified"
