@@ -66,41 +66,43 @@ def _warn_insecure(what: str, setting: str) -> None:
     sys.stderr.flush()
 
 
-def cluster_tls(settings: Settings) -> TLSContext | None:
-    """The TLS context for PD and the TiKV status ports, or None without TLS settings."""
-    check_settings(settings)
-    files = TLSFiles(
-        ca=settings.tls_ca,
-        cert=settings.tls_cert,
-        key=settings.tls_key,
-        insecure_skip_verify=settings.tls_insecure_skip_verify,
+def _tls_files(settings: Settings, prefix: str) -> TLSFiles:
+    """The TLS files of the settings `<prefix>_ca`, `_cert`, `_key`, `_insecure_skip_verify`,
+    named by their environment variables in messages."""
+    env = f"TIKVOPS_{prefix.upper()}"
+    return TLSFiles(
+        ca=getattr(settings, f"{prefix}_ca"),
+        cert=getattr(settings, f"{prefix}_cert"),
+        key=getattr(settings, f"{prefix}_key"),
+        insecure_skip_verify=getattr(settings, f"{prefix}_insecure_skip_verify"),
+        ca_setting=f"{env}_CA",
+        cert_setting=f"{env}_CERT",
+        key_setting=f"{env}_KEY",
     )
-    if not files.configured:
+
+
+def _context(files: TLSFiles, https: bool, what: str) -> TLSContext | None:
+    if not files.configured and not https:
         return None
     if files.insecure_skip_verify:
-        _warn_insecure("PD and the TiKV stores", "TIKVOPS_TLS_INSECURE_SKIP_VERIFY")
+        _warn_insecure(what, files.ca_setting.removesuffix("_CA") + "_INSECURE_SKIP_VERIFY")
     return TLSContext(files)
+
+
+def cluster_tls(settings: Settings) -> TLSContext | None:
+    """The TLS context for PD and the TiKV status ports, or None without TLS settings (plain
+    http, or https against the system's CAs through aiohttp's default)."""
+    check_settings(settings)
+    return _context(_tls_files(settings, "tls"), False, "PD and the TiKV stores")
 
 
 def prometheus_tls(settings: Settings) -> TLSContext | None:
     """The TLS context for Prometheus (its own CA and client certificate), or None for plain
-    http without TLS settings."""
+    http without TLS settings. An https URL without settings gets the system's CAs, with
+    failures naming the Prometheus settings."""
     check_settings(settings)
-    files = TLSFiles(
-        ca=settings.prometheus_tls_ca,
-        cert=settings.prometheus_tls_cert,
-        key=settings.prometheus_tls_key,
-        insecure_skip_verify=settings.prometheus_tls_insecure_skip_verify,
-        ca_setting="TIKVOPS_PROMETHEUS_TLS_CA",
-        cert_setting="TIKVOPS_PROMETHEUS_TLS_CERT",
-        key_setting="TIKVOPS_PROMETHEUS_TLS_KEY",
-    )
     https = (settings.prometheus_url or "").startswith("https://")
-    if not files.configured and not https:
-        return None  # (an https URL without settings: the system's CAs, errors named as ours)
-    if files.insecure_skip_verify:
-        _warn_insecure("Prometheus", "TIKVOPS_PROMETHEUS_TLS_INSECURE_SKIP_VERIFY")
-    return TLSContext(files)
+    return _context(_tls_files(settings, "prometheus_tls"), https, "Prometheus")
 
 
 class BearerTokenFile(httpx.Auth):

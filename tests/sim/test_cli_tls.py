@@ -4,17 +4,14 @@ required (throwaway CA from `trustme`), and a clear exit 2 for an unusable direc
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import ssl
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.sim.processes import start_sim, stop_sim
 from tests.tls_certs import make_certs
 from tikvops.commands import sim as sim_command
 from tikvops.commands.sim import register
@@ -39,25 +36,10 @@ def test_a_tls_dir_without_its_files_exits_2(
 
 def test_the_simulator_serves_https_and_requires_client_certificates(tmp_path: Path) -> None:
     certs = make_certs(tmp_path / "certs")
-    argv = ["--port", "0", "--regions", "50", "--stores", "2", "--tls-dir", str(certs.server_dir)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sim", *argv],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    proc, lines = start_sim(
+        "--port", "0", "--regions", "50", "--stores", "2", "--tls-dir", str(certs.server_dir)
     )
     try:
-        assert proc.stdout is not None
-        lines = []
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line.strip())
-            if line.startswith("Press Ctrl-C"):
-                break
         pd_url = next(line.split(": ", 1)[1] for line in lines if line.startswith("PD URL: "))
         assert pd_url.startswith("https://127.0.0.1:")
         assert any(line.startswith("TLS: HTTPS on every port") for line in lines)
@@ -75,9 +57,4 @@ def test_the_simulator_serves_https_and_requires_client_certificates(tmp_path: P
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+        stop_sim(proc)
