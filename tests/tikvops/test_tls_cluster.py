@@ -280,3 +280,17 @@ async def test_an_approved_action_runs_over_tls(
     ]
     assert writes == [("POST", "/pd/api/v1/schedulers")]
     assert server.cluster.store(4).leader_count == 0
+
+
+async def test_the_monitor_refuses_to_start_with_unusable_certificate_files(
+    certs: Certs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    use(monkeypatch, certs.env() | {"TIKVOPS_TLS_CA": str(certs.root / "gone.pem")})
+    argv = ["--env-file", "missing.env", "monitor", "--pd", "https://127.0.0.1:1"]
+    code = await asyncio.to_thread(cli.main, [*argv, "--db", str(tmp_path / "m.db")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.splitlines() == [
+        f"tikvops: configuration: cannot read TIKVOPS_TLS_CA file {certs.root / 'gone.pem'}: "
+        "No such file or directory"
+    ]
