@@ -126,6 +126,13 @@ def _too_deep(response: httpx.Response, method: str, path: str) -> PDProtocolErr
     )
 
 
+def _request_of(exc: httpx.TransportError) -> httpx.Request | None:
+    try:
+        return exc.request
+    except RuntimeError:  # raised without one (a test transport)
+        return None
+
+
 def _no_leader(response: httpx.Response) -> bool:
     """A member that cannot serve now: 503, or PD's ErrRedirectNoLeader (leader election)."""
     return response.status_code == 503 or (
@@ -301,9 +308,8 @@ class PDClient:
                 if not (more and movable):
                     if failures:
                         failures.append(f"{member}: {_transport_reason(exc)}")
-                        raise type(exc)(
-                            "no PD member answered: " + "; ".join(failures), request=exc.request
-                        ) from exc
+                        text = "no PD member answered: " + "; ".join(failures)
+                        raise type(exc)(text, request=_request_of(exc)) from exc
                     raise
                 self._record(method, template, type(exc).__name__, started)
                 failures.append(f"{member}: {_transport_reason(exc)}")
