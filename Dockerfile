@@ -1,12 +1,15 @@
 # tikvops container: `docker build -t tikvops .`, then `docker run tikvops run` (or see
 # docker-compose.yml). Configuration comes from environment variables (README, Configuration).
 
-# --- build: install the package and its runtime dependencies (no dev extras) into a venv -------
+# --- build: the locked runtime dependencies (no dev extras) and the package into a venv ---------
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/tikvops
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
+# The pinned runtime versions first (a layer cached until the lock changes), then our package
+# without resolving anything again; pip check fails when the lock misses a declared dependency.
+RUN /opt/tikvops/bin/pip install -r requirements.lock
 COPY tikvops ./tikvops
 COPY bot ./bot
 COPY engine ./engine
@@ -15,7 +18,7 @@ COPY storage ./storage
 COPY diagnosis ./diagnosis
 COPY sim ./sim
 COPY slackfake ./slackfake
-RUN /opt/tikvops/bin/pip install .
+RUN /opt/tikvops/bin/pip install --no-deps . && /opt/tikvops/bin/pip check
 
 # --- runtime: the venv only, a non-root user, the database on a volume ---------------------------
 FROM python:3.11-slim

@@ -5,12 +5,19 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PKGS   := tikvops bot engine operator_tikv storage diagnosis sim slackfake
 
-.PHONY: install test check demo lint format clean bench
+LOCK   := requirements-dev.lock
+COMPILE = $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --quiet
 
-$(STAMP): pyproject.toml
+.PHONY: install test check demo lint format clean bench lock
+
+# Installs exactly the versions in the lock file, then our package without resolving anything;
+# `pip check` fails when pyproject.toml asks for something the lock does not hold (run make lock).
+$(STAMP): pyproject.toml requirements.lock $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip check
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -20,6 +27,7 @@ check: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/deptry .
 
 test: check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -33,6 +41,13 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+# Re-resolve both lock files from pyproject.toml (uv, installed into the venv with pip).
+lock:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet uv
+	$(COMPILE) -o requirements.lock
+	$(COMPILE) --extra dev -o $(LOCK)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -5,7 +5,12 @@ Message as JSON (`parse.py` reads it). Every failure of the SDK (timeout, connec
 429 rate limit, 529 overloaded, 5xx, 4xx) becomes `ClaudeUnavailable` with one plain sentence:
 what happened and what to check. The SDK retries 408/409/429/5xx itself (`max_retries`, with
 backoff and `retry-after`); an overall deadline bounds the whole call. The API key lives only in
-the SDK client (sent as the `x-api-key` header) and never appears in messages or logs.
+the SDK client (sent as an `Authorization: Bearer` header) and never appears in messages or
+logs.
+
+The SDK is the 2.x line, which speaks HTTP through `httpx2`; its test seam is `http_client`
+(an `httpx2.AsyncClient`, e.g. with an `httpx2.MockTransport`). No sampling parameters are sent
+(current models choose their own; the 2.x Messages API no longer takes `temperature`).
 """
 
 from __future__ import annotations
@@ -17,12 +22,13 @@ from types import TracebackType
 from typing import Any, cast
 
 import anthropic
-import httpx
+import httpx2
 from anthropic.types import ToolParam
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "claude-sonnet-4-5"
+DEFAULT_MODEL = "claude-sonnet-5-5"
+"""The newest Sonnet the SDK lists (`anthropic.types.Model`); a setting overrides it."""
 DEFAULT_MAX_TOKENS = 2048
 
 
@@ -47,9 +53,8 @@ class ClaudeClient:
         timeout: float = 30.0,
         max_retries: int = 2,
         max_tokens: int = DEFAULT_MAX_TOKENS,
-        temperature: float | None = 0.0,
         base_url: str | None = None,
-        http_client: httpx.AsyncClient | None = None,
+        http_client: httpx2.AsyncClient | None = None,
     ) -> None:
         if not api_key:
             raise ValueError("an Anthropic API key is required (set ANTHROPIC_API_KEY)")
@@ -59,7 +64,6 @@ class ClaudeClient:
         self.timeout = float(timeout)
         self.max_retries = int(max_retries)
         self.max_tokens = int(max_tokens)
-        self.temperature = temperature
         self._sdk = anthropic.AsyncAnthropic(
             api_key=api_key,
             base_url=base_url or "https://api.anthropic.com",
@@ -76,7 +80,6 @@ class ClaudeClient:
     async def propose(self, *, system: str, user: str, tool: Mapping[str, Any]) -> dict[str, Any]:
         """Ask for one call of `tool`; the Message as JSON. Raises ClaudeUnavailable."""
         name = str(tool["name"])
-        temperature = self.temperature if self.temperature is not None else anthropic.omit
         try:
             async with asyncio.timeout(self.deadline):
                 message = await self._sdk.messages.create(
@@ -86,7 +89,6 @@ class ClaudeClient:
                     messages=[{"role": "user", "content": user}],
                     tools=[cast(ToolParam, dict(tool))],
                     tool_choice={"type": "tool", "name": name},
-                    temperature=temperature,
                 )
         except TimeoutError:
             raise ClaudeUnavailable(

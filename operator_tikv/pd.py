@@ -53,6 +53,7 @@ from operator_tikv.errors import (
     truncate,
 )
 from operator_tikv.limits import MIB, BodyTooLarge, human_size, read_capped
+from operator_tikv.members import PDMembers, split_members
 from operator_tikv.models import (
     API_PREFIX,
     EVICT_LEADER_SCHEDULER,
@@ -81,6 +82,7 @@ from operator_tikv.models import (
 )
 from operator_tikv.models.region import RegionsBrief, parse_regions_brief
 from operator_tikv.urls import has_credentials, redact_url
+from operator_tikv.transport import TLSConnectError, TLSDisconnectError
 
 __all__ = [
     "DEADLINE_OUTCOME",
@@ -211,6 +213,27 @@ def _too_deep(response: _Answer, method: str, path: str) -> PDProtocolError:
     )
 
 
+def _request_of(exc: httpx.TransportError) -> httpx.Request | None:
+    try:
+        return exc.request
+    except RuntimeError:  # raised without one (a test transport)
+        return None
+
+
+def _no_leader(response: _Answer) -> bool:
+    """A member that cannot serve now: 503, or PD's ErrRedirectNoLeader (leader election)."""
+    return response.status_code == 503 or (
+        response.status_code >= 500 and b"ErrRedirectNoLeader" in response.content[:500]
+    )
+
+
+def _transport_reason(exc: httpx.TransportError) -> str:
+    """A TLS failure is its own sentence (`operator_tikv.tls`); others name their type."""
+    if isinstance(exc, TLSConnectError | TLSDisconnectError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _positive_id(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -228,7 +251,7 @@ class PDClient:
     def __init__(
         self,
         http: httpx.AsyncClient,
-        base_url: str,
+        base_url: str | PDMembers,
         *,
         retries: int = 2,
         backoff: float = 0.2,
@@ -243,7 +266,12 @@ class PDClient:
         if deadline <= 0 or (large_deadline is not None and large_deadline <= 0):
             raise ValueError("deadlines must be positive")
         self._http = http
-        self.base_url = _normalise_base_url(base_url)
+        # Several PD members (`http://a:2379,http://b:2379` or a PDMembers): see _over_members.
+        self.members = (
+            base_url
+            if isinstance(base_url, PDMembers)
+            else PDMembers([_normalise_base_url(u) for u in split_members(base_url)])
+        )
         self.retries = retries
         self.backoff = backoff
         self.on_request = on_request
@@ -256,6 +284,11 @@ class PDClient:
         self.limits = limits or BodyLimits()
         #: HTTP attempts by (method, path template, outcome).
         self.stats: Counter[tuple[str, str, str]] = Counter()
+
+    @property
+    def base_url(self) -> str:
+        """The PD member that answered last (the first given, at start)."""
+        return self.members.current
 
     # ------------------------------------------------------------------ accounting
 
@@ -342,14 +375,13 @@ class PDClient:
         limit: int,
         attempt_started: list[float],
     ) -> _Answer:
-        url = self.base_url + path
         attempts = self.retries + 1 if method == "GET" else 1
         for attempt in range(attempts):
             last = attempt == attempts - 1
             started = time.perf_counter()
             attempt_started.append(started)
             try:
-                response = await self._request(method, url, params, body, limit)
+                response = await self._over_members(method, template, path, params, body, limit)
             except BodyTooLarge as exc:
                 self._record(method, template, TOO_LARGE_OUTCOME, started)
                 attempt_started.clear()
@@ -366,7 +398,7 @@ class PDClient:
                     await self._sleep(self.backoff * 2**attempt)
                     continue
                 raise PDUnavailableError(
-                    f"{type(exc).__name__}: {exc}",
+                    _transport_reason(exc),
                     method=method,
                     path=path,
                     from_pd=False,
@@ -424,6 +456,47 @@ class PDClient:
         finally:
             await response.aclose()
         return _Answer(response.status_code, content)
+
+    async def _over_members(
+        self,
+        method: str,
+        template: str,
+        path: str,
+        params: Params | None,
+        body: Mapping[str, Any] | None,
+        limit: int,
+    ) -> _Answer:
+        """One request, to the member that answered last, passing on to the next member when
+        one is unreachable or (for reads) has no leader (503, ErrRedirectNoLeader). A write
+        moves on only when no connection was made: one that may have reached PD is never sent
+        again. The member that answers is remembered. When every member failed, the error
+        names each member's failure; the caller backs off and retries reads."""
+        members = self.members.in_order()
+        failures: list[str] = []
+        for index, member in enumerate(members):
+            more = index < len(members) - 1
+            started = time.perf_counter()
+            try:
+                response = await self._request(method, member + path, params, body, limit)
+            except httpx.TransportError as exc:
+                movable = method == "GET" or isinstance(exc, _NOT_SENT)
+                if not (more and movable):
+                    if failures:
+                        failures.append(f"{member}: {_transport_reason(exc)}")
+                        text = "no PD member answered: " + "; ".join(failures)
+                        raise type(exc)(text, request=_request_of(exc)) from exc
+                    raise
+                self._record(method, template, type(exc).__name__, started)
+                failures.append(f"{member}: {_transport_reason(exc)}")
+                continue
+            if more and method == "GET" and _no_leader(response):
+                self._record(method, template, response.status_code, started)
+                failures.append(f"{member}: HTTP {response.status_code} (no PD leader)")
+                continue
+            if not _no_leader(response):
+                self.members.answered(member)
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
     def _decode(response: _Answer, method: str, path: str) -> Any:
@@ -773,7 +846,7 @@ class PDClient:
 
 @asynccontextmanager
 async def open_pd_client(
-    base_url: str,
+    base_url: str | PDMembers,
     *,
     http_timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
     retries: int = 2,

@@ -36,6 +36,7 @@ from operator_tikv.metrics import (
     disk_ratio,
 )
 from operator_tikv.queries import REGION_COUNT, STORE_SIZE, WRITE_HISTOGRAM
+from operator_tikv.tls import TLSContext, describe_failure
 
 #: The largest /metrics page read: a real TiKV's is a few MiB.
 DEFAULT_MAX_PAGE = 64 * MIB
@@ -267,7 +268,9 @@ class ScrapeSource:
     """`MetricsSource` that reads every TiKV's status address directly.
 
     One instance keeps the previous bucket counts per store between reads, so reuse it across
-    monitor cycles. `quantile` is 0.99. `max_concurrency` bounds parallel scrapes.
+    monitor cycles. `quantile` is 0.99. `max_concurrency` bounds parallel scrapes. With `tls`
+    (a cluster with TLS) status addresses are read over https with its client certificate
+    (aiohttp sessions only).
     """
 
     http: httpx.AsyncClient | aiohttp.ClientSession
@@ -281,6 +284,7 @@ class ScrapeSource:
     #: monitor cycle for `timeout` per batch of `max_concurrency`.
     deadline: float | None = None
     name: SourceName = "scrape"
+    tls: TLSContext | None = None
     _history: dict[int, _History] = field(default_factory=dict)
     _aiohttp_timeout: aiohttp.ClientTimeout | None = field(default=None, repr=False)
 
@@ -352,7 +356,10 @@ class ScrapeSource:
             self._aiohttp_timeout = aiohttp.ClientTimeout(total=self.timeout)
         try:
             async with http.get(
-                url, timeout=self._aiohttp_timeout, allow_redirects=False
+                url,
+                timeout=self._aiohttp_timeout,
+                allow_redirects=False,
+                ssl=self.tls.current() if self.tls is not None else True,
             ) as response:
                 if not 200 <= response.status < 300:
                     raise _ScrapeFailed(f"{url} answered HTTP {response.status}")
@@ -363,7 +370,13 @@ class ScrapeSource:
         except BodyTooLarge as exc:
             raise _ScrapeFailed(f"{url}: {exc}") from exc
         except aiohttp.ClientError as exc:
-            raise _ScrapeFailed(f"could not read {url}: {exc or type(exc).__name__}") from exc
+            reason = None
+            if url.startswith("https://"):
+                files = self.tls.files if self.tls is not None else None
+                reason = describe_failure(exc, url.split("/")[2], files)
+            raise _ScrapeFailed(
+                f"could not read {url}: {reason or exc or type(exc).__name__}"
+            ) from exc
         return _decode(body, charset)
 
     async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:

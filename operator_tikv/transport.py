@@ -29,10 +29,16 @@ Semantics kept from httpx's own transport:
 
 Idle connections are kept per host for `keepalive` seconds (httpx keeps them 5 s, so a
 15 s poll reconnects every cycle).
+
+TLS (`tls=`, an `operator_tikv.tls.TLSContext`): `https://` requests use its current context
+(reloaded when the certificate files change), and a TLS failure is raised as `TLSConnectError`
+(no request was sent) or `TLSDisconnectError` (the server closed the TLS connection without
+answering), whose message is the one-line reason from `operator_tikv.tls.describe_failure`.
 """
 
 from __future__ import annotations
 
+import ssl
 import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -40,11 +46,21 @@ from contextlib import asynccontextmanager
 import aiohttp
 import httpx
 
+from operator_tikv.tls import TLSContext, describe_failure
+
 # The body is read whole before sending, so it goes out with its Content-Length, never chunked.
 _NOT_FORWARDED = frozenset({"transfer-encoding"})
 
 
 _CHUNK = 64 * 1024
+
+
+class TLSConnectError(httpx.ConnectError):
+    """No TLS connection could be made (the request was not sent); the message says why."""
+
+
+class TLSDisconnectError(httpx.RemoteProtocolError):
+    """The server closed a TLS connection without answering; the message says why."""
 
 
 class _Body(httpx.AsyncByteStream):
@@ -72,9 +88,29 @@ class _Body(httpx.AsyncByteStream):
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """`httpx.AsyncBaseTransport` over an `aiohttp.ClientSession` the caller owns."""
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
+    def __init__(self, session: aiohttp.ClientSession, *, tls: TLSContext | None = None) -> None:
         self._session = session
         self._proxies: dict[tuple[str, str, int | None], str | None] = {}
+        self._tls = tls
+
+    def _ssl_for(self, url: httpx.URL) -> ssl.SSLContext | bool:
+        if self._tls is not None and url.scheme == "https":
+            return self._tls.current()
+        return True  # aiohttp's default: verify against the system's CAs
+
+    def _tls_failure(self, exc: BaseException, request: httpx.Request) -> httpx.HTTPError | None:
+        """The TLS error for `exc` when it is a TLS failure of an https request, else None."""
+        if request.url.scheme != "https" or not isinstance(
+            exc, aiohttp.ClientSSLError | aiohttp.ServerDisconnectedError
+        ):
+            return None
+        files = self._tls.files if self._tls is not None else None
+        reason = describe_failure(exc, f"{request.url.host}:{request.url.port or 443}", files)
+        if reason is None:
+            return None
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return TLSConnectError(reason, request=request)
+        return TLSDisconnectError(reason, request=request)
 
     def _proxy_for(self, url: httpx.URL) -> str | None:
         key = (url.scheme, url.host, url.port)
@@ -105,9 +141,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 auto_decompress=False,
                 timeout=timeout,
                 proxy=self._proxy_for(request.url),
+                ssl=self._ssl_for(request.url),
             )
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _translate(exc, request) from exc
+            raise (self._tls_failure(exc, request) or _translate(exc, request)) from exc
         reason = (response.reason or "").encode("latin-1", errors="replace")
         return httpx.Response(
             response.status,
@@ -170,8 +207,12 @@ def _say(exc: BaseException) -> str:
 
 
 @asynccontextmanager
-async def open_aiohttp_transport(*, keepalive: float = 60.0) -> AsyncIterator[AiohttpTransport]:
+async def open_aiohttp_transport(
+    *, keepalive: float = 60.0, tls: TLSContext | None = None
+) -> AsyncIterator[AiohttpTransport]:
     """An `AiohttpTransport` over its own session (no connection limit), closed on exit.
+
+    `tls` gives the context for https:// requests (client certificate, cluster CA).
 
     Pass it as `transport=` to an `httpx.AsyncClient`; the client's timeouts still apply.
     """
@@ -179,4 +220,4 @@ async def open_aiohttp_transport(*, keepalive: float = 60.0) -> AsyncIterator[Ai
     async with aiohttp.ClientSession(
         connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
     ) as session:
-        yield AiohttpTransport(session)
+        yield AiohttpTransport(session, tls=tls)

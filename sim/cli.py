@@ -11,7 +11,9 @@ import contextlib
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
+from sim import tls
 from sim.cluster import MAX_REGIONS, MAX_STORES
 from sim.scenarios import SCENARIOS
 from sim.server import SimServer
@@ -39,6 +41,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scenario", choices=sorted(SCENARIOS), help="fault scenario to inject at start"
     )
+    parser.add_argument(
+        "--tls-dir",
+        type=Path,
+        metavar="DIR",
+        help=(
+            f"serve HTTPS and require client certificates, like a TLS cluster: DIR holds "
+            f"{tls.CA_FILE}, {tls.CERT_FILE} and {tls.KEY_FILE}"
+        ),
+    )
 
 
 def check_arguments(args: argparse.Namespace) -> str | None:
@@ -58,8 +69,15 @@ async def serve(args: argparse.Namespace) -> int:
     server = SimServer(
         stores=args.stores, regions=args.regions, speed=args.speed, seed=args.seed, auto_tick=True
     )
+    ssl_context = None
+    if getattr(args, "tls_dir", None) is not None:
+        try:
+            ssl_context = tls.server_context(args.tls_dir)
+        except tls.TLSDirError as exc:
+            _say(f"sim: {exc}", error=True)
+            return 2
     try:
-        await server.start(host=args.host, port=args.port)
+        await server.start(host=args.host, port=args.port, ssl_context=ssl_context)
     except OSError as exc:
         _say(
             f"sim: cannot listen on {args.host}:{args.port}: {exc.strerror}; "
@@ -73,6 +91,8 @@ async def serve(args: argparse.Namespace) -> int:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     _say(f"PD URL: {server.pd_url}")
+    if ssl_context is not None:
+        _say(f"TLS: HTTPS on every port, client certificates signed by {args.tls_dir}/ca.pem")
     for store_id, address in server.status_addresses.items():
         _say(f"store {store_id} status address: {address}")
     _say(f"speed: {server.speed:g}x virtual time; control API: {server.pd_url}/sim/state")

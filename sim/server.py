@@ -24,6 +24,7 @@ import contextlib
 import gc
 import logging
 import socket
+import ssl
 import time
 from typing import Any
 
@@ -112,13 +113,15 @@ class SimServer:
         self._ticker: asyncio.Task[None] | None = None
         self._started = False
         self._frozen = False
+        self._ssl: ssl.SSLContext | None = None  # --tls-dir: HTTPS with client certificates
 
     # ----- public API ------------------------------------------------------------------------
 
     @property
     def pd_url(self) -> str:
         self._require_started()
-        return f"http://{self._host}:{self._ports[_PD]}"
+        scheme = "https" if self._ssl is not None else "http"
+        return f"{scheme}://{self._host}:{self._ports[_PD]}"
 
     @property
     def pd_port(self) -> int:
@@ -169,11 +172,15 @@ class SimServer:
             "faults": self.faults.describe(),
         }
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        """Bind the PD port (0 = any free port) and one /metrics port per store, then serve."""
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 0, *, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        """Bind the PD port (0 = any free port) and one /metrics port per store, then serve.
+        With `ssl_context` (`sim.tls.server_context`) every port speaks HTTPS."""
         if self._started:
             raise RuntimeError("SimServer already started")
         self._host = host
+        self._ssl = ssl_context
         pd_app = self._pd_app()
         self._runners[_PD] = web.AppRunner(pd_app, shutdown_timeout=1.0, access_log=None)
         for store_id in self.cluster.stores:
@@ -259,7 +266,9 @@ class SimServer:
             return
         runner = self._runners[key]
         assert runner.server is not None
-        server = await asyncio.get_running_loop().create_server(runner.server, sock=listener.sock)
+        server = await asyncio.get_running_loop().create_server(
+            runner.server, sock=listener.sock, ssl=self._ssl
+        )
         if self._listeners.get(key) is not listener:  # closed while we were starting
             server.close()
         else:

@@ -47,6 +47,19 @@ def _env(name: str) -> Any:
 CommaList = Annotated[list[str], NoDecode]
 
 
+
+def _check_url(value: str) -> None:
+    """An http(s) URL without credentials, or ValueError saying why (credentials masked)."""
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"must start with http:// or https:// (got {redact_url(value)!r})")
+    if has_credentials(value):
+        raise ValueError(
+            f"must not contain a user name or password (got {redact_url(value)!r}): "
+            "tikvops never sends credentials taken from a URL (PD's API has no password "
+            "authentication; Prometheus takes TIKVOPS_PROMETHEUS_USERNAME/_PASSWORD); remove "
+            "the 'user:password@' part"
+        )
+
 class Settings(BaseSettings):
     """Everything tikvops can be configured with. Environment names are `TIKVOPS_<FIELD>`
     unless the field says otherwise (Slack and Anthropic keep their usual names)."""
@@ -117,7 +130,7 @@ class Settings(BaseSettings):
     anthropic_api_key: SecretStr | None = Field(
         default=None, validation_alias=_env("ANTHROPIC_API_KEY")
     )
-    anthropic_model: str = Field(default="claude-sonnet-4-5")
+    anthropic_model: str = Field(default="claude-sonnet-5-5")
     anthropic_timeout: float = Field(default=30.0, gt=0)
     anthropic_max_retries: int = Field(default=2, ge=0, le=10)
 
@@ -139,6 +152,72 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(default="text")
     log_level: str = Field(default="INFO")
 
+    # --- Production connectivity: cluster TLS, several PD members, Prometheus auth -----------
+    # PEM paths as pd-ctl takes them (--cacert, --cert, --key), for PD and TiKV status ports.
+    tls_ca: Path | None = Field(default=None, description="cluster CA certificate (PEM)")
+    tls_cert: Path | None = Field(default=None, description="client certificate (PEM)")
+    tls_key: Path | None = Field(default=None, description="client private key (PEM)")
+    tls_insecure_skip_verify: bool = Field(
+        default=False, description="labs only: do not verify servers' certificates (warned)"
+    )
+    # Prometheus: basic auth or a bearer token (from the environment or a file), its own TLS.
+    prometheus_username: str | None = Field(default=None)
+    prometheus_password: SecretStr | None = Field(default=None)
+    prometheus_bearer_token: SecretStr | None = Field(default=None)
+    prometheus_bearer_token_file: Path | None = Field(default=None)
+    prometheus_tls_ca: Path | None = Field(default=None)
+    prometheus_tls_cert: Path | None = Field(default=None)
+    prometheus_tls_key: Path | None = Field(default=None)
+    prometheus_tls_insecure_skip_verify: bool = Field(default=False)
+
+    @field_validator("pd_url")
+    @classmethod
+    def _pd_members(cls, value: str | None) -> str | None:
+        """A comma-separated list of PD members (like pd-ctl's -u), each an http(s) URL."""
+        if value is None:
+            return None
+        members = [m.strip() for m in value.split(",") if m.strip()]
+        if not members:
+            raise ValueError("no PD address given")
+        for member in members:
+            _check_url(member)
+        return ",".join(members)
+
+    @property
+    def pd_urls(self) -> list[str]:
+        """The PD members, in the order given (empty without `pd_url`)."""
+        return [m for m in (self.pd_url or "").split(",") if m]
+
+    def connectivity_problems(self) -> list[str]:
+        """One line per inconsistent TLS or Prometheus-auth setting (checked when the clients
+        are built, `tikvops.connect`)."""
+        problems = []
+        for prefix in ("tls", "prometheus_tls"):
+            cert, key = getattr(self, f"{prefix}_cert"), getattr(self, f"{prefix}_key")
+            if (cert is None) != (key is None):
+                given, missing = ("cert", "key") if key is None else ("key", "cert")
+                problems.append(
+                    f"TIKVOPS_{prefix.upper()}_{given.upper()} is set but "
+                    f"TIKVOPS_{prefix.upper()}_{missing.upper()} is not: a client certificate "
+                    "needs both"
+                )
+        basic = self.prometheus_username is not None or self.prometheus_password is not None
+        bearer = self.prometheus_bearer_token is not None
+        if bearer and self.prometheus_bearer_token_file is not None:
+            problems.append(
+                "TIKVOPS_PROMETHEUS_BEARER_TOKEN and TIKVOPS_PROMETHEUS_BEARER_TOKEN_FILE are both "
+                "set: give one"
+            )
+        if basic and (bearer or self.prometheus_bearer_token_file is not None):
+            problems.append("Prometheus basic auth and a bearer token are both set: give one")
+        if (self.prometheus_password is not None) and self.prometheus_username is None:
+            problems.append(
+                "TIKVOPS_PROMETHEUS_PASSWORD is set without TIKVOPS_PROMETHEUS_USERNAME"
+            )
+        return problems
+
+    # --- end of production connectivity -------------------------------------------------------
+
     @field_validator("command_channels", "approvers", "approvers_high", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
@@ -146,19 +225,12 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
-    @field_validator("pd_url", "prometheus_url", "slack_api_url")
+    @field_validator("prometheus_url", "slack_api_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None if value == "" else value
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"must start with http:// or https:// (got {redact_url(value)!r})")
-        if has_credentials(value):
-            raise ValueError(
-                f"must not contain a user name or password (got {redact_url(value)!r}): "
-                "tikvops never sends credentials taken from a URL (PD's API has no password "
-                "authentication); remove the 'user:password@' part"
-            )
+        _check_url(value)
         return value
 
     @field_validator("slack_api_url")

@@ -17,7 +17,7 @@ verifying.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -34,8 +34,10 @@ from operator_tikv.pd import PDClient, RequestHook, open_pd_client
 from operator_tikv.prometheus import PrometheusClient
 from operator_tikv.queries import PrometheusSource
 from operator_tikv.scrape import ScrapeSource, open_scrape_session
+from operator_tikv.tls import TLSContext, TLSFileError
 from operator_tikv.transport import open_aiohttp_transport
 from storage import Database, Repositories
+from tikvops.connect import cluster_tls, prometheus_auth, prometheus_tls, reload_on_sighup
 from tikvops.settings import ConfigError, Settings, env_name
 
 
@@ -102,17 +104,40 @@ async def open_metrics_source(settings: Settings) -> AsyncIterator[MetricsSource
     """
     keepalive = _keepalive(settings)
     if settings.prometheus_url:
+        tls = _tls(prometheus_tls, settings)
         async with (
-            open_aiohttp_transport(keepalive=keepalive) as transport,
+            open_aiohttp_transport(keepalive=keepalive, tls=tls) as transport,
             httpx.AsyncClient(
-                timeout=httpx.Timeout(settings.pd_timeout), transport=transport
+                timeout=httpx.Timeout(settings.pd_timeout),
+                transport=transport,
+                auth=prometheus_auth(settings),
             ) as http,
         ):
             client = PrometheusClient(settings.prometheus_url, http, timeout=settings.pd_timeout)
-            yield PrometheusSource(client)
+            with reload_on_sighup(tls):
+                yield PrometheusSource(client)
         return
+    tls = _tls(cluster_tls, settings)
     async with open_scrape_session(keepalive=keepalive) as session:
-        yield ScrapeSource(session, timeout=settings.pd_timeout)
+        with reload_on_sighup(tls):
+            yield ScrapeSource(
+                session, timeout=settings.pd_timeout, tls=tls, scheme=scrape_scheme(settings)
+            )
+
+
+def scrape_scheme(settings: Settings) -> str:
+    """https for the TiKV status ports of a TLS cluster (TLS settings, or https PD URLs)."""
+    urls = settings.pd_urls
+    tls = settings.tls_ca or settings.tls_cert or settings.tls_insecure_skip_verify
+    return "https" if tls or (urls and all(u.startswith("https://") for u in urls)) else "http"
+
+
+def _tls(build: Callable[[Settings], TLSContext | None], settings: Settings) -> TLSContext | None:
+    """A TLS context from the settings; unusable certificate files are a ConfigError."""
+    try:
+        return build(settings)
+    except TLSFileError as exc:
+        raise ConfigError([str(exc)]) from None
 
 
 @asynccontextmanager
@@ -147,8 +172,10 @@ async def open_runtime(
         repos = Repositories.on(db)
         async with contextlib.AsyncExitStack() as exits:
             if transport is None:
+                tls = _tls(cluster_tls, settings)
+                exits.enter_context(reload_on_sighup(tls))
                 transport = await exits.enter_async_context(
-                    open_aiohttp_transport(keepalive=_keepalive(settings))
+                    open_aiohttp_transport(keepalive=_keepalive(settings), tls=tls)
                 )
             pd = await exits.enter_async_context(
                 open_pd_client(
@@ -197,4 +224,5 @@ __all__ = [
     "open_metrics_source",
     "open_runtime",
     "require_pd_url",
+    "scrape_scheme",
 ]

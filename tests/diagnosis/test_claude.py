@@ -1,4 +1,5 @@
-"""ClaudeDiagnoser against a respx-mocked Messages API (real response and error shapes).
+"""ClaudeDiagnoser against a stand-in Messages API behind the SDK's `http_client` seam (real
+response and error shapes; `messages_api.MessagesAPI`).
 
 A good proposal comes back with checked actions. Every bad answer (a hallucinated action, wrong
 parameter types, a store or region that does not exist, text only, a refusal, 529 overloaded,
@@ -9,15 +10,16 @@ actions, which is recorded, and the playbook fallback's diagnosis is used instea
 from __future__ import annotations
 
 import json
+import typing
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
-import respx
+from anthropic.types import Model
 
 from diagnosis.claude import ClaudeDiagnoser
-from diagnosis.client import ClaudeClient
+from diagnosis.client import DEFAULT_MODEL, ClaudeClient
 from diagnosis.prompt import MAX_SNAPSHOT_BYTES, PROMPT_VERSION, TOOL_NAME
 from engine.clock import FakeClock
 from engine.model import Diagnosis, DiagnosisSource
@@ -36,6 +38,8 @@ from tests.diagnosis.builders import (
     text,
     tool_use,
 )
+from tests.diagnosis.messages_api import MessagesAPI
+from tikvops.settings import Settings
 
 BASE = "https://api.anthropic.test"
 KEY = "sk-ant-api03-test-key-never-in-bodies"
@@ -43,15 +47,19 @@ MODEL = "claude-sonnet-4-5"
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[ClaudeClient]:
-    async with ClaudeClient(KEY, model=MODEL, timeout=5.0, max_retries=0, base_url=BASE) as c:
-        yield c
+def api() -> MessagesAPI:
+    return MessagesAPI()
+
+
+def claude(api: MessagesAPI, **options: Any) -> ClaudeClient:
+    options = {"model": MODEL, "timeout": 5.0, "max_retries": 0, "base_url": BASE} | options
+    return ClaudeClient(KEY, http_client=api.http_client(), **options)
 
 
 @pytest.fixture
-def api() -> respx.MockRouter:
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
-        yield router
+async def client(api: MessagesAPI) -> AsyncIterator[ClaudeClient]:
+    async with claude(api) as c:
+        yield c
 
 
 def five_stores() -> Any:
@@ -83,18 +91,18 @@ def diagnoser(client: ClaudeClient, pd: FakePD | None = None) -> tuple[ClaudeDia
     )
 
 
-def tool_reply(actions: list[dict[str, Any]], kind: str = "slow_store") -> httpx.Response:
-    return httpx.Response(200, json=message([tool_use(proposal(actions, kind=kind))]))
+def tool_reply(actions: list[dict[str, Any]], kind: str = "slow_store") -> httpx2.Response:
+    return httpx2.Response(200, json=message([tool_use(proposal(actions, kind=kind))]))
 
 
 # --------------------------------------------------------------------------- good
 
 
 async def test_a_good_proposal_is_returned_with_checked_actions(
-    client: ClaudeClient, api: respx.MockRouter
+    client: ClaudeClient, api: MessagesAPI
 ) -> None:
-    route = api.post("/v1/messages").mock(
-        return_value=tool_reply(
+    api.answer(
+        tool_reply(
             [{"action": "drain", "params": {"store_id": 2}, "reason": "P99 300 ms vs 20 ms"}]
         )
     )
@@ -110,17 +118,17 @@ async def test_a_good_proposal_is_returned_with_checked_actions(
     assert [(a.action, a.params) for a in diagnosis.actions] == [("drain", {"store_id": 2})]
     assert diagnosis.causes[0].confidence == 0.7
     assert assessment.claude.kind is not None and assessment.claude.kind.value == "slow_store"
-    assert route.call_count == 1
+    assert api.call_count == 1
 
 
 async def test_the_request_carries_the_registry_tool_and_no_secrets(
-    client: ClaudeClient, api: respx.MockRouter
+    client: ClaudeClient, api: MessagesAPI
 ) -> None:
-    route = api.post("/v1/messages").mock(return_value=tool_reply([]))
+    api.answer(tool_reply([]))
     subject, _ = diagnoser(client)
     await subject.diagnose(SLOW, five_stores())
-    request = route.calls.last.request
-    assert request.headers["x-api-key"] == KEY
+    request = api.requests[-1]
+    assert request.headers["authorization"] == f"Bearer {KEY}"  # 2.x sends the key as a bearer
     assert "anthropic-version" in request.headers
     raw = request.content.decode()
     assert KEY not in raw
@@ -136,13 +144,25 @@ async def test_the_request_carries_the_registry_tool_and_no_secrets(
     assert len(user["content"].encode()) <= MAX_SNAPSHOT_BYTES + 1000
     assert "pd:2379" not in raw  # the PD URL is not sent
     assert body["max_tokens"] > 0 and isinstance(body["system"], str)
+    # Current models reject (or ignore) sampling parameters: none is sent.
+    assert not {"temperature", "top_p", "top_k"} & set(body)
 
 
-async def test_a_valid_region_id_is_checked_with_pd(
-    client: ClaudeClient, api: respx.MockRouter
-) -> None:
-    api.post("/v1/messages").mock(
-        return_value=tool_reply(
+def test_the_default_model_is_the_newest_sonnet_the_sdk_lists() -> None:
+    listed = typing.get_args(typing.get_args(Model)[0])
+    sonnets = [m for m in listed if m.startswith("claude-sonnet-")]
+    assert DEFAULT_MODEL in sonnets
+
+    def version(name: str) -> tuple[int, ...]:
+        return tuple(int(p) for p in name.removeprefix("claude-sonnet-").split("-") if len(p) < 8)
+
+    assert version(DEFAULT_MODEL) == max(version(m) for m in sonnets)
+    assert Settings.model_fields["anthropic_model"].default == DEFAULT_MODEL
+
+
+async def test_a_valid_region_id_is_checked_with_pd(client: ClaudeClient, api: MessagesAPI) -> None:
+    api.answer(
+        tool_reply(
             [{"action": "transfer-leader", "params": {"region_id": 7, "to_store_id": 3}}],
             kind="hot_region",
         )
@@ -158,7 +178,7 @@ async def test_a_valid_region_id_is_checked_with_pd(
 # --------------------------------------------------------------------------- bad answers
 
 
-BAD_REPLIES: dict[str, tuple[httpx.Response, str]] = {
+BAD_REPLIES: dict[str, tuple[httpx2.Response, str]] = {
     "hallucinated action": (
         tool_reply([{"action": "restart-store", "params": {"store_id": 2}, "reason": "reboot"}]),
         "'restart-store', which is not a registered action",
@@ -176,27 +196,29 @@ BAD_REPLIES: dict[str, tuple[httpx.Response, str]] = {
         "region 4242 does not exist",
     ),
     "text only": (
-        httpx.Response(200, json=message([text("I would drain store 2.")], stop_reason="end_turn")),
+        httpx2.Response(
+            200, json=message([text("I would drain store 2.")], stop_reason="end_turn")
+        ),
         f"answered without calling {TOOL_NAME}",
     ),
     "refusal": (
-        httpx.Response(200, json=message([], stop_reason="refusal")),
+        httpx2.Response(200, json=message([], stop_reason="refusal")),
         "declined to answer",
     ),
     "max tokens": (
-        httpx.Response(200, json=message([tool_use({"kind": "slow"})], stop_reason="max_tokens")),
+        httpx2.Response(200, json=message([tool_use({"kind": "slow"})], stop_reason="max_tokens")),
         "cut off at the max_tokens limit",
     ),
     "overloaded 529": (
-        httpx.Response(529, json=api_error("overloaded_error", "Overloaded")),
+        httpx2.Response(529, json=api_error("overloaded_error", "Overloaded")),
         "the Anthropic API is overloaded (529): Overloaded",
     ),
     "server error 500": (
-        httpx.Response(500, json=api_error("api_error", "Internal server error")),
+        httpx2.Response(500, json=api_error("api_error", "Internal server error")),
         "the Anthropic API failed (500): Internal server error",
     ),
     "rate limited 429": (
-        httpx.Response(
+        httpx2.Response(
             429,
             json=api_error("rate_limit_error", "Number of request tokens has exceeded"),
             headers={"retry-after": "30"},
@@ -204,11 +226,11 @@ BAD_REPLIES: dict[str, tuple[httpx.Response, str]] = {
         "rate-limited by the Anthropic API (429); it asked to retry after 30 s",
     ),
     "bad key 401": (
-        httpx.Response(401, json=api_error("authentication_error", "invalid x-api-key")),
+        httpx2.Response(401, json=api_error("authentication_error", "invalid x-api-key")),
         "rejected the key (401): invalid x-api-key; check ANTHROPIC_API_KEY",
     ),
     "unknown model 404": (
-        httpx.Response(404, json=api_error("not_found_error", "model: claude-nope")),
+        httpx2.Response(404, json=api_error("not_found_error", "model: claude-nope")),
         f"does not know model '{MODEL}' (404)",
     ),
 }
@@ -216,10 +238,10 @@ BAD_REPLIES: dict[str, tuple[httpx.Response, str]] = {
 
 @pytest.mark.parametrize("case", list(BAD_REPLIES))
 async def test_a_bad_answer_is_recorded_and_the_playbooks_answer_instead(
-    case: str, client: ClaudeClient, api: respx.MockRouter
+    case: str, client: ClaudeClient, api: MessagesAPI
 ) -> None:
     response, reason = BAD_REPLIES[case]
-    api.post("/v1/messages").mock(return_value=response)
+    api.answer(response)
     subject, recorder = diagnoser(client)
     assessment = await subject.assess(SLOW, five_stores())
 
@@ -239,9 +261,9 @@ async def test_a_bad_answer_is_recorded_and_the_playbooks_answer_instead(
     assert await subject.diagnose(SLOW, five_stores()) == used
 
 
-async def test_a_timeout_falls_back(api: respx.MockRouter) -> None:
-    api.post("/v1/messages").mock(side_effect=httpx.ReadTimeout("timed out"))
-    async with ClaudeClient(KEY, model=MODEL, timeout=2.0, max_retries=0, base_url=BASE) as c:
+async def test_a_timeout_falls_back(api: MessagesAPI) -> None:
+    api.answer(httpx2.ReadTimeout("timed out"))
+    async with claude(api, timeout=2.0, max_retries=0) as c:
         subject, recorder = diagnoser(c)
         assessment = await subject.assess(SLOW, five_stores())
     assert assessment.fell_back
@@ -253,18 +275,18 @@ async def test_a_timeout_falls_back(api: respx.MockRouter) -> None:
     assert len(recorder.recorded) == 1
 
 
-async def test_a_connection_error_falls_back(api: respx.MockRouter) -> None:
-    api.post("/v1/messages").mock(side_effect=httpx.ConnectError("refused"))
-    async with ClaudeClient(KEY, model=MODEL, max_retries=0, base_url=BASE) as c:
+async def test_a_connection_error_falls_back(api: MessagesAPI) -> None:
+    api.answer(httpx2.ConnectError("refused"))
+    async with claude(api, max_retries=0) as c:
         subject, _ = diagnoser(c)
         assessment = await subject.assess(SLOW, five_stores())
     assert "could not connect to the Anthropic API" in (assessment.claude.diagnosis.error or "")
 
 
-async def test_429_with_retry_after_is_retried_then_succeeds(api: respx.MockRouter) -> None:
-    route = api.post("/v1/messages").mock(
-        side_effect=[
-            httpx.Response(
+async def test_429_with_retry_after_is_retried_then_succeeds(api: MessagesAPI) -> None:
+    api.answer(
+        *[
+            httpx2.Response(
                 429,
                 json=api_error("rate_limit_error", "slow down"),
                 headers={"retry-after": "0.01"},
@@ -272,32 +294,30 @@ async def test_429_with_retry_after_is_retried_then_succeeds(api: respx.MockRout
             tool_reply([{"action": "drain", "params": {"store_id": 2}, "reason": "slow"}]),
         ]
     )
-    async with ClaudeClient(KEY, model=MODEL, max_retries=1, base_url=BASE) as c:
+    async with claude(api, max_retries=1) as c:
         subject, recorder = diagnoser(c)
         diagnosis = await subject.diagnose(SLOW, five_stores())
-    assert route.call_count == 2
+    assert api.call_count == 2
     assert diagnosis.source is DiagnosisSource.CLAUDE and diagnosis.error is None
     assert recorder.recorded == []
 
 
-async def test_529_is_retried_as_configured(api: respx.MockRouter) -> None:
-    overloaded = httpx.Response(
+async def test_529_is_retried_as_configured(api: MessagesAPI) -> None:
+    overloaded = httpx2.Response(
         529, json=api_error("overloaded_error", "Overloaded"), headers={"retry-after-ms": "5"}
     )
-    route = api.post("/v1/messages").mock(return_value=overloaded)
-    async with ClaudeClient(KEY, model=MODEL, max_retries=2, base_url=BASE) as c:
+    api.answer(overloaded)
+    async with claude(api, max_retries=2) as c:
         subject, _ = diagnoser(c)
         assessment = await subject.assess(SLOW, five_stores())
-    assert route.call_count == 3
+    assert api.call_count == 3
     assert "overloaded (529) after 3 attempts" in (assessment.claude.diagnosis.error or "")
 
 
 async def test_without_a_fallback_the_failed_diagnosis_is_returned(
-    client: ClaudeClient, api: respx.MockRouter
+    client: ClaudeClient, api: MessagesAPI
 ) -> None:
-    api.post("/v1/messages").mock(
-        return_value=httpx.Response(529, json=api_error("overloaded_error", "Overloaded"))
-    )
+    api.answer(httpx2.Response(529, json=api_error("overloaded_error", "Overloaded")))
     subject = ClaudeDiagnoser(client, FakePD(), FakeClock())
     diagnosis = await subject.diagnose(SLOW, five_stores())
     assert diagnosis.source is DiagnosisSource.CLAUDE
@@ -305,11 +325,9 @@ async def test_without_a_fallback_the_failed_diagnosis_is_returned(
 
 
 async def test_region_ids_are_refused_when_pd_cannot_confirm_them(
-    client: ClaudeClient, api: respx.MockRouter
+    client: ClaudeClient, api: MessagesAPI
 ) -> None:
-    api.post("/v1/messages").mock(
-        return_value=tool_reply([{"action": "split", "params": {"region_id": 7}, "reason": "h"}])
-    )
+    api.answer(tool_reply([{"action": "split", "params": {"region_id": 7}, "reason": "h"}]))
     subject, _ = diagnoser(client, FakePD([region(7, [1, 2, 3])], failing=["get_region"]))
     assessment = await subject.assess(SLOW, five_stores())
     assert "region 7 could not be checked" in (assessment.claude.diagnosis.error or "")
@@ -319,11 +337,9 @@ async def test_region_ids_are_refused_when_pd_cannot_confirm_them(
 
 
 async def test_a_failing_recorder_does_not_stop_the_fallback(
-    client: ClaudeClient, api: respx.MockRouter
+    client: ClaudeClient, api: MessagesAPI
 ) -> None:
-    api.post("/v1/messages").mock(
-        return_value=httpx.Response(200, json=message([], stop_reason="refusal"))
-    )
+    api.answer(httpx2.Response(200, json=message([], stop_reason="refusal")))
 
     async def broken(_: Diagnosis) -> None:
         raise RuntimeError("database is locked")

@@ -1,24 +1,26 @@
-"""`tikvops eval`: playbooks without a key; Claude (respx-mocked, never the real API) with one."""
+"""`tikvops eval`: playbooks without a key; Claude (a stand-in Messages API behind the SDK's
+`http_client` seam, never the real API) with one."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
-import respx
 
+import tikvops.commands.eval as eval_command
 from diagnosis.eval import load_cases
 from tests.diagnosis.builders import api_error, message, proposal, tool_use
+from tests.diagnosis.messages_api import MessagesAPI
 from tikvops.cli import main
 from tikvops.commands.eval import evaluate_cases
 from tikvops.settings import Settings
 
 CASES_DIR = Path(__file__).parent / "cases"
-ANTHROPIC = "https://api.anthropic.com"
 
 
 @pytest.fixture(autouse=True)
@@ -70,25 +72,26 @@ def claude_settings() -> Settings:
     return Settings.model_validate({"anthropic_api_key": "sk-ant-test", "anthropic_max_retries": 0})
 
 
-def anthropic_mock(*responses: httpx.Response) -> respx.MockRouter:
-    router = respx.mock(assert_all_called=False)
-    router.route(host="127.0.0.1").pass_through()  # the simulators
-    router.post(f"{ANTHROPIC}/v1/messages", name="anthropic").mock(side_effect=list(responses))
-    return router
+def through(monkeypatch: pytest.MonkeyPatch, api: MessagesAPI) -> None:
+    """Make the eval command's Claude client talk to `api` (the SDK's http_client seam)."""
+    original = eval_command.evaluate_cases
+    monkeypatch.setattr(
+        eval_command, "evaluate_cases", functools.partial(original, http_client=api.http_client())
+    )
 
 
-def reply(actions: list[dict[str, Any]], kind: str) -> httpx.Response:
-    return httpx.Response(200, json=message([tool_use(proposal(actions, kind=kind))]))
+def reply(actions: list[dict[str, Any]], kind: str) -> httpx2.Response:
+    return httpx2.Response(200, json=message([tool_use(proposal(actions, kind=kind))]))
 
 
 async def test_claude_is_scored_on_its_own_answer() -> None:
     cases = load_cases(CASES_DIR, ["slow-store-five-stores", "store-down"])
     good = reply([{"action": "drain", "params": {"store_id": 2}, "reason": "slow"}], "slow_store")
     unsafe = reply([{"action": "drain", "params": {"store_id": 5}, "reason": "down"}], "store_down")
-    with anthropic_mock(good, unsafe) as router:
-        report = await evaluate_cases(cases, claude_settings())
-        assert router["anthropic"].call_count == 2
-    assert report.mode == "Claude (claude-sonnet-4-5)"
+    api = MessagesAPI(good, unsafe)
+    report = await evaluate_cases(cases, claude_settings(), http_client=api.http_client())
+    assert api.call_count == 2
+    assert report.mode == "Claude (claude-sonnet-5-5)"
     by_case = {s.case: s for s in report.scores}
     assert by_case["slow-store-five-stores"].passed
     down = by_case["store-down"]
@@ -97,9 +100,9 @@ async def test_claude_is_scored_on_its_own_answer() -> None:
 
 async def test_an_unavailable_claude_fails_the_case_not_the_run() -> None:
     cases = load_cases(CASES_DIR, ["store-disconnected"])
-    overloaded = httpx.Response(529, json=api_error("overloaded_error", "Overloaded"))
-    with anthropic_mock(overloaded):
-        report = await evaluate_cases(cases, claude_settings())
+    overloaded = httpx2.Response(529, json=api_error("overloaded_error", "Overloaded"))
+    api = MessagesAPI(overloaded)
+    report = await evaluate_cases(cases, claude_settings(), http_client=api.http_client())
     [score] = report.scores
     assert not score.passed and score.kind is None
     assert score.error is not None and "overloaded (529)" in score.error
@@ -110,25 +113,24 @@ def test_the_cli_uses_claude_when_a_key_is_set(
 ) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
     monkeypatch.setenv("TIKVOPS_ANTHROPIC_MAX_RETRIES", "0")
-    answer = reply([], "store_disconnected")
-    with anthropic_mock(answer) as router:
-        code = cli("--case", "store-disconnected")
-        assert router["anthropic"].call_count == 1
-        request = router["anthropic"].calls.last.request
+    api = MessagesAPI(reply([], "store_disconnected"))
+    through(monkeypatch, api)
+    code = cli("--case", "store-disconnected")
+    assert api.call_count == 1
+    request = api.requests[-1]
     out, err = capsys.readouterr()
     assert code == 0, out
-    assert "scoring Claude (claude-sonnet-4-5) on 1 cases" in err
-    assert "Diagnosis by Claude (claude-sonnet-4-5)" in out
-    assert request.headers["x-api-key"] == "sk-ant-test"
+    assert "scoring Claude (claude-sonnet-5-5) on 1 cases" in err
+    assert "Diagnosis by Claude (claude-sonnet-5-5)" in out
+    assert request.headers["authorization"] == "Bearer sk-ant-test"
 
 
 def test_playbooks_flag_overrides_a_key(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
-    with respx.mock(assert_all_called=False) as router:
-        router.route(host="127.0.0.1").pass_through()
-        anthropic = router.post(f"{ANTHROPIC}/v1/messages")
-        assert cli("--case", "store-down", "--playbooks") == 0
-        assert anthropic.call_count == 0
+    api = MessagesAPI(reply([], "store_down"))
+    through(monkeypatch, api)
+    assert cli("--case", "store-down", "--playbooks") == 0
+    assert api.call_count == 0
     assert "--playbooks was given" in capsys.readouterr().err

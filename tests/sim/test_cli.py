@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
-import subprocess
-import sys
-import time
 
 import httpx
 import pytest
 
+from tests.sim.processes import start_sim, stop_sim
 from tikvops.cli import COMMAND_MODULES
 from tikvops.commands import sim as sim_command
 from tikvops.commands.sim import register
@@ -41,24 +38,9 @@ def test_invalid_arguments_exit_2_with_a_reason(capsys: pytest.CaptureFixture[st
 
 
 def test_python_m_sim_prints_addresses_serves_and_stops_on_sigterm() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sim", "--port", "0", "--regions", "50", "--speed", "30"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    proc, lines = start_sim("--port", "0", "--regions", "50", "--speed", "30")
     try:
         assert proc.stdout is not None
-        lines = []
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line.strip())
-            if line.startswith("Press Ctrl-C"):
-                break
         pd_url = next(line.split(": ", 1)[1] for line in lines if line.startswith("PD URL: "))
         statuses = [line for line in lines if " status address: 127.0.0.1:" in line]
         assert len(statuses) == 3
@@ -70,9 +52,4 @@ def test_python_m_sim_prints_addresses_serves_and_stops_on_sigterm() -> None:
         assert proc.wait(timeout=15) == 0
         assert "simulator stopped" in (proc.stdout.read() or "")
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+        stop_sim(proc)

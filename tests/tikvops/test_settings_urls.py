@@ -39,6 +39,18 @@ def test_a_url_with_credentials_is_refused_with_one_masked_line(
     assert SECRET not in line and "ops:" not in line
 
 
+def test_credentials_in_any_member_of_a_pd_list_are_refused_and_masked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TIKVOPS_PD_URL", f"http://pd0:2379,{URL}")
+    with pytest.raises(ConfigError) as info:
+        load_settings(env_file=None)
+    (line,) = info.value.problems
+    assert line.startswith("TIKVOPS_PD_URL: must not contain a user name or password")
+    assert "http://***@pd0:2379" in line
+    assert SECRET not in line and "ops:" not in line
+
+
 def test_a_non_http_url_with_credentials_is_not_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TIKVOPS_PD_URL", f"ops:{SECRET}@pd0:2379")
     with pytest.raises(ConfigError) as info:

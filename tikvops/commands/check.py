@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import sys
@@ -35,9 +36,13 @@ from operator_tikv.observation import Observation, observe, targets_of
 from operator_tikv.pd import PDClient
 from operator_tikv.prometheus import PrometheusClient
 from operator_tikv.queries import PrometheusSource
-from operator_tikv.scrape import ScrapeSource
+from operator_tikv.scrape import ScrapeSource, open_scrape_session
+from operator_tikv.tls import TLSFileError
+from operator_tikv.transport import open_aiohttp_transport
 from tikvops.commands import argtypes
+from tikvops.connect import cluster_tls
 from tikvops.settings import Settings, load_settings
+from tikvops.wiring import open_metrics_source, scrape_scheme
 
 DEFAULT_PD_URL = "http://127.0.0.1:2379"
 DEFAULT_WINDOW = 3.0
@@ -100,26 +105,73 @@ def run(args: argparse.Namespace) -> int:
         pd_url=args.pd,
         prometheus_url=args.prometheus,
     )
-    observation, evaluation = asyncio.run(check(settings, window=args.window))
+    try:
+        observation, evaluation = asyncio.run(check(settings, window=args.window))
+    except TLSFileError as exc:
+        print(f"tikvops check: {exc}", file=sys.stderr)
+        return 1
     if args.json:
         json.dump(report_json(observation, evaluation), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         write_table(observation, evaluation, settings, sys.stdout)
+    if not observation.pd_reachable:
+        print(f"tikvops check: PD unreachable: {observation.pd_error}", file=sys.stderr)
     return 1 if evaluation.violations else 0
 
 
 async def check(
     settings: Settings, *, window: float = DEFAULT_WINDOW
 ) -> tuple[Observation, Evaluation]:
-    """One observation and its evaluation, ignoring grace periods."""
+    """One observation and its evaluation, ignoring grace periods. Raises `TLSFileError`
+    when the TLS settings' files cannot be used."""
     pd_url = settings.pd_url or DEFAULT_PD_URL
-    async with httpx.AsyncClient(timeout=httpx.Timeout(settings.pd_timeout)) as http:
+    timeout = httpx.Timeout(settings.pd_timeout)
+    if not _uses_tls(settings, pd_url):
+        async with httpx.AsyncClient(timeout=timeout) as http:
+            pd = PDClient(http, pd_url, retries=settings.pd_retries, deadline=settings.pd_timeout)
+            return await _observe(settings, pd, metrics_source(settings, http), pd_url, window)
+    # A TLS cluster: PD and the status ports over aiohttp with the cluster's TLS context (its
+    # failures get one-line reasons), Prometheus with its own TLS and authentication.
+    tls = cluster_tls(settings)
+    async with contextlib.AsyncExitStack() as exits:
+        transport = await exits.enter_async_context(open_aiohttp_transport(tls=tls))
+        http = await exits.enter_async_context(
+            httpx.AsyncClient(timeout=timeout, transport=transport)
+        )
         pd = PDClient(http, pd_url, retries=settings.pd_retries, deadline=settings.pd_timeout)
-        source = metrics_source(settings, http)
-        if isinstance(source, ScrapeSource) and window > 0:
-            await _prime(pd, source, window)
-        observation = await observe(pd, source, at=time.time(), pd_url=pd_url)
+        source: MetricsSource
+        if settings.prometheus_url:
+            source = await exits.enter_async_context(open_metrics_source(settings))
+        else:
+            session = await exits.enter_async_context(open_scrape_session())
+            source = ScrapeSource(
+                session, timeout=settings.pd_timeout, tls=tls, scheme=scrape_scheme(settings)
+            )
+        return await _observe(settings, pd, source, pd_url, window)
+
+
+def _uses_tls(settings: Settings, pd_url: str) -> bool:
+    tls_settings = (settings.tls_ca, settings.tls_cert, settings.tls_key)
+    return (
+        any(p is not None for p in tls_settings)
+        or settings.tls_insecure_skip_verify
+        or "https://" in pd_url
+        or settings.prometheus_bearer_token is not None
+        or settings.prometheus_bearer_token_file is not None
+        or settings.prometheus_username is not None
+        or settings.prometheus_tls_ca is not None
+        or settings.prometheus_tls_cert is not None
+        or bool(settings.prometheus_url and settings.prometheus_url.startswith("https://"))
+    )
+
+
+async def _observe(
+    settings: Settings, pd: PDClient, source: MetricsSource, pd_url: str, window: float
+) -> tuple[Observation, Evaluation]:
+    if isinstance(source, ScrapeSource) and window > 0:
+        await _prime(pd, source, window)
+    observation = await observe(pd, source, at=time.time(), pd_url=pd_url)
     return observation, evaluate(observation, thresholds_from_settings(settings), ignore_grace=True)
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import httpx2
 
 from diagnosis.claude import ClaudeDiagnoser
 from diagnosis.client import ClaudeClient
@@ -116,7 +117,7 @@ async def evaluate_cases(
     claude: Settings | None = None,
     *,
     base_url: str | None = None,
-    http_client: httpx.AsyncClient | None = None,
+    http_client: httpx2.AsyncClient | None = None,
 ) -> EvalReport:
     """Score the playbooks, or Claude with these settings (`base_url`/`http_client` for tests)."""
     clock = SystemClock()
