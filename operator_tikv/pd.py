@@ -81,8 +81,8 @@ from operator_tikv.models import (
     VersionInfo,
 )
 from operator_tikv.models.region import RegionsBrief, parse_regions_brief
-from operator_tikv.urls import has_credentials, redact_url
 from operator_tikv.transport import TLSConnectError, TLSDisconnectError
+from operator_tikv.urls import has_credentials, redact_url
 
 __all__ = [
     "DEADLINE_OUTCOME",
@@ -381,7 +381,9 @@ class PDClient:
             started = time.perf_counter()
             attempt_started.append(started)
             try:
-                response = await self._over_members(method, template, path, params, body, limit)
+                response = await self._over_members(
+                    method, template, path, params=params, body=body, limit=limit
+                )
             except BodyTooLarge as exc:
                 self._record(method, template, TOO_LARGE_OUTCOME, started)
                 attempt_started.clear()
@@ -462,6 +464,7 @@ class PDClient:
         method: str,
         template: str,
         path: str,
+        *,
         params: Params | None,
         body: Mapping[str, Any] | None,
         limit: int,

@@ -47,7 +47,6 @@ def _env(name: str) -> Any:
 CommaList = Annotated[list[str], NoDecode]
 
 
-
 def _check_url(value: str) -> None:
     """An http(s) URL without credentials, or ValueError saying why (credentials masked)."""
     if not value.startswith(("http://", "https://")):
@@ -56,9 +55,9 @@ def _check_url(value: str) -> None:
         raise ValueError(
             f"must not contain a user name or password (got {redact_url(value)!r}): "
             "tikvops never sends credentials taken from a URL (PD's API has no password "
-            "authentication; Prometheus takes TIKVOPS_PROMETHEUS_USERNAME/_PASSWORD); remove "
-            "the 'user:password@' part"
+            "authentication); remove the 'user:password@' part"
         )
+
 
 class Settings(BaseSettings):
     """Everything tikvops can be configured with. Environment names are `TIKVOPS_<FIELD>`
@@ -180,6 +179,10 @@ class Settings(BaseSettings):
         if not members:
             raise ValueError("no PD address given")
         for member in members:
+            if not member.startswith(("http://", "https://")):
+                raise ValueError(
+                    f"each PD address must start with http:// or https:// ({redact_url(member)!r})"
+                )
             _check_url(member)
         return ",".join(members)
 
