@@ -217,7 +217,6 @@ def healthy_voters_elsewhere(
     name = "healthy-voters-elsewhere"
     est = moves.stuck_leaders(source, stores, targets, max_replicas)
     sid, leaders = source.id, est.leaders
-    where = ", ".join(map(str, targets))
     if leaders == 0:
         return passed(name, f"store {sid} leads no regions; no leader has to move")
     if est.other_voters == 0:
@@ -232,9 +231,10 @@ def healthy_voters_elsewhere(
         return failed(
             name,
             f"store {sid} leads {leaders:,} regions; the stores that can take leaders "
-            f"({where}) hold {est.eligible_voters:,} voters in all",
+            f"({_stores(targets)}) hold {est.eligible_voters:,} voters in all",
             f"at least {est.certain:,} of the {leaders:,} leaders of store {sid} cannot move: the "
-            f"stores that can take leaders ({where}) hold only {est.eligible_voters:,} voters, so "
+            f"stores that can take leaders ({_stores(targets)}) hold only "
+            f"{est.eligible_voters:,} voters, so "
             f"at least {est.certain:,} of its regions have no voter there and the drain would "
             "never reach zero leaders. Bring the other stores back Up or undrain them first",
         )
@@ -284,15 +284,21 @@ def _blockers(est: moves.StuckLeaders, stores: Mapping[int, StoreView]) -> str:
     if est.blocked:
         listed = ", ".join(
             f"{s} ({stores[s].state_name if stores[s].state_name != 'Up' else 'drained'})"
-            for s in est.blocked
+            for s in est.blocked[:MAX_STORES_LISTED]
         )
+        if len(est.blocked) > MAX_STORES_LISTED:
+            listed += f" and {len(est.blocked) - MAX_STORES_LISTED} more"
         one = len(est.blocked) == 1
         parts.append(
             f"{'store' if one else 'stores'} {listed} cannot take leaders and "
             f"{'holds' if one else 'hold'} {est.blocked_replicas:,} replicas"
         )
     if est.pending:
-        listed = ", ".join(f"{count:,} on store {s}" for s, count in est.pending)
+        listed = ", ".join(
+            f"{count:,} on store {s}" for s, count in est.pending[:MAX_STORES_LISTED]
+        )
+        if len(est.pending) > MAX_STORES_LISTED:
+            listed += f" and on {len(est.pending) - MAX_STORES_LISTED} more stores"
         parts.append(f"pending peers: {listed}")
     return "; ".join(parts)
 
@@ -309,10 +315,10 @@ def leader_load(
     loads = moves.leader_load(source, stores, targets)
     shown = [
         f"store {load.store_id} ≈ {load.after:,} ({_percent(load.share)}, now {load.now:,})"
-        for load in loads[:MAX_LOADS_SHOWN]
+        for load in loads[:MAX_STORES_LISTED]
     ]
-    if len(loads) > MAX_LOADS_SHOWN:
-        shown.append(f"{len(loads) - MAX_LOADS_SHOWN} more store(s)")
+    if len(loads) > MAX_STORES_LISTED:
+        shown.append(f"{len(loads) - MAX_STORES_LISTED} more store(s)")
     observed = (
         f"leaders after the drain, estimated (the {source.leader_count:,} of store "
         f"{source.id} spread over {_stores(targets)} by the voters held): " + ", ".join(shown)
@@ -332,8 +338,8 @@ def leader_load(
     )
 
 
-MAX_LOADS_SHOWN = 5
-"""Stores listed in the leader-load check (the most loaded first)."""
+MAX_STORES_LISTED = 5
+"""Stores named at most in one drain check (the leader load lists the most loaded first)."""
 
 
 def _percent(share: float) -> str:
@@ -358,7 +364,8 @@ def drain_checks(
     found.append(drain_limit(store_id, evicted, ctx.max_drained_stores))
     found.append(leader_capable_stores(store_id, stores, evicted))
     targets = leader_targets(store_id, stores, evicted)
-    if targets:
+    # The estimates need an Up source (its counts are current) and somewhere for leaders to go.
+    if targets and source.state_name == "Up":
         found.append(healthy_voters_elsewhere(source, stores, targets, max_replicas))
         found.append(leader_load(source, stores, targets))
     return found
