@@ -251,8 +251,8 @@ def healthy_voters_elsewhere(
             observed=f"up to {est.possible:,} of {leaders:,} leaders may have no healthy voter "
             f"on {_stores(targets)} ({blockers})",
             message=f"up to {est.possible:,} of the {leaders:,} leaders of store {sid} may have "
-            f"no healthy voter to move to: {blockers}, and all {est.other_voters} other voters "
-            "of a region could be there. PD moves the other leaders; these stay on store "
+            f"no healthy voter to move to: {blockers}, and {_all(est.other_voters)} other "
+            "voters of a region could be there. PD moves the other leaders; these stay on store "
             f"{sid} until those peers recover, so the drain may not reach zero before its "
             f"deadline ({assumed}; not checked region by region)",
         )
@@ -271,6 +271,10 @@ def healthy_voters_elsewhere(
         f"and {why} ({assumed})"
     )
     return passed(name, text)
+
+
+def _all(count: int) -> str:
+    return "both" if count == 2 else f"all {count}"
 
 
 def _stores(ids: Sequence[int]) -> str:
