@@ -11,11 +11,12 @@ here comes from the per-store counts PD returns in one `/stores` call:
   store's regions have a voter on an eligible store, so any leader beyond that sum has none.
   This is a certainty, not an estimate.
 - **leaders that may not move** (an upper bound): a region led by the store has
-  max-replicas − 1 other voters, on distinct stores. It is stuck only if each of them sits on
-  a store that cannot take leaders (not Up, or drained) or is a pending peer. With fewer such
-  stores than max-replicas − 1 no region can be stuck (on a healthy 3-store cluster with
-  max-replicas 3 there are none); otherwise at most `(replicas on those stores + pending
-  peers on eligible stores) / (max-replicas − 1)` regions are.
+  k = max-replicas − 1 other voters, on distinct stores. It is stuck only if each of them is a
+  "blocked" peer: on a store that cannot take leaders (not Up, or drained), or pending. Each
+  stuck region takes one blocked peer from k different stores, so x stuck regions need
+  `Σ min(blocked peers on store i, x) ≥ k·x`; the bound is the largest such x (at most the
+  store's leaders). With fewer than k stores holding blocked peers it is 0: on a healthy
+  3-store cluster with max-replicas 3 no leader can be stuck.
 - **leader load**: the store's leaders spread over the eligible stores in proportion to the
   voters each holds (a store that holds a voter of more regions follows more of the
   store's regions); every other store keeps its leaders.
@@ -104,10 +105,8 @@ def stuck_leaders(
         certain = possible = leaders  # a single replica: there is no other voter at all
     else:
         certain = max(0, leaders - eligible_voters)
-        blocking_stores = len(blocked) + len(pending)
-        slots = blocked_replicas + sum(count for _, count in pending)
-        possible = 0 if blocking_stores < k else min(leaders, slots // k)
-        possible = max(possible, certain)
+        slots = [stores[s].region_count for s in blocked] + [count for _, count in pending]
+        possible = max(_most_stuck(slots, k, leaders), certain)
     return StuckLeaders(
         leaders=leaders,
         certain=certain,
@@ -118,6 +117,20 @@ def stuck_leaders(
         blocked_replicas=blocked_replicas,
         pending=pending,
     )
+
+
+def _most_stuck(slots: Sequence[int], k: int, cap: int) -> int:
+    """The largest x ≤ cap with Σ min(slot, x) ≥ k·x: how many regions could each have all k
+    other voters among the blocked peers, one per store. The left side minus k·x is concave
+    and 0 at x = 0, so the x that fit form a range from 0 and a binary search finds its end."""
+    low, high = 0, cap
+    while low < high:
+        mid = (low + high + 1) // 2
+        if sum(min(slot, mid) for slot in slots) >= k * mid:
+            low = mid
+        else:
+            high = mid - 1
+    return low
 
 
 def leader_load(

@@ -69,8 +69,11 @@ def test_two_blocked_stores_bound_the_stuck_regions_by_their_replicas() -> None:
         view(5, "Disconnected", regions=300),
     )
     est = stuck_leaders(stores[1], stores, [2, 3], max_replicas=3)
-    # At most 800 replicas on 4 and 5, two per stuck region: at most 400 regions.
-    assert (est.certain, est.possible) == (0, 400)
+    # A stuck region needs a peer on both 4 and 5: at most 300 (store 5's replicas), not
+    # (500 + 300) / 2.
+    assert (est.certain, est.possible) == (0, 300)
+    # With max-replicas 5 (4 other voters) two blocked stores can never hold them all.
+    assert stuck_leaders(stores[1], stores, [2, 3], max_replicas=5).possible == 0
 
 
 def test_leaders_beyond_the_voters_on_targets_certainly_cannot_move() -> None:
@@ -92,6 +95,20 @@ def test_a_store_without_leaders_or_without_other_replicas() -> None:
     single = cluster(view(1, leaders=600, regions=600), view(2, leaders=400, regions=400))
     est = stuck_leaders(single[1], single, [2], max_replicas=1)
     assert (est.certain, est.possible, est.other_voters) == (600, 600, 0)
+
+
+def test_the_bound_counts_one_blocked_peer_per_store() -> None:
+    stores = cluster(
+        view(1, leaders=1000, regions=2000),
+        view(2, leaders=900, regions=2000),
+        view(3, "Down", regions=2000),
+        view(4, "Down", regions=150),
+        view(5, "Down", regions=150),
+        view(6, "Down", regions=150),
+    )
+    # Three other voters (max-replicas 4): x regions need Σ min(c, x) ≥ 3x over
+    # (2000, 150, 150, 150): x = 225 fits (225 + 450 = 675), 226 does not (226 + 450 < 678).
+    assert stuck_leaders(stores[1], stores, [2], max_replicas=4).possible == 225
 
 
 def test_leaders_spread_by_voters_and_add_up() -> None:
