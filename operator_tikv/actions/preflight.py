@@ -173,19 +173,24 @@ def leader_capable_stores(
             "enough-leader-stores", f"{len(able)} other Up store(s) can take leaders ({listed})"
         )
     others = [s for s in sorted(stores) if s != store_id]
-    why = (
-        "; ".join(
-            f"store {s} is drained" if s in evicted else f"store {s} is {stores[s].state_name}"
-            for s in others
-        )
-        or f"store {store_id} is the only store"
-    )
+    why = "; ".join(_why_no_leaders(stores[s], evicted) for s in others[:MAX_STORES_LISTED])
+    if len(others) > MAX_STORES_LISTED:
+        why += f"; and {len(others) - MAX_STORES_LISTED} more"
+    why = why or f"store {store_id} is the only store"
     return failed(
         "enough-leader-stores",
         f"no other store can take leaders ({why})",
         f"no other store can take the leaders of store {store_id} ({why}); a leader can move "
         "only to an Up store that is not drained. Bring a store back Up or undrain one first",
     )
+
+
+def _why_no_leaders(store: StoreView, evicted: Collection[int]) -> str:
+    if store.id in evicted:
+        return f"store {store.id} is drained"
+    if store.state_name == "Up":
+        return f"store {store.id} holds learners only"
+    return f"store {store.id} is {store.state_name}"
 
 
 def drain_source_up(store: StoreView, ctx: PreflightContext) -> Check:
@@ -378,11 +383,15 @@ def drain_checks(
 def leader_targets(
     store_id: int, stores: Mapping[int, StoreView], evicted: Collection[int]
 ) -> list[int]:
-    """Stores other than `store_id` that can take leaders: Up and not evicted."""
+    """Stores other than `store_id` that can take leaders: Up, not evicted, and not holding
+    learners only (a TiFlash store: every peer on it is a learner, and learners never lead)."""
     return sorted(
         s.id
         for s in stores.values()
-        if s.id != store_id and s.state_name == "Up" and s.id not in evicted
+        if s.id != store_id
+        and s.state_name == "Up"
+        and s.id not in evicted
+        and not (s.region_count > 0 and s.voter_count == 0)
     )
 
 

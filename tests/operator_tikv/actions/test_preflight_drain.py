@@ -44,3 +44,18 @@ def test_many_blocked_stores_are_named_up_to_five() -> None:
 def test_an_unknown_store_gets_only_the_existence_check() -> None:
     checks = drain_checks(9, {1: up(1, 5, 5)}, (), 3, PreflightContext())
     assert [(c.name, c.ok) for c in checks] == [("store-exists", False)]
+
+
+def test_a_store_of_learners_only_takes_no_leaders() -> None:
+    stores = {1: up(1, 500, 1000), 2: up(2, 500, 1000)}
+    stores[3] = StoreView(
+        id=3, state_name="Up", leader_count=0, region_count=1000, learner_count=1000
+    )
+    checks = {c.name: c for c in drain_checks(1, stores, (), 3, PreflightContext())}
+    assert checks["enough-leader-stores"].observed == "1 other Up store(s) can take leaders (2)"
+    assert "store 3" not in checks["leader-load"].observed
+    # Alone with a TiFlash-like store, a store's leaders have nowhere to go.
+    alone = {1: stores[1], 3: stores[3]}
+    refused = {c.name: c for c in drain_checks(1, alone, (), 3, PreflightContext())}
+    assert not refused["enough-leader-stores"].ok
+    assert "(store 3 holds learners only)" in refused["enough-leader-stores"].message
