@@ -28,8 +28,10 @@ an Up store (PD reports down peers per region only) counts as healthy.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 from operator_tikv.actions.state import StoreView
 
@@ -122,11 +124,19 @@ def stuck_leaders(
 def _most_stuck(slots: Sequence[int], k: int, cap: int) -> int:
     """The largest x ≤ cap with Σ min(slot, x) ≥ k·x: how many regions could each have all k
     other voters among the blocked peers, one per store. The left side minus k·x is concave
-    and 0 at x = 0, so the x that fit form a range from 0 and a binary search finds its end."""
+    and 0 at x = 0, so the x that fit form a range from 0 and a binary search finds its end
+    (each step O(log stores), with the slots sorted once)."""
+    ordered = sorted(slots)
+    prefix = list(accumulate(ordered, initial=0))
+
+    def fits(x: int) -> bool:
+        below = bisect_right(ordered, x)  # slots ≤ x count whole, the rest count x each
+        return prefix[below] + x * (len(ordered) - below) >= k * x
+
     low, high = 0, cap
     while low < high:
         mid = (low + high + 1) // 2
-        if sum(min(slot, mid) for slot in slots) >= k * mid:
+        if fits(mid):
             low = mid
         else:
             high = mid - 1

@@ -144,3 +144,17 @@ def test_concentration_warns_only_above_the_limit() -> None:
     top = concentrated(above)
     assert top is not None and top.store_id == 2
     assert concentrated([]) is None
+
+
+def test_the_bound_matches_a_direct_search_on_many_shapes() -> None:
+    from random import Random
+
+    from operator_tikv.actions.leader_moves import _most_stuck
+
+    rng = Random(7)
+    for _ in range(300):
+        slots = [rng.randrange(0, 60) for _ in range(rng.randrange(0, 7))]
+        k = rng.randrange(1, 5)
+        cap = rng.randrange(0, 80)
+        direct = max(x for x in range(cap + 1) if sum(min(c, x) for c in slots) >= k * x)
+        assert _most_stuck(slots, k, cap) == direct, (slots, k, cap)
