@@ -32,7 +32,7 @@ from operator_tikv.models.store import StoreInfo, StoreStateName
 from operator_tikv.observation import Observation
 from operator_tikv.playbooks import KIND_MEANINGS, DiagnosisKind, PlaybookContext
 
-PROMPT_VERSION = "tikvops-diagnosis-1"
+PROMPT_VERSION = "tikvops-diagnosis-2"
 """Stored with every Claude diagnosis; bump when the prompt, snapshot or tool changes."""
 
 TOOL_NAME = "propose_remediation"
@@ -61,8 +61,9 @@ cause. When no action is both safe and useful, return an empty list: that is a g
 How TiKV operators handle incidents:
 - Slow store (write latency high on one store while the others are normal): drain it \
 (evict its leaders; data stays in place) only if it is Up, leads regions, no other store is \
-already drained (see evicted_stores), and at least max_replicas other Up stores remain to \
-take the leaders. If most stores are slow, it is load, not one store: do not drain.
+already drained (see evicted_stores), and another Up, undrained store holds voters to take \
+the leaders (evicting leaders moves no replica, so on a 3-store cluster the two others do). \
+If most stores are slow, it is load, not one store: do not drain.
 - Hot write region: move its leader (transfer-leader) to the least-loaded store that holds a \
 healthy voter of it; split it instead when it alone carries most of its store's hot writes.
 - Disk above the threshold: explain the effect. Moving the peer of one of the store's largest \

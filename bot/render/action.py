@@ -105,15 +105,16 @@ def expected_effect(preview: Mapping[str, Any] | None) -> str | None:
 
 def check_lines(checks: Sequence[Mapping[str, Any]]) -> list[str]:
     """One line per preflight check: its result, name and what was observed (the reason when
-    it failed)."""
+    it failed, the warning when it passed with one)."""
     lines = []
     for check in checks:
         ok = bool(check.get("ok"))
+        warning = ok and bool(check.get("warning"))
         name = esc(clip(str(check.get("name", "check")), 60))
         observed = str(check.get("observed") or "")
         message = str(check.get("message") or observed)
-        icon = ":white_check_mark:" if ok else ":x:"
-        shown = observed if ok else message
+        icon = ":warning:" if warning else ":white_check_mark:" if ok else ":x:"
+        shown = observed if ok and not warning else message
         if not ok and observed and observed not in message:
             shown = f"{message} (observed: {observed})"
         lines.append(f"{icon} *{name}*: {esc(shown)}")

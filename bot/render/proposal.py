@@ -87,7 +87,10 @@ def _checks_section(proposal: Proposal) -> str:
             "before execution."
         )
     failed = sum(1 for c in checks if not c.get("ok"))
+    warned = sum(1 for c in checks if c.get("ok") and c.get("warning"))
     summary = "all passed" if failed == 0 else f"{failed} failed"
+    if warned:
+        summary += f", {warned} warning{'s' if warned > 1 else ''}"
     lines = cap_items(act.check_lines(checks), MAX_CHECKS, "checks")
     return (
         f"*Preflight checks* ({len(checks)}, {summary}; run again right before execution)\n"

@@ -52,7 +52,8 @@ P = TypeVar("P", bound=ActionParams)
 
 class Check(BaseModel):
     """One preflight check: its stable name, whether it passed, what was observed, and the
-    sentence shown to the user (on failure: why the action is refused)."""
+    sentence shown to the user (on failure: why the action is refused). A passed check may be
+    a `warning`: the action may run, but the message says what the approver should weigh."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -60,6 +61,7 @@ class Check(BaseModel):
     ok: bool
     observed: str
     message: str
+    warning: bool = False
 
 
 class PreflightReport(BaseModel):
@@ -77,6 +79,11 @@ class PreflightReport(BaseModel):
     @property
     def failures(self) -> tuple[Check, ...]:
         return tuple(check for check in self.checks if not check.ok)
+
+    @property
+    def warnings(self) -> tuple[Check, ...]:
+        """Passed checks that warn (the action may run; the approver should read them)."""
+        return tuple(check for check in self.checks if check.ok and check.warning)
 
     def raise_if_refused(self) -> None:
         """Raise PreflightRefused (carrying this report) when any check failed."""
@@ -207,15 +214,19 @@ class DryRun(BaseModel):
     def text(self) -> str:
         """A plain-text summary for the terminal and logs."""
         lines = [f"Dry run: {self.description}"]
-        lines += [
-            f"  [{'ok' if c.ok else 'FAIL'}] {c.name}: {c.message}" for c in self.preflight.checks
-        ]
+        lines += [f"  [{_mark(c)}] {c.name}: {c.message}" for c in self.preflight.checks]
         if self.would_run:
             lines.append(f"Would send: {'; '.join(r.describe() for r in self.requests)}")
             lines.append(f"Expected effect: {self.expected_effect}")
         else:
             lines.append(self.preflight.refusal())
         return "\n".join(lines)
+
+
+def _mark(check: Check) -> str:
+    if not check.ok:
+        return "FAIL"
+    return "WARN" if check.warning else "ok"
 
 
 class ActionText(BaseModel):

@@ -3,7 +3,11 @@
 drain: `POST /pd/api/v1/schedulers {"name":"evict-leader-scheduler","store_id":S}` (creates the
 scheduler or adds the store to it; pd-api.md §2.1). undrain:
 `DELETE /pd/api/v1/schedulers/evict-leader-scheduler-{S}`, which removes only that store
-(§2.3). Leaders only: no data moves, so this is the least invasive drain (§6.4). Verification
+(§2.3). Leaders only: no data moves, so this is the least invasive drain (§6.4), and it needs
+no more stores than leaders have somewhere to go: the preflight (`preflight.drain_checks`)
+refuses only a store that is not Up, no other store able to take leaders, too many drained
+stores, or leaders that certainly have no other voter to move to, and shows the leader load
+each remaining store would carry, warning when one would lead most of them. Verification
 watches the store's leader count fall to zero.
 """
 
@@ -78,13 +82,7 @@ class Drain(Action[DrainParams]):
         stores, evicted, max_replicas = await asyncio.gather(
             state.read_stores(pd), state.read_evicted(pd), state.read_max_replicas(pd)
         )
-        found = [checks.store_exists(p.store_id, stores)]
-        if p.store_id not in stores:
-            return PreflightReport(action=self.name, checks=tuple(found))
-        found.append(checks.store_not_removed(stores[p.store_id]))
-        found.append(checks.not_drained(p.store_id, evicted))
-        found.append(checks.drain_limit(p.store_id, evicted, ctx.max_drained_stores))
-        found.append(checks.leader_capable_stores(p.store_id, stores, evicted, max_replicas))
+        found = checks.drain_checks(p.store_id, stores, evicted, max_replicas, ctx)
         return PreflightReport(action=self.name, checks=tuple(found))
 
     async def expected_effect(self, p: DrainParams, pd: PDApi) -> str:

@@ -8,8 +8,9 @@ and combine these checks; nothing here talks to PD.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 
+from operator_tikv.actions import leader_moves as moves
 from operator_tikv.actions.base import Check, PreflightContext, RegionState
 from operator_tikv.actions.state import OperatorView, StoreView
 
@@ -159,34 +160,238 @@ def quorum_safe(region: RegionState, from_store_id: int) -> Check:
 
 
 def leader_capable_stores(
+    store_id: int, stores: Mapping[int, StoreView], evicted: Collection[int]
+) -> Check:
+    """At least one other store must be able to take the drained store's leaders: Up (not
+    Disconnected, Down or Offline) and not itself under evict-leader. Evicting leaders moves
+    no replica, so max-replicas stores are not needed: TiUP evicts leaders store by store on
+    3-store clusters in every rolling restart."""
+    able = leader_targets(store_id, stores, evicted)
+    if able:
+        listed = ", ".join(map(str, able))
+        return passed(
+            "enough-leader-stores", f"{len(able)} other Up store(s) can take leaders ({listed})"
+        )
+    others = [s for s in sorted(stores) if s != store_id]
+    why = "; ".join(_why_no_leaders(stores[s], evicted) for s in others[:MAX_STORES_LISTED])
+    if len(others) > MAX_STORES_LISTED:
+        why += f"; and {len(others) - MAX_STORES_LISTED} more"
+    why = why or f"store {store_id} is the only store"
+    return failed(
+        "enough-leader-stores",
+        f"no other store can take leaders ({why})",
+        f"no other store can take the leaders of store {store_id} ({why}); a leader can move "
+        "only to an Up store that is not drained. Bring a store back Up or undrain one first",
+    )
+
+
+def _why_no_leaders(store: StoreView, evicted: Collection[int]) -> str:
+    if store.id in evicted:
+        return f"store {store.id} is drained"
+    if store.state_name == "Up":
+        return f"store {store.id} holds learners only"
+    return f"store {store.id} is {store.state_name}"
+
+
+def drain_source_up(store: StoreView, ctx: PreflightContext) -> Check:
+    """Only an Up store's leaders are moved by evict-leader; a store that is not serving has
+    its leaders re-elected elsewhere by Raft (Disconnected, Down) or is being emptied by PD
+    already (Offline)."""
+    observed = store.state_text(ctx.now)
+    if store.state_name != "Up":
+        return failed(
+            "store-up",
+            observed,
+            f"{observed}; a drain moves leaders off a serving store, and a store that is not "
+            "Up serves none: Raft re-elects the leaders of a Disconnected or Down store on the "
+            "other stores by itself, and PD is already emptying an Offline one. Wait until it is "
+            "Up again",
+        )
+    return passed("store-up", observed)
+
+
+def healthy_voters_elsewhere(
+    source: StoreView,
+    stores: Mapping[int, StoreView],
+    targets: Sequence[int],
+    max_replicas: int,
+) -> Check:
+    """The store's leaders need another healthy voter on a store that can take them. Checked
+    from store counts (`leader_moves.stuck_leaders`): refused when some leaders certainly have
+    none, a warning when some may not (the bound is not zero)."""
+    name = "healthy-voters-elsewhere"
+    est = moves.stuck_leaders(source, stores, targets, max_replicas)
+    sid, leaders = source.id, est.leaders
+    if leaders == 0:
+        return passed(name, f"store {sid} leads no regions; no leader has to move")
+    if est.other_voters == 0:
+        return failed(
+            name,
+            f"max-replicas is 1: the {leaders:,} regions store {sid} leads have no other voter",
+            f"none of the {leaders:,} leaders of store {sid} can move: with max-replicas 1 no "
+            "region has another voter to take its leader. Raise max-replicas (PD then adds "
+            "replicas) before draining",
+        )
+    if est.certain:
+        return failed(
+            name,
+            f"store {sid} leads {leaders:,} regions; the stores that can take leaders "
+            f"({_stores(targets)}) hold {est.eligible_voters:,} voters in all",
+            f"at least {est.certain:,} of the {leaders:,} leaders of store {sid} cannot move: the "
+            f"stores that can take leaders ({_stores(targets)}) hold only "
+            f"{est.eligible_voters:,} voters, so "
+            f"at least {est.certain:,} of its regions have no voter there and the drain would "
+            "never reach zero leaders. Bring the other stores back Up or undrain them first",
+        )
+    assumed = (
+        f"estimated from store counts, assuming every region has its {max_replicas} voters "
+        "on distinct stores"
+    )
+    if est.possible:
+        blockers = _blockers(est, stores)
+        return Check(
+            name=name,
+            ok=True,
+            warning=True,
+            observed=f"up to {est.possible:,} of {leaders:,} leaders may have no healthy voter "
+            f"on {_stores(targets)} ({blockers})",
+            message=f"up to {est.possible:,} of the {leaders:,} leaders of store {sid} may have "
+            f"no healthy voter to move to: {blockers}, and {_all(est.other_voters)} other "
+            "voters of a region could be there. PD moves the other leaders; these stay on store "
+            f"{sid} until those peers recover, so the drain may not reach zero before its "
+            f"deadline ({assumed}; not checked region by region)",
+        )
+    if est.blocked or est.pending:
+        why = (
+            f"only {_blockers(est, stores)}: fewer stores than the {est.other_voters} other "
+            "voters of a region"
+        )
+    else:
+        why = "no other store is Disconnected, Down, Offline or drained or reports pending peers"
+    either = " or ".join(map(str, targets)) if len(targets) <= 3 else ", ".join(map(str, targets))
+    store_word = "store" if len(targets) == 1 else "stores"
+    text = (
+        f"every region store {sid} leads has another voter on {store_word} {either}, able to "
+        f"take its leader: each region has {est.other_voters} other voters on distinct stores, "
+        f"and {why} ({assumed})"
+    )
+    return passed(name, text)
+
+
+def _all(count: int) -> str:
+    return "both" if count == 2 else f"all {count}"
+
+
+def _stores(ids: Sequence[int]) -> str:
+    """ "store 2" or "stores 2, 3"."""
+    return ("store " if len(ids) == 1 else "stores ") + ", ".join(map(str, ids))
+
+
+def _blockers(est: moves.StuckLeaders, stores: Mapping[int, StoreView]) -> str:
+    """The stores that hold replicas but cannot take leaders, and the pending peers."""
+    parts = []
+    if est.blocked:
+        listed = ", ".join(
+            f"{s} ({stores[s].state_name if stores[s].state_name != 'Up' else 'drained'})"
+            for s in est.blocked[:MAX_STORES_LISTED]
+        )
+        if len(est.blocked) > MAX_STORES_LISTED:
+            listed += f" and {len(est.blocked) - MAX_STORES_LISTED} more"
+        one = len(est.blocked) == 1
+        parts.append(
+            f"{'store' if one else 'stores'} {listed} cannot take leaders and "
+            f"{'holds' if one else 'hold'} {est.blocked_replicas:,} replicas"
+        )
+    if est.pending:
+        listed = ", ".join(
+            f"{count:,} on store {s}" for s, count in est.pending[:MAX_STORES_LISTED]
+        )
+        if len(est.pending) > MAX_STORES_LISTED:
+            listed += f" and on {len(est.pending) - MAX_STORES_LISTED} more stores"
+        parts.append(f"pending peers: {listed}")
+    return "; ".join(parts)
+
+
+def leader_load(
+    source: StoreView, stores: Mapping[int, StoreView], targets: Sequence[int]
+) -> Check:
+    """The leaders each remaining store would lead after the drain (estimated, see
+    `leader_moves.leader_load`); a warning when one would lead more than
+    `LEADER_SHARE_WARN` of all leaders."""
+    name = "leader-load"
+    if source.leader_count == 0:
+        return passed(name, f"store {source.id} leads no regions; no store's leader load changes")
+    loads = moves.leader_load(source, stores, targets)
+    shown = [
+        f"store {load.store_id} ≈ {load.after:,} ({_percent(load.share)}, now {load.now:,})"
+        for load in loads[:MAX_STORES_LISTED]
+    ]
+    if len(loads) > MAX_STORES_LISTED:
+        shown.append(f"{len(loads) - MAX_STORES_LISTED} more store(s)")
+    observed = (
+        f"leaders after the drain, estimated (the {source.leader_count:,} of store "
+        f"{source.id} spread over {_stores(targets)} by the voters held): " + ", ".join(shown)
+    )
+    top = moves.concentrated(loads)
+    if top is None:
+        return passed(name, observed)
+    return Check(
+        name=name,
+        ok=True,
+        warning=True,
+        observed=observed,
+        message=f"{observed}. Store {top.store_id} would lead {_percent(top.share)} of all "
+        f"leaders, more than {_percent(moves.LEADER_SHARE_WARN)}: its CPU and disk would set "
+        "the latency of most requests. Approve only if it has the headroom; otherwise bring "
+        "the other stores back or add one first",
+    )
+
+
+MAX_STORES_LISTED = 5
+"""Stores named at most in one drain check (the leader load lists the most loaded first)."""
+
+
+def _percent(share: float) -> str:
+    return f"{share * 100:.0f}%"
+
+
+def drain_checks(
     store_id: int,
     stores: Mapping[int, StoreView],
     evicted: Collection[int],
     max_replicas: int,
-) -> Check:
-    """After draining `store_id`, at least max-replicas Up stores must remain able to take
-    leaders (not Down, Disconnected or already evicted)."""
-    able = leader_targets(store_id, stores, evicted)
-    listed = ", ".join(map(str, able)) or "none"
-    observed = f"{len(able)} other Up store(s) can take leaders ({listed})"
-    if len(able) < max_replicas:
-        return failed(
-            "enough-leader-stores",
-            observed,
-            f"draining store {store_id} would leave {len(able)} Up store(s) able to take "
-            f"leaders ({listed}), fewer than max-replicas {max_replicas}",
-        )
-    return passed("enough-leader-stores", observed)
+    ctx: PreflightContext,
+) -> list[Check]:
+    """Every check of a drain, in order, from the store list, the drained stores and
+    max-replicas (the drain's preflight and the slow-store playbook share them)."""
+    found = [store_exists(store_id, stores)]
+    if store_id not in stores:
+        return found
+    source = stores[store_id]
+    found.append(drain_source_up(source, ctx))
+    found.append(not_drained(store_id, evicted))
+    found.append(drain_limit(store_id, evicted, ctx.max_drained_stores))
+    found.append(leader_capable_stores(store_id, stores, evicted))
+    targets = leader_targets(store_id, stores, evicted)
+    # The estimates need an Up source (its counts are current) and somewhere for leaders to go.
+    if targets and source.state_name == "Up":
+        found.append(healthy_voters_elsewhere(source, stores, targets, max_replicas))
+        found.append(leader_load(source, stores, targets))
+    return found
 
 
 def leader_targets(
     store_id: int, stores: Mapping[int, StoreView], evicted: Collection[int]
 ) -> list[int]:
-    """Stores other than `store_id` that can take leaders: Up and not evicted."""
+    """Stores other than `store_id` that can take leaders: Up, not evicted, and not holding
+    learners only (a TiFlash store: every peer on it is a learner, and learners never lead)."""
     return sorted(
         s.id
         for s in stores.values()
-        if s.id != store_id and s.state_name == "Up" and s.id not in evicted
+        if s.id != store_id
+        and s.state_name == "Up"
+        and s.id not in evicted
+        and not (s.region_count > 0 and s.voter_count == 0)
     )
 
 
@@ -224,13 +429,3 @@ def is_drained(store_id: int, evicted: Collection[int]) -> Check:
             f"store {store_id} is not drained (not under evict-leader-scheduler); nothing to undo",
         )
     return passed("is-drained", f"store {store_id} is under evict-leader-scheduler")
-
-
-def store_not_removed(store: StoreView) -> Check:
-    if store.state_name == "Tombstone":
-        return failed(
-            "store-not-removed",
-            f"store {store.id} is Tombstone",
-            f"store {store.id} is Tombstone (removed from the cluster); it holds nothing to drain",
-        )
-    return passed("store-not-removed", f"store {store.id} is {store.state_name}")

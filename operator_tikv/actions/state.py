@@ -29,7 +29,9 @@ REPLACE = "REPLACE"
 
 @dataclass(frozen=True)
 class StoreView:
-    """A store's identity, PD's computed state name and its leader count."""
+    """A store's identity, PD's computed state name and its leader and replica counts (from
+    PD's store list: `region_count` counts every peer on the store, learners included;
+    `pending_peer_count` is reported from PD v8.5 and reads 0 before)."""
 
     id: int
     state_name: str
@@ -37,6 +39,13 @@ class StoreView:
     region_count: int
     last_heartbeat: datetime | None = None
     address: str = ""
+    learner_count: int = 0
+    pending_peer_count: int = 0
+
+    @property
+    def voter_count(self) -> int:
+        """Peers on this store that may hold a leader (every peer but learners)."""
+        return max(0, self.region_count - self.learner_count)
 
     def state_text(self, now: datetime | None) -> str:
         """ "store 5 is Disconnected (last heartbeat 47 s ago)"; the age only when `now` is
@@ -93,6 +102,8 @@ def store_view(store: StoreInfo) -> StoreView:
         region_count=store.region_count,
         last_heartbeat=store.last_heartbeat,
         address=store.address,
+        learner_count=store.status.learner_count,
+        pending_peer_count=store.status.pending_peer_count,
     )
 
 

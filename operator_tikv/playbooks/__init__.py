@@ -15,8 +15,10 @@ Two steps, so the rules stay pure:
 The rules:
 
 - slow store (`write_latency`): drain it (evict its leaders) when only that store is slow, it
-  is Up and holds leaders, no other store is drained, and at least max-replicas other Up stores
-  can take its leaders.
+  is Up and holds leaders, no other store is drained, and the drain's own preflight checks pass
+  on the observed stores (another Up, undrained store can take its leaders and they have a
+  voter there: on a 3-store cluster the two others); the reason carries the estimated leader
+  load and any warning.
 - hot writes (`hot_write_skew`): move the hottest region's leader to the least-loaded store
   holding a healthy voter of it, or split the region when it alone carries most of the store's
   hot writes (moving it would only move the hotspot) or no such store exists.

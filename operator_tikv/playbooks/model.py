@@ -15,7 +15,7 @@ from operator_tikv.models.operator import OperatorInfo
 from operator_tikv.models.region import Region, RegionsInfo
 from operator_tikv.observation import Observation
 
-PLAYBOOKS_VERSION = "playbooks-2"
+PLAYBOOKS_VERSION = "playbooks-3"
 """Recorded with every playbook diagnosis; bump when a rule changes what it proposes."""
 
 MAX_GATHER_REQUESTS = 4

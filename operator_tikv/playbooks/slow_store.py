@@ -1,10 +1,15 @@
 """Slow store (`write_latency`): drain its leaders when only it is slow, it is Up and leads
-regions, no other store is drained, and at least max-replicas other Up stores can take them."""
+regions, no other store is drained, and the drain's own preflight checks pass on the observed
+store list (another Up, undrained store can take its leaders, and they have a voter there); the
+reason carries the estimated leader load and any warning of the preflight."""
 
 from __future__ import annotations
 
 import math
 
+from operator_tikv.actions import preflight as checks
+from operator_tikv.actions import state
+from operator_tikv.actions.base import PreflightContext
 from operator_tikv.observation import Observation
 from operator_tikv.playbooks import facts
 from operator_tikv.playbooks.model import (
@@ -17,6 +22,7 @@ from operator_tikv.playbooks.model import (
     Problem,
 )
 from operator_tikv.playbooks.stores import missing_store
+from operator_tikv.sentences import end_sentence
 
 
 def slow_store(
@@ -149,28 +155,53 @@ def slow_store(
             f"{limits.max_drained_stores} may be drained at once, so draining store {sid} too "
             "is not proposed. Undrain the other store first if it has recovered.",
         )
-    targets = sorted(s.id for s in others if s.id not in evicted)
-    if len(targets) < ctx.max_replicas:
+    # The drain's own preflight checks, on the observed store list: the playbook proposes a
+    # drain exactly when the preflight would let it run.
+    views = {s.id: state.store_view(s) for s in obs.live_stores}
+    found = checks.drain_checks(
+        sid,
+        views,
+        evicted,
+        ctx.max_replicas,
+        PreflightContext(max_drained_stores=limits.max_drained_stores),
+    )
+    refused = [c for c in found if not c.ok]
+    if refused:
+        reasons = "; ".join(c.message.rstrip(".") for c in refused)
         return result(
-            f"{headline}. A drain needs at least max-replicas ({ctx.max_replicas}) other Up "
-            f"stores to take its leaders, and only {len(targets)} can ({facts.ids(targets)}), so "
-            "none is proposed. Check the host's disk and the TiKV log for write stalls; add a "
-            "store if this keeps happening.",
+            f"{headline}, but a drain would be refused: {reasons}. Check the host's disk and "
+            "the TiKV log for write stalls; add a store if this keeps happening.",
         )
+    targets = checks.leader_targets(sid, views, evicted)
+    warnings = [c for c in found if c.warning]
+    load = next((c for c in found if c.name == "leader-load"), None)
     p99_text = (
         f"write P99 is {facts.ms(p99)} (threshold {threshold:g} ms)" if p99 else "writes slow"
     )
     others_text = (
         f" while the other Up stores are at {facts.span(measured.values())}" if measured else ""
     )
+    where = f"store {targets[0]}" if len(targets) == 1 else f"stores {facts.ids(targets)}"
     reason = (
         f"Store {sid}'s {p99_text}{others_text}. Evicting its {store.leader_count:,} leaders "
-        f"to stores {facts.ids(targets)} ({len(targets)} Up stores, max-replicas "
-        f"{ctx.max_replicas}, no other store drained) takes client reads and writes off it; "
-        "its data stays in place and undrain reverses it."
+        f"to {where} ({len(targets)} Up, undrained store(s); every region it leads has another "
+        f"voter there with max-replicas {ctx.max_replicas}; no other store drained) takes "
+        "client reads and writes off it; its data stays in place and undrain reverses it."
     )
+    if load is not None and not load.warning:
+        reason += f" {_sentence(load.observed)}"
+    for warning in warnings:
+        reason += f" Warning: {_sentence(warning.message)}"
+    advice = " Read the warning in the reason before approving." if warnings else ""
     return result(
-        f"{headline}{others_text}. Drain its leaders while the disk or host is investigated.",
+        f"{headline}{others_text}. Drain its leaders while the disk or host is investigated."
+        + advice,
         actions=(facts.suggest("drain", {"store_id": sid}, reason),),
-        conf=0.5 if hot_led else 0.7,
+        conf=0.5 if hot_led or warnings else 0.7,
     )
+
+
+def _sentence(text: str) -> str:
+    """`text` with a capital first letter, ended as a sentence."""
+    text = text.strip()
+    return end_sentence(text[:1].upper() + text[1:])

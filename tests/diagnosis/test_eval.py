@@ -103,10 +103,10 @@ def test_the_four_checks() -> None:
 
 
 class RefusingPD:
-    """Just enough PD for drain's preflight: store 2 exists but only 2 stores are Up."""
+    """Just enough PD for drain's preflight: store 2 exists but no other store is Up."""
 
     async def list_stores(self) -> list[Any]:
-        return [store(1), store(2), store(3, "Down")]
+        return [store(1, "Down"), store(2), store(3, "Down")]
 
     async def evicted_leader_store_ids(self) -> list[int]:
         return []
@@ -146,7 +146,7 @@ async def test_score_runs_preflight_and_records_refusals() -> None:
     result = await score(case(), situation, diagnosis, DiagnosisKind.SLOW_STORE)
     first, second = result.actions
     assert first.verdict is Verdict.ACCEPTABLE and first.preflight_ok is False
-    assert "enough" in first.refusal or "max-replicas" in first.refusal
+    assert "no other store can take the leaders of store 2" in first.refusal
     assert second.preflight_ok is False and "Unknown action" in second.refusal
     assert not result.passed
 

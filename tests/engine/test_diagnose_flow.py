@@ -228,7 +228,9 @@ async def test_a_notifier_failing_on_the_refusals_does_not_stop_the_flow(
 
 
 async def test_the_engine_refusal_sentence_reaches_the_notifier(sim: Any, db_path: Path) -> None:
-    # 3 stores, 3 replicas: the real Engine refuses draining one in its preflight.
+    # Store 2 stopped heartbeating: the real Engine refuses draining it in its preflight.
+    sim.faults.stop_store(2)
+    sim.cluster.advance(25)
     async with engine_on(sim, db_path) as h:
         incident = await h.repos.incidents.create(
             make_incident(kind="slow_store", subject="store:2")
@@ -248,10 +250,8 @@ async def test_the_engine_refusal_sentence_reaches_the_notifier(sim: Any, db_pat
         [(_, reported)] = [c for c in h.notifier.calls if c[0] == "actions_not_proposed"]
         [item] = reported
         assert item.suggested == drain
-        assert item.reason == (
-            "Refused drain: draining store 2 would leave 2 Up store(s) able to take leaders "
-            "(1, 3), fewer than max-replicas 3. Nothing was sent to PD."
-        )
+        assert item.reason.startswith("Refused drain: store 2 is Disconnected (last heartbeat ")
+        assert item.reason.endswith("Wait until it is Up again. Nothing was sent to PD.")
         assert h.writes() == []
 
 

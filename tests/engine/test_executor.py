@@ -105,6 +105,34 @@ async def test_drain_sends_evict_leader_verifies_zero_leaders_and_undrain_undoes
         assert 4 not in sim.cluster.schedulers.evicted_stores()
 
 
+async def test_a_slow_stores_drain_on_three_stores_runs_to_zero_leaders(
+    sim: Any, db_path: Path
+) -> None:
+    # The default 3-store cluster with max-replicas 3: evicting leaders moves no replica.
+    scenario = sim.apply_scenario("slow-store")
+    sid = scenario.store_id
+    sim.cluster.advance(30)
+    async with engine_on(sim, db_path) as h:
+        leaders_before = sim.cluster.store(sid).leader_count
+        assert leaders_before > 0
+        pid = await run_to_end(h, f"drain {sid}")
+        proposal = await h.repos.proposals.get(pid)
+        assert proposal is not None and proposal.state is ProposalState.SUCCEEDED
+        checks = {c["name"]: c for c in proposal.preflight}
+        assert all(c["ok"] and not c["warning"] for c in checks.values())
+        assert checks["leader-load"]["observed"].count("(50%") == 2
+        assert h.writes() == [
+            ("POST", SCHEDULERS, {"name": "evict-leader-scheduler", "store_id": sid})
+        ]
+        assert sim.cluster.store(sid).leader_count == 0
+        assert proposal.outcome == f"leaders on store {sid}: {leaders_before:,} → 0"
+        assert [a for a in await h.audit_actions(pid) if a.startswith("execution.")] == [
+            "execution.started",
+            "execution.sent",
+            "execution.verified",
+        ]
+
+
 async def test_transfer_leader_moves_the_leader_and_offers_moving_it_back(
     sim_factory: SimFactory, db_path: Path
 ) -> None:

@@ -47,12 +47,15 @@ async def test_dry_run_shows_checks_request_and_effect_and_creates_nothing(
         assert dry.would_run
         assert [c.name for c in dry.preflight.checks] == [
             "store-exists",
-            "store-not-removed",
+            "store-up",
             "not-drained",
             "drained-stores-limit",
             "enough-leader-stores",
+            "healthy-voters-elsewhere",
+            "leader-load",
         ]
-        assert dry.preflight.checks[-1].observed == "3 other Up store(s) can take leaders (1, 2, 3)"
+        assert dry.preflight.checks[4].observed == "3 other Up store(s) can take leaders (1, 2, 3)"
+        assert dry.preflight.checks[-1].observed.startswith("leaders after the drain, estimated")
         assert [r.describe() for r in dry.requests] == [
             'POST /pd/api/v1/schedulers {"name": "evict-leader-scheduler", "store_id": 4}'
         ]
@@ -93,17 +96,17 @@ async def test_an_action_command_creates_a_proposal_and_never_executes_directly(
 
 
 async def test_a_failed_preflight_creates_no_proposal_and_says_why(sim: Any, db_path: Path) -> None:
-    # 3 stores, 3 replicas: draining one would leave too few stores able to lead.
+    # Store 2 stopped heartbeating: a store that is not Up is not drained.
+    sim.faults.stop_store(2)
+    sim.cluster.advance(25)
     async with engine_on(sim, db_path) as h:
         outcome = await h.engine.handle_text("drain 2", BOB)
         assert isinstance(outcome, Refused)
         assert outcome.kind is RefusalKind.PREFLIGHT
-        assert outcome.reason == (
-            "Refused drain: draining store 2 would leave 2 Up store(s) able to take leaders "
-            "(1, 3), fewer than max-replicas 3. Nothing was sent to PD."
-        )
+        assert outcome.reason.startswith("Refused drain: store 2 is Disconnected (last heartbeat ")
+        assert outcome.reason.endswith("Wait until it is Up again. Nothing was sent to PD.")
         assert outcome.dry_run is not None
-        assert [c.name for c in outcome.dry_run.preflight.failures] == ["enough-leader-stores"]
+        assert [c.name for c in outcome.dry_run.preflight.failures] == ["store-up"]
         assert await h.repos.proposals.list() == []
         assert h.writes() == []
         refused = await h.repos.audit.list_recent(action_prefix="proposal.create")
@@ -112,7 +115,7 @@ async def test_a_failed_preflight_creates_no_proposal_and_says_why(sim: Any, db_
         assert refused[0].outcome is AuditOutcome.REFUSED
         assert refused[0].actor == BOB
         assert refused[0].reason == outcome.reason
-        assert refused[0].detail["failed"] == ["enough-leader-stores"]
+        assert refused[0].detail["failed"] == ["store-up"]
 
 
 async def test_unknown_store_and_bad_words_are_refused_with_the_reason(

@@ -82,8 +82,25 @@ class FakePD:
     # ---- state helpers
 
     def add_store(
-        self, store_id: int, state: str = "Up", leaders: int = 0, regions: int = 0, age: float = 1
+        self,
+        store_id: int,
+        state: str = "Up",
+        leaders: int = 0,
+        regions: int = 0,
+        age: float = 1,
+        learners: int = 0,
+        pending: int = 0,
     ) -> None:
+        status: dict[str, Any] = {
+            "capacity": "500GiB",
+            "available": "250GiB",
+            "leader_count": leaders,
+            "region_count": regions,
+        }
+        if learners:  # PD omits these when zero
+            status["learner_count"] = learners
+        if pending:
+            status["pending_peer_count"] = pending
         self.stores[store_id] = {
             "store": {
                 "id": store_id,
@@ -92,12 +109,7 @@ class FakePD:
                 "last_heartbeat": _ns(NOW - timedelta(seconds=age)),
                 "node_state": 1,
             },
-            "status": {
-                "capacity": "500GiB",
-                "available": "250GiB",
-                "leader_count": leaders,
-                "region_count": regions,
-            },
+            "status": status,
         }
 
     def set_leaders(self, store_id: int, leaders: int) -> None:
@@ -601,14 +613,158 @@ async def test_drain_refused_over_the_drained_store_limit(pd: PDClient, fake: Fa
     assert "1 store(s) are already drained (6) and at most 1 may be drained at once" in refusal
 
 
-async def test_drain_refused_when_too_few_stores_could_take_leaders(
+async def test_drain_refused_when_the_store_is_not_up(pd: PDClient, fake: FakePD) -> None:
+    fake.add_store(4, state="Disconnected", leaders=1203, regions=3610, age=47)
+    refusal = await refused("drain", DRAIN, pd, fake, "store-up")
+    assert refusal.startswith(
+        "Refused drain: store 4 is Disconnected (last heartbeat 47 s ago); a drain moves "
+        "leaders off a serving store"
+    )
+    assert "Wait until it is Up again" in refusal
+    # A store that is not Up gets no estimate of moves (its counts are not current).
+    report = await REGISTRY["drain"].preflight(DRAIN, pd, CTX)
+    assert "leader-load" not in [c.name for c in report.checks]
+    fake.add_store(4, state="Offline", leaders=1203, regions=3610)
+    await refused("drain", DRAIN, pd, fake, "store-up")
+
+
+async def test_drain_refused_when_no_other_store_can_take_leaders(
     pd: PDClient, fake: FakePD
 ) -> None:
-    fake.add_store(6, state="Disconnected", age=30)
+    fake.add_store(1, state="Down", age=3600, regions=3000)
+    fake.add_store(5, state="Disconnected", age=30, regions=3610)
+    fake.add_store(6, state="Offline", regions=2000)
     refusal = await refused("drain", DRAIN, pd, fake, "enough-leader-stores")
     assert (
-        "draining store 4 would leave 2 Up store(s) able to take leaders (1, 5), fewer than "
-        "max-replicas 3" in refusal
+        "no other store can take the leaders of store 4 (store 1 is Down; store 5 is "
+        "Disconnected; store 6 is Offline); a leader can move only to an Up store that is not "
+        "drained. Bring a store back Up or undrain one first" in refusal
+    )
+    # With nowhere to go, neither the voter estimate nor the load is shown.
+    report = await REGISTRY["drain"].preflight(DRAIN, pd, CTX)
+    assert [c.name for c in report.checks][-1] == "enough-leader-stores"
+
+
+async def test_a_drained_store_is_not_a_leader_target(pd: PDClient, fake: FakePD) -> None:
+    fake.add_store(1, state="Down", age=3600, regions=3000)
+    fake.add_store(5, state="Down", age=3600, regions=3610)
+    fake.evicted.append(6)
+    ctx = PreflightContext(now=NOW, max_drained_stores=2)
+    report = await REGISTRY["drain"].preflight(DRAIN, pd, ctx)
+    [failed] = report.failures
+    assert failed.name == "enough-leader-stores"
+    assert "store 6 is drained" in failed.message and "store 1 is Down" in failed.message
+
+
+async def test_drain_refused_when_leaders_certainly_have_no_voter_to_move_to(
+    pd: PDClient, fake: FakePD
+) -> None:
+    # Only store 1 can take leaders, and it holds 500 voters (and 100 learners): at least
+    # 1,203 - 400 = 803 of store 4's regions have no voter on it.
+    fake.add_store(1, leaders=100, regions=500, learners=100)
+    fake.add_store(5, state="Down", age=3600, regions=3610)
+    fake.add_store(6, state="Down", age=3600, regions=3000)
+    refusal = await refused("drain", DRAIN, pd, fake, "healthy-voters-elsewhere")
+    assert (
+        "at least 803 of the 1,203 leaders of store 4 cannot move: the stores that can take "
+        "leaders (store 1) hold only 400 voters, so at least 803 of its regions have no voter "
+        "there and the drain would never reach zero leaders" in refusal
+    )
+
+
+async def test_drain_refused_with_a_single_replica(pd: PDClient, fake: FakePD) -> None:
+    fake.max_replicas = 1
+    refusal = await refused("drain", DRAIN, pd, fake, "healthy-voters-elsewhere")
+    assert "none of the 1,203 leaders of store 4 can move: with max-replicas 1" in refusal
+
+
+async def test_drain_warns_when_some_leaders_may_have_no_healthy_voter(
+    pd: PDClient, fake: FakePD
+) -> None:
+    # Stores 5 and 6 are Down: a region with peers on 4, 5 and 6 has no voter that can take
+    # its leader. At most (3,610 + 2,000) / 2 such regions exist, capped at 1,203 leaders.
+    fake.add_store(5, state="Down", age=3600, regions=3610)
+    fake.add_store(6, state="Down", age=3600, regions=2000)
+    fake.add_store(7, leaders=900, regions=3000)
+    report = await REGISTRY["drain"].preflight(DRAIN, pd, CTX)
+    assert report.ok, report.refusal()
+    [warning] = [c for c in report.warnings if c.name == "healthy-voters-elsewhere"]
+    assert warning.message.startswith(
+        "up to 1,203 of the 1,203 leaders of store 4 may have no healthy voter to move to: "
+        "stores 5 (Down), 6 (Down) cannot take leaders and hold 5,610 replicas"
+    )
+    assert "not checked region by region" in warning.message
+    dry = await REGISTRY["drain"].dry_run(DRAIN, pd, CTX)
+    assert "  [WARN] healthy-voters-elsewhere: up to 1,203 of the 1,203 leaders" in dry.text()
+    assert fake.writes == []
+
+
+async def test_pending_peers_on_the_targets_make_a_warning(pd: PDClient, fake: FakePD) -> None:
+    # Three stores: a region led by 4 is stuck only if both other peers are pending.
+    del fake.stores[6]
+    fake.add_store(1, leaders=900, regions=3610, pending=40)
+    fake.add_store(5, leaders=800, regions=3610, pending=20)
+    report = await REGISTRY["drain"].preflight(DRAIN, pd, CTX)
+    assert report.ok, report.refusal()
+    [warning] = [c for c in report.warnings if c.name == "healthy-voters-elsewhere"]
+    # A stuck region needs a pending peer on both 1 and 5: at most 20 (store 5's count).
+    assert warning.observed == (
+        "up to 20 of 1,203 leaders may have no healthy voter on stores 1, 5 "
+        "(pending peers: 40 on store 1, 20 on store 5)"
+    )
+    # Pending peers on one store only cannot block a region with two other voters.
+    fake.add_store(5, leaders=800, regions=3610)
+    report = await REGISTRY["drain"].preflight(DRAIN, pd, CTX)
+    assert report.warnings == ()
+    [voters] = [c for c in report.checks if c.name == "healthy-voters-elsewhere"]
+    assert "only pending peers: 40 on store 1: fewer stores than the 2 other voters" in (
+        voters.observed
+    )
+
+
+async def test_a_healthy_cluster_passes_every_drain_check_and_shows_the_load(
+    pd: PDClient, fake: FakePD
+) -> None:
+    report = await REGISTRY["drain"].preflight(DRAIN, pd, CTX)
+    assert report.ok and report.warnings == ()
+    assert [c.name for c in report.checks] == [
+        "store-exists",
+        "store-up",
+        "not-drained",
+        "drained-stores-limit",
+        "enough-leader-stores",
+        "healthy-voters-elsewhere",
+        "leader-load",
+    ]
+    voters, load = report.checks[-2:]
+    assert voters.observed.startswith(
+        "every region store 4 leads has another voter on stores 1 or 5 or 6, able to take its "
+        "leader: each region has 2 other voters on distinct stores, and no other store is "
+        "Disconnected, Down, Offline or drained or reports pending peers"
+    )
+    # 1,203 leaders spread by voters held (3,000 : 3,610 : 2,000), of 3,603 leaders in all.
+    assert load.observed == (
+        "leaders after the drain, estimated (the 1,203 of store 4 spread over stores 1, 5, 6 "
+        "by the voters held): store 1 ≈ 1,319 (37%, now 900), store 5 ≈ 1,304 (36%, now 800), "
+        "store 6 ≈ 980 (27%, now 700)"
+    )
+
+
+async def test_drain_warns_when_one_store_would_lead_most_leaders(
+    pd: PDClient, fake: FakePD
+) -> None:
+    del fake.stores[6]
+    fake.add_store(1, leaders=2000, regions=3610)
+    fake.add_store(5, leaders=100, regions=3610)
+    report = await REGISTRY["drain"].preflight(DRAIN, pd, CTX)
+    assert report.ok
+    [warning] = report.warnings
+    assert warning.name == "leader-load"
+    assert "store 1 ≈ 2,602 (79%, now 2,000), store 5 ≈ 701 (21%, now 100)" in warning.observed
+    assert warning.message.endswith(
+        "Store 1 would lead 79% of all leaders, more than 60%: its CPU and disk would set the "
+        "latency of most requests. Approve only if it has the headroom; otherwise bring the "
+        "other stores back or add one first"
     )
 
 

@@ -285,13 +285,66 @@ async def test_drain_until_no_leaders_then_undo(sim5: SimServer, pd: PDClient) -
     assert await pd.evicted_leader_store_ids() == []
 
 
-async def test_drain_refused_on_three_stores(sim: SimServer) -> None:
+async def test_a_slow_stores_drain_runs_to_zero_leaders_on_three_stores(sim: SimServer) -> None:
+    """The most common small deployment: 3 stores, max-replicas 3. Evicting leaders moves no
+    replica, so the drain passes preflight and every leader of the slow store moves away."""
+    scenario = sim.apply_scenario("slow-store")
+    sid = scenario.store_id
+    assert sid is not None
+    sim.cluster.advance(30)
+    total = sum(s.leader_count for s in sim.cluster.stores.values())
+    async with open_pd_client(sim.pd_url, retries=0) as pd:
+        drain, params = validate_call({"action": "drain", "params": {"store_id": sid}})
+        others = [s for s in (1, 2, 3) if s != sid]
+        dry = await drain.dry_run(params, pd, ctx(sim))
+        assert dry.would_run, dry.text()
+        assert dry.preflight.warnings == ()
+        checks = {c.name: c for c in dry.preflight.checks}
+        assert checks["enough-leader-stores"].observed == (
+            f"2 other Up store(s) can take leaders ({others[0]}, {others[1]})"
+        )
+        assert checks["healthy-voters-elsewhere"].observed.startswith(
+            f"every region store {sid} leads has another voter on stores {others[0]} or "
+            f"{others[1]}, able to take its leader"
+        )
+        load = checks["leader-load"].observed
+        assert "(50%" in load and load.count("≈") == 2
+        assert writes(sim) == []
+
+        before = await drain.snapshot(params, pd)
+        leaders = before.store_leader_counts[sid]
+        assert leaders > 0
+        await drain.execute(params, pd)
+        assert writes(sim) == [
+            ("POST", "/pd/api/v1/schedulers", {"name": "evict-leader-scheduler", "store_id": sid})
+        ]
+        sleep, clock = advancing(sim)
+        result = await follow(drain, params, pd, before, sleep=sleep, clock=clock)
+        assert result.outcome is Outcome.SUCCEEDED, result.message
+        assert result.message == f"leaders on store {sid}: {leaders:,} → 0"
+        assert (await pd.get_store(sid)).leader_count == 0
+        # No leader was lost: the two other stores lead every region now.
+        after = {s: (await pd.get_store(s)).leader_count for s in others}
+        assert sum(after.values()) == total
+        assert all(count > 0 for count in after.values())
+        assert len(writes(sim)) == 1
+
+
+async def test_drain_of_a_stopped_store_is_refused_on_three_stores(sim: SimServer) -> None:
+    sim.faults.stop_store(2)
+    sim.cluster.advance(25)
     async with open_pd_client(sim.pd_url, retries=0) as client:
-        report = await REGISTRY["drain"].preflight(DrainParams(store_id=1), client, ctx(sim))
-    assert [c.name for c in report.failures] == ["enough-leader-stores"]
-    assert "would leave 2 Up store(s) able to take leaders (2, 3), fewer than max-replicas 3" in (
-        report.refusal()
-    )
+        report = await REGISTRY["drain"].preflight(DrainParams(store_id=2), client, ctx(sim))
+        assert [c.name for c in report.failures] == ["store-up"]
+        refusal = report.refusal()
+        assert refusal.startswith("Refused drain: store 2 is Disconnected (last heartbeat ")
+        assert "s ago); a drain moves leaders off a serving store" in refusal
+        # The other Up store can be drained, but all leaders would then sit on one store.
+        other = await REGISTRY["drain"].preflight(DrainParams(store_id=1), client, ctx(sim))
+        assert other.ok, other.refusal()
+        [warning] = other.warnings
+        assert warning.name == "leader-load"
+        assert "Store 3 would lead 100% of all leaders, more than 60%" in warning.message
     assert writes(sim) == []
 
 

@@ -51,17 +51,63 @@ async def test_slow_store_is_drained_when_the_rest_can_take_its_leaders() -> Non
     assert_registry_valid(result)
 
 
-async def test_slow_store_not_drained_without_enough_other_up_stores() -> None:
-    obs = observation([store(1), store(2), store(3)], reading=metrics({1: 20, 2: 300, 3: 20}))
+async def test_slow_store_on_three_stores_is_drained() -> None:
+    # Evicting leaders moves no replica: two other Up stores are enough with max-replicas 3.
+    stores = [store(1, leaders=334, regions=1000), store(2, leaders=333, regions=1000)]
+    stores.append(store(3, leaders=333, regions=1000))
+    obs = observation(stores, reading=metrics({1: 20, 2: 300, 3: 20}))
+    result = await diagnose(slow(), obs, FakePD())
+    assert [(a.action, a.params) for a in result.actions] == [("drain", {"store_id": 2})]
+    reason = result.actions[0].reason
+    assert "Evicting its 333 leaders to stores 1, 3 (2 Up, undrained store(s)" in reason
+    assert "max-replicas 3" in reason
+    assert "store 1 ≈ 501 (50%, now 334), store 3 ≈ 499 (50%, now 333)" in reason
+    assert "Warning" not in reason and result.confidence == 0.7
+    assert_registry_valid(result)
+
+
+async def test_slow_store_not_drained_when_no_other_store_can_take_leaders() -> None:
+    stores = [store(1, "Down", regions=300), store(2), store(3, "Disconnected")]
+    obs = observation(stores, reading=metrics({2: 300}))
     result = await diagnose(slow(), obs, FakePD())
     assert result.actions == ()
-    assert "max-replicas (3)" in result.summary and "only 2 can (1, 3)" in result.summary
+    assert "a drain would be refused: no other store can take the leaders of store 2 " in (
+        result.summary
+    )
+    assert "(store 1 is Down; store 3 is Disconnected)" in result.summary
+
+
+async def test_slow_store_not_drained_when_its_leaders_have_no_voter_to_move_to() -> None:
+    stores = [store(1, leaders=10, regions=50), store(2, leaders=500, regions=1000)]
+    stores += [store(3, "Down", regions=1000), store(4, "Down", regions=1000)]
+    obs = observation(stores, reading=metrics({1: 20, 2: 300}))
+    result = await diagnose(slow(), obs, FakePD())
+    assert result.actions == ()
+    assert "at least 450 of the 500 leaders of store 2 cannot move" in result.summary
 
 
 async def test_slow_store_counts_only_up_undrained_stores_as_targets() -> None:
+    # Stores 4 and 5 hold replicas but cannot take leaders: some regions led by store 2 may
+    # have both other voters there. The drain is proposed with that warning.
     stores = [store(1), store(2), store(3), store(4, "Disconnected"), store(5, "Down")]
     obs = observation(stores, reading=metrics({1: 20, 2: 300, 3: 20}))
-    assert (await diagnose(slow(), obs, FakePD())).actions == ()
+    result = await diagnose(slow(), obs, FakePD())
+    [action] = result.actions
+    assert "Evicting its 100 leaders to stores 1, 3 (2 Up, undrained store(s)" in action.reason
+    assert (
+        "Warning: Up to 100 of the 100 leaders of store 2 may have no healthy voter to move "
+        "to: stores 4 (Disconnected), 5 (Down) cannot take leaders and hold 600 replicas"
+    ) in action.reason
+    assert "Read the warning" in result.summary and result.confidence == 0.5
+
+
+async def test_slow_store_drain_warns_when_one_store_would_lead_most_leaders() -> None:
+    stores = [store(1, leaders=900, regions=1000), store(2, leaders=100, regions=1000)]
+    stores.append(store(3, leaders=10, regions=1000))
+    obs = observation(stores, reading=metrics({1: 20, 2: 300, 3: 20}))
+    [action] = (await diagnose(slow(), obs, FakePD())).actions
+    assert "Warning: Leaders after the drain, estimated" in action.reason
+    assert "Store 1 would lead 94% of all leaders, more than 60%" in action.reason
 
 
 async def test_slow_store_not_drained_when_another_store_is_drained() -> None:

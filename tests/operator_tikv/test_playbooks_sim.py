@@ -72,7 +72,7 @@ async def test_slow_store_is_drained_and_the_drain_passes_preflight(
         assert report.ok, report.refusal()
 
 
-async def test_slow_store_in_three_stores_proposes_nothing_that_preflight_refuses(
+async def test_slow_store_on_three_stores_proposes_a_drain_that_passes_preflight(
     sim: SimServer,
 ) -> None:
     scenario = sim.apply_scenario("slow-store")
@@ -81,13 +81,15 @@ async def test_slow_store_in_three_stores_proposes_nothing_that_preflight_refuse
         seen = await look(sim, pd)
         violation = seen.violations[f"write_latency store:{scenario.store_id}"]
         result = await diagnose(Problem.from_violation(violation), seen.observation, pd)
-        assert result.kind is DiagnosisKind.SLOW_STORE and result.actions == ()
-        # The playbook holds back exactly where the drain's own preflight would refuse.
-        drain = get_action("drain")
-        report = await drain.preflight(
-            drain.validate({"store_id": scenario.store_id}), pd, PreflightContext()
-        )
-        assert [c.name for c in report.failures] == ["enough-leader-stores"]
+        assert result.kind is DiagnosisKind.SLOW_STORE
+        assert [(a.action, a.params) for a in result.actions] == [
+            ("drain", {"store_id": scenario.store_id})
+        ]
+        assert "(2 Up, undrained store(s)" in result.actions[0].reason
+        # The playbook proposes exactly what the drain's own preflight lets run.
+        [report] = await preflight_all(result, pd)
+        assert report.ok, report.refusal()
+        assert report.warnings == ()
 
 
 async def test_hot_region_is_split_and_the_split_passes_preflight(

@@ -531,7 +531,7 @@ def render(outcome: Outcome) -> str:
         if outcome.dry_run is not None:
             lines.append(f"Preflight: {outcome.dry_run.description}")
             lines += [
-                f"  [{'ok' if c.ok else 'FAIL'}] {c.name}: {c.message}"
+                f"  [{'FAIL' if not c.ok else 'WARN' if c.warning else 'ok'}] {c.name}: {c.message}"
                 for c in outcome.dry_run.preflight.checks
             ]
         reason = outcome.reason
@@ -573,7 +573,7 @@ def _proposal_view_lines(view: ProposalView) -> list[str]:
         lines += [f"  request: {r}" for r in view.text.requests]
         lines.append(f"  undo: {view.text.undo}")
     for check in p.preflight:
-        mark = "ok" if check.get("ok") else "FAIL"
+        mark = "FAIL" if not check.get("ok") else "WARN" if check.get("warning") else "ok"
         lines.append(f"  [{mark}] {check.get('name')}: {check.get('message')}")
     if p.outcome:
         lines.append(f"  outcome: {p.outcome}")
