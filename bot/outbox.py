@@ -26,10 +26,10 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, overload
+from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -140,29 +140,21 @@ class SlackOutbox:
         self._clock = clock
         self._wake = wake
 
-    def on_enqueue(self, wake: Callable[[], None]) -> None:
-        self._wake = wake
-
-    async def send(self, batch: Batch, *, mark: str | None = None) -> bool:
-        """Queue `batch` in one transaction. With `mark` (what the batch tells, e.g.
-        `proposal:P-7:v3`), queue it only if that mark was never queued before, and record
-        the mark with it; returns False when it was (nothing queued)."""
-        if not batch.items and mark is None:
+    async def send(self, batch: Batch, *, consumed: tuple[str, int] | None = None) -> bool:
+        """Queue `batch` in one transaction. With `consumed` (deliverer, event seq: the event
+        the batch renders), move that deliverer's cursor to the event in the same transaction,
+        and queue nothing if it was there already; returns False then."""
+        if not batch.items and consumed is None:
             return True
-        return await self._queue(batch, mark) is not None
+        return await self._queue(batch, consumed) is not None
 
-    async def _queue(self, batch: Batch, mark: str | None) -> list[int] | None:
+    async def _queue(self, batch: Batch, consumed: tuple[str, int] | None) -> list[int] | None:
         ids = await self._outbox.enqueue_batch(
-            KIND, batch.items, now=self._clock.now(), mark=qualified_mark(mark)
+            KIND, batch.items, now=self._clock.now(), consumed=consumed
         )
         if ids and self._wake is not None:
             self._wake()
         return ids
-
-    async def marked(self, marks: Sequence[str]) -> set[str]:
-        """Which of `marks` (unqualified, as given to `send`) were queued."""
-        qualified = {qualified_mark(m): m for m in marks}
-        return {qualified[q] for q in await self._outbox.marked(qualified)}
 
     async def post(
         self,
@@ -188,15 +180,6 @@ class SlackOutbox:
         ids = await self._queue(batch, None)
         assert ids, "an unmarked batch is always queued"
         return ids[0]
-
-
-@overload
-def qualified_mark(mark: str) -> str: ...
-@overload
-def qualified_mark(mark: None) -> None: ...
-def qualified_mark(mark: str | None) -> str | None:
-    """Marks are stored with the outbox kind in front: `slack`, a colon, then the mark."""
-    return None if mark is None else f"{KIND}:{mark}"
 
 
 def _content(message: Rendered) -> JsonDict:
@@ -592,5 +575,4 @@ __all__ = [
     "key_for_incident",
     "key_for_proposal",
     "owner",
-    "qualified_mark",
 ]

@@ -16,18 +16,18 @@
    request goes out, so a crash at any later point leaves a record that says "maybe sent".
 4. **PD request** (the action's `execute`). A refusal from PD fails the proposal with PD's
    message. A lost answer (`outcome_unknown`) is looked up with the action's `reconcile` (up to
-   `LOST_ANSWER_LOOKS` times, backing off), never re-sent. The start is reported to the
-   notifier once the request is out.
+   `LOST_ANSWER_LOOKS` times, backing off), never re-sent.
 5. **Verification** with `follow()`, the action's poll interval and a per-action deadline;
-   progress is saved and reported through `Notifier.execution_progress`. A deadline is recorded
-   as `timed_out` (the proposal fails), never as success.
-6. **After snapshot** and the final transition (`succeed`/`fail`); on success of a reversible
-   action the undo call (computed from the before snapshot) is carried in the audit detail.
+   progress is saved with its `execution.progress` event. A deadline is recorded as
+   `timed_out` (the proposal fails), never as success.
+6. **After snapshot** and the final transition (`succeed`/`fail`), saved with the finished
+   execution record in one transaction; on success of a reversible action the undo call
+   (computed from the before snapshot) is carried in the audit detail.
 
-When `Engine.approve` starts a run it passes the proposal it just approved (no re-read; the
-compare-and-set checks its version) and a `Handoff`: the approval's own notification waits
-until the request is out, and the run reports nothing before the approval is told, so the
-Slack thread reads approved → started → outcome.
+Nothing here tells a surface: every step's event is written with the step (`engine.events`),
+and the deliverers read them in order, so the thread reads approved → started → outcome by
+construction. When `Engine.approve` starts a run it passes the proposal it just approved (no
+re-read; the compare-and-set checks its version).
 
 `Executor.reconcile()` runs at start-up: every unfinished execution is checked against PD with
 the action's `reconcile` (never re-sent); proposals left `approved` are resumed if approved
@@ -40,10 +40,10 @@ step name (`started`, `before_request`, `after_request`, `verifying`) at each st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Protocol
@@ -58,6 +58,7 @@ from engine.errors import (
     StaleVersion,
     TransitionError,
 )
+from engine.events import EventKind, proposal_event
 from engine.model import (
     SYSTEM,
     ActionRef,
@@ -71,7 +72,7 @@ from engine.model import (
     ProposalState,
 )
 from engine.policy import ApprovalPolicy
-from engine.ports import AuditLog, Clock, EngineSettingsRepo, ExecutionRepo, Notifier, ProposalRepo
+from engine.ports import AuditLog, Clock, EngineSettingsRepo, ExecutionRepo, ProposalRepo
 from engine.transitions import ProposalEvent, TransitionResult, apply_transition, transition
 from operator_tikv.actions import (
     Action,
@@ -103,31 +104,6 @@ class ExecutionMetrics(Protocol):
     def execution(self, action: str, outcome: str) -> None: ...
 
 
-class SafeNotifier:
-    """Wraps a Notifier so a failing report never breaks the workflow (it is logged)."""
-
-    def __init__(self, inner: Notifier) -> None:
-        self.inner = inner
-
-    async def proposal_made(self, proposal: Proposal) -> None:
-        try:
-            await self.inner.proposal_made(proposal)
-        except Exception:
-            logger.exception("notifier failed to report proposal %s", proposal.id)
-
-    async def proposal_changed(self, proposal: Proposal, event: AuditEvent) -> None:
-        try:
-            await self.inner.proposal_changed(proposal, event)
-        except Exception:
-            logger.exception("notifier failed to report a change of proposal %s", proposal.id)
-
-    async def execution_progress(self, proposal: Proposal, execution: Execution) -> None:
-        try:
-            await self.inner.execution_progress(proposal, execution)
-        except Exception:
-            logger.exception("notifier failed to report progress of proposal %s", proposal.id)
-
-
 @dataclass(frozen=True, slots=True)
 class _Run:
     """One run's fixed facts: the proposal, its action and typed params, the before snapshot."""
@@ -150,22 +126,6 @@ class _Prepared:
     note: ProgressNote | None = None
 
 
-class Handoff:
-    """Between `Engine.approve` and the run it starts: `sent` is set by the run when its PD
-    request is out or when it stops before sending; `told` is set by the engine once the
-    approval is notified. The engine notifies the approval after `sent` (or a short wait), so
-    its Slack work does not compete with the preflight reads, the gate and the request; the run
-    waits for `told` before its first report, so the thread keeps its order."""
-
-    def __init__(self) -> None:
-        self.sent = asyncio.Event()
-        self.told = asyncio.Event()
-
-
-_HANDOFF: ContextVar[Handoff | None] = ContextVar("tikvops_execution_handoff", default=None)
-"""The handoff of the run in progress in this task (None outside `run(handoff=...)`)."""
-
-
 async def _drop(task: asyncio.Future[Any]) -> None:
     """Cancel a read-only task that is no longer needed and wait until it has stopped."""
     task.cancel()
@@ -174,31 +134,23 @@ async def _drop(task: asyncio.Future[Any]) -> None:
         logger.debug("a dropped task had failed", exc_info=task.exception())
 
 
-def _sent() -> None:
-    """Say the PD request is out (or will not be sent): the approval may be told now."""
-    handoff = _HANDOFF.get()
-    if handoff is not None:
-        handoff.sent.set()
-
-
-async def _after_told() -> None:
-    """Before a run reports anything: wait until its approval has been told."""
-    handoff = _HANDOFF.get()
-    if handoff is not None:
-        handoff.sent.set()
-        await handoff.told.wait()
-
-
-class _StartingRepo:
-    """Adapter for `apply_transition`: saves the start transition with the execution record.
-    `known` (the proposal as the caller last saw it) answers the first read; the
-    compare-and-set on its version decides, and a lost race reads the proposal again."""
+class _WithExecution:
+    """Adapter for `apply_transition`: saves a transition with the execution record in the
+    same transaction (inserted at the start, replaced at the end). `known` (the proposal as
+    the caller last saw it) answers the first read; the compare-and-set on its version decides,
+    and a lost race reads the proposal again."""
 
     def __init__(
-        self, repo: ProposalRepo, execution: Execution, *, known: Proposal | None = None
+        self,
+        repo: ProposalRepo,
+        execution: Execution,
+        *,
+        start: bool,
+        known: Proposal | None = None,
     ) -> None:
         self._repo = repo
         self._execution = execution
+        self._start = start
         self._known = known
 
     async def get(self, proposal_id: str) -> Proposal | None:
@@ -208,7 +160,9 @@ class _StartingRepo:
         return await self._repo.get(proposal_id)
 
     async def apply(self, result: TransitionResult) -> Proposal:
-        return await self._repo.apply(result, start_execution=self._execution)
+        if self._start:
+            return await self._repo.apply(result, start_execution=self._execution)
+        return await self._repo.apply(result, execution=self._execution)
 
 
 _FINAL_EVENT = {
@@ -274,7 +228,6 @@ class Executor:
         audit: AuditLog,
         settings: EngineSettingsRepo,
         policy: ApprovalPolicy,
-        notifier: SafeNotifier,
         clock: Clock,
         max_drained_stores: int = 1,
         sleep: Sleep = asyncio.sleep,
@@ -292,7 +245,6 @@ class Executor:
         self._audit = audit
         self._settings = settings
         self._policy = policy
-        self._notifier = notifier
         self._clock = clock
         self._max_drained = max_drained_stores
         self._sleep = sleep
@@ -322,14 +274,6 @@ class Executor:
         except EngineError:
             logger.exception("could not append audit event %s", event.action)
 
-    async def _changed(self, proposal: Proposal, event: AuditEvent) -> None:
-        await _after_told()
-        await self._notifier.proposal_changed(proposal, event)
-
-    async def _progress(self, proposal: Proposal, execution: Execution) -> None:
-        await _after_told()
-        await self._notifier.execution_progress(proposal, execution)
-
     def _event(
         self,
         action: str,
@@ -350,21 +294,27 @@ class Executor:
         )
 
     async def _save(
-        self, execution: Execution, *, audit: AuditEvent | None = None, **changes: Any
+        self,
+        execution: Execution,
+        *,
+        audit: AuditEvent | None = None,
+        told: Proposal | None = None,
+        **changes: Any,
     ) -> Execution:
+        """Save changes to the execution record; with `told` (its proposal), the progress is
+        an `execution.progress` event in the same transaction."""
         changes.setdefault("updated_at", self._clock.now())
         updated = Execution.model_validate({**execution.model_dump(), **changes})
-        return await self._executions.update(updated, audit=audit)
+        events = (
+            [proposal_event(EventKind.EXECUTION_PROGRESS, told, execution=updated)]
+            if told is not None
+            else []
+        )
+        return await self._executions.update(updated, audit=audit, events=events)
 
     # ------------------------------------------------------------------ run
 
-    async def run(
-        self,
-        proposal_id: str,
-        *,
-        approved: Proposal | None = None,
-        handoff: Handoff | None = None,
-    ) -> Execution:
+    async def run(self, proposal_id: str, *, approved: Proposal | None = None) -> Execution:
         """Execute an approved proposal; see the module docstring.
 
         Returns the execution record: the one this call made, or the existing one when the
@@ -376,18 +326,9 @@ class Executor:
         `approved` is the proposal as its approver's transaction left it (`Engine.approve`):
         the look-ups a proposal of unknown state needs are skipped, and the start transition's
         compare-and-set expects exactly that version (a proposal changed meanwhile is read
-        again and judged afresh, as always). With `handoff` the run tells its caller when the
-        PD request is out (or will not be sent), and reports nothing before the caller says the
-        approval itself was told, so the thread reads approved → started → outcome while the
-        approval's own message work stays out of the way of the request (see `Handoff`).
+        again and judged afresh, as always).
         """
-        token = _HANDOFF.set(handoff)
-        try:
-            return await self._run(proposal_id, approved)
-        finally:
-            _HANDOFF.reset(token)
-            if handoff is not None:
-                handoff.sent.set()
+        return await self._run(proposal_id, approved)
 
     async def _run(self, proposal_id: str, approved: Proposal | None) -> Execution:
         if approved is None:
@@ -421,7 +362,6 @@ class Executor:
         if prepared.run is None or prepared.report is None or not prepared.report.ok:
             if prepared.note is not None:
                 record = await self._save(record, progress=[prepared.note])
-            await self._changed(proposal, result.audit)
             return await self._finish(
                 proposal,
                 record,
@@ -452,7 +392,7 @@ class Executor:
             before=run.before.model_dump(mode="json"),
             progress=[prepared.note] if prepared.note is not None else [],
         )
-        return await self._send(run, execution, result.audit)
+        return await self._send(run, execution)
 
     async def _gate(self, current: Proposal) -> tuple[TransitionResult, Execution] | Execution:
         """The exactly-once gate: `approved → executing` (kill switch and observe-only checked
@@ -468,7 +408,9 @@ class Executor:
 
         try:
             result = await apply_transition(
-                _StartingRepo(self._proposals, record, known=current), current.id, build
+                _WithExecution(self._proposals, record, start=True, known=current),
+                current.id,
+                build,
             )
         except (Refusal, StaleVersion, ExecutionAlreadyStarted) as exc:
             return await self._not_started(current.id, exc)
@@ -521,10 +463,9 @@ class Executor:
             run=run, report=report, note=self._note("preflight passed on fresh cluster state")
         )
 
-    async def _send(self, run: _Run, execution: Execution, start: AuditEvent) -> Execution:
+    async def _send(self, run: _Run, execution: Execution) -> Execution:
         """The gate is saved (the record says `request_sent`): send the write, once."""
         proposal, action, params = run.proposal, run.action, run.params
-        announced = False
         try:
             await self._step("before_request")
             try:
@@ -533,10 +474,6 @@ class Executor:
                 failure: PDError | None = exc
             else:
                 failure = None
-            finally:
-                _sent()
-            announced = True
-            await self._changed(proposal, start)
             if isinstance(failure, PDUnavailableError):
                 if not failure.outcome_unknown:
                     return await self._pd_refused(proposal, execution, failure, sent=False)
@@ -546,22 +483,18 @@ class Executor:
             await self._step("after_request")
             execution = await self._save(
                 execution,
+                audit=self._event("execution.sent", proposal, detail={"pd_message": message}),
+                told=proposal,
                 status=ExecutionStatus.VERIFYING,
                 pd_message=message,
                 response={"message": message},
                 progress=[*execution.progress, self._note(_accepted(message))],
             )
-            await self._append(
-                self._event("execution.sent", proposal, detail={"pd_message": message})
-            )
-            await self._progress(proposal, execution)
             return await self._verify(run, execution)
         except asyncio.CancelledError:
             raise  # shutdown: the record stays unfinished and is reconciled at the next start
         except Exception as exc:
             logger.exception("execution of proposal %s failed", proposal.id)
-            if not announced:
-                await self._changed(proposal, start)
             return await self._finish(
                 proposal,
                 execution,
@@ -667,9 +600,10 @@ class Executor:
             if verification.message == last:
                 return
             current = await self._save(
-                current, progress=[*current.progress, self._note(verification.message)]
+                current,
+                told=proposal,
+                progress=[*current.progress, self._note(verification.message)],
             )
-            await self._progress(proposal, current)
 
         verdict = await follow(
             action,
@@ -745,12 +679,13 @@ class Executor:
             if reconciled
             else _FINAL_EVENT[status]
         )
-        # The proposal first: if we die between the two writes, reconcile() finds the
-        # unfinished execution of a finished proposal and completes the record.
-        result: TransitionResult | None
+        if execution.finished_at is None:
+            execution = execution.model_copy(update={"finished_at": now})
+        # The proposal's final transition, the finished record and the event that tells them
+        # are one transaction.
         try:
-            result = await apply_transition(
-                self._proposals,
+            await apply_transition(
+                _WithExecution(self._proposals, execution, start=False),
                 proposal.id,
                 lambda p: transition(
                     p, event, actor=SYSTEM, now=now, outcome=message, detail=extra
@@ -758,8 +693,7 @@ class Executor:
             )
         except (Refusal, StaleVersion) as exc:  # another process finished it meanwhile
             logger.warning("proposal %s was finished elsewhere: %s", proposal.id, exc)
-            result = None
-        execution = await self._executions.finish(execution)
+            execution = await self._executions.finish(execution)
         await self._append(
             self._event(
                 _AUDIT_ACTION[status],
@@ -774,9 +708,6 @@ class Executor:
                 self._metrics.execution(proposal.action, status.value)
             except Exception:
                 logger.exception("execution metrics hook failed")
-        if result is not None:
-            await self._progress(result.proposal, execution)
-            await self._changed(result.proposal, result.audit)
         return execution
 
     # ------------------------------------------------------------------ restart
@@ -926,12 +857,11 @@ class Executor:
             else (execution.error or execution.status.value)
         )
         now = self._clock.now()
-        result = await apply_transition(
+        await apply_transition(
             self._proposals,
             proposal.id,
             lambda p: transition(p, event, actor=SYSTEM, now=now, outcome=message),
         )
-        await self._changed(result.proposal, result.audit)
 
     async def _resume_or_cancel(self, proposal: Proposal) -> None:
         now = self._clock.now()
@@ -946,15 +876,12 @@ class Executor:
             f"approved at {format_time(approved_at, now)} but not started before tikvops "
             "stopped; the approval is too old to act on, propose it again if it is still needed"
         )
-        try:
-            result = await apply_transition(
+        with contextlib.suppress(Refusal, StaleVersion):  # someone else moved it meanwhile
+            await apply_transition(
                 self._proposals,
                 proposal.id,
                 lambda p: transition(p, ProposalEvent.CANCEL, actor=SYSTEM, now=now, reason=reason),
             )
-        except (Refusal, StaleVersion):
-            return  # someone else moved it meanwhile
-        await self._changed(result.proposal, result.audit)
 
     async def _run_quietly(self, proposal_id: str) -> None:
         try:
@@ -968,8 +895,6 @@ __all__ = [
     "Checkpoint",
     "ExecutionMetrics",
     "Executor",
-    "Handoff",
-    "SafeNotifier",
     "Sleep",
     "undo_from",
 ]

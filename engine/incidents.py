@@ -35,13 +35,14 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from engine.errors import DuplicateIncident, NotFound, StaleVersion
+from engine.events import EventKind
 from engine.model import (
     SYSTEM,
     AuditEvent,
@@ -311,12 +312,10 @@ class IncidentTracker:
         now: datetime,
         open_incidents: Sequence[Incident],
         addresses: Mapping[int, str] | None = None,
-        on_event: Callable[[IncidentEvent], Awaitable[None]] | None = None,
     ) -> list[IncidentEvent]:
-        """Apply one evaluation to the open incidents; returns the events to report.
-
-        `on_event` is awaited right after each event's record is saved, so an event is
-        reported even if a later step of the same tick fails."""
+        """Apply one evaluation to the open incidents; returns the meaningful changes. Each
+        one's event (`engine.events`) was written with its record, so it is told even if a
+        later step of the same tick fails."""
         addresses = addresses or {}
         by_fingerprint = {i.fingerprint: i for i in open_incidents if is_managed(i)}
         holding: dict[str, Violation] = {}
@@ -343,16 +342,12 @@ class IncidentTracker:
                 event = await self._continue(current, violation, now, addresses)
             if event is not None:
                 events.append(event)
-                if on_event is not None:
-                    await on_event(event)
         for key, current in by_fingerprint.items():
             if key in holding or key in frozen:
                 continue
             event = await self._clear(current, now)
             if event is not None:
                 events.append(event)
-                if on_event is not None:
-                    await on_event(event)
         return events
 
     # ------------------------------------------------------------------ steps
@@ -452,7 +447,9 @@ class IncidentTracker:
                 detail={"from": current.severity.value, "to": severity.value},
                 reason=violation.message,
             )
-        saved = await self._save(updated, audit)
+        saved = await self._save(
+            updated, audit, announce=EventKind.INCIDENT_UPDATED if changes else None
+        )
         if saved is None or not changes:
             return None
         return IncidentEvent(
@@ -490,15 +487,21 @@ class IncidentTracker:
             },
             reason=f"not seen for {quiet:.0f} s (resolve_after {self.resolve_after:g} s)",
         )
-        saved = await self._save(resolved, audit)
+        saved = await self._save(resolved, audit, announce=EventKind.INCIDENT_RESOLVED)
         if saved is None:
             return None
         logger.info("resolved incident %s (%s)", saved.id, saved.fingerprint)
         return IncidentEvent(IncidentEventKind.RESOLVED, saved)
 
-    async def _save(self, incident: Incident, audit: AuditEvent | None = None) -> Incident | None:
+    async def _save(
+        self,
+        incident: Incident,
+        audit: AuditEvent | None = None,
+        *,
+        announce: EventKind | None = None,
+    ) -> Incident | None:
         try:
-            return await self.repo.update(incident, audit=audit)
+            return await self.repo.update(incident, audit=audit, announce=announce)
         except StaleVersion:
             logger.info(
                 "incident %s changed meanwhile; it is looked at again next tick", incident.id

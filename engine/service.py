@@ -23,7 +23,6 @@ the second delivery a `Refused` of kind `duplicate` that changes nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -50,15 +49,7 @@ from engine.errors import (
     StaleVersion,
     StorageError,
 )
-from engine.executor import (
-    Checkpoint,
-    ExecutionMetrics,
-    Executor,
-    Handoff,
-    SafeNotifier,
-    Sleep,
-    undo_from,
-)
+from engine.executor import Checkpoint, ExecutionMetrics, Executor, Sleep, undo_from
 from engine.model import (
     SYSTEM,
     ActionRef,
@@ -80,12 +71,14 @@ from engine.ports import (
     Clock,
     DedupRepo,
     EngineSettingsRepo,
+    EventLog,
     ExecutionRepo,
     IncidentRepo,
     Notifier,
     ProposalRepo,
 )
 from engine.reads import Reads
+from engine.relay import EventRelay, NotifierSink
 from engine.results import (
     Decided,
     DryRunOutcome,
@@ -122,10 +115,6 @@ logger = logging.getLogger(__name__)
 DEDUP_TTL = timedelta(hours=24)
 """How long a request ID is remembered (Slack retries within minutes)."""
 
-APPROVAL_NOTICE_WAIT = 1.0
-"""Seconds the approval's notification waits for the execution it started to send its PD
-request (normally a few milliseconds; this bounds it when PD is slow)."""
-
 
 class EngineRepos(Protocol):
     """The repositories the engine needs (`storage.Repositories` provides them)."""
@@ -147,6 +136,9 @@ class EngineRepos(Protocol):
 
     @property
     def settings(self) -> EngineSettingsRepo: ...
+
+    @property
+    def events(self) -> EventLog: ...
 
 
 class EngineMetrics(ExecutionMetrics, Protocol):
@@ -180,8 +172,8 @@ class Engine:
         pd: PDApi,
         repos: EngineRepos,
         policy: ApprovalPolicy,
-        notifier: Notifier,
         clock: Clock,
+        notifier: Notifier | None = None,
         max_drained_stores: int = 1,
         sleep: Sleep = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
@@ -197,7 +189,6 @@ class Engine:
         self.repos = repos
         self.policy = policy
         self.clock = clock
-        self.notifier = SafeNotifier(notifier)
         self.max_drained_stores = max_drained_stores
         self.auto_execute = auto_execute
         self._metrics = metrics
@@ -211,7 +202,6 @@ class Engine:
             audit=repos.audit,
             settings=repos.settings,
             policy=policy,
-            notifier=self.notifier,
             clock=clock,
             max_drained_stores=max_drained_stores,
             sleep=sleep,
@@ -223,6 +213,14 @@ class Engine:
             resume_window=resume_window,
             spawn=self._spawn,
         )
+        # A surface given here (the terminal, a test's recorder) hears every event from now on
+        # through a relay the engine owns; `wait_idle()` delivers what is written so far.
+        self.relay: EventRelay | None = None
+        if notifier is not None:
+            self.relay = EventRelay(
+                repos.events, NotifierSink(notifier, repos.events), name="engine notifier"
+            )
+            repos.events.subscribe(self.relay.wake)
         self.reads = Reads(
             pd=pd,
             incidents=repos.incidents,
@@ -404,7 +402,6 @@ class Engine:
             proposal = await self.repos.proposals.create(result)
         except StorageError as exc:
             return Refused(reason=str(exc), kind=RefusalKind.STORAGE)
-        await self.notifier.proposal_made(proposal)
         auto = self.policy.auto_approve(proposal, now)
         if auto is None:
             return ProposalCreated(proposal=proposal, dry_run=dry)
@@ -412,7 +409,7 @@ class Engine:
             approved = await self.repos.proposals.apply(auto)
         except StaleVersion:  # someone decided it in the meantime
             return ProposalCreated(proposal=proposal, dry_run=dry)
-        await self._after_approval(approved, auto.audit)
+        await self._after_approval(approved)
         return ProposalCreated(proposal=approved, dry_run=dry, auto_approved=True)
 
     async def propose_undo(
@@ -480,7 +477,6 @@ class Engine:
             lambda current: self.policy.approve(
                 current, actor, now, expected_version=expected_version, reason=reason
             ),
-            notify=False,
         )
         if isinstance(result, Refused):
             return result
@@ -488,7 +484,6 @@ class Engine:
         count = len(proposal.approvals)
         needed = self.policy.approvals_needed(proposal.risk)
         if proposal.state is not ProposalState.APPROVED:
-            await self.notifier.proposal_changed(proposal, result.audit)
             missing = needed - count
             return Decided(
                 proposal=proposal,
@@ -500,7 +495,7 @@ class Engine:
         if metrics is not None:
             waited = (now - proposal.created_at).total_seconds()
             self._safe_metric(lambda: metrics.approval_latency(waited))
-        blocked = await self._after_approval(proposal, result.audit)
+        blocked = await self._after_approval(proposal)
         head = f"{actor.label} approved proposal {proposal_id} (approval {count} of {needed})"
         if blocked is not None:
             return Decided(proposal=proposal, message=f"{head}, but {blocked}")
@@ -514,13 +509,10 @@ class Engine:
         request_id: str | None,
         audit_action: str,
         decide: Callable[[Proposal], TransitionResult],
-        *,
-        notify: bool = True,
     ) -> TransitionResult | Refused:
         """What every decision on a proposal shares: a redelivered request is answered once,
-        the policy decides on the current record (`decide`, re-run on a stale version), a
-        refusal is audited as `audit_action`, and the notifier hears the change (unless
-        `notify` is False: the caller tells it)."""
+        the policy decides on the current record (`decide`, re-run on a stale version), and a
+        refusal is audited as `audit_action` (the change's event is written with it)."""
         duplicate = await self._duplicate(request_id, actor, proposal_id)
         if duplicate is not None:
             return duplicate
@@ -528,41 +520,21 @@ class Engine:
             result = await apply_transition(self.repos.proposals, proposal_id, decide)
         except (Refusal, NotFound, StaleVersion) as exc:
             return await self._refused(exc, actor, audit_action, proposal_id)
-        if notify:
-            await self.notifier.proposal_changed(result.proposal, result.audit)
         return result
 
-    async def _after_approval(self, proposal: Proposal, approval: AuditEvent) -> str | None:
-        """Tell the notifier about a freshly approved proposal and start its execution, or
-        say why it waits.
-
-        The execution starts first: the approval is rendered and queued once the run says its
-        PD request is out or will not be sent (at most `APPROVAL_NOTICE_WAIT` later), so that
-        work does not compete with the preflight reads, the gate and the request. The run waits
-        for the approval's notification before reporting anything (`engine.executor.Handoff`),
-        so the thread still reads approved → started → outcome. Returns once the approval is
-        queued."""
+    async def _after_approval(self, proposal: Proposal) -> str | None:
+        """Start the execution of a freshly approved proposal in the background, or say why it
+        waits. (Its approval's event was written with the approval.)"""
         engine_settings = await self.repos.settings.get()
         gate = self.policy.check_execution(proposal, engine_settings, self.clock.now())
-        if not gate.allowed or not self.auto_execute or self._closed:
-            await self.notifier.proposal_changed(proposal, approval)
-            if not gate.allowed:
-                if gate.audit is not None:
-                    await self._append(gate.audit)
-                return gate.reason
-            return None
-        handoff = Handoff()
-        self._spawn(
-            self._execute_quietly(proposal.id, approved=proposal, handoff=handoff),
-            f"execute {proposal.id}",
-        )
-        try:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(APPROVAL_NOTICE_WAIT):
-                    await handoff.sent.wait()
-            await self.notifier.proposal_changed(proposal, approval)
-        finally:
-            handoff.told.set()
+        if not gate.allowed:
+            if gate.audit is not None:
+                await self._append(gate.audit)
+            return gate.reason
+        if self.auto_execute and not self._closed:
+            self._spawn(
+                self._execute_quietly(proposal.id, approved=proposal), f"execute {proposal.id}"
+            )
         return None
 
     async def reject(
@@ -619,10 +591,9 @@ class Engine:
         proposal_id: str,
         *,
         approved: Proposal | None = None,
-        handoff: Handoff | None = None,
     ) -> None:
         try:
-            await self.executor.run(proposal_id, approved=approved, handoff=handoff)
+            await self.executor.run(proposal_id, approved=approved)
         except Refusal as refusal:
             logger.info("proposal %s was not executed: %s", proposal_id, refusal)
         except EngineError:
@@ -648,9 +619,12 @@ class Engine:
         task.add_done_callback(self._tasks.discard)
 
     async def wait_idle(self) -> None:
-        """Wait until every background execution (and resumed verification) has finished."""
+        """Wait until every background execution (and resumed verification) has finished, and
+        the engine's own notifier (if any) has heard every event written so far."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self.relay is not None:
+            await self.relay.drain()
 
     # ------------------------------------------------------------------ housekeeping
 
@@ -670,7 +644,6 @@ class Engine:
             except (Refusal, NotFound, StaleVersion):
                 continue  # decided meanwhile
             expired.append(result.proposal)
-            await self.notifier.proposal_changed(result.proposal, result.audit)
         return expired
 
     async def reconcile(self) -> list[Execution]:
@@ -733,6 +706,9 @@ class Engine:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.relay is not None:
+            await self.relay.drain()
+            await self.relay.stop()
 
     # ------------------------------------------------------------------ refusals and audit
 
@@ -836,7 +812,6 @@ def _switch_text(settings: EngineSettings) -> str:
 
 
 __all__ = [
-    "APPROVAL_NOTICE_WAIT",
     "DEDUP_TTL",
     "Engine",
     "EngineMetrics",
