@@ -56,7 +56,7 @@ from engine.ports import (
 logger = logging.getLogger(__name__)
 
 IN_FLIGHT = (ProposalState.PROPOSED, ProposalState.APPROVED, ProposalState.EXECUTING)
-FINISHED = (ProposalState.SUCCEEDED, ProposalState.FAILED)
+FINISHED = (ProposalState.SUCCEEDED, ProposalState.FAILED, ProposalState.UNVERIFIED)
 
 PROGRESS_EVERY = timedelta(seconds=60)
 """At most one progress reply per proposal per minute in the thread; the proposal message

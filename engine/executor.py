@@ -17,9 +17,12 @@
 4. **PD request** (the action's `execute`). A refusal from PD fails the proposal with PD's
    message. A lost answer (`outcome_unknown`) is looked up with the action's `reconcile` (up to
    `LOST_ANSWER_LOOKS` times, backing off), never re-sent.
-5. **Verification** with `follow()`, the action's poll interval and a per-action deadline;
-   progress is saved with its `execution.progress` event. A deadline is recorded as
-   `timed_out` (the proposal fails), never as success.
+5. **Verification** (`engine.verifying`) with the action's poll interval and a per-action
+   deadline; progress is saved with its `execution.progress` event. A deadline is recorded as
+   `timed_out` (the proposal fails), never as success. A verification *read* that fails (PD
+   unreachable, 5xx, an HTML page, a timeout) means "not verified yet": it is tried again with
+   back-off until the deadline, then the run ends `unverified` ("sent and accepted, not
+   verified: check ..."), never "failed"; the undo stays on offer.
 6. **After snapshot** and the final transition (`succeed`/`fail`), saved with the finished
    execution record in one transaction; on success of a reversible action the undo call
    (computed from the before snapshot) is carried in the audit detail.
@@ -74,6 +77,7 @@ from engine.model import (
 from engine.policy import ApprovalPolicy
 from engine.ports import AuditLog, Clock, EngineSettingsRepo, ExecutionRepo, ProposalRepo
 from engine.transitions import ProposalEvent, TransitionResult, apply_transition, transition
+from engine.verifying import Unverified, check_hint, verify_until_deadline
 from operator_tikv.actions import (
     Action,
     ActionParams,
@@ -83,7 +87,6 @@ from operator_tikv.actions import (
     ReadOnce,
     Snapshot,
     Verification,
-    follow,
     get_action,
 )
 from operator_tikv.actions.ports import PDApi
@@ -166,6 +169,7 @@ class _WithExecution:
 
 
 _FINAL_EVENT = {
+    ExecutionStatus.UNVERIFIED: ProposalEvent.UNVERIFIED,
     ExecutionStatus.SUCCEEDED: ProposalEvent.SUCCEED,
     ExecutionStatus.FAILED: ProposalEvent.FAIL,
     ExecutionStatus.TIMED_OUT: ProposalEvent.FAIL,
@@ -174,6 +178,7 @@ _FINAL_EVENT = {
 }
 
 _AUDIT_ACTION = {
+    ExecutionStatus.UNVERIFIED: "execution.unverified",
     ExecutionStatus.SUCCEEDED: "execution.verified",
     ExecutionStatus.FAILED: "execution.failed",
     ExecutionStatus.TIMED_OUT: "execution.timed_out",
@@ -188,6 +193,7 @@ def undo_from(proposal: Proposal, execution: Execution | None) -> ActionRef | No
     if execution is None or execution.status not in (
         ExecutionStatus.SUCCEEDED,
         ExecutionStatus.RECONCILED_SUCCEEDED,
+        ExecutionStatus.UNVERIFIED,  # PD accepted it: what it did may need reversing
     ):
         return None
     try:
@@ -605,7 +611,31 @@ class Executor:
                 progress=[*current.progress, self._note(verification.message)],
             )
 
-        verdict = await follow(
+        streak = 0
+
+        async def on_read_failure(error: PDError, retry_in: float) -> None:
+            nonlocal current, first, streak
+            if first:
+                first = False
+                await self._step("verifying")
+            streak += 1
+            if streak > 1:
+                return  # one note per run of failures; the next success or the end says more
+            note = (
+                f"PD accepted the request, but PD could not be read to verify it "
+                f"({error.message or error}): the outcome is not verified yet; looking again "
+                f"in {retry_in:g} s"
+            )
+            current = await self._save(
+                current, told=proposal, progress=[*current.progress, self._note(note)]
+            )
+
+        async def on_success(verification: Verification) -> None:
+            nonlocal streak
+            streak = 0
+            await on_progress(verification)
+
+        verdict = await verify_until_deadline(
             action,
             run.params,
             self._pd,
@@ -614,9 +644,41 @@ class Executor:
             clock=self._monotonic,
             deadline_seconds=self.deadline(action),
             poll_interval=self._intervals.get(action.name),
-            on_progress=on_progress,
+            on_progress=on_success,
+            on_read_failure=on_read_failure,
         )
+        if isinstance(verdict, Unverified):
+            return await self._unverified(run, current, verdict, reconciled=reconciled)
         return await self._conclude(run, current, verdict, reconciled=reconciled)
+
+    async def _unverified(
+        self, run: _Run, execution: Execution, verdict: Unverified, *, reconciled: bool
+    ) -> Execution:
+        """PD accepted the write and could not be read to verify it until the deadline: a
+        distinct end (`unverified`), never "failed" and never "retry"; the undo stays offered."""
+        accepted = f" ({execution.pd_message})" if execution.pd_message else ""
+        seen = f"; last seen: {verdict.last_seen.message}" if verdict.last_seen else ""
+        undo = (
+            " If it must be reversed, propose its undo."
+            if run.action.reversible and run.proposal.undo is not None
+            else ""
+        )
+        reads = verdict.failed_reads
+        message = (
+            f"sent and accepted, not verified: PD accepted the request{accepted}, but PD could "
+            f"not be read to verify it for {verdict.waited:.0f} s ({reads} read"
+            f"{'s' if reads != 1 else ''} without an answer; last: "
+            f"{verdict.error.message or verdict.error}){seen}. It was not sent again. Check "
+            f"{check_hint(run.proposal.params)} to see what it did before acting again.{undo}"
+        )
+        return await self._finish(
+            run.proposal,
+            execution,
+            ExecutionStatus.UNVERIFIED,
+            message,
+            detail={"sent": True, "verified": False, "failed_reads": verdict.failed_reads},
+            reconciled=reconciled,
+        )
 
     async def _conclude(
         self, run: _Run, execution: Execution, verdict: Verification, *, reconciled: bool = False
@@ -668,16 +730,20 @@ class Executor:
                 "progress": [*execution.progress, ProgressNote(at=now, message=message)],
             }
         )
-        undo = undo_from(proposal, execution) if succeeded else None
+        undo = (
+            undo_from(proposal, execution)
+            if succeeded or status is ExecutionStatus.UNVERIFIED
+            else None
+        )
         extra: JsonDict = {"execution": status.value, **(detail or {})}
         if undo is not None:
             extra["undo"] = undo.model_dump(mode="json")
         event = (
-            ProposalEvent.RECONCILE_SUCCEEDED
-            if reconciled and succeeded
+            _FINAL_EVENT[status]
+            if status is ExecutionStatus.UNVERIFIED or not reconciled
+            else ProposalEvent.RECONCILE_SUCCEEDED
+            if succeeded
             else ProposalEvent.RECONCILE_FAILED
-            if reconciled
-            else _FINAL_EVENT[status]
         )
         if execution.finished_at is None:
             execution = execution.model_copy(update={"finished_at": now})
@@ -758,11 +824,10 @@ class Executor:
             )
         if proposal.state.is_terminal:
             # The proposal finished but the execution record was not updated: copy it over.
-            status = (
-                ExecutionStatus.SUCCEEDED
-                if proposal.state is ProposalState.SUCCEEDED
-                else ExecutionStatus.FAILED
-            )
+            status = {
+                ProposalState.SUCCEEDED: ExecutionStatus.SUCCEEDED,
+                ProposalState.UNVERIFIED: ExecutionStatus.UNVERIFIED,
+            }.get(proposal.state, ExecutionStatus.FAILED)
             now = self._clock.now()
             return await self._executions.finish(
                 execution.model_copy(
@@ -850,7 +915,13 @@ class Executor:
             ExecutionStatus.SUCCEEDED,
             ExecutionStatus.RECONCILED_SUCCEEDED,
         )
-        event = ProposalEvent.RECONCILE_SUCCEEDED if succeeded else ProposalEvent.RECONCILE_FAILED
+        event = (
+            ProposalEvent.UNVERIFIED
+            if execution.status is ExecutionStatus.UNVERIFIED
+            else ProposalEvent.RECONCILE_SUCCEEDED
+            if succeeded
+            else ProposalEvent.RECONCILE_FAILED
+        )
         message = (
             execution.progress[-1].message
             if execution.progress

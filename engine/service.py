@@ -442,7 +442,7 @@ class Engine:
         undo = undo_from(proposal, execution)
         if undo is not None:
             return undo
-        if proposal.state is not ProposalState.SUCCEEDED:
+        if proposal.state not in (ProposalState.SUCCEEDED, ProposalState.UNVERIFIED):
             why = f"proposal {proposal_id} is {proposal.state.value}; only a run that succeeded "
             why += "can be undone"
         elif not proposal.reversible:

@@ -5,7 +5,9 @@ proposal in a different state.
 
 ```
 proposed ──approve──> approved ──start──> executing ──succeed/fail──> succeeded | failed
-    │                    │                    └──reconcile_succeeded/failed (after a restart)
+    │                    │                    ├──reconcile_succeeded/failed (after a restart)
+    │                    │                    └──unverified──> unverified (PD accepted the
+    │                    │                         write; reading PD to verify it kept failing)
     ├──reject──> rejected└──cancel──> cancelled
     ├──expire──> expired
     └──cancel──> cancelled
@@ -60,6 +62,7 @@ class ProposalEvent(StrEnum):
     FAIL = "fail"
     RECONCILE_SUCCEEDED = "reconcile_succeeded"
     RECONCILE_FAILED = "reconcile_failed"
+    UNVERIFIED = "unverified"
     RECORD_PREFLIGHT = "record_preflight"
 
 
@@ -78,12 +81,15 @@ TRANSITIONS: Mapping[tuple[ProposalState, ProposalEvent], ProposalState] = {
     (S.EXECUTING, E.FAIL): S.FAILED,
     (S.EXECUTING, E.RECONCILE_SUCCEEDED): S.SUCCEEDED,
     (S.EXECUTING, E.RECONCILE_FAILED): S.FAILED,
+    (S.EXECUTING, E.UNVERIFIED): S.UNVERIFIED,
     (S.EXECUTING, E.RECORD_PREFLIGHT): S.EXECUTING,
 }
 """Every allowed (state, event) and the state it leads to. Anything else is refused."""
 
 _DECISIONS = frozenset({E.APPROVE, E.REJECT, E.EXPIRE, E.CANCEL})
-_RUN_RESULTS = frozenset({E.SUCCEED, E.FAIL, E.RECONCILE_SUCCEEDED, E.RECONCILE_FAILED})
+_RUN_RESULTS = frozenset(
+    {E.SUCCEED, E.FAIL, E.RECONCILE_SUCCEEDED, E.RECONCILE_FAILED, E.UNVERIFIED}
+)
 
 _VERB = {
     E.APPROVE: "approved",
@@ -95,6 +101,7 @@ _VERB = {
     E.FAIL: "marked failed",
     E.RECONCILE_SUCCEEDED: "reconciled as succeeded",
     E.RECONCILE_FAILED: "reconciled as failed",
+    E.UNVERIFIED: "marked sent but not verified",
     E.RECORD_PREFLIGHT: "re-checked",
 }
 
@@ -360,6 +367,9 @@ def refusal_sentence(proposal: Proposal, event: ProposalEvent, now: datetime) ->
     if state is S.SUCCEEDED:
         tail = "it never runs twice" if event in (E.APPROVE, E.START) else f"it cannot be {verb}"
         return f"proposal {pid} already ran and succeeded at {updated}; {tail}"
+    if state is S.UNVERIFIED:
+        tail = "it never runs twice" if event in (E.APPROVE, E.START) else f"it cannot be {verb}"
+        return f"proposal {pid} was sent and accepted by PD at {updated} but not verified; {tail}"
     if state is S.FAILED:
         return (
             f"proposal {pid} already ran and failed at {updated}; it cannot be {verb}. "

@@ -139,6 +139,7 @@ async def bot_harness(
         app_id: str = "A0TIKVOPS",
         team_id: str = "T0TIKV",
         outbox_poll: float = 0.05,
+        engine_options: dict[str, Any] | None = None,
         **settings: Any,
     ) -> Harness:
         stack = AsyncExitStack()
@@ -156,6 +157,7 @@ async def bot_harness(
                 engine_options={
                     "poll_intervals": {"drain": 0.05, "undrain": 0.05, "transfer-leader": 0.05},
                     "deadlines": {"drain": 20.0, "undrain": 10.0, "transfer-leader": 10.0},
+                    **(engine_options or {}),
                 },
             )
         )

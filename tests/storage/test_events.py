@@ -15,15 +15,23 @@ import pytest
 
 from engine.errors import StaleVersion
 from engine.events import EventKind
-from engine.model import AuditEvent, Incident, Proposal, ProposalState
+from engine.model import AuditEvent, ExecutionStatus, Incident, Proposal, ProposalState
 from engine.transitions import ProposalEvent, propose, transition
 from storage import Database, Repositories
 from storage.audit import insert_audit
+from storage.executions import insert_execution
 from storage.incidents import _COLUMNS
 from storage.incidents import _values as incident_values
-from storage.proposals import _MARKS, _MUTABLE
+from storage.proposals import _MARKS, _MUTABLE, _insert_approvals
 from storage.proposals import _values as proposal_values
-from tests.plugins.storage import T0, alice, bob, make_incident, make_proposal
+from tests.plugins.storage import (
+    T0,
+    alice,
+    bob,
+    make_execution,
+    make_incident,
+    make_proposal,
+)
 
 
 async def test_each_change_writes_its_event_in_order(repos: Repositories) -> None:
@@ -120,18 +128,21 @@ async def test_concurrent_deliveries_of_one_event_queue_once(repos: Repositories
     assert await repos.outbox.depth() == 1
 
 
-async def _write_v3(db: Database, incident: Incident, proposal: Proposal) -> None:
+async def _write_v3(db: Database, incident: Incident, *proposals: Proposal) -> None:
     """Rows as a version-3 tikvops wrote them (no events; a mark per told change)."""
     async with db.transaction() as conn:
         await conn.execute(
             f"INSERT INTO incidents (id, {_COLUMNS}, version) VALUES (?, {', '.join('?' * 15)}, 1)",
             (incident.id, *incident_values(incident)),
         )
-        await conn.execute(
-            f"INSERT INTO proposals (id, {_MUTABLE}) VALUES (?, {_MARKS})",
-            (proposal.id, *proposal_values(proposal)),
-        )
-        await insert_audit(conn, make_audit(proposal))
+        for proposal in proposals:
+            await conn.execute(
+                f"INSERT INTO proposals (id, {_MUTABLE}) VALUES (?, {_MARKS})",
+                (proposal.id, *proposal_values(proposal)),
+            )
+            await _insert_approvals(conn, proposal)
+            await insert_audit(conn, make_audit(proposal))
+        await insert_execution(conn, make_execution("P-2", status=ExecutionStatus.VERIFYING))
         await _v3_outbox(conn)
 
 
@@ -165,10 +176,11 @@ async def test_a_version_3_database_upgrades_keeping_incidents_proposals_and_owe
 ) -> None:
     incident = make_incident(id="I-1")
     proposal = make_proposal(id="P-1", incident_id="I-1")
+    running = make_proposal(ProposalState.EXECUTING, id="P-2", incident_id="I-1")
     old = await Database.open(db_path, migrate_to=3)
     try:
         assert await old.schema_version() == 3
-        await _write_v3(old, incident, proposal)
+        await _write_v3(old, incident, proposal, running)
     finally:
         await old.close()
 
@@ -179,6 +191,11 @@ async def test_a_version_3_database_upgrades_keeping_incidents_proposals_and_owe
         assert [i.id for i in await repos.incidents.list_open()] == ["I-1"]
         assert await repos.incidents.get("I-1") == incident
         assert await repos.proposals.get("P-1") == proposal
+        assert await repos.proposals.get("P-2") == running  # with its approval
+        assert running.approvals and (await repos.executions.get("P-2")) is not None
+        assert await new.fetchall("PRAGMA foreign_key_check") == []
+        fk = await new.fetchone("PRAGMA foreign_keys")
+        assert fk is not None and fk[0] == 1  # back on after the table was rebuilt
         [owed] = await repos.outbox.due(T0)
         assert owed.payload == {"op": "post", "text": "owed"}
         tables = {
@@ -193,5 +210,11 @@ async def test_a_version_3_database_upgrades_keeping_incidents_proposals_and_owe
         )
         [event] = await repos.events.after(0)
         assert event.kind is EventKind.PROPOSAL_CHANGED and event.proposal == approved
+        # The new end state of a run can be stored (the state's CHECK was widened).
+        ended = await repos.proposals.apply(
+            transition(running, ProposalEvent.UNVERIFIED, actor=bob(), now=T0, outcome="x")
+        )
+        assert (await repos.proposals.get("P-2")) == ended
+        assert ended.state is ProposalState.UNVERIFIED
     finally:
         await new.close()
