@@ -109,10 +109,6 @@ class ApprovalPolicy(BaseModel):
     def is_expired(self, proposal: Proposal, now: datetime) -> bool:
         return proposal.state is ProposalState.PROPOSED and utc(now) >= proposal.expires_at
 
-    def authorizes(self, actor: Identity, risk: RiskLevel) -> Decision:
-        """Whether `actor` is, in principle, an approver for `risk` (no proposal involved)."""
-        return self._authorize(actor, risk, subject=None, action="authorize", now=None)
-
     # ------------------------------------------------------------------ decisions
 
     def check_approval(self, proposal: Proposal, actor: Identity, now: datetime) -> Decision:
@@ -205,8 +201,9 @@ class ApprovalPolicy(BaseModel):
 
     # ------------------------------------------------------------------ check + transition
 
-    def approve(
+    def decide(
         self,
+        event: ProposalEvent,
         proposal: Proposal,
         actor: Identity,
         now: datetime,
@@ -214,54 +211,24 @@ class ApprovalPolicy(BaseModel):
         expected_version: int | None = None,
         reason: str | None = None,
     ) -> TransitionResult:
-        """Check and approve. Raises `TransitionError` subclasses for state problems (already
-        approved, expired, same person twice) and `PolicyRefusal` for authorization; both carry
-        the audit event of the refusal."""
-        decision = self.check_approval(proposal, actor, now)
+        """One decision on a proposal by a person or the system: `approve`, `reject`, `cancel`
+        or `expire`, checked by the rule of that decision, then the transition. Raises
+        `TransitionError` subclasses for state problems (already approved, expired, same
+        person twice) and `PolicyRefusal` for authorization; both carry the audit event of the
+        refusal."""
+        if event is ProposalEvent.EXPIRE:
+            return transition(proposal, event, actor=SYSTEM, now=now)
+        checks = {
+            ProposalEvent.APPROVE: self.check_approval,
+            ProposalEvent.REJECT: self.check_rejection,
+            ProposalEvent.CANCEL: self.check_cancel,
+        }
+        if event not in checks:
+            raise ValueError(f"{event.value} is not a decision on a proposal")
         return self._apply(
-            decision,
+            checks[event](proposal, actor, now),
             proposal,
-            ProposalEvent.APPROVE,
-            actor=actor,
-            now=now,
-            expected_version=expected_version,
-            reason=reason,
-        )
-
-    def reject(
-        self,
-        proposal: Proposal,
-        actor: Identity,
-        now: datetime,
-        *,
-        expected_version: int | None = None,
-        reason: str | None = None,
-    ) -> TransitionResult:
-        decision = self.check_rejection(proposal, actor, now)
-        return self._apply(
-            decision,
-            proposal,
-            ProposalEvent.REJECT,
-            actor=actor,
-            now=now,
-            expected_version=expected_version,
-            reason=reason,
-        )
-
-    def cancel(
-        self,
-        proposal: Proposal,
-        actor: Identity,
-        now: datetime,
-        *,
-        expected_version: int | None = None,
-        reason: str | None = None,
-    ) -> TransitionResult:
-        decision = self.check_cancel(proposal, actor, now)
-        return self._apply(
-            decision,
-            proposal,
-            ProposalEvent.CANCEL,
+            event,
             actor=actor,
             now=now,
             expected_version=expected_version,
@@ -303,12 +270,6 @@ class ApprovalPolicy(BaseModel):
             approvals_needed=1,
             detail={"policy": "auto-approval of low-risk actions is on"},
         )
-
-    def expire_if_due(self, proposal: Proposal, now: datetime) -> TransitionResult | None:
-        """The expiry of an unanswered proposal whose time has come; otherwise None."""
-        if not self.is_expired(proposal, now):
-            return None
-        return transition(proposal, ProposalEvent.EXPIRE, actor=SYSTEM, now=now)
 
     def set_kill_switch(
         self,
