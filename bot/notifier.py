@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from bot.outbox import Batch, SlackOutbox, key_for_incident, key_for_proposal, owner
+from bot.queue import Batch, SlackOutbox, key_for_incident, key_for_proposal, owner
 from bot.render.diagnosis import diagnosis_reply, not_proposed_reply
 from bot.render.execution import execution_outcome, execution_progress, execution_started
 from bot.render.incident import (

@@ -11,13 +11,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from engine.applying import apply_transition
 from engine.errors import NotFound, Refusal, StaleVersion
 from engine.model import SYSTEM, Identity, Proposal, ProposalState
 from engine.policy import ApprovalPolicy
 from engine.ports import Clock, ProposalRepo
 from engine.refusals import Refusals
 from engine.results import Decided, Refused
-from engine.transitions import ProposalEvent, TransitionResult, apply_transition
+from engine.transitions import ProposalEvent, TransitionResult
 
 logger = logging.getLogger(__name__)
 

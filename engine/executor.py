@@ -50,6 +50,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
+from engine.applying import apply_transition
 from engine.errors import (
     ExecutionAlreadyStarted,
     NotFound,
@@ -63,7 +64,7 @@ from engine.policy import ApprovalPolicy
 from engine.ports import AuditLog, Clock, EngineSettingsRepo, ExecutionRepo, ProposalRepo
 from engine.reconciling import Reconciler
 from engine.run_record import ExecutionMetrics, RunRecord, WithExecution, undo_from
-from engine.transitions import TransitionResult, apply_transition
+from engine.transitions import TransitionResult
 from engine.verifying import Run, Verifier
 from operator_tikv.actions import (
     PreflightContext,

@@ -24,7 +24,6 @@ from engine.model import (
     EngineSettings,
     Identity,
     IdentityKind,
-    KillSwitch,
     Proposal,
     ProposalState,
     RiskLevel,
@@ -270,60 +269,6 @@ class ApprovalPolicy(BaseModel):
             approvals_needed=1,
             detail={"policy": "auto-approval of low-risk actions is on"},
         )
-
-    def set_kill_switch(
-        self,
-        current: EngineSettings,
-        *,
-        on: bool,
-        actor: Identity,
-        now: datetime,
-        reason: str | None = None,
-    ) -> tuple[EngineSettings, AuditEvent]:
-        """The new settings and the `killswitch.on`/`killswitch.off` audit event, after checking
-        the actor may do it (raises `PolicyRefusal`, carrying its audit event)."""
-        now = utc(now)
-        self.check_kill_switch(actor, on, now).raise_if_refused()
-        switch = KillSwitch(on=on, by=actor, at=now, reason=reason)
-        new = current.model_copy(update={"kill_switch": switch, "updated_at": now})
-        event = AuditEvent(
-            at=now,
-            actor=actor,
-            action="killswitch.on" if on else "killswitch.off",
-            subject="engine",
-            detail={"was_on": current.kill_switch.on, "on": on},
-            reason=reason,
-        )
-        return EngineSettings.model_validate(new.model_dump()), event
-
-    def set_observe_only(
-        self,
-        current: EngineSettings,
-        *,
-        on: bool,
-        actor: Identity,
-        now: datetime,
-        reason: str | None = None,
-    ) -> tuple[EngineSettings, AuditEvent]:
-        """Like `set_kill_switch`, for observe-only mode (same permissions)."""
-        now = utc(now)
-        decision = self.check_kill_switch(actor, on, now)
-        if not decision.allowed:
-            assert decision.audit is not None
-            audit = decision.audit.model_copy(
-                update={"action": f"observe_only.{'on' if on else 'off'}.refused"}
-            )
-            raise PolicyRefusal(decision.reason, rule=decision.rule, audit=audit)
-        new = current.model_copy(update={"observe_only": on, "updated_at": now})
-        event = AuditEvent(
-            at=now,
-            actor=actor,
-            action="observe_only.on" if on else "observe_only.off",
-            subject="engine",
-            detail={"was_on": current.observe_only, "on": on},
-            reason=reason,
-        )
-        return EngineSettings.model_validate(new.model_dump()), event
 
     # ------------------------------------------------------------------ internals
 

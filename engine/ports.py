@@ -144,7 +144,7 @@ class ProposalRepo(Protocol):
         second start of the same proposal raises `ExecutionAlreadyStarted`); with `execution`,
         replace the stored one (the final record of a run). Raises `StaleVersion` if the proposal
         changed since it was read: re-read it and transition again (see
-        `engine.transitions.apply_transition`)."""
+        `engine.applying.apply_transition`)."""
         ...
 
 

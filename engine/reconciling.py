@@ -12,12 +12,13 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, Protocol
 
+from engine.applying import apply_transition
 from engine.clock import format_time
 from engine.errors import NotFound, Refusal, StaleVersion
 from engine.model import SYSTEM, Execution, ExecutionStatus, Proposal, ProposalState
 from engine.ports import Clock, ExecutionRepo, ProposalRepo
 from engine.run_record import RunRecord
-from engine.transitions import ProposalEvent, apply_transition, transition
+from engine.transitions import ProposalEvent, transition
 from engine.verifying import Run, Verifier
 from operator_tikv.actions import Outcome, Snapshot, get_action
 from operator_tikv.actions.ports import PDApi

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
+from engine.applying import apply_transition
 from engine.errors import EngineError, Refusal, StaleVersion
 from engine.events import EventKind, proposal_event
 from engine.model import (
@@ -22,7 +23,7 @@ from engine.model import (
     Proposal,
 )
 from engine.ports import AuditLog, Clock, ExecutionRepo, ProposalRepo
-from engine.transitions import ProposalEvent, TransitionResult, apply_transition, transition
+from engine.transitions import ProposalEvent, TransitionResult, transition
 from operator_tikv.actions import Snapshot, get_action
 
 logger = logging.getLogger(__name__)

@@ -7,10 +7,12 @@ meanwhile.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Protocol
 
+from engine.clock import utc
 from engine.errors import PolicyRefusal
-from engine.model import AuditEvent, EngineSettings, Identity
+from engine.model import AuditEvent, EngineSettings, Identity, KillSwitch
 from engine.policy import ApprovalPolicy
 from engine.ports import Clock, EngineSettingsRepo
 from engine.refusals import Refusals
@@ -52,8 +54,13 @@ class Switches:
         says why; turning it off starts the proposals that were approved meanwhile."""
         current = await self._repos.settings.get()
         try:
-            new, event = self._policy.set_kill_switch(
-                current, on=on, actor=actor, now=self._clock.now(), reason=reason or None
+            new, event = set_kill_switch(
+                self._policy,
+                current,
+                on=on,
+                actor=actor,
+                now=self._clock.now(),
+                reason=reason or None,
             )
         except PolicyRefusal as refusal:
             return await self._refusals.refused(
@@ -68,8 +75,13 @@ class Switches:
         switch."""
         current = await self._repos.settings.get()
         try:
-            new, event = self._policy.set_observe_only(
-                current, on=on, actor=actor, now=self._clock.now(), reason=reason or None
+            new, event = set_observe_only(
+                self._policy,
+                current,
+                on=on,
+                actor=actor,
+                now=self._clock.now(),
+                reason=reason or None,
             )
         except PolicyRefusal as refusal:
             return await self._refusals.refused(
@@ -92,6 +104,62 @@ class Switches:
         return KillSwitchOutcome(settings=new, changed=was != now_on, message=_switch_text(new))
 
 
+def set_kill_switch(
+    policy: ApprovalPolicy,
+    current: EngineSettings,
+    *,
+    on: bool,
+    actor: Identity,
+    now: datetime,
+    reason: str | None = None,
+) -> tuple[EngineSettings, AuditEvent]:
+    """The new settings and the `killswitch.on`/`killswitch.off` audit event, after checking
+    the actor may do it (raises `PolicyRefusal`, carrying its audit event)."""
+    now = utc(now)
+    policy.check_kill_switch(actor, on, now).raise_if_refused()
+    switch = KillSwitch(on=on, by=actor, at=now, reason=reason)
+    new = current.model_copy(update={"kill_switch": switch, "updated_at": now})
+    event = AuditEvent(
+        at=now,
+        actor=actor,
+        action="killswitch.on" if on else "killswitch.off",
+        subject="engine",
+        detail={"was_on": current.kill_switch.on, "on": on},
+        reason=reason,
+    )
+    return EngineSettings.model_validate(new.model_dump()), event
+
+
+def set_observe_only(
+    policy: ApprovalPolicy,
+    current: EngineSettings,
+    *,
+    on: bool,
+    actor: Identity,
+    now: datetime,
+    reason: str | None = None,
+) -> tuple[EngineSettings, AuditEvent]:
+    """Like `set_kill_switch`, for observe-only mode (same permissions)."""
+    now = utc(now)
+    decision = policy.check_kill_switch(actor, on, now)
+    if not decision.allowed:
+        assert decision.audit is not None
+        audit = decision.audit.model_copy(
+            update={"action": f"observe_only.{'on' if on else 'off'}.refused"}
+        )
+        raise PolicyRefusal(decision.reason, rule=decision.rule, audit=audit)
+    new = current.model_copy(update={"observe_only": on, "updated_at": now})
+    event = AuditEvent(
+        at=now,
+        actor=actor,
+        action="observe_only.on" if on else "observe_only.off",
+        subject="engine",
+        detail={"was_on": current.observe_only, "on": on},
+        reason=reason,
+    )
+    return EngineSettings.model_validate(new.model_dump()), event
+
+
 def _switch_text(settings: EngineSettings) -> str:
     switch = settings.kill_switch
     if switch.on:
@@ -105,4 +173,4 @@ def _switch_text(settings: EngineSettings) -> str:
     return text
 
 
-__all__ = ["SwitchRepos", "Switches"]
+__all__ = ["SwitchRepos", "Switches", "set_kill_switch", "set_observe_only"]

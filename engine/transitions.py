@@ -20,17 +20,16 @@ results or a preview without changing the state.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import NoReturn, Protocol
+from typing import NoReturn
 
 from engine.clock import format_duration, format_time, utc
 from engine.errors import (
     AlreadyDecided,
     DuplicateApproval,
-    NotFound,
     ProposalExpired,
     StaleVersion,
     TransitionError,
@@ -455,52 +454,10 @@ def _raise(
     )
 
 
-class _ProposalStore(Protocol):
-    async def get(self, proposal_id: str) -> Proposal | None: ...
-
-    async def apply(self, result: TransitionResult) -> Proposal: ...
-
-
-async def apply_transition(
-    repo: _ProposalStore,
-    proposal_id: str,
-    build: Callable[[Proposal], TransitionResult | Awaitable[TransitionResult]],
-    *,
-    attempts: int = 5,
-) -> TransitionResult:
-    """Read the proposal, build a transition from it, save it with compare-and-set; on a lost
-    race (`StaleVersion`) read it again and rebuild, so the loser of two concurrent approvals
-    gets the sentence of the fresh state ("already approved by <@U1> at 14:03 UTC").
-
-    `build` may raise `TransitionError` (propagated as is) or return an awaitable. Raises
-    `NotFound` for an unknown ID and `StaleVersion` if every attempt lost a race.
-    """
-    last: StaleVersion | None = None
-    for _ in range(max(attempts, 1)):
-        current = await repo.get(proposal_id)
-        if current is None:
-            raise NotFound(
-                f"there is no proposal {proposal_id}; list proposals with `/tikv proposals`",
-                kind="proposal",
-                record_id=proposal_id,
-            )
-        built = build(current)
-        result = built if isinstance(built, TransitionResult) else await built
-        try:
-            await repo.apply(result)
-        except StaleVersion as exc:
-            last = exc
-            continue
-        return result
-    assert last is not None
-    raise last
-
-
 __all__ = [
     "TRANSITIONS",
     "ProposalEvent",
     "TransitionResult",
-    "apply_transition",
     "is_allowed",
     "propose",
     "refusal_audit",

@@ -20,10 +20,11 @@ from typing import Any
 
 import pytest
 
+from engine.applying import apply_transition
 from engine.errors import PolicyRefusal, TransitionError
 from engine.model import SYSTEM, AuditEvent, Execution, ExecutionStatus, Proposal, ProposalState
 from engine.results import Decided, ProposalCreated
-from engine.transitions import ProposalEvent, apply_transition, transition
+from engine.transitions import ProposalEvent, transition
 from operator_tikv.errors import PDUnavailableError
 from tests.engine.test_service_support import ALICE, Harness, RecordingNotifier, engine_on
 from tests.plugins.sim import SimFactory

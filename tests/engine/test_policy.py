@@ -24,6 +24,7 @@ from engine.model import (
     RiskLevel,
 )
 from engine.policy import ANYONE, ApprovalPolicy, Rule
+from engine.switches import set_kill_switch, set_observe_only
 from engine.transitions import ProposalEvent
 from tests.plugins.storage import T0, alice, bob, make_proposal
 
@@ -237,24 +238,24 @@ def test_kill_switch_and_observe_only_block_execution() -> None:
 
 
 def test_switching_the_kill_switch() -> None:
-    settings, event = POLICY.set_kill_switch(
-        EngineSettings(), on=True, actor=bob(), now=NOW, reason="maintenance"
+    settings, event = set_kill_switch(
+        POLICY, EngineSettings(), on=True, actor=bob(), now=NOW, reason="maintenance"
     )
     assert settings.kill_switch.on and settings.kill_switch.by == bob()
     assert event.action == "killswitch.on" and event.reason == "maintenance"
     # Off needs a high-risk approver: bob is not one.
     with pytest.raises(PolicyRefusal) as caught:
-        POLICY.set_kill_switch(settings, on=False, actor=bob(), now=NOW)
+        set_kill_switch(POLICY, settings, on=False, actor=bob(), now=NOW)
     assert caught.value.audit is not None
     assert caught.value.audit.action == "killswitch.off.refused"
-    off, event = POLICY.set_kill_switch(settings, on=False, actor=alice(), now=NOW)
+    off, event = set_kill_switch(POLICY, settings, on=False, actor=alice(), now=NOW)
     assert not off.kill_switch.on and event.action == "killswitch.off"
     with pytest.raises(PolicyRefusal):
-        POLICY.set_kill_switch(EngineSettings(), on=True, actor=Identity.slack("U9NOPE"), now=NOW)
+        set_kill_switch(POLICY, EngineSettings(), on=True, actor=Identity.slack("U9NOPE"), now=NOW)
 
-    observing, event = POLICY.set_observe_only(EngineSettings(), on=True, actor=bob(), now=NOW)
+    observing, event = set_observe_only(POLICY, EngineSettings(), on=True, actor=bob(), now=NOW)
     assert observing.observe_only and event.action == "observe_only.on"
     with pytest.raises(PolicyRefusal) as refused:
-        POLICY.set_observe_only(observing, on=False, actor=bob(), now=NOW)
+        set_observe_only(POLICY, observing, on=False, actor=bob(), now=NOW)
     assert refused.value.audit is not None
     assert refused.value.audit.action == "observe_only.off.refused"

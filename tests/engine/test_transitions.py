@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 
+from engine.applying import apply_transition
 from engine.errors import (
     AlreadyDecided,
     DuplicateApproval,
@@ -29,7 +30,6 @@ from engine.transitions import (
     TRANSITIONS,
     ProposalEvent,
     TransitionResult,
-    apply_transition,
     is_allowed,
     propose,
     refusal_sentence,

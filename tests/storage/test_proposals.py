@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.applying import apply_transition
 from engine.errors import AlreadyDecided, ExecutionAlreadyStarted, StaleVersion
 from engine.model import (
     SYSTEM,
@@ -24,13 +25,7 @@ from engine.model import (
     RiskLevel,
 )
 from engine.policy import ANYONE, ApprovalPolicy
-from engine.transitions import (
-    ProposalEvent,
-    TransitionResult,
-    apply_transition,
-    propose,
-    transition,
-)
+from engine.transitions import ProposalEvent, TransitionResult, propose, transition
 from storage import Database, Repositories
 from tests.plugins.storage import T0, alice, bob, make_execution
 
@@ -194,7 +189,8 @@ _PROCESS_SCRIPT = textwrap.dedent(
     from engine.errors import AlreadyDecided
     from engine.model import Identity
     from engine.policy import ANYONE, ApprovalPolicy
-    from engine.transitions import ProposalEvent, apply_transition
+    from engine.applying import apply_transition
+    from engine.transitions import ProposalEvent
     from storage import Database, Repositories
     from tests.plugins.storage import T0
 
