@@ -22,7 +22,7 @@ from typing import Any
 import aiosqlite
 
 from engine.errors import EngineError, StorageError
-from storage.migrate import latest_version, migrate
+from storage.migrate import migrate
 
 logger = logging.getLogger(__name__)
 
@@ -139,10 +139,6 @@ class Database:
     async def schema_version(self) -> int:
         row = await self.fetchone("PRAGMA user_version")
         return int(row[0]) if row else 0
-
-    @staticmethod
-    def latest_schema_version() -> int:
-        return latest_version()
 
     async def close(self) -> None:
         if self._closed:

@@ -180,10 +180,6 @@ class JobScheduler:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
-    async def run_job(self, name: str) -> None:
-        """Run a job once now, with the same accounting (tests, `--once`)."""
-        await self._run(name)
-
     async def _run(self, name: str) -> None:
         stats = self._stats[name]
         task = asyncio.current_task()
