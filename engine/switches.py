@@ -12,7 +12,7 @@ from typing import Protocol
 
 from engine.clock import utc
 from engine.errors import PolicyRefusal
-from engine.model import AuditEvent, EngineSettings, Identity, KillSwitch
+from engine.model import AuditEvent, EngineSettings, Identity, JsonDict, KillSwitch
 from engine.policy import ApprovalPolicy
 from engine.ports import Clock, EngineSettingsRepo
 from engine.refusals import Refusals
@@ -52,56 +52,73 @@ class Switches:
         """Turn the kill switch on (anyone who may approve something) or off (a high-risk
         approver). Persisted and audited. While on, nothing starts executing and every attempt
         says why; turning it off starts the proposals that were approved meanwhile."""
-        current = await self._repos.settings.get()
-        try:
-            new, event = set_kill_switch(
-                self._policy,
-                current,
-                on=on,
-                actor=actor,
-                now=self._clock.now(),
-                reason=reason or None,
-            )
-        except PolicyRefusal as refusal:
-            return await self._refusals.refused(
-                refusal, actor, f"killswitch.{'on' if on else 'off'}"
-            )
-        return await self._save_switch(current, new, event, was=current.kill_switch.on, now_on=on)
+        return await self._set(KILL_SWITCH, on, actor, reason)
 
     async def set_observe_only(
         self, on: bool, actor: Identity, reason: str = ""
     ) -> KillSwitchOutcome | Refused:
         """Observe-only mode: monitor and propose, never execute. Same permissions as the kill
         switch."""
+        return await self._set(OBSERVE_ONLY, on, actor, reason)
+
+    async def _set(
+        self, which: str, on: bool, actor: Identity, reason: str
+    ) -> KillSwitchOutcome | Refused:
         current = await self._repos.settings.get()
+        now = self._clock.now()
         try:
-            new, event = set_observe_only(
-                self._policy,
-                current,
-                on=on,
-                actor=actor,
-                now=self._clock.now(),
-                reason=reason or None,
+            new, event = switched(
+                self._policy, current, which, on=on, actor=actor, now=now, reason=reason or None
             )
         except PolicyRefusal as refusal:
-            return await self._refusals.refused(
-                refusal, actor, f"observe_only.{'on' if on else 'off'}"
-            )
-        return await self._save_switch(current, new, event, was=current.observe_only, now_on=on)
-
-    async def _save_switch(
-        self,
-        current: EngineSettings,
-        new: EngineSettings,
-        event: AuditEvent,
-        *,
-        was: bool,
-        now_on: bool,
-    ) -> KillSwitchOutcome:
+            return await self._refusals.refused(refusal, actor, f"{which}.{'on' if on else 'off'}")
         await self._repos.settings.save(new, audit=event)
-        if not now_on and not new.kill_switch.on and not new.observe_only:
+        if not on and not new.kill_switch.on and not new.observe_only:
             self._resume()
-        return KillSwitchOutcome(settings=new, changed=was != now_on, message=_switch_text(new))
+        was = _is_on(current, which)
+        return KillSwitchOutcome(settings=new, changed=was != on, message=_switch_text(new))
+
+
+KILL_SWITCH = "killswitch"
+OBSERVE_ONLY = "observe_only"
+
+
+def _is_on(settings: EngineSettings, which: str) -> bool:
+    return settings.kill_switch.on if which == KILL_SWITCH else settings.observe_only
+
+
+def switched(
+    policy: ApprovalPolicy,
+    current: EngineSettings,
+    which: str,
+    *,
+    on: bool,
+    actor: Identity,
+    now: datetime,
+    reason: str | None = None,
+) -> tuple[EngineSettings, AuditEvent]:
+    """The new settings with switch `which` (`killswitch` or `observe_only`) turned `on` or
+    off, and its `<which>.on`/`<which>.off` audit event, after checking the actor may do it
+    (the same permissions for both; raises `PolicyRefusal` carrying its audit event)."""
+    now = utc(now)
+    action = f"{which}.{'on' if on else 'off'}"
+    decision = policy.check_kill_switch(actor, on, now)
+    if not decision.allowed:
+        assert decision.audit is not None
+        audit = decision.audit.model_copy(update={"action": f"{action}.refused"})
+        raise PolicyRefusal(decision.reason, rule=decision.rule, audit=audit)
+    if which == KILL_SWITCH:
+        change: dict[str, object] = {
+            "kill_switch": KillSwitch(on=on, by=actor, at=now, reason=reason)
+        }
+    else:
+        change = {"observe_only": on}
+    new = current.model_copy(update={**change, "updated_at": now})
+    detail: JsonDict = {"was_on": _is_on(current, which), "on": on}
+    event = AuditEvent(
+        at=now, actor=actor, action=action, subject="engine", detail=detail, reason=reason
+    )
+    return EngineSettings.model_validate(new.model_dump()), event
 
 
 def set_kill_switch(
@@ -113,21 +130,8 @@ def set_kill_switch(
     now: datetime,
     reason: str | None = None,
 ) -> tuple[EngineSettings, AuditEvent]:
-    """The new settings and the `killswitch.on`/`killswitch.off` audit event, after checking
-    the actor may do it (raises `PolicyRefusal`, carrying its audit event)."""
-    now = utc(now)
-    policy.check_kill_switch(actor, on, now).raise_if_refused()
-    switch = KillSwitch(on=on, by=actor, at=now, reason=reason)
-    new = current.model_copy(update={"kill_switch": switch, "updated_at": now})
-    event = AuditEvent(
-        at=now,
-        actor=actor,
-        action="killswitch.on" if on else "killswitch.off",
-        subject="engine",
-        detail={"was_on": current.kill_switch.on, "on": on},
-        reason=reason,
-    )
-    return EngineSettings.model_validate(new.model_dump()), event
+    """`switched` for the kill switch."""
+    return switched(policy, current, KILL_SWITCH, on=on, actor=actor, now=now, reason=reason)
 
 
 def set_observe_only(
@@ -139,25 +143,8 @@ def set_observe_only(
     now: datetime,
     reason: str | None = None,
 ) -> tuple[EngineSettings, AuditEvent]:
-    """Like `set_kill_switch`, for observe-only mode (same permissions)."""
-    now = utc(now)
-    decision = policy.check_kill_switch(actor, on, now)
-    if not decision.allowed:
-        assert decision.audit is not None
-        audit = decision.audit.model_copy(
-            update={"action": f"observe_only.{'on' if on else 'off'}.refused"}
-        )
-        raise PolicyRefusal(decision.reason, rule=decision.rule, audit=audit)
-    new = current.model_copy(update={"observe_only": on, "updated_at": now})
-    event = AuditEvent(
-        at=now,
-        actor=actor,
-        action="observe_only.on" if on else "observe_only.off",
-        subject="engine",
-        detail={"was_on": current.observe_only, "on": on},
-        reason=reason,
-    )
-    return EngineSettings.model_validate(new.model_dump()), event
+    """`switched` for observe-only mode."""
+    return switched(policy, current, OBSERVE_ONLY, on=on, actor=actor, now=now, reason=reason)
 
 
 def _switch_text(settings: EngineSettings) -> str:
@@ -173,4 +160,12 @@ def _switch_text(settings: EngineSettings) -> str:
     return text
 
 
-__all__ = ["SwitchRepos", "Switches", "set_kill_switch", "set_observe_only"]
+__all__ = [
+    "KILL_SWITCH",
+    "OBSERVE_ONLY",
+    "SwitchRepos",
+    "Switches",
+    "set_kill_switch",
+    "set_observe_only",
+    "switched",
+]
