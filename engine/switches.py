@@ -121,32 +121,6 @@ def switched(
     return EngineSettings.model_validate(new.model_dump()), event
 
 
-def set_kill_switch(
-    policy: ApprovalPolicy,
-    current: EngineSettings,
-    *,
-    on: bool,
-    actor: Identity,
-    now: datetime,
-    reason: str | None = None,
-) -> tuple[EngineSettings, AuditEvent]:
-    """`switched` for the kill switch."""
-    return switched(policy, current, KILL_SWITCH, on=on, actor=actor, now=now, reason=reason)
-
-
-def set_observe_only(
-    policy: ApprovalPolicy,
-    current: EngineSettings,
-    *,
-    on: bool,
-    actor: Identity,
-    now: datetime,
-    reason: str | None = None,
-) -> tuple[EngineSettings, AuditEvent]:
-    """`switched` for observe-only mode."""
-    return switched(policy, current, OBSERVE_ONLY, on=on, actor=actor, now=now, reason=reason)
-
-
 def _switch_text(settings: EngineSettings) -> str:
     switch = settings.kill_switch
     if switch.on:
@@ -165,7 +139,5 @@ __all__ = [
     "OBSERVE_ONLY",
     "SwitchRepos",
     "Switches",
-    "set_kill_switch",
-    "set_observe_only",
     "switched",
 ]

@@ -24,7 +24,7 @@ from engine.model import (
     RiskLevel,
 )
 from engine.policy import ANYONE, ApprovalPolicy, Rule
-from engine.switches import set_kill_switch, set_observe_only
+from engine.switches import KILL_SWITCH, OBSERVE_ONLY, switched
 from engine.transitions import ProposalEvent
 from tests.plugins.storage import T0, alice, bob, make_proposal
 
@@ -238,24 +238,28 @@ def test_kill_switch_and_observe_only_block_execution() -> None:
 
 
 def test_switching_the_kill_switch() -> None:
-    settings, event = set_kill_switch(
-        POLICY, EngineSettings(), on=True, actor=bob(), now=NOW, reason="maintenance"
+    settings, event = switched(
+        POLICY, EngineSettings(), KILL_SWITCH, on=True, actor=bob(), now=NOW, reason="maintenance"
     )
     assert settings.kill_switch.on and settings.kill_switch.by == bob()
     assert event.action == "killswitch.on" and event.reason == "maintenance"
     # Off needs a high-risk approver: bob is not one.
     with pytest.raises(PolicyRefusal) as caught:
-        set_kill_switch(POLICY, settings, on=False, actor=bob(), now=NOW)
+        switched(POLICY, settings, KILL_SWITCH, on=False, actor=bob(), now=NOW)
     assert caught.value.audit is not None
     assert caught.value.audit.action == "killswitch.off.refused"
-    off, event = set_kill_switch(POLICY, settings, on=False, actor=alice(), now=NOW)
+    off, event = switched(POLICY, settings, KILL_SWITCH, on=False, actor=alice(), now=NOW)
     assert not off.kill_switch.on and event.action == "killswitch.off"
     with pytest.raises(PolicyRefusal):
-        set_kill_switch(POLICY, EngineSettings(), on=True, actor=Identity.slack("U9NOPE"), now=NOW)
+        switched(
+            POLICY, EngineSettings(), KILL_SWITCH, on=True, actor=Identity.slack("U9NOPE"), now=NOW
+        )
 
-    observing, event = set_observe_only(POLICY, EngineSettings(), on=True, actor=bob(), now=NOW)
+    observing, event = switched(
+        POLICY, EngineSettings(), OBSERVE_ONLY, on=True, actor=bob(), now=NOW
+    )
     assert observing.observe_only and event.action == "observe_only.on"
     with pytest.raises(PolicyRefusal) as refused:
-        set_observe_only(POLICY, observing, on=False, actor=bob(), now=NOW)
+        switched(POLICY, observing, OBSERVE_ONLY, on=False, actor=bob(), now=NOW)
     assert refused.value.audit is not None
     assert refused.value.audit.action == "observe_only.off.refused"
