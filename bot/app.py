@@ -41,6 +41,10 @@ from engine.service import Engine
 
 logger = logging.getLogger(__name__)
 
+RELAY_SETTLE = 0.02
+"""Seconds the Slack relay waits after being woken by a commit before rendering (see
+`engine.relay`): an approval's gate and PD reads go first."""
+
 
 class BotRepos(NotifierReads, Protocol):
     """The repositories the bot uses (`storage.Repositories` has them all)."""
@@ -134,7 +138,12 @@ class SlackBot:
             approvals_needed=policy.approvals_needed if policy else None,
         )
         self.relay = EventRelay(
-            repos.events, self.notifier, name="slack", poll=config.outbox_poll, retry=1.0
+            repos.events,
+            self.notifier,
+            name="slack",
+            poll=config.outbox_poll,
+            retry=1.0,
+            settle=RELAY_SETTLE,
         )
         repos.events.subscribe(self.relay.wake)
         self._dedup = repos.dedup

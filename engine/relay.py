@@ -5,8 +5,10 @@ code that made the change: the change and its event were committed together befo
 read them.
 
 The relay runs as a background task (`start`/`stop`), woken by `wake()` (the event log calls it
-after each commit that wrote events) or every `poll` seconds (events written by another process
-on the same database). `drain()` delivers everything written so far and returns.
+after each commit that wrote events; it then waits `settle` seconds, so the work that made the
+change, such as an approval's gate and PD reads, is not slowed by rendering it) or every `poll`
+seconds (events written by another process on the same database). `drain()` delivers
+everything written so far and returns.
 
 `NotifierSink` adapts a `Notifier` (the terminal, tests): a surface that shows what happens
 from now on. Its position is `start_after` when given, else just before the first event its
@@ -37,6 +39,7 @@ class EventRelay:
         poll: float = 1.0,
         retry: float = 1.0,
         batch: int = 100,
+        settle: float = 0.0,
     ) -> None:
         self._log = log
         self._sink = sink
@@ -44,6 +47,7 @@ class EventRelay:
         self._poll = poll
         self._retry = retry
         self._batch = batch
+        self._settle = settle
         self._position: int | None = None
         self._lock = asyncio.Lock()
         self._wakeup = asyncio.Event()
@@ -85,6 +89,10 @@ class EventRelay:
             ok = await self.run_once()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self._poll if ok else self._retry)
+                if self._settle:
+                    # Woken by a commit: let the code that made the change go on first (an
+                    # approval's gate and PD reads), and take what it writes next in one pass.
+                    await asyncio.sleep(self._settle)
 
     async def run_once(self) -> bool:
         """Deliver every event written so far; False when one failed (it is offered again on
