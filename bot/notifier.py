@@ -118,6 +118,11 @@ class SlackNotifier:
         batch = await self.render(event)
         await self._outbox.send(batch, consumed=(CONSUMER, event.seq))
 
+    async def skip(self, event: Event) -> None:
+        """Move the cursor past an event that could not be rendered (nothing is queued)."""
+        assert event.seq is not None
+        await self._outbox.send(Batch(), consumed=(CONSUMER, event.seq))
+
     async def render(self, event: Event) -> Batch:
         """The messages one event becomes (possibly none)."""
         kind = event.kind

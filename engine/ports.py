@@ -322,6 +322,10 @@ class EventSink(Protocol):
         """Take one event. Raising leaves it to be offered again later."""
         ...
 
+    async def skip(self, event: Event) -> None:
+        """Move past an event that could not be taken after many tries."""
+        ...
+
 
 class Notifier(Protocol):
     """What a surface does with each kind of event (the terminal, tests; the relay's

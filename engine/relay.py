@@ -1,8 +1,9 @@
 """Deliverers read the event log in order: `EventRelay` feeds one `EventSink` every event after
 the sink's position, one at a time, and is the one place where a delivery failure is caught
-(logged, then retried from the same event after `retry` seconds). A failure never reaches the
-code that made the change: the change and its event were committed together before anyone
-read them.
+(logged, then retried from the same event after `retry` seconds; an event that keeps failing
+for another reason than the database is passed over after `give_up` tries, so one bad event
+cannot hold back every later one). A failure never reaches the code that made the change: the
+change and its event were committed together before anyone read them.
 
 The relay runs as a background task (`start`/`stop`), woken by `wake()` (the event log calls it
 after each commit that wrote events; it then waits `settle` seconds, so the work that made the
@@ -21,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 
+from engine.errors import StorageError
 from engine.events import Event, EventKind
 from engine.ports import EventLog, EventSink, Notifier
 
@@ -40,6 +42,7 @@ class EventRelay:
         retry: float = 1.0,
         batch: int = 100,
         settle: float = 0.0,
+        give_up: int = 10,
     ) -> None:
         self._log = log
         self._sink = sink
@@ -48,6 +51,9 @@ class EventRelay:
         self._retry = retry
         self._batch = batch
         self._settle = settle
+        self._give_up = give_up
+        self._failing: int | None = None
+        self._same = 0
         self._position: int | None = None
         self._lock = asyncio.Lock()
         self._wakeup = asyncio.Event()
@@ -98,6 +104,7 @@ class EventRelay:
         """Deliver every event written so far; False when one failed (it is offered again on
         the next pass, from the sink's position)."""
         async with self._lock:
+            event: Event | None = None
             try:
                 while True:
                     if self._position is None:
@@ -111,11 +118,39 @@ class EventRelay:
                         self._position = event.seq
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except StorageError:
                 self.failures += 1
                 self._position = None  # read back: the failed delivery may have been taken
                 logger.exception("the %s deliverer failed; it tries again shortly", self.name)
                 return False
+            except Exception:
+                self.failures += 1
+                self._position = None
+                await self._poisoned(event)
+                return False
+
+    async def _poisoned(self, event: Event | None) -> None:
+        """An event the sink cannot take (a bug in rendering it, not the database): retried
+        `give_up` times, then passed over (`EventSink.skip`) so the events behind it are not
+        held back forever. Logged as an error either way."""
+        seq = event.seq if event is not None else None
+        self._same = self._same + 1 if seq is not None and seq == self._failing else 1
+        self._failing = seq
+        if event is None or self._same < self._give_up:
+            logger.exception("the %s deliverer failed on event %s; it tries again", self.name, seq)
+            return
+        logger.exception(
+            "the %s deliverer failed %d times on event %s (%s %s); it is passed over",
+            self.name,
+            self._same,
+            seq,
+            event.kind.value,
+            event.subject,
+        )
+        try:
+            await self._sink.skip(event)
+        except Exception:
+            logger.exception("passing over event %s failed; it is tried again", seq)
 
     async def drain(self) -> None:
         """Deliver everything written so far (one pass; a failure is logged, as always)."""
@@ -145,6 +180,9 @@ class NotifierSink:
 
     async def deliver(self, event: Event) -> None:
         await tell(self._notifier, event)
+        self._start_after = event.seq
+
+    async def skip(self, event: Event) -> None:
         self._start_after = event.seq
 
 

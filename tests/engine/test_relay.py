@@ -17,16 +17,24 @@ class FlakySink:
     def __init__(self, fail: int) -> None:
         self.fail = fail
         self.taken: list[int] = []
+        self.skipped: list[int] = []
+        self.poison: set[str] = set()
 
     async def position(self) -> int:
-        return self.taken[-1] if self.taken else 0
+        return max([0, *self.taken, *self.skipped])
 
     async def deliver(self, event: Event) -> None:
+        if event.subject in self.poison:
+            raise ValueError("cannot render this one")
         if self.fail:
             self.fail -= 1
             raise RuntimeError("Slack is down")
         assert event.seq is not None
         self.taken.append(event.seq)
+
+    async def skip(self, event: Event) -> None:
+        assert event.seq is not None
+        self.skipped.append(event.seq)
 
 
 async def _open_three(repos: Repositories) -> list[str]:
@@ -84,3 +92,18 @@ async def test_a_background_relay_delivers_after_each_commit(repos: Repositories
     finally:
         await relay.stop()
     assert notifier.events == [("opened", "I-1"), ("resolved", "I-1")]
+
+
+async def test_an_event_that_never_renders_is_passed_over_after_the_retries(
+    repos: Repositories,
+) -> None:
+    ids = await _open_three(repos)
+    sink = FlakySink(fail=0)
+    sink.poison = {ids[1]}
+    relay = EventRelay(repos.events, sink, name="test", give_up=3)
+    outcomes = [await relay.run_once() for _ in range(3)]
+    assert outcomes == [False, False, False]
+    events = await repos.events.after(0)
+    assert sink.skipped == [events[1].seq]  # given up on after 3 tries, logged
+    assert await relay.run_once() is True
+    assert sink.taken == [events[0].seq, events[2].seq]  # the ones behind it still go out
