@@ -1,14 +1,12 @@
 """The Slack edge of tikvops: a slack-bolt `AsyncApp` over Socket Mode, pure Block Kit
-rendering (`bot.render`), the handlers of `/tikv` and the buttons, the Slack notifier of the
-engine, and the outbox that delivers every message until Slack accepts it.
+rendering (`bot.render`), the handlers of `/tikv` and the buttons, the Slack deliverer of the
+event log (`SlackNotifier`), and the outbox that delivers every message until Slack accepts it.
 
 Entry points for the composition root:
 
 - `BotConfig`: plain configuration values (tokens, Web API URL, app/team, channels, timings);
-- `SlackNotifier`: the engine's `Notifier` (construct it first, hand it to the engine; the bot
-  binds it to its outbox);
 - `SlackBot`: the running bot (`start()` / `stop()`), given the engine, the repositories, the
-  clock, the policy and the notifier;
+  clock and the policy; it renders the event log to Slack itself (`SlackNotifier`);
 - `SlackStartError`: raised by `SlackBot.start()` when Slack refuses a token.
 """
 

@@ -2,13 +2,13 @@
 listeners), and `SlackBot` runs it over Socket Mode together with the outbox deliverer.
 
     bot = SlackBot(config, engine=runtime.engine, repos=runtime.repos, clock=runtime.clock,
-                   notifier=notifier, policy=runtime.policy)
-    await bot.start()      # deliverer first (owed messages go out), then the socket
+                   policy=runtime.policy)
+    await bot.start()      # relay and deliverer first (owed messages go out), then the socket
     ...
-    await bot.stop()       # socket, in-flight work, deliverer, HTTP client
+    await bot.stop()       # socket, in-flight work, relay, deliverer, HTTP client
 
-Everything the engine reports reaches Slack through `SlackNotifier` → outbox → deliverer;
-everything users do arrives through the socket → middleware → handlers → engine.
+Every change reaches Slack through the event log → relay → `SlackNotifier` → outbox →
+deliverer; everything users do arrives through the socket → middleware → handlers → engine.
 """
 
 from __future__ import annotations
@@ -36,9 +36,14 @@ from bot.tasks import BackgroundTasks
 from engine.errors import EngineError
 from engine.policy import ApprovalPolicy
 from engine.ports import AuditLog, Clock, DedupRepo, Outbox, SlackRefs
+from engine.relay import EventRelay
 from engine.service import Engine
 
 logger = logging.getLogger(__name__)
+
+RELAY_SETTLE = 0.02
+"""Seconds the Slack relay waits after being woken by a commit before rendering (see
+`engine.relay`): an approval's gate and PD reads go first."""
 
 
 class BotRepos(NotifierReads, Protocol):
@@ -90,8 +95,8 @@ def approver_groups(policy: ApprovalPolicy) -> tuple[str, ...]:
 
 
 class SlackBot:
-    """The running Slack edge. `notifier` (if given) is bound to the bot's outbox and the
-    repositories, so the engine's reports reach Slack."""
+    """The running Slack edge: the Bolt app on the socket, and the relay that turns the event
+    log into Slack messages (`SlackNotifier`) for the outbox's deliverer."""
 
     def __init__(
         self,
@@ -101,7 +106,6 @@ class SlackBot:
         repos: BotRepos,
         clock: Clock,
         policy: ApprovalPolicy | None = None,
-        notifier: SlackNotifier | None = None,
         client: AsyncWebClient | None = None,
         on_connection: Callable[[bool], None] | None = None,
         hooks: DeliveryHooks | None = None,
@@ -132,13 +136,22 @@ class SlackBot:
             hooks=hooks,
         )
         self.outbox = SlackOutbox(repos.outbox, clock, wake=self.deliverer.wake)
-        self.notifier = notifier
-        if notifier is not None:
-            notifier.bind(
-                self.outbox,
-                repos,
-                approvals_needed=policy.approvals_needed if policy else None,
-            )
+        self.notifier = SlackNotifier(
+            clock,
+            channel=config.channel,
+            outbox=self.outbox,
+            reads=repos,
+            approvals_needed=policy.approvals_needed if policy else None,
+        )
+        self.relay = EventRelay(
+            repos.events,
+            self.notifier,
+            name="slack",
+            poll=config.outbox_poll,
+            retry=1.0,
+            settle=RELAY_SETTLE,
+        )
+        repos.events.subscribe(self.relay.wake)
         self._dedup = repos.dedup
         self.app = build_app(self.deps, repos.dedup)
         self.socket = SocketRunner(
@@ -158,10 +171,12 @@ class SlackBot:
         to another workspace than the configured one)."""
         await self._check_bot_token()
         await self.housekeeping()
+        await self.relay.start()
         await self.deliverer.start()
         try:
             await self.socket.start()
         except BaseException:
+            await self.relay.stop()
             await self.deliverer.stop()
             raise
 
@@ -205,6 +220,8 @@ class SlackBot:
         (what is undelivered stays in the outbox), close the HTTP client."""
         await self.socket.stop()
         await self.tasks.close()
+        await self.relay.drain()
+        await self.relay.stop()
         await self.deliverer.stop()
         if self._owns_client:
             await close_web_client(self.client)

@@ -1,5 +1,8 @@
-"""SlackNotifier: the engine's `Notifier` for Slack. It renders (pure, `bot.render`) and puts
-every message in the outbox (`bot.outbox`); the deliverer sends them. It never raises.
+"""SlackNotifier: the Slack deliverer's rendering side. `engine.relay.EventRelay` feeds it the
+events of the log (`engine.events`) in order; it renders each (pure, `bot.render`) into the
+messages of one `Batch` and queues them in the outbox together with the move of its cursor
+past that event, in one transaction (`SlackOutbox.send`), so an event becomes its messages
+exactly once, also across a crash at any point. The outbox's deliverer sends them.
 
 Where things go:
 - an incident owns one message in the configured channel, edited in place as it changes
@@ -9,22 +12,16 @@ Where things go:
 - a proposal owns one message: in its incident's thread, or in the channel when it has no
   incident (slash commands); it is edited as it moves (buttons → decision → outcome) and its
   execution replies go in the same thread.
-
-The messages of one notification are queued together, with its mark (`bot.marks`), in one
-transaction: a change reported twice is told once, and `bot.catchup` tells at start-up the
-changes whose notification was lost (the bot stopped between storing a change and queueing
-its messages).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from bot import marks
-from bot.outbox import Batch, SlackOutbox, key_for_incident, key_for_proposal, owner
+from bot.queue import Batch, SlackOutbox, key_for_incident, key_for_proposal, owner
 from bot.render.diagnosis import diagnosis_reply, not_proposed_reply
 from bot.render.execution import execution_outcome, execution_progress, execution_started
 from bot.render.incident import (
@@ -34,6 +31,7 @@ from bot.render.incident import (
 )
 from bot.render.kit import Rendered
 from bot.render.proposal import proposal_message, proposal_reminder
+from engine.events import Event, EventKind
 from engine.model import (
     AuditEvent,
     Diagnosis,
@@ -46,12 +44,19 @@ from engine.model import (
     RiskLevel,
     Severity,
 )
-from engine.ports import Clock, DiagnosisRepo, ExecutionRepo, IncidentRepo, ProposalRepo
+from engine.ports import (
+    Clock,
+    DiagnosisRepo,
+    EventLog,
+    ExecutionRepo,
+    IncidentRepo,
+    ProposalRepo,
+)
 
 logger = logging.getLogger(__name__)
 
 IN_FLIGHT = (ProposalState.PROPOSED, ProposalState.APPROVED, ProposalState.EXECUTING)
-FINISHED = (ProposalState.SUCCEEDED, ProposalState.FAILED)
+FINISHED = (ProposalState.SUCCEEDED, ProposalState.FAILED, ProposalState.UNVERIFIED)
 
 PROGRESS_EVERY = timedelta(seconds=60)
 """At most one progress reply per proposal per minute in the thread; the proposal message
@@ -73,120 +78,124 @@ class NotifierReads(Protocol):
     @property
     def executions(self) -> ExecutionRepo: ...
 
+    @property
+    def events(self) -> EventLog: ...
+
+
+CONSUMER = "slack"
+"""The Slack deliverer's name in the event cursors."""
+
 
 class SlackNotifier:
     """See the module docstring. `approvals_needed` (from the approval policy) is shown on
-    pending proposals. Give `outbox` and `reads` at construction or later with `bind()`."""
+    pending proposals."""
 
     def __init__(
         self,
         clock: Clock,
         *,
         channel: str,
-        outbox: SlackOutbox | None = None,
-        reads: NotifierReads | None = None,
+        outbox: SlackOutbox,
+        reads: NotifierReads,
         approvals_needed: Callable[[RiskLevel], int] | None = None,
     ) -> None:
         self._clock = clock
         self.channel = channel
-        self._bound_outbox = outbox
-        self._bound_reads = reads
+        self._outbox = outbox
+        self._reads = reads
         self._approvals_needed = approvals_needed or (lambda _risk: 1)
         self._severity: dict[str, Severity] = {}
         self._progress_posted: dict[str, datetime] = {}
 
-    def bind(
-        self,
-        outbox: SlackOutbox,
-        reads: NotifierReads,
-        *,
-        approvals_needed: Callable[[RiskLevel], int] | None = None,
-    ) -> None:
-        """Attach the outbox and the repositories once they exist (the engine is built with
-        the notifier, the repositories with the engine's runtime)."""
-        self._bound_outbox = outbox
-        self._bound_reads = reads
-        if approvals_needed is not None:
-            self._approvals_needed = approvals_needed
+    # ------------------------------------------------------------------ the event sink
 
-    @property
-    def _outbox(self) -> SlackOutbox:
-        if self._bound_outbox is None:
-            raise RuntimeError("SlackNotifier used before bind(): no outbox")
-        return self._bound_outbox
+    async def position(self) -> int:
+        return await self._reads.events.cursor(CONSUMER)
 
-    @property
-    def _reads(self) -> NotifierReads:
-        if self._bound_reads is None:
-            raise RuntimeError("SlackNotifier used before bind(): no repositories")
-        return self._bound_reads
+    async def deliver(self, event: Event) -> None:
+        """Render `event` and queue its messages with the cursor's move past it."""
+        assert event.seq is not None
+        batch = await self.render(event)
+        await self._outbox.send(batch, consumed=(CONSUMER, event.seq))
+
+    async def skip(self, event: Event) -> None:
+        """Move the cursor past an event that could not be rendered (nothing is queued)."""
+        assert event.seq is not None
+        await self._outbox.send(Batch(), consumed=(CONSUMER, event.seq))
+
+    async def render(self, event: Event) -> Batch:
+        """The messages one event becomes (possibly none)."""
+        kind = event.kind
+        batch = Batch()
+        if kind is EventKind.INCIDENT_OPENED:
+            assert event.incident is not None
+            self._incident_opened(batch, event.incident)
+        elif kind is EventKind.INCIDENT_UPDATED:
+            assert event.incident is not None
+            await self._incident_updated(batch, event.incident)
+        elif kind is EventKind.INCIDENT_RESOLVED:
+            assert event.incident is not None
+            await self._incident_resolved(batch, event.incident)
+        elif kind is EventKind.DIAGNOSIS_READY:
+            assert event.incident is not None and event.diagnosis is not None
+            await self._diagnosis_ready(batch, event.incident, event.diagnosis)
+        elif kind is EventKind.ACTIONS_NOT_PROPOSED:
+            assert event.incident is not None and event.diagnosis is not None
+            self._actions_not_proposed(batch, event.incident, event.diagnosis, event.not_proposed)
+        elif kind is EventKind.PROPOSAL_MADE:
+            assert event.proposal is not None
+            await self._proposal_made(batch, event.proposal)
+        elif kind is EventKind.PROPOSAL_CHANGED:
+            assert event.proposal is not None and event.audit is not None
+            await self._proposal_changed(batch, event.proposal, event.audit, event.execution)
+        else:
+            assert event.proposal is not None and event.execution is not None
+            self._execution_progress(batch, event.proposal, event.execution)
+        return batch
 
     # ------------------------------------------------------------------ incidents
 
-    async def incident_opened(self, incident: Incident) -> None:
-        await self._safely("incident_opened", self._incident_opened(incident))
-
-    async def _incident_opened(self, incident: Incident) -> None:
+    def _incident_opened(self, batch: Batch, incident: Incident) -> None:
         self._severity[incident.id] = incident.severity
-        batch = Batch()
         batch.post(
             key_for_incident(incident.id),
             incident_parent(incident, self._clock.now()),
             channel=self.channel,
             owned_by=owner(OwnerKind.INCIDENT, incident.id),
         )
-        await self._outbox.send(batch, mark=marks.incident_opened(incident.id))
 
-    async def incident_updated(self, incident: Incident) -> None:
-        await self._safely("incident_updated", self._incident_updated(incident))
-
-    async def _incident_updated(self, incident: Incident) -> None:
+    async def _incident_updated(self, batch: Batch, incident: Incident) -> None:
         previous = self._severity.get(incident.id)
         self._severity[incident.id] = incident.severity
-        batch = Batch()
         await self._refresh_incident(batch, incident)
         if previous is not None and incident.severity.rank > previous.rank:
             reply = incident_worsened_reply(incident, previous.value, self._clock.now())
             self._reply_incident(batch, incident.id, reply)
-        await self._outbox.send(batch, mark=marks.incident_version(incident.id, incident.version))
 
-    async def incident_resolved(self, incident: Incident) -> None:
-        await self._safely("incident_resolved", self._incident_resolved(incident))
-
-    async def _incident_resolved(self, incident: Incident) -> None:
+    async def _incident_resolved(self, batch: Batch, incident: Incident) -> None:
         self._severity.pop(incident.id, None)
-        batch = Batch()
         await self._refresh_incident(batch, incident)
         self._reply_incident(
             batch, incident.id, incident_resolved_reply(incident, self._clock.now())
         )
-        await self._outbox.send(batch, mark=marks.incident_resolved(incident.id))
 
-    async def diagnosis_ready(self, incident: Incident, diagnosis: Diagnosis) -> None:
-        await self._safely("diagnosis_ready", self._diagnosis_ready(incident, diagnosis))
-
-    async def _diagnosis_ready(self, incident: Incident, diagnosis: Diagnosis) -> None:
-        batch = Batch()
+    async def _diagnosis_ready(
+        self, batch: Batch, incident: Incident, diagnosis: Diagnosis
+    ) -> None:
         await self._refresh_incident(batch, incident, diagnosis=diagnosis)
         self._reply_incident(
             batch, incident.id, diagnosis_reply(incident, diagnosis, self._clock.now())
         )
-        await self._outbox.send(batch, mark=marks.diagnosis_ready(diagnosis.id))
 
-    async def actions_not_proposed(
-        self, incident: Incident, diagnosis: Diagnosis, not_proposed: Sequence[NotProposed]
-    ) -> None:
-        await self._safely(
-            "actions_not_proposed", self._actions_not_proposed(incident, diagnosis, not_proposed)
-        )
-
-    async def _actions_not_proposed(
-        self, incident: Incident, diagnosis: Diagnosis, not_proposed: Sequence[NotProposed]
+    def _actions_not_proposed(
+        self,
+        batch: Batch,
+        incident: Incident,
+        diagnosis: Diagnosis,
+        not_proposed: Sequence[NotProposed],
     ) -> None:
         reply = not_proposed_reply(incident, diagnosis, not_proposed, self._clock.now())
-        batch = Batch()
         self._reply_incident(batch, incident.id, reply)
-        await self._outbox.send(batch, mark=marks.actions_not_proposed(diagnosis.id))
 
     async def _refresh_incident(
         self, batch: Batch, incident: Incident, *, diagnosis: Diagnosis | None = None
@@ -221,11 +230,7 @@ class SlackNotifier:
 
     # ------------------------------------------------------------------ proposals
 
-    async def proposal_made(self, proposal: Proposal) -> None:
-        await self._safely("proposal_made", self._proposal_made(proposal))
-
-    async def _proposal_made(self, proposal: Proposal) -> None:
-        batch = Batch()
+    async def _proposal_made(self, batch: Batch, proposal: Proposal) -> None:
         thread = owner(OwnerKind.INCIDENT, proposal.incident_id) if proposal.incident_id else None
         batch.post(
             key_for_proposal(proposal.id, proposal.incident_id),
@@ -236,22 +241,21 @@ class SlackNotifier:
         )
         if proposal.incident_id:
             await self._refresh_incident_by_id(batch, proposal.incident_id)
-        await self._outbox.send(batch, mark=marks.proposal_made(proposal.id))
 
-    async def proposal_changed(self, proposal: Proposal, event: AuditEvent) -> None:
-        await self._safely("proposal_changed", self._proposal_changed(proposal, event))
-
-    async def _proposal_changed(self, proposal: Proposal, event: AuditEvent) -> None:
-        batch = Batch()
+    async def _proposal_changed(
+        self,
+        batch: Batch,
+        proposal: Proposal,
+        event: AuditEvent,
+        execution: Execution | None,
+    ) -> None:
         if event.action == "proposal.reminder":
             # Nothing changed: nudge the approvers in the thread, with the reason the
             # scheduler wrote ("P-7 has waited 20 min for a decision; it expires at ...").
             reply = proposal_reminder(proposal, event, self._clock.now())
             self._reply_proposal(batch, proposal, reply)
-            await self._outbox.send(batch, mark=marks.audit_event(event.id))
             return
-        execution: Execution | None = None
-        if proposal.state in (ProposalState.EXECUTING, *FINISHED):
+        if execution is None and proposal.state in (ProposalState.EXECUTING, *FINISHED):
             execution = await self._reads.executions.get(proposal.id)
         self._update_proposal(batch, proposal, execution)
         now = self._clock.now()
@@ -264,22 +268,16 @@ class SlackNotifier:
             event.action == "proposal.start" or proposal.state.is_terminal
         ):
             await self._refresh_incident_by_id(batch, proposal.incident_id)
-        await self._outbox.send(batch, mark=marks.proposal_version(proposal.id, proposal.version))
 
-    async def execution_progress(self, proposal: Proposal, execution: Execution) -> None:
-        await self._safely("execution_progress", self._execution_progress(proposal, execution))
-
-    async def _execution_progress(self, proposal: Proposal, execution: Execution) -> None:
+    def _execution_progress(self, batch: Batch, proposal: Proposal, execution: Execution) -> None:
         if execution.is_finished or proposal.state is not ProposalState.EXECUTING:
-            return  # the outcome is told by proposal_changed
-        batch = Batch()
+            return  # the outcome is told by the proposal's change
         self._update_proposal(batch, proposal, execution)
         now = self._clock.now()
         last = self._progress_posted.get(proposal.id)
         if last is None or now - last >= PROGRESS_EVERY:
             self._progress_posted[proposal.id] = now
             self._reply_proposal(batch, proposal, execution_progress(proposal, execution, now))
-        await self._outbox.send(batch)  # progress is not a change of record: no mark
 
     def _proposal_message(self, proposal: Proposal, execution: Execution | None) -> Rendered:
         return proposal_message(
@@ -308,14 +306,5 @@ class SlackNotifier:
             thread_of=owner(OwnerKind.PROPOSAL, proposal.id),
         )
 
-    # ------------------------------------------------------------------ safety
 
-    async def _safely(self, what: str, work: Awaitable[None]) -> None:
-        """Run one notification; a failure is logged, never raised into the engine."""
-        try:
-            await work
-        except Exception:
-            logger.exception("Slack notification %s could not be queued", what)
-
-
-__all__ = ["IN_FLIGHT", "PROGRESS_EVERY", "NotifierReads", "SlackNotifier"]
+__all__ = ["CONSUMER", "IN_FLIGHT", "PROGRESS_EVERY", "NotifierReads", "SlackNotifier"]

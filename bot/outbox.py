@@ -37,10 +37,10 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, overload
+from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -55,15 +55,14 @@ from bot.delivery_lookup import (
     post_metadata,
     superseded_metadata,
 )
+from bot.queue import KIND, Batch, SlackOutbox, key_for_incident, key_for_proposal, owner
 from bot.render.duplicate import superseded
-from bot.render.kit import Rendered
 from engine.errors import EngineError
 from engine.model import JsonDict, MessageRef, OutboxItem, OwnerKind
 from engine.ports import Clock, Outbox, SlackRefs
 
 logger = logging.getLogger(__name__)
 
-KIND = "slack"
 
 BLOCK_ERRORS = frozenset(
     {
@@ -100,131 +99,6 @@ THREAD_ERRORS = frozenset({"thread_not_found", "message_not_found"})
 
 UNCERTAIN_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable"})
 """Slack answered, but says the operation may partly have happened: a post may exist."""
-
-
-def key_for_incident(incident_id: str) -> str:
-    return f"incident:{incident_id}"
-
-
-def key_for_proposal(proposal_id: str, incident_id: str | None) -> str:
-    """Proposals of an incident share its key (their messages live in its thread)."""
-    return key_for_incident(incident_id) if incident_id else f"proposal:{proposal_id}"
-
-
-def owner(kind: OwnerKind, owner_id: str) -> JsonDict:
-    return {"kind": kind.value, "id": owner_id}
-
-
-class Batch:
-    """The messages of one notification (e.g. a proposal's edited message and the outcome
-    reply in its thread), queued together by `SlackOutbox.send`."""
-
-    def __init__(self) -> None:
-        self.items: list[tuple[str, JsonDict]] = []
-
-    def post(
-        self,
-        key: str,
-        message: Rendered,
-        *,
-        channel: str,
-        owned_by: JsonDict | None = None,
-        thread_of: JsonDict | None = None,
-    ) -> None:
-        """Post `message`; `owned_by` records it as that record's own message, `thread_of`
-        posts it in the thread of that record's message."""
-        payload: JsonDict = {
-            "op": "post",
-            "channel": channel,
-            "owner": owned_by,
-            "thread": thread_of,
-            **_content(message),
-        }
-        self.items.append((key, payload))
-
-    def update(self, key: str, message: Rendered, *, target: JsonDict, channel: str) -> None:
-        """Edit the message `target` owns; if it never gets posted, post this version to
-        `channel` instead."""
-        payload: JsonDict = {
-            "op": "update",
-            "target": target,
-            "channel": channel,
-            **_content(message),
-        }
-        self.items.append((key, payload))
-
-
-class SlackOutbox:
-    """The writing side: what the notifier calls. `wake` tells the deliverer there is work."""
-
-    def __init__(
-        self, outbox: Outbox, clock: Clock, *, wake: Callable[[], None] | None = None
-    ) -> None:
-        self._outbox = outbox
-        self._clock = clock
-        self._wake = wake
-
-    def on_enqueue(self, wake: Callable[[], None]) -> None:
-        self._wake = wake
-
-    async def send(self, batch: Batch, *, mark: str | None = None) -> bool:
-        """Queue `batch` in one transaction. With `mark` (what the batch tells, e.g.
-        `proposal:P-7:v3`), queue it only if that mark was never queued before, and record
-        the mark with it; returns False when it was (nothing queued)."""
-        if not batch.items and mark is None:
-            return True
-        return await self._queue(batch, mark) is not None
-
-    async def _queue(self, batch: Batch, mark: str | None) -> list[int] | None:
-        ids = await self._outbox.enqueue_batch(
-            KIND, batch.items, now=self._clock.now(), mark=qualified_mark(mark)
-        )
-        if ids and self._wake is not None:
-            self._wake()
-        return ids
-
-    async def marked(self, marks: Sequence[str]) -> set[str]:
-        """Which of `marks` (unqualified, as given to `send`) were queued."""
-        qualified = {qualified_mark(m): m for m in marks}
-        return {qualified[q] for q in await self._outbox.marked(qualified)}
-
-    async def post(
-        self,
-        key: str,
-        message: Rendered,
-        *,
-        channel: str,
-        owned_by: JsonDict | None = None,
-        thread_of: JsonDict | None = None,
-    ) -> int:
-        """Queue one post (no mark); returns the outbox item's ID."""
-        batch = Batch()
-        batch.post(key, message, channel=channel, owned_by=owned_by, thread_of=thread_of)
-        return await self._single(batch)
-
-    async def update(self, key: str, message: Rendered, *, target: JsonDict, channel: str) -> int:
-        """Queue one edit (no mark); returns the outbox item's ID."""
-        batch = Batch()
-        batch.update(key, message, target=target, channel=channel)
-        return await self._single(batch)
-
-    async def _single(self, batch: Batch) -> int:
-        ids = await self._queue(batch, None)
-        assert ids, "an unmarked batch is always queued"
-        return ids[0]
-
-
-@overload
-def qualified_mark(mark: str) -> str: ...
-@overload
-def qualified_mark(mark: None) -> None: ...
-def qualified_mark(mark: str | None) -> str | None:
-    """Marks are stored with the outbox kind in front: `slack`, a colon, then the mark."""
-    return None if mark is None else f"{KIND}:{mark}"
-
-
-def _content(message: Rendered) -> JsonDict:
-    return {"text": message.text, "blocks": message.blocks, "plain": message.plain}
 
 
 # --------------------------------------------------------------------------- delivery
@@ -849,5 +723,4 @@ __all__ = [
     "key_for_incident",
     "key_for_proposal",
     "owner",
-    "qualified_mark",
 ]

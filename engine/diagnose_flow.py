@@ -6,14 +6,14 @@ and turn the actions it suggests into proposals.
 1. asks the `Diagnoser` port (Claude or the playbooks) for a diagnosis of the incident from the
    observation that saw it. A diagnoser that raises (it should not) becomes a stored diagnosis
    with `error` set, so the incident still shows why there is no diagnosis;
-2. stores it (`DiagnosisRepo.add`) and reports it (`Notifier.diagnosis_ready`);
+2. stores it with its `diagnosis.ready` event (`DiagnosisRepo.add`);
 3. hands every suggested action to the engine's `propose` (the `Proposer` port, implemented by
    `engine.service.Engine`), which validates it against the registry and the live cluster and
    stores a proposal in state `proposed`, or refuses with the reason. Nothing is executed here.
-   The engine reports each new proposal (`Notifier.proposal_made`);
-4. reports the suggested actions that did not become proposals, each with the engine's refusal
-   sentence or the earlier proposal it duplicates (`Notifier.actions_not_proposed`), so the
-   surfaces never announce an action that then silently does not appear.
+   Each new proposal is stored with its `proposal.made` event;
+4. writes the `actions.not_proposed` event for the suggested actions that did not become
+   proposals, each with the engine's refusal sentence or the earlier proposal it duplicates,
+   so the surfaces never announce an action that then silently does not appear.
 
 No duplicates: an action with the same parameters (compared after the registry's validation)
 is not proposed again for the same incident while an earlier proposal of it is in flight
@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from engine.events import Event, EventKind
 from engine.model import (
     Diagnosis,
     DiagnosisSource,
@@ -42,7 +43,7 @@ from engine.model import (
     ProposalOrigin,
     ProposalState,
 )
-from engine.ports import Clock, Diagnoser, DiagnosisRepo, Notifier, ProposalRepo
+from engine.ports import Clock, Diagnoser, DiagnosisRepo, EventLog, ProposalRepo
 from engine.results import ProposalCreated, Refused
 from operator_tikv.actions import ActionError, validate_params
 from operator_tikv.observation import Observation
@@ -117,14 +118,14 @@ class DiagnoseFlow:
         diagnoses: DiagnosisRepo,
         proposals: ProposalRepo,
         proposer: Proposer,
-        notifier: Notifier,
+        events: EventLog,
         clock: Clock,
     ) -> None:
         self.diagnoser = diagnoser
         self.diagnoses = diagnoses
         self.proposals = proposals
         self.proposer = proposer
-        self.notifier = notifier
+        self.events = events
         self.clock = clock
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -144,11 +145,7 @@ class DiagnoseFlow:
 
     async def _run(self, incident: Incident, observation: Observation) -> DiagnoseOutcome:
         diagnosis = await self._diagnose(incident, observation)
-        stored = await self.diagnoses.add(diagnosis)
-        try:
-            await self.notifier.diagnosis_ready(incident, stored)
-        except Exception:
-            logger.exception("notifier failed to report the diagnosis of %s", incident.id)
+        stored = await self.diagnoses.add(diagnosis, incident=incident)
         if stored.error or not stored.actions:
             return DiagnoseOutcome(diagnosis=stored)
         return await self._propose_all(incident, stored)
@@ -217,12 +214,16 @@ class DiagnoseFlow:
                 reason = f"the engine gave an unexpected answer ({type(result).__name__})"
                 skipped.append(NotProposed(suggested=suggested, reason=reason))
         if skipped:
-            try:
-                await self.notifier.actions_not_proposed(incident, diagnosis, tuple(skipped))
-            except Exception:
-                logger.exception(
-                    "notifier failed to report the actions not proposed for %s", incident.id
+            await self.events.append(
+                Event(
+                    at=self.clock.now(),
+                    kind=EventKind.ACTIONS_NOT_PROPOSED,
+                    subject=incident.id,
+                    incident=incident,
+                    diagnosis=diagnosis,
+                    not_proposed=tuple(skipped),
                 )
+            )
         return DiagnoseOutcome(diagnosis=diagnosis, proposals=tuple(made), skipped=tuple(skipped))
 
 

@@ -16,18 +16,21 @@
    request goes out, so a crash at any later point leaves a record that says "maybe sent".
 4. **PD request** (the action's `execute`). A refusal from PD fails the proposal with PD's
    message. A lost answer (`outcome_unknown`) is looked up with the action's `reconcile` (up to
-   `LOST_ANSWER_LOOKS` times, backing off), never re-sent. The start is reported to the
-   notifier once the request is out.
-5. **Verification** with `follow()`, the action's poll interval and a per-action deadline;
-   progress is saved and reported through `Notifier.execution_progress`. A deadline is recorded
-   as `timed_out` (the proposal fails), never as success.
-6. **After snapshot** and the final transition (`succeed`/`fail`); on success of a reversible
-   action the undo call (computed from the before snapshot) is carried in the audit detail.
+   `LOST_ANSWER_LOOKS` times, backing off), never re-sent.
+5. **Verification** (`engine.verifying`) with the action's poll interval and a per-action
+   deadline; progress is saved with its `execution.progress` event. A deadline is recorded as
+   `timed_out` (the proposal fails), never as success. A verification *read* that fails (PD
+   unreachable, 5xx, an HTML page, a timeout) means "not verified yet": it is tried again with
+   back-off until the deadline, then the run ends `unverified` ("sent and accepted, not
+   verified: check ..."), never "failed"; the undo stays on offer.
+6. **After snapshot** and the final transition (`succeed`/`fail`), saved with the finished
+   execution record in one transaction; on success of a reversible action the undo call
+   (computed from the before snapshot) is carried in the audit detail.
 
-When `Engine.approve` starts a run it passes the proposal it just approved (no re-read; the
-compare-and-set checks its version) and a `Handoff`: the approval's own notification waits
-until the request is out, and the run reports nothing before the approval is told, so the
-Slack thread reads approved → started → outcome.
+Nothing here tells a surface: every step's event is written with the step (`engine.events`),
+and the deliverers read them in order, so the thread reads approved → started → outcome by
+construction. When `Engine.approve` starts a run it passes the proposal it just approved (no
+re-read; the compare-and-set checks its version).
 
 `Executor.reconcile()` runs at start-up: every unfinished execution is checked against PD with
 the action's `reconcile` (never re-sent); proposals left `approved` are resumed if approved
@@ -43,14 +46,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any
 
-from engine.clock import format_time
+from engine.applying import apply_transition
 from engine.errors import (
-    EngineError,
     ExecutionAlreadyStarted,
     NotFound,
     PolicyRefusal,
@@ -58,31 +59,17 @@ from engine.errors import (
     StaleVersion,
     TransitionError,
 )
-from engine.model import (
-    SYSTEM,
-    ActionRef,
-    AuditEvent,
-    AuditOutcome,
-    Execution,
-    ExecutionStatus,
-    JsonDict,
-    ProgressNote,
-    Proposal,
-    ProposalState,
-)
+from engine.model import Execution, ExecutionStatus, JsonDict, ProgressNote, Proposal
 from engine.policy import ApprovalPolicy
-from engine.ports import AuditLog, Clock, EngineSettingsRepo, ExecutionRepo, Notifier, ProposalRepo
-from engine.transitions import ProposalEvent, TransitionResult, apply_transition, transition
+from engine.ports import AuditLog, Clock, EngineSettingsRepo, ExecutionRepo, ProposalRepo
+from engine.reconciling import Reconciler
+from engine.run_record import ExecutionMetrics, RunRecord, WithExecution, undo_from
+from engine.transitions import TransitionResult
+from engine.verifying import Run, Verifier
 from operator_tikv.actions import (
-    Action,
-    ActionParams,
-    Outcome,
     PreflightContext,
     PreflightReport,
     ReadOnce,
-    Snapshot,
-    Verification,
-    follow,
     get_action,
 )
 from operator_tikv.actions.ports import PDApi
@@ -97,73 +84,16 @@ Checkpoint = Callable[[str], Awaitable[None]]
 CHECKPOINTS = ("started", "before_request", "after_request", "verifying")
 
 
-class ExecutionMetrics(Protocol):
-    """Optional metrics hook (`tikvops.observability.BotMetrics` provides it)."""
-
-    def execution(self, action: str, outcome: str) -> None: ...
-
-
-class SafeNotifier:
-    """Wraps a Notifier so a failing report never breaks the workflow (it is logged)."""
-
-    def __init__(self, inner: Notifier) -> None:
-        self.inner = inner
-
-    async def proposal_made(self, proposal: Proposal) -> None:
-        try:
-            await self.inner.proposal_made(proposal)
-        except Exception:
-            logger.exception("notifier failed to report proposal %s", proposal.id)
-
-    async def proposal_changed(self, proposal: Proposal, event: AuditEvent) -> None:
-        try:
-            await self.inner.proposal_changed(proposal, event)
-        except Exception:
-            logger.exception("notifier failed to report a change of proposal %s", proposal.id)
-
-    async def execution_progress(self, proposal: Proposal, execution: Execution) -> None:
-        try:
-            await self.inner.execution_progress(proposal, execution)
-        except Exception:
-            logger.exception("notifier failed to report progress of proposal %s", proposal.id)
-
-
-@dataclass(frozen=True, slots=True)
-class _Run:
-    """One run's fixed facts: the proposal, its action and typed params, the before snapshot."""
-
-    proposal: Proposal
-    action: Action[Any]
-    params: ActionParams
-    before: Snapshot
-
-
 @dataclass(frozen=True, slots=True)
 class _Prepared:
     """What the reads beside the gate found: a run ready to send (`run`, `report` ok), or the
     sentence saying why nothing will be sent (`failure`, with the audit `detail`)."""
 
-    run: _Run | None = None
+    run: Run | None = None
     report: PreflightReport | None = None
     failure: str | None = None
     detail: JsonDict | None = None
     note: ProgressNote | None = None
-
-
-class Handoff:
-    """Between `Engine.approve` and the run it starts: `sent` is set by the run when its PD
-    request is out or when it stops before sending; `told` is set by the engine once the
-    approval is notified. The engine notifies the approval after `sent` (or a short wait), so
-    its Slack work does not compete with the preflight reads, the gate and the request; the run
-    waits for `told` before its first report, so the thread keeps its order."""
-
-    def __init__(self) -> None:
-        self.sent = asyncio.Event()
-        self.told = asyncio.Event()
-
-
-_HANDOFF: ContextVar[Handoff | None] = ContextVar("tikvops_execution_handoff", default=None)
-"""The handoff of the run in progress in this task (None outside `run(handoff=...)`)."""
 
 
 async def _drop(task: asyncio.Future[Any]) -> None:
@@ -174,91 +104,18 @@ async def _drop(task: asyncio.Future[Any]) -> None:
         logger.debug("a dropped task had failed", exc_info=task.exception())
 
 
-def _sent() -> None:
-    """Say the PD request is out (or will not be sent): the approval may be told now."""
-    handoff = _HANDOFF.get()
-    if handoff is not None:
-        handoff.sent.set()
-
-
-async def _after_told() -> None:
-    """Before a run reports anything: wait until its approval has been told."""
-    handoff = _HANDOFF.get()
-    if handoff is not None:
-        handoff.sent.set()
-        await handoff.told.wait()
-
-
-class _StartingRepo:
-    """Adapter for `apply_transition`: saves the start transition with the execution record.
-    `known` (the proposal as the caller last saw it) answers the first read; the
-    compare-and-set on its version decides, and a lost race reads the proposal again."""
-
-    def __init__(
-        self, repo: ProposalRepo, execution: Execution, *, known: Proposal | None = None
-    ) -> None:
-        self._repo = repo
-        self._execution = execution
-        self._known = known
-
-    async def get(self, proposal_id: str) -> Proposal | None:
-        known, self._known = self._known, None
-        if known is not None and known.id == proposal_id:
-            return known
-        return await self._repo.get(proposal_id)
-
-    async def apply(self, result: TransitionResult) -> Proposal:
-        return await self._repo.apply(result, start_execution=self._execution)
-
-
-_FINAL_EVENT = {
-    ExecutionStatus.SUCCEEDED: ProposalEvent.SUCCEED,
-    ExecutionStatus.FAILED: ProposalEvent.FAIL,
-    ExecutionStatus.TIMED_OUT: ProposalEvent.FAIL,
-    ExecutionStatus.RECONCILED_SUCCEEDED: ProposalEvent.RECONCILE_SUCCEEDED,
-    ExecutionStatus.RECONCILED_FAILED: ProposalEvent.RECONCILE_FAILED,
-}
-
-_AUDIT_ACTION = {
-    ExecutionStatus.SUCCEEDED: "execution.verified",
-    ExecutionStatus.FAILED: "execution.failed",
-    ExecutionStatus.TIMED_OUT: "execution.timed_out",
-    ExecutionStatus.RECONCILED_SUCCEEDED: "execution.reconciled",
-    ExecutionStatus.RECONCILED_FAILED: "execution.reconciled",
-}
-
-
-def undo_from(proposal: Proposal, execution: Execution | None) -> ActionRef | None:
-    """The call that reverses a successful run, from the before snapshot the run recorded;
-    None if the action is irreversible, did not succeed, or has nothing to undo."""
-    if execution is None or execution.status not in (
-        ExecutionStatus.SUCCEEDED,
-        ExecutionStatus.RECONCILED_SUCCEEDED,
-    ):
-        return None
-    try:
-        action = get_action(proposal.action)
-        params = action.validate(proposal.params)
-        before = Snapshot.model_validate(execution.before or {})
-    except Exception:  # an action renamed since: no undo rather than a crash
-        logger.warning("cannot compute the undo of proposal %s", proposal.id, exc_info=True)
-        return None
-    if not action.reversible:
-        return None
-    call = action.undo(params, before)
-    if call is None:
-        return None
-    return ActionRef(action=call.action, params=dict(call.params))
-
-
 def _accepted(message: str) -> str:
     return message if message.startswith("PD accepted") else f"PD accepted: {message}"
 
 
-LOST_ANSWER_LOOKS = 4
-"""When PD's answer to a write is lost, PD is read this many times (the action's poll interval,
-then doubling) before the outcome is called unknown or "not applied": a PD that was briefly
-unreachable, or applied the request late, is seen instead of guessed."""
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A run whose gate is open: the start transition and record are saved; `prepare` is the
+    preflight and before snapshot, read beside the gate."""
+
+    result: TransitionResult
+    record: Execution
+    prepare: asyncio.Future[_Prepared]
 
 
 class Executor:
@@ -274,7 +131,6 @@ class Executor:
         audit: AuditLog,
         settings: EngineSettingsRepo,
         policy: ApprovalPolicy,
-        notifier: SafeNotifier,
         clock: Clock,
         max_drained_stores: int = 1,
         sleep: Sleep = asyncio.sleep,
@@ -289,82 +145,52 @@ class Executor:
         self._pd = pd
         self._proposals = proposals
         self._executions = executions
-        self._audit = audit
         self._settings = settings
         self._policy = policy
-        self._notifier = notifier
         self._clock = clock
         self._max_drained = max_drained_stores
-        self._sleep = sleep
-        self._monotonic = monotonic
-        self._deadlines = dict(deadlines or {})
-        self._intervals = dict(poll_intervals or {})
         self._checkpoint = checkpoint
-        self._metrics = metrics
-        self._resume_window = resume_window if resume_window is not None else policy.proposal_ttl
-        self._spawn = spawn
+        self._intervals = dict(poll_intervals or {})
+        self._record = RunRecord(
+            proposals=proposals, executions=executions, audit=audit, clock=clock, metrics=metrics
+        )
+        self._verifier = Verifier(
+            pd=pd,
+            record=self._record,
+            sleep=sleep,
+            monotonic=monotonic,
+            deadlines=dict(deadlines or {}),
+            intervals=self._intervals,
+            step=self._step,
+        )
+        self.reconciler = Reconciler(
+            pd=pd,
+            proposals=proposals,
+            executions=executions,
+            clock=clock,
+            record=self._record,
+            verifier=self._verifier,
+            executor=self,
+            resume_window=resume_window if resume_window is not None else policy.proposal_ttl,
+            spawn=spawn,
+        )
 
-    # ------------------------------------------------------------------ helpers
+    async def reconcile(self) -> list[Execution]:
+        """Start-up reconciliation (`engine.reconciling.Reconciler.reconcile`)."""
+        return await self.reconciler.reconcile()
+
+    async def resume_approved(self) -> None:
+        """Start or cancel the proposals left approved (`Reconciler.resume_approved`)."""
+        await self.reconciler.resume_approved()
 
     def context(self) -> PreflightContext:
         return PreflightContext(max_drained_stores=self._max_drained, now=self._clock.now())
-
-    def deadline(self, action: Action[Any]) -> float:
-        return self._deadlines.get(action.name, action.deadline_seconds)
 
     async def _step(self, name: str) -> None:
         if self._checkpoint is not None:
             await self._checkpoint(name)
 
-    async def _append(self, event: AuditEvent) -> None:
-        try:
-            await self._audit.append(event)
-        except EngineError:
-            logger.exception("could not append audit event %s", event.action)
-
-    async def _changed(self, proposal: Proposal, event: AuditEvent) -> None:
-        await _after_told()
-        await self._notifier.proposal_changed(proposal, event)
-
-    async def _progress(self, proposal: Proposal, execution: Execution) -> None:
-        await _after_told()
-        await self._notifier.execution_progress(proposal, execution)
-
-    def _event(
-        self,
-        action: str,
-        proposal: Proposal,
-        *,
-        detail: JsonDict | None = None,
-        outcome: AuditOutcome = AuditOutcome.OK,
-        reason: str | None = None,
-    ) -> AuditEvent:
-        return AuditEvent(
-            at=self._clock.now(),
-            actor=SYSTEM,
-            action=action,
-            subject=proposal.id,
-            detail={"action": proposal.action, "params": proposal.params, **(detail or {})},
-            outcome=outcome,
-            reason=reason,
-        )
-
-    async def _save(
-        self, execution: Execution, *, audit: AuditEvent | None = None, **changes: Any
-    ) -> Execution:
-        changes.setdefault("updated_at", self._clock.now())
-        updated = Execution.model_validate({**execution.model_dump(), **changes})
-        return await self._executions.update(updated, audit=audit)
-
-    # ------------------------------------------------------------------ run
-
-    async def run(
-        self,
-        proposal_id: str,
-        *,
-        approved: Proposal | None = None,
-        handoff: Handoff | None = None,
-    ) -> Execution:
+    async def run(self, proposal_id: str, *, approved: Proposal | None = None) -> Execution:
         """Execute an approved proposal; see the module docstring.
 
         Returns the execution record: the one this call made, or the existing one when the
@@ -376,20 +202,20 @@ class Executor:
         `approved` is the proposal as its approver's transaction left it (`Engine.approve`):
         the look-ups a proposal of unknown state needs are skipped, and the start transition's
         compare-and-set expects exactly that version (a proposal changed meanwhile is read
-        again and judged afresh, as always). With `handoff` the run tells its caller when the
-        PD request is out (or will not be sent), and reports nothing before the caller says the
-        approval itself was told, so the thread reads approved → started → outcome while the
-        approval's own message work stays out of the way of the request (see `Handoff`).
+        again and judged afresh, as always).
         """
-        token = _HANDOFF.set(handoff)
-        try:
-            return await self._run(proposal_id, approved)
-        finally:
-            _HANDOFF.reset(token)
-            if handoff is not None:
-                handoff.sent.set()
+        opened = await self.open(proposal_id, approved=approved)
+        if isinstance(opened, Execution):
+            return opened
+        return await self.proceed(opened)
 
-    async def _run(self, proposal_id: str, approved: Proposal | None) -> Execution:
+    async def open(
+        self, proposal_id: str, *, approved: Proposal | None = None
+    ) -> Opened | Execution:
+        """The gate, the one place the kill switch and observe-only mode are checked: the
+        start transition saved with a new execution record, while the preflight reads start
+        beside it. Returns the opened run (hand it to `proceed`), or the existing record when
+        another run won; raises (audited) when the policy or the proposal's state refuses."""
         if approved is None:
             existing = await self._executions.get(proposal_id)
             if existing is not None:
@@ -415,14 +241,24 @@ class Executor:
             await _drop(prepare)
             return gate  # another run of this proposal won the gate: its record is the answer
         result, record = gate
-        prepared = await prepare
+        return Opened(result=result, record=record, prepare=prepare)
+
+    async def proceed(self, opened: Opened) -> Execution:
+        """The rest of a run whose gate is open: the preflight verdict, the `request_sent`
+        record, the write (once), its verification. Cancelled before the write, the record
+        stays `started` and the next start reconciles it (nothing was sent)."""
+        try:
+            prepared = await opened.prepare
+        except BaseException:
+            await _drop(opened.prepare)
+            raise
+        result, record = opened.result, opened.record
         proposal = result.proposal
         await self._step("started")
         if prepared.run is None or prepared.report is None or not prepared.report.ok:
             if prepared.note is not None:
-                record = await self._save(record, progress=[prepared.note])
-            await self._changed(proposal, result.audit)
-            return await self._finish(
+                record = await self._record.save(record, progress=[prepared.note])
+            return await self._record.finish(
                 proposal,
                 record,
                 ExecutionStatus.FAILED,
@@ -433,7 +269,7 @@ class Executor:
         writes = run.action.requests(run.params)
         # Saved before the request goes out: from here on a crash means "maybe sent", and the
         # restart looks at PD instead of sending again.
-        started = self._event(
+        started = self._record.event(
             "execution.started",
             proposal,
             detail={
@@ -441,7 +277,7 @@ class Executor:
                 "requests": [w.describe() for w in writes],
             },
         )
-        execution = await self._save(
+        execution = await self._record.save(
             record,
             audit=started,
             status=ExecutionStatus.REQUEST_SENT,
@@ -452,7 +288,7 @@ class Executor:
             before=run.before.model_dump(mode="json"),
             progress=[prepared.note] if prepared.note is not None else [],
         )
-        return await self._send(run, execution, result.audit)
+        return await self._send(run, execution)
 
     async def _gate(self, current: Proposal) -> tuple[TransitionResult, Execution] | Execution:
         """The exactly-once gate: `approved → executing` (kill switch and observe-only checked
@@ -468,7 +304,9 @@ class Executor:
 
         try:
             result = await apply_transition(
-                _StartingRepo(self._proposals, record, known=current), current.id, build
+                WithExecution(self._proposals, record, start=True, known=current),
+                current.id,
+                build,
             )
         except (Refusal, StaleVersion, ExecutionAlreadyStarted) as exc:
             return await self._not_started(current.id, exc)
@@ -481,14 +319,14 @@ class Executor:
         or state refusal is audited and raised."""
         if isinstance(exc, PolicyRefusal):
             if exc.audit is not None:
-                await self._append(exc.audit)
+                await self._record.append(exc.audit)
             raise exc
         # Lost the race (or it ran long ago): the winner's record is the answer.
         existing = await self._executions.get(proposal_id)
         if existing is not None:
             return existing
         if isinstance(exc, TransitionError) and exc.audit is not None:
-            await self._append(exc.audit)
+            await self._record.append(exc.audit)
         raise exc
 
     async def _prepare(self, proposal: Proposal) -> _Prepared:
@@ -505,7 +343,7 @@ class Executor:
                     report=report,
                     failure=report.refusal(),
                     detail={"checks": [c.model_dump() for c in report.failures], "sent": False},
-                    note=self._note("preflight refused: nothing was sent"),
+                    note=self._record.note("preflight refused: nothing was sent"),
                 )
             before = await action.snapshot(params, reads)
         except asyncio.CancelledError:
@@ -516,15 +354,16 @@ class Executor:
                 failure=f"the execution stopped on an error: {exc}; nothing was sent",
                 detail={"error": type(exc).__name__, "sent": False},
             )
-        run = _Run(proposal=proposal, action=action, params=params, before=before)
+        run = Run(proposal=proposal, action=action, params=params, before=before)
         return _Prepared(
-            run=run, report=report, note=self._note("preflight passed on fresh cluster state")
+            run=run,
+            report=report,
+            note=self._record.note("preflight passed on fresh cluster state"),
         )
 
-    async def _send(self, run: _Run, execution: Execution, start: AuditEvent) -> Execution:
+    async def _send(self, run: Run, execution: Execution) -> Execution:
         """The gate is saved (the record says `request_sent`): send the write, once."""
         proposal, action, params = run.proposal, run.action, run.params
-        announced = False
         try:
             await self._step("before_request")
             try:
@@ -533,36 +372,30 @@ class Executor:
                 failure: PDError | None = exc
             else:
                 failure = None
-            finally:
-                _sent()
-            announced = True
-            await self._changed(proposal, start)
             if isinstance(failure, PDUnavailableError):
                 if not failure.outcome_unknown:
                     return await self._pd_refused(proposal, execution, failure, sent=False)
-                return await self._lost_answer(run, execution, failure)
+                return await self._verifier.lost_answer(run, execution, failure)
             if failure is not None:
                 return await self._pd_refused(proposal, execution, failure, sent=True)
             await self._step("after_request")
-            execution = await self._save(
+            execution = await self._record.save(
                 execution,
+                audit=self._record.event(
+                    "execution.sent", proposal, detail={"pd_message": message}
+                ),
+                told=proposal,
                 status=ExecutionStatus.VERIFYING,
                 pd_message=message,
                 response={"message": message},
-                progress=[*execution.progress, self._note(_accepted(message))],
+                progress=[*execution.progress, self._record.note(_accepted(message))],
             )
-            await self._append(
-                self._event("execution.sent", proposal, detail={"pd_message": message})
-            )
-            await self._progress(proposal, execution)
-            return await self._verify(run, execution)
+            return await self._verifier.verify(run, execution)
         except asyncio.CancelledError:
             raise  # shutdown: the record stays unfinished and is reconciled at the next start
         except Exception as exc:
             logger.exception("execution of proposal %s failed", proposal.id)
-            if not announced:
-                await self._changed(proposal, start)
-            return await self._finish(
+            return await self._record.finish(
                 proposal,
                 execution,
                 ExecutionStatus.FAILED,
@@ -574,8 +407,8 @@ class Executor:
         self, proposal: Proposal, execution: Execution, exc: PDError, *, sent: bool
     ) -> Execution:
         what = "PD refused the request" if sent else "PD did not take the request"
-        execution = await self._save(execution, pd_message=exc.message or None)
-        return await self._finish(
+        execution = await self._record.save(execution, pd_message=exc.message or None)
+        return await self._record.finish(
             proposal,
             execution,
             ExecutionStatus.FAILED,
@@ -583,393 +416,13 @@ class Executor:
             detail={"pd_message": exc.message, "status": exc.status},
         )
 
-    async def _lost_answer(
-        self, run: _Run, execution: Execution, exc: PDUnavailableError
-    ) -> Execution:
-        """PD may or may not have applied the write: look, never send again."""
-        proposal = run.proposal
-        await self._append(
-            self._event(
-                "execution.sent",
-                proposal,
-                detail={"pd_message": exc.message, "answer": "lost"},
-                outcome=AuditOutcome.ERROR,
-                reason=str(exc),
-            )
-        )
-        base = self._intervals.get(run.action.name, 1.0)
-        verdict = None
-        for look in range(LOST_ANSWER_LOOKS):
-            if look:
-                await self._sleep(base * 2 ** (look - 1))
-            try:
-                verdict = await run.action.reconcile(run.params, self._pd, run.before)
-            except PDError as again:
-                if look + 1 < LOST_ANSWER_LOOKS:
-                    execution = await self._save(
-                        execution,
-                        progress=[
-                            *execution.progress,
-                            self._note(
-                                f"answer lost and PD could not be read ({again.message or again}); "
-                                f"looking again in {base * 2**look:g} s"
-                            ),
-                        ],
-                    )
-                    continue
-                return await self._finish(
-                    proposal,
-                    execution,
-                    ExecutionStatus.FAILED,
-                    f"PD's answer was lost ({exc.message or exc}) and PD could not be read in "
-                    f"{LOST_ANSWER_LOOKS} tries afterwards ({again.message or again}), so whether "
-                    "it applied the request is unknown; it was not sent again. Check the "
-                    "cluster before proposing it again",
-                    detail={"sent": "unknown"},
-                )
-            if verdict is not None:
-                break
-            # No sign yet: a request PD was still working on may land a moment later.
-        if verdict is None:
-            return await self._finish(
-                proposal,
-                execution,
-                ExecutionStatus.FAILED,
-                f"PD's answer was lost ({exc.message or exc}) and PD shows no sign that the "
-                "request was applied; it was not sent again. Check the cluster, then propose "
-                "it again if still needed",
-            )
-        execution = await self._save(
-            execution,
-            status=ExecutionStatus.VERIFYING,
-            progress=[*execution.progress, self._note(f"answer lost; PD shows: {verdict.message}")],
-        )
-        if verdict.outcome is Outcome.PENDING:
-            return await self._verify(run, execution)
-        return await self._conclude(run, execution, verdict)
-
-    def _note(self, message: str) -> ProgressNote:
-        return ProgressNote(at=self._clock.now(), message=message)
-
-    async def _verify(
-        self, run: _Run, execution: Execution, *, reconciled: bool = False
-    ) -> Execution:
-        proposal, action = run.proposal, run.action
-        current = execution
-        first = True
-
-        async def on_progress(verification: Verification) -> None:
-            nonlocal current, first
-            if first:
-                first = False
-                await self._step("verifying")
-            last = current.progress[-1].message if current.progress else None
-            if verification.message == last:
-                return
-            current = await self._save(
-                current, progress=[*current.progress, self._note(verification.message)]
-            )
-            await self._progress(proposal, current)
-
-        verdict = await follow(
-            action,
-            run.params,
-            self._pd,
-            run.before,
-            sleep=self._sleep,
-            clock=self._monotonic,
-            deadline_seconds=self.deadline(action),
-            poll_interval=self._intervals.get(action.name),
-            on_progress=on_progress,
-        )
-        return await self._conclude(run, current, verdict, reconciled=reconciled)
-
-    async def _conclude(
-        self, run: _Run, execution: Execution, verdict: Verification, *, reconciled: bool = False
-    ) -> Execution:
-        proposal = run.proposal
-        after: JsonDict | None
-        try:
-            after = (await run.action.snapshot(run.params, self._pd)).model_dump(mode="json")
-        except PDError as exc:
-            logger.warning("after snapshot of proposal %s failed: %s", proposal.id, exc)
-            after = None
-        if verdict.outcome is Outcome.SUCCEEDED:
-            status = (
-                ExecutionStatus.RECONCILED_SUCCEEDED if reconciled else ExecutionStatus.SUCCEEDED
-            )
-            message = verdict.message
-        elif verdict.outcome is Outcome.TIMED_OUT:
-            status = ExecutionStatus.TIMED_OUT
-            message = f"verification timed out: {verdict.message}"
-        else:
-            status = ExecutionStatus.RECONCILED_FAILED if reconciled else ExecutionStatus.FAILED
-            message = verdict.message
-        return await self._finish(
-            proposal, execution, status, message, after=after, reconciled=reconciled
-        )
-
-    async def _finish(
-        self,
-        proposal: Proposal,
-        execution: Execution,
-        status: ExecutionStatus,
-        message: str,
-        *,
-        after: JsonDict | None = None,
-        detail: JsonDict | None = None,
-        reconciled: bool = False,
-    ) -> Execution:
-        """Record the final status, move the proposal to succeeded/failed and report it."""
-        now = self._clock.now()
-        succeeded = status in (ExecutionStatus.SUCCEEDED, ExecutionStatus.RECONCILED_SUCCEEDED)
-        execution = Execution.model_validate(
-            {
-                **execution.model_dump(),
-                "status": status,
-                "updated_at": now,
-                "finished_at": now,
-                "after": after if after is not None else execution.after,
-                "error": None if succeeded else message,
-                "progress": [*execution.progress, ProgressNote(at=now, message=message)],
-            }
-        )
-        undo = undo_from(proposal, execution) if succeeded else None
-        extra: JsonDict = {"execution": status.value, **(detail or {})}
-        if undo is not None:
-            extra["undo"] = undo.model_dump(mode="json")
-        event = (
-            ProposalEvent.RECONCILE_SUCCEEDED
-            if reconciled and succeeded
-            else ProposalEvent.RECONCILE_FAILED
-            if reconciled
-            else _FINAL_EVENT[status]
-        )
-        # The proposal first: if we die between the two writes, reconcile() finds the
-        # unfinished execution of a finished proposal and completes the record.
-        result: TransitionResult | None
-        try:
-            result = await apply_transition(
-                self._proposals,
-                proposal.id,
-                lambda p: transition(
-                    p, event, actor=SYSTEM, now=now, outcome=message, detail=extra
-                ),
-            )
-        except (Refusal, StaleVersion) as exc:  # another process finished it meanwhile
-            logger.warning("proposal %s was finished elsewhere: %s", proposal.id, exc)
-            result = None
-        execution = await self._executions.finish(execution)
-        await self._append(
-            self._event(
-                _AUDIT_ACTION[status],
-                proposal,
-                detail={"status": status.value, **extra},
-                outcome=AuditOutcome.OK if succeeded else AuditOutcome.ERROR,
-                reason=message,
-            )
-        )
-        if self._metrics is not None:
-            try:
-                self._metrics.execution(proposal.action, status.value)
-            except Exception:
-                logger.exception("execution metrics hook failed")
-        if result is not None:
-            await self._progress(result.proposal, execution)
-            await self._changed(result.proposal, result.audit)
-        return execution
-
-    # ------------------------------------------------------------------ restart
-
-    async def reconcile(self) -> list[Execution]:
-        """Start-up reconciliation; returns the executions it looked at, in their new state.
-
-        - An execution still `started` never sent its request: recorded as failed
-          (reconciled), nothing is sent.
-        - `request_sent` or `verifying`: the action's `reconcile` asks PD whether the write was
-          applied (operator present or finished, store under the scheduler, config value set).
-          No trace → failed; finished → succeeded/failed; still in progress → verification
-          resumes in the background (`spawn`) and the record is returned as `verifying`. The
-          request is never sent again. If PD cannot be read, the record is left for the next
-          start and returned unchanged.
-        - A proposal left `executing` whose execution already finished (a crash between the two
-          writes) gets its final transition.
-        - A proposal left `approved` that never started sent nothing. It is started now if it
-          was approved within `resume_window` (default: the proposal TTL), after the usual
-          kill-switch check and a fresh preflight; an older approval is cancelled by the system
-          ("approved at 14:03 UTC but not started before tikvops stopped ...").
-        """
-        touched: list[Execution] = []
-        for unfinished in await self._executions.list_unfinished():
-            touched.append(await self._reconcile_one(unfinished))
-        for proposal in await self._proposals.list(states=[ProposalState.EXECUTING], limit=1000):
-            found = await self._executions.get(proposal.id)
-            if found is None:
-                touched.append(await self._orphan(proposal))
-            elif found.is_finished:
-                await self._complete_transition(proposal, found)
-        await self.resume_approved()
-        return touched
-
-    async def resume_approved(self) -> None:
-        """Start (or, if approved too long ago, cancel) every proposal left `approved`: at
-        start-up, and when the kill switch or observe-only mode is turned off."""
-        for proposal in await self._proposals.list(states=[ProposalState.APPROVED], limit=1000):
-            await self._resume_or_cancel(proposal)
-
-    async def _reconcile_one(self, execution: Execution) -> Execution:
-        proposal = await self._proposals.get(execution.proposal_id)
-        if proposal is None:  # pragma: no cover - foreign key in storage
-            raise NotFound(
-                f"execution of unknown proposal {execution.proposal_id}",
-                kind="proposal",
-                record_id=execution.proposal_id,
-            )
-        if proposal.state.is_terminal:
-            # The proposal finished but the execution record was not updated: copy it over.
-            status = (
-                ExecutionStatus.SUCCEEDED
-                if proposal.state is ProposalState.SUCCEEDED
-                else ExecutionStatus.FAILED
-            )
-            now = self._clock.now()
-            return await self._executions.finish(
-                execution.model_copy(
-                    update={
-                        "status": status,
-                        "updated_at": now,
-                        "finished_at": now,
-                        "error": None if status is ExecutionStatus.SUCCEEDED else proposal.outcome,
-                    }
-                )
-            )
-        if execution.status is ExecutionStatus.STARTED:
-            return await self._finish(
-                proposal,
-                execution,
-                ExecutionStatus.RECONCILED_FAILED,
-                "tikvops stopped before sending the PD request, so nothing was sent; propose it "
-                "again if it is still needed",
-                detail={"sent": False},
-                reconciled=True,
-            )
-        action = get_action(proposal.action)
-        params = action.validate(proposal.params)
-        before = Snapshot.model_validate(execution.before or {})
-        try:
-            verdict = await action.reconcile(params, self._pd, before)
-        except PDError as exc:
-            logger.warning(
-                "cannot reconcile proposal %s now (%s); it stays executing until the next start",
-                proposal.id,
-                exc,
-            )
-            return execution
-        if verdict is None:
-            return await self._finish(
-                proposal,
-                execution,
-                ExecutionStatus.RECONCILED_FAILED,
-                "tikvops stopped while the PD request was in flight, and PD shows no sign that "
-                "it was applied; it was not sent again. Propose it again if it is still needed",
-                detail={"sent": "unknown"},
-                reconciled=True,
-            )
-        await self._append(
-            self._event(
-                "execution.reconciling",
-                proposal,
-                detail={"was": execution.status.value, "pd_shows": verdict.outcome.value},
-                reason=verdict.message,
-            )
-        )
-        run = _Run(proposal=proposal, action=action, params=params, before=before)
-        if verdict.outcome is not Outcome.PENDING:
-            return await self._conclude(run, execution, verdict, reconciled=True)
-        execution = await self._save(
-            execution,
-            status=ExecutionStatus.VERIFYING,
-            progress=[
-                *execution.progress,
-                self._note(f"resumed after a restart; PD shows: {verdict.message}"),
-            ],
-        )
-        resumed = self._verify(run, execution, reconciled=True)
-        if self._spawn is None:
-            return await resumed
-        self._spawn(resumed, f"verify {proposal.id}")
-        return execution
-
-    async def _orphan(self, proposal: Proposal) -> Execution:
-        """A proposal `executing` without an execution record (the two are written in one
-        transaction, so only a damaged database gets here): fail it, send nothing."""
-        now = self._clock.now()
-        record = Execution(proposal_id=proposal.id, started_at=now, updated_at=now)
-        execution = await self._executions.start(record)
-        return await self._finish(
-            proposal,
-            execution,
-            ExecutionStatus.RECONCILED_FAILED,
-            "no execution record was found for this executing proposal; nothing is sent",
-            reconciled=True,
-        )
-
-    async def _complete_transition(self, proposal: Proposal, execution: Execution) -> None:
-        succeeded = execution.status in (
-            ExecutionStatus.SUCCEEDED,
-            ExecutionStatus.RECONCILED_SUCCEEDED,
-        )
-        event = ProposalEvent.RECONCILE_SUCCEEDED if succeeded else ProposalEvent.RECONCILE_FAILED
-        message = (
-            execution.progress[-1].message
-            if execution.progress
-            else (execution.error or execution.status.value)
-        )
-        now = self._clock.now()
-        result = await apply_transition(
-            self._proposals,
-            proposal.id,
-            lambda p: transition(p, event, actor=SYSTEM, now=now, outcome=message),
-        )
-        await self._changed(result.proposal, result.audit)
-
-    async def _resume_or_cancel(self, proposal: Proposal) -> None:
-        now = self._clock.now()
-        approved_at = proposal.decided_at or proposal.updated_at
-        if now - approved_at <= self._resume_window:
-            if self._spawn is not None:
-                self._spawn(self._run_quietly(proposal.id), f"execute {proposal.id}")
-            else:
-                await self._run_quietly(proposal.id)
-            return
-        reason = (
-            f"approved at {format_time(approved_at, now)} but not started before tikvops "
-            "stopped; the approval is too old to act on, propose it again if it is still needed"
-        )
-        try:
-            result = await apply_transition(
-                self._proposals,
-                proposal.id,
-                lambda p: transition(p, ProposalEvent.CANCEL, actor=SYSTEM, now=now, reason=reason),
-            )
-        except (Refusal, StaleVersion):
-            return  # someone else moved it meanwhile
-        await self._changed(result.proposal, result.audit)
-
-    async def _run_quietly(self, proposal_id: str) -> None:
-        try:
-            await self.run(proposal_id)
-        except Refusal as refusal:
-            logger.info("proposal %s not executed: %s", proposal_id, refusal)
-
 
 __all__ = [
     "CHECKPOINTS",
     "Checkpoint",
     "ExecutionMetrics",
     "Executor",
-    "Handoff",
-    "SafeNotifier",
+    "Opened",
     "Sleep",
     "undo_from",
 ]

@@ -35,76 +35,43 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
 
 from engine.errors import DuplicateIncident, NotFound, StaleVersion
+from engine.events import EventKind
+from engine.incident_facts import (
+    AGE_UNITS,
+    MANAGED_KINDS,
+    RATIO_UNITS,
+    decode,
+    details_for,
+    encode,
+    finite,
+    incident_fingerprint,
+    incident_severity,
+    is_managed,
+    remember_open_incidents,
+    remembered_violation,
+    title_for,
+    tracking_of,
+)
 from engine.model import (
     SYSTEM,
     AuditEvent,
     Incident,
     IncidentStatus,
-    JsonDict,
     Severity,
-    fingerprint,
 )
 from engine.ports import IncidentRepo
 from operator_tikv.invariants import (
     Evaluation,
-    InvariantMemory,
-    Remembered,
     Violation,
-    ViolationKind,
 )
-from operator_tikv.invariants import Severity as ViolationSeverity
 
 logger = logging.getLogger(__name__)
-
-MANAGED_KINDS = frozenset(kind.value for kind in ViolationKind)
-"""Incident kinds this module opens and resolves (the invariants' kinds)."""
-
-AGE_UNITS = frozenset({"s"})
-"""Units of values that grow by themselves (time since a heartbeat): never worth a report."""
-
-RATIO_UNITS = frozenset({"ratio", "share"})
-"""Units in [0, 1], compared by absolute difference rather than relative change."""
-
-_TITLES: Mapping[ViolationKind, str] = {
-    ViolationKind.PD_UNREACHABLE: "PD unreachable",
-    ViolationKind.STORE_DOWN: "Store {id} down",
-    ViolationKind.STORE_DISCONNECTED: "Store {id} disconnected",
-    ViolationKind.STORE_METRICS_MISSING: "No metrics from store {id}",
-    ViolationKind.WRITE_LATENCY: "High write latency on store {id}",
-    ViolationKind.DISK_USAGE: "Disk filling on store {id}",
-    ViolationKind.REGION_DOWN_PEER: "Regions with down peers",
-    ViolationKind.REGION_PENDING_PEER: "Regions with pending peers",
-    ViolationKind.REGION_MISS_PEER: "Regions missing replicas",
-    ViolationKind.REGION_EXTRA_PEER: "Regions with extra replicas",
-    ViolationKind.HOT_WRITE_SKEW: "Hot writes concentrated on store {id}",
-    ViolationKind.METRICS_UNAVAILABLE: "Store metrics unavailable",
-}
-
-
-def title_for(kind: ViolationKind, subject: str) -> str:
-    """A short headline: `High write latency on store 4`, `PD unreachable`."""
-    ident = subject.partition(":")[2]
-    return _TITLES[kind].format(id=ident or subject)
-
-
-def incident_fingerprint(violation: Violation) -> str:
-    return fingerprint(violation.kind.value, violation.subject)
-
-
-def incident_severity(severity: ViolationSeverity) -> Severity:
-    return Severity(severity.value)
-
-
-def is_managed(incident: Incident) -> bool:
-    """True for incidents opened from an invariant (the monitor resolves those)."""
-    return incident.kind in MANAGED_KINDS
 
 
 @dataclass(frozen=True)
@@ -158,127 +125,6 @@ class IncidentEvent:
 # --------------------------------------------------------------------------- value encoding
 
 
-def _finite(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
-
-
-def _encode(value: float | None) -> float | str | None:
-    """A value for JSON: infinities (a P99 above every bucket) as `"inf"`."""
-    if value is None or math.isnan(value):
-        return None
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return value
-
-
-def _decode(raw: object) -> float | None:
-    if raw is None:
-        return None
-    if isinstance(raw, int | float) and not isinstance(raw, bool):
-        return float(raw)
-    if raw == "inf":
-        return math.inf
-    if raw == "-inf":
-        return -math.inf
-    return None
-
-
-def _tracking(incident: Incident) -> dict[str, Any]:
-    raw = incident.details.get("tracking")
-    return dict(raw) if isinstance(raw, Mapping) else {}
-
-
-def _unix(value: datetime) -> float:
-    return value.timestamp()
-
-
-def _store_id(subject: str) -> int | None:
-    kind, _, ident = subject.partition(":")
-    return int(ident) if kind == "store" and ident.isdigit() else None
-
-
-def _region_id(subject: str) -> int | None:
-    kind, _, ident = subject.partition(":")
-    return int(ident) if kind == "region" and ident.isdigit() else None
-
-
-def _details(
-    violation: Violation, addresses: Mapping[int, str], tracking: Mapping[str, Any]
-) -> JsonDict:
-    details: JsonDict = {"message": violation.message, "unit": violation.unit}
-    if violation.store_id is not None:
-        details["store_id"] = violation.store_id
-        address = addresses.get(violation.store_id)
-        if address:
-            details["address"] = address
-    if violation.region_id is not None:
-        details["region_id"] = violation.region_id
-    if violation.region_ids:
-        details["region_ids"] = list(violation.region_ids)
-    details["first_seen"] = violation.first_seen
-    details["tracking"] = dict(tracking)
-    return details
-
-
-# --------------------------------------------------------------------------- memory
-
-
-def remembered_violation(incident: Incident) -> Violation | None:
-    """The violation an open incident stands for, rebuilt from the record (None for incidents
-    not opened from an invariant)."""
-    if not is_managed(incident):
-        return None
-    details = incident.details
-    first_seen = _decode(details.get("first_seen"))
-    if first_seen is None:
-        first_seen = _unix(incident.opened_at)
-    severity = (
-        ViolationSeverity.CRITICAL
-        if incident.severity is Severity.CRITICAL
-        else ViolationSeverity.WARNING
-    )
-    regions = details.get("region_ids")
-    unit = details.get("unit")
-    message = details.get("message")
-    return Violation(
-        kind=ViolationKind(incident.kind),
-        severity=severity,
-        store_id=_store_id(incident.subject),
-        region_id=_region_id(incident.subject),
-        value=incident.value,
-        threshold=incident.threshold,
-        unit=unit if isinstance(unit, str) else "",
-        first_seen=first_seen,
-        message=message if isinstance(message, str) and message else incident.title,
-        region_ids=tuple(r for r in regions if isinstance(r, int))
-        if isinstance(regions, list)
-        else (),
-    )
-
-
-def remember_open_incidents(
-    memory: InvariantMemory, open_incidents: Sequence[Incident]
-) -> InvariantMemory:
-    """`memory` plus an active entry for every open incident it does not hold.
-
-    This is how the invariants' grace memory survives a restart (a condition behind an open
-    incident is active at once, from its original first-seen time), and how an incident whose
-    condition looked clear keeps being watched: while its data is missing the invariants report
-    it again as stale (frozen), and only fresh data showing it clear lets it resolve."""
-    entries = dict(memory.entries)
-    for incident in open_incidents:
-        violation = remembered_violation(incident)
-        if violation is None or violation.key in entries:
-            continue
-        entries[violation.key] = Remembered(
-            first_seen=violation.first_seen, last=violation, active=True
-        )
-    return InvariantMemory(entries=entries)
-
-
-# --------------------------------------------------------------------------- the tracker
-
-
 class IncidentTracker:
     """Opens, updates and resolves incidents from evaluations (see the module docstring).
 
@@ -311,12 +157,10 @@ class IncidentTracker:
         now: datetime,
         open_incidents: Sequence[Incident],
         addresses: Mapping[int, str] | None = None,
-        on_event: Callable[[IncidentEvent], Awaitable[None]] | None = None,
     ) -> list[IncidentEvent]:
-        """Apply one evaluation to the open incidents; returns the events to report.
-
-        `on_event` is awaited right after each event's record is saved, so an event is
-        reported even if a later step of the same tick fails."""
+        """Apply one evaluation to the open incidents; returns the meaningful changes. Each
+        one's event (`engine.events`) was written with its record, so it is told even if a
+        later step of the same tick fails."""
         addresses = addresses or {}
         by_fingerprint = {i.fingerprint: i for i in open_incidents if is_managed(i)}
         holding: dict[str, Violation] = {}
@@ -343,16 +187,12 @@ class IncidentTracker:
                 event = await self._continue(current, violation, now, addresses)
             if event is not None:
                 events.append(event)
-                if on_event is not None:
-                    await on_event(event)
         for key, current in by_fingerprint.items():
             if key in holding or key in frozen:
                 continue
             event = await self._clear(current, now)
             if event is not None:
                 events.append(event)
-                if on_event is not None:
-                    await on_event(event)
         return events
 
     # ------------------------------------------------------------------ steps
@@ -362,7 +202,7 @@ class IncidentTracker:
     ) -> IncidentEvent | None:
         key = incident_fingerprint(violation)
         severity = incident_severity(violation.severity)
-        tracking = {"notified_value": _encode(violation.value), "previous_severity": None}
+        tracking = {"notified_value": encode(violation.value), "previous_severity": None}
         incident = Incident(
             id=await self.repo.next_id(),
             fingerprint=key,
@@ -371,9 +211,9 @@ class IncidentTracker:
             severity=severity,
             worst_severity=severity,
             title=title_for(violation.kind, violation.subject),
-            value=_finite(violation.value),
-            threshold=_finite(violation.threshold),
-            details=_details(violation, addresses, tracking),
+            value=finite(violation.value),
+            threshold=finite(violation.threshold),
+            details=details_for(violation, addresses, tracking),
             opened_at=now,
             updated_at=now,
             last_seen_at=now,
@@ -386,8 +226,8 @@ class IncidentTracker:
             detail={
                 "fingerprint": key,
                 "severity": severity.value,
-                "value": _encode(violation.value),
-                "threshold": _encode(violation.threshold),
+                "value": encode(violation.value),
+                "threshold": encode(violation.threshold),
             },
             reason=violation.message,
         )
@@ -410,8 +250,8 @@ class IncidentTracker:
         addresses: Mapping[int, str],
     ) -> IncidentEvent | None:
         severity = incident_severity(violation.severity)
-        tracking = _tracking(current)
-        notified = _decode(tracking.get("notified_value"))
+        tracking = tracking_of(current)
+        notified = decode(tracking.get("notified_value"))
         changes: list[str] = []
         severity_changed = severity is not current.severity
         if severity_changed:
@@ -423,7 +263,7 @@ class IncidentTracker:
                 f"value {_shown(notified, violation.unit)} → "
                 f"{_shown(violation.value, violation.unit)}"
             )
-            tracking["notified_value"] = _encode(violation.value)
+            tracking["notified_value"] = encode(violation.value)
         worsened = severity.rank > current.worst_severity.rank
         came_back = current.clear_since is not None
         due = (now - current.updated_at).total_seconds() >= self.policy.refresh_every
@@ -434,9 +274,9 @@ class IncidentTracker:
             update={
                 "severity": severity,
                 "worst_severity": current.worst_severity.worst(severity),
-                "value": _finite(violation.value),
-                "threshold": _finite(violation.threshold),
-                "details": _details(violation, addresses, tracking),
+                "value": finite(violation.value),
+                "threshold": finite(violation.threshold),
+                "details": details_for(violation, addresses, tracking),
                 "updated_at": now,
                 "last_seen_at": now,
                 "clear_since": None,
@@ -452,7 +292,9 @@ class IncidentTracker:
                 detail={"from": current.severity.value, "to": severity.value},
                 reason=violation.message,
             )
-        saved = await self._save(updated, audit)
+        saved = await self._save(
+            updated, audit, announce=EventKind.INCIDENT_UPDATED if changes else None
+        )
         if saved is None or not changes:
             return None
         return IncidentEvent(
@@ -490,15 +332,21 @@ class IncidentTracker:
             },
             reason=f"not seen for {quiet:.0f} s (resolve_after {self.resolve_after:g} s)",
         )
-        saved = await self._save(resolved, audit)
+        saved = await self._save(resolved, audit, announce=EventKind.INCIDENT_RESOLVED)
         if saved is None:
             return None
         logger.info("resolved incident %s (%s)", saved.id, saved.fingerprint)
         return IncidentEvent(IncidentEventKind.RESOLVED, saved)
 
-    async def _save(self, incident: Incident, audit: AuditEvent | None = None) -> Incident | None:
+    async def _save(
+        self,
+        incident: Incident,
+        audit: AuditEvent | None = None,
+        *,
+        announce: EventKind | None = None,
+    ) -> Incident | None:
         try:
-            return await self.repo.update(incident, audit=audit)
+            return await self.repo.update(incident, audit=audit, announce=announce)
         except StaleVersion:
             logger.info(
                 "incident %s changed meanwhile; it is looked at again next tick", incident.id

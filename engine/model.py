@@ -240,6 +240,7 @@ class ProposalState(StrEnum):
     EXECUTING = "executing"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    UNVERIFIED = "unverified"  # PD accepted the write; it could not be verified in time
     REJECTED = "rejected"
     EXPIRED = "expired"
     CANCELLED = "cancelled"
@@ -253,6 +254,7 @@ TERMINAL_STATES = frozenset(
     {
         ProposalState.SUCCEEDED,
         ProposalState.FAILED,
+        ProposalState.UNVERIFIED,
         ProposalState.REJECTED,
         ProposalState.EXPIRED,
         ProposalState.CANCELLED,
@@ -328,6 +330,7 @@ class ExecutionStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     TIMED_OUT = "timed_out"
+    UNVERIFIED = "unverified"  # PD accepted the write; reading PD to verify it kept failing
     RECONCILED_SUCCEEDED = "reconciled_succeeded"  # found done after a restart
     RECONCILED_FAILED = "reconciled_failed"  # found not done after a restart
 

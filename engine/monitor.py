@@ -11,7 +11,7 @@ interval; tests call it directly. One tick:
    rebuilt from the open incidents, and an incident's condition is re-checked until fresh data
    says it is clear;
 3. applies the evaluation to the incidents (`engine.incidents.IncidentTracker`) and reports the
-   meaningful events through the `Notifier` (opened, updated, resolved);
+   meaningful changes as events written with them (opened, updated, resolved; `engine.events`);
 4. starts a diagnosis (`engine.diagnose_flow.DiagnoseFlow`) for every incident that opened or
    worsened, in the background by default so a slow diagnoser never delays the next tick
    (`wait_idle()` waits for them). After a restart, open incidents that never got a diagnosis
@@ -46,13 +46,12 @@ from engine.diagnose_flow import DiagnoseFlow
 from engine.incidents import (
     ChangePolicy,
     IncidentEvent,
-    IncidentEventKind,
     IncidentTracker,
     remember_open_incidents,
 )
 from engine.knowledge import ClusterKnowledge
 from engine.model import Incident
-from engine.ports import Clock, IncidentRepo, Notifier
+from engine.ports import Clock, IncidentRepo
 from operator_tikv.invariants import Evaluation, InvariantMemory, Thresholds, evaluate
 from operator_tikv.metrics import MetricsSource
 from operator_tikv.observation import Observation, ObservationPD, observe
@@ -129,7 +128,6 @@ class Monitor:
         *,
         source: ObservationSource,
         incidents: IncidentRepo,
-        notifier: Notifier,
         clock: Clock,
         thresholds: Thresholds | None = None,
         resolve_after: float = 60.0,
@@ -142,7 +140,6 @@ class Monitor:
         cycle_deadline: float | None = None,
     ) -> None:
         self.source = source
-        self.notifier = notifier
         self.clock = clock
         self.thresholds = thresholds or Thresholds()
         self.tracker = IncidentTracker(incidents, resolve_after=resolve_after, policy=change_policy)
@@ -191,7 +188,6 @@ class Monitor:
             now=now,
             open_incidents=open_before,
             addresses={s.id: s.address for s in observation.stores if s.address},
-            on_event=self._report,
         )
         self._memory = evaluation.memory
         self.ticks += 1
@@ -218,19 +214,6 @@ class Monitor:
         )
 
     # ------------------------------------------------------------------ reporting
-
-    async def _report(self, event: IncidentEvent) -> None:
-        try:
-            if event.kind is IncidentEventKind.OPENED:
-                await self.notifier.incident_opened(event.incident)
-            elif event.kind is IncidentEventKind.UPDATED:
-                await self.notifier.incident_updated(event.incident)
-            else:
-                await self.notifier.incident_resolved(event.incident)
-        except Exception:
-            logger.exception(
-                "notifier failed to report incident %s %s", event.incident.id, event.kind.value
-            )
 
     def _record_cycle(self, started: float, *, ok: bool) -> None:
         if self.metrics is None:

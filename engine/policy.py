@@ -24,7 +24,6 @@ from engine.model import (
     EngineSettings,
     Identity,
     IdentityKind,
-    KillSwitch,
     Proposal,
     ProposalState,
     RiskLevel,
@@ -108,10 +107,6 @@ class ApprovalPolicy(BaseModel):
 
     def is_expired(self, proposal: Proposal, now: datetime) -> bool:
         return proposal.state is ProposalState.PROPOSED and utc(now) >= proposal.expires_at
-
-    def authorizes(self, actor: Identity, risk: RiskLevel) -> Decision:
-        """Whether `actor` is, in principle, an approver for `risk` (no proposal involved)."""
-        return self._authorize(actor, risk, subject=None, action="authorize", now=None)
 
     # ------------------------------------------------------------------ decisions
 
@@ -205,8 +200,9 @@ class ApprovalPolicy(BaseModel):
 
     # ------------------------------------------------------------------ check + transition
 
-    def approve(
+    def decide(
         self,
+        event: ProposalEvent,
         proposal: Proposal,
         actor: Identity,
         now: datetime,
@@ -214,54 +210,24 @@ class ApprovalPolicy(BaseModel):
         expected_version: int | None = None,
         reason: str | None = None,
     ) -> TransitionResult:
-        """Check and approve. Raises `TransitionError` subclasses for state problems (already
-        approved, expired, same person twice) and `PolicyRefusal` for authorization; both carry
-        the audit event of the refusal."""
-        decision = self.check_approval(proposal, actor, now)
+        """One decision on a proposal by a person or the system: `approve`, `reject`, `cancel`
+        or `expire`, checked by the rule of that decision, then the transition. Raises
+        `TransitionError` subclasses for state problems (already approved, expired, same
+        person twice) and `PolicyRefusal` for authorization; both carry the audit event of the
+        refusal."""
+        if event is ProposalEvent.EXPIRE:
+            return transition(proposal, event, actor=SYSTEM, now=now)
+        checks = {
+            ProposalEvent.APPROVE: self.check_approval,
+            ProposalEvent.REJECT: self.check_rejection,
+            ProposalEvent.CANCEL: self.check_cancel,
+        }
+        if event not in checks:
+            raise ValueError(f"{event.value} is not a decision on a proposal")
         return self._apply(
-            decision,
+            checks[event](proposal, actor, now),
             proposal,
-            ProposalEvent.APPROVE,
-            actor=actor,
-            now=now,
-            expected_version=expected_version,
-            reason=reason,
-        )
-
-    def reject(
-        self,
-        proposal: Proposal,
-        actor: Identity,
-        now: datetime,
-        *,
-        expected_version: int | None = None,
-        reason: str | None = None,
-    ) -> TransitionResult:
-        decision = self.check_rejection(proposal, actor, now)
-        return self._apply(
-            decision,
-            proposal,
-            ProposalEvent.REJECT,
-            actor=actor,
-            now=now,
-            expected_version=expected_version,
-            reason=reason,
-        )
-
-    def cancel(
-        self,
-        proposal: Proposal,
-        actor: Identity,
-        now: datetime,
-        *,
-        expected_version: int | None = None,
-        reason: str | None = None,
-    ) -> TransitionResult:
-        decision = self.check_cancel(proposal, actor, now)
-        return self._apply(
-            decision,
-            proposal,
-            ProposalEvent.CANCEL,
+            event,
             actor=actor,
             now=now,
             expected_version=expected_version,
@@ -303,66 +269,6 @@ class ApprovalPolicy(BaseModel):
             approvals_needed=1,
             detail={"policy": "auto-approval of low-risk actions is on"},
         )
-
-    def expire_if_due(self, proposal: Proposal, now: datetime) -> TransitionResult | None:
-        """The expiry of an unanswered proposal whose time has come; otherwise None."""
-        if not self.is_expired(proposal, now):
-            return None
-        return transition(proposal, ProposalEvent.EXPIRE, actor=SYSTEM, now=now)
-
-    def set_kill_switch(
-        self,
-        current: EngineSettings,
-        *,
-        on: bool,
-        actor: Identity,
-        now: datetime,
-        reason: str | None = None,
-    ) -> tuple[EngineSettings, AuditEvent]:
-        """The new settings and the `killswitch.on`/`killswitch.off` audit event, after checking
-        the actor may do it (raises `PolicyRefusal`, carrying its audit event)."""
-        now = utc(now)
-        self.check_kill_switch(actor, on, now).raise_if_refused()
-        switch = KillSwitch(on=on, by=actor, at=now, reason=reason)
-        new = current.model_copy(update={"kill_switch": switch, "updated_at": now})
-        event = AuditEvent(
-            at=now,
-            actor=actor,
-            action="killswitch.on" if on else "killswitch.off",
-            subject="engine",
-            detail={"was_on": current.kill_switch.on, "on": on},
-            reason=reason,
-        )
-        return EngineSettings.model_validate(new.model_dump()), event
-
-    def set_observe_only(
-        self,
-        current: EngineSettings,
-        *,
-        on: bool,
-        actor: Identity,
-        now: datetime,
-        reason: str | None = None,
-    ) -> tuple[EngineSettings, AuditEvent]:
-        """Like `set_kill_switch`, for observe-only mode (same permissions)."""
-        now = utc(now)
-        decision = self.check_kill_switch(actor, on, now)
-        if not decision.allowed:
-            assert decision.audit is not None
-            audit = decision.audit.model_copy(
-                update={"action": f"observe_only.{'on' if on else 'off'}.refused"}
-            )
-            raise PolicyRefusal(decision.reason, rule=decision.rule, audit=audit)
-        new = current.model_copy(update={"observe_only": on, "updated_at": now})
-        event = AuditEvent(
-            at=now,
-            actor=actor,
-            action="observe_only.on" if on else "observe_only.off",
-            subject="engine",
-            detail={"was_on": current.observe_only, "on": on},
-            reason=reason,
-        )
-        return EngineSettings.model_validate(new.model_dump()), event
 
     # ------------------------------------------------------------------ internals
 

@@ -1,22 +1,25 @@
-"""The engine's ports: the protocols through which the workflow reaches storage, chat, the
-diagnoser and time. `storage` implements the repositories, `bot` (and the command line, and
-tests) the `Notifier`, `diagnosis` the `Diagnoser`. All timestamps are aware UTC.
+"""The engine's ports: the protocols through which the workflow reaches storage, the
+diagnoser and time, and the surfaces' side of the event log. `storage` implements the
+repositories and the `EventLog`, the surfaces (`bot`, the command line, tests) a `Notifier`
+or an `EventSink`, `diagnosis` the `Diagnoser`. All timestamps are aware UTC.
 
 Conventions for repositories:
 - `get` returns None for an unknown ID; `require`-style lookups are the caller's choice.
 - Writes that change a versioned record use compare-and-set and raise `StaleVersion` when the
   record changed since it was read; the caller re-reads and decides again.
-- A method taking an `audit` event writes it in the same transaction as the change.
+- A method taking an `audit` event writes it in the same transaction as the change; so does
+  every change a surface hears of write its `engine.events.Event` (the transactional outbox).
 - Failures of the store itself raise `engine.errors.StorageError`.
 """
 
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from engine.events import Event, EventKind
 from engine.model import (
     AuditEvent,
     Diagnosis,
@@ -71,19 +74,28 @@ class IncidentRepo(Protocol):
         ...
 
     async def create(self, incident: Incident, *, audit: AuditEvent | None = None) -> Incident:
-        """Insert a new incident (version 1). Raises `DuplicateIncident` when an open incident
-        with the same fingerprint exists (another process opened it first)."""
+        """Insert a new incident (version 1) with its `incident.opened` event. Raises
+        `DuplicateIncident` when an open incident with the same fingerprint exists (another
+        process opened it first)."""
         ...
 
-    async def update(self, incident: Incident, *, audit: AuditEvent | None = None) -> Incident:
-        """Save changes to an incident read at `incident.version`; returns it with version + 1.
+    async def update(
+        self,
+        incident: Incident,
+        *,
+        audit: AuditEvent | None = None,
+        announce: EventKind | None = None,
+    ) -> Incident:
+        """Save changes to an incident read at `incident.version`; returns it with version + 1
+        (with `announce`, the event of that kind about the saved incident is written too).
         Raises `StaleVersion` if it changed meanwhile, `NotFound` if it does not exist."""
         ...
 
 
 class DiagnosisRepo(Protocol):
-    async def add(self, diagnosis: Diagnosis) -> Diagnosis:
-        """Store a diagnosis; returns it with its `id`."""
+    async def add(self, diagnosis: Diagnosis, *, incident: Incident | None = None) -> Diagnosis:
+        """Store a diagnosis; returns it with its `id`. With `incident`, its
+        `diagnosis.ready` event is written in the same transaction."""
         ...
 
     async def latest_for(self, incident_id: str) -> Diagnosis | None: ...
@@ -99,8 +111,8 @@ class ProposalRepo(Protocol):
         ...
 
     async def create(self, result: TransitionResult) -> Proposal:
-        """Insert the new proposal of `engine.transitions.propose()` with its audit event, in
-        one transaction."""
+        """Insert the new proposal of `engine.transitions.propose()` with its audit event and
+        its `proposal.made` event, in one transaction."""
         ...
 
     async def get(self, proposal_id: str) -> Proposal | None: ...
@@ -120,14 +132,19 @@ class ProposalRepo(Protocol):
         ...
 
     async def apply(
-        self, result: TransitionResult, *, start_execution: Execution | None = None
+        self,
+        result: TransitionResult,
+        *,
+        start_execution: Execution | None = None,
+        execution: Execution | None = None,
     ) -> Proposal:
-        """Save `result.proposal` with compare-and-set on `result.expected_version` and append
-        `result.audit`, in one transaction. With `start_execution`, also insert that execution
-        record in the same transaction (for the `start` transition; a second start of the same
-        proposal raises `ExecutionAlreadyStarted`). Raises `StaleVersion` if the proposal
+        """Save `result.proposal` with compare-and-set on `result.expected_version`, append
+        `result.audit` and the `proposal.changed` event, in one transaction. With
+        `start_execution`, also insert that execution record (for the `start` transition; a
+        second start of the same proposal raises `ExecutionAlreadyStarted`); with `execution`,
+        replace the stored one (the final record of a run). Raises `StaleVersion` if the proposal
         changed since it was read: re-read it and transition again (see
-        `engine.transitions.apply_transition`)."""
+        `engine.applying.apply_transition`)."""
         ...
 
 
@@ -139,9 +156,15 @@ class ExecutionRepo(Protocol):
 
     async def get(self, proposal_id: str) -> Execution | None: ...
 
-    async def update(self, execution: Execution, *, audit: AuditEvent | None = None) -> Execution:
+    async def update(
+        self,
+        execution: Execution,
+        *,
+        audit: AuditEvent | None = None,
+        events: Sequence[Event] = (),
+    ) -> Execution:
         """Replace the stored record (status, requests, answers, progress, snapshots); with
-        `audit`, append that event in the same transaction."""
+        `audit` and `events`, append those in the same transaction."""
         ...
 
     async def finish(self, execution: Execution) -> Execution:
@@ -154,8 +177,9 @@ class ExecutionRepo(Protocol):
 
 
 class AuditLog(Protocol):
-    async def append(self, event: AuditEvent) -> AuditEvent:
-        """Append one event; returns it with its `id`. The log is append-only."""
+    async def append(self, event: AuditEvent, *, events: Sequence[Event] = ()) -> AuditEvent:
+        """Append one event; returns it with its `id`. The log is append-only. `events` are
+        written in the same transaction (e.g. a reminder's `proposal.changed`)."""
         ...
 
     async def list_recent(
@@ -212,15 +236,12 @@ class Outbox(Protocol):
         items: Sequence[tuple[str, JsonDict]],
         *,
         now: datetime,
-        mark: str | None = None,
+        consumed: tuple[str, int] | None = None,
     ) -> list[int] | None:
-        """Queue `items` (key, payload) in one transaction, in order. With `mark`, also record
-        the mark in that transaction; if the mark was recorded before, queue nothing and return
-        None (the notification it names was queued already)."""
-        ...
-
-    async def marked(self, marks: Iterable[str]) -> set[str]:
-        """Which of `marks` are recorded."""
+        """Queue `items` (key, payload) in one transaction, in order. With `consumed`
+        (deliverer, event seq), also move that deliverer's cursor to the event in the same
+        transaction; if the cursor was already there, queue nothing and return None (the
+        event was turned into messages before)."""
         ...
 
     async def due(self, now: datetime, limit: int = 20) -> list[OutboxItem]:
@@ -264,9 +285,51 @@ class EngineSettingsRepo(Protocol):
         ...
 
 
+class EventLog(Protocol):
+    """The ordered log of events (`engine.events`); changes write to it through the
+    repositories, in their own transactions."""
+
+    async def append(self, event: Event) -> Event:
+        """Write an event that goes with no other change (e.g. the actions not proposed)."""
+        ...
+
+    async def after(self, seq: int, limit: int = 100) -> builtins.list[Event]:
+        """Events after `seq`, in order."""
+        ...
+
+    async def head(self) -> int:
+        """The seq of the newest event (0 when there is none)."""
+        ...
+
+    async def cursor(self, consumer: str) -> int:
+        """How far the durable deliverer `consumer` got (0 when it never took one)."""
+        ...
+
+    def subscribe(self, listener: Callable[[int], None]) -> None:
+        """Call `listener(first_seq)` after each commit that wrote events in this process
+        (`first_seq`: the seq of the first event of that commit)."""
+        ...
+
+
+class EventSink(Protocol):
+    """A deliverer's rendering side (`engine.relay.EventRelay` feeds it events in order)."""
+
+    async def position(self) -> int:
+        """The seq of the last event this sink took (read back from storage when durable)."""
+        ...
+
+    async def deliver(self, event: Event) -> None:
+        """Take one event. Raising leaves it to be offered again later."""
+        ...
+
+    async def skip(self, event: Event) -> None:
+        """Move past an event that could not be taken after many tries."""
+        ...
+
+
 class Notifier(Protocol):
-    """What the engine reports. Implemented by the Slack edge, the command line and tests.
-    Implementations must not raise for delivery problems (queue and retry instead)."""
+    """What a surface does with each kind of event (the terminal, tests; the relay's
+    `NotifierSink` calls it in event order)."""
 
     async def incident_opened(self, incident: Incident) -> None: ...
 
@@ -339,6 +402,8 @@ __all__ = [
     "Diagnoser",
     "DiagnosisRepo",
     "EngineSettingsRepo",
+    "EventLog",
+    "EventSink",
     "ExecutionRepo",
     "IncidentRepo",
     "Notifier",

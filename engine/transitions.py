@@ -5,7 +5,9 @@ proposal in a different state.
 
 ```
 proposed ──approve──> approved ──start──> executing ──succeed/fail──> succeeded | failed
-    │                    │                    └──reconcile_succeeded/failed (after a restart)
+    │                    │                    ├──reconcile_succeeded/failed (after a restart)
+    │                    │                    └──unverified──> unverified (PD accepted the
+    │                    │                         write; reading PD to verify it kept failing)
     ├──reject──> rejected└──cancel──> cancelled
     ├──expire──> expired
     └──cancel──> cancelled
@@ -18,17 +20,16 @@ results or a preview without changing the state.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import NoReturn, Protocol
+from typing import NoReturn
 
 from engine.clock import format_duration, format_time, utc
 from engine.errors import (
     AlreadyDecided,
     DuplicateApproval,
-    NotFound,
     ProposalExpired,
     StaleVersion,
     TransitionError,
@@ -60,6 +61,7 @@ class ProposalEvent(StrEnum):
     FAIL = "fail"
     RECONCILE_SUCCEEDED = "reconcile_succeeded"
     RECONCILE_FAILED = "reconcile_failed"
+    UNVERIFIED = "unverified"
     RECORD_PREFLIGHT = "record_preflight"
 
 
@@ -78,12 +80,15 @@ TRANSITIONS: Mapping[tuple[ProposalState, ProposalEvent], ProposalState] = {
     (S.EXECUTING, E.FAIL): S.FAILED,
     (S.EXECUTING, E.RECONCILE_SUCCEEDED): S.SUCCEEDED,
     (S.EXECUTING, E.RECONCILE_FAILED): S.FAILED,
+    (S.EXECUTING, E.UNVERIFIED): S.UNVERIFIED,
     (S.EXECUTING, E.RECORD_PREFLIGHT): S.EXECUTING,
 }
 """Every allowed (state, event) and the state it leads to. Anything else is refused."""
 
 _DECISIONS = frozenset({E.APPROVE, E.REJECT, E.EXPIRE, E.CANCEL})
-_RUN_RESULTS = frozenset({E.SUCCEED, E.FAIL, E.RECONCILE_SUCCEEDED, E.RECONCILE_FAILED})
+_RUN_RESULTS = frozenset(
+    {E.SUCCEED, E.FAIL, E.RECONCILE_SUCCEEDED, E.RECONCILE_FAILED, E.UNVERIFIED}
+)
 
 _VERB = {
     E.APPROVE: "approved",
@@ -95,6 +100,7 @@ _VERB = {
     E.FAIL: "marked failed",
     E.RECONCILE_SUCCEEDED: "reconciled as succeeded",
     E.RECONCILE_FAILED: "reconciled as failed",
+    E.UNVERIFIED: "marked sent but not verified",
     E.RECORD_PREFLIGHT: "re-checked",
 }
 
@@ -360,6 +366,9 @@ def refusal_sentence(proposal: Proposal, event: ProposalEvent, now: datetime) ->
     if state is S.SUCCEEDED:
         tail = "it never runs twice" if event in (E.APPROVE, E.START) else f"it cannot be {verb}"
         return f"proposal {pid} already ran and succeeded at {updated}; {tail}"
+    if state is S.UNVERIFIED:
+        tail = "it never runs twice" if event in (E.APPROVE, E.START) else f"it cannot be {verb}"
+        return f"proposal {pid} was sent and accepted by PD at {updated} but not verified; {tail}"
     if state is S.FAILED:
         return (
             f"proposal {pid} already ran and failed at {updated}; it cannot be {verb}. "
@@ -445,52 +454,10 @@ def _raise(
     )
 
 
-class _ProposalStore(Protocol):
-    async def get(self, proposal_id: str) -> Proposal | None: ...
-
-    async def apply(self, result: TransitionResult) -> Proposal: ...
-
-
-async def apply_transition(
-    repo: _ProposalStore,
-    proposal_id: str,
-    build: Callable[[Proposal], TransitionResult | Awaitable[TransitionResult]],
-    *,
-    attempts: int = 5,
-) -> TransitionResult:
-    """Read the proposal, build a transition from it, save it with compare-and-set; on a lost
-    race (`StaleVersion`) read it again and rebuild, so the loser of two concurrent approvals
-    gets the sentence of the fresh state ("already approved by <@U1> at 14:03 UTC").
-
-    `build` may raise `TransitionError` (propagated as is) or return an awaitable. Raises
-    `NotFound` for an unknown ID and `StaleVersion` if every attempt lost a race.
-    """
-    last: StaleVersion | None = None
-    for _ in range(max(attempts, 1)):
-        current = await repo.get(proposal_id)
-        if current is None:
-            raise NotFound(
-                f"there is no proposal {proposal_id}; list proposals with `/tikv proposals`",
-                kind="proposal",
-                record_id=proposal_id,
-            )
-        built = build(current)
-        result = built if isinstance(built, TransitionResult) else await built
-        try:
-            await repo.apply(result)
-        except StaleVersion as exc:
-            last = exc
-            continue
-        return result
-    assert last is not None
-    raise last
-
-
 __all__ = [
     "TRANSITIONS",
     "ProposalEvent",
     "TransitionResult",
-    "apply_transition",
     "is_allowed",
     "propose",
     "refusal_audit",

@@ -9,6 +9,7 @@ from storage.audit import SqliteAuditLog
 from storage.db import Database
 from storage.dedup import SqliteDedupRepo
 from storage.diagnoses import SqliteDiagnosisRepo
+from storage.events import SqliteEventLog
 from storage.executions import SqliteExecutionRepo
 from storage.incidents import SqliteIncidentRepo
 from storage.migrate import latest_version, migrate
@@ -25,6 +26,7 @@ __all__ = [
     "SqliteDedupRepo",
     "SqliteDiagnosisRepo",
     "SqliteEngineSettingsRepo",
+    "SqliteEventLog",
     "SqliteExecutionRepo",
     "SqliteIncidentRepo",
     "SqliteOutbox",

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 import aiosqlite
 
+from engine.events import Event
 from engine.model import AuditEvent, AuditOutcome, Identity
 from storage.codec import dumps, loads, parse_ts, ts
 from storage.db import Database
+from storage.events import insert_event
 
 
 async def insert_audit(conn: aiosqlite.Connection, event: AuditEvent) -> AuditEvent:
@@ -52,9 +55,15 @@ class SqliteAuditLog:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def append(self, event: AuditEvent) -> AuditEvent:
+    async def append(self, event: AuditEvent, *, events: Sequence[Event] = ()) -> AuditEvent:
+        """Append `event`; with `events`, write those in the same transaction (an event whose
+        `audit` is this one gets it with its ID)."""
         async with self._db.transaction() as conn:
-            return await insert_audit(conn, event)
+            stored = await insert_audit(conn, event)
+            for told in events:
+                with_id = told.model_copy(update={"audit": stored}) if told.audit == event else told
+                await insert_event(self._db, conn, with_id)
+            return stored
 
     async def list_recent(
         self,

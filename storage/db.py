@@ -12,8 +12,9 @@ and the busy timeout waits for it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,9 @@ from typing import Any
 import aiosqlite
 
 from engine.errors import EngineError, StorageError
-from storage.migrate import latest_version, migrate
+from storage.migrate import migrate
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_BUSY_TIMEOUT = 5.0
 
@@ -36,6 +39,8 @@ class Database:
         self._busy_timeout = busy_timeout
         self._lock = asyncio.Lock()
         self._closed = False
+        self._listeners: list[Callable[[int], None]] = []
+        self._events_pending: int | None = None
 
     @classmethod
     async def open(
@@ -135,10 +140,6 @@ class Database:
         row = await self.fetchone("PRAGMA user_version")
         return int(row[0]) if row else 0
 
-    @staticmethod
-    def latest_schema_version() -> int:
-        return latest_version()
-
     async def close(self) -> None:
         if self._closed:
             return
@@ -164,13 +165,33 @@ class Database:
             try:
                 yield self._conn
             except BaseException:
+                self._events_pending = None
                 await self._rollback()
                 raise
             try:
                 await self._conn.execute("COMMIT")
             except BaseException:
+                self._events_pending = None
                 await self._rollback()
                 raise
+        first, self._events_pending = self._events_pending, None
+        if first is not None:
+            for listener in list(self._listeners):
+                try:
+                    listener(first)
+                except Exception:  # a wake-up hook: never fails the committed change
+                    logger.exception("an event listener failed")
+
+    def events_written(self, seq: int) -> None:
+        """Called inside a transaction that wrote the event `seq`: the listeners are told
+        after the commit, with the first seq the transaction wrote (`add_listener`)."""
+        if self._events_pending is None:
+            self._events_pending = seq
+
+    def add_listener(self, listener: Callable[[int], None]) -> None:
+        """Call `listener(first_seq)` after each commit that wrote events (e.g. wake a
+        deliverer)."""
+        self._listeners.append(listener)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[aiosqlite.Connection]:

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import sqlite3
 
-from engine.model import Diagnosis, DiagnosisSource, Evidence, Hypothesis, ProposedAction
+from engine.events import Event, EventKind
+from engine.model import (
+    Diagnosis,
+    DiagnosisSource,
+    Evidence,
+    Hypothesis,
+    Incident,
+    ProposedAction,
+)
 from storage.codec import dumps, loads, parse_ts, ts
 from storage.db import Database
+from storage.events import insert_event
 
 
 def row_to_diagnosis(row: sqlite3.Row) -> Diagnosis:
@@ -32,7 +41,7 @@ class SqliteDiagnosisRepo:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def add(self, diagnosis: Diagnosis) -> Diagnosis:
+    async def add(self, diagnosis: Diagnosis, *, incident: Incident | None = None) -> Diagnosis:
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
                 "INSERT INTO diagnoses (incident_id, source, model, prompt_version, summary, "
@@ -54,7 +63,17 @@ class SqliteDiagnosisRepo:
             )
             new_id = cursor.lastrowid
             await cursor.close()
-        return diagnosis.model_copy(update={"id": new_id})
+            stored = diagnosis.model_copy(update={"id": new_id})
+            if incident is not None:
+                event = Event(
+                    at=stored.created_at,
+                    kind=EventKind.DIAGNOSIS_READY,
+                    subject=incident.id,
+                    incident=incident,
+                    diagnosis=stored,
+                )
+                await insert_event(self._db, conn, event)
+        return stored
 
     async def latest_for(self, incident_id: str) -> Diagnosis | None:
         row = await self._db.fetchone(

@@ -4,11 +4,13 @@ and updated as it progresses, so a restart finds what was interrupted."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 import aiosqlite
 
 from engine.errors import ExecutionAlreadyStarted, NotFound
+from engine.events import Event
 from engine.model import (
     UNFINISHED_EXECUTION,
     AuditEvent,
@@ -27,6 +29,7 @@ from storage.codec import (
     ts_or_none,
 )
 from storage.db import Database
+from storage.events import insert_event
 
 _MUTABLE = (
     "status, updated_at, finished_at, requests, response, pd_message, before, after, "
@@ -67,6 +70,18 @@ async def insert_execution(conn: aiosqlite.Connection, execution: Execution) -> 
     return execution
 
 
+async def update_execution(conn: aiosqlite.Connection, execution: Execution) -> bool:
+    """Replace the stored record inside the caller's transaction; False if there is none."""
+    sets = ", ".join(f"{name.strip()} = ?" for name in _MUTABLE.split(","))
+    cursor = await conn.execute(
+        f"UPDATE executions SET {sets} WHERE proposal_id = ?",
+        (*_mutable_values(execution), execution.proposal_id),
+    )
+    changed = cursor.rowcount == 1
+    await cursor.close()
+    return changed
+
+
 def row_to_execution(row: sqlite3.Row) -> Execution:
     return Execution(
         proposal_id=row["proposal_id"],
@@ -100,18 +115,21 @@ class SqliteExecutionRepo:
         )
         return None if row is None else row_to_execution(row)
 
-    async def update(self, execution: Execution, *, audit: AuditEvent | None = None) -> Execution:
-        sets = ", ".join(f"{name.strip()} = ?" for name in _MUTABLE.split(","))
+    async def update(
+        self,
+        execution: Execution,
+        *,
+        audit: AuditEvent | None = None,
+        events: Sequence[Event] = (),
+    ) -> Execution:
         async with self._db.transaction() as conn:
-            cursor = await conn.execute(
-                f"UPDATE executions SET {sets} WHERE proposal_id = ?",
-                (*_mutable_values(execution), execution.proposal_id),
-            )
-            changed = cursor.rowcount
-            await cursor.close()
-            if changed == 1 and audit is not None:
+            changed = await update_execution(conn, execution)
+            if changed and audit is not None:
                 await insert_audit(conn, audit)
-        if changed != 1:
+            if changed:
+                for event in events:
+                    await insert_event(self._db, conn, event)
+        if not changed:
             raise NotFound(
                 f"there is no execution of proposal {execution.proposal_id}; start() it first",
                 kind="execution",

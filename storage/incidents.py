@@ -10,10 +10,12 @@ from typing import Any
 import aiosqlite
 
 from engine.errors import DuplicateIncident, NotFound, StaleVersion
+from engine.events import EventKind, incident_event
 from engine.model import AuditEvent, Incident, IncidentStatus, Severity
 from storage.audit import insert_audit
 from storage.codec import dumps, loads, parse_ts, parse_ts_or_none, ts, ts_or_none
 from storage.db import Database
+from storage.events import insert_event
 from storage.sequences import next_id
 
 _COLUMNS = (
@@ -142,9 +144,17 @@ class SqliteIncidentRepo:
                 ) from None
             if audit is not None:
                 await insert_audit(conn, audit)
+            await insert_event(self._db, conn, incident_event(EventKind.INCIDENT_OPENED, stored))
         return stored
 
-    async def update(self, incident: Incident, *, audit: AuditEvent | None = None) -> Incident:
+    async def update(
+        self,
+        incident: Incident,
+        *,
+        audit: AuditEvent | None = None,
+        announce: EventKind | None = None,
+    ) -> Incident:
+        saved = incident.model_copy(update={"version": incident.version + 1})
         sets = ", ".join(f"{name.strip()} = ?" for name in _COLUMNS.split(","))
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
@@ -170,7 +180,9 @@ class SqliteIncidentRepo:
                 )
             if audit is not None:
                 await insert_audit(conn, audit)
-        return incident.model_copy(update={"version": incident.version + 1})
+            if announce is not None:
+                await insert_event(self._db, conn, incident_event(announce, saved))
+        return saved
 
 
 async def _open_id(conn: aiosqlite.Connection, fingerprint: str) -> str | None:

@@ -1,6 +1,11 @@
 """Forward schema migrations: numbered `.sql` files in `storage/migrations`, applied in order,
 each in its own `BEGIN IMMEDIATE` transaction that also sets `PRAGMA user_version`. The version
 is re-read under the write lock, so two processes starting together apply each migration once.
+
+A migration that rebuilds a table other tables refer to carries the line
+`-- tikvops: foreign_keys off`: foreign keys are switched off around its transaction (SQLite
+ignores the switch inside one) and `PRAGMA foreign_key_check` must find nothing before it
+commits.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import aiosqlite
 from engine.errors import StorageError
 
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+FOREIGN_KEYS_OFF = "-- tikvops: foreign_keys off"
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +31,7 @@ class Migration:
     version: int
     name: str
     statements: tuple[str, ...]
+    foreign_keys_off: bool = False
 
 
 def split_statements(script: str) -> list[str]:
@@ -56,11 +63,13 @@ def load_migrations() -> tuple[Migration, ...]:
         match = _NAME.match(entry.name)
         if match is None:
             continue
+        text = entry.read_text(encoding="utf-8")
         found.append(
             Migration(
                 version=int(match.group(1)),
                 name=entry.name,
-                statements=tuple(split_statements(entry.read_text(encoding="utf-8"))),
+                statements=tuple(split_statements(text)),
+                foreign_keys_off=FOREIGN_KEYS_OFF in text,
             )
         )
     found.sort(key=lambda m: m.version)
@@ -79,6 +88,17 @@ async def _user_version(conn: aiosqlite.Connection) -> int:
     row = await cursor.fetchone()
     await cursor.close()
     return int(row[0]) if row else 0
+
+
+async def _check_foreign_keys(conn: aiosqlite.Connection, migration: Migration) -> None:
+    cursor = await conn.execute("PRAGMA foreign_key_check")
+    broken = list(await cursor.fetchall())
+    await cursor.close()
+    if broken:
+        raise StorageError(
+            f"migration {migration.name} would leave {len(broken)} broken reference(s) (first: "
+            f"{tuple(broken[0])}); the database was not changed. Report this with the file",
+        )
 
 
 async def migrate(
@@ -103,12 +123,16 @@ async def migrate(
             break
         if migration.version <= current:
             continue
+        if migration.foreign_keys_off:
+            await conn.execute("PRAGMA foreign_keys = OFF")
         await conn.execute("BEGIN IMMEDIATE")
         try:
             current = await _user_version(conn)  # another process may have been first
             if migration.version > current:
                 for statement in migration.statements:
                     await conn.execute(statement)
+                if migration.foreign_keys_off:
+                    await _check_foreign_keys(conn, migration)
                 await conn.execute(f"PRAGMA user_version = {migration.version}")
                 current = migration.version
             await conn.execute("COMMIT")
@@ -116,6 +140,9 @@ async def migrate(
             with contextlib.suppress(sqlite3.Error):
                 await conn.execute("ROLLBACK")
             raise
+        finally:
+            if migration.foreign_keys_off:
+                await conn.execute("PRAGMA foreign_keys = ON")
     return await _user_version(conn)
 
 

@@ -2,21 +2,22 @@
 when its time has come and no earlier pending item has the same key, so the messages of one
 incident or proposal are delivered in order even across retries.
 
-`enqueue_batch` queues the items of one notification together with its mark (table
-`notified`) in one transaction: a mark already there means the notification was queued before,
-and nothing is queued again."""
+`enqueue_batch` queues the items an event (`storage.events`) became together with the move of
+the deliverer's cursor past that event, in one transaction: an event whose items were queued
+before (the cursor is already past it) is not queued again."""
 
 from __future__ import annotations
 
 import builtins
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 from engine.errors import NotFound
 from engine.model import JsonDict, OutboxItem, OutboxStatus
 from storage.codec import dumps, dumps_or_none, loads, parse_ts, parse_ts_or_none, ts
 from storage.db import Database
+from storage.events import take_cursor
 
 
 def _row_to_item(row: sqlite3.Row) -> OutboxItem:
@@ -52,17 +53,11 @@ class SqliteOutbox:
         items: Sequence[tuple[str, JsonDict]],
         *,
         now: datetime,
-        mark: str | None = None,
+        consumed: tuple[str, int] | None = None,
     ) -> list[int] | None:
         async with self._db.transaction() as conn:
-            if mark is not None:
-                cursor = await conn.execute(
-                    "INSERT OR IGNORE INTO notified (mark, at) VALUES (?, ?)", (mark, ts(now))
-                )
-                fresh = cursor.rowcount == 1
-                await cursor.close()
-                if not fresh:
-                    return None
+            if consumed is not None and not await take_cursor(conn, *consumed):
+                return None
             ids: list[int] = []
             for key, payload in items:
                 cursor = await conn.execute(
@@ -74,18 +69,6 @@ class SqliteOutbox:
                 ids.append(cursor.lastrowid)
                 await cursor.close()
         return ids
-
-    async def marked(self, marks: Iterable[str]) -> set[str]:
-        wanted = list(dict.fromkeys(marks))
-        found: set[str] = set()
-        for start in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
-            chunk = wanted[start : start + 500]
-            rows = await self._db.fetchall(
-                f"SELECT mark FROM notified WHERE mark IN ({', '.join('?' * len(chunk))})",
-                chunk,
-            )
-            found.update(str(row[0]) for row in rows)
-        return found
 
     async def list(
         self, *, statuses: Sequence[OutboxStatus] | None = None, limit: int = 50

@@ -14,6 +14,7 @@ from typing import Any
 import aiosqlite
 
 from engine.errors import NotFound, StaleVersion
+from engine.events import EventKind, proposal_event
 from engine.model import (
     ActionRef,
     Approval,
@@ -36,7 +37,8 @@ from storage.codec import (
     ts_or_none,
 )
 from storage.db import Database
-from storage.executions import insert_execution
+from storage.events import insert_event
+from storage.executions import insert_execution, update_execution
 from storage.sequences import next_id
 
 _MUTABLE = (
@@ -135,7 +137,10 @@ class SqliteProposalRepo:
                 (proposal.id, *_values(proposal)),
             )
             await _insert_approvals(conn, proposal)
-            await insert_audit(conn, result.audit)
+            audit = await insert_audit(conn, result.audit)
+            await insert_event(
+                self._db, conn, proposal_event(EventKind.PROPOSAL_MADE, proposal, audit=audit)
+            )
         return proposal
 
     async def get(self, proposal_id: str) -> Proposal | None:
@@ -175,7 +180,11 @@ class SqliteProposalRepo:
             )
 
     async def apply(
-        self, result: TransitionResult, *, start_execution: Execution | None = None
+        self,
+        result: TransitionResult,
+        *,
+        start_execution: Execution | None = None,
+        execution: Execution | None = None,
     ) -> Proposal:
         expected = result.expected_version
         new = result.proposal
@@ -185,8 +194,9 @@ class SqliteProposalRepo:
             raise ValueError(
                 f"a transition must bump the version by one ({expected} -> {new.version})"
             )
-        if start_execution is not None and start_execution.proposal_id != new.id:
-            raise ValueError("start_execution belongs to another proposal")
+        for given in (start_execution, execution):
+            if given is not None and given.proposal_id != new.id:
+                raise ValueError("the execution belongs to another proposal")
         sets = ", ".join(f"{name.strip()} = ?" for name in _MUTABLE.split(","))
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
@@ -209,9 +219,18 @@ class SqliteProposalRepo:
                     actual=actual,
                 )
             await _insert_approvals(conn, new)
-            await insert_audit(conn, result.audit)
+            audit = await insert_audit(conn, result.audit)
             if start_execution is not None:
                 await insert_execution(conn, start_execution)
+            if execution is not None:
+                await update_execution(conn, execution)
+            event = proposal_event(
+                EventKind.PROPOSAL_CHANGED,
+                new,
+                audit=audit,
+                execution=start_execution or execution,
+            )
+            await insert_event(self._db, conn, event)
         return new
 
 

@@ -8,6 +8,7 @@ from storage.audit import SqliteAuditLog
 from storage.db import Database
 from storage.dedup import SqliteDedupRepo
 from storage.diagnoses import SqliteDiagnosisRepo
+from storage.events import SqliteEventLog
 from storage.executions import SqliteExecutionRepo
 from storage.incidents import SqliteIncidentRepo
 from storage.outbox import SqliteOutbox
@@ -28,6 +29,7 @@ class Repositories:
     dedup: SqliteDedupRepo
     outbox: SqliteOutbox
     settings: SqliteEngineSettingsRepo
+    events: SqliteEventLog
 
     @classmethod
     def on(cls, db: Database) -> Repositories:
@@ -42,6 +44,7 @@ class Repositories:
             dedup=SqliteDedupRepo(db),
             outbox=SqliteOutbox(db),
             settings=SqliteEngineSettingsRepo(db),
+            events=SqliteEventLog(db),
         )
 
 
@@ -58,3 +61,4 @@ def _implements_ports(db: Database) -> None:  # pragma: no cover - checked by my
     _u: ports.DedupRepo = SqliteDedupRepo(db)
     _o: ports.Outbox = SqliteOutbox(db)
     _s: ports.EngineSettingsRepo = SqliteEngineSettingsRepo(db)
+    _v: ports.EventLog = SqliteEventLog(db)

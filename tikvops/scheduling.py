@@ -21,7 +21,7 @@ left. The work itself lives elsewhere (`engine.monitor.Monitor.tick`, `Engine.ex
 `ProposalReminders.run`); `schedule_bot_jobs()` registers them with their intervals.
 
 Reminders: a proposal still `proposed` `reminder_interval` seconds after it was made (or after
-its last reminder) is reported again through `Notifier.proposal_changed` with an audit event
+its last reminder) is reported again (a `proposal.changed` event with an audit event
 `proposal.reminder` (appended to the audit log, so a restart does not repeat a reminder early).
 The proposal itself does not change.
 """
@@ -39,8 +39,9 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEve
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from engine.clock import format_duration, format_time
+from engine.events import EventKind, proposal_event
 from engine.model import SYSTEM, AuditEvent, Proposal, ProposalState
-from engine.ports import AuditLog, Clock, Notifier, ProposalRepo
+from engine.ports import AuditLog, Clock, ProposalRepo
 
 logger = logging.getLogger(__name__)
 
@@ -190,10 +191,6 @@ class JobScheduler:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
-    async def run_job(self, name: str) -> None:
-        """Run a job once now, with the same accounting (tests, `--once`)."""
-        await self._run(name)
-
     async def _run(self, name: str) -> None:
         stats = self._stats[name]
         task = asyncio.current_task()
@@ -264,7 +261,6 @@ class ProposalReminders:
         *,
         proposals: ProposalRepo,
         audit: AuditLog,
-        notifier: Notifier,
         clock: Clock,
         after: float,
     ) -> None:
@@ -272,7 +268,6 @@ class ProposalReminders:
             raise ValueError("the reminder interval must be positive")
         self.proposals = proposals
         self.audit = audit
-        self.notifier = notifier
         self.clock = clock
         self.after = timedelta(seconds=after)
 
@@ -290,27 +285,23 @@ class ProposalReminders:
             since = last[0].at if last else proposal.created_at
             if now - since < self.after:
                 continue
-            event = await self.audit.append(
-                AuditEvent(
-                    at=now,
-                    actor=SYSTEM,
-                    action="proposal.reminder",
-                    subject=proposal.id,
-                    detail={
-                        "waiting_seconds": int(waiting.total_seconds()),
-                        "expires_at": proposal.expires_at.isoformat(),
-                        "state": proposal.state.value,
-                    },
-                    reason=(
-                        f"{proposal.id} has waited {format_duration(waiting)} for a decision; "
-                        f"it expires at {format_time(proposal.expires_at, now)}"
-                    ),
-                )
+            reminder = AuditEvent(
+                at=now,
+                actor=SYSTEM,
+                action="proposal.reminder",
+                subject=proposal.id,
+                detail={
+                    "waiting_seconds": int(waiting.total_seconds()),
+                    "expires_at": proposal.expires_at.isoformat(),
+                    "state": proposal.state.value,
+                },
+                reason=(
+                    f"{proposal.id} has waited {format_duration(waiting)} for a decision; "
+                    f"it expires at {format_time(proposal.expires_at, now)}"
+                ),
             )
-            try:
-                await self.notifier.proposal_changed(proposal, event)
-            except Exception:
-                logger.exception("notifier failed to remind about proposal %s", proposal.id)
+            told = proposal_event(EventKind.PROPOSAL_CHANGED, proposal, audit=reminder)
+            await self.audit.append(reminder, events=[told])
             reminded.append(proposal)
         return reminded
 

@@ -10,16 +10,17 @@ place those parts are built from the settings.
 Start order (stop is the reverse, each step stopped even when a later one failed to start):
 
 1. the runtime (`tikvops.wiring.open_runtime`): PD client, database, repositories, policy,
-   engine; the engine reports to the Slack notifier when Slack is configured, and also to the
-   caller's `notifier` (e.g. the terminal) when one is given; with Slack, changes whose Slack
-   notification was lost in an earlier stop are queued now (`bot.catchup`);
+   engine; every change writes its event to the event log, and the caller's `notifier` (e.g.
+   the terminal) hears them from a relay (`engine.relay`);
 2. crash reconciliation (`engine.reconcile()`): executions left `executing` by an earlier
    process are checked against PD, never sent again;
 3. the diagnoser: Claude (`diagnosis.ClaudeDiagnoser`, falling back to the playbooks) when
    `ANTHROPIC_API_KEY` is set, else the built-in playbooks;
 4. the monitor and the scheduler's jobs (monitor tick every `poll_interval`, proposal expiry,
    reminders); the first tick runs at once;
-5. the Slack bot (Socket Mode connection and outbox deliverer) when both Slack tokens are set;
+5. the Slack bot (its relay of the event log, the outbox deliverer, the Socket Mode
+   connection) when both Slack tokens are set: events written while it was stopped, or before
+   it started, are turned into messages then, in order;
 6. the observability server (`/healthz`, `/metrics` on `health_addr`).
 
 On exit: the health server closes, the socket closes and in-flight Slack work finishes (what is
@@ -32,20 +33,17 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from bot.app import SlackBot
-from bot.catchup import CatchUp
 from bot.config import BotConfig
-from bot.notifier import SlackNotifier
 from bot.outbox import DeliveryHooks
 from engine.clock import SystemClock
 from engine.diagnose_flow import DiagnoseFlow
-from engine.model import AuditEvent, Diagnosis, Execution, Incident, NotProposed, Proposal
 from engine.monitor import ClusterSource, Monitor
 from engine.playbook_diagnoser import PlaybookDiagnoser
 from engine.ports import Clock, Diagnoser, Notifier
@@ -63,47 +61,6 @@ from tikvops.settings import ConfigError, Settings, env_name
 from tikvops.wiring import Runtime, open_metrics_source, open_runtime
 
 logger = logging.getLogger(__name__)
-
-
-class Fanout:
-    """A `Notifier` that reports every event to several notifiers in turn. One that raises
-    (which it must not) is logged and does not keep the others from hearing the event."""
-
-    def __init__(self, notifiers: Sequence[Notifier]) -> None:
-        self.notifiers = tuple(notifiers)
-
-    async def _each(self, method: str, *args: Any) -> None:
-        for notifier in self.notifiers:
-            try:
-                await getattr(notifier, method)(*args)
-            except Exception:
-                logger.exception("%s.%s failed", type(notifier).__name__, method)
-
-    async def incident_opened(self, incident: Incident) -> None:
-        await self._each("incident_opened", incident)
-
-    async def incident_updated(self, incident: Incident) -> None:
-        await self._each("incident_updated", incident)
-
-    async def incident_resolved(self, incident: Incident) -> None:
-        await self._each("incident_resolved", incident)
-
-    async def diagnosis_ready(self, incident: Incident, diagnosis: Diagnosis) -> None:
-        await self._each("diagnosis_ready", incident, diagnosis)
-
-    async def actions_not_proposed(
-        self, incident: Incident, diagnosis: Diagnosis, not_proposed: Sequence[NotProposed]
-    ) -> None:
-        await self._each("actions_not_proposed", incident, diagnosis, not_proposed)
-
-    async def proposal_made(self, proposal: Proposal) -> None:
-        await self._each("proposal_made", proposal)
-
-    async def proposal_changed(self, proposal: Proposal, event: AuditEvent) -> None:
-        await self._each("proposal_changed", proposal, event)
-
-    async def execution_progress(self, proposal: Proposal, execution: Execution) -> None:
-        await self._each("execution_progress", proposal, execution)
 
 
 @dataclass(frozen=True)
@@ -295,13 +252,12 @@ def build_monitor(
             diagnoses=runtime.repos.diagnoses,
             proposals=runtime.repos.proposals,
             proposer=runtime.engine,
-            notifier=runtime.notifier,
+            events=runtime.repos.events,
             clock=clock,
         )
     return Monitor(
         source=source,
         incidents=runtime.repos.incidents,
-        notifier=runtime.notifier,
         clock=clock,
         thresholds=thresholds_from_settings(settings),
         resolve_after=settings.resolve_after,
@@ -348,18 +304,13 @@ async def open_stack(
     slack_on = use_slack and settings.uses_real_slack
     health = Health(poll_interval=settings.poll_interval, slack_required=slack_on)
     config = bot_config(settings, slack) if slack_on else None
-    slack_notifier = SlackNotifier(clock, channel=settings.channel) if config else None
-    notifiers = [n for n in (slack_notifier, notifier) if n is not None]
-    engine_notifier: Notifier | None = (
-        notifiers[0] if len(notifiers) == 1 else Fanout(notifiers) if notifiers else None
-    )
 
     async with AsyncExitStack() as stack:
         # 1. runtime
         runtime = await stack.enter_async_context(
             open_runtime(
                 settings,
-                notifier=engine_notifier,
+                notifier=notifier,
                 clock=clock,
                 metrics=metrics,
                 on_request=pd_request_recorder(metrics),
@@ -368,22 +319,15 @@ async def open_stack(
         )
         bot: SlackBot | None = None
         if config is not None:
-            # Built now (not started) so the notifier is bound to the outbox before any
-            # event: the engine may report during reconciliation and the first tick.
             bot = SlackBot(
                 config,
                 engine=runtime.engine,
                 repos=runtime.repos,
                 clock=clock,
                 policy=runtime.policy,
-                notifier=slack_notifier,
                 on_connection=_connection_hook(health, metrics),
                 hooks=DeliveryHooks(depth=metrics.outbox, retry=metrics.outbox_retry),
             )
-            # Changes stored but never told to Slack (a kill between the two) are told now,
-            # before anything new happens.
-            assert slack_notifier is not None
-            await CatchUp(slack_notifier, bot.outbox, runtime.repos, clock).run()
         # 2. crash reconciliation
         reconciled = await runtime.engine.reconcile()
         if reconciled:
@@ -403,7 +347,6 @@ async def open_stack(
         reminders = ProposalReminders(
             proposals=runtime.repos.proposals,
             audit=runtime.repos.audit,
-            notifier=runtime.notifier,
             clock=clock,
             after=settings.reminder_interval,
         )
@@ -454,7 +397,6 @@ async def open_stack(
 
 __all__ = [
     "PLAYBOOKS_NAME",
-    "Fanout",
     "SlackOptions",
     "Stack",
     "bot_config",

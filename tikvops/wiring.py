@@ -5,9 +5,10 @@ monitor`, the terminal commands, the demo, tests) opens them with `open_runtime(
     async with open_runtime(settings, notifier=my_notifier) as runtime:
         outcome = await runtime.engine.handle(command, actor)
 
-Nothing here assumes Slack: the notifier is whatever the caller passes (`NullNotifier` by
-default). On exit the engine's background work is stopped, the database closed and the PD
-client's connections released, in that order.
+Nothing here assumes Slack: every change writes its event to the event log (`engine.events`);
+a `notifier` given here (the terminal) hears them through the engine's relay. On exit the
+engine's background work is stopped, the database closed and the PD client's connections
+released, in that order.
 
 Only the long-running bot should call `engine.reconcile()` at start-up (`reconcile=True`): a
 terminal command runs next to a live bot and must not reconcile executions the bot is still
@@ -27,7 +28,7 @@ import httpx
 
 from engine.clock import SystemClock
 from engine.policy import ApprovalPolicy
-from engine.ports import Clock, Notifier, NullNotifier
+from engine.ports import Clock, Notifier
 from engine.service import Engine, EngineMetrics
 from operator_tikv.metrics import MetricsSource
 from operator_tikv.pd import PDClient, RequestHook, open_pd_client
@@ -51,7 +52,7 @@ class Runtime:
     repos: Repositories
     policy: ApprovalPolicy
     engine: Engine
-    notifier: Notifier
+    notifier: Notifier | None
     clock: Clock
 
 
@@ -165,7 +166,6 @@ async def open_runtime(
     """
     pd_url = require_pd_url(settings)
     chosen_clock: Clock = clock or SystemClock()
-    chosen_notifier: Notifier = notifier or NullNotifier()
     policy = build_policy(settings, terminal=terminal)
     db = await Database.open(settings.db)
     try:
@@ -193,7 +193,7 @@ async def open_runtime(
                 pd=pd,
                 repos=repos,
                 policy=policy,
-                notifier=chosen_notifier,
+                notifier=notifier,
                 clock=chosen_clock,
                 max_drained_stores=settings.max_drained_stores,
                 metrics=metrics,
@@ -209,7 +209,7 @@ async def open_runtime(
                     repos=repos,
                     policy=policy,
                     engine=engine,
-                    notifier=chosen_notifier,
+                    notifier=notifier,
                     clock=chosen_clock,
                 )
             finally:

@@ -122,6 +122,8 @@ def execution_outcome(proposal: Proposal, execution: Execution, now: datetime) -
             blocks.append(_undo_button(proposal))
             blocks.append(context(f"Undo proposes `{undo_command}` for approval."))
         return rendered(f"{proposal.id} succeeded: {result or title}", blocks)
+    if execution.status is E.UNVERIFIED or proposal.state is ProposalState.UNVERIFIED:
+        return _unverified(proposal, execution, title, took)
     status = execution.status if execution.status in NEXT_STEPS else E.FAILED
     verb = "did not finish in time" if status is E.TIMED_OUT else "failed"
     text = f":x: *{esc(proposal.id)} {verb}* after {took}: {esc(title)}"
@@ -133,6 +135,25 @@ def execution_outcome(proposal: Proposal, execution: Execution, now: datetime) -
     text += f"\n*What to do next:* {NEXT_STEPS[status]}"
     blocks.append(section(text))
     return rendered(f"{proposal.id} {verb}: {why or title}", blocks)
+
+
+def _unverified(proposal: Proposal, execution: Execution, title: str, took: str) -> Rendered:
+    """PD accepted the write; reading PD to verify it kept failing until the deadline."""
+    why = execution.error or proposal.outcome or ""
+    text = f":warning: *{esc(proposal.id)} sent and accepted, not verified* after {took}: "
+    text += esc(title)
+    if why:
+        text += f"\n*What happened:* {esc(why)}"
+    text += (
+        "\n*What to do next:* look at the cluster before anything else (`/tikv status`); the "
+        "request is not sent again."
+    )
+    blocks: list[Any] = [section(text)]
+    if proposal.reversible and proposal.undo is not None:
+        undo_command = esc(act.command_line(proposal.undo.action, proposal.undo.params))
+        blocks.append(_undo_button(proposal))
+        blocks.append(context(f"Undo proposes `{undo_command}` for approval."))
+    return rendered(f"{proposal.id} sent and accepted, not verified: {why or title}", blocks)
 
 
 __all__ = ["NEXT_STEPS", "execution_outcome", "execution_progress", "execution_started"]

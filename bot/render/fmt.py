@@ -37,6 +37,7 @@ STATE_ICON = {
     ProposalState.EXECUTING: ":gear:",
     ProposalState.SUCCEEDED: ":white_check_mark:",
     ProposalState.FAILED: ":x:",
+    ProposalState.UNVERIFIED: ":warning:",
     ProposalState.REJECTED: ":no_entry:",
     ProposalState.EXPIRED: ":hourglass:",
     ProposalState.CANCELLED: ":heavy_minus_sign:",

@@ -111,6 +111,8 @@ def _proposal_line(proposal: Proposal, now: datetime) -> str:
         return f":white_check_mark: *Action done:* {label}{outcome}"
     if state is ProposalState.FAILED:
         return f":x: *Action failed:* {label}{outcome}"
+    if state is ProposalState.UNVERIFIED:
+        return f":warning: *Action sent, not verified:* {label}"
     return f"{fmt.STATE_ICON[state]} *{state.value.capitalize()}:* {label}"
 
 

@@ -51,6 +51,7 @@ STATE_WORDS = {
     S.EXECUTING: "running",
     S.SUCCEEDED: "succeeded",
     S.FAILED: "failed",
+    S.UNVERIFIED: "sent and accepted, not verified",
     S.REJECTED: "rejected",
     S.EXPIRED: "expired without approval",
     S.CANCELLED: "cancelled",
@@ -170,6 +171,13 @@ def status_line(
             f"{icon} *Succeeded* at {fmt.at(proposal.updated_at, now)}{outcome}",
             approved,
             "Details in the thread.",
+        )
+    if state is S.UNVERIFIED:
+        return join_sentences(
+            f"{icon} *Sent and accepted, not verified* at {fmt.at(proposal.updated_at, now)}",
+            approved,
+            "PD accepted the request but could not be read to verify it: what to check is in "
+            "the thread.",
         )
     if state is S.FAILED:
         outcome = f": {esc(proposal.outcome)}" if proposal.outcome else ""

@@ -95,10 +95,12 @@ class Harness:
             await self.stack.aclose()
 
     async def settle(self) -> None:
-        """Wait for background work (handlers, executions) and deliver the outbox."""
+        """Wait for background work (handlers, executions), turn the events into outbox
+        items and deliver the outbox."""
         await self.bot.tasks.wait_idle()
         await self.engine.wait_idle()
         await self.bot.tasks.wait_idle()
+        await self.bot.relay.drain()
         await self.bot.deliverer.run_once()
         while await self.bot.deliverer.run_once():
             pass
@@ -137,11 +139,11 @@ async def bot_harness(
         app_id: str = "A0TIKVOPS",
         team_id: str = "T0TIKV",
         outbox_poll: float = 0.05,
+        engine_options: dict[str, Any] | None = None,
         **settings: Any,
     ) -> Harness:
         stack = AsyncExitStack()
         clock = SystemClock()
-        notifier = SlackNotifier(clock, channel=CHANNEL)
         config_settings = settings_for(
             cluster,
             tmp_path / "tikvops.db",
@@ -151,11 +153,11 @@ async def bot_harness(
         runtime = await stack.enter_async_context(
             open_runtime(
                 config_settings,
-                notifier=notifier,
                 clock=clock,
                 engine_options={
                     "poll_intervals": {"drain": 0.05, "undrain": 0.05, "transfer-leader": 0.05},
                     "deadlines": {"drain": 20.0, "undrain": 10.0, "transfer-leader": 10.0},
+                    **(engine_options or {}),
                 },
             )
         )
@@ -180,7 +182,6 @@ async def bot_harness(
             repos=runtime.repos,
             clock=clock,
             policy=runtime.policy,
-            notifier=notifier,
         )
         try:
             await bot.start()
@@ -190,7 +191,7 @@ async def bot_harness(
         stack.push_async_callback(bot.stop)
         await fake.wait_for_socket()
         harness = Harness(
-            fake=fake, sim=cluster, bot=bot, runtime=runtime, notifier=notifier, stack=stack
+            fake=fake, sim=cluster, bot=bot, runtime=runtime, notifier=bot.notifier, stack=stack
         )
         started.append(harness)
         return harness

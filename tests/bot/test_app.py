@@ -13,6 +13,7 @@ import pytest
 
 from bot import callbacks
 from bot.errors import SlackStartError
+from engine.events import EventKind, proposal_event
 from engine.model import AuditOutcome, Identity, ProposalOrigin, ProposalState
 from slackfake import ids, payloads
 from tests.bot.conftest import ALICE, BOB, CAROL, CHANNEL, GUEST, Harness
@@ -324,10 +325,13 @@ async def test_a_dropped_websocket_reconnects_and_nothing_is_lost(bot_harness: M
     message = await propose_drain(h)
     opened = h.fake.connections_opened
     assert h.fake.faults.drop_socket() == 1
-    # The engine keeps reporting while the socket is down: the outbox does not depend on it.
-    await h.notifier.proposal_changed(
-        (await h.runtime.repos.proposals.get("P-1")),  # type: ignore[arg-type]
-        (await h.runtime.repos.audit.list_recent(subject="P-1"))[0],
+    # Events keep being told while the socket is down: the outbox does not depend on it.
+    await h.runtime.repos.events.append(
+        proposal_event(
+            EventKind.PROPOSAL_CHANGED,
+            (await h.runtime.repos.proposals.get("P-1")),  # type: ignore[arg-type]
+            audit=(await h.runtime.repos.audit.list_recent(subject="P-1"))[0],
+        )
     )
     await h.fake.wait_for(lambda: h.fake.connections_opened > opened and h.fake.active_sockets, 15)
     await h.fake.click(
@@ -347,8 +351,12 @@ async def test_messages_owed_while_slack_is_down_are_delivered_after_a_restart(
         "drain", {"store_id": 4}, actor=Identity.slack(BOB, name="bob"), origin=ProposalOrigin.USER
     )
     proposal = created.proposal
-    await first.notifier.proposal_changed(
-        proposal, (await first.runtime.repos.audit.list_recent(subject=proposal.id))[0]
+    await first.runtime.repos.events.append(
+        proposal_event(
+            EventKind.PROPOSAL_CHANGED,
+            proposal,
+            audit=(await first.runtime.repos.audit.list_recent(subject=proposal.id))[0],
+        )
     )
     await first.settle()
     assert first.top() == []
@@ -440,7 +448,6 @@ async def test_a_reminder_is_threaded_under_the_waiting_proposal(bot_harness: Ma
     reminders = ProposalReminders(
         proposals=h.runtime.repos.proposals,
         audit=h.runtime.repos.audit,
-        notifier=h.notifier,
         clock=h.runtime.clock,
         after=0.01,
     )

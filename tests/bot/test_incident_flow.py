@@ -50,13 +50,12 @@ async def test_slow_store_incident_from_detection_to_resolution(
             diagnoses=repos.diagnoses,
             proposals=repos.proposals,
             proposer=h.engine,
-            notifier=h.notifier,
+            events=repos.events,
             clock=clock,
         )
         monitor = Monitor(
             source=ClusterSource(h.runtime.pd, ScrapeSource(http=http), pd_url=h.sim.pd_url),
             incidents=repos.incidents,
-            notifier=h.notifier,
             clock=clock,
             thresholds=Thresholds(write_p99_grace=0, region_min_count=10_000),
             resolve_after=0.0,
@@ -136,7 +135,6 @@ async def test_a_suggested_action_the_engine_refuses_is_said_in_the_thread(
     h = await bot_harness()
     repos, clock = h.runtime.repos, h.runtime.clock
     incident = await repos.incidents.create(make_incident(kind="slow_store", subject="store:2"))
-    await h.notifier.incident_opened(incident)
     drain_missing = ProposedAction(action="drain", params={"store_id": 9}, reason="store 9")
     drain_slow = ProposedAction(action="drain", params={"store_id": 2}, reason="store 2 is slow")
     refusal = await h.engine.propose(
@@ -148,7 +146,7 @@ async def test_a_suggested_action_the_engine_refuses_is_said_in_the_thread(
         diagnoses=repos.diagnoses,
         proposals=repos.proposals,
         proposer=h.engine,
-        notifier=h.notifier,
+        events=repos.events,
         clock=clock,
     )
     outcome = await flow.run(incident, await FakeCluster().observe(1_700_000_000.0))

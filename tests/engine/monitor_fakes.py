@@ -30,6 +30,7 @@ from engine.model import (
     RiskLevel,
 )
 from engine.monitor import Monitor
+from engine.relay import EventRelay, NotifierSink
 from engine.results import ProposalCreated, RefusalKind, Refused
 from engine.transitions import propose
 from operator_tikv.invariants import Thresholds
@@ -228,7 +229,8 @@ class ScriptedDiagnoser:
 
 class RecordingProposer:
     """Stands in for `Engine.propose`: stores a proposal via the real repository (so the
-    duplicate check reads real records), notifies `proposal_made`, and records each call.
+    duplicate check reads real records, and its `proposal.made` event is told like the engine's),
+    and records each call.
     Actions named in `refuse` are refused like a failed preflight."""
 
     def __init__(self, repos: Repositories, notifier: RecordingNotifier, clock: FakeClock) -> None:
@@ -263,8 +265,7 @@ class RecordingProposer:
             incident_id=incident_id,
             reason=reason,
         )
-        stored = await self.repos.proposals.create(result)
-        await self.notifier.proposal_made(stored)
+        stored = await self.repos.proposals.create(result)  # its event tells the notifier
         # the real engine attaches the dry run; the flow only reads `proposal`
         return ProposalCreated.model_construct(proposal=stored)
 
@@ -280,10 +281,20 @@ class Rig:
     repos: Repositories
     diagnoser: ScriptedDiagnoser | None = None
     proposer: RecordingProposer | None = None
+    relay: EventRelay | None = None
 
     async def tick(self, advance: float = 15.0) -> Any:
+        """Advance the clock, run one tick, and let the notifier hear its events (the relay
+        starts at the events written before the rig's first tick)."""
+        if self.relay is None:
+            start = await self.repos.events.head()
+            sink = NotifierSink(self.notifier, self.repos.events, start_after=start)
+            self.relay = EventRelay(self.repos.events, sink, name="test")
         self.clock.advance(advance)
-        return await self.monitor.tick()
+        try:
+            return await self.monitor.tick()
+        finally:  # events written before a failure are told all the same
+            await self.relay.drain()
 
 
 def build_monitor(
@@ -311,13 +322,12 @@ def build_monitor(
             diagnoses=repos.diagnoses,
             proposals=repos.proposals,
             proposer=proposer,
-            notifier=notifier,
+            events=repos.events,
             clock=clock,
         )
     monitor = Monitor(
         source=cluster,
         incidents=repos.incidents,
-        notifier=notifier,
         clock=clock,
         thresholds=thresholds or Thresholds(write_p99_ms=100.0, write_p99_grace=30.0),
         resolve_after=resolve_after,

@@ -8,7 +8,12 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from engine.diagnose_flow import DiagnoseFlow, canonical_params, proposer_identity
+from engine.diagnose_flow import (
+    DiagnoseFlow,
+    DiagnoseOutcome,
+    canonical_params,
+    proposer_identity,
+)
 from engine.model import (
     SYSTEM,
     Diagnosis,
@@ -20,6 +25,7 @@ from engine.model import (
     ProposedAction,
 )
 from engine.monitor import Monitor
+from engine.relay import EventRelay, NotifierSink
 from engine.transitions import ProposalEvent, transition
 from operator_tikv.invariants import Thresholds
 from operator_tikv.observation import Observation
@@ -41,6 +47,26 @@ MOVE = ProposedAction(
 )
 
 
+class TellingFlow(DiagnoseFlow):
+    """The flow, then a relay that tells `notifier` the events it wrote (the relay starts at
+    the events written before the first run)."""
+
+    def __init__(self, notifier: RecordingNotifier, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._notifier = notifier
+        self._relay: EventRelay | None = None
+
+    async def run(self, incident: Incident, observation: Any) -> DiagnoseOutcome:
+        if self._relay is None:
+            start = await self.events.head()
+            sink = NotifierSink(self._notifier, self.events, start_after=start)
+            self._relay = EventRelay(self.events, sink, name="test")
+        try:
+            return await super().run(incident, observation)
+        finally:
+            await self._relay.drain()
+
+
 def flow_for(
     repos: Repositories, diagnoser: Any, notifier: RecordingNotifier | None = None
 ) -> tuple[DiagnoseFlow, RecordingProposer, RecordingNotifier]:
@@ -49,12 +75,13 @@ def flow_for(
     notifier = notifier or RecordingNotifier()
     clock = FakeClock()
     proposer = RecordingProposer(repos, notifier, clock)
-    flow = DiagnoseFlow(
+    flow = TellingFlow(
+        notifier,
         diagnoser=diagnoser,
         diagnoses=repos.diagnoses,
         proposals=repos.proposals,
         proposer=proposer,
-        notifier=notifier,
+        events=repos.events,
         clock=clock,
     )
     return flow, proposer, notifier
@@ -241,12 +268,17 @@ async def test_the_engine_refusal_sentence_reaches_the_notifier(sim: Any, db_pat
             diagnoses=h.repos.diagnoses,
             proposals=h.repos.proposals,
             proposer=h.engine,
-            notifier=h.notifier,
+            events=h.repos.events,
             clock=h.clock,
         )
         outcome = await flow.run(incident, await observation())
+        await h.engine.wait_idle()  # the engine's relay tells its notifier the events
         assert outcome.proposals == ()
-        assert h.notifier.names() == ["diagnosis_ready", "actions_not_proposed"]
+        assert h.notifier.names() == [
+            "incident_opened",
+            "diagnosis_ready",
+            "actions_not_proposed",
+        ]
         [(_, reported)] = [c for c in h.notifier.calls if c[0] == "actions_not_proposed"]
         [item] = reported
         assert item.suggested == drain

@@ -13,6 +13,7 @@ import httpx
 
 from engine.model import IncidentStatus, Severity
 from engine.monitor import ClusterSource, Monitor
+from engine.relay import EventRelay, NotifierSink
 from operator_tikv.invariants import Thresholds
 from operator_tikv.pd import open_pd_client
 from operator_tikv.scrape import ScrapeSource
@@ -41,20 +42,29 @@ async def watching(
         open_pd_client(server.pd_url, retries=0) as pd,
         httpx.AsyncClient(timeout=3.0) as http,
     ):
-        yield Monitor(
+        monitor = Monitor(
             source=ClusterSource(pd, ScrapeSource(http, timeout=3.0), pd_url=server.pd_url),
             incidents=repos.incidents,
-            notifier=notifier,
             clock=SimClock(server),
             thresholds=Thresholds(write_p99_ms=100.0, write_p99_grace=30.0),
             resolve_after=60.0,
         )
+        sink = NotifierSink(notifier, repos.events, start_after=await repos.events.head())
+        relays[monitor] = EventRelay(repos.events, sink, name="test")
+        yield monitor
+
+
+relays: dict[Monitor, EventRelay] = {}
+"""The relay that tells each watching monitor's notifier the events its ticks wrote."""
 
 
 async def run(server: SimServer, monitor: Monitor, ticks: int, step: float = STEP) -> None:
     for _ in range(ticks):
         server.cluster.advance(step)
-        await monitor.tick()
+        try:
+            await monitor.tick()
+        finally:
+            await relays[monitor].drain()
 
 
 def opened(notifier: RecordingNotifier) -> list[str]:

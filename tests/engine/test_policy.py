@@ -7,7 +7,13 @@ from datetime import timedelta
 
 import pytest
 
-from engine.errors import AlreadyDecided, DuplicateApproval, PolicyRefusal, ProposalExpired
+from engine.errors import (
+    AlreadyDecided,
+    DuplicateApproval,
+    PolicyRefusal,
+    ProposalExpired,
+    TransitionError,
+)
 from engine.model import (
     SYSTEM,
     AuditOutcome,
@@ -18,6 +24,8 @@ from engine.model import (
     RiskLevel,
 )
 from engine.policy import ANYONE, ApprovalPolicy, Rule
+from engine.switches import KILL_SWITCH, OBSERVE_ONLY, switched
+from engine.transitions import ProposalEvent
 from tests.plugins.storage import T0, alice, bob, make_proposal
 
 S = ProposalState
@@ -94,7 +102,7 @@ def test_self_approval_of_high_risk_is_refused_by_default() -> None:
         "someone else's approval"
     )
     with pytest.raises(PolicyRefusal) as caught:
-        POLICY.approve(own_high, alice(), NOW)
+        POLICY.decide(ProposalEvent.APPROVE, own_high, alice(), NOW)
     assert caught.value.rule == Rule.SELF_APPROVAL
     assert caught.value.audit is not None
     # Low/medium: allowed by default; both switches configurable.
@@ -110,7 +118,7 @@ def test_two_approvals_for_high_risk_same_person_counts_once() -> None:
     policy = POLICY.model_copy(update={"high_risk_approvals": 2})
     sre = Identity.slack("U7DAVE", groups=("S_SRE",))
     proposal = make_proposal(risk=RiskLevel.HIGH)
-    first = policy.approve(proposal, alice(), NOW)
+    first = policy.decide(ProposalEvent.APPROVE, proposal, alice(), NOW)
     assert first.proposal.state is S.PROPOSED
     assert first.audit.detail["policy"].endswith("(approval 1 of 2)")
 
@@ -118,14 +126,17 @@ def test_two_approvals_for_high_risk_same_person_counts_once() -> None:
     assert decision.rule == Rule.DUPLICATE
     assert "still needs 1 approval from someone else" in decision.reason
     with pytest.raises(DuplicateApproval):
-        policy.approve(first.proposal, alice(), NOW)
+        policy.decide(ProposalEvent.APPROVE, first.proposal, alice(), NOW)
 
-    second = policy.approve(first.proposal, sre, NOW)
+    second = policy.decide(ProposalEvent.APPROVE, first.proposal, sre, NOW)
     assert second.proposal.state is S.APPROVED
     assert second.audit.detail["policy"].endswith("(approval 2 of 2)")
     # Low risk still needs one.
     assert (
-        policy.approve(make_proposal(risk=RiskLevel.LOW), bob(), NOW).proposal.state is S.APPROVED
+        policy.decide(
+            ProposalEvent.APPROVE, make_proposal(risk=RiskLevel.LOW), bob(), NOW
+        ).proposal.state
+        is S.APPROVED
     )
 
 
@@ -133,14 +144,15 @@ def test_expiry() -> None:
     proposal = make_proposal()
     assert POLICY.expires_at(T0) == T0 + timedelta(minutes=30)
     assert not POLICY.is_expired(proposal, T0 + timedelta(minutes=29))
-    assert POLICY.expire_if_due(proposal, T0 + timedelta(minutes=29)) is None
+    with pytest.raises(TransitionError):  # not due yet
+        POLICY.decide(ProposalEvent.EXPIRE, proposal, SYSTEM, T0 + timedelta(minutes=29))
     late = T0 + timedelta(minutes=30)
     decision = POLICY.check_approval(proposal, bob(), late)
     assert decision.rule == Rule.EXPIRED and "expired at 14:30 UTC" in decision.reason
     with pytest.raises(ProposalExpired):
-        POLICY.approve(proposal, bob(), late)
-    expired = POLICY.expire_if_due(proposal, late)
-    assert expired is not None and expired.proposal.state is S.EXPIRED
+        POLICY.decide(ProposalEvent.APPROVE, proposal, bob(), late)
+    expired = POLICY.decide(ProposalEvent.EXPIRE, proposal, bob(), late)
+    assert expired.proposal.state is S.EXPIRED
     assert expired.audit.actor == SYSTEM
     short = ApprovalPolicy(proposal_ttl=timedelta(minutes=5))
     assert short.expires_at(T0) == T0 + timedelta(minutes=5)
@@ -152,7 +164,7 @@ def test_already_approved_is_refused_with_who_and_when() -> None:
     assert decision.rule == Rule.STATE
     assert decision.reason == "proposal P-7 was already approved by <@U1ALICE> at 14:03 UTC"
     with pytest.raises(AlreadyDecided, match="already approved by <@U1ALICE> at 14:03 UTC"):
-        POLICY.approve(approved, bob(), NOW)
+        POLICY.decide(ProposalEvent.APPROVE, approved, bob(), NOW)
 
 
 def test_auto_approval_of_low_risk() -> None:
@@ -184,18 +196,23 @@ def test_local_operator_needs_explicit_flag() -> None:
 
 def test_rejection_and_cancel() -> None:
     proposal = make_proposal(requested_by=Identity.slack("U8REQ"))
-    assert POLICY.reject(proposal, bob(), NOW, reason="wrong store").proposal.state is S.REJECTED
+    assert (
+        POLICY.decide(
+            ProposalEvent.REJECT, proposal, bob(), NOW, reason="wrong store"
+        ).proposal.state
+        is S.REJECTED
+    )
     # The requester may withdraw their own proposal even though not an approver.
     assert POLICY.check_rejection(proposal, Identity.slack("U8REQ"), NOW).allowed
     assert POLICY.check_cancel(proposal, Identity.slack("U8REQ"), NOW).allowed
     assert not POLICY.check_rejection(proposal, Identity.slack("U9NOPE"), NOW).allowed
     # Approved: can be cancelled (also by the system), not rejected.
     approved = make_proposal(S.APPROVED)
-    assert POLICY.cancel(approved, SYSTEM, NOW).proposal.state is S.CANCELLED
+    assert POLICY.decide(ProposalEvent.CANCEL, approved, SYSTEM, NOW).proposal.state is S.CANCELLED
     refused = POLICY.check_rejection(approved, bob(), NOW)
     assert refused.rule == Rule.STATE and "cancel it instead" in refused.reason
     with pytest.raises(AlreadyDecided):
-        POLICY.reject(approved, bob(), NOW)
+        POLICY.decide(ProposalEvent.REJECT, approved, bob(), NOW)
     executing = POLICY.check_cancel(make_proposal(S.EXECUTING), bob(), NOW)
     assert executing.reason == "proposal P-7 is executing; it cannot be cancelled"
 
@@ -221,24 +238,28 @@ def test_kill_switch_and_observe_only_block_execution() -> None:
 
 
 def test_switching_the_kill_switch() -> None:
-    settings, event = POLICY.set_kill_switch(
-        EngineSettings(), on=True, actor=bob(), now=NOW, reason="maintenance"
+    settings, event = switched(
+        POLICY, EngineSettings(), KILL_SWITCH, on=True, actor=bob(), now=NOW, reason="maintenance"
     )
     assert settings.kill_switch.on and settings.kill_switch.by == bob()
     assert event.action == "killswitch.on" and event.reason == "maintenance"
     # Off needs a high-risk approver: bob is not one.
     with pytest.raises(PolicyRefusal) as caught:
-        POLICY.set_kill_switch(settings, on=False, actor=bob(), now=NOW)
+        switched(POLICY, settings, KILL_SWITCH, on=False, actor=bob(), now=NOW)
     assert caught.value.audit is not None
     assert caught.value.audit.action == "killswitch.off.refused"
-    off, event = POLICY.set_kill_switch(settings, on=False, actor=alice(), now=NOW)
+    off, event = switched(POLICY, settings, KILL_SWITCH, on=False, actor=alice(), now=NOW)
     assert not off.kill_switch.on and event.action == "killswitch.off"
     with pytest.raises(PolicyRefusal):
-        POLICY.set_kill_switch(EngineSettings(), on=True, actor=Identity.slack("U9NOPE"), now=NOW)
+        switched(
+            POLICY, EngineSettings(), KILL_SWITCH, on=True, actor=Identity.slack("U9NOPE"), now=NOW
+        )
 
-    observing, event = POLICY.set_observe_only(EngineSettings(), on=True, actor=bob(), now=NOW)
+    observing, event = switched(
+        POLICY, EngineSettings(), OBSERVE_ONLY, on=True, actor=bob(), now=NOW
+    )
     assert observing.observe_only and event.action == "observe_only.on"
     with pytest.raises(PolicyRefusal) as refused:
-        POLICY.set_observe_only(observing, on=False, actor=bob(), now=NOW)
+        switched(POLICY, observing, OBSERVE_ONLY, on=False, actor=bob(), now=NOW)
     assert refused.value.audit is not None
     assert refused.value.audit.action == "observe_only.off.refused"

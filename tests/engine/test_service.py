@@ -90,6 +90,7 @@ async def test_an_action_command_creates_a_proposal_and_never_executes_directly(
         sim.cluster.advance(60)
         assert h.writes() == []
         assert await h.repos.executions.get("P-1") is None
+        await h.engine.wait_idle()  # the surfaces hear the events from the log
         assert h.notifier.names() == ["proposal_made"]
         events = await h.repos.audit.list_recent(subject="P-1")
         assert [(e.action, e.actor) for e in events] == [("proposal.created", BOB)]

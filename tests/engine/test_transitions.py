@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 
+from engine.applying import apply_transition
 from engine.errors import (
     AlreadyDecided,
     DuplicateApproval,
@@ -29,7 +30,6 @@ from engine.transitions import (
     TRANSITIONS,
     ProposalEvent,
     TransitionResult,
-    apply_transition,
     is_allowed,
     propose,
     refusal_sentence,
@@ -53,6 +53,7 @@ EXPECTED_TABLE = {
     (S.EXECUTING, E.FAIL): S.FAILED,
     (S.EXECUTING, E.RECONCILE_SUCCEEDED): S.SUCCEEDED,
     (S.EXECUTING, E.RECONCILE_FAILED): S.FAILED,
+    (S.EXECUTING, E.UNVERIFIED): S.UNVERIFIED,  # issue 18: accepted, reads failed until the end
     (S.EXECUTING, E.RECORD_PREFLIGHT): S.EXECUTING,
 }
 ALL_PAIRS = list(itertools.product(S, E))
@@ -67,7 +68,7 @@ def _now_for(event: ProposalEvent) -> object:
 
 def test_table_is_exactly_the_design() -> None:
     assert dict(TRANSITIONS) == EXPECTED_TABLE
-    for state in (S.SUCCEEDED, S.FAILED, S.REJECTED, S.EXPIRED, S.CANCELLED):
+    for state in (S.SUCCEEDED, S.FAILED, S.UNVERIFIED, S.REJECTED, S.EXPIRED, S.CANCELLED):
         assert state.is_terminal
         assert not any(is_allowed(state, event) for event in E)
 

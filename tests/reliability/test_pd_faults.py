@@ -97,6 +97,7 @@ async def test_monitor_reports_pd_unreachable_keeps_running_and_recovers(
         seen = [await bot.monitor.tick() for _ in range(3)]  # never raises
         assert all(not report.pd_reachable for report in seen)
         assert {i.kind for i in seen[-1].open_incidents} == {"pd_unreachable"}
+        await bot.runtime.engine.wait_idle()  # the notifier hears the events from the log
         opened = [i for name, i in bot.notifier.calls if name == "incident_opened"]
         assert [i.kind for i in opened] == ["pd_unreachable"]
         reason = opened[0].title + " " + str(opened[0].details)
@@ -110,6 +111,7 @@ async def test_monitor_reports_pd_unreachable_keeps_running_and_recovers(
         assert report.pd_reachable and report.open_incidents == ()
         incidents = await bot.runtime.repos.incidents.list_open()
         assert incidents == []
+        await bot.runtime.engine.wait_idle()
         resolved = [i for name, i in bot.notifier.calls if name == "incident_resolved"]
         assert [(i.kind, i.status) for i in resolved] == [
             ("pd_unreachable", IncidentStatus.RESOLVED)

@@ -14,6 +14,8 @@ from engine.errors import StorageError
 from engine.model import SYSTEM, AuditEvent
 from storage import Database, Repositories, latest_version
 from storage.db import translate
+from storage.incidents import _COLUMNS
+from storage.incidents import _values as incident_values
 from storage.migrate import load_migrations, split_statements
 from tests.plugins.storage import T0, make_incident
 
@@ -39,8 +41,8 @@ async def _tables(db: Database) -> set[str]:
 
 
 async def test_fresh_database_is_migrated_with_pragmas(db: Database) -> None:
-    assert await db.schema_version() == latest_version() == 3
-    assert await _tables(db) == TABLES_V1 | {"outbox", "notified"}
+    assert await db.schema_version() == latest_version() == 4
+    assert await _tables(db) == TABLES_V1 | {"outbox", "events", "event_cursors"}
     journal = await db.fetchone("PRAGMA journal_mode")
     assert journal is not None and journal[0] == "wal"
     foreign = await db.fetchone("PRAGMA foreign_keys")
@@ -56,14 +58,19 @@ async def test_migration_from_an_older_version_keeps_data(db_path: Path) -> None
     try:
         assert await old.schema_version() == 1
         assert await _tables(old) == TABLES_V1
-        repos = Repositories.on(old)
-        incident = await repos.incidents.create(make_incident(id=await repos.incidents.next_id()))
+        incident = make_incident(id=await Repositories.on(old).incidents.next_id())
+        async with old.transaction() as conn:  # as version 1 wrote it (no event)
+            await conn.execute(
+                f"INSERT INTO incidents (id, {_COLUMNS}, version) "
+                f"VALUES (?, {', '.join('?' * 15)}, 1)",
+                (incident.id, *incident_values(incident)),
+            )
     finally:
         await old.close()
 
     new = await Database.open(db_path)
     try:
-        assert await new.schema_version() == 3
+        assert await new.schema_version() == 4
         repos = Repositories.on(new)
         assert await repos.incidents.get(incident.id) == incident
         item = await repos.outbox.enqueue("slack.post", incident.id, {"text": "hi"}, now=T0)
@@ -80,14 +87,14 @@ async def test_reopening_is_a_no_op_and_two_openers_migrate_once(db_path: Path) 
     )
     try:
         assert [type(db) for db in opened] == [Database] * 4, opened
-        assert [await db.schema_version() for db in opened] == [3] * 4  # type: ignore[union-attr]
+        assert [await db.schema_version() for db in opened] == [4] * 4  # type: ignore[union-attr]
     finally:
         for db in opened:
             if isinstance(db, Database):
                 await db.close()
     again = await Database.open(db_path)
     try:
-        assert await again.schema_version() == 3
+        assert await again.schema_version() == 4
         row = await again.fetchone("SELECT count(*) FROM engine_settings")
         assert row is not None and row[0] == 1  # the seed row was inserted once
     finally:
@@ -208,8 +215,13 @@ INSERT INTO t VALUES (1);
 
 def test_packaged_migrations_are_numbered_without_gaps() -> None:
     migrations = load_migrations()
-    assert [m.version for m in migrations] == [1, 2, 3]
-    assert [m.name for m in migrations] == ["0001_init.sql", "0002_outbox.sql", "0003_notified.sql"]
+    assert [m.version for m in migrations] == [1, 2, 3, 4]
+    assert [m.name for m in migrations] == [
+        "0001_init.sql",
+        "0002_outbox.sql",
+        "0003_notified.sql",
+        "0004_events.sql",
+    ]
 
 
 @pytest.mark.parametrize(

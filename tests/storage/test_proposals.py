@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.applying import apply_transition
 from engine.errors import AlreadyDecided, ExecutionAlreadyStarted, StaleVersion
 from engine.model import (
     SYSTEM,
@@ -24,13 +25,7 @@ from engine.model import (
     RiskLevel,
 )
 from engine.policy import ANYONE, ApprovalPolicy
-from engine.transitions import (
-    ProposalEvent,
-    TransitionResult,
-    apply_transition,
-    propose,
-    transition,
-)
+from engine.transitions import ProposalEvent, TransitionResult, propose, transition
 from storage import Database, Repositories
 from tests.plugins.storage import T0, alice, bob, make_execution
 
@@ -70,10 +65,10 @@ async def test_create_get_round_trip_and_audit(repos: Repositories) -> None:
 async def test_apply_saves_state_approvals_and_audit_atomically(repos: Repositories) -> None:
     policy = ApprovalPolicy(approvers=frozenset({ANYONE}), high_risk_approvals=2)
     created = await _create(repos)
-    first = policy.approve(created, bob(), T0 + timedelta(minutes=1))
+    first = policy.decide(ProposalEvent.APPROVE, created, bob(), T0 + timedelta(minutes=1))
     await repos.proposals.apply(first)
     carol = Identity.slack("U3CAROL", groups=("S1",))
-    second = policy.approve(first.proposal, carol, T0 + timedelta(minutes=2))
+    second = policy.decide(ProposalEvent.APPROVE, first.proposal, carol, T0 + timedelta(minutes=2))
     saved = await repos.proposals.apply(second)
     loaded = await repos.proposals.get(created.id)
     assert loaded == saved == second.proposal
@@ -140,7 +135,10 @@ async def _race(
     async def one(i: int) -> TransitionResult:
         repo = counting[i % len(counting)]
         return await apply_transition(
-            repo, proposal_id, lambda p: POLICY.approve(p, approvers[i], T0), attempts=count + 1
+            repo,
+            proposal_id,
+            lambda p: POLICY.decide(ProposalEvent.APPROVE, p, approvers[i], T0),
+            attempts=count + 1,
         )
 
     outcomes = await asyncio.gather(*(one(i) for i in range(count)), return_exceptions=True)
@@ -191,7 +189,8 @@ _PROCESS_SCRIPT = textwrap.dedent(
     from engine.errors import AlreadyDecided
     from engine.model import Identity
     from engine.policy import ANYONE, ApprovalPolicy
-    from engine.transitions import apply_transition
+    from engine.applying import apply_transition
+    from engine.transitions import ProposalEvent
     from storage import Database, Repositories
     from tests.plugins.storage import T0
 
@@ -204,8 +203,8 @@ _PROCESS_SCRIPT = textwrap.dedent(
             nonlocal wins
             user = Identity.slack(f"U{tag}{i}")
             try:
-                await apply_transition(repos.proposals, "P-1",
-                                       lambda p: policy.approve(p, user, T0), attempts=50)
+                decide = lambda p: policy.decide(ProposalEvent.APPROVE, p, user, T0)
+                await apply_transition(repos.proposals, "P-1", decide, attempts=50)
                 wins += 1
             except AlreadyDecided:
                 pass
@@ -246,7 +245,7 @@ async def test_two_real_processes_one_winner(db: Database, db_path: Path) -> Non
 
 async def test_start_with_execution_record_never_twice(repos: Repositories) -> None:
     created = await _create(repos, risk=RiskLevel.LOW)
-    approved = await repos.proposals.apply(POLICY.approve(created, bob(), T0))
+    approved = await repos.proposals.apply(POLICY.decide(ProposalEvent.APPROVE, created, bob(), T0))
     started = transition(approved, ProposalEvent.START, actor=SYSTEM, now=T0)
     await repos.proposals.apply(started, start_execution=make_execution(created.id))
     execution = await repos.executions.get(created.id)
@@ -258,7 +257,7 @@ async def test_start_with_execution_record_never_twice(repos: Repositories) -> N
 
 async def test_failed_execution_insert_rolls_back_the_transition(repos: Repositories) -> None:
     created = await _create(repos, risk=RiskLevel.LOW)
-    approved = await repos.proposals.apply(POLICY.approve(created, bob(), T0))
+    approved = await repos.proposals.apply(POLICY.decide(ProposalEvent.APPROVE, created, bob(), T0))
     await repos.executions.start(make_execution(created.id))  # e.g. left by a crash
     started = transition(approved, ProposalEvent.START, actor=SYSTEM, now=T0)
     with pytest.raises(ExecutionAlreadyStarted):
@@ -295,7 +294,6 @@ async def test_list_filters_and_expiry_query(repos: Repositories) -> None:
     assert await repos.proposals.list_due_for_expiry(T0 + timedelta(minutes=29)) == []
     due = await repos.proposals.list_due_for_expiry(T0 + timedelta(minutes=30))
     assert [p.id for p in due] == [first.id]
-    expired = POLICY.expire_if_due(due[0], T0 + timedelta(minutes=30))
-    assert expired is not None
+    expired = POLICY.decide(ProposalEvent.EXPIRE, due[0], SYSTEM, T0 + timedelta(minutes=30))
     await repos.proposals.apply(expired)
     assert await repos.proposals.list_due_for_expiry(T0 + timedelta(hours=5)) == []

@@ -21,6 +21,7 @@ from engine.model import (
     ProgressNote,
 )
 from engine.policy import ApprovalPolicy
+from engine.switches import KILL_SWITCH, switched
 from storage import Database, Repositories
 from tests.plugins.storage import T0, alice, bob, make_execution, make_proposal
 
@@ -200,8 +201,14 @@ async def test_outbox_order_per_key_and_retry_schedule(repos: Repositories) -> N
 async def test_engine_settings_with_audit(repos: Repositories) -> None:
     assert await repos.settings.get() == EngineSettings()
     policy = ApprovalPolicy(approvers=frozenset({"U1ALICE"}))
-    new, event = policy.set_kill_switch(
-        await repos.settings.get(), on=True, actor=alice(), now=T0, reason="PD upgrade"
+    new, event = switched(
+        policy,
+        await repos.settings.get(),
+        KILL_SWITCH,
+        on=True,
+        actor=alice(),
+        now=T0,
+        reason="PD upgrade",
     )
     await repos.settings.save(new, audit=event)
     loaded = await repos.settings.get()

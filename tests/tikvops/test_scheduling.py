@@ -11,10 +11,11 @@ from datetime import timedelta
 import pytest
 
 from engine.clock import FakeClock
+from engine.events import EventKind
 from engine.model import Identity, ProposalOrigin, ProposalState, RiskLevel
 from engine.transitions import ProposalEvent, propose, transition
 from storage import Repositories
-from tests.engine.monitor_fakes import RecordingNotifier, build_monitor
+from tests.engine.monitor_fakes import build_monitor
 from tests.plugins.storage import alice
 from tikvops.scheduling import JobScheduler, ProposalReminders, schedule_bot_jobs
 
@@ -192,7 +193,7 @@ async def test_the_monitor_runs_on_the_scheduler(repos: Repositories) -> None:
     async with scheduler:
         await until(lambda: rig.monitor.ticks >= 3 and len(expired) >= 2 and len(followed) >= 1)
     assert scheduler.job_names() == ["monitor", "expire", "follow"]
-    assert [e for e, _ in rig.notifier.events] == ["opened"]
+    assert [e.kind for e in await repos.events.after(0)] == [EventKind.INCIDENT_OPENED]
     assert len(await repos.incidents.list_open()) == 1
 
 
@@ -213,16 +214,25 @@ async def waiting_proposal(repos: Repositories, clock: FakeClock, pid: str = "P-
     await repos.proposals.create(result)
 
 
+async def reminder_events(repos: Repositories) -> list[tuple[str, str]]:
+    """The reminders told to the surfaces: `proposal.changed` events of a reminder."""
+    return [
+        (e.subject, e.audit.action)
+        for e in await repos.events.after(0)
+        if e.kind is EventKind.PROPOSAL_CHANGED
+        and e.audit is not None
+        and e.audit.action == "proposal.reminder"
+    ]
+
+
 async def test_reminders_for_proposals_waiting_too_long(repos: Repositories) -> None:
     clock = FakeClock()
-    notifier = RecordingNotifier()
     await waiting_proposal(repos, clock)
 
     def reminders() -> ProposalReminders:
         return ProposalReminders(
             proposals=repos.proposals,
             audit=repos.audit,
-            notifier=notifier,
             clock=clock,
             after=600,
         )
@@ -237,7 +247,7 @@ async def test_reminders_for_proposals_waiting_too_long(repos: Repositories) -> 
     clock.advance(300)
     assert [p.id for p in await job.run()] == ["P-1"]
     assert await reminders().run() == []  # a restart does not remind early
-    assert notifier.events == [("proposal.proposal.reminder", "P-1")] * 2
+    assert await reminder_events(repos) == [("P-1", "proposal.reminder")] * 2
     audit = await repos.audit.list_recent(subject="P-1", action_prefix="proposal.reminder")
     assert len(audit) == 2 and audit[0].reason is not None and "20 min" in audit[0].reason
     stored = await repos.proposals.get("P-1")
@@ -246,7 +256,6 @@ async def test_reminders_for_proposals_waiting_too_long(repos: Repositories) -> 
 
 async def test_no_reminders_for_decided_or_expired_proposals(repos: Repositories) -> None:
     clock = FakeClock()
-    notifier = RecordingNotifier()
     await waiting_proposal(repos, clock, "P-1")
     await waiting_proposal(repos, clock, "P-2")
     current = await repos.proposals.get("P-2")
@@ -254,9 +263,7 @@ async def test_no_reminders_for_decided_or_expired_proposals(repos: Repositories
     await repos.proposals.apply(
         transition(current, ProposalEvent.REJECT, actor=alice(), now=clock.now())
     )
-    job = ProposalReminders(
-        proposals=repos.proposals, audit=repos.audit, notifier=notifier, clock=clock, after=600
-    )
+    job = ProposalReminders(proposals=repos.proposals, audit=repos.audit, clock=clock, after=600)
     clock.advance(3600)  # P-1 is past its expiry (not yet expired by the engine)
     assert await job.run() == []
-    assert notifier.events == []
+    assert await reminder_events(repos) == []

@@ -28,7 +28,7 @@ from tikvops import stack as stack_module
 from tikvops.observability import ObservabilityError, ObservabilityServer
 from tikvops.scheduling import JobScheduler
 from tikvops.settings import ConfigError, Settings
-from tikvops.stack import Fanout, bot_config, open_stack
+from tikvops.stack import bot_config, open_stack
 
 WAIT = 20.0
 
@@ -285,20 +285,6 @@ async def test_one_slack_token_without_the_other_is_a_configuration_error(
     assert not (tmp_path / "t.db").exists()  # refused before anything was opened
     with pytest.raises(ConfigError):
         bot_config(settings)
-
-
-async def test_fanout_tells_everyone_even_when_one_fails() -> None:
-    class Broken(RecordingNotifier):
-        async def incident_opened(self, incident: Incident) -> None:
-            raise RuntimeError("terminal closed")
-
-    first, second = Broken(), RecordingNotifier()
-    fanout = Fanout([first, second])
-    incident = Incident.model_construct(id="I-1")
-    await fanout.incident_opened(incident)
-    await fanout.incident_resolved(incident)
-    assert second.events == [("opened", "I-1"), ("resolved", "I-1")]
-    assert first.events == [("resolved", "I-1")]
 
 
 async def _wait(predicate: Callable[[], Any]) -> Any:

@@ -593,7 +593,11 @@ def _report_lines(report: ExecutionReport) -> list[str]:
     p, execution = report.proposal, report.execution
     ok = execution.status in (ExecutionStatus.SUCCEEDED, ExecutionStatus.RECONCILED_SUCCEEDED)
     verdict = "succeeded" if ok else execution.status.value.replace("_", " ")
-    lines = [f"{p.id} {verdict}: {p.outcome or execution.error or ''}".rstrip()]
+    told = p.outcome or execution.error or ""
+    if execution.status is ExecutionStatus.UNVERIFIED:
+        lines = [f"{p.id}: {told}"]  # "sent and accepted, not verified: ..."
+    else:
+        lines = [f"{p.id} {verdict}: {told}".rstrip()]
     if report.undo is not None:
         lines.append(
             f"Undo: `{CLI_PROG} undo {p.id}` proposes {report.undo.action} "

@@ -1,0 +1,132 @@
+"""Deciding: one generic decision on a proposal (approve, reject, cancel, expire) through the
+approval policy and the one transition function, with compare-and-set. A redelivered request
+is answered once; every refusal is audited with who, what and why. An approval that completes
+the quorum hands the proposal to `after_approval` (the gate that starts its run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from engine.applying import apply_transition
+from engine.errors import NotFound, Refusal, StaleVersion
+from engine.model import SYSTEM, Identity, Proposal, ProposalState
+from engine.policy import ApprovalPolicy
+from engine.ports import Clock, ProposalRepo
+from engine.refusals import Refusals
+from engine.results import Decided, Refused
+from engine.transitions import ProposalEvent, TransitionResult
+
+logger = logging.getLogger(__name__)
+
+_DECLINED = {
+    ProposalEvent.REJECT: "rejected",
+    ProposalEvent.CANCEL: "cancelled",
+}
+
+
+class ApprovalLatency(Protocol):
+    """Optional metrics hook (`tikvops.observability.BotMetrics` provides it)."""
+
+    def approval_latency(self, seconds: float) -> None: ...
+
+
+class Deciding:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        proposals: ProposalRepo,
+        policy: ApprovalPolicy,
+        clock: Clock,
+        refusals: Refusals,
+        after_approval: Callable[[Proposal], Awaitable[str | None]],
+        executes: Callable[[], bool],
+        metrics: ApprovalLatency | None = None,
+    ) -> None:
+        self._proposals = proposals
+        self._policy = policy
+        self._clock = clock
+        self._refusals = refusals
+        self._after_approval = after_approval
+        self._executes = executes
+        self._metrics = metrics
+
+    async def decide(
+        self,
+        event: ProposalEvent,
+        proposal_id: str,
+        actor: Identity,
+        *,
+        expected_version: int | None = None,
+        request_id: str | None = None,
+        reason: str | None = None,
+    ) -> Decided | Refused:
+        """`event` (approve, reject or cancel) on `proposal_id` by `actor`. The policy decides
+        on the current record (re-read and decided again after a lost compare-and-set)."""
+        duplicate = await self._refusals.duplicate(request_id, actor, proposal_id)
+        if duplicate is not None:
+            return duplicate
+        now = self._clock.now()
+
+        def build(current: Proposal) -> TransitionResult:
+            return self._policy.decide(
+                event, current, actor, now, expected_version=expected_version, reason=reason
+            )
+
+        try:
+            result = await apply_transition(self._proposals, proposal_id, build)
+        except (Refusal, NotFound, StaleVersion) as exc:
+            return await self._refusals.refused(exc, actor, f"proposal.{event.value}", proposal_id)
+        if event is ProposalEvent.APPROVE:
+            return await self._approved(result.proposal, actor)
+        because = f" ({reason})" if reason else ""
+        return Decided(
+            proposal=result.proposal,
+            message=f"{actor.label} {_DECLINED[event]} proposal {proposal_id}{because}; nothing "
+            "was sent to PD",
+        )
+
+    async def _approved(self, proposal: Proposal, actor: Identity) -> Decided:
+        count = len(proposal.approvals)
+        needed = self._policy.approvals_needed(proposal.risk)
+        head = f"{actor.label} approved proposal {proposal.id} (approval {count} of {needed})"
+        if proposal.state is not ProposalState.APPROVED:
+            missing = needed - count
+            return Decided(
+                proposal=proposal,
+                message=f"{head}; it needs {missing} more approval{'s' if missing != 1 else ''} "
+                "from someone else",
+            )
+        if self._metrics is not None:
+            waited = (self._clock.now() - proposal.created_at).total_seconds()
+            try:
+                self._metrics.approval_latency(waited)
+            except Exception:
+                logger.exception("metrics hook failed")
+        blocked = await self._after_approval(proposal)
+        if blocked is not None:
+            return Decided(proposal=proposal, message=f"{head}, but {blocked}")
+        tail = "executing now" if self._executes() else "ready to execute"
+        return Decided(proposal=proposal, message=f"{head}; {tail}", executing=True)
+
+    async def expire_due(self) -> list[Proposal]:
+        """Expire every `proposed` proposal past its TTL (actor: the system); returns them."""
+        now = self._clock.now()
+        expired: list[Proposal] = []
+        for due in await self._proposals.list_due_for_expiry(now):
+            with contextlib.suppress(Refusal, NotFound, StaleVersion):  # decided meanwhile
+                result = await apply_transition(
+                    self._proposals,
+                    due.id,
+                    lambda current: self._policy.decide(ProposalEvent.EXPIRE, current, SYSTEM, now),
+                )
+                expired.append(result.proposal)
+        return expired
+
+
+__all__ = ["ApprovalLatency", "Deciding"]

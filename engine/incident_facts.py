@@ -1,0 +1,197 @@
+"""What an incident record holds beside its fields: which incidents the monitor manages, their
+fingerprint, title and severity, the `details` (with the `tracking` bookkeeping of
+`engine.incidents`), and the invariants' memory rebuilt from the open incidents at start-up.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from engine.model import Incident, JsonDict, Severity, fingerprint
+from operator_tikv.invariants import InvariantMemory, Remembered, Violation, ViolationKind
+from operator_tikv.invariants import Severity as ViolationSeverity
+
+MANAGED_KINDS = frozenset(kind.value for kind in ViolationKind)
+"""Incident kinds this module opens and resolves (the invariants' kinds)."""
+
+AGE_UNITS = frozenset({"s"})
+"""Units of values that grow by themselves (time since a heartbeat): never worth a report."""
+
+RATIO_UNITS = frozenset({"ratio", "share"})
+"""Units in [0, 1], compared by absolute difference rather than relative change."""
+
+_TITLES: Mapping[ViolationKind, str] = {
+    ViolationKind.PD_UNREACHABLE: "PD unreachable",
+    ViolationKind.STORE_DOWN: "Store {id} down",
+    ViolationKind.STORE_DISCONNECTED: "Store {id} disconnected",
+    ViolationKind.STORE_METRICS_MISSING: "No metrics from store {id}",
+    ViolationKind.WRITE_LATENCY: "High write latency on store {id}",
+    ViolationKind.DISK_USAGE: "Disk filling on store {id}",
+    ViolationKind.REGION_DOWN_PEER: "Regions with down peers",
+    ViolationKind.REGION_PENDING_PEER: "Regions with pending peers",
+    ViolationKind.REGION_MISS_PEER: "Regions missing replicas",
+    ViolationKind.REGION_EXTRA_PEER: "Regions with extra replicas",
+    ViolationKind.HOT_WRITE_SKEW: "Hot writes concentrated on store {id}",
+    ViolationKind.METRICS_UNAVAILABLE: "Store metrics unavailable",
+}
+
+
+def title_for(kind: ViolationKind, subject: str) -> str:
+    """A short headline: `High write latency on store 4`, `PD unreachable`."""
+    ident = subject.partition(":")[2]
+    return _TITLES[kind].format(id=ident or subject)
+
+
+def incident_fingerprint(violation: Violation) -> str:
+    return fingerprint(violation.kind.value, violation.subject)
+
+
+def incident_severity(severity: ViolationSeverity) -> Severity:
+    return Severity(severity.value)
+
+
+def is_managed(incident: Incident) -> bool:
+    """True for incidents opened from an invariant (the monitor resolves those)."""
+    return incident.kind in MANAGED_KINDS
+
+
+def finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def encode(value: float | None) -> float | str | None:
+    """A value for JSON: infinities (a P99 above every bucket) as `"inf"`."""
+    if value is None or math.isnan(value):
+        return None
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
+def decode(raw: object) -> float | None:
+    if raw is None:
+        return None
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        return float(raw)
+    if raw == "inf":
+        return math.inf
+    if raw == "-inf":
+        return -math.inf
+    return None
+
+
+def tracking_of(incident: Incident) -> dict[str, Any]:
+    raw = incident.details.get("tracking")
+    return dict(raw) if isinstance(raw, Mapping) else {}
+
+
+def unix_seconds(value: datetime) -> float:
+    return value.timestamp()
+
+
+def store_id_of(subject: str) -> int | None:
+    kind, _, ident = subject.partition(":")
+    return int(ident) if kind == "store" and ident.isdigit() else None
+
+
+def region_id_of(subject: str) -> int | None:
+    kind, _, ident = subject.partition(":")
+    return int(ident) if kind == "region" and ident.isdigit() else None
+
+
+def details_for(
+    violation: Violation, addresses: Mapping[int, str], tracking: Mapping[str, Any]
+) -> JsonDict:
+    details: JsonDict = {"message": violation.message, "unit": violation.unit}
+    if violation.store_id is not None:
+        details["store_id"] = violation.store_id
+        address = addresses.get(violation.store_id)
+        if address:
+            details["address"] = address
+    if violation.region_id is not None:
+        details["region_id"] = violation.region_id
+    if violation.region_ids:
+        details["region_ids"] = list(violation.region_ids)
+    details["first_seen"] = violation.first_seen
+    details["tracking"] = dict(tracking)
+    return details
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def remembered_violation(incident: Incident) -> Violation | None:
+    """The violation an open incident stands for, rebuilt from the record (None for incidents
+    not opened from an invariant)."""
+    if not is_managed(incident):
+        return None
+    details = incident.details
+    first_seen = decode(details.get("first_seen"))
+    if first_seen is None:
+        first_seen = unix_seconds(incident.opened_at)
+    severity = (
+        ViolationSeverity.CRITICAL
+        if incident.severity is Severity.CRITICAL
+        else ViolationSeverity.WARNING
+    )
+    regions = details.get("region_ids")
+    unit = details.get("unit")
+    message = details.get("message")
+    return Violation(
+        kind=ViolationKind(incident.kind),
+        severity=severity,
+        store_id=store_id_of(incident.subject),
+        region_id=region_id_of(incident.subject),
+        value=incident.value,
+        threshold=incident.threshold,
+        unit=unit if isinstance(unit, str) else "",
+        first_seen=first_seen,
+        message=message if isinstance(message, str) and message else incident.title,
+        region_ids=tuple(r for r in regions if isinstance(r, int))
+        if isinstance(regions, list)
+        else (),
+    )
+
+
+def remember_open_incidents(
+    memory: InvariantMemory, open_incidents: Sequence[Incident]
+) -> InvariantMemory:
+    """`memory` plus an active entry for every open incident it does not hold.
+
+    This is how the invariants' grace memory survives a restart (a condition behind an open
+    incident is active at once, from its original first-seen time), and how an incident whose
+    condition looked clear keeps being watched: while its data is missing the invariants report
+    it again as stale (frozen), and only fresh data showing it clear lets it resolve."""
+    entries = dict(memory.entries)
+    for incident in open_incidents:
+        violation = remembered_violation(incident)
+        if violation is None or violation.key in entries:
+            continue
+        entries[violation.key] = Remembered(
+            first_seen=violation.first_seen, last=violation, active=True
+        )
+    return InvariantMemory(entries=entries)
+
+
+# --------------------------------------------------------------------------- the tracker
+
+
+__all__ = [
+    "AGE_UNITS",
+    "MANAGED_KINDS",
+    "RATIO_UNITS",
+    "decode",
+    "details_for",
+    "encode",
+    "finite",
+    "incident_fingerprint",
+    "incident_severity",
+    "is_managed",
+    "remember_open_incidents",
+    "remembered_violation",
+    "title_for",
+    "tracking_of",
+]

@@ -1,0 +1,143 @@
+"""Switches: the kill switch (stops every execution) and observe-only mode (monitor and
+propose, never execute), persisted and audited. They are checked in one place, the gate that
+starts a run (`engine.executor.Executor.open`); turning them off resumes the proposals approved
+meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Protocol
+
+from engine.clock import utc
+from engine.errors import PolicyRefusal
+from engine.model import AuditEvent, EngineSettings, Identity, JsonDict, KillSwitch
+from engine.policy import ApprovalPolicy
+from engine.ports import Clock, EngineSettingsRepo
+from engine.refusals import Refusals
+from engine.results import KillSwitchOutcome, Refused
+
+
+class SwitchRepos(Protocol):
+    @property
+    def settings(self) -> EngineSettingsRepo: ...
+
+
+class Switches:
+    """See the module docstring. `resume` starts the proposals left approved."""
+
+    def __init__(
+        self,
+        *,
+        repos: SwitchRepos,
+        policy: ApprovalPolicy,
+        clock: Clock,
+        refusals: Refusals,
+        resume: Callable[[], None],
+    ) -> None:
+        self._repos = repos
+        self._policy = policy
+        self._clock = clock
+        self._refusals = refusals
+        self._resume = resume
+
+    async def kill_switch_status(self) -> KillSwitchOutcome:
+        current = await self._repos.settings.get()
+        return KillSwitchOutcome(settings=current, changed=False, message=_switch_text(current))
+
+    async def set_kill_switch(
+        self, on: bool, actor: Identity, reason: str = ""
+    ) -> KillSwitchOutcome | Refused:
+        """Turn the kill switch on (anyone who may approve something) or off (a high-risk
+        approver). Persisted and audited. While on, nothing starts executing and every attempt
+        says why; turning it off starts the proposals that were approved meanwhile."""
+        return await self._set(KILL_SWITCH, on, actor, reason)
+
+    async def set_observe_only(
+        self, on: bool, actor: Identity, reason: str = ""
+    ) -> KillSwitchOutcome | Refused:
+        """Observe-only mode: monitor and propose, never execute. Same permissions as the kill
+        switch."""
+        return await self._set(OBSERVE_ONLY, on, actor, reason)
+
+    async def _set(
+        self, which: str, on: bool, actor: Identity, reason: str
+    ) -> KillSwitchOutcome | Refused:
+        current = await self._repos.settings.get()
+        now = self._clock.now()
+        try:
+            new, event = switched(
+                self._policy, current, which, on=on, actor=actor, now=now, reason=reason or None
+            )
+        except PolicyRefusal as refusal:
+            return await self._refusals.refused(refusal, actor, f"{which}.{'on' if on else 'off'}")
+        await self._repos.settings.save(new, audit=event)
+        if not on and not new.kill_switch.on and not new.observe_only:
+            self._resume()
+        was = _is_on(current, which)
+        return KillSwitchOutcome(settings=new, changed=was != on, message=_switch_text(new))
+
+
+KILL_SWITCH = "killswitch"
+OBSERVE_ONLY = "observe_only"
+
+
+def _is_on(settings: EngineSettings, which: str) -> bool:
+    return settings.kill_switch.on if which == KILL_SWITCH else settings.observe_only
+
+
+def switched(
+    policy: ApprovalPolicy,
+    current: EngineSettings,
+    which: str,
+    *,
+    on: bool,
+    actor: Identity,
+    now: datetime,
+    reason: str | None = None,
+) -> tuple[EngineSettings, AuditEvent]:
+    """The new settings with switch `which` (`killswitch` or `observe_only`) turned `on` or
+    off, and its `<which>.on`/`<which>.off` audit event, after checking the actor may do it
+    (the same permissions for both; raises `PolicyRefusal` carrying its audit event)."""
+    now = utc(now)
+    action = f"{which}.{'on' if on else 'off'}"
+    decision = policy.check_kill_switch(actor, on, now)
+    if not decision.allowed:
+        assert decision.audit is not None
+        audit = decision.audit.model_copy(update={"action": f"{action}.refused"})
+        raise PolicyRefusal(decision.reason, rule=decision.rule, audit=audit)
+    if which == KILL_SWITCH:
+        change: dict[str, object] = {
+            "kill_switch": KillSwitch(on=on, by=actor, at=now, reason=reason)
+        }
+    else:
+        change = {"observe_only": on}
+    new = current.model_copy(update={**change, "updated_at": now})
+    detail: JsonDict = {"was_on": _is_on(current, which), "on": on}
+    event = AuditEvent(
+        at=now, actor=actor, action=action, subject="engine", detail=detail, reason=reason
+    )
+    return EngineSettings.model_validate(new.model_dump()), event
+
+
+def _switch_text(settings: EngineSettings) -> str:
+    switch = settings.kill_switch
+    if switch.on:
+        by = f" by {switch.by.label}" if switch.by else ""
+        because = f" ({switch.reason})" if switch.reason else ""
+        text = f"The kill switch is ON{by}{because}: nothing will execute until it is turned off."
+    else:
+        text = "The kill switch is off: approved proposals execute."
+    if settings.observe_only:
+        text += " Observe-only mode is on: tikvops monitors and proposes but never executes."
+    return text
+
+
+__all__ = [
+    "KILL_SWITCH",
+    "OBSERVE_ONLY",
+    "SwitchRepos",
+    "Switches",
+    "switched",
+]
