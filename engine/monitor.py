@@ -49,7 +49,7 @@ from engine.model import Incident
 from engine.ports import Clock, IncidentRepo, Notifier
 from operator_tikv.invariants import Evaluation, InvariantMemory, Thresholds, evaluate
 from operator_tikv.metrics import MetricsSource
-from operator_tikv.observation import Observation, ObservationPD, observe
+from operator_tikv.observation import Observation, ObservationPD, RegionWatch, observe
 
 logger = logging.getLogger(__name__)
 
@@ -64,13 +64,22 @@ class ClusterSource:
     """`ObservationSource` over PD and an optional metrics source (keep one instance: a scrape
     source remembers the previous scrape to compute the write P99)."""
 
-    def __init__(self, pd: ObservationPD, metrics: MetricsSource | None, *, pd_url: str) -> None:
+    def __init__(
+        self,
+        pd: ObservationPD,
+        metrics: MetricsSource | None,
+        *,
+        pd_url: str,
+        regions: RegionWatch | None = None,
+    ) -> None:
         self.pd = pd
         self.metrics = metrics
         self.pd_url = pd_url
+        # region counts first, list summaries cached between ticks (operator_tikv.region_watch)
+        self.regions = regions if regions is not None else RegionWatch()
 
     async def observe(self, at: float) -> Observation:
-        return await observe(self.pd, self.metrics, at=at, pd_url=self.pd_url)
+        return await observe(self.pd, self.metrics, at=at, pd_url=self.pd_url, regions=self.regions)
 
 
 class CycleMetrics(Protocol):
