@@ -13,7 +13,7 @@ import httpx
 import pytest
 import respx
 
-from operator_tikv.invariants import Severity, Thresholds, ViolationKind, evaluate
+from operator_tikv.invariants import Severity, Thresholds, Violation, ViolationKind, evaluate
 from operator_tikv.observation import Observation, RegionProblem, RegionWatch, observe
 from operator_tikv.pd import PDClient
 
@@ -103,6 +103,11 @@ def mock_pd(
     return routes
 
 
+def down_peer_violation(obs: Observation) -> Violation:
+    found = evaluate(obs, Thresholds()).violations
+    return next(v for v in found if v.kind is ViolationKind.REGION_DOWN_PEER)
+
+
 async def look(pd: PDClient, watch: RegionWatch) -> Observation:
     return await observe(pd, None, at=T0, pd_url=PD, regions=watch)
 
@@ -133,11 +138,7 @@ async def test_one_store_down_lists_examples_once_and_says_quorum_is_safe(pd: PD
         assert len(check.region_ids) == 20 and check.region_ids[0] == 5000
         assert check.peer_stores == {5: 30}
         assert check.quorum_lost_count == 0
-    violation = next(
-        v
-        for v in evaluate(second, Thresholds()).violations
-        if v.kind is ViolationKind.REGION_DOWN_PEER
-    )
+    violation = down_peer_violation(second)
     assert violation.severity is Severity.WARNING
     assert violation.region_ids == tuple(range(5000, 5010))
     assert "(e.g. 5000, 5001" in violation.message and "and 20 more" in violation.message
