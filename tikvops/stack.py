@@ -51,7 +51,13 @@ from engine.playbook_diagnoser import PlaybookDiagnoser
 from engine.ports import Clock, Diagnoser, Notifier
 from operator_tikv.playbooks import PlaybookLimits
 from tikvops.commands.check import thresholds_from_settings
-from tikvops.observability import BotMetrics, Health, ObservabilityServer, parse_host_port
+from tikvops.observability import (
+    BotMetrics,
+    Health,
+    LoopLagProbe,
+    ObservabilityServer,
+    parse_host_port,
+)
 from tikvops.scheduling import JobScheduler, ProposalReminders, schedule_bot_jobs
 from tikvops.settings import ConfigError, Settings, env_name
 from tikvops.wiring import Runtime, open_metrics_source, open_runtime
@@ -387,6 +393,7 @@ async def open_stack(
             runtime, source, clock=clock, diagnoser=diagnoser, metrics=metrics, health=health
         )
         stack.push_async_callback(monitor.close)
+        stack.push_async_callback(source.regions.close)
         scheduler = JobScheduler(health=health, misfire_grace=settings.poll_interval)
         reminders = ProposalReminders(
             proposals=runtime.repos.proposals,
@@ -416,6 +423,9 @@ async def open_stack(
             await bot.start()
             stack.push_async_callback(bot.stop)
         # 6. observability
+        lag_probe = LoopLagProbe(metrics)
+        lag_probe.start()
+        stack.push_async_callback(lag_probe.stop)
         server: ObservabilityServer | None = None
         if serve_health:
             host, port = parse_host_port(settings.health_addr)
