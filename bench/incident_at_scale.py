@@ -21,6 +21,7 @@ incident's parent message in Slack minus the poll interval (grace is 0), and the
 lag p99 from `tikvops_event_loop_lag_seconds` (the previous release has no probe: "n/a").
 
     .venv/bin/python bench/incident_at_scale.py --baseline /tmp/baseline
+    .venv/bin/python bench/incident_at_scale.py --baseline-rev 2f23c18   # a temporary worktree
     .venv/bin/python bench/incident_at_scale.py --quick          # 3 stores x 2,000, 20 s
 
 Targets: ack p99 < 100 ms, max < 1 s, none over 3 s; no skipped monitor runs; bot RSS under
@@ -34,10 +35,11 @@ import asyncio
 import contextlib
 import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -381,6 +383,22 @@ async def main_async(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def worktree(rev: str) -> Iterator[Path]:
+    """A temporary `git worktree` of `rev` (removed on exit)."""
+    with tempfile.TemporaryDirectory(prefix="tikvops-baseline-") as tmp:
+        path = Path(tmp) / "tree"
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", "-q", str(path), rev], cwd=ROOT, check=True
+        )
+        try:
+            yield path
+        finally:
+            subprocess.run(
+                ["git", "worktree", "remove", "--force", str(path)], cwd=ROOT, check=False
+            )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="*", default=["5x200000", "100x1000000"])
@@ -390,11 +408,18 @@ def main(argv: list[str] | None = None) -> int:
         type=lambda text: Path(text).resolve(),
         help="a checkout of the previous release (before column)",
     )
+    parser.add_argument(
+        "--baseline-rev", help="a git revision to check out in a temporary worktree as baseline"
+    )
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="3 stores x 2,000 regions, 20 s")
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.outage = ["3x2000"], 20.0
+    if args.baseline_rev and not args.baseline:
+        with worktree(args.baseline_rev) as path:
+            args.baseline = path
+            return asyncio.run(main_async(args))
     return asyncio.run(main_async(args))
 
 
