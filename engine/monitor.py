@@ -76,7 +76,7 @@ class ClusterSource:
         self.metrics = metrics
         self.pd_url = pd_url
         # region counts first, list summaries cached between ticks (operator_tikv.region_watch)
-        self.regions = regions if regions is not None else RegionWatch()
+        self.regions = regions if regions is not None else RegionWatch(lists="process")
 
     async def observe(self, at: float) -> Observation:
         return await observe(self.pd, self.metrics, at=at, pd_url=self.pd_url, regions=self.regions)

@@ -5,35 +5,62 @@ is every region with a peer on it, 80 MB of JSON at 120,000 regions. The monitor
 summary of it: how many regions, a few example ids (the smallest), on which stores the down or
 pending peers are, and (only when it can happen) which regions lost a majority of their voters.
 
-`summarise_region_list()` walks the body with ijson's C parser one region at a time, keeping
-only that summary (memory bounded by `sample` and the number of stores, not the list), and is
-meant to run in a worker thread: `read_region_list()` does that. The parser hands control
-back to Python between regions, so the event loop's thread gets the GIL at every switch
-interval (5 ms) instead of waiting seconds for one `json.loads`.
+`summarise_region_list()` walks a body with ijson's C parser one region at a time, keeping
+only that summary (memory bounded by `sample` and the number of stores, not the list).
+
+Where it runs (`ListReader`):
+
+- `"process"` (the monitor's default): one worker process (spawned on first use, so it shares
+  nothing with the bot) fetches the list itself over plain HTTP and parses it as it streams
+  in, 64 KB at a time. Neither the body nor the parsing touches the bot's process: no GIL
+  held, no 80 MB body in its memory; only the summary comes back. The worker makes one
+  attempt per read (the next observation reads again); its failures come back as
+  `ListReadError` with PD's status and message.
+- `"thread"`: the bot's PD client reads the body and a worker thread parses it, 16 KB at a
+  time (the C parser keeps the GIL for a whole buffer: 256 KB buffers stalled the loop for up
+  to 0.8 s here, 16 KB for about 60 ms at worst), one list at a time. Used where PD is an
+  in-process test double (respx), and as the fallback when no process can be started.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import heapq
 import io
+import logging
+import multiprocessing
+import urllib.error
+import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import ijson
 
 __all__ = [
+    "ListReadError",
+    "ListReader",
     "ListSummary",
     "PeerField",
     "RegionListPD",
-    "read_region_list",
     "summarise_region_list",
 ]
 
+logger = logging.getLogger(__name__)
+
 #: How many example ids a summary keeps (the smallest ones, ascending).
 DEFAULT_SAMPLE = 20
+#: Bytes the C parser handles per call while it holds the GIL (thread mode).
+THREAD_BUFFER = 16 * 1024
+#: Bytes read from the socket per parser call in the worker process.
+PROCESS_BUFFER = 64 * 1024
+
+
+class ListReadError(Exception):
+    """The worker process could not read a list (PD's status and message, or the network
+    error). Picklable, so it crosses the process boundary."""
 
 
 class PeerField(StrEnum):
@@ -46,6 +73,8 @@ class PeerField(StrEnum):
 
 class RegionListPD(Protocol):
     """The PD read a list summary needs (`operator_tikv.pd.PDClient` provides it)."""
+
+    base_url: str
 
     async def get_region_check_body(self, state: Any) -> bytes: ...
 
@@ -125,6 +154,7 @@ def summarise_region_list(
     peers: PeerField = PeerField.NONE,
     quorum: bool = False,
     sample: int = DEFAULT_SAMPLE,
+    buf_size: int = THREAD_BUFFER,
 ) -> ListSummary:
     """Summarise a `RegionsInfo` body (`{"count": N, "regions": [...]}`) without building it.
 
@@ -133,9 +163,15 @@ def summarise_region_list(
     (only meaningful for the down-peer list). Blocking and CPU-bound: run it in a thread.
     Raises ValueError when the body is not JSON or a field it reads has the wrong type.
     """
+    return _summarise_stream(io.BytesIO(body), peers, quorum, sample, buf_size)
+
+
+def _summarise_stream(
+    stream: Any, peers: PeerField, quorum: bool, sample: int, buf_size: int
+) -> ListSummary:
     if sample < 1:
         raise ValueError("sample must be >= 1")
-    regions = ijson.items(io.BytesIO(body), "regions.item", buf_size=256 * 1024, use_float=True)
+    regions = ijson.items(stream, "regions.item", buf_size=buf_size, use_float=True)
     try:
         return _summarise(regions, peers, quorum, sample)
     except ijson.JSONError as exc:
@@ -144,23 +180,83 @@ def summarise_region_list(
         raise ValueError(f"a listed region lacks a field or has the wrong type: {exc!r}") from exc
 
 
-async def read_region_list(
-    pd: RegionListPD,
-    state: Any,
-    *,
-    peers: PeerField = PeerField.NONE,
-    quorum: bool = False,
-    sample: int = DEFAULT_SAMPLE,
+def fetch_and_summarise(
+    url: str, peers: PeerField, quorum: bool, sample: int, timeout: float
 ) -> ListSummary:
-    """Read one `/regions/check/{state}` list and summarise it in a worker thread.
+    """Worker-process side: GET `url` and summarise the list as it streams in.
 
-    Raises what the PD client raises (`PDError`), and ValueError for a body that is not a
-    region list (the caller turns it into a protocol error with the path).
-    """
-    body = await pd.get_region_check_body(state)
+    Raises ListReadError (an HTTP error status, a network failure) or ValueError (a body that
+    is not a region list)."""
+    if not url.startswith(("http://", "https://")):
+        raise ListReadError(f"not an HTTP URL: {url!r}")
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
     try:
-        return await asyncio.to_thread(
-            summarise_region_list, body, peers=peers, quorum=quorum, sample=sample
-        )
-    finally:
-        del body
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return _summarise_stream(response, peers, quorum, sample, PROCESS_BUFFER)
+    except urllib.error.HTTPError as exc:
+        body = exc.read(500).decode("utf-8", errors="replace")
+        raise ListReadError(f"PD answered {exc.code} to GET {url}: {body}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise ListReadError(f"could not read {url}: {exc}") from None
+
+
+class ListReader:
+    """Reads and summarises lists in a worker process or a worker thread (see the module
+    docstring). Keep one per monitor; `close()` it on shutdown."""
+
+    def __init__(
+        self, mode: Literal["process", "thread"] = "process", *, timeout: float = 30.0
+    ) -> None:
+        self.mode: Literal["process", "thread"] = mode
+        self.timeout = timeout
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._one_thread: asyncio.Semaphore | None = None
+
+    def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn")
+            )
+        return self._pool
+
+    async def read(
+        self,
+        pd: RegionListPD,
+        state: str,
+        *,
+        peers: PeerField = PeerField.NONE,
+        quorum: bool = False,
+        sample: int = DEFAULT_SAMPLE,
+    ) -> ListSummary:
+        """One `/regions/check/{state}` list, summarised. Raises PDError (thread mode),
+        ListReadError (process mode) or ValueError (not a region list)."""
+        if self.mode == "process":
+            url = f"{pd.base_url}/pd/api/v1/regions/check/{state}"
+            loop = asyncio.get_running_loop()
+            try:
+                return await loop.run_in_executor(
+                    self._executor(), fetch_and_summarise, url, peers, quorum, sample, self.timeout
+                )
+            except (concurrent.futures.process.BrokenProcessPool, OSError) as exc:
+                logger.warning("the list worker process failed (%s); parsing in a thread", exc)
+                self.mode = "thread"
+                await self.close()
+        if self._one_thread is None:
+            self._one_thread = asyncio.Semaphore(1)
+        async with self._one_thread:
+            body = await pd.get_region_check_body(state)
+            return await asyncio.to_thread(
+                summarise_region_list, body, peers=peers, quorum=quorum, sample=sample
+            )
+
+    async def close(self) -> None:
+        """Stop the worker process (a read still running is abandoned, not waited for)."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        processes = list(getattr(pool, "_processes", {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            await asyncio.to_thread(process.join, 5)

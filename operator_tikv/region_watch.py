@@ -15,10 +15,10 @@ it changes what the bot says:
 - again when the count has changed and the last list is older than `refresh_after` seconds.
 
 Otherwise the last summary is kept (the count in the message is always the fresh one). A list
-is summarised in a worker thread with a bounded-memory streaming parser
-(`operator_tikv.region_lists`); an observation waits for it at most `list_budget` seconds and
-otherwise goes on with the previous summary (or none) while the read finishes in the
-background, so a monitor cycle never runs into the next one.
+is read and summarised with a bounded-memory streaming parser in a worker process (the
+monitor's, `lists="process"`) or thread (`operator_tikv.region_lists`); an observation waits
+for it at most `list_budget` seconds and otherwise goes on with the previous summary (or
+none) while the read finishes in the background, so a monitor cycle never runs into the next.
 
 When PD's counts cannot be read (an old or unusual PD, a `/metrics` page without the gauge),
 the lists are read instead, as before, and their lengths are the counts.
@@ -32,7 +32,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from operator_tikv.errors import PDError, PDProtocolError
 from operator_tikv.models.cluster import Members
@@ -41,7 +41,13 @@ from operator_tikv.models.region import RegionCheckState
 from operator_tikv.models.store import StoreInfo, StoreStateName
 from operator_tikv.pd_metrics import parse_pd_metrics
 from operator_tikv.region_checks import RegionCheck, RegionProblem
-from operator_tikv.region_lists import DEFAULT_SAMPLE, ListSummary, PeerField, read_region_list
+from operator_tikv.region_lists import (
+    DEFAULT_SAMPLE,
+    ListReader,
+    ListReadError,
+    ListSummary,
+    PeerField,
+)
 
 __all__ = ["RegionReport", "RegionWatch", "RegionWatchPD", "quorum_possible"]
 
@@ -59,6 +65,8 @@ _PEERS: Mapping[RegionProblem, PeerField] = {
 
 class RegionWatchPD(Protocol):
     """The PD reads the region watch makes (`operator_tikv.pd.PDClient` provides them)."""
+
+    base_url: str
 
     async def get_metrics_text(self, base_url: str | None = None) -> bytes: ...
 
@@ -136,12 +144,14 @@ class RegionWatch:
         refresh_after: float = 60.0,
         replicas_ttl: float = 300.0,
         sample: int = DEFAULT_SAMPLE,
+        lists: Literal["process", "thread"] = "thread",
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.list_budget = list_budget
         self.refresh_after = refresh_after
         self.replicas_ttl = replicas_ttl
         self.sample = sample
+        self.reader = ListReader(lists)
         self._monotonic = monotonic
         self._listed: dict[_Key, _Listed] = {}
         self._reading: dict[_Key, _Reading] = {}
@@ -198,9 +208,9 @@ class RegionWatch:
             return reading.task
         self.lists_read[key.problem] += 1
         task = asyncio.get_running_loop().create_task(
-            read_region_list(
+            self.reader.read(
                 pd,
-                RegionCheckState(key.problem.value),
+                RegionCheckState(key.problem.value).value,
                 peers=_PEERS[key.problem],
                 quorum=key.quorum,
                 sample=self.sample,
@@ -236,7 +246,7 @@ class RegionWatch:
                 self._listed[key] = _Listed(
                     task.result(), reading.count, reading.unhealthy, self._monotonic()
                 )
-            elif isinstance(exc, PDError):
+            elif isinstance(exc, PDError | ListReadError):
                 self._errors[key] = str(exc)
             elif isinstance(exc, ValueError):
                 self._errors[key] = str(
@@ -382,3 +392,4 @@ class RegionWatch:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._reading.clear()
+        await self.reader.close()
