@@ -16,9 +16,11 @@ each code version (this tree, and with `--baseline DIR` a checkout of the previo
 Printed per run: ack times of those envelopes (p50 / p99 / max, and how many took over Slack's
 3 s), the monitor's cycle wall time (mean and max from the bot's own histogram) and the runs
 apscheduler skipped because the previous one was still running, the bot's CPU per cycle over
-the outage, the bot's peak RSS (VmHWM), the time from the store turning Disconnected to the
-incident's parent message in Slack minus the poll interval (grace is 0), and the event loop's
-lag p99 from `tikvops_event_loop_lag_seconds` (the previous release has no probe: "n/a").
+the outage (everything the process did in that time, Slack commands included, divided by the
+cycles; plus its list worker process's), the bot's peak RSS (VmHWM; the worker's apart), the
+time from the store turning Disconnected to the incident's parent message in Slack minus the
+poll interval (grace is 0), and the event loop's lag p99 from
+`tikvops_event_loop_lag_seconds` (the previous release has no probe: "n/a").
 
     .venv/bin/python bench/incident_at_scale.py --baseline /tmp/baseline
     .venv/bin/python bench/incident_at_scale.py --baseline-rev 2f23c18   # a temporary worktree
@@ -69,15 +71,35 @@ class Bot:
     health_url: str
     lines: list[str] = field(default_factory=list)
 
-    def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    def cpu_seconds(self, pid: int | None = None) -> float:
+        try:
+            stat = Path(f"/proc/{pid or self.process.pid}/stat").read_text()
+        except OSError:
+            return 0.0
+        fields = stat.rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / _TICKS
 
-    def peak_rss_mib(self) -> float:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+    def worker_cpu_seconds(self) -> dict[int, float]:
+        return {child: self.cpu_seconds(child) for child in self.children()}
+
+    def peak_rss_mib(self, pid: int | None = None) -> float:
+        try:
+            status = Path(f"/proc/{pid or self.process.pid}/status").read_text()
+        except OSError:
+            return 0.0
+        for line in status.splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
         return 0.0
+
+    def children(self) -> list[int]:
+        """Child processes (the list worker), from /proc."""
+        pid = self.process.pid
+        try:
+            text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+        except OSError:
+            return []
+        return [int(x) for x in text.split()]
 
 
 async def _drain(stream: asyncio.StreamReader, lines: list[str]) -> None:
@@ -200,14 +222,19 @@ def incident_posted(fake: SlackFake, after: float, store: int) -> float | None:
     return None
 
 
-async def timed(envelope: Any) -> float:
+async def timed(
+    envelope: Any, kind: str = "", kinds: dict[str, list[float]] | None = None
+) -> float:
     """Ack time in ms of one envelope (Slack's clock: written to the socket -> ack frame)."""
     started = time.perf_counter()
     try:
         await envelope
+        took = (time.perf_counter() - started) * 1000
     except AckTimeout:
-        return 10_000.0
-    return (time.perf_counter() - started) * 1000
+        took = 10_000.0
+    if kinds is not None:
+        kinds.setdefault(kind, []).append(took)
+    return took
 
 
 async def one_run(
@@ -274,12 +301,14 @@ async def _measure(
     cycles0, cycle_sum0, cycle_before = histogram(before, "tikvops_monitor_cycle_duration_seconds")
     _, _, lag_before = histogram(before, "tikvops_event_loop_lag_seconds")
     cpu0 = bot.cpu_seconds()
+    worker_cpu0 = bot.worker_cpu_seconds()
     skipped0 = sum("maximum number of running instances" in line for line in bot.lines)
 
     stop_at = time.time()
     await sim.control("POST", f"/stores/{stopped}/stop")
     visible: float | None = None
     acks: list[asyncio.Task[float]] = []
+    kinds: dict[str, list[float]] = {}
     clicks_at = {outage * 0.25, outage * 0.75}
     next_status = time.time()
     while time.time() - stop_at < outage:
@@ -292,7 +321,11 @@ async def _measure(
             next_status += 0.5
             acks.append(
                 asyncio.create_task(
-                    timed(fake.slash_command(user=ALICE, channel=CHANNEL, text="status"))
+                    timed(
+                        fake.slash_command(user=ALICE, channel=CHANNEL, text="status"),
+                        "status",
+                        kinds,
+                    )
                 )
             )
         for at in sorted(clicks_at):
@@ -308,13 +341,18 @@ async def _measure(
                                     channel=CHANNEL,
                                     message_ts=proposal.ts,
                                     action_id=action,
-                                )
+                                ),
+                                "click",
+                                kinds,
                             )
                         )
                     )
         await asyncio.sleep(0.05)
     times = await asyncio.gather(*acks)
     cpu = bot.cpu_seconds() - cpu0
+    worker_cpu = sum(
+        spent - worker_cpu0.get(child, 0.0) for child, spent in bot.worker_cpu_seconds().items()
+    )
     after = await bot_metrics(http, bot)
     cycles1, cycle_sum1, cycle_buckets = histogram(after, "tikvops_monitor_cycle_duration_seconds")
     _, _, lag_buckets = histogram(after, "tikvops_event_loop_lag_seconds")
@@ -332,12 +370,16 @@ async def _measure(
         "size": f"{stores} x {regions:,}",
         "sim_ready_s": sim_ready,
         "acks": times,
+        "kinds": kinds,
         "cycles": cycles,
         "cycle_mean_s": (cycle_sum1 - cycle_sum0) / cycles if cycles else float("nan"),
         "cycle_max": largest_cycle,
         "skipped": skipped,
         "cpu_per_cycle_ms": cpu / cycles * 1000 if cycles else float("nan"),
+        "worker_cpu_per_cycle_ms": worker_cpu / cycles * 1000 if cycles else float("nan"),
         "peak_rss_mib": bot.peak_rss_mib(),
+        "worker_rss_mib": max((bot.peak_rss_mib(c) for c in bot.children()), default=0.0),
+        "stall_lines": [line for line in bot.lines if "event loop stalled" in line][:3],
         "beyond_s": beyond,
         "lag_p99": bucket_quantile(lag_buckets, lag_before, 0.99) if lag_buckets else "n/a",
         "stalls": sum("event loop stalled" in line for line in bot.lines),
@@ -353,12 +395,22 @@ def report(row: dict[str, Any]) -> None:
         f"{percentile(times, 50):7.1f} ms p99 {percentile(times, 99):7.1f} ms max "
         f"{max(times):7.1f} ms over 3 s: {over} | cycles {row['cycles']:.0f} mean "
         f"{row['cycle_mean_s']:.2f} s max {row['cycle_max']} skipped {row['skipped']} | CPU/cycle "
-        f"{row['cpu_per_cycle_ms']:.0f} ms | peak RSS {row['peak_rss_mib']:.0f} MiB | incident "
+        f"{row['cpu_per_cycle_ms']:.0f} ms + list worker {row['worker_cpu_per_cycle_ms']:.0f} ms "
+        f"| peak RSS {row['peak_rss_mib']:.0f} MiB (list worker "
+        f"{row['worker_rss_mib']:.0f} MiB) | incident "
         f"beyond poll+grace {'never' if beyond is None else f'{beyond:+.2f} s'} | loop lag p99 "
         f"{row['lag_p99']} (stall warnings {row['stalls']}) | sim ready in "
         f"{row['sim_ready_s']:.0f} s",
         flush=True,
     )
+    for kind, values in sorted(row["kinds"].items()):
+        print(
+            f"      {kind:<6} n={len(values)} p50 {percentile(values, 50):.1f} ms p99 "
+            f"{percentile(values, 99):.1f} ms max {max(values):.1f} ms",
+            flush=True,
+        )
+    for line in row["stall_lines"]:
+        print(f"      {line[:400]}", flush=True)
 
 
 async def main_async(args: argparse.Namespace) -> int:
