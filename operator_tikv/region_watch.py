@@ -16,8 +16,9 @@ it changes what the bot says:
 
 Otherwise the last summary is kept (the count in the message is always the fresh one). A list
 is read and summarised with a bounded-memory streaming parser in a worker process (the
-monitor's, `lists="process"`) or thread (`operator_tikv.region_lists`); an observation waits
-for it at most `list_budget` seconds and otherwise goes on with the previous summary (or
+monitor's, `lists="process"`) or thread (`operator_tikv.region_lists`). An observation waits
+for a first list (or a quorum check after the unhealthy stores changed) at most
+`list_budget` seconds, and for a refresh not at all: it goes on with the previous summary (or
 none) while the read finishes in the background, so a monitor cycle never runs into the next.
 
 When PD's counts cannot be read (an old or unusual PD, a `/metrics` page without the gauge),
@@ -140,7 +141,7 @@ class RegionWatch:
     def __init__(
         self,
         *,
-        list_budget: float | None = 2.0,
+        list_budget: float | None = 1.0,
         refresh_after: float = 60.0,
         replicas_ttl: float = 300.0,
         sample: int = DEFAULT_SAMPLE,
@@ -220,14 +221,17 @@ class RegionWatch:
         self._reading[key] = _Reading(task, count, unhealthy)
         return task
 
+    def _must_wait(self, key: _Key, unhealthy: frozenset[int]) -> bool:
+        listed = self._listed.get(key)
+        return listed is None or (key.quorum and listed.unhealthy != unhealthy)
+
     async def _wait(self, tasks: Mapping[_Key, asyncio.Task[ListSummary]]) -> None:
-        if not tasks:
-            return
-        pending = set(tasks.values())
-        if self.list_budget is None:
-            await asyncio.wait(pending)
-        else:
-            await asyncio.wait(pending, timeout=self.list_budget)
+        if tasks:
+            pending = set(tasks.values())
+            if self.list_budget is None:
+                await asyncio.wait(pending)
+            else:
+                await asyncio.wait(pending, timeout=self.list_budget)
         self._harvest()
 
     def _harvest(self) -> None:
@@ -301,7 +305,16 @@ class RegionWatch:
             keys[problem] = key
             if self._stale(key, count, unhealthy) or key in self._reading:
                 started[key] = self._start(pd, key, count, unhealthy)
-        await self._wait(started)
+        # Wait (up to the budget) only for what the message lacks or what may have become
+        # critical: a first list, or a quorum check after the unhealthy stores changed. A
+        # refresh of examples for a changed count goes on in the background.
+        await self._wait(
+            {
+                key: task
+                for key, task in started.items()
+                if self.list_budget is None or self._must_wait(key, unhealthy)
+            }
+        )
 
         checks: dict[RegionProblem, RegionCheck] = {}
         for problem, count in counts.items():

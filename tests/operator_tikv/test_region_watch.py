@@ -304,3 +304,29 @@ async def test_without_counts_a_slow_list_is_unknown_not_healthy(pd: PDClient) -
     assert "still being read" in obs.region_check_errors[RegionProblem.EXTRA_PEER]
     release.set()
     await watch.close()
+
+
+@respx.mock
+async def test_a_refresh_goes_on_in_the_background(pd: PDClient) -> None:
+    routes = mock_pd(metrics_page(down_peer=30), {"down-peer": down_list(30)})
+    clock = Clock()
+    watch = RegionWatch(refresh_after=60, monotonic=clock)
+    await look(pd, watch)
+    release = asyncio.Event()
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await release.wait()
+        return httpx.Response(200, content=json.dumps(down_list(20)).encode())
+
+    routes["down-peer"].mock(side_effect=slow)
+    routes["metrics"].respond(text=metrics_page(down_peer=20))
+    clock.now += 61
+    during = await look(pd, watch)  # returns at once: the old examples, the fresh count
+    check = during.region_checks[RegionProblem.DOWN_PEER]
+    assert check.count == 20 and check.listed_count == 30
+    release.set()
+    await asyncio.sleep(0.05)
+    after = await look(pd, watch)
+    assert after.region_checks[RegionProblem.DOWN_PEER].listed_count == 20
+    assert routes["down-peer"].call_count == 2  # the first read and one refresh
+    await watch.close()
