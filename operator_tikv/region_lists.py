@@ -219,6 +219,18 @@ class ListReader:
             )
         return self._pool
 
+    def warm(self) -> None:
+        """Start the worker process now, in the background, so that the first list read of an
+        incident does not pay for an interpreter's start-up (process mode only)."""
+        if self.mode != "process" or self._pool is not None:
+            return
+        try:
+            future = self._executor().submit(int)
+        except (concurrent.futures.process.BrokenProcessPool, OSError) as exc:
+            logger.warning("the list worker process could not start (%s)", exc)
+            return
+        future.add_done_callback(lambda done: done.exception())  # retrieved: never logged
+
     async def read(
         self,
         pd: RegionListPD,

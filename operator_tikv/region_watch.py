@@ -285,6 +285,8 @@ class RegionWatch:
         """Counts for every category, with list summaries where they are needed."""
         unhealthy_ids = sorted(s.id for s in stores if s.state_name in UNHEALTHY_STATES)
         unhealthy = frozenset(unhealthy_ids)
+        if unhealthy:  # lists will likely be needed soon: have the worker ready
+            self.reader.warm()
         self._harvest()
         try:
             counts, source = await self.read_counts(pd)
