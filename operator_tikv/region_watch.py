@@ -368,17 +368,20 @@ class RegionWatch:
     async def _from_lists(
         self, pd: RegionWatchPD, unhealthy: frozenset[int], reason: str
     ) -> RegionReport:
-        """No counts: every list is read, and its length is the count."""
+        """No counts: every list is read, and its length is the count. A read that does not
+        finish within the budget goes on in the background; until then the last finished
+        read counts (the list is at most one read old), and before any, the category is
+        unknown (never "healthy")."""
         keys = {p: _Key(p, p is RegionProblem.DOWN_PEER) for p in RegionProblem}
-        for key in keys.values():
-            self._listed.pop(key, None)  # a list read before this observation is not its count
         started = {key: self._start(pd, key, -1, unhealthy) for key in keys.values()}
         await self._wait(started)
         checks: dict[RegionProblem, RegionCheck] = {}
         errors: dict[RegionProblem, str] = {}
         for problem, key in keys.items():
             listed, error = self._listed.get(key), self._errors.get(key)
-            if listed is not None and key not in self._reading:
+            if error is not None:
+                errors[problem] = error
+            elif listed is not None:
                 summary = listed.summary
                 checks[problem] = RegionCheck(
                     problem=problem,
@@ -388,9 +391,8 @@ class RegionWatch:
                     quorum_lost=summary.quorum_lost_ids,
                     quorum_lost_count=summary.quorum_lost_count,
                     listed_count=summary.count,
+                    listed_age=max(self._monotonic() - listed.read_at, 0.0),
                 )
-            elif error is not None:
-                errors[problem] = error
             else:
                 errors[problem] = (
                     f"PD's region counts are unavailable ({reason}) and the "
