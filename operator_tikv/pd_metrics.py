@@ -4,8 +4,8 @@ PD counts region health itself: `pd_regions_status{type="down-peer-region-count"
 gauge per category (hyphenated type values, `pkg/statistics/region_collection.go`), kept up
 to date by the PD leader only; `etcd_server_is_leader` says whether the member that answered is
 that leader (reference/tikv-metrics.md §2). A PD `/metrics` page is a few hundred KB at 200
-stores; it is read with one regular expression over the bytes (no per-line Python work), and
-only these two families are looked at.
+stores; only the lines of these two families are looked at, found with `bytes.find` (a
+regular expression anchored at every line start cost 4.4 ms per 200 KB page, the finds 0.1).
 """
 
 from __future__ import annotations
@@ -17,9 +17,28 @@ from dataclasses import dataclass
 
 __all__ = ["PDMetricsPage", "parse_pd_metrics"]
 
-_REGIONS_STATUS = re.compile(rb"^pd_regions_status\{([^}\n]*)\}[ \t]+(\S+)", re.MULTILINE)
-_IS_LEADER = re.compile(rb"^etcd_server_is_leader(?:\{[^}\n]*\})?[ \t]+(\S+)", re.MULTILINE)
+_REGIONS_STATUS = re.compile(rb"pd_regions_status\{([^}\n]*)\}[ \t]+(\S+)")
+_IS_LEADER = re.compile(rb"etcd_server_is_leader(?:\{[^}\n]*\})?[ \t]+(\S+)")
 _TYPE = re.compile(rb'(?:^|,)\s*type="([^"]*)"')
+
+
+def _lines(body: bytes, name: bytes) -> list[bytes]:
+    """Every line of `body` that starts with `name` (so never a `#` comment)."""
+    found: list[bytes] = []
+    if body.startswith(name):
+        at = 0
+    else:
+        hit = body.find(b"\n" + name)
+        at = -1 if hit == -1 else hit + 1
+    while at != -1:
+        end = body.find(b"\n", at)
+        if end == -1:
+            found.append(body[at:])
+            break
+        found.append(body[at:end])
+        hit = body.find(b"\n" + name, end)
+        at = -1 if hit == -1 else hit + 1
+    return found
 
 
 @dataclass(frozen=True)
@@ -51,7 +70,10 @@ def parse_pd_metrics(body: bytes) -> PDMetricsPage:
     that is negative or not finite (a broken page, not "no unhealthy regions").
     """
     counts: dict[str, float] = {}
-    for match in _REGIONS_STATUS.finditer(body):
+    for line in _lines(body, b"pd_regions_status{"):
+        match = _REGIONS_STATUS.match(line)
+        if match is None:
+            continue
         kind = _TYPE.search(match.group(1))
         if kind is None:
             continue
@@ -63,8 +85,12 @@ def parse_pd_metrics(body: bytes) -> PDMetricsPage:
             )
         name = kind.group(1).decode("ascii", errors="replace")
         counts[name] = counts.get(name, 0.0) + value
-    leader = _IS_LEADER.search(body)
-    is_leader = None if leader is None else _number(leader.group(1)) >= 1
+    is_leader: bool | None = None
+    for line in _lines(body, b"etcd_server_is_leader"):
+        leader = _IS_LEADER.match(line)
+        if leader is not None:
+            is_leader = _number(leader.group(1)) >= 1
+            break
     return PDMetricsPage(
         region_counts={name: int(value) for name, value in counts.items()},
         is_leader=is_leader,

@@ -402,6 +402,12 @@ class RegionWatch:
             checks=checks, errors=errors, counts_source="PD's region lists", counts_error=reason
         )
 
+    async def wait_reads(self) -> None:
+        """Wait until every list read in flight has finished (their results are used by the
+        next observation)."""
+        tasks = [reading.task for reading in self._reading.values()]
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     async def close(self) -> None:
         """Cancel list reads still running."""
         tasks = [reading.task for reading in self._reading.values()]

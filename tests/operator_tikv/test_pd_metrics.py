@@ -30,6 +30,16 @@ def test_counts_are_read_by_type_and_summed_over_other_labels() -> None:
     assert page.is_leader is False
 
 
+def test_first_and_last_lines_without_a_final_newline_are_read() -> None:
+    page = parse_pd_metrics(
+        b'pd_regions_status{type="miss-peer-region-count"} 4\n'
+        b"etcd_server_is_leader_changes_seen_total 3\n"
+        b"etcd_server_is_leader 1"
+    )
+    assert page.region_counts == {"miss-peer-region-count": 4}
+    assert page.is_leader is True
+
+
 def test_a_page_without_the_series_has_no_counts_and_unknown_leadership() -> None:
     page = parse_pd_metrics(b"go_goroutines 12\n")
     assert page.region_counts == {} and page.is_leader is None

@@ -245,7 +245,7 @@ async def test_a_slow_list_does_not_hold_the_observation(pd: PDClient) -> None:
         v.kind is ViolationKind.REGION_DOWN_PEER for v in evaluate(first, Thresholds()).violations
     )
     release.set()
-    await asyncio.sleep(0.05)
+    await watch.wait_reads()
     second = await look(pd, watch)
     assert second.region_checks[RegionProblem.DOWN_PEER].region_ids[0] == 5000
     assert routes["down-peer"].call_count == 1
@@ -303,7 +303,7 @@ async def test_without_counts_a_slow_list_is_unknown_not_healthy(pd: PDClient) -
     assert RegionProblem.EXTRA_PEER not in obs.region_checks
     assert "still being read" in obs.region_check_errors[RegionProblem.EXTRA_PEER]
     release.set()
-    await asyncio.sleep(0.05)
+    await watch.wait_reads()
     # the read that finished in the background counts on the next observation (a slow list
     # is not read from scratch every cycle, forever unknown)
     later = await look(pd, watch)
@@ -331,7 +331,7 @@ async def test_a_refresh_goes_on_in_the_background(pd: PDClient) -> None:
     check = during.region_checks[RegionProblem.DOWN_PEER]
     assert check.count == 20 and check.listed_count == 30
     release.set()
-    await asyncio.sleep(0.05)
+    await watch.wait_reads()
     after = await look(pd, watch)
     assert after.region_checks[RegionProblem.DOWN_PEER].listed_count == 20
     assert routes["down-peer"].call_count == 2  # the first read and one refresh
