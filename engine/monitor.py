@@ -50,6 +50,7 @@ from engine.ports import Clock, IncidentRepo, Notifier
 from operator_tikv.invariants import Evaluation, InvariantMemory, Thresholds, evaluate
 from operator_tikv.metrics import MetricsSource
 from operator_tikv.observation import Observation, ObservationPD, RegionWatch, observe
+from operator_tikv.region_watch import RegionCountsSource
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,10 @@ class ClusterSource:
         self.metrics = metrics
         self.pd_url = pd_url
         # region counts first, list summaries cached between ticks (operator_tikv.region_watch)
-        self.regions = regions if regions is not None else RegionWatch(lists="process")
+        if regions is None:
+            fallback = metrics if isinstance(metrics, RegionCountsSource) else None
+            regions = RegionWatch(lists="process", counts_fallback=fallback)
+        self.regions = regions
 
     async def observe(self, at: float) -> Observation:
         return await observe(self.pd, self.metrics, at=at, pd_url=self.pd_url, regions=self.regions)

@@ -22,7 +22,9 @@ for a first list (or a quorum check after the unhealthy stores changed) at most
 none) while the read finishes in the background, so a monitor cycle never runs into the next.
 
 When PD's counts cannot be read (an old or unusual PD, a `/metrics` page without the gauge),
-the lists are read instead, as before, and their lengths are the counts.
+they are read from Prometheus when it is configured (`counts_fallback`: the PD leader's
+series, as PD's alert rules select it), else the lists are read, as before, and their
+lengths are the counts.
 """
 
 from __future__ import annotations
@@ -33,9 +35,10 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from operator_tikv.errors import PDError, PDProtocolError
+from operator_tikv.metrics import MetricsError
 from operator_tikv.models.cluster import Members
 from operator_tikv.models.config import ReplicationConfig
 from operator_tikv.models.region import RegionCheckState
@@ -50,7 +53,13 @@ from operator_tikv.region_lists import (
     PeerField,
 )
 
-__all__ = ["RegionReport", "RegionWatch", "RegionWatchPD", "quorum_possible"]
+__all__ = [
+    "RegionCountsSource",
+    "RegionReport",
+    "RegionWatch",
+    "RegionWatchPD",
+    "quorum_possible",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +85,14 @@ class RegionWatchPD(Protocol):
     async def get_replication_config(self) -> ReplicationConfig: ...
 
     async def get_region_check_body(self, state: Any) -> bytes: ...
+
+
+@runtime_checkable
+class RegionCountsSource(Protocol):
+    """A second source of PD's counts (`operator_tikv.queries.PrometheusSource`: the PD
+    leader's `pd_regions_status` as Prometheus scraped it), by `pd_regions_status` type."""
+
+    async def region_counts(self) -> dict[str, int]: ...
 
 
 @dataclass(frozen=True)
@@ -146,6 +163,7 @@ class RegionWatch:
         replicas_ttl: float = 300.0,
         sample: int = DEFAULT_SAMPLE,
         lists: Literal["process", "thread"] = "thread",
+        counts_fallback: RegionCountsSource | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.list_budget = list_budget
@@ -153,6 +171,7 @@ class RegionWatch:
         self.replicas_ttl = replicas_ttl
         self.sample = sample
         self.reader = ListReader(lists)
+        self.counts_fallback = counts_fallback
         self._monotonic = monotonic
         self._listed: dict[_Key, _Listed] = {}
         self._reading: dict[_Key, _Reading] = {}
@@ -186,6 +205,19 @@ class RegionWatch:
                 "PD's /metrics has no pd_regions_status for " + ", ".join(missing)
             )
         return {p: page.region_counts[p.metric_type] for p in RegionProblem}, source
+
+    async def _fallback_counts(self, reason: str) -> dict[RegionProblem, int] | str:
+        """The counts from the second source, or why there are none (PD's reason first)."""
+        if self.counts_fallback is None:
+            return reason
+        try:
+            page = await self.counts_fallback.region_counts()
+        except MetricsError as exc:
+            return f"{reason}; Prometheus: {exc}"
+        missing = [p.metric_type for p in RegionProblem if p.metric_type not in page]
+        if missing:
+            return f"{reason}; Prometheus has no pd_regions_status for " + ", ".join(missing)
+        return {p: page[p.metric_type] for p in RegionProblem}
 
     async def _max_replicas(self, pd: RegionWatchPD) -> int | None:
         now = self._monotonic()
@@ -291,7 +323,10 @@ class RegionWatch:
         try:
             counts, source = await self.read_counts(pd)
         except CountsUnavailable as exc:
-            return await self._from_lists(pd, unhealthy, str(exc))
+            fallback = await self._fallback_counts(str(exc))
+            if isinstance(fallback, str):
+                return await self._from_lists(pd, unhealthy, fallback)
+            counts, source = fallback, "Prometheus's pd_regions_status (PD leader)"
 
         replicas: int | None = None
         if counts[RegionProblem.DOWN_PEER] > 0:

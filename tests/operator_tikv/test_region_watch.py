@@ -16,6 +16,8 @@ import respx
 from operator_tikv.invariants import Severity, Thresholds, Violation, ViolationKind, evaluate
 from operator_tikv.observation import Observation, RegionProblem, RegionWatch, observe
 from operator_tikv.pd import PDClient
+from operator_tikv.prometheus import PrometheusClient
+from operator_tikv.queries import PrometheusSource
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 PD = "http://pd.test:2379"
@@ -336,3 +338,57 @@ async def test_a_refresh_goes_on_in_the_background(pd: PDClient) -> None:
     assert after.region_checks[RegionProblem.DOWN_PEER].listed_count == 20
     assert routes["down-peer"].call_count == 2  # the first read and one refresh
     await watch.close()
+
+
+PROM = "http://prom.test:9090"
+
+
+def prometheus_vector(counts: dict[str, int]) -> dict[str, Any]:
+    return {
+        "status": "success",
+        "data": {
+            "resultType": "vector",
+            "result": [
+                {"metric": {"type": kind}, "value": [T0, str(value)]}
+                for kind, value in counts.items()
+            ],
+        },
+    }
+
+
+@respx.mock
+async def test_without_pd_counts_prometheus_counts_are_used(pd: PDClient) -> None:
+    routes = mock_pd("")
+    routes["metrics"].respond(404, text="404 page not found")
+    query = respx.post(f"{PROM}/api/v1/query").respond(
+        json=prometheus_vector(
+            {p.metric_type: 0 for p in RegionProblem} | {"down-peer-region-count": 30}
+        )
+    )
+    routes["down-peer"].respond(json=down_list(30))
+    async with httpx.AsyncClient() as http:
+        source = PrometheusSource(PrometheusClient(PROM, http))
+        obs = await look(pd, RegionWatch(counts_fallback=source))
+    assert query.call_count == 1
+    sent = dict(httpx.QueryParams(query.calls[0].request.content.decode()))
+    assert "pd_regions_status" in sent["query"] and "etcd_server_is_leader" in sent["query"]
+    assert obs.region_counts_source == "Prometheus's pd_regions_status (PD leader)"
+    assert obs.region_checks[RegionProblem.DOWN_PEER].count == 30
+    assert routes["down-peer"].call_count == 1
+    assert all(routes[p.value].call_count == 0 for p in RegionProblem if p.value != "down-peer")
+
+
+@respx.mock
+async def test_when_both_count_sources_fail_the_lists_are_read_and_both_reasons_kept(
+    pd: PDClient,
+) -> None:
+    routes = mock_pd("")
+    routes["metrics"].respond(404, text="404 page not found")
+    respx.post(f"{PROM}/api/v1/query").mock(side_effect=httpx.ConnectError("refused"))
+    async with httpx.AsyncClient() as http:
+        source = PrometheusSource(PrometheusClient(PROM, http))
+        obs = await look(pd, RegionWatch(counts_fallback=source))
+    assert all(routes[p.value].call_count == 1 for p in RegionProblem)
+    assert obs.region_counts_error is not None
+    assert "PD's /metrics could not be read" in obs.region_counts_error
+    assert "Prometheus:" in obs.region_counts_error
