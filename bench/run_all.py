@@ -26,6 +26,7 @@ FULL: list[list[str]] = [
     ["region_lists.py"],
     ["monitor_cost.py"],
     ["fault_to_slack.py", "--trials", "3"],
+    ["incident_at_scale.py", "--baseline-rev", "2f23c18"],
 ]
 QUICK: list[list[str]] = [
     ["click_to_ack.py", "--burst", "20"],
@@ -34,6 +35,7 @@ QUICK: list[list[str]] = [
     ["region_lists.py", "--regions", "5000", "--repeats", "1"],
     ["monitor_cost.py", "--sizes", "3x1000", "10x1000", "--cycles", "5", "--long", "100"],
     ["fault_to_slack.py", "--trials", "1", "--polls", "5"],
+    ["incident_at_scale.py", "--quick"],
 ]
 
 

@@ -54,7 +54,8 @@ from engine.model import Incident
 from engine.ports import Clock, IncidentRepo
 from operator_tikv.invariants import Evaluation, InvariantMemory, Thresholds, evaluate
 from operator_tikv.metrics import MetricsSource
-from operator_tikv.observation import Observation, ObservationPD, observe
+from operator_tikv.observation import Observation, ObservationPD, RegionWatch, observe
+from operator_tikv.region_watch import RegionCountsSource
 from operator_tikv.trust import StoreLookup, TrustCheck, is_untrustworthy
 
 logger = logging.getLogger(__name__)
@@ -70,14 +71,30 @@ class ClusterSource:
     """`ObservationSource` over PD and an optional metrics source (keep one instance: a scrape
     source remembers the previous scrape to compute the write P99)."""
 
-    def __init__(self, pd: ObservationPD, metrics: MetricsSource | None, *, pd_url: str) -> None:
+    def __init__(
+        self,
+        pd: ObservationPD,
+        metrics: MetricsSource | None,
+        *,
+        pd_url: str,
+        regions: RegionWatch | None = None,
+    ) -> None:
         self.pd = pd
         self.metrics = metrics
         self.pd_url = pd_url
+        # region counts first, list summaries cached between ticks (operator_tikv.region_watch)
+        if regions is None:
+            fallback = metrics if isinstance(metrics, RegionCountsSource) else None
+            regions = RegionWatch(lists="process", counts_fallback=fallback)
+        self.regions = regions
+
         self.trust = TrustCheck(pd if isinstance(pd, StoreLookup) else None)
 
     async def observe(self, at: float) -> Observation:
-        return await self.trust.vet(await observe(self.pd, self.metrics, at=at, pd_url=self.pd_url))
+        observation = await observe(
+            self.pd, self.metrics, at=at, pd_url=self.pd_url, regions=self.regions
+        )
+        return await self.trust.vet(observation)
 
 
 class CycleMetrics(Protocol):

@@ -20,8 +20,10 @@ Kinds, subjects and severities:
   write regions, once there are at least `hot_write_min_regions` and two Up stores.
 - `metrics_unavailable` (cluster, warning): the metrics source failed as a whole.
 
-Unhealthy regions give one violation per kind (not per region): the count, the stores that
-hold the down or pending peers, and up to `region_sample_size` region ids. During a store
+Unhealthy regions give one violation per kind (not per region): PD's count, the stores that
+hold the down or pending peers, and up to `region_sample_size` example ids with "and N more"
+(the examples and the store breakdown come from the last list read, which may be older than
+the count: the message then says when it was listed). During a store
 failure thousands of regions are affected at once, and one incident per region would bury
 the cause; the sample gives ids to look at, and the store breakdown points at the cause.
 
@@ -476,29 +478,48 @@ def _check_regions(observation: Observation, t: Thresholds, checks: _Checks) -> 
         checks.add(_region_violation(observation, check, kind, t), t.region_health_grace)
 
 
+def _ago(seconds: float) -> str:
+    return "just now" if seconds < 1 else f"{_duration(seconds)} ago"
+
+
 def _region_violation(
     observation: Observation, check: RegionCheck, kind: ViolationKind, t: Thresholds
 ) -> Violation:
     sample = check.region_ids[: t.region_sample_size]
-    shown = ", ".join(str(r) for r in sample)
-    if check.count > len(sample):
-        shown += ", ..."
     noun = "region has" if check.count == 1 else "regions have"
-    parts = [f"{check.count} {noun} {_REGION_WORDING[check.problem]} (e.g. {shown})."]
+    head = f"{check.count:,} {noun} {_REGION_WORDING[check.problem]}"
+    if sample:
+        shown = ", ".join(str(r) for r in sample)
+        more = check.count - len(sample)
+        if more > 0:
+            shown += f" and {more:,} more"
+        parts = [f"{head} (e.g. {shown})."]
+    else:
+        parts = [f"{head}."]
     if check.peer_stores:
         where = ", ".join(
-            f"store {store_id} ({n})"
+            f"store {store_id} ({n:,})"
             for store_id, n in sorted(check.peer_stores.items(), key=lambda kv: (-kv[1], kv[0]))
         )
-        parts.append(f"Those peers are on {where}.")
+        if check.listed_count == check.count:
+            parts.append(f"Those peers are on {where}.")
+        else:
+            parts.append(
+                f"When last listed ({_ago(check.listed_age)}, {check.listed_count:,} regions), "
+                f"those peers were on {where}."
+            )
     severity = Severity.WARNING
-    if check.quorum_lost:
+    if check.quorum_lost_count:
         severity = Severity.CRITICAL
         lost = ", ".join(str(r) for r in check.quorum_lost[: t.region_sample_size])
+        if check.quorum_lost_count > len(check.quorum_lost[: t.region_sample_size]):
+            lost += ", ..."
         parts.append(
-            f"{len(check.quorum_lost)} of them lost a majority of their voters and cannot "
+            f"{check.quorum_lost_count:,} of them lost a majority of their voters and cannot "
             f"serve writes (e.g. {lost})."
         )
+    if check.note:
+        parts.append(check.note)
     parts.append(
         f"See them with `pd-ctl region check {check.problem.value}` "
         f"(GET /pd/api/v1/regions/check/{check.problem.value})."

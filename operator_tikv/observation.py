@@ -1,11 +1,12 @@
 """One observation of a cluster: what PD and the metrics source said at one moment.
 
 `observe()` makes a bounded number of requests that does not grow with the number of
-regions: PD's store list (1), PD's unhealthy-region lists for down, pending, missing and extra
-peers (4; their size follows the unhealthy regions, not the cluster; they are read as
-`RegionBrief`s, not full models, because during a store failure they are long), PD's hot write
-regions (1), and the metrics source (a fixed number of PromQL queries, or one scrape per store). It
-never lists every region.
+regions: PD's store list (1), PD's region counts (its own `/metrics`, 1; 2 more when the PD
+answering is not the leader), PD's hot write regions (1), and the metrics source (a fixed
+number of PromQL queries, or one scrape per store). An unhealthy-region list
+(`/regions/check/{state}`, whose size follows the unhealthy regions) is read only when it
+changes what the bot says, and summarised off the event loop (`operator_tikv.region_watch`).
+It never lists every region.
 
 Each part fails on its own: a failure is recorded in the observation (`pd_error`,
 `region_check_errors`, `hot_write_error`, `metrics_error`) so the invariants can tell "no
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from enum import StrEnum
 from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,76 +25,27 @@ from pydantic import BaseModel, ConfigDict, Field
 from operator_tikv.errors import PDError
 from operator_tikv.metrics import MetricsError, MetricsReading, MetricsSource, StoreTarget
 from operator_tikv.models.hotspot import HotspotInfo
-from operator_tikv.models.region import Region, RegionBrief, RegionCheckState, RegionsBrief
 from operator_tikv.models.store import StoreInfo, StoreStateName
+from operator_tikv.region_checks import RegionCheck, RegionProblem
+from operator_tikv.region_watch import RegionWatch, RegionWatchPD
+
+__all__ = [
+    "Observation",
+    "ObservationPD",
+    "RegionCheck",
+    "RegionProblem",
+    "RegionWatch",
+    "observe",
+    "targets_of",
+]
 
 
-class RegionProblem(StrEnum):
-    """The unhealthy-region lists the invariants watch (PD `/regions/check/{state}`)."""
-
-    DOWN_PEER = "down-peer"
-    PENDING_PEER = "pending-peer"
-    MISS_PEER = "miss-peer"
-    EXTRA_PEER = "extra-peer"
-
-
-class ObservationPD(Protocol):
+class ObservationPD(RegionWatchPD, Protocol):
     """The PD reads an observation needs (`operator_tikv.pd.PDClient` provides them)."""
 
     async def list_stores(self) -> Sequence[StoreInfo]: ...
 
-    async def check_regions_brief(
-        self, state: RegionCheckState, *, peers: bool = True
-    ) -> RegionsBrief: ...
-
     async def get_hotspot_write(self) -> HotspotInfo: ...
-
-
-class RegionCheck(BaseModel):
-    """One unhealthy-region list, reduced to what an SRE reads first."""
-
-    model_config = ConfigDict(frozen=True)
-
-    problem: RegionProblem
-    region_ids: tuple[int, ...] = Field(description="every listed region id, ascending")
-    peer_stores: Mapping[int, int] = Field(
-        default_factory=dict,
-        description="store id -> regions whose down/pending peer is on that store",
-    )
-    quorum_lost: tuple[int, ...] = Field(
-        default=(), description="regions whose down voters are at least half of their voters"
-    )
-
-    @property
-    def count(self) -> int:
-        return len(self.region_ids)
-
-    @classmethod
-    def from_regions(cls, problem: RegionProblem, regions: Sequence[Region]) -> RegionCheck:
-        """The check of full `Region` models (tests and tools; the monitor reads briefs)."""
-        return cls.from_briefs(problem, [RegionBrief.of(region) for region in regions])
-
-    @classmethod
-    def from_briefs(cls, problem: RegionProblem, regions: Sequence[RegionBrief]) -> RegionCheck:
-        peer_stores: dict[int, int] = {}
-        quorum_lost: list[int] = []
-        for region in regions:
-            if problem is RegionProblem.DOWN_PEER:
-                stores = set(region.down_store_ids)
-                if region.quorum_lost:
-                    quorum_lost.append(region.id)
-            elif problem is RegionProblem.PENDING_PEER:
-                stores = set(region.pending_store_ids)
-            else:
-                continue
-            for store_id in stores:
-                peer_stores[store_id] = peer_stores.get(store_id, 0) + 1
-        return cls(
-            problem=problem,
-            region_ids=tuple(sorted({r.id for r in regions})),
-            peer_stores=peer_stores,
-            quorum_lost=tuple(sorted(quorum_lost)),
-        )
 
 
 class Observation(BaseModel):
@@ -108,6 +59,12 @@ class Observation(BaseModel):
     stores: tuple[StoreInfo, ...] = ()
     region_checks: Mapping[RegionProblem, RegionCheck] = Field(default_factory=dict)
     region_check_errors: Mapping[RegionProblem, str] = Field(default_factory=dict)
+    region_counts_source: str | None = Field(
+        default=None, description="where the region counts came from"
+    )
+    region_counts_error: str | None = Field(
+        default=None, description="why PD's region counts could not be read (lists were)"
+    )
     hot_write: HotspotInfo | None = None
     hot_write_error: str | None = None
     metrics: MetricsReading | None = None
@@ -145,8 +102,13 @@ async def observe(
     *,
     at: float,
     pd_url: str,
+    regions: RegionWatch | None = None,
 ) -> Observation:
-    """Take one observation. Never raises for PD or metrics failures: they are recorded."""
+    """Take one observation. Never raises for PD or metrics failures: they are recorded.
+
+    Pass the same `regions` watch on every call to keep its list summaries between
+    observations (the monitor does); without one, every needed list is read and waited for.
+    """
     try:
         stores = tuple(await pd.list_stores())
     except PDError as exc:
@@ -157,28 +119,13 @@ async def observe(
             metrics_source=metrics.name if metrics else None,
         )
 
-    problems = list(RegionProblem)
-    checks_task = asyncio.gather(
-        # only the down-peer check needs each region's voters (for quorum)
-        *(
-            pd.check_regions_brief(RegionCheckState(p.value), peers=p is RegionProblem.DOWN_PEER)
-            for p in problems
-        ),
-        return_exceptions=True,
-    )
+    watch = regions if regions is not None else RegionWatch(list_budget=None)
+    regions_task = watch.check(pd, stores)
     hot_task = asyncio.gather(pd.get_hotspot_write(), return_exceptions=True)
     metrics_task = asyncio.gather(
         *([metrics.read(targets_of(stores), at)] if metrics else []), return_exceptions=True
     )
-    checks, (hot,), metric_results = await asyncio.gather(checks_task, hot_task, metrics_task)
-
-    region_checks: dict[RegionProblem, RegionCheck] = {}
-    region_errors: dict[RegionProblem, str] = {}
-    for problem, result in zip(problems, checks, strict=True):
-        if isinstance(result, RegionsBrief):
-            region_checks[problem] = RegionCheck.from_briefs(problem, result.regions)
-        else:
-            region_errors[problem] = _describe(result)
+    report, (hot,), metric_results = await asyncio.gather(regions_task, hot_task, metrics_task)
 
     hot_write = hot if isinstance(hot, HotspotInfo) else None
     hot_error = None if hot_write is not None else _describe(hot)
@@ -196,8 +143,10 @@ async def observe(
         at=at,
         pd_url=pd_url,
         stores=stores,
-        region_checks=region_checks,
-        region_check_errors=region_errors,
+        region_checks=report.checks,
+        region_check_errors=report.errors,
+        region_counts_source=report.counts_source,
+        region_counts_error=report.counts_error,
         hot_write=hot_write,
         hot_write_error=hot_error,
         metrics=reading,

@@ -846,6 +846,34 @@ class PDClient:
     async def set_store_weight(self, store_id: int, leader: float, region: float) -> str:
         return await self.execute(PDWrite.set_store_weight(store_id, leader, region))
 
+    # ------------------------------------------------------------------ raw reads (counts first)
+
+    async def get_metrics_text(self, base_url: str | None = None) -> bytes:
+        """``GET /metrics`` on a PD client port (this PD, or ``base_url``, e.g. the leader's
+        client URL): PD's own Prometheus text, unparsed (`operator_tikv.pd_metrics` reads it)."""
+        client = self if base_url is None else self._sibling(base_url)
+        return (await client._send("GET", "/metrics", "/metrics")).content
+
+    async def get_region_check_body(self, state: RegionCheckState | str) -> bytes:
+        """``GET /regions/check/{state}``, the body unparsed: `operator_tikv.region_lists`
+        summarises it off the event loop with a bounded-memory streaming parser."""
+        check = RegionCheckState(state)
+        path = f"{API_PREFIX}/regions/check/{check.value}"
+        return (await self._send("GET", f"{API_PREFIX}/regions/check/{{state}}", path)).content
+
+    def _sibling(self, base_url: str) -> PDClient:
+        """A client of another PD member over the same connection pool and settings."""
+        sibling = PDClient(
+            self._http,
+            base_url,
+            retries=self.retries,
+            backoff=self.backoff,
+            on_request=self.on_request,
+            sleep=self._sleep,
+        )
+        sibling.stats = self.stats
+        return sibling
+
 
 @asynccontextmanager
 async def open_pd_client(

@@ -159,6 +159,19 @@ class PrometheusSource:
         self.job = job
         self.window = window
 
+    async def region_counts(self) -> dict[str, int]:
+        """PD's unhealthy-region counts by `pd_regions_status` type, from the PD leader's series
+        (job `pd`). A type PD has not reported is missing from the answer. Raises
+        `PrometheusError` when the query fails."""
+        result = await self.client.query_vector(unhealthy_region_counts())
+        counts: dict[str, int] = {}
+        for series in result.series:
+            kind = series.labels.get("type")
+            value = series.value
+            if kind and math.isfinite(value) and value >= 0:
+                counts[kind] = int(value)
+        return counts
+
     async def read(self, targets: Sequence[StoreTarget], at: float) -> MetricsReading:
         """Run the queries concurrently and join them to `targets` by `instance`.
 

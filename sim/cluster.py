@@ -55,8 +55,8 @@ PENDING_AFTER_SECONDS = 60.0
 CATCHUP_SECONDS = 5.0  # a restarted store's peers stay pending while they catch up
 DEFAULT_PEER_DOWN_SECONDS = 600.0  # TiKV max-peer-down-duration
 BASE_WRITE_P99_MS = 20.0
-MAX_STORES = 100
-MAX_REGIONS = 200_000
+MAX_STORES = 200
+MAX_REGIONS = 1_000_000
 
 
 @dataclass

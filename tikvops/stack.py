@@ -50,7 +50,13 @@ from engine.ports import Clock, Diagnoser, Notifier
 from operator_tikv.pd import TOO_LARGE_OUTCOME
 from operator_tikv.playbooks import PlaybookLimits
 from tikvops.commands.check import thresholds_from_settings
-from tikvops.observability import BotMetrics, Health, ObservabilityServer, parse_host_port
+from tikvops.observability import (
+    BotMetrics,
+    Health,
+    LoopLagProbe,
+    ObservabilityServer,
+    parse_host_port,
+)
 from tikvops.scheduling import (
     JobScheduler,
     ProposalReminders,
@@ -343,6 +349,7 @@ async def open_stack(
         stack.push_async_callback(monitor.close)
         # Answers to people read what the monitor knows instead of waiting on a slow PD.
         runtime.engine.reads.knowledge = monitor.knowledge
+        stack.push_async_callback(source.regions.close)
         scheduler = JobScheduler(health=health, misfire_grace=settings.poll_interval)
         reminders = ProposalReminders(
             proposals=runtime.repos.proposals,
@@ -372,6 +379,9 @@ async def open_stack(
             await bot.start()
             stack.push_async_callback(bot.stop)
         # 6. observability
+        lag_probe = LoopLagProbe(metrics)
+        lag_probe.start()
+        stack.push_async_callback(lag_probe.stop)
         server: ObservabilityServer | None = None
         if serve_health:
             host, port = parse_host_port(settings.health_addr)

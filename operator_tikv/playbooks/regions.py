@@ -89,10 +89,11 @@ def regions(
     replica = str(ctx.schedule.replica_schedule_limit) if ctx.schedule else "64 by default"
     repair = _REPAIR[region_problem].format(down=facts.duration(down_after), replica=replica)
     lost = check.quorum_lost if check else ()
+    lost_count = check.quorum_lost_count if check else 0
     summary = f"{count:,} {noun} {_REGION_WORDING[region_problem]}. {repair}"
     if lost:
         summary += (
-            f" {len(lost)} of them lost a majority of their voters and cannot serve writes "
+            f" {lost_count:,} of them lost a majority of their voters and cannot serve writes "
             f"(e.g. {facts.ids(lost[:5])}): PD cannot repair those alone; restore their stores."
         )
     summary += " No action is proposed: PD repairs this itself; watch the count fall."

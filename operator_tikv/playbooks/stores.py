@@ -49,6 +49,7 @@ def store_down(
         )
     down_check = obs.region_checks.get(RegionProblem.DOWN_PEER)
     lost = down_check.quorum_lost if down_check else ()
+    lost_count = down_check.quorum_lost_count if down_check else 0
     since = facts.duration(age) if age is not None else "a while"
     summary = (
         f"{label} is Down: no heartbeat for {since}, "
@@ -61,7 +62,7 @@ def store_down(
     )
     if lost:
         summary += (
-            f" {len(lost)} region(s) lost a majority of their voters and cannot serve writes "
+            f" {lost_count:,} region(s) lost a majority of their voters and cannot serve writes "
             f"(e.g. {facts.ids(lost[:5])}); PD cannot repair those alone: restore the stores, or "
             "use unsafe recovery as a last resort."
         )

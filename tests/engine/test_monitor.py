@@ -347,3 +347,24 @@ async def test_a_storage_failure_mid_tick_loses_no_report(repos: Repositories) -
     await rig.tick()
     second = [i for i in await repos.incidents.list_open() if i.id != first.id]
     assert rig.notifier.events == [("opened", first.id), ("opened", second[0].id)]
+
+
+async def test_cluster_source_counts_regions_from_prometheus_when_pd_cannot() -> None:
+    """With Prometheus as the metrics source it is also the second source of region counts;
+    a scrape source is not one (its pages have no PD counts)."""
+    import httpx
+
+    from engine.monitor import ClusterSource
+    from operator_tikv.pd import PDClient
+    from operator_tikv.prometheus import PrometheusClient
+    from operator_tikv.queries import PrometheusSource
+    from operator_tikv.scrape import ScrapeSource
+
+    async with httpx.AsyncClient() as http:
+        pd = PDClient(http, "http://pd.test:2379")
+        prometheus = PrometheusSource(PrometheusClient("http://prom.test:9090", http))
+        with_prometheus = ClusterSource(pd, prometheus, pd_url=pd.base_url)
+        with_scrapes = ClusterSource(pd, ScrapeSource(http), pd_url=pd.base_url)
+        assert with_prometheus.regions.counts_fallback is prometheus
+        assert with_scrapes.regions.counts_fallback is None
+        assert with_prometheus.regions.reader.mode == "process"

@@ -54,8 +54,15 @@ def mock_pd(
     stores: Any = None,
     checks: dict[str, Any] | None = None,
     hotspot: Any = None,
+    pd_metrics: str | None = None,
 ) -> None:
+    """PD's answers. Without `pd_metrics` PD's /metrics is a 404, so the region counts come
+    from the lists (the fallback path, which reads every list)."""
     respx.get(f"{API}/stores").respond(json=stores or pd_fixture("stores.json"))
+    if pd_metrics is None:
+        respx.get(f"{PD}/metrics").respond(404, text="404 page not found")
+    else:
+        respx.get(f"{PD}/metrics").respond(text=pd_metrics)
     checks = checks or {}
     for problem in RegionProblem:
         body = checks.get(problem.value, EMPTY_REGIONS)
@@ -193,8 +200,9 @@ async def cost(http: httpx.AsyncClient, regions: int, unhealthy: int) -> tuple[i
 async def test_request_count_does_not_grow_with_regions(http: httpx.AsyncClient) -> None:
     small, small_obs = await cost(http, regions=1_000, unhealthy=10)
     large, large_obs = await cost(http, regions=20_000, unhealthy=2_000)
-    # 1 store list + 4 region checks + 1 hotspot + 1 scrape per store (3).
-    assert small == large == 9
+    # 1 store list + PD's /metrics (a 404 here) + 4 region checks + 1 hotspot + 1 scrape
+    # per store (3).
+    assert small == large == 10
     assert small_obs.region_checks[RegionProblem.PENDING_PEER].count == 10
     assert large_obs.region_checks[RegionProblem.PENDING_PEER].count == 2_000
     assert all(s.region_count == 20_000 for s in large_obs.stores)

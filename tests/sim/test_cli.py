@@ -30,9 +30,9 @@ def test_tikvops_sim_is_registered_with_the_simulator_options() -> None:
 
 def test_invalid_arguments_exit_2_with_a_reason(capsys: pytest.CaptureFixture[str]) -> None:
     assert sim_command.run(parse(["sim", "--stores", "0"])) == 2
-    assert "--stores must be between 1 and 100, got 0" in capsys.readouterr().err
-    assert sim_command.run(parse(["sim", "--regions", "300000"])) == 2
-    assert "--regions must be between 1 and 200000" in capsys.readouterr().err
+    assert "--stores must be between 1 and 200, got 0" in capsys.readouterr().err
+    assert sim_command.run(parse(["sim", "--regions", "1000001"])) == 2
+    assert "--regions must be between 1 and 1000000" in capsys.readouterr().err
     assert sim_command.run(parse(["sim", "--speed", "0"])) == 2
     assert "--speed must be positive" in capsys.readouterr().err
 

@@ -35,9 +35,9 @@ async def test_manual_advance_adds_to_auto_tick(sim_factory: SimFactory) -> None
 
 
 def test_cluster_sizes_are_bounded_with_a_clear_message() -> None:
-    with pytest.raises(ValueError, match="stores must be between 1 and 100, got 101"):
-        Cluster(stores=101)
-    with pytest.raises(ValueError, match="regions must be between 1 and 200000"):
+    with pytest.raises(ValueError, match="stores must be between 1 and 200, got 201"):
+        Cluster(stores=201)
+    with pytest.raises(ValueError, match="regions must be between 1 and 1000000"):
         Cluster(regions=0)
 
 

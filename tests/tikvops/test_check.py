@@ -60,6 +60,8 @@ def mock_pd(stores: Any = None, down_peer: Any = None) -> None:
             content=json.dumps(body).encode(), headers={"Content-Type": "application/octet-stream"}
         )
     respx.get(f"{API}/hotspot/regions/write").respond(json=pd_fixture("hotspot_write.json"))
+    # no region counts on PD's /metrics: the lists are read and counted (the fallback)
+    respx.get(API.removesuffix("/pd/api/v1") + "/metrics").respond(404, text="404 page not found")
 
 
 def mock_metrics(pages: dict[int, str | list[str] | None]) -> None:
