@@ -106,7 +106,15 @@ async def owe_messages(stack: Stack, sim: SimServer, stores: range) -> None:
         await stack.wait_idle()
 
 
-async def all_delivered(db: Path, fake: SlackFake) -> dict[str, int]:
+async def all_delivered(db: Path, fake: SlackFake, stack: Stack | None = None) -> dict[str, int]:
+    """The outbox's counts once nothing is pending. With `stack`, its work settles and every
+    event written so far is rendered into the outbox first (the relay runs after a change
+    commits: "nothing pending" alone can be seen before the last events are queued)."""
+    if stack is not None:
+        await stack.wait_idle()
+        assert stack.bot is not None
+        await stack.bot.relay.drain()
+
     async def done() -> dict[str, int] | None:
         counts = await outbox_counts(db)
         return counts if counts.get("pending", 0) == 0 else None
@@ -134,7 +142,7 @@ async def test_every_owed_message_is_delivered_after_the_fault(
         ((name, args),) = fault.items()
         getattr(slack_fake.faults, name)(*args)
         await owe_messages(stack, sim, range(2, 6))
-        counts = await all_delivered(db, slack_fake)
+        counts = await all_delivered(db, slack_fake, stack)
         assert stack.bot is not None and stack.bot.connected
         proposal = await stack.runtime.repos.proposals.get("P-1")
     owed = sum(v for k, v in counts.items() if k != "posts")
@@ -172,7 +180,7 @@ async def test_a_click_whose_ack_was_lost_is_applied_once_after_redelivery(
             await slack_fake.wait_for_socket(timeout=20)
             await stack.wait_idle()
         proposal = await stack.runtime.repos.proposals.get("P-1")
-        await all_delivered(db, slack_fake)
+        await all_delivered(db, slack_fake, stack)
     assert proposal is not None and proposal.state is ProposalState.SUCCEEDED
     assert len(proposal.approvals) == 1
     assert len(pd_writes(sim)) == 1
@@ -191,7 +199,7 @@ async def test_posts_whose_answer_was_lost_appear_once(
     async with running(sim, slack_fake, db) as stack:
         slack_fake.faults.lose_answer("chat.postMessage", times=3, how=how)  # type: ignore[arg-type]
         await owe_messages(stack, sim, range(2, 6))
-        counts = await all_delivered(db, slack_fake)
+        counts = await all_delivered(db, slack_fake, stack)
         refs = stack.runtime.repos.slack_refs
         proposal_refs = [await refs.get(OwnerKind.PROPOSAL, f"P-{n}") for n in range(1, 5)]
         proposal = await stack.runtime.repos.proposals.get("P-1")
