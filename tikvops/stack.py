@@ -49,7 +49,6 @@ from engine.playbook_diagnoser import PlaybookDiagnoser
 from engine.ports import Clock, Diagnoser, Notifier
 from operator_tikv.pd import TOO_LARGE_OUTCOME
 from operator_tikv.playbooks import PlaybookLimits
-from tikvops.commands.check import thresholds_from_settings
 from tikvops.observability import BotMetrics, Health, ObservabilityServer, parse_host_port
 from tikvops.scheduling import (
     JobScheduler,
@@ -58,7 +57,7 @@ from tikvops.scheduling import (
     schedule_bot_jobs,
 )
 from tikvops.settings import ConfigError, Settings, env_name
-from tikvops.wiring import Runtime, open_metrics_source, open_runtime
+from tikvops.wiring import Runtime, open_metrics_source, open_runtime, thresholds_from_settings
 
 logger = logging.getLogger(__name__)
 
