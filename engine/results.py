@@ -21,6 +21,7 @@ from engine.model import (
     AuditEvent,
     EngineSettings,
     Execution,
+    Identity,
     Incident,
     KillSwitch,
     Proposal,
@@ -174,14 +175,28 @@ class DryRunOutcome(Result):
 
 
 class Decided(Result):
-    """An approval or rejection was recorded. `message` says what happened and what comes next
-    ("approved by <@U1> (approval 1 of 1); executing now"). `executing` is True when the
-    approval completed the quorum and the execution was started."""
+    """A decision was recorded, as data (the surfaces word it: `bot.messages.decided` for
+    Slack, `tikvops.outcome_text` for the terminal). `decision`: approve, reject or cancel,
+    by `by`, with the person's `reason`. For an approval: `approvals` of `needed` recorded;
+    once the quorum is met, `executing` is True when the execution was started, and
+    `waiting` is the gate's refusal (kill switch, observe-only) when it was not;
+    `auto_execute` False means this engine leaves execution to another process."""
 
     result: Literal["decided"] = "decided"
     proposal: Proposal
-    message: str
+    decision: Literal["approve", "reject", "cancel"]
+    by: Identity
+    reason: str | None = None
+    approvals: int = 0
+    needed: int = 0
     executing: bool = False
+    auto_execute: bool = True
+    waiting: str | None = None
+
+    @property
+    def missing(self) -> int:
+        """Approvals still needed from other people (0 once the quorum is met)."""
+        return max(0, self.needed - self.approvals)
 
 
 class RefusalKind(StrEnum):

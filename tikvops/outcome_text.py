@@ -8,6 +8,7 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from bot import messages
 from engine.commands import (
     CLI_PROG,
 )
@@ -15,6 +16,7 @@ from engine.model import (
     AuditEvent,
     Execution,
     ExecutionStatus,
+    Identity,
     Incident,
     Proposal,
 )
@@ -38,6 +40,12 @@ from engine.results import (
     StoreView,
 )
 from operator_tikv.actions import DryRun
+
+
+def plain_name(identity: Identity) -> str:
+    """A person or agent in terminal text: the display name, else the identity key
+    (`slack:U123`, `cli:alice@host`)."""
+    return identity.display_name or identity.key
 
 
 def clock_text(value: datetime) -> str:
@@ -214,7 +222,7 @@ def render(outcome: Outcome) -> str:
     if isinstance(outcome, DryRunOutcome):
         return outcome.dry_run.text()
     if isinstance(outcome, Decided):
-        return outcome.message + "."
+        return messages.decided(outcome, plain_name) + "."
     if isinstance(outcome, Refused):
         lines = []
         if outcome.dry_run is not None:
@@ -295,4 +303,4 @@ def _report_lines(report: ExecutionReport) -> list[str]:
     return lines
 
 
-__all__ = ["clock_text", "params_text", "render"]
+__all__ = ["clock_text", "params_text", "plain_name", "render"]

@@ -346,10 +346,8 @@ def outcome_view(
     if isinstance(outcome, ProposalCreated):
         return created_view(outcome, now, channel_mention=channel_mention)
     if isinstance(outcome, Decided):
-        return rendered(
-            outcome.message,
-            [section(f":white_check_mark: {sentence(end_sentence(outcome.message))}")],
-        )
+        text = messages.decided(outcome, fmt.who)
+        return rendered(text, [section(f":white_check_mark: {sentence(end_sentence(text))}")])
     if isinstance(outcome, KillSwitchOutcome):
         icon = ":octagonal_sign:" if outcome.settings.kill_switch.on else ":large_green_circle:"
         return rendered(outcome.message, [section(f"{icon} {sentence(outcome.message)}")])

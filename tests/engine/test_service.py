@@ -9,6 +9,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from bot import messages
+from bot.render.fmt import who
 from engine.commands import parse_command
 from engine.model import AuditOutcome, ExecutionStatus, ProposalOrigin, ProposalState
 from engine.policy import ApprovalPolicy
@@ -32,6 +34,12 @@ from tests.engine.test_service_support import (
 )
 from tests.engine.words import handle_text
 from tests.plugins.sim import SimFactory
+
+
+def slack_words(decided: Decided) -> str:
+    """How Slack words the decision (the engine returns it as data)."""
+    return messages.decided(decided, who)
+
 
 EVICT_4 = ("POST", "/pd/api/v1/schedulers", {"name": "evict-leader-scheduler", "store_id": 4})
 
@@ -195,7 +203,13 @@ async def test_self_approval_of_a_high_risk_action_is_refused(
         )
         decided = await h.engine.approve("P-1", BOB)
         assert isinstance(decided, Decided) and decided.executing
-        assert decided.message == (
+        assert (decided.decision, decided.by, decided.approvals, decided.needed) == (
+            "approve",
+            BOB,
+            1,
+            1,
+        )
+        assert slack_words(decided) == (
             "<@U2BOB> approved proposal P-1 (approval 1 of 1); executing now"
         )
         await h.engine.wait_idle()
@@ -211,7 +225,8 @@ async def test_high_risk_needs_the_configured_number_of_approvals(
         await handle_text(h.engine, "drain 4", CAROL)
         first = await h.engine.approve("P-1", ALICE)
         assert isinstance(first, Decided) and not first.executing
-        assert first.message == (
+        assert (first.approvals, first.needed, first.missing) == (1, 2, 1)
+        assert slack_words(first) == (
             "<@U1ALICE> approved proposal P-1 (approval 1 of 2); it needs 1 more approval from "
             "someone else"
         )
@@ -237,7 +252,8 @@ async def test_reject_records_who_and_why_and_blocks_later_approval(
         await handle_text(h.engine, "limit leader 8", CAROL)
         rejected = await handle_text(h.engine, "reject P-1 not during the sale", BOB)
         assert isinstance(rejected, Decided)
-        assert rejected.message == (
+        assert (rejected.decision, rejected.reason) == ("reject", "not during the sale")
+        assert slack_words(rejected) == (
             "<@U2BOB> rejected proposal P-1 (not during the sale); nothing was sent to PD"
         )
         assert rejected.proposal.state is ProposalState.REJECTED
@@ -331,11 +347,12 @@ async def test_kill_switch_blocks_execution_says_why_and_resumes_when_off(
         await handle_text(h.engine, "limit leader 8", CAROL)
         decided = await h.engine.approve("P-1", BOB)
         assert isinstance(decided, Decided) and not decided.executing
-        assert decided.message.startswith(
+        assert decided.waiting is not None and "kill switch is on" in decided.waiting
+        assert slack_words(decided).startswith(
             "<@U2BOB> approved proposal P-1 (approval 1 of 1), but the kill switch is on by "
             "<@U1ALICE>"
         )
-        assert "(bad deploy); proposal P-1 stays approved" in decided.message
+        assert "(bad deploy); proposal P-1 stays approved" in slack_words(decided)
         await h.engine.wait_idle()
         assert h.writes() == []
         status = await handle_text(h.engine, "kill-switch status", MALLORY)
@@ -367,7 +384,7 @@ async def test_observe_only_keeps_proposing_but_never_executes(sim: Any, db_path
         assert isinstance(created, ProposalCreated)
         decided = await h.engine.approve("P-1", BOB)
         assert isinstance(decided, Decided) and not decided.executing
-        assert "observe-only mode" in decided.message
+        assert decided.waiting is not None and "observe-only mode" in decided.waiting
         await h.engine.wait_idle()
         assert h.writes() == []
 

@@ -64,7 +64,7 @@ async def test_fifty_concurrent_executions_share_one_record_and_one_write(
     async with engine_on(sim, db_path, auto_execute=False) as h:
         await handle_text(h.engine, "drain 4", CAROL)
         decided = await h.engine.approve("P-1", ALICE)
-        assert isinstance(decided, Decided) and decided.message.endswith("ready to execute")
+        assert isinstance(decided, Decided) and not decided.auto_execute and decided.missing == 0
         results = await asyncio.gather(*(h.engine.execute("P-1") for _ in range(50)))
         assert {r.proposal_id for r in results} == {"P-1"}
         assert {r.started_at for r in results} == {results[0].started_at}
