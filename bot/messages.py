@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from engine.model import Identity
+from engine.model import EngineSettings, Identity
 from engine.results import Decided
 from operator_tikv.sentences import end_sentence
 
@@ -163,6 +163,21 @@ def decided(outcome: Decided, name: Callable[[Identity], str]) -> str:
     if outcome.waiting is not None:
         return f"{head}, but {outcome.waiting}"
     return f"{head}; {'executing now' if outcome.auto_execute else 'ready to execute'}"
+
+
+def switches(settings: EngineSettings, name: Callable[[Identity], str]) -> str:
+    """The kill switch and observe-only mode, in words (the one place, for both surfaces;
+    `name` names the person who turned the switch on)."""
+    switch = settings.kill_switch
+    if switch.on:
+        by = f" by {name(switch.by)}" if switch.by else ""
+        because = f" ({switch.reason})" if switch.reason else ""
+        text = f"The kill switch is ON{by}{because}: nothing will execute until it is turned off."
+    else:
+        text = "The kill switch is off: approved proposals execute."
+    if settings.observe_only:
+        text += " Observe-only mode is on: tikvops monitors and proposes but never executes."
+    return text
 
 
 def decision_recorded(message: str) -> str:

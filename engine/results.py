@@ -228,13 +228,13 @@ class Refused(Result):
 
 
 class KillSwitchOutcome(Result):
-    """The kill switch (and observe-only mode) after the command; `changed` is False for
-    `status` or when it already was in the requested position."""
+    """The kill switch (and observe-only mode) after the command, as data (worded by
+    `bot.messages.switches` for both surfaces); `changed` is False for `status` or when it
+    already was in the requested position."""
 
     result: Literal["kill_switch"] = "kill_switch"
     settings: EngineSettings
     changed: bool
-    message: str
 
 
 class ExecutionReport(Result):

@@ -235,7 +235,7 @@ def render(outcome: Outcome) -> str:
         lines.append(reason if reason.startswith("Refused") else f"Refused: {reason}")
         return "\n".join(lines)
     if isinstance(outcome, KillSwitchOutcome):
-        return outcome.message
+        return messages.switches(outcome.settings, plain_name)
     return "\n".join(_report_lines(outcome))
 
 

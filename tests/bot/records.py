@@ -583,8 +583,6 @@ def all_messages() -> dict[str, Rendered]:
                     kill_switch=KillSwitch(on=True, by=ALICE, at=NOW, reason="PD upgrade")
                 ),
                 changed=True,
-                message="The kill switch is ON by <@U0ALICE> (PD upgrade): nothing will "
-                "execute until it is turned off.",
             ),
             NOW,
             channel_mention=channel,

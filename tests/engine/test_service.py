@@ -340,7 +340,9 @@ async def test_kill_switch_blocks_execution_says_why_and_resumes_when_off(
         on = await handle_text(h.engine, "kill-switch on bad deploy", ALICE)
         assert isinstance(on, KillSwitchOutcome) and on.changed
         assert on.settings.kill_switch.on
-        assert on.message == (
+        assert on.settings.kill_switch.by == ALICE
+        assert on.settings.kill_switch.reason == "bad deploy"
+        assert messages.switches(on.settings, who) == (
             "The kill switch is ON by <@U1ALICE> (bad deploy): nothing will execute until it is "
             "turned off."
         )
