@@ -41,7 +41,7 @@ from typing import Any
 
 from bot.app import SlackBot
 from bot.config import BotConfig
-from bot.outbox import DeliveryHooks
+from bot.retry import DeliveryHooks
 from engine.clock import SystemClock
 from engine.diagnose_flow import DiagnoseFlow
 from engine.monitor import ClusterSource, Monitor
