@@ -4,8 +4,10 @@
 `RegionView`, `IncidentsView`, `ProposalsView`, `ProposalView`, `AuditView`, `HelpView`), a
 `ProposalCreated`, a `DryRunOutcome`, a `Decided`, a `Refused` or a `KillSwitchOutcome`. Every
 model is frozen pydantic with a `result` tag, so a surface can switch on it or dump it as JSON
-(`model_dump(mode="json")`). Nothing here decides anything: it only carries the facts and the
-sentences the engine produced.
+(`model_dump(mode="json")`). Nothing here decides anything. `Decided` and `KillSwitchOutcome`
+are data only (who, which approval of how many, the switch settings): the surfaces word them
+(`bot.messages`, with a Slack mention or the terminal's plain name). `Refused.reason`, a
+decision's `waiting` and the read views' notes are still sentences the engine wrote.
 """
 
 from __future__ import annotations
