@@ -14,7 +14,9 @@ from bot.app import SlackBot, approver_groups, build_app
 from bot.config import BotConfig
 from bot.errors import BotError, SlackStartError
 from bot.notifier import SlackNotifier
-from bot.outbox import Backoff, Deliverer, DeliveryHooks, SlackOutbox
+from bot.outbox import Deliverer
+from bot.queue import SlackOutbox
+from bot.retry import Backoff, DeliveryHooks
 
 __all__ = [
     "Backoff",

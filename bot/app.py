@@ -30,7 +30,10 @@ from bot.handlers import actions, commands, events, unsupported
 from bot.identity import IdentityResolver
 from bot.middleware import Deduplicate, RequestContext, RequestGuard
 from bot.notifier import NotifierReads, SlackNotifier
-from bot.outbox import TRANSIENT_ERRORS, Backoff, Deliverer, DeliveryHooks, SlackOutbox
+from bot.outbox import Deliverer
+from bot.queue import SlackOutbox
+from bot.retry import Backoff, DeliveryHooks
+from bot.slack_errors import TRANSIENT_ERRORS
 from bot.socket import SocketRunner
 from bot.tasks import BackgroundTasks
 from engine.errors import EngineError

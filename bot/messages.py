@@ -4,6 +4,10 @@ these are the Slack-only ones and the hints shown under refusals.)"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from engine.model import EngineSettings, Identity
+from engine.results import Decided
 from operator_tikv.sentences import end_sentence
 
 REFUSAL_HINTS: dict[str, str] = {
@@ -136,6 +140,44 @@ def undo_proposed(proposal_id: str, undo_id: str, where: str) -> str:
         f"The undo of {proposal_id} is proposed as {undo_id} in {where}; it runs only once an "
         "approver approves it."
     )
+
+
+_DECLINED = {"reject": "rejected", "cancel": "cancelled"}
+
+
+def decided(outcome: Decided, name: Callable[[Identity], str]) -> str:
+    """The sentence of a recorded decision, without its final full stop ("<@U1> approved
+    proposal P-7 (approval 1 of 1); executing now"). `name` names a person for the surface:
+    a Slack mention (`bot.render.fmt.who`) or the terminal's plain name. The one place this
+    sentence is written, for both surfaces."""
+    p, by = outcome.proposal, name(outcome.by)
+    if outcome.decision != "approve":
+        because = f" ({outcome.reason})" if outcome.reason else ""
+        return (
+            f"{by} {_DECLINED[outcome.decision]} proposal {p.id}{because}; nothing was sent to PD"
+        )
+    head = f"{by} approved proposal {p.id} (approval {outcome.approvals} of {outcome.needed})"
+    if outcome.missing:
+        plural = "s" if outcome.missing != 1 else ""
+        return f"{head}; it needs {outcome.missing} more approval{plural} from someone else"
+    if outcome.waiting is not None:
+        return f"{head}, but {outcome.waiting}"
+    return f"{head}; {'executing now' if outcome.auto_execute else 'ready to execute'}"
+
+
+def switches(settings: EngineSettings, name: Callable[[Identity], str]) -> str:
+    """The kill switch and observe-only mode, in words (the one place, for both surfaces;
+    `name` names the person who turned the switch on)."""
+    switch = settings.kill_switch
+    if switch.on:
+        by = f" by {name(switch.by)}" if switch.by else ""
+        because = f" ({switch.reason})" if switch.reason else ""
+        text = f"The kill switch is ON{by}{because}: nothing will execute until it is turned off."
+    else:
+        text = "The kill switch is off: approved proposals execute."
+    if settings.observe_only:
+        text += " Observe-only mode is on: tikvops monitors and proposes but never executes."
+    return text
 
 
 def decision_recorded(message: str) -> str:

@@ -36,8 +36,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -46,75 +44,25 @@ import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.delivery_lookup import (
-    Found,
-    MessageLookup,
-    Posted,
-    idempotency_key,
-    is_channel_id,
-    post_metadata,
-    superseded_metadata,
+from bot.copies import Copies
+from bot.delivery_lookup import MessageLookup, Posted, idempotency_key, post_metadata
+from bot.queue import KIND
+from bot.retry import Backoff, DeliveryHooks
+from bot.slack_errors import (
+    BLOCK_ERRORS,
+    GONE_ERRORS,
+    THREAD_ERRORS,
+    TRANSIENT_ERRORS,
+    details,
+    error_code,
+    may_have_posted,
+    retry_after,
 )
-from bot.queue import KIND, Batch, SlackOutbox, key_for_incident, key_for_proposal, owner
-from bot.render.duplicate import superseded
 from engine.errors import EngineError
 from engine.model import JsonDict, MessageRef, OutboxItem, OwnerKind
 from engine.ports import Clock, Outbox, SlackRefs
 
 logger = logging.getLogger(__name__)
-
-
-BLOCK_ERRORS = frozenset(
-    {
-        "invalid_blocks",
-        "invalid_blocks_format",
-        "msg_blocks_too_long",
-        "msg_too_long",
-        "invalid_arguments",
-        "too_many_attachments",
-        "invalid_attachments",
-        "invalid_block_id",
-    }
-)
-"""Slack refused the shape of the message: send the plain-text version instead."""
-
-TRANSIENT_ERRORS = frozenset(
-    {
-        "ratelimited",
-        "rate_limited",
-        "internal_error",
-        "fatal_error",
-        "service_unavailable",
-        "request_timeout",
-        "team_added_to_org",
-    }
-)
-"""Slack could not take it now: retry later, never give up."""
-
-GONE_ERRORS = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
-"""The message to edit cannot be edited: post the new version as a new message."""
-
-THREAD_ERRORS = frozenset({"thread_not_found", "message_not_found"})
-"""The thread parent vanished: post at the top of the channel instead."""
-
-UNCERTAIN_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable"})
-"""Slack answered, but says the operation may partly have happened: a post may exist."""
-
-
-# --------------------------------------------------------------------------- delivery
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Delays between attempts: `base * 2**attempts`, capped, with a little jitter."""
-
-    base: float = 1.0
-    cap: float = 300.0
-    jitter: float = 0.1
-
-    def delay(self, attempts: int) -> float:
-        raw = min(self.cap, self.base * float(2 ** min(attempts, 30)))
-        return float(raw * (1.0 + random.uniform(0.0, self.jitter)))
 
 
 class _Wait(Exception):
@@ -132,14 +80,6 @@ class _Sent:
 
 class _Gone(Exception):
     """An error that a retry will not fix."""
-
-
-@dataclass
-class DeliveryHooks:
-    """Optional observers (metrics): the pending depth after each pass, and each retry."""
-
-    depth: Callable[[int], None] | None = None
-    retry: Callable[[], None] | None = None
 
 
 class Deliverer:
@@ -181,8 +121,7 @@ class Deliverer:
         # Items this process has tried, and those of them whose post may exist in Slack.
         self._seen: set[int] = set()
         self._uncertain: set[int] = set()
-        self._channel_ids: dict[str, str] = {}
-        self._warned: set[str] = set()
+        self._copies = Copies(client, self._lookup)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -307,10 +246,10 @@ class Deliverer:
         await self._outbox.mark_failed(item.id, why, next_attempt_at=at)
 
     async def _api_error(self, item: OutboxItem, exc: SlackApiError) -> None:
-        error = _error_code(exc)
+        error = error_code(exc)
         status = getattr(exc.response, "status_code", 200)
         if error in TRANSIENT_ERRORS or status == 429 or status >= 500:
-            delay = _retry_after(exc) or self._backoff.delay(item.attempts)
+            delay = retry_after(exc) or self._backoff.delay(item.attempts)
             logger.warning(
                 "outbox item %s: Slack answered %s (HTTP %s); retrying in %.1f s",
                 item.id,
@@ -371,7 +310,7 @@ class Deliverer:
         try:
             posted = await self._send_post(item, channel, thread_ts, payload)
         except SlackApiError as exc:
-            if thread_ts is None or _error_code(exc) not in THREAD_ERRORS:
+            if thread_ts is None or error_code(exc) not in THREAD_ERRORS:
                 raise
             logger.warning(
                 "outbox item %s: thread %s is gone; posting at the top", item.id, thread_ts
@@ -416,14 +355,14 @@ class Deliverer:
         try:
             await self._send_update(item, ref, payload)
         except SlackApiError as exc:
-            if _error_code(exc) not in GONE_ERRORS:
+            if error_code(exc) not in GONE_ERRORS:
                 raise
             logger.warning(
                 "outbox item %s: message %s in %s cannot be edited (%s); posting it anew",
                 item.id,
                 ref.ts,
                 ref.channel,
-                _error_code(exc),
+                error_code(exc),
             )
             posted = await self._send_post(item, ref.channel, ref.thread_ts, payload)
             if isinstance(owned_by, dict):
@@ -439,9 +378,9 @@ class Deliverer:
         key = idempotency_key(item)
         uncertain = item.id in self._uncertain
         if uncertain:
-            found = await self._find(item, key, channel, thread_ts, before_post=True)
+            found = await self._copies.find(item, key, channel, thread_ts, before_post=True)
             if found is not None and found.messages:
-                current = await self._keep_one(item, key, found.messages)
+                current = await self._copies.keep_one(item, key, found.messages)
                 logger.warning(
                     "outbox item %s: Slack already has its message %s in %s (its answer was "
                     "lost); not posting it again",
@@ -453,13 +392,13 @@ class Deliverer:
         response = await self._post_message(item, key, channel, thread_ts, payload)
         sent = _Sent(str(response.get("channel") or channel), str(response["ts"]))
         if sent.channel != channel:
-            self._channel_ids[channel] = sent.channel
+            self._copies.channel_ids[channel] = sent.channel
         if not uncertain:
             return sent
         # The item was uncertain: if an earlier copy shows up now, keep exactly one.
         mine = Posted(ts=sent.ts, channel=sent.channel, thread_ts=thread_ts)
         try:
-            after = await self._find(item, key, sent.channel, thread_ts, before_post=False)
+            after = await self._copies.find(item, key, sent.channel, thread_ts, before_post=False)
         except (SlackClientError, aiohttp.ClientError, TimeoutError, OSError) as exc:
             logger.warning(
                 "outbox item %s: could not check for an earlier copy after posting: %s",
@@ -471,7 +410,7 @@ class Deliverer:
         copies = sorted({copy.ts: copy for copy in [*seen, mine]}.values())
         if len(copies) == 1:
             return sent
-        current = await self._keep_one(item, key, copies)
+        current = await self._copies.keep_one(item, key, copies)
         return _Sent(current.channel, current.ts, recovered=current.ts != sent.ts)
 
     async def _post_message(
@@ -495,14 +434,14 @@ class Deliverer:
                 **extra,
             )
         except SlackApiError as exc:
-            if _error_code(exc) not in BLOCK_ERRORS or not payload.get("blocks"):
+            if error_code(exc) not in BLOCK_ERRORS or not payload.get("blocks"):
                 raise
             logger.error(
                 "outbox item %s: Slack refused the blocks (%s: %s); sending the plain-text "
                 "version instead",
                 item.id,
-                _error_code(exc),
-                _details(exc),
+                error_code(exc),
+                details(exc),
             )
             return await self._chat_post(
                 item,
@@ -521,7 +460,7 @@ class Deliverer:
         try:
             return await self._client.chat_postMessage(**arguments)
         except SlackApiError as exc:
-            if not was_uncertain and not _may_have_posted(exc):
+            if not was_uncertain and not may_have_posted(exc):
                 self._uncertain.discard(item.id)
             raise
         except aiohttp.ClientConnectorError:
@@ -529,111 +468,6 @@ class Deliverer:
             if not was_uncertain:
                 self._uncertain.discard(item.id)
             raise
-
-    async def _find(
-        self,
-        item: OutboxItem,
-        key: str,
-        channel: str,
-        thread_ts: str | None,
-        *,
-        before_post: bool,
-    ) -> Found | None:
-        """Look the item's message up; None when Slack does not let us (then the caller posts
-        anyway: a message delivered twice beats one never delivered). Transient failures
-        are raised before posting (the item is retried later, nothing posted)."""
-        channel_id = channel if is_channel_id(channel) else self._channel_ids.get(channel)
-        if channel_id is None:
-            self._warn_once(
-                f"name:{channel}",
-                "outbox item %s: cannot look up an earlier copy in %r before its ID is known "
-                "(set TIKVOPS_CHANNEL to the channel ID, e.g. C0123ABCD); checking after posting",
-                item.id,
-                channel,
-                level=logging.WARNING,
-            )
-            return None
-        try:
-            found = await self._lookup.find(
-                key, channel=channel_id, thread_ts=thread_ts, since=item.created_at
-            )
-        except SlackApiError as exc:
-            if _transient(exc):
-                if before_post:
-                    raise  # retried later; nothing posted
-                logger.warning(
-                    "outbox item %s: could not check for an earlier copy after posting: %s",
-                    item.id,
-                    _error_code(exc),
-                )
-                return None
-            self._warn_once(
-                f"lookup:{_error_code(exc)}",
-                "outbox item %s: could not look for an earlier copy of the message in %s: "
-                "Slack answered %s%s. Without it a message whose answer was lost may be posted "
-                "twice; give the app the channels:history (public channel) or groups:history "
-                "(private channel) scope and invite it to the channel.",
-                item.id,
-                channel_id,
-                _error_code(exc),
-                f" (needs {exc.response.get('needed')})" if _needed(exc) else "",
-            )
-            return None
-        if not found.complete:
-            logger.warning(
-                "outbox item %s: read %s's most recent messages without reaching the time the "
-                "item was queued; an earlier copy older than those would not be seen",
-                item.id,
-                channel_id,
-            )
-        return found
-
-    async def _keep_one(self, item: OutboxItem, key: str, copies: list[Posted]) -> Posted:
-        """The oldest copy is the item's message; every other one becomes an inactive note."""
-        current, *others = sorted(copies)
-        if not others:
-            return current
-        link = await self._permalink(current)
-        note = superseded(link)
-        for other in others:
-            logger.warning(
-                "outbox item %s: message %s in %s is a second copy of %s; making it inactive",
-                item.id,
-                other.ts,
-                other.channel,
-                current.ts,
-            )
-            try:
-                await self._client.chat_update(
-                    channel=other.channel,
-                    ts=other.ts,
-                    text=note.text,
-                    blocks=note.blocks,
-                    metadata=superseded_metadata(key, current.ts),
-                )
-            except SlackApiError as exc:
-                if _error_code(exc) not in GONE_ERRORS:
-                    raise  # retried: the next attempt finds both copies again
-                logger.warning("outbox item %s: copy %s is gone already", item.id, other.ts)
-        return current
-
-    async def _permalink(self, message: Posted) -> str | None:
-        try:
-            response = await self._client.chat_getPermalink(
-                channel=message.channel, message_ts=message.ts
-            )
-        except (SlackClientError, aiohttp.ClientError, TimeoutError, OSError):
-            logger.warning("could not get the permalink of %s", message.ts, exc_info=True)
-            return None
-        link = response.get("permalink")
-        return link if isinstance(link, str) else None
-
-    def _warn_once(
-        self, what: str, message: str, *args: object, level: int = logging.ERROR
-    ) -> None:
-        """Log `message` at `level` the first time `what` happens, at DEBUG afterwards."""
-        logger.log(logging.DEBUG if what in self._warned else level, message, *args)
-        self._warned.add(what)
 
     async def _send_update(self, item: OutboxItem, ref: MessageRef, payload: JsonDict) -> Any:
         try:
@@ -644,83 +478,22 @@ class Deliverer:
                 blocks=payload.get("blocks") or [],
             )
         except SlackApiError as exc:
-            if _error_code(exc) not in BLOCK_ERRORS or not payload.get("blocks"):
+            if error_code(exc) not in BLOCK_ERRORS or not payload.get("blocks"):
                 raise
             logger.error(
                 "outbox item %s: Slack refused the blocks of an update (%s: %s); sending the "
                 "plain-text version instead",
                 item.id,
-                _error_code(exc),
-                _details(exc),
+                error_code(exc),
+                details(exc),
             )
             return await self._client.chat_update(
                 channel=ref.channel, ts=ref.ts, text=_plain(payload), blocks=[]
             )
 
 
-def _may_have_posted(exc: SlackApiError) -> bool:
-    """Did this failed answer leave it open whether Slack stored the message?"""
-    status = getattr(exc.response, "status_code", 200)
-    return status >= 500 or _error_code(exc) in UNCERTAIN_ERRORS
-
-
-def _transient(exc: SlackApiError) -> bool:
-    status = getattr(exc.response, "status_code", 200)
-    return status == 429 or status >= 500 or _error_code(exc) in TRANSIENT_ERRORS
-
-
-def _needed(exc: SlackApiError) -> bool:
-    try:
-        return bool(exc.response.get("needed"))
-    except AttributeError:
-        return False
-
-
 def _plain(payload: JsonDict) -> str:
     return str(payload.get("plain") or payload.get("text") or "tikvops")
 
 
-def _error_code(exc: SlackApiError) -> str:
-    try:
-        return str(exc.response.get("error") or "unknown_error")
-    except AttributeError:
-        return "unknown_error"
-
-
-def _details(exc: SlackApiError) -> str:
-    try:
-        errors = exc.response.get("errors") or exc.response.get("response_metadata") or ""
-    except AttributeError:
-        return ""
-    return str(errors)[:500]
-
-
-def _retry_after(exc: SlackApiError) -> float | None:
-    headers = getattr(exc.response, "headers", None) or {}
-    for name in ("Retry-After", "retry-after"):
-        value = headers.get(name)
-        if isinstance(value, list):
-            value = value[0] if value else None
-        if value is not None:
-            try:
-                return max(float(value), 0.0)
-            except ValueError:
-                return None
-    return None
-
-
-__all__ = [
-    "BLOCK_ERRORS",
-    "GONE_ERRORS",
-    "KIND",
-    "TRANSIENT_ERRORS",
-    "UNCERTAIN_ERRORS",
-    "Backoff",
-    "Batch",
-    "Deliverer",
-    "DeliveryHooks",
-    "SlackOutbox",
-    "key_for_incident",
-    "key_for_proposal",
-    "owner",
-]
+__all__ = ["Deliverer"]

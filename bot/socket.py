@@ -29,8 +29,8 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
 from bot.errors import SlackStartError
-from bot.outbox import TRANSIENT_ERRORS
 from bot.payload import ENVELOPE_HEADER
+from bot.slack_errors import TRANSIENT_ERRORS
 
 logger = logging.getLogger(__name__)
 

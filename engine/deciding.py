@@ -22,11 +22,6 @@ from engine.transitions import ProposalEvent, TransitionResult
 
 logger = logging.getLogger(__name__)
 
-_DECLINED = {
-    ProposalEvent.REJECT: "rejected",
-    ProposalEvent.CANCEL: "cancelled",
-}
-
 
 class ApprovalLatency(Protocol):
     """Optional metrics hook (`tikvops.observability.BotMetrics` provides it)."""
@@ -84,24 +79,24 @@ class Deciding:
             return await self._refusals.refused(exc, actor, f"proposal.{event.value}", proposal_id)
         if event is ProposalEvent.APPROVE:
             return await self._approved(result.proposal, actor)
-        because = f" ({reason})" if reason else ""
         return Decided(
             proposal=result.proposal,
-            message=f"{actor.label} {_DECLINED[event]} proposal {proposal_id}{because}; nothing "
-            "was sent to PD",
+            decision="reject" if event is ProposalEvent.REJECT else "cancel",
+            by=actor,
+            reason=reason or None,
         )
 
     async def _approved(self, proposal: Proposal, actor: Identity) -> Decided:
-        count = len(proposal.approvals)
-        needed = self._policy.approvals_needed(proposal.risk)
-        head = f"{actor.label} approved proposal {proposal.id} (approval {count} of {needed})"
+        decided = Decided(
+            proposal=proposal,
+            decision="approve",
+            by=actor,
+            approvals=len(proposal.approvals),
+            needed=self._policy.approvals_needed(proposal.risk),
+            auto_execute=self._executes(),
+        )
         if proposal.state is not ProposalState.APPROVED:
-            missing = needed - count
-            return Decided(
-                proposal=proposal,
-                message=f"{head}; it needs {missing} more approval{'s' if missing != 1 else ''} "
-                "from someone else",
-            )
+            return decided
         if self._metrics is not None:
             waited = (self._clock.now() - proposal.created_at).total_seconds()
             try:
@@ -110,9 +105,8 @@ class Deciding:
                 logger.exception("metrics hook failed")
         blocked = await self._after_approval(proposal)
         if blocked is not None:
-            return Decided(proposal=proposal, message=f"{head}, but {blocked}")
-        tail = "executing now" if self._executes() else "ready to execute"
-        return Decided(proposal=proposal, message=f"{head}; {tail}", executing=True)
+            return decided.model_copy(update={"waiting": blocked})
+        return decided.model_copy(update={"executing": True})
 
     async def expire_due(self) -> list[Proposal]:
         """Expire every `proposed` proposal past its TTL (actor: the system); returns them."""

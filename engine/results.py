@@ -4,8 +4,10 @@
 `RegionView`, `IncidentsView`, `ProposalsView`, `ProposalView`, `AuditView`, `HelpView`), a
 `ProposalCreated`, a `DryRunOutcome`, a `Decided`, a `Refused` or a `KillSwitchOutcome`. Every
 model is frozen pydantic with a `result` tag, so a surface can switch on it or dump it as JSON
-(`model_dump(mode="json")`). Nothing here decides anything: it only carries the facts and the
-sentences the engine produced.
+(`model_dump(mode="json")`). Nothing here decides anything. `Decided` and `KillSwitchOutcome`
+are data only (who, which approval of how many, the switch settings): the surfaces word them
+(`bot.messages`, with a Slack mention or the terminal's plain name). `Refused.reason`, a
+decision's `waiting` and the read views' notes are still sentences the engine wrote.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from engine.model import (
     AuditEvent,
     EngineSettings,
     Execution,
+    Identity,
     Incident,
     KillSwitch,
     Proposal,
@@ -174,14 +177,28 @@ class DryRunOutcome(Result):
 
 
 class Decided(Result):
-    """An approval or rejection was recorded. `message` says what happened and what comes next
-    ("approved by <@U1> (approval 1 of 1); executing now"). `executing` is True when the
-    approval completed the quorum and the execution was started."""
+    """A decision was recorded, as data (the surfaces word it: `bot.messages.decided` for
+    Slack, `tikvops.outcome_text` for the terminal). `decision`: approve, reject or cancel,
+    by `by`, with the person's `reason`. For an approval: `approvals` of `needed` recorded;
+    once the quorum is met, `executing` is True when the execution was started, and
+    `waiting` is the gate's refusal (kill switch, observe-only) when it was not;
+    `auto_execute` False means this engine leaves execution to another process."""
 
     result: Literal["decided"] = "decided"
     proposal: Proposal
-    message: str
+    decision: Literal["approve", "reject", "cancel"]
+    by: Identity
+    reason: str | None = None
+    approvals: int = 0
+    needed: int = 0
     executing: bool = False
+    auto_execute: bool = True
+    waiting: str | None = None
+
+    @property
+    def missing(self) -> int:
+        """Approvals still needed from other people (0 once the quorum is met)."""
+        return max(0, self.needed - self.approvals)
 
 
 class RefusalKind(StrEnum):
@@ -213,13 +230,13 @@ class Refused(Result):
 
 
 class KillSwitchOutcome(Result):
-    """The kill switch (and observe-only mode) after the command; `changed` is False for
-    `status` or when it already was in the requested position."""
+    """The kill switch (and observe-only mode) after the command, as data (worded by
+    `bot.messages.switches` for both surfaces); `changed` is False for `status` or when it
+    already was in the requested position."""
 
     result: Literal["kill_switch"] = "kill_switch"
     settings: EngineSettings
     changed: bool
-    message: str
 
 
 class ExecutionReport(Result):

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -37,7 +37,6 @@ from engine.commands import (
     KillSwitchCommand,
     ReadCommand,
     help_text,
-    parse_command,
 )
 from engine.deciding import ApprovalLatency, Deciding
 from engine.errors import EngineError, Refusal, StorageError
@@ -255,14 +254,6 @@ class Engine:
                 return await self.approve(command.proposal_id, actor)
             return await self.reject(command.proposal_id, actor, reason=command.reason or "")
         return await self.set_kill_switch(command.mode == "on", actor, command.reason or "")
-
-    async def handle_text(
-        self, text: str | Sequence[str], actor: Identity, *, request_id: str | None = None
-    ) -> Outcome:
-        """Parse words with the grammar (program name chosen by the actor) and handle them."""
-        return await self.handle(
-            parse_command(text, prog=prog_for(actor)), actor, request_id=request_id
-        )
 
     async def _read(self, command: ReadCommand, prog: str) -> Outcome:
         try:

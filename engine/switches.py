@@ -44,7 +44,7 @@ class Switches:
 
     async def kill_switch_status(self) -> KillSwitchOutcome:
         current = await self._repos.settings.get()
-        return KillSwitchOutcome(settings=current, changed=False, message=_switch_text(current))
+        return KillSwitchOutcome(settings=current, changed=False)
 
     async def set_kill_switch(
         self, on: bool, actor: Identity, reason: str = ""
@@ -76,7 +76,7 @@ class Switches:
         if not on and not new.kill_switch.on and not new.observe_only:
             self._resume()
         was = _is_on(current, which)
-        return KillSwitchOutcome(settings=new, changed=was != on, message=_switch_text(new))
+        return KillSwitchOutcome(settings=new, changed=was != on)
 
 
 KILL_SWITCH = "killswitch"
@@ -119,19 +119,6 @@ def switched(
         at=now, actor=actor, action=action, subject="engine", detail=detail, reason=reason
     )
     return EngineSettings.model_validate(new.model_dump()), event
-
-
-def _switch_text(settings: EngineSettings) -> str:
-    switch = settings.kill_switch
-    if switch.on:
-        by = f" by {switch.by.label}" if switch.by else ""
-        because = f" ({switch.reason})" if switch.reason else ""
-        text = f"The kill switch is ON{by}{because}: nothing will execute until it is turned off."
-    else:
-        text = "The kill switch is off: approved proposals execute."
-    if settings.observe_only:
-        text += " Observe-only mode is on: tikvops monitors and proposes but never executes."
-    return text
 
 
 __all__ = [

@@ -36,6 +36,7 @@ from operator_tikv.metrics import (
     disk_ratio,
 )
 from operator_tikv.queries import REGION_COUNT, STORE_SIZE, WRITE_HISTOGRAM
+from operator_tikv.sessions import open_session
 from operator_tikv.tls import TLSContext, describe_failure
 
 #: The largest /metrics page read: a real TiKV's is a few MiB.
@@ -462,10 +463,5 @@ async def open_scrape_session(
     environment are not used for them (Prometheus does not use them for its scrapes either),
     and cookies are neither kept nor sent.
     """
-    connector = aiohttp.TCPConnector(
-        limit=connections, limit_per_host=0, keepalive_timeout=keepalive
-    )
-    async with aiohttp.ClientSession(
-        connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
-    ) as session:
+    async with open_session(keepalive=keepalive, connections=connections) as session:
         yield session

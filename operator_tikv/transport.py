@@ -46,6 +46,7 @@ from contextlib import asynccontextmanager
 import aiohttp
 import httpx
 
+from operator_tikv.sessions import open_session
 from operator_tikv.tls import TLSContext, describe_failure
 
 # The body is read whole before sending, so it goes out with its Content-Length, never chunked.
@@ -216,8 +217,5 @@ async def open_aiohttp_transport(
 
     Pass it as `transport=` to an `httpx.AsyncClient`; the client's timeouts still apply.
     """
-    connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=keepalive)
-    async with aiohttp.ClientSession(
-        connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
-    ) as session:
+    async with open_session(keepalive=keepalive) as session:
         yield AiohttpTransport(session, tls=tls)

@@ -41,7 +41,7 @@ from typing import Any
 
 from bot.app import SlackBot
 from bot.config import BotConfig
-from bot.outbox import DeliveryHooks
+from bot.retry import DeliveryHooks
 from engine.clock import SystemClock
 from engine.diagnose_flow import DiagnoseFlow
 from engine.monitor import ClusterSource, Monitor
@@ -49,7 +49,6 @@ from engine.playbook_diagnoser import PlaybookDiagnoser
 from engine.ports import Clock, Diagnoser, Notifier
 from operator_tikv.pd import TOO_LARGE_OUTCOME
 from operator_tikv.playbooks import PlaybookLimits
-from tikvops.commands.check import thresholds_from_settings
 from tikvops.observability import (
     BotMetrics,
     Health,
@@ -64,7 +63,7 @@ from tikvops.scheduling import (
     schedule_bot_jobs,
 )
 from tikvops.settings import ConfigError, Settings, env_name
-from tikvops.wiring import Runtime, open_metrics_source, open_runtime
+from tikvops.wiring import Runtime, open_metrics_source, open_runtime, thresholds_from_settings
 
 logger = logging.getLogger(__name__)
 

@@ -30,6 +30,7 @@ from engine.clock import SystemClock
 from engine.policy import ApprovalPolicy
 from engine.ports import Clock, Notifier
 from engine.service import Engine, EngineMetrics
+from operator_tikv.invariants import Thresholds
 from operator_tikv.metrics import MetricsSource
 from operator_tikv.pd import PDClient, RequestHook, open_pd_client
 from operator_tikv.prometheus import PrometheusClient
@@ -142,6 +143,54 @@ def _tls(build: Callable[[Settings], TLSContext | None], settings: Settings) -> 
 
 
 @asynccontextmanager
+async def open_pd(
+    settings: Settings,
+    *,
+    pd_url: str | None = None,
+    on_request: RequestHook | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> AsyncIterator[PDClient]:
+    """The PD client every command and the bot use: httpx over the aiohttp transport of
+    `operator_tikv.transport`, with the cluster's TLS (reloaded on SIGHUP), the settings'
+    timeout and retries. `pd_url` defaults to the settings' (a ConfigError when unset);
+    `transport` replaces the network (tests). Closed on exit."""
+    url = pd_url or require_pd_url(settings)
+    async with contextlib.AsyncExitStack() as exits:
+        if transport is None:
+            tls = _tls(cluster_tls, settings)
+            exits.enter_context(reload_on_sighup(tls))
+            transport = await exits.enter_async_context(
+                open_aiohttp_transport(keepalive=_keepalive(settings), tls=tls)
+            )
+        yield await exits.enter_async_context(
+            open_pd_client(
+                url,
+                http_timeout=httpx.Timeout(
+                    settings.pd_timeout, connect=min(settings.pd_timeout, 3.0)
+                ),
+                retries=settings.pd_retries,
+                on_request=on_request,
+                transport=transport,
+                deadline=settings.pd_timeout,
+            )
+        )
+
+
+def thresholds_from_settings(settings: Settings) -> Thresholds:
+    """The invariant thresholds for these settings (operator_tikv never reads settings)."""
+    return Thresholds(
+        write_p99_ms=settings.latency_threshold_ms,
+        write_p99_grace=settings.latency_grace,
+        disk_used_ratio=settings.disk_threshold,
+        disk_grace=settings.disk_grace,
+        disconnected_grace=settings.disconnected_grace,
+        region_health_grace=settings.region_health_grace,
+        hot_write_share=settings.hot_write_share,
+        hot_write_min_regions=settings.hot_write_min_regions,
+    )
+
+
+@asynccontextmanager
 async def open_runtime(
     settings: Settings,
     *,
@@ -171,23 +220,8 @@ async def open_runtime(
     try:
         repos = Repositories.on(db)
         async with contextlib.AsyncExitStack() as exits:
-            if transport is None:
-                tls = _tls(cluster_tls, settings)
-                exits.enter_context(reload_on_sighup(tls))
-                transport = await exits.enter_async_context(
-                    open_aiohttp_transport(keepalive=_keepalive(settings), tls=tls)
-                )
             pd = await exits.enter_async_context(
-                open_pd_client(
-                    pd_url,
-                    http_timeout=httpx.Timeout(
-                        settings.pd_timeout, connect=min(settings.pd_timeout, 3.0)
-                    ),
-                    retries=settings.pd_retries,
-                    on_request=on_request,
-                    transport=transport,
-                    deadline=settings.pd_timeout,
-                )
+                open_pd(settings, pd_url=pd_url, on_request=on_request, transport=transport)
             )
             engine = Engine(
                 pd=pd,
@@ -222,7 +256,9 @@ __all__ = [
     "Runtime",
     "build_policy",
     "open_metrics_source",
+    "open_pd",
     "open_runtime",
     "require_pd_url",
     "scrape_scheme",
+    "thresholds_from_settings",
 ]

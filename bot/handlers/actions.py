@@ -38,6 +38,7 @@ from bot.deps import BotDeps
 from bot.handlers.origin import Clicked, clicked, mismatch
 from bot.middleware import request_id
 from bot.redelivery import once
+from bot.render.fmt import who
 from bot.render.kit import Rendered, rendered, section
 from bot.render.views import refused_view
 from bot.replies import tell
@@ -128,7 +129,7 @@ def _reply_for(
     if isinstance(outcome, Refused):
         return refused_view(outcome, now)
     if isinstance(outcome, Decided):
-        text = messages.decision_recorded(outcome.message)
+        text = messages.decision_recorded(messages.decided(outcome, who))
         return rendered(text, [section(f":white_check_mark: {text}")])
     text = messages.undo_proposed(proposal_id, outcome.proposal.id, deps.channel_mention)
     return rendered(text, [section(f":leftwards_arrow_with_hook: {text}")])

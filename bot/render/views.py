@@ -346,13 +346,12 @@ def outcome_view(
     if isinstance(outcome, ProposalCreated):
         return created_view(outcome, now, channel_mention=channel_mention)
     if isinstance(outcome, Decided):
-        return rendered(
-            outcome.message,
-            [section(f":white_check_mark: {sentence(end_sentence(outcome.message))}")],
-        )
+        text = messages.decided(outcome, fmt.who)
+        return rendered(text, [section(f":white_check_mark: {sentence(end_sentence(text))}")])
     if isinstance(outcome, KillSwitchOutcome):
         icon = ":octagonal_sign:" if outcome.settings.kill_switch.on else ":large_green_circle:"
-        return rendered(outcome.message, [section(f"{icon} {sentence(outcome.message)}")])
+        text = messages.switches(outcome.settings, fmt.who)
+        return rendered(text, [section(f"{icon} {sentence(text)}")])
     if isinstance(outcome, ExecutionReport):
         return execution_outcome(outcome.proposal, outcome.execution, now)
     raise TypeError(f"no rendering for {type(outcome).__name__}")

@@ -568,7 +568,10 @@ def all_messages() -> dict[str, Rendered]:
         "view_decided": outcome_view(
             Decided(
                 proposal=p(s.APPROVED),
-                message="<@U0ALICE> approved proposal P-7 (approval 1 of 1); executing now",
+                decision="approve",
+                by=Identity.slack("U0ALICE"),
+                approvals=1,
+                needed=1,
                 executing=True,
             ),
             NOW,
@@ -580,8 +583,6 @@ def all_messages() -> dict[str, Rendered]:
                     kill_switch=KillSwitch(on=True, by=ALICE, at=NOW, reason="PD upgrade")
                 ),
                 changed=True,
-                message="The kill switch is ON by <@U0ALICE> (PD upgrade): nothing will "
-                "execute until it is turned off.",
             ),
             NOW,
             channel_mention=channel,

@@ -15,8 +15,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.client import build_web_client, close_web_client
 from bot.config import BotConfig
-from bot.outbox import Backoff, Deliverer, SlackOutbox, key_for_incident, owner
+from bot.outbox import Deliverer
+from bot.queue import SlackOutbox, key_for_incident, owner
 from bot.render.kit import actions, button, rendered, section
+from bot.retry import Backoff
 from engine.clock import FakeClock
 from engine.model import OutboxStatus, OwnerKind
 from slackfake.server import SlackFake

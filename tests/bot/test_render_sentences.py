@@ -8,7 +8,7 @@ from bot import messages
 from bot.render.execution import execution_outcome
 from bot.render.proposal import proposal_message, status_line
 from bot.render.views import outcome_view
-from engine.model import ExecutionStatus, ProgressNote, ProposalState
+from engine.model import ExecutionStatus, Identity, ProgressNote, ProposalState
 from engine.results import Decided
 from operator_tikv.errors import PDRejectedError
 from tests.bot.records import NOW, execution, proposal
@@ -57,11 +57,15 @@ def test_decisions_end_once() -> None:
     assert messages.decision_recorded("approved P-7") == "Approved P-7."
     decided = Decided(
         proposal=proposal(ProposalState.APPROVED),
-        message="P-7 approved by alice; it runs now.",
-        executing=True,
+        decision="approve",
+        by=Identity.slack("U0ALICE"),
+        approvals=1,
+        needed=1,
+        waiting="the kill switch is on: nothing executes until it is turned off.",
     )
     text = text_of(outcome_view(decided, NOW, channel_mention="<#C0OPS>").blocks)
-    assert text.endswith("it runs now.") and ".." not in text
+    assert text.startswith(":white_check_mark: <@U0ALICE> approved proposal P-7 (approval 1 of")
+    assert text.endswith("until it is turned off.") and ".." not in text
 
 
 def test_pds_words_are_quoted_once_in_a_failed_execution() -> None:

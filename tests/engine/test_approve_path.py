@@ -27,6 +27,7 @@ from engine.results import Decided, ProposalCreated
 from engine.transitions import ProposalEvent, transition
 from operator_tikv.errors import PDUnavailableError
 from tests.engine.test_service_support import ALICE, Harness, RecordingNotifier, engine_on
+from tests.engine.words import handle_text
 from tests.plugins.sim import SimFactory
 
 SCHEDULERS = "/pd/api/v1/schedulers"
@@ -38,7 +39,7 @@ READS = {
 
 
 async def propose_drain(h: Harness, store: int = 4) -> str:
-    created = await h.engine.handle_text(f"drain {store}", h.operator)
+    created = await handle_text(h.engine, f"drain {store}", h.operator)
     assert isinstance(created, ProposalCreated), created
     return created.proposal.id
 

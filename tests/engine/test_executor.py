@@ -24,6 +24,7 @@ from tests.engine.test_service_support import (
     engine_on,
     leader_region,
 )
+from tests.engine.words import handle_text
 from tests.plugins.sim import SimFactory
 
 SCHEDULERS = "/pd/api/v1/schedulers"
@@ -38,7 +39,7 @@ class Crash(BaseException):
 async def run_to_end(h: Harness, words: str) -> str:
     """Propose `words` as the terminal operator, approve as alice (an approver of every risk),
     wait for the execution; the proposal ID."""
-    created = await h.engine.handle_text(words, h.operator)
+    created = await handle_text(h.engine, words, h.operator)
     assert isinstance(created, ProposalCreated), created
     decided = await h.engine.approve(created.proposal.id, ALICE)
     assert isinstance(decided, Decided) and decided.executing, decided
@@ -247,7 +248,7 @@ async def test_preflight_failing_at_execution_time_fails_the_proposal_and_sends_
     sim: Any, db_path: Path
 ) -> None:
     async with engine_on(sim, db_path) as h:
-        created = await h.engine.handle_text("limit leader 8", h.operator)
+        created = await handle_text(h.engine, "limit leader 8", h.operator)
         assert isinstance(created, ProposalCreated)
         # Someone else changes the value between the proposal and its approval.
         async with open_pd_client(sim.pd_url) as other:
@@ -379,7 +380,7 @@ async def test_lost_answer_is_looked_up_and_never_resent(
             sim.faults.pd_timeouts()
 
     async with engine_on(sim, db_path, checkpoint=pd_hangs, pd_timeout=0.3) as h:
-        created = await h.engine.handle_text("drain 4", h.operator)
+        created = await handle_text(h.engine, "drain 4", h.operator)
         assert isinstance(created, ProposalCreated)
         await h.engine.approve(created.proposal.id, ALICE)
         await h.engine.wait_idle()
@@ -404,7 +405,7 @@ async def test_a_write_pd_applied_after_its_answer_was_lost_is_found_and_verifie
             sim.faults.pd_timeouts(seconds=2.0)
 
     async with engine_on(sim, db_path, checkpoint=pd_hangs_a_while, pd_timeout=0.3) as h:
-        created = await h.engine.handle_text("drain 4", h.operator)
+        created = await handle_text(h.engine, "drain 4", h.operator)
         assert isinstance(created, ProposalCreated)
         await h.engine.approve(created.proposal.id, ALICE)
         await h.engine.wait_idle()
@@ -445,7 +446,7 @@ async def test_reconcile_after_an_interrupted_run_never_resends(
             raise Crash(step)
 
     async with engine_on(sim, db_path, checkpoint=die, auto_execute=False) as h:
-        created = await h.engine.handle_text("drain 4", h.operator)
+        created = await handle_text(h.engine, "drain 4", h.operator)
         assert isinstance(created, ProposalCreated)
         await h.engine.approve(created.proposal.id, ALICE)
         with pytest.raises(Crash):
@@ -470,7 +471,7 @@ async def test_reconcile_after_an_interrupted_run_never_resends(
 
 async def test_execute_refuses_while_the_kill_switch_is_on(sim: Any, db_path: Path) -> None:
     async with engine_on(sim, db_path, auto_execute=False) as h:
-        created = await h.engine.handle_text("limit leader 8", h.operator)
+        created = await handle_text(h.engine, "limit leader 8", h.operator)
         assert isinstance(created, ProposalCreated)
         await h.engine.approve(created.proposal.id, h.operator)
         await h.engine.set_kill_switch(True, ALICE, "incident review")

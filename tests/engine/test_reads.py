@@ -19,6 +19,7 @@ from engine.results import (
     StoreView,
 )
 from tests.engine.test_service_support import ALICE, BOB, CAROL, engine_on, leader_region
+from tests.engine.words import handle_text
 from tests.plugins.sim import SimFactory
 from tests.plugins.storage import make_incident
 
@@ -28,11 +29,11 @@ async def test_stores_and_store_come_from_pd_with_the_drained_flag(
 ) -> None:
     sim = await sim_factory(stores=4)
     async with engine_on(sim, db_path) as h:
-        await h.engine.handle_text("drain 4", CAROL)
+        await handle_text(h.engine, "drain 4", CAROL)
         await h.engine.approve("P-1", ALICE)
         await h.engine.wait_idle()
 
-        stores = await h.engine.handle_text("stores", BOB)
+        stores = await handle_text(h.engine, "stores", BOB)
         assert isinstance(stores, StoresView)
         assert [s.id for s in stores.stores] == [1, 2, 3, 4]
         assert [s.drained for s in stores.stores] == [False, False, False, True]
@@ -44,7 +45,7 @@ async def test_stores_and_store_come_from_pd_with_the_drained_flag(
             assert summary.state == "Up"
         assert by_id[4].leader_count == 0
 
-        store = await h.engine.handle_text("store 4", BOB)
+        store = await handle_text(h.engine, "store 4", BOB)
         assert isinstance(store, StoreView)
         assert store.store.drained and store.store.leader_count == 0
         assert store.proposals == []  # P-1 finished
@@ -57,8 +58,8 @@ async def test_store_view_lists_its_incidents_and_unfinished_proposals(
     async with engine_on(sim, db_path) as h:
         await h.repos.incidents.create(make_incident(id="I-1", subject="store:4"))
         await h.repos.incidents.create(make_incident(id="I-2", kind="disk-full", subject="store:1"))
-        await h.engine.handle_text("drain 4", CAROL)
-        view = await h.engine.handle_text("store 4", BOB)
+        await handle_text(h.engine, "drain 4", CAROL)
+        view = await handle_text(h.engine, "store 4", BOB)
         assert isinstance(view, StoreView)
         assert [i.id for i in view.incidents] == ["I-1"]
         assert [p.id for p in view.proposals] == ["P-1"]
@@ -67,7 +68,7 @@ async def test_store_view_lists_its_incidents_and_unfinished_proposals(
 async def test_region_view_shows_peers_leader_and_operator(sim: Any, db_path: Path) -> None:
     region_id = leader_region(sim, leader=1, voters=(1, 2, 3))
     async with engine_on(sim, db_path) as h:
-        before = await h.engine.handle_text(f"region {region_id}", BOB)
+        before = await handle_text(h.engine, f"region {region_id}", BOB)
         assert isinstance(before, RegionView)
         assert before.leader_store_id == 1
         assert [(p.store_id, p.leader) for p in before.peers] == [
@@ -76,10 +77,10 @@ async def test_region_view_shows_peers_leader_and_operator(sim: Any, db_path: Pa
             (3, False),
         ]
         assert before.operator is None
-        await h.engine.handle_text(f"transfer-leader {region_id} 2", CAROL)
+        await handle_text(h.engine, f"transfer-leader {region_id} 2", CAROL)
         await h.engine.approve("P-1", ALICE)
         await h.engine.wait_idle()
-        after = await h.engine.handle_text(f"region {region_id}", BOB)
+        after = await handle_text(h.engine, f"region {region_id}", BOB)
         assert isinstance(after, RegionView)
         assert after.leader_store_id == 2
         assert after.operator is not None
@@ -90,13 +91,13 @@ async def test_unknown_store_region_and_proposal_say_how_to_find_one(
     sim: Any, db_path: Path
 ) -> None:
     async with engine_on(sim, db_path) as h:
-        store = await h.engine.handle_text("store 9", BOB)
+        store = await handle_text(h.engine, "store 9", BOB)
         assert isinstance(store, Refused) and store.kind is RefusalKind.UNKNOWN
         assert store.reason == "store 9 does not exist in PD; list the stores with `/tikv stores`"
-        region = await h.engine.handle_text("region 999999", BOB)
+        region = await handle_text(h.engine, "region 999999", BOB)
         assert isinstance(region, Refused) and region.kind is RefusalKind.UNKNOWN
         assert region.reason.startswith("region 999999 does not exist in PD")
-        proposal = await h.engine.handle_text("proposal P-5", h.operator)
+        proposal = await handle_text(h.engine, "proposal P-5", h.operator)
         assert isinstance(proposal, Refused) and proposal.kind is RefusalKind.UNKNOWN
         assert (
             proposal.reason == "there is no proposal P-5; list proposals with `tikvops proposals`"
@@ -108,8 +109,8 @@ async def test_status_still_shows_the_database_when_pd_is_unreachable(
 ) -> None:
     async with engine_on(sim, db_path) as h:
         await h.repos.incidents.create(make_incident(id="I-1", subject="store:3"))
-        await h.engine.handle_text("limit leader 8", CAROL)
-        healthy = await h.engine.handle_text("status", BOB)
+        await handle_text(h.engine, "limit leader 8", CAROL)
+        healthy = await handle_text(h.engine, "status", BOB)
         assert isinstance(healthy, StatusView)
         assert healthy.pd_error is None
         assert healthy.state_counts == {"Up": 3}
@@ -118,12 +119,12 @@ async def test_status_still_shows_the_database_when_pd_is_unreachable(
         assert not healthy.kill_switch.on
 
         sim.faults.partition()
-        status = await h.engine.handle_text("status", BOB)
+        status = await handle_text(h.engine, "status", BOB)
         assert isinstance(status, StatusView)
         assert status.stores == []
         assert status.pd_error is not None and status.pd_error.startswith("PD is unavailable")
         assert [i.id for i in status.open_incidents] == ["I-1"]
-        stores = await h.engine.handle_text("stores", BOB)
+        stores = await handle_text(h.engine, "stores", BOB)
         assert isinstance(stores, Refused) and stores.kind is RefusalKind.PD
         sim.faults.heal()
 
@@ -131,21 +132,21 @@ async def test_status_still_shows_the_database_when_pd_is_unreachable(
 async def test_proposals_incidents_proposal_and_audit_views(sim: Any, db_path: Path) -> None:
     async with engine_on(sim, db_path) as h:
         await h.repos.incidents.create(make_incident(id="I-1", subject="store:3"))
-        await h.engine.handle_text("limit leader 8", CAROL)  # P-1, will run
-        await h.engine.handle_text("limit region 100", CAROL)  # P-2, stays proposed
+        await handle_text(h.engine, "limit leader 8", CAROL)  # P-1, will run
+        await handle_text(h.engine, "limit region 100", CAROL)  # P-2, stays proposed
         await h.engine.approve("P-1", ALICE)
         await h.engine.wait_idle()
 
-        proposals = await h.engine.handle_text("proposals", BOB)
+        proposals = await handle_text(h.engine, "proposals", BOB)
         assert isinstance(proposals, ProposalsView)
         assert [p.id for p in proposals.proposals] == ["P-2"]
         assert [p.id for p in proposals.recent] == ["P-1"]
 
-        incidents = await h.engine.handle_text("incidents", BOB)
+        incidents = await handle_text(h.engine, "incidents", BOB)
         assert isinstance(incidents, IncidentsView)
         assert [i.id for i in incidents.incidents] == ["I-1"]
 
-        view = await h.engine.handle_text("proposal 1", BOB)
+        view = await handle_text(h.engine, "proposal 1", BOB)
         assert isinstance(view, ProposalView)
         assert view.proposal.id == "P-1"
         assert view.text is not None
@@ -164,7 +165,7 @@ async def test_proposals_incidents_proposal_and_audit_views(sim: Any, db_path: P
             "execution.verified",
         ]
 
-        audit = await h.engine.handle_text("audit 3", BOB)
+        audit = await handle_text(h.engine, "audit 3", BOB)
         assert isinstance(audit, AuditView)
         assert len(audit.events) == 3
         assert audit.events[0].action == "execution.verified"  # newest first

@@ -17,6 +17,7 @@ from operator_tikv.pd import PDClient, open_pd_client
 from sim.server import SimServer
 from storage import Database, Repositories
 from tests.engine.test_service_support import BOB, RecordingNotifier, engine_kwargs
+from tests.engine.words import handle_text
 from tests.plugins.sim import SimFactory
 from tests.reliability.hostile_pd import Hostile, HostilePD
 
@@ -52,9 +53,9 @@ async def test_status_with_a_hung_pd_answers_at_the_live_deadline(
         engine.reads.live_deadline = 0.3
         pd.mode = Hostile.HANG
         async with asyncio.timeout(GUARD):
-            status = await engine.handle_text("status", BOB)
-            stores = await engine.handle_text("stores", BOB)
-            store = await engine.handle_text("store 1", BOB)
+            status = await handle_text(engine, "status", BOB)
+            stores = await handle_text(engine, "stores", BOB)
+            store = await handle_text(engine, "store 1", BOB)
     assert isinstance(status, StatusView)
     assert status.stores == []  # no monitor in this process: nothing known to show
     assert status.pd_error is not None
@@ -82,7 +83,7 @@ async def test_status_falls_back_to_the_monitors_last_good_read_as_of_its_time(
         # the monitor has not noticed yet: a live read is tried, and cut short
         pd.mode = Hostile.HANG
         async with asyncio.timeout(GUARD):
-            slow = await engine.handle_text("status", BOB)
+            slow = await handle_text(engine, "status", BOB)
         assert isinstance(slow, StatusView)
         assert [s.id for s in slow.stores] == [1, 2, 3]
         assert slow.pd_error is not None
@@ -98,8 +99,8 @@ async def test_status_falls_back_to_the_monitors_last_good_read_as_of_its_time(
         sim.cluster.advance(90)
         requests = pd.count()
         async with asyncio.timeout(GUARD):
-            known = await engine.handle_text("status", BOB)
-            region = await engine.handle_text("region 2", BOB)
+            known = await handle_text(engine, "status", BOB)
+            region = await handle_text(engine, "region 2", BOB)
         assert pd.count() == requests
     assert isinstance(known, StatusView)
     assert [s.id for s in known.stores] == [1, 2, 3]

@@ -9,6 +9,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from bot import messages
+from bot.render.fmt import who
 from engine.commands import parse_command
 from engine.model import AuditOutcome, ExecutionStatus, ProposalOrigin, ProposalState
 from engine.policy import ApprovalPolicy
@@ -30,7 +32,14 @@ from tests.engine.test_service_support import (
     POLICY,
     engine_on,
 )
+from tests.engine.words import handle_text
 from tests.plugins.sim import SimFactory
+
+
+def slack_words(decided: Decided) -> str:
+    """How Slack words the decision (the engine returns it as data)."""
+    return messages.decided(decided, who)
+
 
 EVICT_4 = ("POST", "/pd/api/v1/schedulers", {"name": "evict-leader-scheduler", "store_id": 4})
 
@@ -41,7 +50,7 @@ async def test_dry_run_shows_checks_request_and_effect_and_creates_nothing(
     sim = await sim_factory(stores=4)
     async with engine_on(sim, db_path) as h:
         leaders = sim.cluster.store(4).leader_count
-        outcome = await h.engine.handle_text("drain 4 --dry-run", ALICE)
+        outcome = await handle_text(h.engine, "drain 4 --dry-run", ALICE)
         assert isinstance(outcome, DryRunOutcome)
         dry = outcome.dry_run
         assert dry.would_run
@@ -70,7 +79,7 @@ async def test_an_action_command_creates_a_proposal_and_never_executes_directly(
 ) -> None:
     sim = await sim_factory(stores=4)
     async with engine_on(sim, db_path) as h:
-        outcome = await h.engine.handle_text("drain 4", BOB)
+        outcome = await handle_text(h.engine, "drain 4", BOB)
         assert isinstance(outcome, ProposalCreated)
         proposal = outcome.proposal
         assert proposal.id == "P-1"
@@ -101,7 +110,7 @@ async def test_a_failed_preflight_creates_no_proposal_and_says_why(sim: Any, db_
     sim.faults.stop_store(2)
     sim.cluster.advance(25)
     async with engine_on(sim, db_path) as h:
-        outcome = await h.engine.handle_text("drain 2", BOB)
+        outcome = await handle_text(h.engine, "drain 2", BOB)
         assert isinstance(outcome, Refused)
         assert outcome.kind is RefusalKind.PREFLIGHT
         assert outcome.reason.startswith("Refused drain: store 2 is Disconnected (last heartbeat ")
@@ -123,11 +132,11 @@ async def test_unknown_store_and_bad_words_are_refused_with_the_reason(
     sim: Any, db_path: Path
 ) -> None:
     async with engine_on(sim, db_path) as h:
-        missing = await h.engine.handle_text("drain 9", BOB)
+        missing = await handle_text(h.engine, "drain 9", BOB)
         assert isinstance(missing, Refused) and missing.kind is RefusalKind.PREFLIGHT
         assert "store 9 does not exist (known stores: 1, 2, 3)" in missing.reason
 
-        words = await h.engine.handle_text("drain four", BOB)
+        words = await handle_text(h.engine, "drain four", BOB)
         assert isinstance(words, Refused) and words.kind is RefusalKind.PARSE
         assert words.reason == (
             "store ID must be a whole number, got 'four'. Usage: /tikv drain <store-id> [--dry-run]"
@@ -150,8 +159,8 @@ async def test_unknown_store_and_bad_words_are_refused_with_the_reason(
 
 async def test_help_is_written_for_the_surface(sim: Any, db_path: Path) -> None:
     async with engine_on(sim, db_path) as h:
-        slack = await h.engine.handle_text("help drain", BOB)
-        cli = await h.engine.handle_text("help drain", OPERATOR)
+        slack = await handle_text(h.engine, "help drain", BOB)
+        cli = await handle_text(h.engine, "help drain", OPERATOR)
         assert isinstance(slack, HelpView) and isinstance(cli, HelpView)
         assert slack.text.startswith("Usage: /tikv drain <store-id> [--dry-run]")
         assert cli.text.startswith("Usage: tikvops drain <store-id> [--dry-run]")
@@ -162,7 +171,7 @@ async def test_non_approver_is_refused_audited_and_nothing_changes(
 ) -> None:
     sim = await sim_factory(stores=4)
     async with engine_on(sim, db_path) as h:
-        created = await h.engine.handle_text("drain 4", BOB)
+        created = await handle_text(h.engine, "drain 4", BOB)
         assert isinstance(created, ProposalCreated)
         refused = await h.engine.approve("P-1", MALLORY)
         assert isinstance(refused, Refused)
@@ -185,7 +194,7 @@ async def test_self_approval_of_a_high_risk_action_is_refused(
 ) -> None:
     sim = await sim_factory(stores=4)
     async with engine_on(sim, db_path) as h:
-        await h.engine.handle_text("drain 4", ALICE)
+        await handle_text(h.engine, "drain 4", ALICE)
         refused = await h.engine.approve("P-1", ALICE)
         assert isinstance(refused, Refused) and refused.kind is RefusalKind.POLICY
         assert refused.reason == (
@@ -194,7 +203,13 @@ async def test_self_approval_of_a_high_risk_action_is_refused(
         )
         decided = await h.engine.approve("P-1", BOB)
         assert isinstance(decided, Decided) and decided.executing
-        assert decided.message == (
+        assert (decided.decision, decided.by, decided.approvals, decided.needed) == (
+            "approve",
+            BOB,
+            1,
+            1,
+        )
+        assert slack_words(decided) == (
             "<@U2BOB> approved proposal P-1 (approval 1 of 1); executing now"
         )
         await h.engine.wait_idle()
@@ -207,10 +222,11 @@ async def test_high_risk_needs_the_configured_number_of_approvals(
     sim = await sim_factory(stores=4)
     policy = POLICY.model_copy(update={"high_risk_approvals": 2})
     async with engine_on(sim, db_path, policy=policy) as h:
-        await h.engine.handle_text("drain 4", CAROL)
+        await handle_text(h.engine, "drain 4", CAROL)
         first = await h.engine.approve("P-1", ALICE)
         assert isinstance(first, Decided) and not first.executing
-        assert first.message == (
+        assert (first.approvals, first.needed, first.missing) == (1, 2, 1)
+        assert slack_words(first) == (
             "<@U1ALICE> approved proposal P-1 (approval 1 of 2); it needs 1 more approval from "
             "someone else"
         )
@@ -233,10 +249,11 @@ async def test_reject_records_who_and_why_and_blocks_later_approval(
     sim: Any, db_path: Path
 ) -> None:
     async with engine_on(sim, db_path) as h:
-        await h.engine.handle_text("limit leader 8", CAROL)
-        rejected = await h.engine.handle_text("reject P-1 not during the sale", BOB)
+        await handle_text(h.engine, "limit leader 8", CAROL)
+        rejected = await handle_text(h.engine, "reject P-1 not during the sale", BOB)
         assert isinstance(rejected, Decided)
-        assert rejected.message == (
+        assert (rejected.decision, rejected.reason) == ("reject", "not during the sale")
+        assert slack_words(rejected) == (
             "<@U2BOB> rejected proposal P-1 (not during the sale); nothing was sent to PD"
         )
         assert rejected.proposal.state is ProposalState.REJECTED
@@ -257,14 +274,14 @@ async def test_reject_records_who_and_why_and_blocks_later_approval(
 async def test_a_stale_button_is_refused_with_the_current_state(sim: Any, db_path: Path) -> None:
     policy = POLICY.model_copy(update={"high_risk_approvals": 2})
     async with engine_on(sim, db_path, policy=policy) as h:
-        await h.engine.handle_text("limit leader 8", CAROL)
+        await handle_text(h.engine, "limit leader 8", CAROL)
         await h.engine.reject("P-1", BOB, reason="no")
         stale = await h.engine.approve("P-1", ALICE, expected_version=1)
         assert isinstance(stale, Refused) and stale.kind is RefusalKind.STATE
         assert stale.reason.startswith("proposal P-1 was rejected by <@U2BOB>")
 
-        await h.engine.handle_text("drain 3", CAROL)  # refused by preflight: 3 stores
-        await h.engine.handle_text("limit region 100", CAROL)  # P-2
+        await handle_text(h.engine, "drain 3", CAROL)  # refused by preflight: 3 stores
+        await handle_text(h.engine, "limit region 100", CAROL)  # P-2
         moved = await h.engine.reject("P-2", BOB, expected_version=7)
         assert isinstance(moved, Refused) and moved.kind is RefusalKind.STALE
         assert "changed since you saw it (version 7, now 1" in moved.reason
@@ -272,15 +289,15 @@ async def test_a_stale_button_is_refused_with_the_current_state(sim: Any, db_pat
 
 async def test_unknown_proposal_is_refused(sim: Any, db_path: Path) -> None:
     async with engine_on(sim, db_path) as h:
-        outcome = await h.engine.handle_text("approve P-42", ALICE)
+        outcome = await handle_text(h.engine, "approve P-42", ALICE)
         assert isinstance(outcome, Refused) and outcome.kind is RefusalKind.UNKNOWN
         assert outcome.reason.startswith("there is no proposal P-42")
 
 
 async def test_redelivered_request_is_handled_once(sim: Any, db_path: Path) -> None:
     async with engine_on(sim, db_path) as h:
-        first = await h.engine.handle_text("limit leader 8", CAROL, request_id="cmd-1")
-        again = await h.engine.handle_text("limit leader 8", CAROL, request_id="cmd-1")
+        first = await handle_text(h.engine, "limit leader 8", CAROL, request_id="cmd-1")
+        again = await handle_text(h.engine, "limit leader 8", CAROL, request_id="cmd-1")
         assert isinstance(first, ProposalCreated)
         assert isinstance(again, Refused) and again.kind is RefusalKind.DUPLICATE
         assert again.reason == "request cmd-1 was already handled; it is not applied twice"
@@ -297,8 +314,8 @@ async def test_redelivered_request_is_handled_once(sim: Any, db_path: Path) -> N
 
 async def test_unanswered_proposals_expire_and_cannot_be_approved(sim: Any, db_path: Path) -> None:
     async with engine_on(sim, db_path) as h:
-        await h.engine.handle_text("limit leader 8", CAROL)
-        await h.engine.handle_text("limit region 100", CAROL)
+        await handle_text(h.engine, "limit leader 8", CAROL)
+        await handle_text(h.engine, "limit region 100", CAROL)
         await h.engine.approve("P-2", ALICE)
         await h.engine.wait_idle()
         sim.cluster.advance(29 * 60)
@@ -320,24 +337,27 @@ async def test_kill_switch_blocks_execution_says_why_and_resumes_when_off(
     sim: Any, db_path: Path
 ) -> None:
     async with engine_on(sim, db_path) as h:
-        on = await h.engine.handle_text("kill-switch on bad deploy", ALICE)
+        on = await handle_text(h.engine, "kill-switch on bad deploy", ALICE)
         assert isinstance(on, KillSwitchOutcome) and on.changed
         assert on.settings.kill_switch.on
-        assert on.message == (
+        assert on.settings.kill_switch.by == ALICE
+        assert on.settings.kill_switch.reason == "bad deploy"
+        assert messages.switches(on.settings, who) == (
             "The kill switch is ON by <@U1ALICE> (bad deploy): nothing will execute until it is "
             "turned off."
         )
-        await h.engine.handle_text("limit leader 8", CAROL)
+        await handle_text(h.engine, "limit leader 8", CAROL)
         decided = await h.engine.approve("P-1", BOB)
         assert isinstance(decided, Decided) and not decided.executing
-        assert decided.message.startswith(
+        assert decided.waiting is not None and "kill switch is on" in decided.waiting
+        assert slack_words(decided).startswith(
             "<@U2BOB> approved proposal P-1 (approval 1 of 1), but the kill switch is on by "
             "<@U1ALICE>"
         )
-        assert "(bad deploy); proposal P-1 stays approved" in decided.message
+        assert "(bad deploy); proposal P-1 stays approved" in slack_words(decided)
         await h.engine.wait_idle()
         assert h.writes() == []
-        status = await h.engine.handle_text("kill-switch status", MALLORY)
+        status = await handle_text(h.engine, "kill-switch status", MALLORY)
         assert isinstance(status, KillSwitchOutcome) and not status.changed
         assert status.settings.kill_switch.on
 
@@ -362,11 +382,11 @@ async def test_observe_only_keeps_proposing_but_never_executes(sim: Any, db_path
     async with engine_on(sim, db_path) as h:
         switched = await h.engine.set_observe_only(True, ALICE, "read-only week")
         assert isinstance(switched, KillSwitchOutcome) and switched.settings.observe_only
-        created = await h.engine.handle_text("limit leader 8", CAROL)
+        created = await handle_text(h.engine, "limit leader 8", CAROL)
         assert isinstance(created, ProposalCreated)
         decided = await h.engine.approve("P-1", BOB)
         assert isinstance(decided, Decided) and not decided.executing
-        assert "observe-only mode" in decided.message
+        assert decided.waiting is not None and "observe-only mode" in decided.waiting
         await h.engine.wait_idle()
         assert h.writes() == []
 
@@ -374,7 +394,7 @@ async def test_observe_only_keeps_proposing_but_never_executes(sim: Any, db_path
 async def test_low_risk_auto_approval_does_not_touch_medium_risk(sim: Any, db_path: Path) -> None:
     policy = POLICY.model_copy(update={"auto_approve_low": True})
     async with engine_on(sim, db_path, policy=policy) as h:
-        created = await h.engine.handle_text("limit leader 8", CAROL)
+        created = await handle_text(h.engine, "limit leader 8", CAROL)
         assert isinstance(created, ProposalCreated) and not created.auto_approved
         assert created.proposal.state is ProposalState.PROPOSED
         assert h.writes() == []
@@ -385,7 +405,7 @@ async def test_the_notifier_hears_every_change_of_a_run(
 ) -> None:
     sim = await sim_factory(stores=4)
     async with engine_on(sim, db_path) as h:
-        await h.engine.handle_text("drain 4", CAROL)
+        await handle_text(h.engine, "drain 4", CAROL)
         await h.engine.approve("P-1", BOB)
         await h.engine.wait_idle()
         assert h.notifier.names()[0] == "proposal_made"
@@ -403,8 +423,8 @@ async def test_a_cli_operator_is_refused_unless_the_policy_allows_the_local_oper
 ) -> None:
     closed = ApprovalPolicy(approvers=frozenset({"U1ALICE"}))
     async with engine_on(sim, db_path, policy=closed) as h:
-        await h.engine.handle_text("limit leader 8", CAROL)
-        refused = await h.engine.handle_text("approve P-1", OPERATOR)
+        await handle_text(h.engine, "limit leader 8", CAROL)
+        refused = await handle_text(h.engine, "approve P-1", OPERATOR)
         assert isinstance(refused, Refused) and refused.kind is RefusalKind.POLICY
         assert refused.reason == (
             "decisions from the command line (ops@bastion) are not enabled; decide in Slack, "

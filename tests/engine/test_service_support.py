@@ -3,7 +3,7 @@ and sleep driven by the simulator's virtual time, a recording notifier, and the 
 simulator received.
 
     async with engine_on(sim, db_path) as h:
-        created = await h.engine.handle_text("drain 4", h.operator)
+        created = await handle_text(h.engine, "drain 4", h.operator)
         ...
         assert h.writes() == [("POST", "/pd/api/v1/schedulers", {...})]
 """

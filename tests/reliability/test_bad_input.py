@@ -41,6 +41,7 @@ from operator_tikv.errors import PDError, PDProtocolError, RegionNotFoundError
 from operator_tikv.pd import PDClient
 from sim.server import SimServer
 from tests.engine.test_service_support import ALICE, BOB, Harness, engine_on
+from tests.engine.words import handle_text
 from tests.plugins.sim import SIM_START_TIME
 from tests.reliability.support import INPUT_COUNTS
 
@@ -85,7 +86,7 @@ class World:
         await self.sim.start(host="127.0.0.1", port=0)
         self.exits.push_async_callback(self.sim.stop)
         h = await self.exits.enter_async_context(engine_on(self.sim, db))
-        created = await h.engine.handle_text("drain 4", BOB)
+        created = await handle_text(h.engine, "drain 4", BOB)
         assert isinstance(created, ProposalCreated)
         return h
 
@@ -133,7 +134,7 @@ command_text = st.one_of(
 def test_slash_command_text_is_answered_and_never_writes(world: World, text: str) -> None:
     INPUT_COUNTS["slash-command text"] += 1
     before = world.writes()
-    outcome = world.run(lambda: world.h.engine.handle_text(text, BOB))
+    outcome = world.run(lambda: handle_text(world.h.engine, text, BOB))
     assert outcome is not None
     message = getattr(outcome, "message", None) or getattr(outcome, "reason", None)
     assert message is None or isinstance(message, str)

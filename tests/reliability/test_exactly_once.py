@@ -11,6 +11,7 @@ from engine.model import ExecutionStatus, Identity, ProposalState
 from engine.policy import ANYONE
 from engine.results import Decided, ProposalCreated, RefusalKind, Refused
 from tests.engine.test_service_support import ALICE, BOB, CAROL, POLICY, Harness, engine_on
+from tests.engine.words import handle_text
 from tests.plugins.sim import SimFactory
 
 EVICT_POST = ("POST", "/pd/api/v1/schedulers")
@@ -28,7 +29,7 @@ async def test_fifty_concurrent_approvals_send_one_write(
 ) -> None:
     sim = await sim_factory(stores=4)
     async with engine_on(sim, db_path, policy=OPEN_POLICY) as h:
-        created = await h.engine.handle_text("drain 4", CAROL)
+        created = await handle_text(h.engine, "drain 4", CAROL)
         assert isinstance(created, ProposalCreated)
         approvers = [Identity.slack(f"U{n:03d}") for n in range(50)]
         outcomes = await asyncio.gather(*(h.engine.approve("P-1", who) for who in approvers))
@@ -61,9 +62,9 @@ async def test_fifty_concurrent_executions_share_one_record_and_one_write(
 ) -> None:
     sim = await sim_factory(stores=4)
     async with engine_on(sim, db_path, auto_execute=False) as h:
-        await h.engine.handle_text("drain 4", CAROL)
+        await handle_text(h.engine, "drain 4", CAROL)
         decided = await h.engine.approve("P-1", ALICE)
-        assert isinstance(decided, Decided) and decided.message.endswith("ready to execute")
+        assert isinstance(decided, Decided) and not decided.auto_execute and decided.missing == 0
         results = await asyncio.gather(*(h.engine.execute("P-1") for _ in range(50)))
         assert {r.proposal_id for r in results} == {"P-1"}
         assert {r.started_at for r in results} == {results[0].started_at}
@@ -81,7 +82,7 @@ async def test_fifty_concurrent_executions_share_one_record_and_one_write(
 async def test_a_redelivered_click_is_applied_once(sim_factory: SimFactory, db_path: Path) -> None:
     sim = await sim_factory(stores=4)
     async with engine_on(sim, db_path) as h:
-        await h.engine.handle_text("drain 4", CAROL)
+        await handle_text(h.engine, "drain 4", CAROL)
         outcomes = await asyncio.gather(
             *(h.engine.approve("P-1", ALICE, request_id="envelope-7") for _ in range(10))
         )
@@ -106,7 +107,7 @@ async def test_two_engines_on_two_connections_of_one_database_write_once(
         engine_on(sim, db_path, policy=OPEN_POLICY) as second,
     ):
         assert first.db is not second.db
-        created = await first.engine.handle_text("drain 4", CAROL)
+        created = await handle_text(first.engine, "drain 4", CAROL)
         assert isinstance(created, ProposalCreated)
         outcomes = await asyncio.gather(
             first.engine.approve("P-1", ALICE),
@@ -132,7 +133,7 @@ async def test_two_engines_racing_to_execute_an_approved_proposal_write_once(
         engine_on(sim, db_path, auto_execute=False) as first,
         engine_on(sim, db_path, auto_execute=False) as second,
     ):
-        await first.engine.handle_text("drain 4", CAROL)
+        await handle_text(first.engine, "drain 4", CAROL)
         await second.engine.approve("P-1", ALICE)
         runs = await asyncio.gather(
             *(first.engine.execute("P-1") for _ in range(5)),

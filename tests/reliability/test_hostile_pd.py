@@ -33,6 +33,7 @@ from engine.model import Identity, Incident, ProposalState
 from engine.results import ProposalCreated, StatusView
 from sim.server import SimServer
 from tests.engine.test_service_support import RecordingNotifier
+from tests.engine.words import handle_text
 from tests.plugins.sim import SimFactory
 from tests.reliability.hostile_pd import Hostile, HostilePD
 from tests.reliability.support import clock_running, pd_writes
@@ -154,7 +155,7 @@ async def test_a_trickling_pd_opens_pd_unreachable_and_status_answers_from_what_
         # /tikv status answers from the monitor's knowledge, without asking PD anything
         evict_reads = bot.pd.seen[("GET", EVICT_CONFIG, "trickle")]
         async with asyncio.timeout(WAIT):
-            answer = await bot.stack.engine.handle_text("status", ALICE)
+            answer = await handle_text(bot.stack.engine, "status", ALICE)
         assert isinstance(answer, StatusView)
         assert bot.pd.seen[("GET", EVICT_CONFIG, "trickle")] == evict_reads
         assert answer.pd_error is not None
@@ -167,7 +168,7 @@ async def test_a_trickling_pd_opens_pd_unreachable_and_status_answers_from_what_
         shown = json.dumps(status_view(answer, bot.stack.clock.now()).blocks)
         assert "PD unreachable since" in shown and "Stores as of" in shown
         for other in ("stores", "store 2", "region 2"):
-            refused = await bot.stack.engine.handle_text(other, ALICE)
+            refused = await handle_text(bot.stack.engine, other, ALICE)
             assert "PD unreachable since" in getattr(refused, "reason", ""), other
         assert bot.pd.seen[("GET", EVICT_CONFIG, "trickle")] == evict_reads
 
@@ -176,7 +177,7 @@ async def test_a_trickling_pd_opens_pd_unreachable_and_status_answers_from_what_
         await until(lambda: healthz_is(bot, 200), "/healthz is 200 again")
         await until(lambda: bot.resolved("pd_unreachable"), "pd_unreachable resolves")
         assert len(bot.opened("pd_unreachable")) == 1
-        answer = await bot.stack.engine.handle_text("status", ALICE)
+        answer = await handle_text(bot.stack.engine, "status", ALICE)
         assert isinstance(answer, StatusView) and answer.pd_error is None
 
 
@@ -186,7 +187,7 @@ async def test_a_drain_whose_verification_reads_trickle_does_not_stay_executing(
     sim = await sim_factory(stores=4)
     async with running(sim, tmp_path / "db.sqlite") as bot:
         engine = bot.stack.engine
-        created = await engine.handle_text("drain 4", BOB)
+        created = await handle_text(engine, "drain 4", BOB)
         assert isinstance(created, ProposalCreated)
         pd = bot.pd
         # the write goes through; every read after it trickles
@@ -285,7 +286,7 @@ async def test_a_huge_store_list_is_refused_with_its_size(
         reason = json.dumps(incident.details)
         assert "larger than the 16 MiB accepted" in reason
         assert "TIKVOPS_PD_URL" in reason
-        answer = await bot.stack.engine.handle_text("stores", ALICE)
+        answer = await handle_text(bot.stack.engine, "stores", ALICE)
         assert "PD unreachable since" in getattr(answer, "reason", "")
         metrics = (await bot.health.get("/metrics")).text
         assert 'endpoint="/pd/api/v1/stores",outcome="too_large"' in metrics

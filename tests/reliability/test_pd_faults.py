@@ -26,6 +26,7 @@ from engine.monitor import ClusterSource, Monitor
 from engine.results import ProposalCreated, RefusalKind, Refused
 from sim.server import SimServer
 from tests.engine.test_service_support import RecordingNotifier
+from tests.engine.words import handle_text
 from tests.plugins.sim import SimFactory
 from tests.reliability.pd_proxy import Mode, PDProxy
 from tests.reliability.support import clock_running, pd_writes
@@ -131,7 +132,7 @@ async def test_a_slow_pd_within_the_timeout_is_not_an_incident(
 async def run_drain(bot: Bot, sim: SimServer, proxy: PDProxy, mode: Mode) -> str:
     """Propose while PD is healthy, then approve with the fault in place."""
     engine = bot.runtime.engine
-    created = await engine.handle_text("drain 4", BOB)
+    created = await handle_text(engine, "drain 4", BOB)
     assert isinstance(created, ProposalCreated)
     proposal_id = created.proposal.id
     await apply(proxy, mode)
@@ -148,7 +149,7 @@ async def test_a_proposal_is_refused_with_the_reason_when_pd_cannot_be_read(
     sim = await sim_factory(stores=4)
     async with PDProxy(sim.pd_url) as proxy, bot_via(proxy, tmp_path / "db.sqlite") as bot:
         await apply(proxy, mode)
-        refused = await bot.runtime.engine.handle_text("drain 4", BOB)
+        refused = await handle_text(bot.runtime.engine, "drain 4", BOB)
         assert isinstance(refused, Refused) and refused.kind is RefusalKind.PD
         assert "PD" in refused.reason
         assert await bot.runtime.repos.proposals.list(limit=10) == []

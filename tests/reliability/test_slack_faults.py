@@ -21,6 +21,7 @@ from sim.server import SimServer
 from slackfake.errors import AckTimeout
 from slackfake.server import SlackFake
 from storage import Database
+from tests.engine.words import handle_text
 from tests.plugins.sim import SimFactory
 from tests.reliability.support import ALICE, CHANNEL, clock_running, pd_writes, proposal_message
 from tikvops.settings import Settings
@@ -99,7 +100,7 @@ def stored_messages(fake: SlackFake) -> int:
 async def owe_messages(stack: Stack, sim: SimServer, stores: range) -> None:
     """Make the bot owe Slack messages: proposals, one approved and executed."""
     for store in stores:
-        created = await stack.engine.handle_text(f"drain {store}", BOB)
+        created = await handle_text(stack.engine, f"drain {store}", BOB)
         assert isinstance(created, ProposalCreated), created
     async with clock_running(sim, step=2.0):
         await stack.engine.approve("P-1", Identity.slack(ALICE, name="alice"))
@@ -160,7 +161,7 @@ async def test_a_click_whose_ack_was_lost_is_applied_once_after_redelivery(
     sim = await sim_factory(stores=4)
     db = tmp_path / "tikvops.db"
     async with running(sim, slack_fake, db) as stack:
-        created = await stack.engine.handle_text("drain 4", BOB)
+        created = await handle_text(stack.engine, "drain 4", BOB)
         assert isinstance(created, ProposalCreated)
         message = await proposal_message(slack_fake)
         slack_fake.faults.lose_next_ack()  # the socket drops right after the bot acks

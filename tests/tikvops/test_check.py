@@ -1,9 +1,14 @@
-"""`tikvops check` end to end against respx with PD v8.5.5 JSON and TiKV /metrics text."""
+"""`tikvops check` end to end with PD v8.5.5 JSON (respx at the httpx client, whatever its
+transport) and TiKV /metrics text served over loopback HTTP (the scrape uses aiohttp)."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -27,6 +32,8 @@ ROOMY = PAGE1.replace(
     'tikv_store_size_bytes{type="available"} 429496729600',
 )
 EMPTY_REGIONS = {"count": 0, "regions": []}
+# Mocks PD and Prometheus at the httpx client, whatever transport it goes over (aiohttp).
+http = respx.mock(using="httpx", assert_all_called=False)
 
 
 def pd_fixture(name: str) -> Any:
@@ -50,29 +57,80 @@ def healthy_stores() -> dict[str, Any]:
     return body
 
 
+# Store status ports of the fixtures (127.0.0.1:20180-20182) -> the loopback port serving them.
+PORTS: dict[int, int] = {}
+SERVERS: list[ThreadingHTTPServer] = []
+
+
+@pytest.fixture(autouse=True)
+def status_servers() -> Iterator[None]:
+    yield
+    for server in SERVERS:
+        server.shutdown()
+        server.server_close()
+    SERVERS.clear()
+    PORTS.clear()
+
+
+def _remapped(body: Any) -> bytes:
+    text = json.dumps(body)
+    for fixture_port, port in PORTS.items():
+        text = text.replace(f"127.0.0.1:{fixture_port}", f"127.0.0.1:{port}")
+    return text.encode()
+
+
 def mock_pd(stores: Any = None, down_peer: Any = None) -> None:
-    respx.get(f"{API}/stores").respond(
-        json=stores if stores is not None else pd_fixture("stores.json")
+    body = stores if stores is not None else pd_fixture("stores.json")
+    http.get(f"{API}/stores").mock(
+        side_effect=lambda _request: httpx.Response(
+            200, content=_remapped(body), headers={"Content-Type": "application/json"}
+        )
     )
     for state in ("down-peer", "pending-peer", "miss-peer", "extra-peer"):
-        body = down_peer if state == "down-peer" and down_peer is not None else EMPTY_REGIONS
-        respx.get(f"{API}/regions/check/{state}").respond(
-            content=json.dumps(body).encode(), headers={"Content-Type": "application/octet-stream"}
+        body_ = down_peer if state == "down-peer" and down_peer is not None else EMPTY_REGIONS
+        http.get(f"{API}/regions/check/{state}").respond(
+            content=json.dumps(body_).encode(), headers={"Content-Type": "application/octet-stream"}
         )
-    respx.get(f"{API}/hotspot/regions/write").respond(json=pd_fixture("hotspot_write.json"))
+    http.get(f"{API}/hotspot/regions/write").respond(json=pd_fixture("hotspot_write.json"))
     # no region counts on PD's /metrics: the lists are read and counted (the fallback)
-    respx.get(API.removesuffix("/pd/api/v1") + "/metrics").respond(404, text="404 page not found")
+    http.get(API.removesuffix("/pd/api/v1") + "/metrics").respond(404, text="404 page not found")
+
+
+def _serve(pages: list[str]) -> int:
+    """A loopback HTTP server answering /metrics with the pages in turn (the last repeats)."""
+    served = list(pages)
+
+    class Metrics(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            page = served.pop(0) if len(served) > 1 else served[0]
+            data = page.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Metrics)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    SERVERS.append(server)
+    return int(server.server_address[1])
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def mock_metrics(pages: dict[int, str | list[str] | None]) -> None:
-    for port, page in pages.items():
-        route = respx.get(f"http://127.0.0.1:{port}/metrics")
+    for fixture_port, page in pages.items():
         if page is None:
-            route.mock(side_effect=httpx.ConnectError("[Errno 111] Connection refused"))
-        elif isinstance(page, list):
-            route.mock(side_effect=[httpx.Response(200, text=p) for p in page])
+            PORTS[fixture_port] = _closed_port()  # nothing listens: connection refused
         else:
-            route.respond(text=page)
+            PORTS[fixture_port] = _serve(page if isinstance(page, list) else [page])
 
 
 def run_check(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -81,7 +139,7 @@ def run_check(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str,
     return code, captured.out, captured.err
 
 
-@respx.mock
+@http
 def test_fixture_cluster_reports_down_disconnected_disk_and_regions(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -104,7 +162,9 @@ def test_fixture_cluster_reports_down_disconnected_disk_and_regions(
     assert stores[5]["disk_used_ratio"] == pytest.approx(0.75)  # PD: 125 GiB free of 500
     assert stores[5]["disk_source"] == "pd"
     assert stores[1]["write_p99_ms"] is None  # one scrape: no data
-    assert "Connection refused" in stores[5]["metrics_error"]
+    refused = stores[5]["metrics_error"]
+    assert refused.startswith(f"could not read http://127.0.0.1:{PORTS[20182]}/metrics: ")
+    assert "Cannot connect to host" in refused
 
     found = {(v["kind"], v["store_id"]): v for v in report["violations"]}
     assert set(found) == {
@@ -136,7 +196,7 @@ def test_fixture_cluster_reports_down_disconnected_disk_and_regions(
     assert report["violations"][0]["severity"] == "critical"
 
 
-@respx.mock
+@http
 def test_table_is_readable(capsys: pytest.CaptureFixture[str]) -> None:
     mock_pd(down_peer=pd_fixture("regions_check_down_peer.json"))
     mock_metrics({20180: PAGE1, 20181: None, 20182: None})
@@ -153,7 +213,7 @@ def test_table_is_readable(capsys: pytest.CaptureFixture[str]) -> None:
     assert "CRITICAL" in out and "store_down" in out
 
 
-@respx.mock
+@http
 def test_healthy_cluster_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
     mock_pd(stores=healthy_stores())
     mock_metrics({20180: ROOMY, 20181: ROOMY, 20182: ROOMY})
@@ -165,7 +225,7 @@ def test_healthy_cluster_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
     assert json.loads(out)["violations"] == []
 
 
-@respx.mock
+@http
 def test_write_p99_from_two_scrapes_is_reported_without_grace(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -188,13 +248,11 @@ def test_write_p99_from_two_scrapes_is_reported_without_grace(
     assert stores[4]["write_p99_ms"] is None  # no writes between the scrapes
 
 
-@respx.mock
+@http
 def test_pd_unreachable_is_a_violation_not_a_traceback(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    respx.get(f"{API}/stores").mock(
-        side_effect=httpx.ConnectError("[Errno 111] Connection refused")
-    )
+    http.get(f"{API}/stores").mock(side_effect=httpx.ConnectError("[Errno 111] Connection refused"))
     code, out, err = run_check(capsys, "--window", "0")
     assert code == 1
     assert "pd_unreachable" in out
@@ -231,10 +289,10 @@ def prometheus_answers(request: httpx.Request) -> httpx.Response:
     return vector([])
 
 
-@respx.mock
+@http
 def test_prometheus_source(capsys: pytest.CaptureFixture[str]) -> None:
     mock_pd(stores=healthy_stores())
-    respx.post(f"{PROM}/api/v1/query").mock(side_effect=prometheus_answers)
+    http.post(f"{PROM}/api/v1/query").mock(side_effect=prometheus_answers)
     code, out, _ = run_check(capsys, "--prometheus", PROM, "--json")
     assert code == 1
     report = json.loads(out)
@@ -246,10 +304,10 @@ def test_prometheus_source(capsys: pytest.CaptureFixture[str]) -> None:
     assert stores[1]["disk_used_ratio"] == pytest.approx(0.2)
 
 
-@respx.mock
+@http
 def test_prometheus_down_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
     mock_pd(stores=healthy_stores())
-    respx.post(f"{PROM}/api/v1/query").mock(side_effect=httpx.ConnectError("refused"))
+    http.post(f"{PROM}/api/v1/query").mock(side_effect=httpx.ConnectError("refused"))
     code, out, _ = run_check(capsys, "--prometheus", PROM, "--json")
     assert code == 1
     report = json.loads(out)
@@ -278,9 +336,9 @@ def test_bad_arguments_exit_two(capsys: pytest.CaptureFixture[str]) -> None:
     assert info.value.code == 2
 
 
-@respx.mock
+@http
 def test_default_pd_url(capsys: pytest.CaptureFixture[str]) -> None:
-    route = respx.get("http://127.0.0.1:2379/pd/api/v1/stores").mock(
+    route = http.get("http://127.0.0.1:2379/pd/api/v1/stores").mock(
         side_effect=httpx.ConnectError("refused")
     )
     code = main(["--env-file", "missing.env", "check", "--json"])

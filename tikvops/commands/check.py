@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import math
 import sys
@@ -26,23 +25,17 @@ import time
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-import httpx
-
 from operator_tikv.errors import PDError
-from operator_tikv.invariants import Evaluation, Thresholds, Violation, evaluate
+from operator_tikv.invariants import Evaluation, Violation, evaluate
 from operator_tikv.metrics import MetricsSource, StoreMetrics
 from operator_tikv.models.store import StoreInfo
 from operator_tikv.observation import Observation, observe, targets_of
 from operator_tikv.pd import PDClient
-from operator_tikv.prometheus import PrometheusClient
-from operator_tikv.queries import PrometheusSource
-from operator_tikv.scrape import ScrapeSource, open_scrape_session
+from operator_tikv.scrape import ScrapeSource
 from operator_tikv.tls import TLSFileError
-from operator_tikv.transport import open_aiohttp_transport
 from tikvops.commands import argtypes
-from tikvops.connect import cluster_tls
-from tikvops.settings import Settings, load_settings
-from tikvops.wiring import open_metrics_source, scrape_scheme
+from tikvops.settings import ConfigError, Settings, load_settings
+from tikvops.wiring import open_metrics_source, open_pd, thresholds_from_settings
 
 DEFAULT_PD_URL = "http://127.0.0.1:2379"
 DEFAULT_WINDOW = 3.0
@@ -76,28 +69,6 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def thresholds_from_settings(settings: Settings) -> Thresholds:
-    """The invariant thresholds for these settings (operator_tikv never reads settings)."""
-    return Thresholds(
-        write_p99_ms=settings.latency_threshold_ms,
-        write_p99_grace=settings.latency_grace,
-        disk_used_ratio=settings.disk_threshold,
-        disk_grace=settings.disk_grace,
-        disconnected_grace=settings.disconnected_grace,
-        region_health_grace=settings.region_health_grace,
-        hot_write_share=settings.hot_write_share,
-        hot_write_min_regions=settings.hot_write_min_regions,
-    )
-
-
-def metrics_source(settings: Settings, http: httpx.AsyncClient) -> MetricsSource:
-    """Prometheus when configured, else a direct scrape of every TiKV's status address."""
-    if settings.prometheus_url:
-        client = PrometheusClient(settings.prometheus_url, http, timeout=settings.pd_timeout)
-        return PrometheusSource(client)
-    return ScrapeSource(http, timeout=settings.pd_timeout)
-
-
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(
         config_file=args.config,
@@ -107,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         observation, evaluation = asyncio.run(check(settings, window=args.window))
-    except TLSFileError as exc:
+    except (TLSFileError, ConfigError) as exc:
         print(f"tikvops check: {exc}", file=sys.stderr)
         return 1
     if args.json:
@@ -123,47 +94,15 @@ def run(args: argparse.Namespace) -> int:
 async def check(
     settings: Settings, *, window: float = DEFAULT_WINDOW
 ) -> tuple[Observation, Evaluation]:
-    """One observation and its evaluation, ignoring grace periods. Raises `TLSFileError`
-    when the TLS settings' files cannot be used."""
+    """One observation and its evaluation, ignoring grace periods, with the PD client and the
+    metrics source of `tikvops.wiring`. Raises `ConfigError` when the TLS settings' files
+    cannot be used."""
     pd_url = settings.pd_url or DEFAULT_PD_URL
-    timeout = httpx.Timeout(settings.pd_timeout)
-    if not _uses_tls(settings, pd_url):
-        async with httpx.AsyncClient(timeout=timeout) as http:
-            pd = PDClient(http, pd_url, retries=settings.pd_retries, deadline=settings.pd_timeout)
-            return await _observe(settings, pd, metrics_source(settings, http), pd_url, window)
-    # A TLS cluster: PD and the status ports over aiohttp with the cluster's TLS context (its
-    # failures get one-line reasons), Prometheus with its own TLS and authentication.
-    tls = cluster_tls(settings)
-    async with contextlib.AsyncExitStack() as exits:
-        transport = await exits.enter_async_context(open_aiohttp_transport(tls=tls))
-        http = await exits.enter_async_context(
-            httpx.AsyncClient(timeout=timeout, transport=transport)
-        )
-        pd = PDClient(http, pd_url, retries=settings.pd_retries, deadline=settings.pd_timeout)
-        source: MetricsSource
-        if settings.prometheus_url:
-            source = await exits.enter_async_context(open_metrics_source(settings))
-        else:
-            session = await exits.enter_async_context(open_scrape_session())
-            source = ScrapeSource(
-                session, timeout=settings.pd_timeout, tls=tls, scheme=scrape_scheme(settings)
-            )
+    async with (
+        open_pd(settings, pd_url=pd_url) as pd,
+        open_metrics_source(settings) as source,
+    ):
         return await _observe(settings, pd, source, pd_url, window)
-
-
-def _uses_tls(settings: Settings, pd_url: str) -> bool:
-    tls_settings = (settings.tls_ca, settings.tls_cert, settings.tls_key)
-    return (
-        any(p is not None for p in tls_settings)
-        or settings.tls_insecure_skip_verify
-        or "https://" in pd_url
-        or settings.prometheus_bearer_token is not None
-        or settings.prometheus_bearer_token_file is not None
-        or settings.prometheus_username is not None
-        or settings.prometheus_tls_ca is not None
-        or settings.prometheus_tls_cert is not None
-        or bool(settings.prometheus_url and settings.prometheus_url.startswith("https://"))
-    )
 
 
 async def _observe(

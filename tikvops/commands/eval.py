@@ -30,7 +30,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import httpx2
 
 from diagnosis.claude import ClaudeDiagnoser
@@ -55,9 +54,9 @@ from operator_tikv.models.writes import PDWrite
 from operator_tikv.observation import observe
 from operator_tikv.pd import PDClient
 from operator_tikv.playbooks import DiagnosisKind
-from operator_tikv.scrape import ScrapeSource
 from sim.server import SimServer
 from tikvops.settings import Settings, load_settings
+from tikvops.wiring import open_metrics_source, open_pd
 
 DEFAULT_CASES = Path("tests/eval/cases")
 SIM_START = 1_795_400_000.0  # fixed virtual start time: every run sees the same cluster
@@ -170,8 +169,13 @@ async def simulate(case: EvalCase) -> AsyncIterator[Situation]:
     )
     await server.start(host="127.0.0.1", port=0)
     try:
-        async with httpx.AsyncClient(timeout=httpx.Timeout(5.0)) as http:
-            pd = PDClient(http, server.pd_url, retries=2)
+        # Built like every command's (tikvops.wiring), from settings naming the simulator
+        # only: the environment is not read, so a configured Prometheus cannot leak in.
+        settings = Settings.model_construct(pd_url=server.pd_url, pd_timeout=5.0, pd_retries=2)
+        async with (
+            open_pd(settings) as pd,
+            open_metrics_source(settings) as scrape,
+        ):
             variables: dict[str, Any] = {}
             if case.scenario:
                 result = server.apply_scenario(case.scenario)
@@ -184,7 +188,6 @@ async def simulate(case: EvalCase) -> AsyncIterator[Situation]:
                 )
             for step in case.steps:
                 await apply_step(step, server, pd, variables)
-            scrape = ScrapeSource(http, timeout=5.0)
             await observe(pd, scrape, at=server.cluster.now, pd_url=server.pd_url)
             server.cluster.advance(WINDOW)
             observation = await observe(pd, scrape, at=server.cluster.now, pd_url=server.pd_url)
