@@ -16,6 +16,7 @@ from engine.errors import PolicyRefusal
 from engine.model import ExecutionStatus, ProposalOrigin, ProposalState
 from engine.results import Decided, ProposalCreated
 from operator_tikv.errors import classify
+from operator_tikv.models.writes import PDWrite
 from operator_tikv.pd import open_pd_client
 from tests.engine.test_service_support import (
     ALICE,
@@ -252,7 +253,7 @@ async def test_preflight_failing_at_execution_time_fails_the_proposal_and_sends_
         assert isinstance(created, ProposalCreated)
         # Someone else changes the value between the proposal and its approval.
         async with open_pd_client(sim.pd_url) as other:
-            await other.set_schedule_config({"leader-schedule-limit": 8})
+            await other.execute(PDWrite.set_schedule_config({"leader-schedule-limit": 8}))
         sim.clear_requests()
 
         decided = await h.engine.approve(created.proposal.id, h.operator)
@@ -302,7 +303,7 @@ async def test_operator_cancelled_during_verification_fails_with_pds_reason(
     async def cancel_it(step: str) -> None:
         if step == "verifying":
             async with open_pd_client(sim.pd_url) as other:
-                await other.cancel_operator(region)
+                await other.execute(PDWrite.cancel_operator(region))
 
     async with engine_on(sim, db_path, checkpoint=cancel_it) as h:
         pid = await run_to_end(h, f"transfer-peer {region} 3 4")

@@ -42,8 +42,9 @@ async def watching(
         open_pd_client(server.pd_url, retries=0) as pd,
         httpx.AsyncClient(timeout=3.0) as http,
     ):
+        source = ClusterSource(pd, ScrapeSource(http, timeout=3.0), pd_url=server.pd_url)
         monitor = Monitor(
-            source=ClusterSource(pd, ScrapeSource(http, timeout=3.0), pd_url=server.pd_url),
+            source=source,
             incidents=repos.incidents,
             clock=SimClock(server),
             thresholds=Thresholds(write_p99_ms=100.0, write_p99_grace=30.0),
@@ -51,7 +52,10 @@ async def watching(
         )
         sink = NotifierSink(notifier, repos.events, start_after=await repos.events.head())
         relays[monitor] = EventRelay(repos.events, sink, name="test")
-        yield monitor
+        try:
+            yield monitor
+        finally:
+            await source.regions.close()  # the list worker process, as tikvops run closes it
 
 
 relays: dict[Monitor, EventRelay] = {}

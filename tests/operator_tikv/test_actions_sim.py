@@ -29,6 +29,7 @@ from operator_tikv.actions import (
     validate_call,
 )
 from operator_tikv.actions import state as cluster_state
+from operator_tikv.models.writes import PDWrite
 from operator_tikv.pd import PDClient, open_pd_client
 from sim.server import SimServer
 
@@ -170,7 +171,7 @@ async def test_transfer_leader_cancelled(sim5: SimServer, pd: PDClient) -> None:
     action = REGISTRY["transfer-leader"]
     before = await action.snapshot(params, pd)
     await action.execute(params, pd)
-    await pd.cancel_operator(region.id)
+    await pd.execute(PDWrite.cancel_operator(region.id))
     result = await action.verify(params, pd, before)
     assert result.outcome is Outcome.FAILED
     assert "PD cancelled admin-transfer-leader" in result.message

@@ -14,6 +14,7 @@ import httpx
 import pytest
 import respx
 
+from operator_tikv.models.writes import PDWrite
 from operator_tikv.pd import PDClient
 from tests.operator_tikv.test_errors import CASES, EXPECTED, expected_message
 
@@ -26,18 +27,18 @@ def client_call(method: str, path: str) -> Call | None:
     """The client call that sends ``method path``, or None when the client never sends it."""
     tail = path.removeprefix("/pd/api/v1")
     exact: dict[tuple[str, str], Call] = {
-        ("POST", "/operators"): lambda pd: pd.transfer_leader(2008, 4),
+        ("POST", "/operators"): lambda pd: pd.execute(PDWrite.transfer_leader(2008, 4)),
         ("GET", "/operators/2008"): lambda pd: pd.get_operator(2008),
-        ("DELETE", "/operators/2008"): lambda pd: pd.cancel_operator(2008),
-        ("POST", "/schedulers"): lambda pd: pd.add_evict_leader(5),
-        ("DELETE", "/schedulers/evict-leader-scheduler"): lambda pd: pd.remove_scheduler(
-            "evict-leader-scheduler"
+        ("DELETE", "/operators/2008"): lambda pd: pd.execute(PDWrite.cancel_operator(2008)),
+        ("POST", "/schedulers"): lambda pd: pd.execute(PDWrite.add_evict_leader(5)),
+        ("DELETE", "/schedulers/evict-leader-scheduler"): lambda pd: pd.execute(
+            PDWrite.remove_scheduler("evict-leader-scheduler")
         ),
         ("GET", "/store/99"): lambda pd: pd.get_store(99),
         ("GET", "/stores"): lambda pd: pd.list_stores(),
         ("GET", "/region/id/999999"): lambda pd: pd.get_region(999999),
-        ("POST", "/config/schedule"): lambda pd: pd.set_schedule_config(
-            {"leader-schedule-limit": 8}
+        ("POST", "/config/schedule"): lambda pd: pd.execute(
+            PDWrite.set_schedule_config({"leader-schedule-limit": 8})
         ),
     }
     if (method, tail) in exact:
@@ -46,13 +47,13 @@ def client_call(method: str, path: str) -> Call | None:
         return lambda pd: pd.get_hotspot_write([99])
     if match := re.fullmatch(r"/schedulers/evict-leader-scheduler-(\d+)", tail):
         store = int(match.group(1))
-        return lambda pd: pd.remove_evict_leader_store(store)
+        return lambda pd: pd.execute(PDWrite.remove_evict_leader_store(store))
     if match := re.fullmatch(r"/store/(\d+)/state", tail):
         store = int(match.group(1))
-        return lambda pd: pd.set_store_state(store, "Up")
+        return lambda pd: pd.execute(PDWrite.set_store_state(store, "Up"))
     if match := re.fullmatch(r"/store/(\d+)/weight", tail):
         store = int(match.group(1))
-        return lambda pd: pd.set_store_weight(store, 0, 1)
+        return lambda pd: pd.execute(PDWrite.set_store_weight(store, 0, 1))
     return None
 
 

@@ -20,6 +20,7 @@ import respx
 
 from operator_tikv.errors import PDUnavailableError
 from operator_tikv.members import PDMembers, split_members
+from operator_tikv.models.writes import PDWrite
 from operator_tikv.pd import PDClient
 from operator_tikv.transport import open_aiohttp_transport
 from sim.server import SimServer
@@ -92,7 +93,7 @@ async def test_a_write_whose_answer_is_lost_is_not_resent(
     sim.faults.pd_timeouts()  # PD takes the request and never answers
     try:
         with pytest.raises(PDUnavailableError) as caught:
-            await pd.add_evict_leader(4)
+            await pd.execute(PDWrite.add_evict_leader(4))
     finally:
         sim.faults.heal()
     assert caught.value.outcome_unknown  # the caller looks it up (the engine does)
@@ -108,7 +109,9 @@ async def test_a_write_refused_a_connection_goes_to_the_next_member(
 ) -> None:
     sim = await sim_factory(stores=4)
     pd = PDClient(http, f"{dead_url()},{sim.pd_url}", retries=0)
-    await pd.add_evict_leader(4)  # nothing reached the dead member: sending it on is safe
+    await pd.execute(
+        PDWrite.add_evict_leader(4)
+    )  # nothing reached the dead member: sending it on is safe
     posts = [r for r in sim.requests if r.method == "POST"]
     assert len(posts) == 1 and posts[0].status == 200
     assert pd.base_url == sim.pd_url
@@ -173,7 +176,7 @@ async def test_a_write_answered_no_leader_is_not_sent_to_another_member(
     async with httpx.AsyncClient() as http:
         pd = PDClient(http, ",".join(MEMBERS), retries=2)
         with pytest.raises(PDUnavailableError):
-            await pd.add_evict_leader(4)
+            await pd.execute(PDWrite.add_evict_leader(4))
     assert [r.call_count for r in routes] == [1, 0, 0]
 
 

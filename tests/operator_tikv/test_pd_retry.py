@@ -15,6 +15,7 @@ from operator_tikv.errors import (
     PDRejectedError,
     PDUnavailableError,
 )
+from operator_tikv.models.writes import PDWrite
 from operator_tikv.pd import PDClient, open_pd_client
 
 BASE = "http://pd.test:2379"
@@ -127,7 +128,7 @@ async def test_post_is_never_retried_on_5xx(
 ) -> None:
     route = mock.post(f"{API}/operators").mock(return_value=httpx.Response(503, text="busy"))
     with pytest.raises(PDUnavailableError):
-        await pd.transfer_leader(2008, 4)
+        await pd.execute(PDWrite.transfer_leader(2008, 4))
     assert route.call_count == 1 and sleep.delays == []
 
 
@@ -138,7 +139,7 @@ async def test_post_with_an_unknown_pd_refusal_is_rejected_once(
         return_value=httpx.Response(500, content=b'"some new refusal"\n')
     )
     with pytest.raises(PDRejectedError) as info:
-        await pd.transfer_leader(2008, 4)
+        await pd.execute(PDWrite.transfer_leader(2008, 4))
     assert route.call_count == 1 and info.value.message == "some new refusal"
 
 
@@ -147,7 +148,7 @@ async def test_post_connection_refused_was_not_applied(
 ) -> None:
     route = mock.post(f"{API}/operators").mock(side_effect=httpx.ConnectError("refused"))
     with pytest.raises(PDUnavailableError) as info:
-        await pd.transfer_leader(2008, 4)
+        await pd.execute(PDWrite.transfer_leader(2008, 4))
     assert route.call_count == 1
     assert info.value.outcome_unknown is False
 
@@ -160,7 +161,7 @@ async def test_write_failing_after_sending_has_unknown_outcome(
 ) -> None:
     route = mock.delete(f"{API}/schedulers/evict-leader-scheduler-5").mock(side_effect=exc)
     with pytest.raises(PDUnavailableError) as info:
-        await pd.remove_evict_leader_store(5)
+        await pd.execute(PDWrite.remove_evict_leader_store(5))
     assert route.call_count == 1
     assert info.value.outcome_unknown is True
     assert info.value.__cause__ is exc

@@ -42,7 +42,7 @@ Call = Callable[[PDClient], Awaitable[str]]
 WRITES: list[tuple[str, Call, str, str, dict[str, Any] | None, str]] = [
     (
         "transfer-leader",
-        lambda pd: pd.transfer_leader(3325, 1),
+        lambda pd: pd.execute(PDWrite.transfer_leader(3325, 1)),
         "POST",
         "/operators",
         {"name": "transfer-leader", "region_id": 3325, "to_store_id": 1},
@@ -50,7 +50,7 @@ WRITES: list[tuple[str, Call, str, str, dict[str, Any] | None, str]] = [
     ),
     (
         "transfer-peer",
-        lambda pd: pd.transfer_peer(2008, 5, 6),
+        lambda pd: pd.execute(PDWrite.transfer_peer(2008, 5, 6)),
         "POST",
         "/operators",
         {"name": "transfer-peer", "region_id": 2008, "from_store_id": 5, "to_store_id": 6},
@@ -58,7 +58,7 @@ WRITES: list[tuple[str, Call, str, str, dict[str, Any] | None, str]] = [
     ),
     (
         "add-peer",
-        lambda pd: pd.add_peer(2008, 6),
+        lambda pd: pd.execute(PDWrite.add_peer(2008, 6)),
         "POST",
         "/operators",
         {"name": "add-peer", "region_id": 2008, "store_id": 6},
@@ -66,7 +66,7 @@ WRITES: list[tuple[str, Call, str, str, dict[str, Any] | None, str]] = [
     ),
     (
         "remove-peer",
-        lambda pd: pd.remove_peer(2008, 5),
+        lambda pd: pd.execute(PDWrite.remove_peer(2008, 5)),
         "POST",
         "/operators",
         {"name": "remove-peer", "region_id": 2008, "store_id": 5},
@@ -74,7 +74,7 @@ WRITES: list[tuple[str, Call, str, str, dict[str, Any] | None, str]] = [
     ),
     (
         "split-region",
-        lambda pd: pd.split_region(2008),
+        lambda pd: pd.execute(PDWrite.split_region(2008)),
         "POST",
         "/operators",
         {"name": "split-region", "region_id": 2008, "policy": "approximate"},
@@ -82,7 +82,7 @@ WRITES: list[tuple[str, Call, str, str, dict[str, Any] | None, str]] = [
     ),
     (
         "merge-region",
-        lambda pd: pd.merge_region(2008, 2716),
+        lambda pd: pd.execute(PDWrite.merge_region(2008, 2716)),
         "POST",
         "/operators",
         {"name": "merge-region", "source_region_id": 2008, "target_region_id": 2716},
@@ -90,7 +90,7 @@ WRITES: list[tuple[str, Call, str, str, dict[str, Any] | None, str]] = [
     ),
     (
         "cancel-operator",
-        lambda pd: pd.cancel_operator(3325),
+        lambda pd: pd.execute(PDWrite.cancel_operator(3325)),
         "DELETE",
         "/operators/3325",
         None,
@@ -98,7 +98,7 @@ WRITES: list[tuple[str, Call, str, str, dict[str, Any] | None, str]] = [
     ),
     (
         "evict-leader-new",
-        lambda pd: pd.add_evict_leader(5),
+        lambda pd: pd.execute(PDWrite.add_evict_leader(5)),
         "POST",
         "/schedulers",
         {"name": "evict-leader-scheduler", "store_id": 5},
@@ -106,7 +106,7 @@ WRITES: list[tuple[str, Call, str, str, dict[str, Any] | None, str]] = [
     ),
     (
         "evict-leader-second-store",
-        lambda pd: pd.add_evict_leader(4),
+        lambda pd: pd.execute(PDWrite.add_evict_leader(4)),
         "POST",
         "/schedulers",
         {"name": "evict-leader-scheduler", "store_id": 4},
@@ -114,7 +114,7 @@ WRITES: list[tuple[str, Call, str, str, dict[str, Any] | None, str]] = [
     ),
     (
         "grant-leader",
-        lambda pd: pd.add_scheduler("grant-leader-scheduler", 1),
+        lambda pd: pd.execute(PDWrite.add_scheduler("grant-leader-scheduler", 1)),
         "POST",
         "/schedulers",
         {"name": "grant-leader-scheduler", "store_id": 1},
@@ -122,7 +122,7 @@ WRITES: list[tuple[str, Call, str, str, dict[str, Any] | None, str]] = [
     ),
     (
         "remove-evict-leader-store",
-        lambda pd: pd.remove_evict_leader_store(5),
+        lambda pd: pd.execute(PDWrite.remove_evict_leader_store(5)),
         "DELETE",
         "/schedulers/evict-leader-scheduler-5",
         None,
@@ -130,7 +130,7 @@ WRITES: list[tuple[str, Call, str, str, dict[str, Any] | None, str]] = [
     ),
     (
         "remove-scheduler",
-        lambda pd: pd.remove_scheduler("evict-leader-scheduler"),
+        lambda pd: pd.execute(PDWrite.remove_scheduler("evict-leader-scheduler")),
         "DELETE",
         "/schedulers/evict-leader-scheduler",
         None,
@@ -138,13 +138,15 @@ WRITES: list[tuple[str, Call, str, str, dict[str, Any] | None, str]] = [
     ),
     (
         "schedule-config",
-        lambda pd: pd.set_schedule_config(
-            {
-                "leader-schedule-limit": 8,
-                "low-space-ratio": 0.85,
-                "max-store-down-time": timedelta(hours=1),
-                "enable-remove-down-replica": True,
-            }
+        lambda pd: pd.execute(
+            PDWrite.set_schedule_config(
+                {
+                    "leader-schedule-limit": 8,
+                    "low-space-ratio": 0.85,
+                    "max-store-down-time": timedelta(hours=1),
+                    "enable-remove-down-replica": True,
+                }
+            )
         ),
         "POST",
         "/config/schedule",
@@ -158,7 +160,9 @@ WRITES: list[tuple[str, Call, str, str, dict[str, Any] | None, str]] = [
     ),
     (
         "replicate-config",
-        lambda pd: pd.set_replication_config({"max-replicas": 5, "location-labels": ["zone"]}),
+        lambda pd: pd.execute(
+            PDWrite.set_replication_config({"max-replicas": 5, "location-labels": ["zone"]})
+        ),
         "POST",
         "/config/replicate",
         {"max-replicas": 5, "location-labels": "zone"},
@@ -166,7 +170,7 @@ WRITES: list[tuple[str, Call, str, str, dict[str, Any] | None, str]] = [
     ),
     (
         "store-weight",
-        lambda pd: pd.set_store_weight(5, 0, 1),
+        lambda pd: pd.execute(PDWrite.set_store_weight(5, 0, 1)),
         "POST",
         "/store/5/weight",
         {"leader": 0, "region": 1},
@@ -209,7 +213,7 @@ async def test_store_state_is_a_query_without_body(
     route = mock.post(f"{API}/store/5/state").mock(
         return_value=pd_message("The store's state is updated.")
     )
-    assert await pd.set_store_state(5, state) == "The store's state is updated."
+    assert await pd.execute(PDWrite.set_store_state(5, state)) == "The store's state is updated."
     request = route.calls.last.request
     assert list(request.url.params.multi_items()) == [("state", state)]
     assert request.content == b""
@@ -223,7 +227,7 @@ async def test_removing_a_store_not_under_evict_leader(
         return_value=pd_message(None, status=404)
     )
     with pytest.raises(SchedulerNotFoundError) as info:
-        await pd.remove_evict_leader_store(7)
+        await pd.execute(PDWrite.remove_evict_leader_store(7))
     assert info.value.status == 404 and info.value.message == ""
 
 
@@ -237,7 +241,7 @@ async def test_execute_a_prebuilt_write(mock: respx.MockRouter, pd: PDClient) ->
 
 async def test_invalid_write_sends_nothing(pd: PDClient) -> None:
     with pytest.raises(ValueError):
-        await pd.set_schedule_config({"leader-schedule-limt": 8})
+        await pd.execute(PDWrite.set_schedule_config({"leader-schedule-limt": 8}))
     with pytest.raises(ValueError):
-        await pd.transfer_leader(2008, 0)
+        await pd.execute(PDWrite.transfer_leader(2008, 0))
     assert pd.request_count() == 0

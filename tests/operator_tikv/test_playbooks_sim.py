@@ -11,6 +11,7 @@ import httpx
 
 from operator_tikv.actions import PreflightContext, PreflightReport, get_action
 from operator_tikv.invariants import Thresholds, Violation, evaluate
+from operator_tikv.models.writes import PDWrite
 from operator_tikv.observation import Observation, observe
 from operator_tikv.pd import PDClient
 from operator_tikv.playbooks import DiagnosisKind, PlaybookResult, Problem, diagnose
@@ -239,7 +240,7 @@ async def test_filling_disk_never_picks_a_region_pd_is_already_operating_on(
         # peers look exactly as before). Moving a peer now would be refused by the preflight.
         region = await pd.get_region(region_id)
         other = next(s for s in region.voter_store_ids if s != region.leader_store_id)
-        await pd.transfer_leader(region_id, other)
+        await pd.execute(PDWrite.transfer_leader(region_id, other))
         assert (await pd.get_operator(region_id)).is_running
         [stale] = await preflight_all(
             PlaybookResult.model_validate(
