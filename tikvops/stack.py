@@ -49,10 +49,10 @@ from engine.playbook_diagnoser import PlaybookDiagnoser
 from engine.ports import Clock, Diagnoser, Notifier
 from operator_tikv.pd import TOO_LARGE_OUTCOME
 from operator_tikv.playbooks import PlaybookLimits
+from tikvops.loop_lag import LoopLagProbe
 from tikvops.observability import (
     BotMetrics,
     Health,
-    LoopLagProbe,
     ObservabilityServer,
     parse_host_port,
 )

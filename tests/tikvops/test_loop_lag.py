@@ -10,7 +10,8 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tikvops.observability import BotMetrics, LoopLagProbe
+from tikvops.loop_lag import LoopLagProbe
+from tikvops.observability import BotMetrics
 
 
 def lag_histogram(metrics: BotMetrics) -> dict[str, float]:
@@ -37,7 +38,7 @@ async def test_a_long_stall_is_measured_and_logged_with_what_ran(
         async def parse_a_huge_list() -> None:
             stall_the_loop_on_purpose(0.6)
 
-        with caplog.at_level(logging.WARNING, logger="tikvops.observability"):
+        with caplog.at_level(logging.WARNING, logger="tikvops.loop_lag"):
             await asyncio.create_task(parse_a_huge_list(), name="huge list")
             await asyncio.sleep(0.1)
     finally:
@@ -55,12 +56,12 @@ async def test_a_long_stall_is_measured_and_logged_with_what_ran(
 def test_short_lags_are_counted_but_not_logged(caplog: pytest.LogCaptureFixture) -> None:
     metrics = BotMetrics()
     probe = LoopLagProbe(metrics, warn_after=0.25)
-    with caplog.at_level(logging.WARNING, logger="tikvops.observability"):
+    with caplog.at_level(logging.WARNING, logger="tikvops.loop_lag"):
         probe.record(0.003)
         probe.record(0.2)
     assert not caplog.records
     assert lag_histogram(metrics)["tikvops_event_loop_lag_seconds_count"] == 2
-    with caplog.at_level(logging.WARNING, logger="tikvops.observability"):
+    with caplog.at_level(logging.WARNING, logger="tikvops.loop_lag"):
         probe.record(0.4)
     (record,) = caplog.records
     assert "stalled for 400 ms" in record.getMessage()
