@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 from aiohttp import FormData
 from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -51,42 +52,32 @@ def api_method(url: str) -> str:
     return url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
 
 
-class SafeConnectionErrorRetryHandler(AsyncConnectionErrorRetryHandler):
+class _SkipBlindRetries(AsyncRetryHandler):
+    """A slack_sdk retry handler that never retries `NOT_RETRIED_BLINDLY` methods; put it
+    before the handler it narrows (`class X(_SkipBlindRetries, SomeSdkHandler)`)."""
+
+    @override
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if api_method(request.url) in NOT_RETRIED_BLINDLY:
+            return False
+        return await super()._can_retry_async(
+            state=state, request=request, response=response, error=error
+        )
+
+
+class SafeConnectionErrorRetryHandler(_SkipBlindRetries, AsyncConnectionErrorRetryHandler):
     """slack_sdk's connection-error retry, except for `NOT_RETRIED_BLINDLY` methods."""
 
-    @override
-    async def _can_retry_async(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        if api_method(request.url) in NOT_RETRIED_BLINDLY:
-            return False
-        return await super()._can_retry_async(
-            state=state, request=request, response=response, error=error
-        )
 
-
-class SafeServerErrorRetryHandler(AsyncServerErrorRetryHandler):
+class SafeServerErrorRetryHandler(_SkipBlindRetries, AsyncServerErrorRetryHandler):
     """slack_sdk's 500/503 retry, except for `NOT_RETRIED_BLINDLY` methods."""
-
-    @override
-    async def _can_retry_async(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        if api_method(request.url) in NOT_RETRIED_BLINDLY:
-            return False
-        return await super()._can_retry_async(
-            state=state, request=request, response=response, error=error
-        )
 
 
 class SharedSessionWebClient(AsyncWebClient):
