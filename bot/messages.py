@@ -1,13 +1,17 @@
-"""Every user-facing sentence of the Slack edge that the engine does not already provide. Each one
-says what happened, why, and what to do next. (The engine's refusals carry their own sentences;
-these are the Slack-only ones and the hints shown under refusals.)"""
+"""Every user-facing sentence of the Slack edge that the engine does not already provide, and the
+wording of the engine's outcomes that is shared with the terminal (`decided`, `refusal`,
+`switches`: each takes `name`, how the surface names a person). Each one says what happened,
+why, and what to do next. Refusals are worded here from their data (which check, what it
+observed) when they name people or switches; the others show the engine's plain sentence."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
-from engine.model import EngineSettings, Identity
-from engine.results import Decided
+from engine.clock import format_time
+from engine.model import EngineSettings, Identity, IdentityKind
+from engine.results import Decided, RefusalCheck, Refused
 from operator_tikv.sentences import end_sentence
 
 REFUSAL_HINTS: dict[str, str] = {
@@ -161,8 +165,74 @@ def decided(outcome: Decided, name: Callable[[Identity], str]) -> str:
         plural = "s" if outcome.missing != 1 else ""
         return f"{head}; it needs {outcome.missing} more approval{plural} from someone else"
     if outcome.waiting is not None:
-        return f"{head}, but {outcome.waiting}"
+        return f"{head}, but {refusal(outcome.waiting, name)}"
     return f"{head}; {'executing now' if outcome.auto_execute else 'ready to execute'}"
+
+
+def plain_entry(entry: str) -> str:
+    """An approver entry (Slack user ID, user-group ID starting with S, or `*`) in plain text."""
+    if entry == "*":
+        return "anyone"
+    return f"group {entry}" if entry.startswith("S") else entry
+
+
+def refusal(
+    refused: Refused,
+    name: Callable[[Identity], str],
+    entry: Callable[[str], str] = plain_entry,
+    now: datetime | None = None,
+) -> str:
+    """The sentence of a refusal, without its final full stop, worded from which check refused
+    and what it observed when it names a person or a switch (`name` and `entry` name people
+    and approver entries for the surface; `now` shortens times of today); otherwise the
+    engine's plain sentence. The one place these sentences are written, for both surfaces."""
+    o, check, pid = refused.observed, refused.check, refused.observed.proposal_id
+    if check is RefusalCheck.KILL_SWITCH and o.kill_switch is not None and pid:
+        switch = o.kill_switch
+        by = f" by {name(switch.by)}" if switch.by else ""
+        at = f" at {format_time(switch.at, now)}" if switch.at else ""
+        because = f" ({switch.reason})" if switch.reason else ""
+        return (
+            f"the kill switch is on{by}{at}{because}; proposal {pid} stays approved and will "
+            "not run until someone turns the kill switch off"
+        )
+    if check is RefusalCheck.OBSERVE_ONLY and pid:
+        return (
+            f"tikvops is in observe-only mode; proposal {pid} stays approved and will not run "
+            "until observe-only mode is turned off"
+        )
+    actor = o.actor
+    if actor is None:
+        return refused.reason
+    who = name(actor)
+    level = f"{o.risk.value}-risk actions" if o.risk is not None else None
+    if check is RefusalCheck.SELF_APPROVAL and pid and level:
+        return (
+            f"{who} requested proposal {pid} and cannot approve it too: {level} need someone "
+            "else's approval"
+        )
+    if check is RefusalCheck.ALREADY_APPROVED and pid and o.approved_at and o.missing is not None:
+        plural = "s" if o.missing != 1 else ""
+        return (
+            f"{who} already approved proposal {pid} at {format_time(o.approved_at, now)}; it "
+            f"still needs {o.missing} approval{plural} from someone else"
+        )
+    if check is RefusalCheck.NOT_A_PERSON and actor.kind is not IdentityKind.SYSTEM:
+        return f"{who} cannot approve or change anything; a person must decide"
+    if check is RefusalCheck.LOCAL_OPERATOR:
+        return (
+            f"decisions from the command line ({who}) are not enabled; decide in Slack, or allow "
+            "the local operator in the approval settings"
+        )
+    if check is RefusalCheck.NOT_APPROVER and level:
+        if not o.approvers:
+            return (
+                f"{who} may not approve {level}: no approvers are configured for them; add "
+                "Slack user or user-group IDs to the approvers setting"
+            )
+        names = ", ".join(entry(e) for e in o.approvers)
+        return f"{who} is not an approver for {level}; ask one of {names}"
+    return refused.reason
 
 
 def switches(settings: EngineSettings, name: Callable[[Identity], str]) -> str:
@@ -205,6 +275,8 @@ __all__ = [
     "not_a_person",
     "not_our_command",
     "not_supported",
+    "plain_entry",
+    "refusal",
     "reject_modal_label",
     "reject_modal_prompt",
     "reject_modal_title",

@@ -39,7 +39,7 @@ class Deciding:
         policy: ApprovalPolicy,
         clock: Clock,
         refusals: Refusals,
-        after_approval: Callable[[Proposal], Awaitable[str | None]],
+        after_approval: Callable[[Proposal], Awaitable[Refused | None]],
         executes: Callable[[], bool],
         metrics: ApprovalLatency | None = None,
     ) -> None:
@@ -76,7 +76,10 @@ class Deciding:
         try:
             result = await apply_transition(self._proposals, proposal_id, build)
         except (Refusal, NotFound, StaleVersion) as exc:
-            return await self._refusals.refused(exc, actor, f"proposal.{event.value}", proposal_id)
+            refused = await self._refusals.refused(
+                exc, actor, f"proposal.{event.value}", proposal_id
+            )
+            return self._counted(refused)
         if event is ProposalEvent.APPROVE:
             return await self._approved(result.proposal, actor)
         return Decided(
@@ -84,6 +87,16 @@ class Deciding:
             decision="reject" if event is ProposalEvent.REJECT else "cancel",
             by=actor,
             reason=reason or None,
+        )
+
+    def _counted(self, refused: Refused) -> Refused:
+        """Add how many approvals the proposal needs to what the refusing check observed."""
+        observed = refused.observed
+        if observed.risk is None or observed.needed is not None:
+            return refused
+        needed = self._policy.approvals_needed(observed.risk)
+        return refused.model_copy(
+            update={"observed": observed.model_copy(update={"needed": needed})}
         )
 
     async def _approved(self, proposal: Proposal, actor: Identity) -> Decided:

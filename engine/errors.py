@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from engine.model import AuditEvent
+    from engine.results import Observed
 
 
 class EngineError(Exception):
@@ -36,19 +37,30 @@ class PermanentError(EngineError):
 class Refusal(EngineError):
     """Something a person (or the system) asked for was refused. `audit` is the refusal record
     to append to the audit log (who tried what, and why not); the message says why and what to
-    do instead. Catch this one class to answer every refusal."""
+    do instead; `observed` is what the refusing check saw, as data for the surfaces. Catch this
+    one class to answer every refusal."""
 
-    def __init__(self, message: str, *, audit: AuditEvent | None = None) -> None:
+    def __init__(
+        self, message: str, *, audit: AuditEvent | None = None, observed: Observed | None = None
+    ) -> None:
         super().__init__(message)
         self.audit = audit
+        self.observed = observed
 
 
 class PolicyRefusal(Refusal):
     """The approval policy does not allow this actor to do this (not an approver, self-approval
     of a high-risk action, kill switch on, ...). `rule` names the rule that refused."""
 
-    def __init__(self, message: str, *, rule: str, audit: AuditEvent | None = None) -> None:
-        super().__init__(message, audit=audit)
+    def __init__(
+        self,
+        message: str,
+        *,
+        rule: str,
+        audit: AuditEvent | None = None,
+        observed: Observed | None = None,
+    ) -> None:
+        super().__init__(message, audit=audit, observed=observed)
         self.rule = rule
 
 
@@ -63,8 +75,9 @@ class TransitionError(Refusal):
         state: str,
         event: str,
         audit: AuditEvent | None = None,
+        observed: Observed | None = None,
     ) -> None:
-        super().__init__(message, audit=audit)
+        super().__init__(message, audit=audit, observed=observed)
         self.proposal_id = proposal_id
         self.state = state
         self.event = event

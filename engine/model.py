@@ -66,13 +66,14 @@ class Identity(Record):
         return f"{_KEY_PREFIX[self.kind]}:{self.id}"
 
     @property
-    def label(self) -> str:
-        """How the identity is named in a sentence: `<@U123>` for Slack users (Slack renders a
-        mention), the display name or key otherwise."""
-        if self.kind is IdentityKind.SLACK_USER:
-            return f"<@{self.id}>"
+    def name(self) -> str:
+        """A plain name for records and logs (no surface's syntax): the display name, else the
+        Slack user ID, else the key. Surfaces name people themselves (`bot.render.fmt.who`
+        mentions a Slack user; the terminal prints this)."""
         if self.display_name:
             return self.display_name
+        if self.kind is IdentityKind.SLACK_USER:
+            return self.id
         return self.key
 
     def same_as(self, other: Identity | None) -> bool:

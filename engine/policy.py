@@ -24,10 +24,12 @@ from engine.model import (
     EngineSettings,
     Identity,
     IdentityKind,
+    KillSwitch,
     Proposal,
     ProposalState,
     RiskLevel,
 )
+from engine.results import Observed
 from engine.transitions import (
     ProposalEvent,
     TransitionResult,
@@ -68,10 +70,13 @@ class Decision:
     reason: str
     rule: str
     audit: AuditEvent | None = None
+    observed: Observed | None = None
 
     def raise_if_refused(self) -> None:
         if not self.allowed:
-            raise PolicyRefusal(self.reason, rule=self.rule, audit=self.audit)
+            raise PolicyRefusal(
+                self.reason, rule=self.rule, audit=self.audit, observed=self.observed
+            )
 
 
 class ApprovalPolicy(BaseModel):
@@ -128,7 +133,7 @@ class ApprovalPolicy(BaseModel):
             return who
         if actor.same_as(proposal.requested_by) and not self._may_self_approve(proposal.risk):
             why = (
-                f"{actor.label} requested proposal {proposal.id} and cannot approve it too: "
+                f"{actor.name} requested proposal {proposal.id} and cannot approve it too: "
                 f"{proposal.risk.value}-risk actions need someone else's approval"
             )
             return self._refuse(proposal, actor, now, action, rule=Rule.SELF_APPROVAL, why=why)
@@ -137,7 +142,7 @@ class ApprovalPolicy(BaseModel):
         if earlier is not None:
             missing = max(needed - len(proposal.approvals), 0)
             why = (
-                f"{actor.label} already approved proposal {proposal.id} at "
+                f"{actor.name} already approved proposal {proposal.id} at "
                 f"{format_time(earlier.at, now)}; it still needs {missing} approval"
                 f"{'s' if missing != 1 else ''} from someone else"
             )
@@ -167,14 +172,16 @@ class ApprovalPolicy(BaseModel):
             return self._refuse(proposal, SYSTEM, now, action, rule=Rule.STATE, why=why)
         switch = settings.kill_switch
         if switch.on:
-            by = f" by {switch.by.label}" if switch.by else ""
+            by = f" by {switch.by.name}" if switch.by else ""
             at = f" at {format_time(switch.at, now)}" if switch.at else ""
             because = f" ({switch.reason})" if switch.reason else ""
             why = (
                 f"the kill switch is on{by}{at}{because}; proposal {proposal.id} stays approved "
                 "and will not run until someone turns the kill switch off"
             )
-            return self._refuse(proposal, SYSTEM, now, action, rule=Rule.KILL_SWITCH, why=why)
+            return self._refuse(
+                proposal, SYSTEM, now, action, rule=Rule.KILL_SWITCH, why=why, switch=switch
+            )
         if settings.observe_only:
             why = (
                 f"tikvops is in observe-only mode; proposal {proposal.id} stays approved and "
@@ -286,9 +293,15 @@ class ApprovalPolicy(BaseModel):
     ) -> Decision:
         level = f"{risk.value}-risk actions"
         if actor.kind in (IdentityKind.CLAUDE, IdentityKind.PLAYBOOK):
-            why = f"{actor.label} cannot approve or change anything; a person must decide"
+            why = f"{actor.name} cannot approve or change anything; a person must decide"
             return self._deny(
-                actor, now, action=action, subject=subject, rule=Rule.NOT_A_PERSON, why=why
+                actor,
+                now,
+                action=action,
+                subject=subject,
+                rule=Rule.NOT_A_PERSON,
+                why=why,
+                risk=risk,
             )
         if actor.kind is IdentityKind.SYSTEM:
             if action in ("proposal.cancel", "proposal.start"):
@@ -298,18 +311,30 @@ class ApprovalPolicy(BaseModel):
                 "actions is on"
             )
             return self._deny(
-                actor, now, action=action, subject=subject, rule=Rule.NOT_A_PERSON, why=why
+                actor,
+                now,
+                action=action,
+                subject=subject,
+                rule=Rule.NOT_A_PERSON,
+                why=why,
+                risk=risk,
             )
         if actor.kind is IdentityKind.CLI_USER:
             if self.allow_local_operator:
-                why = f"{actor.label} is the local operator, allowed to decide on the command line"
+                why = f"{actor.name} is the local operator, allowed to decide on the command line"
                 return Decision(allowed=True, reason=why, rule=Rule.ALLOWED)
             why = (
-                f"decisions from the command line ({actor.label}) are not enabled; decide in "
+                f"decisions from the command line ({actor.name}) are not enabled; decide in "
                 "Slack, or allow the local operator in the approval settings"
             )
             return self._deny(
-                actor, now, action=action, subject=subject, rule=Rule.LOCAL_OPERATOR, why=why
+                actor,
+                now,
+                action=action,
+                subject=subject,
+                rule=Rule.LOCAL_OPERATOR,
+                why=why,
+                risk=risk,
             )
         allowed = self.approvers_for(risk)
         if ANYONE in allowed:
@@ -317,26 +342,26 @@ class ApprovalPolicy(BaseModel):
         if actor.id in allowed:
             return Decision(
                 allowed=True,
-                reason=f"{actor.label} is an approver for {level}",
+                reason=f"{actor.name} is an approver for {level}",
                 rule=Rule.ALLOWED,
             )
         via = sorted(set(actor.groups) & allowed)
         if via:
             return Decision(
                 allowed=True,
-                reason=f"{actor.label} is an approver for {level} through group {_group(via[0])}",
+                reason=f"{actor.name} is an approver for {level} through {_group(via[0])}",
                 rule=Rule.ALLOWED,
             )
         if not allowed:
             why = (
-                f"{actor.label} may not approve {level}: no approvers are configured for them; "
+                f"{actor.name} may not approve {level}: no approvers are configured for them; "
                 "add Slack user or user-group IDs to the approvers setting"
             )
         else:
             names = ", ".join(_mention(entry) for entry in sorted(allowed))
-            why = f"{actor.label} is not an approver for {level}; ask one of {names}"
+            why = f"{actor.name} is not an approver for {level}; ask one of {names}"
         return self._deny(
-            actor, now, action=action, subject=subject, rule=Rule.NOT_APPROVER, why=why
+            actor, now, action=action, subject=subject, rule=Rule.NOT_APPROVER, why=why, risk=risk
         )
 
     def _check_decline(
@@ -358,7 +383,7 @@ class ApprovalPolicy(BaseModel):
         ):
             return Decision(
                 allowed=True,
-                reason=f"{actor.label} requested proposal {proposal.id}",
+                reason=f"{actor.name} requested proposal {proposal.id}",
                 rule=Rule.ALLOWED,
             )
         return self._authorize(actor, proposal.risk, subject=proposal.id, action=action, now=now)
@@ -405,7 +430,21 @@ class ApprovalPolicy(BaseModel):
         *,
         rule: str,
         why: str,
+        switch: KillSwitch | None = None,
     ) -> Decision:
+        observed = Observed(
+            actor=actor,
+            proposal_id=proposal.id,
+            proposal_state=proposal.state,
+            proposal_version=proposal.version,
+            risk=proposal.risk,
+            approvals=len(proposal.approvals),
+            needed=self.approvals_needed(proposal.risk),
+            approved_by=tuple(a.by for a in proposal.approvals),
+            approved_at=(earlier.at if (earlier := proposal.approved_by(actor)) else None),
+            approvers=tuple(sorted(self.approvers_for(proposal.risk))),
+            kill_switch=switch,
+        )
         audit = refusal_audit(
             proposal.id,
             action,
@@ -420,7 +459,7 @@ class ApprovalPolicy(BaseModel):
                 "action": proposal.action,
             },
         )
-        return Decision(allowed=False, reason=why, rule=rule, audit=audit)
+        return Decision(allowed=False, reason=why, rule=rule, audit=audit, observed=observed)
 
     def _deny(
         self,
@@ -431,7 +470,14 @@ class ApprovalPolicy(BaseModel):
         subject: str | None,
         rule: str,
         why: str,
+        risk: RiskLevel | None = None,
     ) -> Decision:
+        observed = Observed(
+            actor=actor,
+            proposal_id=subject if subject not in (None, "engine") else None,
+            risk=risk,
+            approvers=tuple(sorted(self.approvers_for(risk))) if risk is not None else (),
+        )
         audit = None
         if now is not None:
             audit = AuditEvent(
@@ -443,18 +489,19 @@ class ApprovalPolicy(BaseModel):
                 outcome=AuditOutcome.REFUSED,
                 reason=why,
             )
-        return Decision(allowed=False, reason=why, rule=rule, audit=audit)
+        return Decision(allowed=False, reason=why, rule=rule, audit=audit, observed=observed)
 
 
 def _group(group_id: str) -> str:
-    return f"<!subteam^{group_id}>"
+    return f"group {group_id}"
 
 
 def _mention(entry: str) -> str:
-    """An approver entry as Slack shows it: user IDs start with U or W, group IDs with S."""
+    """An approver entry in plain words (no surface's syntax: Slack words the list itself from
+    `Observed.approvers`): user IDs start with U or W, group IDs with S."""
     if entry.startswith("S"):
         return _group(entry)
-    return f"<@{entry}>"
+    return entry
 
 
 __all__ = ["ANYONE", "ApprovalPolicy", "Decision", "Rule"]

@@ -24,7 +24,7 @@ from engine.model import (
 from engine.policy import ApprovalPolicy
 from engine.ports import Clock, ExecutionRepo, ProposalRepo
 from engine.refusals import Refusals
-from engine.results import DryRunOutcome, ProposalCreated, RefusalKind, Refused
+from engine.results import DryRunOutcome, Observed, ProposalCreated, RefusalKind, Refused
 from engine.run_record import undo_from
 from engine.transitions import propose
 from operator_tikv.actions import (
@@ -59,7 +59,7 @@ class Proposing:
         policy: ApprovalPolicy,
         clock: Clock,
         refusals: Refusals,
-        after_approval: Callable[[Proposal], Awaitable[str | None]],
+        after_approval: Callable[[Proposal], Awaitable[Refused | None]],
         max_drained_stores: int = 1,
     ) -> None:
         self._pd = pd
@@ -147,7 +147,14 @@ class Proposing:
                     "failed": [c.name for c in dry.preflight.failures],
                 },
             )
-            return Refused(reason=why, kind=RefusalKind.PREFLIGHT, dry_run=dry)
+            return Refused(
+                reason=why,
+                kind=RefusalKind.PREFLIGHT,
+                dry_run=dry,
+                observed=Observed(
+                    actor=actor, failed_checks=tuple(c.name for c in dry.preflight.failures)
+                ),
+            )
         undo = (
             ActionRef(action=undo_call.action, params=dict(undo_call.params))
             if undo_call is not None and found.reversible

@@ -8,11 +8,19 @@ import logging
 from datetime import timedelta
 from typing import Protocol
 
-from engine.errors import EngineError, NotFound, PolicyRefusal, Refusal, StaleVersion
-from engine.model import AuditEvent, AuditOutcome, Identity, JsonDict
+from engine.errors import (
+    DuplicateApproval,
+    EngineError,
+    NotFound,
+    PolicyRefusal,
+    ProposalExpired,
+    Refusal,
+    StaleVersion,
+)
+from engine.model import AuditEvent, AuditOutcome, Identity, JsonDict, Proposal
 from engine.policy import Rule
 from engine.ports import AuditLog, Clock, DedupRepo, ProposalRepo
-from engine.results import RefusalKind, Refused
+from engine.results import Observed, RefusalCheck, RefusalKind, Refused
 from engine.transitions import refusal_audit
 
 logger = logging.getLogger(__name__)
@@ -40,6 +48,61 @@ def refusal_kind(refusal: Refusal) -> RefusalKind:
             return RefusalKind.OBSERVE_ONLY
         return RefusalKind.POLICY
     return RefusalKind.STATE
+
+
+_RULE_CHECKS = {
+    Rule.STATE: RefusalCheck.WRONG_STATE,
+    Rule.EXPIRED: RefusalCheck.EXPIRED,
+    Rule.DUPLICATE: RefusalCheck.ALREADY_APPROVED,
+    Rule.NOT_APPROVER: RefusalCheck.NOT_APPROVER,
+    Rule.SELF_APPROVAL: RefusalCheck.SELF_APPROVAL,
+    Rule.NOT_A_PERSON: RefusalCheck.NOT_A_PERSON,
+    Rule.LOCAL_OPERATOR: RefusalCheck.LOCAL_OPERATOR,
+    Rule.KILL_SWITCH: RefusalCheck.KILL_SWITCH,
+    Rule.OBSERVE_ONLY: RefusalCheck.OBSERVE_ONLY,
+}
+
+
+def refusal_check(refusal: Refusal) -> RefusalCheck:
+    """Which check a refusal came from."""
+    if isinstance(refusal, PolicyRefusal):
+        return _RULE_CHECKS.get(refusal.rule, RefusalCheck.WRONG_STATE)
+    if isinstance(refusal, DuplicateApproval):
+        return RefusalCheck.ALREADY_APPROVED
+    if isinstance(refusal, ProposalExpired):
+        return RefusalCheck.EXPIRED
+    return RefusalCheck.WRONG_STATE
+
+
+def observed_proposal(proposal: Proposal | None, actor: Identity | None = None) -> Observed:
+    """What a check on `proposal` saw of it (its state, version, approvals so far)."""
+    if proposal is None:
+        return Observed(actor=actor)
+    earlier = proposal.approved_by(actor) if actor is not None else None
+    return Observed(
+        actor=actor,
+        proposal_id=proposal.id,
+        proposal_state=proposal.state,
+        proposal_version=proposal.version,
+        risk=proposal.risk,
+        approvals=len(proposal.approvals),
+        approved_by=tuple(a.by for a in proposal.approvals),
+        approved_at=earlier.at if earlier is not None else None,
+    )
+
+
+def as_refused(
+    refusal: Refusal, proposal: Proposal | None = None, actor: Identity | None = None
+) -> Refused:
+    """A refusal as the outcome surfaces word (no audit: see `Refusals.refused`)."""
+    observed = refusal.observed or observed_proposal(proposal, actor)
+    return Refused(
+        reason=refusal.message,
+        kind=refusal_kind(refusal),
+        check=refusal_check(refusal),
+        observed=observed,
+        proposal=proposal,
+    )
 
 
 class Refusals:
@@ -92,10 +155,15 @@ class Refusals:
                 await self.append(exc.audit)
             else:
                 await self.audit_refusal(actor, action, subject, exc.message)
-            return Refused(reason=exc.message, kind=refusal_kind(exc), proposal=proposal)
+            return as_refused(exc, proposal, actor)
         if isinstance(exc, NotFound):
             await self.audit_refusal(actor, action, subject, exc.message)
-            return Refused(reason=exc.message, kind=RefusalKind.UNKNOWN)
+            return Refused(
+                reason=exc.message,
+                kind=RefusalKind.UNKNOWN,
+                check=RefusalCheck.NOT_FOUND,
+                observed=Observed(actor=actor, record_kind=exc.kind, proposal_id=exc.record_id),
+            )
         message = exc.message
         if proposal is not None and "since you saw it" not in message:
             # Lost every compare-and-set race (not a stale button): say where it stands now.
@@ -105,7 +173,16 @@ class Refusals:
                 "message and try again"
             )
         await self.audit_refusal(actor, action, subject, message)
-        return Refused(reason=message, kind=RefusalKind.STALE, proposal=proposal)
+        observed = observed_proposal(proposal, actor).model_copy(
+            update={"expected_version": exc.expected}
+        )
+        return Refused(
+            reason=message,
+            kind=RefusalKind.STALE,
+            check=RefusalCheck.STALE_VERSION,
+            observed=observed,
+            proposal=proposal,
+        )
 
     async def duplicate(
         self, request_id: str | None, actor: Identity, subject: str
@@ -127,7 +204,19 @@ class Refusals:
                 reason=why,
             )
         )
-        return Refused(reason=why, kind=RefusalKind.DUPLICATE)
+        return Refused(
+            reason=why,
+            kind=RefusalKind.DUPLICATE,
+            check=RefusalCheck.DUPLICATE_REQUEST,
+            observed=Observed(actor=actor, request_id=request_id),
+        )
 
 
-__all__ = ["DEDUP_TTL", "Refusals", "refusal_kind"]
+__all__ = [
+    "DEDUP_TTL",
+    "Refusals",
+    "as_refused",
+    "observed_proposal",
+    "refusal_check",
+    "refusal_kind",
+]

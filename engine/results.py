@@ -5,18 +5,20 @@
 `ProposalCreated`, a `DryRunOutcome`, a `Decided`, a `Refused` or a `KillSwitchOutcome`. Every
 model is frozen pydantic with a `result` tag, so a surface can switch on it or dump it as JSON
 (`model_dump(mode="json")`). Nothing here decides anything. `Decided` and `KillSwitchOutcome`
-are data only (who, which approval of how many, the switch settings): the surfaces word them
-(`bot.messages`, with a Slack mention or the terminal's plain name). `Refused.reason`, a
-decision's `waiting` and the read views' notes are still sentences the engine wrote.
+are data only (who, which approval of how many, the switch settings); a `Refused` names the
+check that refused (`RefusalCheck`) and what it observed (`Observed`). The surfaces word them
+(`bot.messages`, with a Slack mention or the terminal's plain name). `Refused.reason` is the
+engine's plain sentence (also its audit record), which surfaces show for the checks they do not
+word from the data; the read views' notes are still sentences the engine wrote.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engine.model import (
     ActionRef,
@@ -27,6 +29,8 @@ from engine.model import (
     Incident,
     KillSwitch,
     Proposal,
+    ProposalState,
+    RiskLevel,
 )
 from operator_tikv.actions import ActionText, DryRun
 
@@ -176,31 +180,6 @@ class DryRunOutcome(Result):
     dry_run: DryRun
 
 
-class Decided(Result):
-    """A decision was recorded, as data (the surfaces word it: `bot.messages.decided` for
-    Slack, `tikvops.outcome_text` for the terminal). `decision`: approve, reject or cancel,
-    by `by`, with the person's `reason`. For an approval: `approvals` of `needed` recorded;
-    once the quorum is met, `executing` is True when the execution was started, and
-    `waiting` is the gate's refusal (kill switch, observe-only) when it was not;
-    `auto_execute` False means this engine leaves execution to another process."""
-
-    result: Literal["decided"] = "decided"
-    proposal: Proposal
-    decision: Literal["approve", "reject", "cancel"]
-    by: Identity
-    reason: str | None = None
-    approvals: int = 0
-    needed: int = 0
-    executing: bool = False
-    auto_execute: bool = True
-    waiting: str | None = None
-
-    @property
-    def missing(self) -> int:
-        """Approvals still needed from other people (0 once the quorum is met)."""
-        return max(0, self.needed - self.approvals)
-
-
 class RefusalKind(StrEnum):
     """Why something was refused, for surfaces that colour or count refusals."""
 
@@ -218,15 +197,123 @@ class RefusalKind(StrEnum):
     STORAGE = "storage"  # the database could not be used
 
 
+class RefusalCheck(StrEnum):
+    """Which check refused (finer than `RefusalKind`): surfaces word a refusal from this and
+    `Observed`."""
+
+    PARSE = "parse"
+    INVALID = "invalid"
+    PREFLIGHT = "preflight"  # `Observed.failed_checks` names the preflight checks that failed
+    NOT_APPROVER = "not_approver"
+    SELF_APPROVAL = "self_approval"
+    NOT_A_PERSON = "not_a_person"
+    LOCAL_OPERATOR = "local_operator"
+    ALREADY_APPROVED = "already_approved"  # the same person approving twice
+    EXPIRED = "expired"
+    WRONG_STATE = "wrong_state"
+    KILL_SWITCH = "kill_switch"
+    OBSERVE_ONLY = "observe_only"
+    STALE_VERSION = "stale_version"
+    NOT_FOUND = "not_found"
+    DUPLICATE_REQUEST = "duplicate_request"
+    PD = "pd"
+    STORAGE = "storage"
+    CHANNEL = "channel"  # a surface's own rule (e.g. a Slack channel not allowed)
+
+
+class Observed(Result):
+    """What the refusing check saw, as data. Every field is optional: a check fills what it
+    looked at. `approvers` are the configured approver entries (Slack user IDs, user-group IDs,
+    `*`) for the proposal's risk; `approved_at` is when `actor` approved before (a second
+    approval)."""
+
+    actor: Identity | None = None
+    proposal_id: str | None = None
+    proposal_state: ProposalState | None = None
+    proposal_version: int | None = None
+    expected_version: int | None = None
+    risk: RiskLevel | None = None
+    approvals: int | None = None
+    needed: int | None = None
+    approved_by: tuple[Identity, ...] = ()
+    approved_at: datetime | None = None
+    approvers: tuple[str, ...] = ()
+    kill_switch: KillSwitch | None = None
+    failed_checks: tuple[str, ...] = ()
+    record_kind: str | None = None
+    request_id: str | None = None
+
+    @property
+    def missing(self) -> int | None:
+        """Approvals still needed (None when the check did not count them)."""
+        if self.approvals is None or self.needed is None:
+            return None
+        return max(0, self.needed - self.approvals)
+
+
+_KIND_CHECKS = {
+    RefusalKind.PARSE: RefusalCheck.PARSE,
+    RefusalKind.INVALID: RefusalCheck.INVALID,
+    RefusalKind.PREFLIGHT: RefusalCheck.PREFLIGHT,
+    RefusalKind.POLICY: RefusalCheck.NOT_APPROVER,
+    RefusalKind.KILL_SWITCH: RefusalCheck.KILL_SWITCH,
+    RefusalKind.OBSERVE_ONLY: RefusalCheck.OBSERVE_ONLY,
+    RefusalKind.STATE: RefusalCheck.WRONG_STATE,
+    RefusalKind.STALE: RefusalCheck.STALE_VERSION,
+    RefusalKind.UNKNOWN: RefusalCheck.NOT_FOUND,
+    RefusalKind.DUPLICATE: RefusalCheck.DUPLICATE_REQUEST,
+    RefusalKind.PD: RefusalCheck.PD,
+    RefusalKind.STORAGE: RefusalCheck.STORAGE,
+}
+
+
 class Refused(Result):
-    """Something was refused; `reason` is the sentence to show (why, and what to do instead).
-    `dry_run` is set for preflight refusals so the failed checks can be shown."""
+    """Something was refused: `check` is which check refused and `observed` what it saw (the
+    surfaces word the refusal from these); `reason` is the engine's plain sentence, the same
+    one its audit row records, shown for checks a surface does not word itself. `dry_run` is
+    set for preflight refusals so the failed checks can be shown."""
 
     result: Literal["refused"] = "refused"
     reason: str
     kind: RefusalKind
+    check: RefusalCheck = RefusalCheck.PARSE  # when not given: the check `kind` stands for
+    observed: Observed = Field(default_factory=Observed)
     dry_run: DryRun | None = None
     proposal: Proposal | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_from_kind(cls, data: Any) -> Any:
+        """A refusal built with only its `kind` names the check that kind stands for."""
+        if isinstance(data, dict) and data.get("check") is None and "kind" in data:
+            data = {**data, "check": _KIND_CHECKS[RefusalKind(data["kind"])]}
+        return data
+
+
+class Decided(Result):
+    """A decision was recorded, as data (the surfaces word it: `bot.messages.decided` for
+    Slack, `tikvops.outcome_text` for the terminal). `decision`: approve, reject or cancel,
+    by `by`, with the person's `reason`. For an approval: `approvals` of `needed` recorded;
+    once the quorum is met, `executing` is True when the execution was started, and
+    `waiting` is the gate's refusal as data (check `kill_switch` or `observe_only`, with the
+    switch seen) when it was not;
+    `auto_execute` False means this engine leaves execution to another process."""
+
+    result: Literal["decided"] = "decided"
+    proposal: Proposal
+    decision: Literal["approve", "reject", "cancel"]
+    by: Identity
+    reason: str | None = None
+    approvals: int = 0
+    needed: int = 0
+    executing: bool = False
+    auto_execute: bool = True
+    waiting: Refused | None = None
+
+    @property
+    def missing(self) -> int:
+        """Approvals still needed from other people (0 once the quorum is met)."""
+        return max(0, self.needed - self.approvals)
 
 
 class KillSwitchOutcome(Result):
@@ -278,12 +365,14 @@ __all__ = [
     "HelpView",
     "IncidentsView",
     "KillSwitchOutcome",
+    "Observed",
     "OperatorSummary",
     "Outcome",
     "PeerSummary",
     "ProposalCreated",
     "ProposalView",
     "ProposalsView",
+    "RefusalCheck",
     "RefusalKind",
     "Refused",
     "RegionView",

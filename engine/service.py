@@ -63,7 +63,7 @@ from engine.ports import (
 )
 from engine.proposing import Proposing
 from engine.reads import Reads
-from engine.refusals import DEDUP_TTL, Refusals
+from engine.refusals import DEDUP_TTL, Refusals, as_refused
 from engine.relay import EventRelay, NotifierSink
 from engine.results import (
     Decided,
@@ -376,16 +376,16 @@ class Engine:
 
     # ------------------------------------------------------------------ execution
 
-    async def _after_approval(self, proposal: Proposal) -> str | None:
+    async def _after_approval(self, proposal: Proposal) -> Refused | None:
         """Open the gate of a freshly approved proposal (the one place the kill switch and
-        observe-only mode are checked) and run the rest in the background; returns why it
-        waits when the gate refuses."""
+        observe-only mode are checked) and run the rest in the background; returns the gate's
+        refusal (as data: which switch, set by whom) when it waits."""
         if not self.auto_execute or self._closed:
             return None
         try:
             opened = await self.executor.open(proposal.id, approved=proposal)
         except Refusal as refusal:
-            return refusal.message
+            return as_refused(refusal, proposal)
         except EngineError:
             logger.exception("proposal %s could not be started", proposal.id)
             return None

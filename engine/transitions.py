@@ -261,7 +261,7 @@ def transition(
                 DuplicateApproval,
                 proposal,
                 event,
-                f"{actor.label} already approved proposal {proposal.id} at "
+                f"{actor.name} already approved proposal {proposal.id} at "
                 f"{format_time(earlier.at, now)}; it still needs {missing} approval"
                 f"{'s' if missing != 1 else ''} from someone else",
                 actor=actor,
@@ -335,7 +335,7 @@ def transition(
 def refusal_sentence(proposal: Proposal, event: ProposalEvent, now: datetime) -> str:
     """Why `event` cannot happen to `proposal` in its current state, as one sentence."""
     pid, state = proposal.id, proposal.state
-    by = proposal.decided_by.label if proposal.decided_by else SYSTEM.label
+    by = proposal.decided_by.name if proposal.decided_by else SYSTEM.name
     decided = format_time(proposal.decided_at or proposal.updated_at, now)
     updated = format_time(proposal.updated_at, now)
     verb = _VERB[event]

@@ -93,7 +93,7 @@ def _store_rows(stores: Sequence[StoreSummary]) -> list[str]:
 def _proposal_line(p: Proposal) -> str:
     return (
         f"{p.id:<6} {p.state.value:<10} {p.action} {params_text(p)}  (risk {p.risk.value}, by "
-        f"{p.requested_by.label}, {_stamp(p.created_at)})"
+        f"{plain_name(p.requested_by)}, {_stamp(p.created_at)})"
     )
 
 
@@ -209,7 +209,8 @@ def render(outcome: Outcome) -> str:
     if isinstance(outcome, ProposalCreated):
         p = outcome.proposal
         lines = [
-            f"Proposal {p.id} created by {p.requested_by.label}: {outcome.dry_run.description}",
+            f"Proposal {p.id} created by {plain_name(p.requested_by)}: "
+            f"{outcome.dry_run.description}",
             f"  risk {p.risk.value}; state {p.state.value}"
             + ("; approved automatically (low risk)" if outcome.auto_approved else ""),
             *[f"  {line}" for line in _dry_run_lines(outcome.dry_run)],
@@ -231,7 +232,7 @@ def render(outcome: Outcome) -> str:
                 f"  [{'FAIL' if not c.ok else 'WARN' if c.warning else 'ok'}] {c.name}: {c.message}"
                 for c in outcome.dry_run.preflight.checks
             ]
-        reason = outcome.reason
+        reason = messages.refusal(outcome, plain_name, now=datetime.now(UTC))
         lines.append(reason if reason.startswith("Refused") else f"Refused: {reason}")
         return "\n".join(lines)
     if isinstance(outcome, KillSwitchOutcome):
@@ -255,14 +256,15 @@ def _proposal_view_lines(view: ProposalView) -> list[str]:
         f"Proposal {p.id}: {title}",
         f"  state {p.state.value} (version {p.version}), risk {p.risk.value}, origin "
         f"{p.origin.value}",
-        f"  requested by {p.requested_by.label} at {_stamp(p.created_at)}; expires "
+        f"  requested by {plain_name(p.requested_by)} at {_stamp(p.created_at)}; expires "
         f"{_stamp(p.expires_at)}",
     ]
     if p.reason:
         lines.append(f"  reason: {p.reason}")
     if p.approvals:
         lines.append(
-            "  approved by " + ", ".join(f"{a.by.label} at {clock_text(a.at)}" for a in p.approvals)
+            "  approved by "
+            + ", ".join(f"{plain_name(a.by)} at {clock_text(a.at)}" for a in p.approvals)
         )
     if p.decided_by is not None and p.decision_reason:
         lines.append(f"  decision: {p.decision_reason}")

@@ -31,6 +31,7 @@ from engine.model import AuditEvent, Diagnosis, Execution, Incident, NotProposed
 from engine.ports import Clock
 from operator_tikv.actions import ActionError, get_action
 from operator_tikv.sentences import join_sentences
+from tikvops.outcome_text import plain_name
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +166,7 @@ class TerminalNotifier:
             text = event.reason or f"{proposal.id} is still waiting for a decision"
             self._write("REMINDER", proposal.id, text)
             return
-        text = f"now {proposal.state.value} ({verb} by {event.actor.label})"
+        text = f"now {proposal.state.value} ({verb} by {plain_name(event.actor)})"
         if event.reason:
             text += f": {event.reason}"
         self._write("PROPOSAL", proposal.id, join_sentences(text, proposal.outcome))

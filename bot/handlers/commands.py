@@ -32,7 +32,7 @@ from engine.commands import (
     parse_command,
     usage,
 )
-from engine.results import KillSwitchOutcome, Outcome, RefusalKind, Refused
+from engine.results import KillSwitchOutcome, Outcome, RefusalCheck, RefusalKind, Refused
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +161,9 @@ async def run_command(
                 reason=refused,
                 detail={"command": shown, "rule": "account"},
             )
-            outcome: Outcome = Refused(reason=refused, kind=RefusalKind.POLICY)
+            outcome: Outcome = Refused(
+                reason=refused, kind=RefusalKind.POLICY, check=RefusalCheck.CHANNEL
+            )
         else:
             actor = await deps.identities.resolve(user, payload.user_name(body))
             outcome = await deps.engine.handle(parsed, actor, request_id=request)

@@ -50,7 +50,17 @@ def who(identity: Identity | None) -> str:
         return "tikvops"
     if identity.kind is IdentityKind.SLACK_USER:
         return mention(identity.id)
-    return esc(identity.label)
+    return esc(identity.name)
+
+
+def approver(entry: str) -> str:
+    """An approver entry as Slack shows it: a user mention (U…/W…), a user-group mention (S…),
+    or "anyone" for `*`."""
+    if entry == "*":
+        return "anyone"
+    if entry.startswith("S"):
+        return f"<!subteam^{esc(entry)}>"
+    return mention(entry)
 
 
 def origin_text(identity: Identity) -> str:

@@ -293,16 +293,18 @@ def help_view(view: HelpView) -> Rendered:
 
 
 def refused_view(refused: Refused, now: datetime) -> Rendered:
-    """A refusal: what happened and why (the engine's sentence), and what to do next."""
+    """A refusal: what happened and why (worded from the refusing check and what it saw, by
+    `bot.messages.refusal`), and what to do next."""
     icon = ":no_entry:" if refused.kind is not RefusalKind.PARSE else ":grey_question:"
-    blocks: list[Any] = [section(f"{icon} {sentence(refused.reason)}")]
+    text = messages.refusal(refused, fmt.who, fmt.approver, now)
+    blocks: list[Any] = [section(f"{icon} {sentence(text)}")]
     if refused.dry_run is not None:
         checks = act.check_lines([c.model_dump() for c in refused.dry_run.preflight.checks])
         blocks.append(section("*Preflight checks*\n" + "\n".join(cap_items(checks, 20, "checks"))))
     hint = messages.REFUSAL_HINTS.get(refused.kind.value)
     if hint:
         blocks.append(context(hint))
-    return rendered(refused.reason, blocks)
+    return rendered(text, blocks)
 
 
 def outcome_view(

@@ -33,11 +33,14 @@ from engine.model import (
 from tests.plugins.storage import T0, alice, make_execution, make_incident, make_proposal
 
 
-def test_identity_keys_and_labels() -> None:
+def test_identity_keys_and_names() -> None:
     assert Identity.slack("U123").key == "slack:U123"
-    assert Identity.slack("U123").label == "<@U123>"
+    # The engine names people in plain text; only bot/ writes Slack's mention syntax.
+    assert Identity.slack("U123").name == "U123"
+    assert Identity.slack("U123", name="alice").name == "alice"
+    assert not hasattr(Identity.slack("U123"), "label")
     assert Identity.cli("alice@host").key == "cli:alice@host"
-    assert Identity.cli("alice@host").label == "alice@host"
+    assert Identity.cli("alice@host").name == "alice@host"
     assert SYSTEM.key == "system"
     assert Identity.claude("claude-x").key == "claude:claude-x"
     assert Identity.playbook("store-down").key == "playbook:store-down"

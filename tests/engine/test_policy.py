@@ -46,7 +46,7 @@ def test_approver_for_low_and_medium() -> None:
         assert decision.audit is None
         assert (
             decision.reason
-            == f"<@U2BOB> is an approver for {risk.value}-risk actions (approval 1 of 1)"
+            == f"bob is an approver for {risk.value}-risk actions (approval 1 of 1)"
         )
 
 
@@ -55,10 +55,13 @@ def test_non_approver_is_refused_with_names_and_audit() -> None:
     decision = POLICY.check_approval(make_proposal(), stranger, NOW)
     assert not decision.allowed
     assert decision.rule == Rule.NOT_APPROVER
+    # The engine's sentence is plain text; the approvers are data that Slack words itself.
     assert decision.reason == (
-        "<@U9NOPE> is not an approver for medium-risk actions; ask one of <@U1ALICE>, <@U2BOB>, "
-        "<@U3CAROL>"
+        "U9NOPE is not an approver for medium-risk actions; ask one of U1ALICE, U2BOB, U3CAROL"
     )
+    assert decision.observed is not None
+    assert decision.observed.approvers == ("U1ALICE", "U2BOB", "U3CAROL")
+    assert decision.observed.risk is RiskLevel.MEDIUM
     assert decision.audit is not None
     assert decision.audit.action == "proposal.approve.refused"
     assert decision.audit.actor == stranger
@@ -74,9 +77,10 @@ def test_high_risk_uses_high_approvers_and_groups() -> None:
     sre = Identity.slack("U7DAVE", groups=("S_OTHER", "S_SRE"))
     decision = POLICY.check_approval(high, sre, NOW)
     assert decision.allowed
-    assert "through group <!subteam^S_SRE>" in decision.reason
+    assert "through group S_SRE" in decision.reason
     refused = POLICY.check_approval(high, bob(), NOW)
-    assert "<!subteam^S_SRE>" in refused.reason  # group entries are shown as groups
+    assert "group S_SRE" in refused.reason  # group entries are shown as groups
+    assert refused.observed is not None and "S_SRE" in refused.observed.approvers
 
 
 def test_high_approvers_default_to_approvers() -> None:
@@ -98,7 +102,7 @@ def test_self_approval_of_high_risk_is_refused_by_default() -> None:
     assert not decision.allowed
     assert decision.rule == Rule.SELF_APPROVAL
     assert decision.reason == (
-        "<@U1ALICE> requested proposal P-7 and cannot approve it too: high-risk actions need "
+        "alice requested proposal P-7 and cannot approve it too: high-risk actions need "
         "someone else's approval"
     )
     with pytest.raises(PolicyRefusal) as caught:
@@ -162,8 +166,10 @@ def test_already_approved_is_refused_with_who_and_when() -> None:
     approved = make_proposal(S.APPROVED)
     decision = POLICY.check_approval(approved, bob(), NOW)
     assert decision.rule == Rule.STATE
-    assert decision.reason == "proposal P-7 was already approved by <@U1ALICE> at 14:03 UTC"
-    with pytest.raises(AlreadyDecided, match="already approved by <@U1ALICE> at 14:03 UTC"):
+    assert decision.reason == "proposal P-7 was already approved by alice at 14:03 UTC"
+    assert decision.observed is not None
+    assert decision.observed.proposal_state is S.APPROVED
+    with pytest.raises(AlreadyDecided, match="already approved by alice at 14:03 UTC"):
         POLICY.decide(ProposalEvent.APPROVE, approved, bob(), NOW)
 
 
@@ -226,8 +232,9 @@ def test_kill_switch_and_observe_only_block_execution() -> None:
     decision = POLICY.check_execution(approved, killed, NOW)
     assert decision.rule == Rule.KILL_SWITCH
     assert decision.reason.startswith(
-        "the kill switch is on by <@U1ALICE> at 14:00 UTC (PD upgrade); proposal P-7 stays approved"
+        "the kill switch is on by alice at 14:00 UTC (PD upgrade); proposal P-7 stays approved"
     )
+    assert decision.observed is not None and decision.observed.kill_switch == killed.kill_switch
     assert decision.audit is not None and decision.audit.action == "proposal.start.refused"
     with pytest.raises(PolicyRefusal, match="kill switch is on"):
         POLICY.start(approved, killed, NOW)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bot import messages
-from bot.render.fmt import who
+from bot.render.fmt import approver, who
 from engine.commands import parse_command
 from engine.model import AuditOutcome, ExecutionStatus, ProposalOrigin, ProposalState
 from engine.policy import ApprovalPolicy
@@ -20,6 +20,7 @@ from engine.results import (
     HelpView,
     KillSwitchOutcome,
     ProposalCreated,
+    RefusalCheck,
     RefusalKind,
     Refused,
 )
@@ -39,6 +40,11 @@ from tests.plugins.sim import SimFactory
 def slack_words(decided: Decided) -> str:
     """How Slack words the decision (the engine returns it as data)."""
     return messages.decided(decided, who)
+
+
+def slack_refusal(refused: Refused) -> str:
+    """How Slack words a refusal (from which check refused and what it saw)."""
+    return messages.refusal(refused, who, approver)
 
 
 EVICT_4 = ("POST", "/pd/api/v1/schedulers", {"name": "evict-leader-scheduler", "store_id": 4})
@@ -176,7 +182,13 @@ async def test_non_approver_is_refused_audited_and_nothing_changes(
         refused = await h.engine.approve("P-1", MALLORY)
         assert isinstance(refused, Refused)
         assert refused.kind is RefusalKind.POLICY
-        assert refused.reason == (
+        assert refused.check is RefusalCheck.NOT_APPROVER
+        assert (refused.observed.actor, refused.observed.approvers) == (
+            MALLORY,
+            ("U1ALICE", "U2BOB"),
+        )
+        assert "<@" not in refused.reason  # the engine writes no Slack syntax
+        assert slack_refusal(refused) == (
             "<@U9MALLORY> is not an approver for high-risk actions; ask one of <@U1ALICE>, <@U2BOB>"
         )
         proposal = await h.repos.proposals.get("P-1")
@@ -197,10 +209,13 @@ async def test_self_approval_of_a_high_risk_action_is_refused(
         await handle_text(h.engine, "drain 4", ALICE)
         refused = await h.engine.approve("P-1", ALICE)
         assert isinstance(refused, Refused) and refused.kind is RefusalKind.POLICY
+        assert refused.check is RefusalCheck.SELF_APPROVAL
+        assert refused.observed.actor == ALICE and refused.observed.proposal_id == "P-1"
         assert refused.reason == (
-            "<@U1ALICE> requested proposal P-1 and cannot approve it too: high-risk actions "
+            "alice requested proposal P-1 and cannot approve it too: high-risk actions "
             "need someone else's approval"
         )
+        assert slack_refusal(refused) == refused.reason.replace("alice", "<@U1ALICE>")
         decided = await h.engine.approve("P-1", BOB)
         assert isinstance(decided, Decided) and decided.executing
         assert (decided.decision, decided.by, decided.approvals, decided.needed) == (
@@ -232,7 +247,12 @@ async def test_high_risk_needs_the_configured_number_of_approvals(
         )
         again = await h.engine.approve("P-1", ALICE)
         assert isinstance(again, Refused) and again.kind is RefusalKind.STATE
-        assert again.reason.startswith("<@U1ALICE> already approved proposal P-1 at ")
+        assert again.check is RefusalCheck.ALREADY_APPROVED
+        assert (again.observed.approvals, again.observed.needed) == (1, 2)
+        assert again.observed.approved_by == (ALICE,)
+        assert again.reason.startswith("alice already approved proposal P-1 at ")
+        assert slack_refusal(again).startswith("<@U1ALICE> already approved proposal P-1 at ")
+        assert slack_refusal(again).endswith("it still needs 1 approval from someone else")
         await h.engine.wait_idle()
         assert h.writes() == []
         second = await h.engine.approve("P-1", BOB)
@@ -259,7 +279,9 @@ async def test_reject_records_who_and_why_and_blocks_later_approval(
         assert rejected.proposal.state is ProposalState.REJECTED
         late = await h.engine.approve("P-1", ALICE)
         assert isinstance(late, Refused) and late.kind is RefusalKind.STATE
-        assert late.reason.startswith("proposal P-1 was rejected by <@U2BOB> at ")
+        assert late.check is RefusalCheck.WRONG_STATE
+        assert late.observed.proposal_state is ProposalState.REJECTED
+        assert late.reason.startswith("proposal P-1 was rejected by bob at ")
         assert "(not during the sale)" in late.reason
         events = await h.repos.audit.list_recent(subject="P-1")
         assert [e.action for e in reversed(events)] == [
@@ -278,13 +300,15 @@ async def test_a_stale_button_is_refused_with_the_current_state(sim: Any, db_pat
         await h.engine.reject("P-1", BOB, reason="no")
         stale = await h.engine.approve("P-1", ALICE, expected_version=1)
         assert isinstance(stale, Refused) and stale.kind is RefusalKind.STATE
-        assert stale.reason.startswith("proposal P-1 was rejected by <@U2BOB>")
+        assert stale.reason.startswith("proposal P-1 was rejected by bob")
 
         await handle_text(h.engine, "drain 3", CAROL)  # refused by preflight: 3 stores
         await handle_text(h.engine, "limit region 100", CAROL)  # P-2
         moved = await h.engine.reject("P-2", BOB, expected_version=7)
         assert isinstance(moved, Refused) and moved.kind is RefusalKind.STALE
         assert "changed since you saw it (version 7, now 1" in moved.reason
+        assert moved.check is RefusalCheck.STALE_VERSION
+        assert (moved.observed.expected_version, moved.observed.proposal_version) == (7, 1)
 
 
 async def test_unknown_proposal_is_refused(sim: Any, db_path: Path) -> None:
@@ -349,7 +373,10 @@ async def test_kill_switch_blocks_execution_says_why_and_resumes_when_off(
         await handle_text(h.engine, "limit leader 8", CAROL)
         decided = await h.engine.approve("P-1", BOB)
         assert isinstance(decided, Decided) and not decided.executing
-        assert decided.waiting is not None and "kill switch is on" in decided.waiting
+        assert decided.waiting is not None
+        assert decided.waiting.check is RefusalCheck.KILL_SWITCH
+        switch = decided.waiting.observed.kill_switch
+        assert switch is not None and (switch.by, switch.reason) == (ALICE, "bad deploy")
         assert slack_words(decided).startswith(
             "<@U2BOB> approved proposal P-1 (approval 1 of 1), but the kill switch is on by "
             "<@U1ALICE>"
@@ -386,7 +413,9 @@ async def test_observe_only_keeps_proposing_but_never_executes(sim: Any, db_path
         assert isinstance(created, ProposalCreated)
         decided = await h.engine.approve("P-1", BOB)
         assert isinstance(decided, Decided) and not decided.executing
-        assert decided.waiting is not None and "observe-only mode" in decided.waiting
+        assert decided.waiting is not None
+        assert decided.waiting.check is RefusalCheck.OBSERVE_ONLY
+        assert "observe-only mode" in slack_words(decided)
         await h.engine.wait_idle()
         assert h.writes() == []
 

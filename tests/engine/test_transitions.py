@@ -123,7 +123,7 @@ def test_sentences_name_who_when_and_what_next() -> None:
     now = T0 + timedelta(minutes=10)
     approved = make_proposal(S.APPROVED)
     assert refusal_sentence(approved, E.APPROVE, now) == (
-        "proposal P-7 was already approved by <@U1ALICE> at 14:03 UTC"
+        "proposal P-7 was already approved by alice at 14:03 UTC"
     )
     assert "cancel it instead" in refusal_sentence(approved, E.REJECT, now)
     assert refusal_sentence(make_proposal(S.EXECUTING), E.REJECT, now) == (
@@ -135,7 +135,7 @@ def test_sentences_name_who_when_and_what_next() -> None:
     rejected = refusal_sentence(make_proposal(S.REJECTED), E.APPROVE, now)
     assert (
         rejected
-        == "proposal P-7 was rejected by <@U2BOB> at 14:04 UTC (not now); it cannot be approved"
+        == "proposal P-7 was rejected by bob at 14:04 UTC (not now); it cannot be approved"
     )
     assert "never runs twice" in refusal_sentence(make_proposal(S.SUCCEEDED), E.START, now)
     assert "started before it is approved" in refusal_sentence(make_proposal(), E.START, now)
@@ -168,7 +168,7 @@ def test_quorum_of_two_keeps_proposed_until_second_person() -> None:
     with pytest.raises(DuplicateApproval) as caught:
         transition(first.proposal, E.APPROVE, actor=alice_again, now=T0, approvals_needed=2)
     assert str(caught.value) == (
-        "<@U1ALICE> already approved proposal P-7 at 14:00 UTC; it still needs 1 approval from "
+        "Alice Liddell already approved proposal P-7 at 14:00 UTC; it still needs 1 approval from "
         "someone else"
     )
     assert caught.value.audit is not None
@@ -205,7 +205,7 @@ def test_expected_version_mismatch_is_stale_but_state_refusal_wins() -> None:
         transition(proposal, E.APPROVE, actor=alice(), now=T0, expected_version=1)
     assert transition(proposal, E.APPROVE, actor=alice(), now=T0, expected_version=2)
     # A stale button on an already-approved proposal gets the more useful sentence.
-    with pytest.raises(AlreadyDecided, match="already approved by <@U1ALICE>"):
+    with pytest.raises(AlreadyDecided, match="already approved by alice"):
         transition(
             make_proposal(S.APPROVED, version=2), E.APPROVE, actor=bob(), now=T0, expected_version=1
         )
@@ -289,7 +289,7 @@ async def test_apply_transition_rereads_after_lost_race() -> None:
     repo.interleave = winner
     with pytest.raises(AlreadyDecided) as caught:
         await apply_transition(repo, "P-7", lambda p: transition(p, E.APPROVE, actor=bob(), now=T0))
-    assert str(caught.value) == "proposal P-7 was already approved by <@U1ALICE> at 14:00 UTC"
+    assert str(caught.value) == "proposal P-7 was already approved by alice at 14:00 UTC"
     assert repo.proposals["P-7"].decided_by == alice()
 
 

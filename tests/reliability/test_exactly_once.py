@@ -42,7 +42,7 @@ async def test_fifty_concurrent_approvals_send_one_write(
         assert {r.kind for r in refused} == {RefusalKind.STATE}
         winner = decided[0].proposal.approvals[0].by
         assert all(
-            r.reason.startswith(f"proposal P-1 was already approved by {winner.label}")
+            r.reason.startswith(f"proposal P-1 was already approved by {winner.name}")
             or r.reason.startswith("proposal P-1 is executing")
             or r.reason.startswith("proposal P-1 already ran and succeeded")
             for r in refused

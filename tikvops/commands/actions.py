@@ -56,7 +56,7 @@ from engine.results import (
 )
 from engine.service import Engine
 from operator_tikv.actions import REGISTRY
-from tikvops.outcome_text import clock_text, params_text, render
+from tikvops.outcome_text import clock_text, params_text, plain_name, render
 from tikvops.settings import load_settings
 from tikvops.wiring import open_runtime
 
@@ -263,7 +263,8 @@ class Terminal:
             await engine.wait_idle()
             return await self._report(engine, proposal.id)
         question = (
-            f"Approve and execute {proposal.id} now as {self.actor.label}? Type yes to go ahead: "
+            f"Approve and execute {proposal.id} now as {plain_name(self.actor)}? "
+            "Type yes to go ahead: "
         )
         go = self.yes or (self.confirm is not None and not self.as_json and self.confirm(question))
         if not go:
