@@ -9,9 +9,10 @@ twice. The outbox deliverer retries posts itself, after looking the message up
 (`bot.delivery_lookup`). A 429 is retried (Slack did not take the message).
 
 Its calls share one `aiohttp.ClientSession` (so one pool of keep-alive connections): without
-one, slack_sdk opens a new session and TCP connection per call. The session is created by the
-first call, inside the running event loop, and closed by `close_web_client`; calls made after
-that still work, each on a session of its own (slack_sdk's default). `SessionRespond` sends a
+one, slack_sdk opens a new session and TCP connection per call. The session comes from the one
+session factory (`operator_tikv.sessions.new_session`) and is created by the first call,
+inside the running event loop, and closed by `close_web_client`; calls made after that still
+work, each on a session of its own (slack_sdk's default). `SessionRespond` sends a
 request's answers to its `response_url` on the same session (Bolt's `respond` opens a new one
 per answer)."""
 
@@ -41,6 +42,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from typing_extensions import override
 
 from bot.config import BotConfig
+from operator_tikv.sessions import new_session
 
 NOT_RETRIED_BLINDLY = frozenset({"chat.postMessage"})
 """Methods whose effect may have happened when the answer is lost: never retried by the client
@@ -80,6 +82,13 @@ class SafeServerErrorRetryHandler(_SkipBlindRetries, AsyncServerErrorRetryHandle
     """slack_sdk's 500/503 retry, except for `NOT_RETRIED_BLINDLY` methods."""
 
 
+SLACK_KEEPALIVE = 15.0
+"""Seconds an idle connection to Slack is kept (aiohttp's default, as before)."""
+
+SLACK_CONNECTIONS = 100
+"""At most this many connections to Slack at once (aiohttp's default, as before)."""
+
+
 class SharedSessionWebClient(AsyncWebClient):
     """`AsyncWebClient` whose calls share one lazily created `aiohttp.ClientSession`."""
 
@@ -88,8 +97,10 @@ class SharedSessionWebClient(AsyncWebClient):
     def _ensure_session(self) -> None:
         # No await between the check and the assignment: concurrent first calls share one.
         if self.session is None and not self._session_closed:
-            self.session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
+            self.session = new_session(
+                keepalive=SLACK_KEEPALIVE,
+                connections=SLACK_CONNECTIONS,
+                timeout=self.timeout,
                 trust_env=self.trust_env_in_session,
             )
 

@@ -1,7 +1,9 @@
 """A `Notifier` for the terminal: one readable line per event, printed as it happens.
 
-Used by `tikvops monitor` (the engine without Slack). Each line starts with the UTC time, a tag
-and the record's ID, then says what happened and what to do next:
+Used by `tikvops monitor` (the engine without Slack) and, with `executions_only=True`, by the
+terminal action commands for the progress of a run they started (the command prints the
+decisions itself). Each line starts with the UTC time, a tag and the record's ID, then says
+what happened and what to do next:
 
     14:03:05 OPENED    I-3   WARNING  High write latency on store 2: 250 ms (threshold 100 ms). ...
     14:03:06 DIAGNOSIS I-3   playbook write_latency (60 %): Store 2 is slow ...
@@ -10,6 +12,8 @@ and the record's ID, then says what happened and what to do next:
     14:03:06 SKIPPED   I-3   not proposed: Drain store 2 ...: Refused drain: ... Nothing was
                              sent to PD.
     14:05:20 RESOLVED  I-3   High write latency on store 2 after 2 min 15 s; worst warning.
+    14:06:01 EXECUTING P-2   Drain store 4 ... (approved by alice)
+    14:06:02 EXECUTION P-2   running: 3 of 10 leaders moved
 
 (one line each; wrapped above only for this docstring). Lines are flushed at once so a pipe
 or a test reading the output sees them immediately. Writing never raises: a closed stdout is
@@ -34,6 +38,9 @@ from operator_tikv.sentences import join_sentences
 from tikvops.outcome_text import plain_name
 
 logger = logging.getLogger(__name__)
+
+_EXECUTION_TAGS = ("EXECUTING", "EXECUTION")
+"""What `executions_only` prints: a run's start and its progress."""
 
 MAX_TEXT = 400
 """Longest text after the tag, so one event stays one line on a terminal log."""
@@ -87,10 +94,18 @@ def describe_action(action: str, params: dict[str, object]) -> str:
 class TerminalNotifier:
     """Prints every engine event as one line (see the module docstring)."""
 
-    def __init__(self, stream: TextIO | None = None, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        clock: Clock | None = None,
+        executions_only: bool = False,
+    ) -> None:
         self.stream = stream if stream is not None else sys.stdout
         self.clock = clock or SystemClock()
+        self.executions_only = executions_only
         self._lock = threading.Lock()
+        self._notes_shown: dict[str, int] = {}
 
     # ------------------------------------------------------------------ incidents
 
@@ -161,6 +176,14 @@ class TerminalNotifier:
         )
 
     async def proposal_changed(self, proposal: Proposal, event: AuditEvent) -> None:
+        if event.action == "proposal.start":
+            what = describe_action(proposal.action, dict(proposal.params))
+            approvers = ", ".join(plain_name(a.by) for a in proposal.approvals)
+            by = f" (approved by {approvers})" if approvers else ""
+            self._write("EXECUTING", proposal.id, f"{what}{by}")
+            return
+        if self.executions_only:
+            return
         verb = event.action.removeprefix("proposal.")
         if event.action == "proposal.reminder":
             text = event.reason or f"{proposal.id} is still waiting for a decision"
@@ -172,10 +195,16 @@ class TerminalNotifier:
         self._write("PROPOSAL", proposal.id, join_sentences(text, proposal.outcome))
 
     async def execution_progress(self, proposal: Proposal, execution: Execution) -> None:
-        note = execution.progress[-1].message if execution.progress else ""
-        text = f"{execution.status.value}"
-        if note:
-            text += f": {note}"
+        """The status with the latest progress note; notes written since the last event that
+        this one does not show come first, one line each (none is skipped)."""
+        seen = self._notes_shown.get(proposal.id, 0)
+        self._notes_shown[proposal.id] = len(execution.progress)
+        status = execution.status.value
+        for note in execution.progress[seen:-1]:
+            self._write("EXECUTION", proposal.id, f"{status}: {note.message}")
+        text = status
+        if execution.progress:
+            text += f": {execution.progress[-1].message}"
         if execution.error:
             text += f" ({execution.error})"
         self._write("EXECUTION", proposal.id, text)
@@ -183,6 +212,8 @@ class TerminalNotifier:
     # ------------------------------------------------------------------ output
 
     def _write(self, tag: str, ident: str, text: str) -> None:
+        if self.executions_only and tag not in _EXECUTION_TAGS:
+            return
         stamp = self._stamp(self.clock.now())
         line = f"{stamp} {tag:<9} {ident:<5} {_one_line(text)}\n"
         try:

@@ -8,8 +8,8 @@ from bot import messages
 from bot.render.execution import execution_outcome
 from bot.render.proposal import proposal_message, status_line
 from bot.render.views import outcome_view
-from engine.model import ExecutionStatus, Identity, ProgressNote, ProposalState
-from engine.results import Decided
+from engine.model import ExecutionStatus, Identity, KillSwitch, ProgressNote, ProposalState
+from engine.results import Decided, Observed, RefusalKind, Refused
 from operator_tikv.errors import PDRejectedError
 from tests.bot.records import NOW, execution, proposal
 from tests.bot.render_text import text_of
@@ -61,11 +61,20 @@ def test_decisions_end_once() -> None:
         by=Identity.slack("U0ALICE"),
         approvals=1,
         needed=1,
-        waiting="the kill switch is on: nothing executes until it is turned off.",
+        waiting=Refused(
+            reason="the kill switch is on",
+            kind=RefusalKind.KILL_SWITCH,
+            observed=Observed(
+                proposal_id="P-7",
+                kill_switch=KillSwitch(on=True, by=Identity.slack("U0BOB"), reason="review."),
+            ),
+        ),
     )
     text = text_of(outcome_view(decided, NOW, channel_mention="<#C0OPS>").blocks)
     assert text.startswith(":white_check_mark: <@U0ALICE> approved proposal P-7 (approval 1 of")
-    assert text.endswith("until it is turned off.") and ".." not in text
+    # Worded from the data: who turned the switch on (a Slack mention) and what happens next.
+    assert ", but the kill switch is on by <@U0BOB> (review.); proposal P-7 stays approved" in text
+    assert text.endswith("until someone turns the kill switch off.") and ".." not in text
 
 
 def test_pds_words_are_quoted_once_in_a_failed_execution() -> None:

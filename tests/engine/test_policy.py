@@ -45,8 +45,7 @@ def test_approver_for_low_and_medium() -> None:
         assert decision.rule == Rule.ALLOWED
         assert decision.audit is None
         assert (
-            decision.reason
-            == f"bob is an approver for {risk.value}-risk actions (approval 1 of 1)"
+            decision.reason == f"bob is an approver for {risk.value}-risk actions (approval 1 of 1)"
         )
 
 

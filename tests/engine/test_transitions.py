@@ -134,8 +134,7 @@ def test_sentences_name_who_when_and_what_next() -> None:
     assert "Propose it again" in expired
     rejected = refusal_sentence(make_proposal(S.REJECTED), E.APPROVE, now)
     assert (
-        rejected
-        == "proposal P-7 was rejected by bob at 14:04 UTC (not now); it cannot be approved"
+        rejected == "proposal P-7 was rejected by bob at 14:04 UTC (not now); it cannot be approved"
     )
     assert "never runs twice" in refusal_sentence(make_proposal(S.SUCCEEDED), E.START, now)
     assert "started before it is approved" in refusal_sentence(make_proposal(), E.START, now)

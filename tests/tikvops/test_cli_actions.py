@@ -77,8 +77,13 @@ async def test_dry_run_refusal_drain_undo_and_audit(
     assert code == 0, out
     assert "Proposal P-1 created by sre@ops-box: Drain store 4" in out
     assert "sre@ops-box approved proposal P-1 (approval 1 of 1); executing now." in out
-    assert "P-1: executing drain store_id=4" in out
-    assert "  leaders on store 4: " in out  # progress while leaders move
+    # The run's start and progress come from the terminal notifier, as `tikvops monitor`
+    # prints them: one line per note, none skipped.
+    assert "EXECUTING P-1   Drain store 4: evict all its leaders" in out
+    assert "(approved by sre@ops-box)" in out
+    assert "EXECUTION P-1   verifying: PD accepted" in out
+    progress = [line for line in out.splitlines() if "EXECUTION P-1" in line]
+    assert sum("leaders on store 4: 250 → " in line for line in progress) >= 2
     assert "P-1 succeeded: leaders on store 4: " in out and "→ 0" in out
     assert 'Undo: `tikvops undo P-1` proposes undrain {"store_id": 4}' in out
     assert writes(terminal) == [

@@ -37,14 +37,11 @@ from engine.commands import (
 )
 from engine.errors import StorageError
 from engine.model import (
-    AuditEvent,
-    Execution,
     ExecutionStatus,
     Identity,
-    Proposal,
     ProposalState,
 )
-from engine.ports import NullNotifier
+from engine.ports import Notifier, NullNotifier
 from engine.results import (
     Decided,
     DryRunOutcome,
@@ -56,8 +53,9 @@ from engine.results import (
 )
 from engine.service import Engine
 from operator_tikv.actions import REGISTRY
-from tikvops.outcome_text import clock_text, params_text, plain_name, render
+from tikvops.outcome_text import plain_name, render
 from tikvops.settings import load_settings
+from tikvops.terminal_notifier import TerminalNotifier
 from tikvops.wiring import open_runtime
 
 READ_COMMANDS = ("status", "stores", "store", "region", "incidents", "proposals", "proposal")
@@ -233,7 +231,11 @@ class Terminal:
         self.out.flush()
 
     async def run(self, settings: Any, command: Any) -> int:
-        notifier = ExecutionProgress(self)
+        # A run's start and progress, as `tikvops monitor` prints them (the decisions are
+        # printed by this session); nothing besides the outcome with --json.
+        notifier: Notifier = (
+            NullNotifier() if self.as_json else TerminalNotifier(self.out, executions_only=True)
+        )
         async with open_runtime(
             settings, notifier=notifier, terminal=True, engine_options=ENGINE_OPTIONS
         ) as runtime:
@@ -315,31 +317,8 @@ def exit_code(outcome: Outcome) -> int:
     return 0
 
 
-class ExecutionProgress(NullNotifier):
-    """Prints execution progress as it happens (the rest is printed by the session, and a
-    terminal command opens no incidents: those events are ignored)."""
-
-    def __init__(self, terminal: Terminal) -> None:
-        self._terminal = terminal
-        self._shown: dict[str, int] = {}
-
-    async def proposal_changed(self, proposal: Proposal, event: AuditEvent) -> None:
-        if self._terminal.as_json or event.action != "proposal.start":
-            return
-        self._terminal.say(f"{proposal.id}: executing {proposal.action} {params_text(proposal)}")
-
-    async def execution_progress(self, proposal: Proposal, execution: Execution) -> None:
-        if self._terminal.as_json or execution.is_finished:
-            return
-        seen = self._shown.get(proposal.id, 0)
-        for note in execution.progress[seen:]:
-            self._terminal.say(f"  {clock_text(note.at)}  {note.message}")
-        self._shown[proposal.id] = len(execution.progress)
-
-
 __all__ = [
     "ENGINE_OPTIONS",
-    "ExecutionProgress",
     "Flags",
     "Terminal",
     "exit_code",
