@@ -120,7 +120,7 @@ def prog_for(actor: Identity) -> str:
 
 class Engine:
     """See the module docstring. Construct once per process (the composition root does:
-    `tikvops.wiring.open_runtime`); `close()` it on shutdown."""
+    `tikvops.stack.open_runtime`); `close()` it on shutdown."""
 
     def __init__(
         self,

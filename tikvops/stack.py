@@ -1,7 +1,9 @@
-"""The running bot, assembled: one async context manager that starts every long-running part in
-order and stops them in reverse. `tikvops run`, `tikvops demo` and `tikvops monitor` (without
-Slack, reporting to the terminal) all use it; `build_diagnoser` and `build_monitor` are the one
-place those parts are built from the settings.
+"""The composition root: the one module that assembles the runtime, settings → HTTP sessions →
+clients (built by `tikvops.wiring`) → storage → engine (`open_runtime`) → monitor → Slack
+(`open_stack`), each part given what it needs when it is built (no later `bind()` step).
+`tikvops run`, `tikvops demo` and `tikvops monitor` (without Slack, reporting to the terminal)
+open the whole stack; the terminal action commands open `open_runtime` alone (PD, database,
+engine: no monitor, no Slack). `build_monitor` is the one place the monitor is built.
 
     async with open_stack(settings) as stack:
         print(stack.describe())
@@ -9,7 +11,7 @@ place those parts are built from the settings.
 
 Start order (stop is the reverse, each step stopped even when a later one failed to start):
 
-1. the runtime (`tikvops.wiring.open_runtime`): PD client, database, repositories, policy,
+1. the runtime (`open_runtime`): PD client, database, repositories, policy,
    engine; every change writes its event to the event log, and the caller's `notifier` (e.g.
    the terminal) hears them from a relay (`engine.relay`);
 2. crash reconciliation (`engine.reconcile()`): executions left `executing` by an earlier
@@ -31,6 +33,7 @@ database and the PD client close.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -39,16 +42,19 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import httpx
+
 from bot.app import SlackBot
 from bot.config import BotConfig
 from bot.retry import DeliveryHooks
 from engine.clock import SystemClock
 from engine.diagnose_flow import DiagnoseFlow
 from engine.monitor import ClusterSource, Monitor
-from engine.playbook_diagnoser import PlaybookDiagnoser
+from engine.policy import ApprovalPolicy
 from engine.ports import Clock, Diagnoser, Notifier
-from operator_tikv.pd import TOO_LARGE_OUTCOME
-from operator_tikv.playbooks import PlaybookLimits
+from engine.service import Engine, EngineMetrics
+from operator_tikv.pd import PDClient, RequestHook
+from storage import Database, Repositories
 from tikvops.loop_lag import LoopLagProbe
 from tikvops.observability import (
     BotMetrics,
@@ -63,7 +69,16 @@ from tikvops.scheduling import (
     schedule_bot_jobs,
 )
 from tikvops.settings import ConfigError, Settings, env_name
-from tikvops.wiring import Runtime, open_metrics_source, open_runtime, thresholds_from_settings
+from tikvops.wiring import (
+    PLAYBOOKS_NAME,
+    build_diagnoser,
+    build_policy,
+    open_metrics_source,
+    open_pd,
+    pd_request_recorder,
+    require_pd_url,
+    thresholds_from_settings,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -186,56 +201,80 @@ def _connection_hook(health: Health, metrics: BotMetrics) -> Callable[[bool], No
 # --------------------------------------------------------------------------- the parts
 
 
-def pd_request_recorder(metrics: BotMetrics) -> Callable[[str, str, int | str, float], None]:
-    """A PD client hook counting requests by endpoint template and outcome."""
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """The running parts, for the duration of `open_runtime()`."""
 
-    def record(method: str, path: str, outcome: int | str, seconds: float) -> None:
-        if isinstance(outcome, int):
-            label = "ok" if outcome < 400 else f"http_{outcome // 100}xx"
-        elif outcome == TOO_LARGE_OUTCOME:
-            label = "too_large"
-        else:
-            label = "timeout" if "timeout" in outcome.lower() else "unreachable"
-        metrics.pd_request(path, label)
-
-    return record
-
-
-PLAYBOOKS_NAME = "built-in playbooks"
+    settings: Settings
+    pd: PDClient
+    db: Database
+    repos: Repositories
+    policy: ApprovalPolicy
+    engine: Engine
+    notifier: Notifier | None
+    clock: Clock
 
 
-def build_diagnoser(
-    settings: Settings, runtime: Runtime, clock: Clock, exits: AsyncExitStack
-) -> tuple[Diagnoser, str]:
-    """Claude (falling back to the playbooks when it fails) with an Anthropic key, else the
-    playbooks; and a phrase naming it. Both follow the settings' blast-radius limits
-    (`max_drained_stores`), so neither suggests what the preflight would refuse. The Claude
-    client is closed by `exits`."""
-    limits = PlaybookLimits(max_drained_stores=settings.max_drained_stores)
-    playbooks = PlaybookDiagnoser(runtime.pd, clock, limits=limits)
-    key = settings.anthropic_api_key
-    if key is None or not key.get_secret_value():
-        return playbooks, PLAYBOOKS_NAME
-    # Imported here so that a bot without a key never loads the Anthropic SDK.
-    from diagnosis.claude import ClaudeDiagnoser
-    from diagnosis.client import ClaudeClient
+@asynccontextmanager
+async def open_runtime(
+    settings: Settings,
+    *,
+    notifier: Notifier | None = None,
+    clock: Clock | None = None,
+    terminal: bool = False,
+    reconcile: bool = False,
+    metrics: EngineMetrics | None = None,
+    on_request: RequestHook | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    engine_options: Mapping[str, Any] | None = None,
+) -> AsyncIterator[Runtime]:
+    """Open PD, the database and the engine; close them on exit.
 
-    client = ClaudeClient(
-        key.get_secret_value(),
-        model=settings.anthropic_model,
-        timeout=settings.anthropic_timeout,
-        max_retries=settings.anthropic_max_retries,
-    )
-    exits.push_async_callback(client.aclose)
-    claude = ClaudeDiagnoser(
-        client,
-        runtime.pd,
-        clock,
-        fallback=playbooks,
-        on_unavailable=runtime.repos.diagnoses.add,
-        limits=limits,
-    )
-    return claude, f"Claude ({settings.anthropic_model}), {PLAYBOOKS_NAME} when it fails"
+    `terminal` builds the policy for a terminal command (see `build_policy`); `reconcile`
+    runs `engine.reconcile()` before yielding (the bot at start-up). `transport` replaces the
+    network under the PD client (tests); by default the PD client's httpx requests go over
+    aiohttp (`operator_tikv.transport`), which costs a third of httpx's own CPU per
+    request. `engine_options` are extra `Engine` keyword arguments
+    (deadlines, poll intervals, sleep, checkpoint...). Raises `ConfigError` without a PD URL
+    and `StorageError` when the database cannot be opened.
+    """
+    pd_url = require_pd_url(settings)
+    chosen_clock: Clock = clock or SystemClock()
+    policy = build_policy(settings, terminal=terminal)
+    db = await Database.open(settings.db)
+    try:
+        repos = Repositories.on(db)
+        async with contextlib.AsyncExitStack() as exits:
+            pd = await exits.enter_async_context(
+                open_pd(settings, pd_url=pd_url, on_request=on_request, transport=transport)
+            )
+            engine = Engine(
+                pd=pd,
+                repos=repos,
+                policy=policy,
+                notifier=notifier,
+                clock=chosen_clock,
+                max_drained_stores=settings.max_drained_stores,
+                metrics=metrics,
+                **dict(engine_options or {}),
+            )
+            try:
+                if reconcile:
+                    await engine.reconcile()
+                yield Runtime(
+                    settings=settings,
+                    pd=pd,
+                    db=db,
+                    repos=repos,
+                    policy=policy,
+                    engine=engine,
+                    notifier=notifier,
+                    clock=chosen_clock,
+                )
+            finally:
+                await engine.close()
+    finally:
+        await db.close()
 
 
 def build_monitor(
@@ -338,7 +377,9 @@ async def open_stack(
         if reconciled:
             logger.info("reconciled %d interrupted execution(s) against PD", len(reconciled))
         # 3. diagnoser
-        diagnoser, diagnoser_name = build_diagnoser(settings, runtime, clock, stack)
+        diagnoser, diagnoser_name = build_diagnoser(
+            settings, pd=runtime.pd, repos=runtime.repos, clock=clock, exits=stack
+        )
         # 4. monitor and scheduler
         metrics_from = await stack.enter_async_context(open_metrics_source(settings))
         source = ClusterSource(runtime.pd, metrics_from, pd_url=runtime.pd.base_url)
@@ -405,12 +446,11 @@ async def open_stack(
 
 
 __all__ = [
-    "PLAYBOOKS_NAME",
+    "Runtime",
     "SlackOptions",
     "Stack",
     "bot_config",
-    "build_diagnoser",
     "build_monitor",
+    "open_runtime",
     "open_stack",
-    "pd_request_recorder",
 ]

@@ -1,13 +1,17 @@
-"""What the long-running commands (`tikvops run`, `tikvops monitor`, `tikvops demo`) share in
-the foreground: an event set by SIGINT or SIGTERM, and printing one status line that never
-raises when the terminal or pipe has gone away."""
+"""What the terminal commands share in the foreground: an event set by SIGINT or SIGTERM, printing
+one status line that never raises when the terminal or pipe has gone away (`tikvops run`,
+`monitor`, `demo`), and the local operator's identity (the action and outbox commands)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import signal
+import socket
 from typing import TextIO
+
+from engine.model import Identity
 
 
 def stop_on_signals() -> asyncio.Event:
@@ -29,4 +33,13 @@ def say(out: TextIO, line: str) -> None:
         out.flush()
 
 
-__all__ = ["say", "stop_on_signals"]
+def local_identity() -> Identity:
+    """The local operator: `user@host`."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return Identity.cli(f"{user}@{socket.gethostname()}")
+
+
+__all__ = ["local_identity", "say", "stop_on_signals"]

@@ -1,60 +1,38 @@
-"""Builds the running parts from the settings: the PD client, the database and its repositories,
-the approval policy and the `Engine`. Everything that needs them (`tikvops run`, `tikvops
-monitor`, the terminal commands, the demo, tests) opens them with `open_runtime()`:
-
-    async with open_runtime(settings, notifier=my_notifier) as runtime:
-        outcome = await runtime.engine.handle(command, actor)
-
-Nothing here assumes Slack: every change writes its event to the event log (`engine.events`);
-a `notifier` given here (the terminal) hears them through the engine's relay. On exit the
-engine's background work is stopped, the database closed and the PD client's connections
-released, in that order.
-
-Only the long-running bot should call `engine.reconcile()` at start-up (`reconcile=True`): a
-terminal command runs next to a live bot and must not reconcile executions the bot is still
-verifying.
+"""The parts the composition root (`tikvops.stack`) assembles, each built from the settings:
+the PD client (`open_pd`: httpx over the aiohttp transport, cluster TLS reloaded on SIGHUP), the
+monitor's metrics source (`open_metrics_source`: Prometheus when configured, else the direct
+scrape; the only place that choice is made), the approval policy, the invariant thresholds, the
+diagnoser (Claude or the playbooks) and the PD request-metrics hook. Every HTTP session under
+them comes from `operator_tikv.sessions`. Nothing here starts anything long-running or assembles
+the engine: `tikvops check` and `tikvops eval` open `open_pd` + `open_metrics_source` for one
+observation; everything with an engine goes through `tikvops.stack`.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 import httpx
 
-from engine.clock import SystemClock
+from engine.playbook_diagnoser import PlaybookDiagnoser
 from engine.policy import ApprovalPolicy
-from engine.ports import Clock, Notifier
-from engine.service import Engine, EngineMetrics
+from engine.ports import Clock, Diagnoser
 from operator_tikv.invariants import Thresholds
 from operator_tikv.metrics import MetricsSource
-from operator_tikv.pd import PDClient, RequestHook, open_pd_client
+from operator_tikv.pd import TOO_LARGE_OUTCOME, PDClient, RequestHook, open_pd_client
+from operator_tikv.playbooks import PlaybookLimits
 from operator_tikv.prometheus import PrometheusClient
 from operator_tikv.queries import PrometheusSource
 from operator_tikv.scrape import ScrapeSource, open_scrape_session
 from operator_tikv.tls import TLSContext, TLSFileError
 from operator_tikv.transport import open_aiohttp_transport
-from storage import Database, Repositories
+from storage import Repositories
 from tikvops.connect import cluster_tls, prometheus_auth, prometheus_tls, reload_on_sighup
+from tikvops.observability import BotMetrics
 from tikvops.settings import ConfigError, Settings, env_name
-
-
-@dataclass(frozen=True, slots=True)
-class Runtime:
-    """The running parts, for the duration of `open_runtime()`."""
-
-    settings: Settings
-    pd: PDClient
-    db: Database
-    repos: Repositories
-    policy: ApprovalPolicy
-    engine: Engine
-    notifier: Notifier | None
-    clock: Clock
 
 
 def build_policy(settings: Settings, *, terminal: bool = False) -> ApprovalPolicy:
@@ -190,74 +168,70 @@ def thresholds_from_settings(settings: Settings) -> Thresholds:
     )
 
 
-@asynccontextmanager
-async def open_runtime(
+def pd_request_recorder(metrics: BotMetrics) -> Callable[[str, str, int | str, float], None]:
+    """A PD client hook counting requests by endpoint template and outcome."""
+
+    def record(method: str, path: str, outcome: int | str, seconds: float) -> None:
+        if isinstance(outcome, int):
+            label = "ok" if outcome < 400 else f"http_{outcome // 100}xx"
+        elif outcome == TOO_LARGE_OUTCOME:
+            label = "too_large"
+        else:
+            label = "timeout" if "timeout" in outcome.lower() else "unreachable"
+        metrics.pd_request(path, label)
+
+    return record
+
+
+PLAYBOOKS_NAME = "built-in playbooks"
+
+
+def build_diagnoser(
     settings: Settings,
     *,
-    notifier: Notifier | None = None,
-    clock: Clock | None = None,
-    terminal: bool = False,
-    reconcile: bool = False,
-    metrics: EngineMetrics | None = None,
-    on_request: RequestHook | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
-    engine_options: Mapping[str, Any] | None = None,
-) -> AsyncIterator[Runtime]:
-    """Open PD, the database and the engine; close them on exit.
+    pd: PDClient,
+    repos: Repositories,
+    clock: Clock,
+    exits: contextlib.AsyncExitStack,
+) -> tuple[Diagnoser, str]:
+    """Claude (falling back to the playbooks when it fails) with an Anthropic key, else the
+    playbooks; and a phrase naming it. Both follow the settings' blast-radius limits
+    (`max_drained_stores`), so neither suggests what the preflight would refuse. The Claude
+    client is closed by `exits`."""
+    limits = PlaybookLimits(max_drained_stores=settings.max_drained_stores)
+    playbooks = PlaybookDiagnoser(pd, clock, limits=limits)
+    key = settings.anthropic_api_key
+    if key is None or not key.get_secret_value():
+        return playbooks, PLAYBOOKS_NAME
+    # Imported here so that a bot without a key never loads the Anthropic SDK.
+    from diagnosis.claude import ClaudeDiagnoser
+    from diagnosis.client import ClaudeClient
 
-    `terminal` builds the policy for a terminal command (see `build_policy`); `reconcile`
-    runs `engine.reconcile()` before yielding (the bot at start-up). `transport` replaces the
-    network under the PD client (tests); by default the PD client's httpx requests go over
-    aiohttp (`operator_tikv.transport`), which costs a third of httpx's own CPU per
-    request. `engine_options` are extra `Engine` keyword arguments
-    (deadlines, poll intervals, sleep, checkpoint...). Raises `ConfigError` without a PD URL
-    and `StorageError` when the database cannot be opened.
-    """
-    pd_url = require_pd_url(settings)
-    chosen_clock: Clock = clock or SystemClock()
-    policy = build_policy(settings, terminal=terminal)
-    db = await Database.open(settings.db)
-    try:
-        repos = Repositories.on(db)
-        async with contextlib.AsyncExitStack() as exits:
-            pd = await exits.enter_async_context(
-                open_pd(settings, pd_url=pd_url, on_request=on_request, transport=transport)
-            )
-            engine = Engine(
-                pd=pd,
-                repos=repos,
-                policy=policy,
-                notifier=notifier,
-                clock=chosen_clock,
-                max_drained_stores=settings.max_drained_stores,
-                metrics=metrics,
-                **dict(engine_options or {}),
-            )
-            try:
-                if reconcile:
-                    await engine.reconcile()
-                yield Runtime(
-                    settings=settings,
-                    pd=pd,
-                    db=db,
-                    repos=repos,
-                    policy=policy,
-                    engine=engine,
-                    notifier=notifier,
-                    clock=chosen_clock,
-                )
-            finally:
-                await engine.close()
-    finally:
-        await db.close()
+    client = ClaudeClient(
+        key.get_secret_value(),
+        model=settings.anthropic_model,
+        timeout=settings.anthropic_timeout,
+        max_retries=settings.anthropic_max_retries,
+    )
+    exits.push_async_callback(client.aclose)
+    claude = ClaudeDiagnoser(
+        client,
+        pd,
+        clock,
+        fallback=playbooks,
+        on_unavailable=repos.diagnoses.add,
+        limits=limits,
+    )
+    return claude, f"Claude ({settings.anthropic_model}), {PLAYBOOKS_NAME} when it fails"
 
 
 __all__ = [
-    "Runtime",
+    "PLAYBOOKS_NAME",
+    "build_diagnoser",
     "build_policy",
     "open_metrics_source",
     "open_pd",
-    "open_runtime",
+    "pd_request_recorder",
     "require_pd_url",
     "scrape_scheme",
     "thresholds_from_settings",

@@ -27,7 +27,7 @@ from typing import Any
 from engine.model import Identity, ProposalOrigin
 from engine.results import ProposalCreated
 from tikvops.settings import load_settings
-from tikvops.wiring import open_runtime
+from tikvops.stack import open_runtime
 
 POLL = 0.05
 

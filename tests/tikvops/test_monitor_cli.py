@@ -342,15 +342,19 @@ async def test_the_diagnoser_is_claude_only_with_a_key(tmp_path: Path) -> None:
     from diagnosis.claude import ClaudeDiagnoser
     from engine.playbook_diagnoser import PlaybookDiagnoser
     from tikvops.settings import Settings
-    from tikvops.stack import build_diagnoser
-    from tikvops.wiring import open_runtime
+    from tikvops.stack import open_runtime
+    from tikvops.wiring import build_diagnoser
 
     base = Settings(pd_url="http://127.0.0.1:9", db=tmp_path / "d.db", max_drained_stores=2)
     async with open_runtime(base) as runtime, contextlib.AsyncExitStack() as exits:
-        plain, name = build_diagnoser(base, runtime, FakeClock(), exits)
+        plain, name = build_diagnoser(
+            base, pd=runtime.pd, repos=runtime.repos, clock=FakeClock(), exits=exits
+        )
         assert isinstance(plain, PlaybookDiagnoser) and name == "built-in playbooks"
         keyed = base.model_copy(update={"anthropic_api_key": SecretStr("sk-ant-test-0000")})
-        claude, name = build_diagnoser(keyed, runtime, FakeClock(), exits)
+        claude, name = build_diagnoser(
+            keyed, pd=runtime.pd, repos=runtime.repos, clock=FakeClock(), exits=exits
+        )
         assert type(claude).__name__ == "ClaudeDiagnoser"
         assert name.startswith("Claude ")
         # both follow the blast-radius limit the preflight applies

@@ -9,7 +9,8 @@ from operator_tikv.queries import PrometheusSource
 from operator_tikv.scrape import ScrapeSource
 from sim.server import SimServer
 from tikvops.settings import Settings
-from tikvops.wiring import open_metrics_source, open_runtime
+from tikvops.stack import open_runtime
+from tikvops.wiring import open_metrics_source
 
 
 def settings_for(tmp_path: Path, pd_url: str, prometheus_url: str | None = None) -> Settings:

@@ -6,7 +6,7 @@ uses, as the local operator (`Identity.cli("user@host")`), and every change is a
 such. An action command creates a proposal, shows its preflight and dry run, and executes only
 with `--yes` (or a typed `yes` on an interactive terminal); `--dry-run` shows without creating
 anything. Whether the local operator may decide is the approval policy's
-`allow_local_operator` (on by default, see `tikvops.wiring`).
+`allow_local_operator` (on by default, see `tikvops.wiring.build_policy`).
 
 Options, anywhere after the subcommand: `--pd URL`, `--db PATH`, `--yes`/`-y`, `--json`.
 Exit codes: 0 done (or shown), 1 refused or the execution failed / timed out, 2 could not run
@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import json
-import socket
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -55,8 +53,9 @@ from engine.service import Engine
 from operator_tikv.actions import REGISTRY
 from tikvops.outcome_text import plain_name, render
 from tikvops.settings import load_settings
+from tikvops.stack import open_runtime
+from tikvops.terminal import local_identity
 from tikvops.terminal_notifier import TerminalNotifier
-from tikvops.wiring import open_runtime
 
 READ_COMMANDS = ("status", "stores", "store", "region", "incidents", "proposals", "proposal")
 DECISION_COMMANDS = ("approve", "reject", "audit", "kill-switch")
@@ -141,15 +140,6 @@ def split_flags(words: Sequence[str]) -> Flags:
         else:
             flags.words.append(word)
     return flags
-
-
-def local_identity() -> Identity:
-    """The local operator: `user@host`."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return Identity.cli(f"{user}@{socket.gethostname()}")
 
 
 def command_usage(name: str) -> str:

@@ -36,10 +36,7 @@ from tikvops.commands import argtypes
 from tikvops.logs import configure_from_settings
 from tikvops.observability import ObservabilityError
 from tikvops.settings import Settings, load_settings
-
-# build_monitor and pd_request_recorder are re-exported: bench/ and tests/reliability/ still
-# import them from this module.
-from tikvops.stack import build_monitor, open_stack, pd_request_recorder
+from tikvops.stack import open_stack
 from tikvops.terminal import say, stop_on_signals
 from tikvops.terminal_notifier import TerminalNotifier
 
@@ -239,9 +236,7 @@ def write_incidents(
 
 
 __all__ = [
-    "build_monitor",
     "incidents_json",
-    "pd_request_recorder",
     "read_incidents",
     "register",
     "run_monitor",

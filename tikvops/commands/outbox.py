@@ -23,8 +23,8 @@ from engine.clock import SystemClock, format_time
 from engine.errors import StorageError
 from engine.model import AuditEvent, OutboxItem, OutboxStatus
 from storage import Database, Repositories
-from tikvops.commands.actions import local_identity
 from tikvops.settings import load_settings
+from tikvops.terminal import local_identity
 
 LIST_LIMIT = 50
 
