@@ -26,7 +26,7 @@ async def apply_transition(
 ) -> TransitionResult:
     """Read the proposal, build a transition from it, save it with compare-and-set; on a lost
     race (`StaleVersion`) read it again and rebuild, so the loser of two concurrent approvals
-    gets the sentence of the fresh state ("already approved by <@U1> at 14:03 UTC").
+    gets the sentence of the fresh state ("already approved by alice at 14:03 UTC").
 
     `build` may raise `TransitionError` (propagated as is) or return an awaitable. Raises
     `NotFound` for an unknown ID and `StaleVersion` if every attempt lost a race.

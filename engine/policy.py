@@ -175,18 +175,14 @@ class ApprovalPolicy(BaseModel):
             by = f" by {switch.by.name}" if switch.by else ""
             at = f" at {format_time(switch.at, now)}" if switch.at else ""
             because = f" ({switch.reason})" if switch.reason else ""
-            why = (
-                f"the kill switch is on{by}{at}{because}; proposal {proposal.id} stays approved "
-                "and will not run until someone turns the kill switch off"
-            )
+            # The audit record's words; people read the sentence `bot.messages.refusal` makes
+            # from the same facts (`Observed.kill_switch`).
+            why = f"kill switch on{by}{at}{because}; proposal {proposal.id} not started"
             return self._refuse(
                 proposal, SYSTEM, now, action, rule=Rule.KILL_SWITCH, why=why, switch=switch
             )
         if settings.observe_only:
-            why = (
-                f"tikvops is in observe-only mode; proposal {proposal.id} stays approved and "
-                "will not run until observe-only mode is turned off"
-            )
+            why = f"observe-only mode on; proposal {proposal.id} not started"
             return self._refuse(proposal, SYSTEM, now, action, rule=Rule.OBSERVE_ONLY, why=why)
         return Decision(
             allowed=True, reason="kill switch off and not observe-only", rule=Rule.ALLOWED

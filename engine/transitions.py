@@ -207,7 +207,7 @@ def transition(
     """Apply `event` to `proposal` on behalf of `actor` at `now`.
 
     Raises a `TransitionError` (with the refusal audit event in `.audit`) when the table
-    forbids it: `AlreadyDecided` ("proposal P-7 was already approved by <@U1> at 14:03 UTC"),
+    forbids it: `AlreadyDecided` ("proposal P-7 was already approved by alice at 14:03 UTC"),
     `ProposalExpired`, `DuplicateApproval` (same person approving twice), or a plain
     `TransitionError` ("proposal P-7 is executing; it cannot be rejected"). Raises `StaleVersion`
     when `expected_version` (e.g. the version a button carried) is not the current one.

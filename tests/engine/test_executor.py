@@ -478,7 +478,7 @@ async def test_execute_refuses_while_the_kill_switch_is_on(sim: Any, db_path: Pa
         await h.engine.set_kill_switch(True, ALICE, "incident review")
         with pytest.raises(PolicyRefusal) as refused:
             await h.engine.execute(created.proposal.id)
-        assert refused.value.message.startswith("the kill switch is on by alice")
+        assert refused.value.message.startswith("kill switch on by alice")
         assert refused.value.observed is not None
         assert refused.value.observed.kill_switch is not None
         assert refused.value.observed.kill_switch.by == ALICE

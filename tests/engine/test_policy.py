@@ -231,11 +231,11 @@ def test_kill_switch_and_observe_only_block_execution() -> None:
     decision = POLICY.check_execution(approved, killed, NOW)
     assert decision.rule == Rule.KILL_SWITCH
     assert decision.reason.startswith(
-        "the kill switch is on by alice at 14:00 UTC (PD upgrade); proposal P-7 stays approved"
+        "kill switch on by alice at 14:00 UTC (PD upgrade); proposal P-7 not started"
     )
     assert decision.observed is not None and decision.observed.kill_switch == killed.kill_switch
     assert decision.audit is not None and decision.audit.action == "proposal.start.refused"
-    with pytest.raises(PolicyRefusal, match="kill switch is on"):
+    with pytest.raises(PolicyRefusal, match="kill switch on"):
         POLICY.start(approved, killed, NOW)
 
     observing = EngineSettings(observe_only=True)
