@@ -62,7 +62,8 @@ _STATE_RULES = frozenset({Rule.STATE, Rule.EXPIRED, Rule.DUPLICATE})
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The policy's answer. `reason` is always a sentence; `audit` is set when refused (the
+    """The policy's answer. `reason` is always a plain sentence for the audit record (people
+    read the wording `bot.messages.refusal` makes from `observed`); `audit` is set when refused (the
     record to append). When allowed, pass `reason` on in the transition's detail (the helpers
     below do) so the audit row of the change says why it was allowed."""
 
@@ -133,8 +134,8 @@ class ApprovalPolicy(BaseModel):
             return who
         if actor.same_as(proposal.requested_by) and not self._may_self_approve(proposal.risk):
             why = (
-                f"{actor.name} requested proposal {proposal.id} and cannot approve it too: "
-                f"{proposal.risk.value}-risk actions need someone else's approval"
+                f"{actor.name} requested proposal {proposal.id}; self-approval of "
+                f"{proposal.risk.value}-risk actions is not allowed"
             )
             return self._refuse(proposal, actor, now, action, rule=Rule.SELF_APPROVAL, why=why)
         needed = self.approvals_needed(proposal.risk)
@@ -143,8 +144,7 @@ class ApprovalPolicy(BaseModel):
             missing = max(needed - len(proposal.approvals), 0)
             why = (
                 f"{actor.name} already approved proposal {proposal.id} at "
-                f"{format_time(earlier.at, now)}; it still needs {missing} approval"
-                f"{'s' if missing != 1 else ''} from someone else"
+                f"{format_time(earlier.at, now)}; {missing} more needed"
             )
             return self._refuse(proposal, actor, now, action, rule=Rule.DUPLICATE, why=why)
         count = len(proposal.approvals) + 1
@@ -289,7 +289,7 @@ class ApprovalPolicy(BaseModel):
     ) -> Decision:
         level = f"{risk.value}-risk actions"
         if actor.kind in (IdentityKind.CLAUDE, IdentityKind.PLAYBOOK):
-            why = f"{actor.name} cannot approve or change anything; a person must decide"
+            why = f"{actor.name} is not a person; only people decide"
             return self._deny(
                 actor,
                 now,
@@ -319,10 +319,7 @@ class ApprovalPolicy(BaseModel):
             if self.allow_local_operator:
                 why = f"{actor.name} is the local operator, allowed to decide on the command line"
                 return Decision(allowed=True, reason=why, rule=Rule.ALLOWED)
-            why = (
-                f"decisions from the command line ({actor.name}) are not enabled; decide in "
-                "Slack, or allow the local operator in the approval settings"
-            )
+            why = f"command-line decisions are not enabled ({actor.name})"
             return self._deny(
                 actor,
                 now,
@@ -349,13 +346,10 @@ class ApprovalPolicy(BaseModel):
                 rule=Rule.ALLOWED,
             )
         if not allowed:
-            why = (
-                f"{actor.name} may not approve {level}: no approvers are configured for them; "
-                "add Slack user or user-group IDs to the approvers setting"
-            )
+            why = f"{actor.name} refused: no approvers are configured for {level}"
         else:
             names = ", ".join(_mention(entry) for entry in sorted(allowed))
-            why = f"{actor.name} is not an approver for {level}; ask one of {names}"
+            why = f"{actor.name} is not an approver for {level} (approvers: {names})"
         return self._deny(
             actor, now, action=action, subject=subject, rule=Rule.NOT_APPROVER, why=why, risk=risk
         )

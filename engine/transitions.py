@@ -262,8 +262,7 @@ def transition(
                 proposal,
                 event,
                 f"{actor.name} already approved proposal {proposal.id} at "
-                f"{format_time(earlier.at, now)}; it still needs {missing} approval"
-                f"{'s' if missing != 1 else ''} from someone else",
+                f"{format_time(earlier.at, now)}; {missing} more needed",
                 actor=actor,
                 now=now,
                 detail=detail,

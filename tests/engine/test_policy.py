@@ -54,9 +54,9 @@ def test_non_approver_is_refused_with_names_and_audit() -> None:
     decision = POLICY.check_approval(make_proposal(), stranger, NOW)
     assert not decision.allowed
     assert decision.rule == Rule.NOT_APPROVER
-    # The engine's sentence is plain text; the approvers are data that Slack words itself.
+    # The engine's record is plain text; the approvers are data the surfaces word themselves.
     assert decision.reason == (
-        "U9NOPE is not an approver for medium-risk actions; ask one of U1ALICE, U2BOB, U3CAROL"
+        "U9NOPE is not an approver for medium-risk actions (approvers: U1ALICE, U2BOB, U3CAROL)"
     )
     assert decision.observed is not None
     assert decision.observed.approvers == ("U1ALICE", "U2BOB", "U3CAROL")
@@ -101,8 +101,7 @@ def test_self_approval_of_high_risk_is_refused_by_default() -> None:
     assert not decision.allowed
     assert decision.rule == Rule.SELF_APPROVAL
     assert decision.reason == (
-        "alice requested proposal P-7 and cannot approve it too: high-risk actions need "
-        "someone else's approval"
+        "alice requested proposal P-7; self-approval of high-risk actions is not allowed"
     )
     with pytest.raises(PolicyRefusal) as caught:
         POLICY.decide(ProposalEvent.APPROVE, own_high, alice(), NOW)
@@ -127,7 +126,9 @@ def test_two_approvals_for_high_risk_same_person_counts_once() -> None:
 
     decision = policy.check_approval(first.proposal, alice(), NOW)
     assert decision.rule == Rule.DUPLICATE
-    assert "still needs 1 approval from someone else" in decision.reason
+    assert decision.reason.endswith("; 1 more needed")
+    assert decision.observed is not None
+    assert (decision.observed.approvals, decision.observed.needed) == (1, 2)
     with pytest.raises(DuplicateApproval):
         policy.decide(ProposalEvent.APPROVE, first.proposal, alice(), NOW)
 
@@ -194,7 +195,7 @@ def test_local_operator_needs_explicit_flag() -> None:
     me = Identity.cli("alice@laptop")
     decision = POLICY.check_approval(make_proposal(), me, NOW)
     assert decision.rule == Rule.LOCAL_OPERATOR
-    assert "command line (alice@laptop) are not enabled" in decision.reason
+    assert decision.reason == "command-line decisions are not enabled (alice@laptop)"
     local = POLICY.model_copy(update={"allow_local_operator": True})
     assert local.check_approval(make_proposal(risk=RiskLevel.HIGH), me, NOW).allowed
 

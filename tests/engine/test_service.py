@@ -35,6 +35,7 @@ from tests.engine.test_service_support import (
 )
 from tests.engine.words import handle_text
 from tests.plugins.sim import SimFactory
+from tikvops.outcome_text import plain_name
 
 
 def slack_words(decided: Decided) -> str:
@@ -212,10 +213,12 @@ async def test_self_approval_of_a_high_risk_action_is_refused(
         assert refused.check is RefusalCheck.SELF_APPROVAL
         assert refused.observed.actor == ALICE and refused.observed.proposal_id == "P-1"
         assert refused.reason == (
-            "alice requested proposal P-1 and cannot approve it too: high-risk actions "
+            "alice requested proposal P-1; self-approval of high-risk actions is not allowed"
+        )
+        assert slack_refusal(refused) == (
+            "<@U1ALICE> requested proposal P-1 and cannot approve it too: high-risk actions "
             "need someone else's approval"
         )
-        assert slack_refusal(refused) == refused.reason.replace("alice", "<@U1ALICE>")
         decided = await h.engine.approve("P-1", BOB)
         assert isinstance(decided, Decided) and decided.executing
         assert (decided.decision, decided.by, decided.approvals, decided.needed) == (
@@ -455,7 +458,9 @@ async def test_a_cli_operator_is_refused_unless_the_policy_allows_the_local_oper
         await handle_text(h.engine, "limit leader 8", CAROL)
         refused = await handle_text(h.engine, "approve P-1", OPERATOR)
         assert isinstance(refused, Refused) and refused.kind is RefusalKind.POLICY
-        assert refused.reason == (
+        assert refused.check is RefusalCheck.LOCAL_OPERATOR
+        assert refused.reason == "command-line decisions are not enabled (ops@bastion)"
+        assert messages.refusal(refused, plain_name) == (
             "decisions from the command line (ops@bastion) are not enabled; decide in Slack, "
             "or allow the local operator in the approval settings"
         )
