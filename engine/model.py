@@ -67,9 +67,8 @@ class Identity(Record):
 
     @property
     def name(self) -> str:
-        """A plain name for records and logs (no surface's syntax): the display name, else the
-        Slack user ID, else the key. Surfaces name people themselves (`bot.render.fmt.who`
-        mentions a Slack user; the terminal prints this)."""
+        """A plain name for records (no surface's syntax; `bot.render.fmt.who` mentions a Slack
+        user): the display name, else the Slack user ID, else the key."""
         if self.display_name:
             return self.display_name
         if self.kind is IdentityKind.SLACK_USER:
