@@ -149,10 +149,11 @@ def undo_proposed(proposal_id: str, undo_id: str, where: str) -> str:
 _DECLINED = {"reject": "rejected", "cancel": "cancelled"}
 
 
-def decided(outcome: Decided, name: Callable[[Identity], str]) -> str:
+def decided(outcome: Decided, name: Callable[[Identity], str], now: datetime | None = None) -> str:
     """The sentence of a recorded decision, without its final full stop ("<@U1> approved
     proposal P-7 (approval 1 of 1); executing now"). `name` names a person for the surface:
-    a Slack mention (`bot.render.fmt.who`) or the terminal's plain name. The one place this
+    a Slack mention (`bot.render.fmt.who`) or the terminal's plain name; `now` shortens the
+    time the kill switch was turned on, when it holds the run back. The one place this
     sentence is written, for both surfaces."""
     p, by = outcome.proposal, name(outcome.by)
     if outcome.decision != "approve":
@@ -165,7 +166,7 @@ def decided(outcome: Decided, name: Callable[[Identity], str]) -> str:
         plural = "s" if outcome.missing != 1 else ""
         return f"{head}; it needs {outcome.missing} more approval{plural} from someone else"
     if outcome.waiting is not None:
-        return f"{head}, but {refusal(outcome.waiting, name)}"
+        return f"{head}, but {refusal(outcome.waiting, name, now=now)}"
     return f"{head}; {'executing now' if outcome.auto_execute else 'ready to execute'}"
 
 

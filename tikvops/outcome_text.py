@@ -223,7 +223,7 @@ def render(outcome: Outcome) -> str:
     if isinstance(outcome, DryRunOutcome):
         return outcome.dry_run.text()
     if isinstance(outcome, Decided):
-        return messages.decided(outcome, plain_name) + "."
+        return messages.decided(outcome, plain_name, datetime.now(UTC)) + "."
     if isinstance(outcome, Refused):
         lines = []
         if outcome.dry_run is not None:

@@ -129,7 +129,7 @@ def _reply_for(
     if isinstance(outcome, Refused):
         return refused_view(outcome, now)
     if isinstance(outcome, Decided):
-        text = messages.decision_recorded(messages.decided(outcome, who))
+        text = messages.decision_recorded(messages.decided(outcome, who, now))
         return rendered(text, [section(f":white_check_mark: {text}")])
     text = messages.undo_proposed(proposal_id, outcome.proposal.id, deps.channel_mention)
     return rendered(text, [section(f":leftwards_arrow_with_hook: {text}")])

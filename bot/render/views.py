@@ -348,7 +348,7 @@ def outcome_view(
     if isinstance(outcome, ProposalCreated):
         return created_view(outcome, now, channel_mention=channel_mention)
     if isinstance(outcome, Decided):
-        text = messages.decided(outcome, fmt.who)
+        text = messages.decided(outcome, fmt.who, now)
         return rendered(text, [section(f":white_check_mark: {sentence(end_sentence(text))}")])
     if isinstance(outcome, KillSwitchOutcome):
         icon = ":octagonal_sign:" if outcome.settings.kill_switch.on else ":large_green_circle:"
