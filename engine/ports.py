@@ -369,6 +369,14 @@ class Notifier(Protocol):
     async def execution_progress(self, proposal: Proposal, execution: Execution) -> None: ...
 
 
+@runtime_checkable
+class AttentionNotifier(Protocol):
+    """A surface that reports who attends to an incident (acknowledged, silenced, unsilenced,
+    silence ended: `event.action`); the relay tells other surfaces `incident_updated`."""
+
+    async def incident_attention(self, incident: Incident, event: AuditEvent) -> None: ...
+
+
 class Diagnoser(Protocol):
     async def diagnose(self, incident: Incident, observation: Observation) -> Diagnosis:
         """A diagnosis of `incident` from one observation of the cluster. Must not raise for a
@@ -407,6 +415,7 @@ class NullNotifier:
 
 
 __all__ = [
+    "AttentionNotifier",
     "AttentionRepo",
     "AuditLog",
     "Clock",

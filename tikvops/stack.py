@@ -57,6 +57,7 @@ from tikvops.observability import (
     parse_host_port,
 )
 from tikvops.scheduling import (
+    SILENCE_CHECK_EVERY,
     JobScheduler,
     ProposalReminders,
     monitor_deadlines,
@@ -355,6 +356,7 @@ async def open_stack(
             audit=runtime.repos.audit,
             clock=clock,
             after=settings.reminder_interval,
+            incidents=runtime.repos.incidents,
         )
         jobs: dict[str, Any] = {}
         if expire_every is not None:
@@ -368,6 +370,7 @@ async def open_stack(
             reminders=reminders,
             **jobs,
         )
+        scheduler.add_job("silences", runtime.engine.attending.end_due, every=SILENCE_CHECK_EVERY)
         scheduler.start()
         stack.push_async_callback(scheduler.stop)
         if freeze_heap:

@@ -15,7 +15,7 @@ from engine.clock import FakeClock
 from engine.events import EventKind
 from engine.model import Identity, IncidentStatus, Severity
 from engine.policy import ApprovalPolicy
-from engine.results import AttentionChange, Attended, RefusalKind, Refused
+from engine.results import Attended, AttentionChange, RefusalKind, Refused
 from storage import Database, Repositories
 from tests.plugins.storage import T0, alice, bob, make_incident
 
