@@ -15,7 +15,7 @@ from bot.render import fmt
 from bot.render.kit import Rendered, button, esc, plain, rendered, section
 from engine.attending import SILENCE_CHOICES, quiet
 from engine.clock import format_duration, utc
-from engine.model import AuditEvent, Incident
+from engine.model import AuditEvent, Incident, Severity
 from engine.results import Attended, AttentionChange
 
 SILENCE_ICON = ":no_bell:"
@@ -40,8 +40,10 @@ def attention_lines(incident: Incident, now: datetime) -> list[str]:
     if attention.silenced_until is not None and attention.silenced(utc(now)):
         why = f": {esc(attention.silence_reason)}" if attention.silence_reason else ""
         held = quiet(incident, now)
+        floor = attention.silenced_severity or incident.severity
         tail = (
-            "Nothing new is posted in the thread until then, unless it gets worse."
+            "Nothing new is posted in the thread until then"
+            + ("." if floor is Severity.CRITICAL else ", unless it gets worse.")
             if held
             else "It got worse since, so updates are posted again."
         )
@@ -126,10 +128,11 @@ def attention_reply(incident: Incident, event: AuditEvent, now: datetime) -> Ren
     elif action == "incident.silence":
         until = attention.silenced_until or now
         why = f" Reason: {esc(event.reason)}." if event.reason else ""
+        floor = attention.silenced_severity or incident.severity
+        worse = "" if floor is Severity.CRITICAL else f", unless it gets worse than {floor.value}"
         text = (
             f"{SILENCE_ICON} {by} silenced {esc(incident.id)} until {fmt.until(until, now)}: "
-            f"updates are not posted here until then, unless it gets worse than "
-            f"{incident.severity.value}.{why}"
+            f"updates are not posted here until then{worse}.{why}"
         )
         plain_text = f"{incident.id}: silenced until {fmt.at(until, now)}"
     elif action == "incident.unsilence":
