@@ -48,9 +48,10 @@ def attended_text(outcome: Attended, now: datetime | None = None) -> str:
         return f"You took {ident} over from {_name(outcome.previous_owner)}."
     if change is AttentionChange.SILENCED:
         until = outcome.until or now
+        since = outcome.incident.attention.silenced_at or now
         return (
             f"{ident} is silenced until {format_time(until, now)} (for "
-            f"{format_duration(until - now)}); it is still tracked, and a higher severity ends "
+            f"{format_duration(until - since)}); it is still tracked, and a higher severity ends "
             f"the silence. `tikvops unsilence {ident}` ends it now."
         )
     if change is AttentionChange.UNSILENCED:
