@@ -277,3 +277,37 @@ async def test_a_stale_read_is_retried_against_the_new_version(
     assert isinstance(outcome, Attended)
     stored = await repos.incidents.get(incident_id)
     assert stored is not None and stored.value == 2.0 and stored.attention.owner == bob()
+
+
+async def test_the_monitor_keeps_the_silence_and_a_worse_tick_breaks_it(
+    repos: Repositories, clock: FakeClock
+) -> None:
+    """Through the real incident tracker: a tick that only moves the value keeps the incident
+    quiet; a tick at a higher severity makes it loud at once, and the scheduled check ends the
+    silence saying it got worse."""
+    from engine.incidents import IncidentTracker
+    from tests.engine.test_incidents import disk, ev
+
+    tracker = IncidentTracker(repos.incidents, resolve_after=60)
+    await tracker.reconcile(ev(disk(0.72)), now=clock.now(), open_incidents=[])
+    [incident] = await repos.incidents.list_open()
+    assert incident.severity is Severity.WARNING
+    use = attending(repos, clock)
+    await use.silence(incident.id, alice(), timedelta(hours=1), "known")
+
+    clock.advance(120)
+    opened = await repos.incidents.list_open()
+    await tracker.reconcile(ev(disk(0.78)), now=clock.now(), open_incidents=opened)
+    [same] = await repos.incidents.list_open()
+    assert same.value == 0.78 and quiet(same, clock.now())
+    assert await use.end_due() == []
+
+    clock.advance(120)
+    opened = await repos.incidents.list_open()
+    await tracker.reconcile(ev(disk(0.9)), now=clock.now(), open_incidents=opened)
+    [worse] = await repos.incidents.list_open()
+    assert worse.severity is Severity.CRITICAL
+    assert worse.attention.silenced_by == alice() and not quiet(worse, clock.now())
+    [ended] = await use.end_due()
+    assert ended.attention.silenced_until is None
+    assert (await attention_events(repos))[-1] == (incident.id, "incident.silence.worsened")
