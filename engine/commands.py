@@ -23,12 +23,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
 from pydantic.fields import FieldInfo
 
-from engine.attention_commands import (
-    ATTENTION_SPECS,
-    AttentionCommand,
-    WordError,
-    parse_attention,
-)
+from engine.attention_commands import ATTENTION_SPECS, AttentionCommand, WordError, parse_attention
 from operator_tikv.actions import REGISTRY, Action, ActionCall, ActionParams, InvalidParams
 
 SLACK_PROG = "/tikv"
@@ -94,14 +89,8 @@ class KillSwitchCommand(_Command):
     reason: str | None = None
 
 
-Parsed = (
-    HelpCommand
-    | ReadCommand
-    | ActionCommand
-    | DecisionCommand
-    | KillSwitchCommand
-    | AttentionCommand
-)
+_Asks = HelpCommand | ReadCommand | ActionCommand | DecisionCommand
+Parsed = _Asks | KillSwitchCommand | AttentionCommand
 Command = Annotated[Parsed, Field(discriminator="kind")]
 
 
