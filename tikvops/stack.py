@@ -16,7 +16,8 @@ Start order (stop is the reverse, each step stopped even when a later one failed
    process are checked against PD, never sent again;
 3. the diagnoser: Claude (`diagnosis.ClaudeDiagnoser`, falling back to the playbooks) when
    `ANTHROPIC_API_KEY` is set, else the built-in playbooks;
-4. the monitor and the scheduler's jobs (monitor tick every `poll_interval`, proposal expiry,
+4. the monitor and the scheduler's jobs (monitor tick every `poll_interval`, incident silences
+   that ran out or were broken (`silences`), proposal expiry,
    reminders); the first tick runs at once;
 5. the Slack bot (its relay of the event log, the outbox deliverer, the Socket Mode
    connection) when both Slack tokens are set: events written while it was stopped, or before
