@@ -26,7 +26,7 @@ from bot.client import build_web_client, close_web_client
 from bot.config import BotConfig
 from bot.deps import BotDeps
 from bot.errors import SlackStartError
-from bot.handlers import actions, commands, events, unsupported
+from bot.handlers import actions, attention, commands, events, unsupported
 from bot.identity import IdentityResolver
 from bot.middleware import Deduplicate, RequestContext, RequestGuard
 from bot.notifier import NotifierReads, SlackNotifier
@@ -85,6 +85,7 @@ def build_app(deps: BotDeps, dedup: DedupRepo) -> AsyncApp:
     app.use(unsupported.RefuseMalformed(deps))
     app.use(RequestContext())
     commands.register(app, deps)
+    attention.register(app, deps)  # before actions: its catch-all takes what is left
     actions.register(app, deps)
     events.register(app, deps)
     unsupported.register(app, deps)

@@ -84,17 +84,92 @@ def proposal_of_block(value: object) -> str | None:
     return match.group(2) if match else None
 
 
+# ------------------------------------------------------------------ incident cards
+
+ACK = "tikvops.incident.ack"
+SILENCE = "tikvops.incident.silence"
+SILENCE_FOR = "tikvops.incident.silence_for"
+UNSILENCE = "tikvops.incident.unsilence"
+INCIDENT_ACTIONS = (ACK, SILENCE, SILENCE_FOR, UNSILENCE)
+
+_INCIDENT_ID = re.compile(r"^I-[0-9]{1,18}$")
+_ATTEND_BLOCK = re.compile(r"^attend:(I-[0-9]{1,18}):v[0-9]{1,18}$")
+MAX_SILENCE_SECONDS = 7 * 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentValue:
+    """What an incident card's button or menu option says: the incident and, for a silence,
+    its length in seconds (`{"i":"I-3","s":3600}`)."""
+
+    incident_id: str
+    seconds: int | None = None
+
+    def encode(self) -> str:
+        data: dict[str, object] = {"i": self.incident_id}
+        if self.seconds is not None:
+            data["s"] = self.seconds
+        return json.dumps(data, separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, raw: str | None) -> IncidentValue:
+        if not raw:
+            raise BadButtonValue("the button carried no value")
+        if len(raw) > MAX_VALUE:
+            raise BadButtonValue(
+                f"the button value is {len(raw)} characters long, not a tikvops value"
+            )
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise BadButtonValue("the button value is not JSON") from None
+        if not isinstance(data, dict):
+            raise BadButtonValue("the button value is not an object")
+        incident_id = data.get("i")
+        seconds = data.get("s")
+        if not isinstance(incident_id, str) or not _INCIDENT_ID.match(incident_id):
+            raise BadButtonValue("the button value names no incident")
+        if seconds is not None and (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int)
+            or not 60 <= seconds <= MAX_SILENCE_SECONDS
+        ):
+            raise BadButtonValue("the button value has no valid silence length")
+        return cls(incident_id=incident_id, seconds=seconds)
+
+
+def attend_block_id(incident_id: str, version: int) -> str:
+    """The block ID of an incident card's buttons (new per version of the card)."""
+    return f"attend:{incident_id}:v{version}"
+
+
+def incident_of_block(value: object) -> str | None:
+    """The incident an attend block ID names (`attend:I-3:v2` → `I-3`), or None."""
+    if not isinstance(value, str):
+        return None
+    match = _ATTEND_BLOCK.match(value)
+    return match.group(1) if match else None
+
+
 __all__ = [
+    "ACK",
     "APPROVE",
     "BUTTON_ACTIONS",
+    "INCIDENT_ACTIONS",
     "MAX_VALUE",
     "REJECT",
     "REJECT_REASON_BLOCK",
     "REJECT_REASON_INPUT",
     "REJECT_VIEW",
+    "SILENCE",
+    "SILENCE_FOR",
     "UNDO",
+    "UNSILENCE",
     "BadButtonValue",
     "ButtonValue",
+    "IncidentValue",
+    "attend_block_id",
     "block_id",
+    "incident_of_block",
     "proposal_of_block",
 ]

@@ -63,6 +63,13 @@ def bad_button(reason: str) -> str:
     )
 
 
+def bad_incident_button(reason: str) -> str:
+    return (
+        f"This button could not be used: {reason}. Use the buttons on the incident's own "
+        "message, or `/tikv ack|silence|unsilence <incident-id>` (`/tikv incidents` lists them)."
+    )
+
+
 def command_without_user(command: str) -> str:
     """`command` is a code span made by the caller (it comes from outside)."""
     return (

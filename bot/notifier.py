@@ -9,6 +9,8 @@ Where things go:
   (worsened, diagnosis ready, action running, resolved with its duration); everything else
   about it goes in that message's thread (diagnosis, proposals, the suggested actions that were
   not proposed and why, execution replies, resolution);
+- a silenced incident (`engine.attending.quiet`) still has its message edited, but nothing new
+  goes in its thread until the silence ends (the lines about the silence itself excepted);
 - a proposal owns one message: in its incident's thread, or in the channel when it has no
   incident (slash commands); it is edited as it moves (buttons → decision → outcome) and its
   execution replies go in the same thread.
@@ -22,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.queue import Batch, SlackOutbox, key_for_incident, key_for_proposal, owner
+from bot.render.attention import attention_reply
 from bot.render.diagnosis import diagnosis_reply, not_proposed_reply
 from bot.render.execution import execution_outcome, execution_progress, execution_started
 from bot.render.incident import (
@@ -31,6 +34,7 @@ from bot.render.incident import (
 )
 from bot.render.kit import Rendered
 from bot.render.proposal import proposal_message, proposal_reminder
+from engine.attending import quiet
 from engine.events import Event, EventKind
 from engine.model import (
     AuditEvent,
@@ -106,6 +110,7 @@ class SlackNotifier:
         self._approvals_needed = approvals_needed or (lambda _risk: 1)
         self._severity: dict[str, Severity] = {}
         self._progress_posted: dict[str, datetime] = {}
+        self._quiet: set[str] = set()
 
     # ------------------------------------------------------------------ the event sink
 
@@ -127,7 +132,17 @@ class SlackNotifier:
         """The messages one event becomes (possibly none)."""
         kind = event.kind
         batch = Batch()
-        if kind is EventKind.INCIDENT_OPENED:
+        if event.incident is not None:  # a silenced incident posts nothing new in its thread
+            if quiet(event.incident, event.at):
+                self._quiet.add(event.incident.id)
+            else:
+                self._quiet.discard(event.incident.id)
+        if kind is EventKind.INCIDENT_ATTENTION:
+            assert event.incident is not None and event.audit is not None
+            await self._refresh_incident(batch, event.incident)
+            reply = attention_reply(event.incident, event.audit, self._clock.now())
+            self._reply_incident(batch, event.incident.id, reply, always=True)
+        elif kind is EventKind.INCIDENT_OPENED:
             assert event.incident is not None
             self._incident_opened(batch, event.incident)
         elif kind is EventKind.INCIDENT_UPDATED:
@@ -220,7 +235,13 @@ class SlackNotifier:
         if incident is not None:
             await self._refresh_incident(batch, incident)
 
-    def _reply_incident(self, batch: Batch, incident_id: str, message: Rendered) -> None:
+    def _reply_incident(
+        self, batch: Batch, incident_id: str, message: Rendered, *, always: bool = False
+    ) -> None:
+        """A reply in the incident's thread; none while the incident is silenced (`always`:
+        the lines about the silence itself)."""
+        if incident_id in self._quiet and not always:
+            return
         batch.post(
             key_for_incident(incident_id),
             message,

@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
 from pydantic.fields import FieldInfo
 
+from engine.attention_commands import ATTENTION_SPECS, AttentionCommand, WordError, parse_attention
 from operator_tikv.actions import REGISTRY, Action, ActionCall, ActionParams, InvalidParams
 
 SLACK_PROG = "/tikv"
@@ -88,10 +89,9 @@ class KillSwitchCommand(_Command):
     reason: str | None = None
 
 
-Command = Annotated[
-    HelpCommand | ReadCommand | ActionCommand | DecisionCommand | KillSwitchCommand,
-    Field(discriminator="kind"),
-]
+_Asks = HelpCommand | ReadCommand | ActionCommand | DecisionCommand
+Parsed = _Asks | KillSwitchCommand | AttentionCommand
+Command = Annotated[Parsed, Field(discriminator="kind")]
 
 
 class CommandError(BaseModel):
@@ -138,6 +138,7 @@ _BUILTINS: tuple[_Spec, ...] = (
         "reject a proposal, with an optional reason",
         "Decide",
     ),
+    *(_Spec(name, args, summary, "Attend") for name, args, summary in ATTENTION_SPECS),
     _Spec(
         "kill-switch",
         "on|off|status [reason...]",
@@ -146,7 +147,7 @@ _BUILTINS: tuple[_Spec, ...] = (
     ),
 )
 _BUILTIN_BY_NAME: Mapping[str, _Spec] = {spec.name: spec for spec in _BUILTINS}
-_ALIASES: Mapping[str, str] = {"killswitch": "kill-switch", "?": "help"}
+_ALIASES: Mapping[str, str] = {"killswitch": "kill-switch", "?": "help", "acknowledge": "ack"}
 
 
 def command_names() -> tuple[str, ...]:
@@ -225,7 +226,7 @@ def help_text(topic: str | None = None, prog: str = SLACK_PROG) -> str:
     """The overview of every command, or the details of one (generated from the registry)."""
     if topic is None:
         lines = [f"Commands ({prog} help <command> for details):"]
-        for group in ("Read", "Decide", "Safety", "Help"):
+        for group in ("Read", "Decide", "Attend", "Safety", "Help"):
             lines.append(f"{group}:")
             lines += [
                 f"  {usage(s.name, prog)}: {s.summary}" for s in _BUILTINS if s.group == group
@@ -296,9 +297,7 @@ def tokenize(text: str) -> list[str]:
         raise _Refusal(f"could not read the command ({exc}); check the quotes") from None
 
 
-def parse_command(
-    text: str | Sequence[str], prog: str = SLACK_PROG
-) -> HelpCommand | ReadCommand | ActionCommand | DecisionCommand | KillSwitchCommand | CommandError:
+def parse_command(text: str | Sequence[str], prog: str = SLACK_PROG) -> Parsed | CommandError:
     """Words (a string, or argv without the program name) to a command or a CommandError.
     Never raises for any input."""
     try:
@@ -324,20 +323,20 @@ def parse_command(
         if name in REGISTRY:
             return _parse_action(REGISTRY[name], args)
         return _parse_builtin(name, args)
-    except _Refusal as refusal:
+    except (_Refusal, WordError) as refusal:
         return CommandError(
-            message=refusal.message,
+            message=str(refusal),
             command=name,
             usage=usage(name, prog),
-            suggestion=refusal.suggestion,
+            suggestion=getattr(refusal, "suggestion", None),
         )
 
 
-def _parse_builtin(
-    name: str, args: list[str]
-) -> HelpCommand | ReadCommand | DecisionCommand | KillSwitchCommand:
+def _parse_builtin(name: str, args: list[str]) -> Parsed:
     if DRY_RUN in args:
         raise _Refusal(f"{DRY_RUN} only applies to actions, not to {name}")
+    if name in {"ack", "silence", "unsilence"}:
+        return parse_attention(name, args)
     if name == "help":
         _arity(args, 0, 1)
         if not args:

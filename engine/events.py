@@ -36,6 +36,9 @@ class EventKind(StrEnum):
     PROPOSAL_MADE = "proposal.made"
     PROPOSAL_CHANGED = "proposal.changed"
     EXECUTION_PROGRESS = "execution.progress"
+    INCIDENT_ATTENTION = "incident.attention"
+    """Who attends to an incident changed (`engine.attending`): acknowledged, silenced,
+    unsilenced, silence ended; `audit` says which and by whom."""
 
 
 class Event(Record):

@@ -6,6 +6,7 @@ with a different `state`.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -133,6 +134,24 @@ def fingerprint(kind: str, subject: str) -> str:
     return f"{kind}:{subject}"
 
 
+class Attention(Record):
+    """Who attends to an incident (`engine.attending`): the owner who acknowledged it ("I'm on
+    it") and since when, and the silence: by whom, since and until when, why, and the severity
+    it was silenced at (a higher one breaks it). Empty: nobody owns it, nothing is silenced."""
+
+    owner: Identity | None = None
+    owned_since: UtcDatetime | None = None
+    silenced_by: Identity | None = None
+    silenced_at: UtcDatetime | None = None
+    silenced_until: UtcDatetime | None = None
+    silence_reason: str | None = None
+    silenced_severity: Severity | None = None
+
+    def silenced(self, at: datetime) -> bool:
+        """Whether a silence is set and has not run out at `at`."""
+        return self.silenced_until is not None and at < self.silenced_until
+
+
 class Incident(Record):
     """Something wrong with the cluster, deduplicated by `fingerprint` while open.
 
@@ -158,6 +177,7 @@ class Incident(Record):
     clear_since: UtcDatetime | None = None
     resolved_at: UtcDatetime | None = None
     version: int = Field(default=1, ge=1)
+    attention: Attention = Field(default_factory=Attention)
 
     @property
     def is_open(self) -> bool:
@@ -467,6 +487,7 @@ __all__ = [
     "ActionRef",
     "Actor",
     "Approval",
+    "Attention",
     "AuditEvent",
     "AuditOutcome",
     "Diagnosis",

@@ -97,6 +97,9 @@ class ApprovalPolicy(BaseModel):
     high_risk_approvals: int = Field(default=1, ge=1, le=5)
     proposal_ttl: timedelta = Field(default=timedelta(minutes=30), gt=timedelta(0))
     auto_approve_low: bool = False
+    silence_needs_approver: bool = True
+    """Who may silence an incident (and end a silence): the people who may approve low-risk
+    actions (True), or any person (False). Acknowledging is open to any person."""
 
     # ------------------------------------------------------------------ plain rules
 
@@ -200,6 +203,35 @@ class ApprovalPolicy(BaseModel):
             high = self._authorize(actor, RiskLevel.HIGH, subject="engine", action=action, now=now)
             return high if high.allowed else low
         return self._authorize(actor, RiskLevel.HIGH, subject="engine", action=action, now=now)
+
+    def check_attention(
+        self, actor: Identity, incident_id: str, now: datetime, *, silence: bool
+    ) -> Decision:
+        """May `actor` acknowledge (`silence=False`) or silence / unsilence (`silence=True`)
+        incident `incident_id`? Acknowledging: any person (not Claude, a playbook or the system).
+        Silencing: with `silence_needs_approver`, the people who may approve low-risk actions
+        (the local operator at the terminal when allowed); otherwise any person."""
+        now = utc(now)
+        action = "incident.silence" if silence else "incident.acknowledge"
+        if actor.kind in (IdentityKind.CLAUDE, IdentityKind.PLAYBOOK, IdentityKind.SYSTEM):
+            why = f"{actor.name} cannot take or silence an incident; a person must"
+            return self._deny(
+                actor, now, action=action, subject=incident_id, rule=Rule.NOT_A_PERSON, why=why
+            )
+        if not silence or not self.silence_needs_approver:
+            return Decision(allowed=True, reason="any person may do this", rule=Rule.ALLOWED)
+        decision = self._authorize(
+            actor, RiskLevel.LOW, subject=incident_id, action=action, now=now
+        )
+        if decision.allowed or decision.rule != Rule.NOT_APPROVER:
+            return decision
+        why = (
+            f"{decision.reason.rstrip('.')}. Silencing an incident needs the same people as "
+            "approving low-risk actions; acknowledge it instead, or ask an approver to silence it"
+        )
+        return self._deny(
+            actor, now, action=action, subject=incident_id, rule=Rule.NOT_APPROVER, why=why
+        )
 
     # ------------------------------------------------------------------ check + transition
 

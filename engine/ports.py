@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from engine.events import Event, EventKind
 from engine.model import (
+    Attention,
     AuditEvent,
     Diagnosis,
     EngineSettings,
@@ -327,6 +328,16 @@ class EventSink(Protocol):
         ...
 
 
+class AttentionRepo(Protocol):
+    """Stores who attends to an incident (`engine.attending`)."""
+
+    async def save(self, incident: Incident, attention: Attention, audit: AuditEvent) -> Incident:
+        """Store `attention` on `incident` with a compare-and-set on its version, with `audit`
+        and its `incident.attention` event in the same transaction; returns the stored
+        incident. Raises `StaleVersion` or `NotFound`."""
+        ...
+
+
 class Notifier(Protocol):
     """What a surface does with each kind of event (the terminal, tests; the relay's
     `NotifierSink` calls it in event order)."""
@@ -356,6 +367,14 @@ class Notifier(Protocol):
         ...
 
     async def execution_progress(self, proposal: Proposal, execution: Execution) -> None: ...
+
+
+@runtime_checkable
+class AttentionNotifier(Protocol):
+    """A surface that reports who attends to an incident (acknowledged, silenced, unsilenced,
+    silence ended: `event.action`); the relay tells other surfaces `incident_updated`."""
+
+    async def incident_attention(self, incident: Incident, event: AuditEvent) -> None: ...
 
 
 class Diagnoser(Protocol):
@@ -396,6 +415,8 @@ class NullNotifier:
 
 
 __all__ = [
+    "AttentionNotifier",
+    "AttentionRepo",
     "AuditLog",
     "Clock",
     "DedupRepo",

@@ -24,7 +24,7 @@ import logging
 
 from engine.errors import StorageError
 from engine.events import Event, EventKind
-from engine.ports import EventLog, EventSink, Notifier
+from engine.ports import AttentionNotifier, EventLog, EventSink, Notifier
 
 logger = logging.getLogger(__name__)
 
@@ -203,6 +203,12 @@ async def tell(notifier: Notifier, event: Event) -> None:
     elif kind is EventKind.ACTIONS_NOT_PROPOSED:
         assert event.incident is not None and event.diagnosis is not None
         await notifier.actions_not_proposed(event.incident, event.diagnosis, event.not_proposed)
+    elif kind is EventKind.INCIDENT_ATTENTION:
+        assert event.incident is not None and event.audit is not None
+        if isinstance(notifier, AttentionNotifier):
+            await notifier.incident_attention(event.incident, event.audit)
+        else:
+            await notifier.incident_updated(event.incident)
     elif kind is EventKind.PROPOSAL_MADE:
         assert event.proposal is not None
         await notifier.proposal_made(event.proposal)

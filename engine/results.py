@@ -326,6 +326,37 @@ class KillSwitchOutcome(Result):
     changed: bool
 
 
+class AttentionChange(StrEnum):
+    """What an acknowledge / silence / unsilence did (`Attended.change`)."""
+
+    ACKNOWLEDGED = "acknowledged"  # nobody owned it; now `by` does
+    TAKEN_OVER = "taken_over"  # `previous_owner` owned it; now `by` does
+    ALREADY_OWNER = "already_owner"  # `by` already owned it: nothing changed
+    SILENCED = "silenced"  # silenced until `until` (replacing `previous_until` if set)
+    UNSILENCED = "unsilenced"  # the silence was ended early by `by`
+    NOT_SILENCED = "not_silenced"  # unsilence of an incident that was not silenced: nothing
+
+
+class Attended(Result):
+    """Who attends to an incident after an acknowledge, silence or unsilence, as data (worded
+    by the surfaces). `incident` is the record after the change (with its `attention`);
+    `previous_owner` is set when someone took it over; `until` is the silence's end,
+    `previous_until` the end of a silence it replaced; `reason` the silence's reason."""
+
+    result: Literal["attended"] = "attended"
+    change: AttentionChange
+    incident: Incident
+    by: Identity
+    previous_owner: Identity | None = None
+    until: datetime | None = None
+    previous_until: datetime | None = None
+    reason: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.change not in (AttentionChange.ALREADY_OWNER, AttentionChange.NOT_SILENCED)
+
+
 class ExecutionReport(Result):
     """A finished (or still verifying) execution with the proposal it ran and, after a
     successful reversible action, the undo a surface may offer as a button."""
@@ -351,13 +382,16 @@ Outcome = Annotated[
     | Decided
     | Refused
     | KillSwitchOutcome
-    | ExecutionReport,
+    | ExecutionReport
+    | Attended,
     Field(discriminator="result"),
 ]
 """Everything `Engine.handle()` can answer."""
 
 
 __all__ = [
+    "Attended",
+    "AttentionChange",
     "AuditView",
     "Decided",
     "DryRunOutcome",

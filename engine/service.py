@@ -27,6 +27,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any, Protocol
 
+from engine.attending import Attending
+from engine.attention_commands import AttentionCommand
 from engine.commands import (
     CLI_PROG,
     SLACK_PROG,
@@ -51,6 +53,7 @@ from engine.model import (
 )
 from engine.policy import ApprovalPolicy
 from engine.ports import (
+    AttentionRepo,
     AuditLog,
     Clock,
     DedupRepo,
@@ -66,6 +69,7 @@ from engine.reads import Reads
 from engine.refusals import DEDUP_TTL, Refusals, as_refused
 from engine.relay import EventRelay, NotifierSink
 from engine.results import (
+    Attended,
     Decided,
     DryRunOutcome,
     ExecutionReport,
@@ -107,6 +111,9 @@ class EngineRepos(Protocol):
 
     @property
     def events(self) -> EventLog: ...
+
+    @property
+    def attention(self) -> AttentionRepo: ...
 
 
 class EngineMetrics(ExecutionMetrics, ApprovalLatency, Protocol):
@@ -204,6 +211,13 @@ class Engine:
             executes=lambda: self.auto_execute,
             metrics=metrics,
         )
+        self.attending = Attending(
+            incidents=repos.incidents,
+            attention=repos.attention,
+            audit=repos.audit,
+            policy=policy,
+            clock=clock,
+        )
         self.switches = Switches(
             repos=repos,
             policy=policy,
@@ -223,6 +237,7 @@ class Engine:
         | ActionCommand
         | DecisionCommand
         | KillSwitchCommand
+        | AttentionCommand
         | CommandError,
         actor: Identity,
         *,
@@ -241,10 +256,14 @@ class Engine:
             return await self.kill_switch_status()
         if isinstance(command, ActionCommand) and command.dry_run:
             return await self.dry_run(command.action, command.params)
-        subject = getattr(command, "proposal_id", None) or "engine"
+        subject = str(
+            getattr(command, "proposal_id", None) or getattr(command, "incident_id", "engine")
+        )
         duplicate = await self.refusals.duplicate(request_id, actor, subject)
         if duplicate is not None:
             return duplicate
+        if isinstance(command, AttentionCommand):
+            return await self.attend(command, actor)
         if isinstance(command, ActionCommand):
             return await self.propose(
                 command.action, command.params, actor=actor, origin=ProposalOrigin.USER
@@ -351,6 +370,15 @@ class Engine:
             request_id=request_id,
             reason=reason or None,
         )
+
+    async def attend(self, command: AttentionCommand, actor: Identity) -> Attended | Refused:
+        """Acknowledge, silence or unsilence an incident (`engine.attending`)."""
+        if command.verb == "ack":
+            return await self.attending.acknowledge(command.incident_id, actor)
+        if command.verb == "unsilence":
+            return await self.attending.unsilence(command.incident_id, actor)
+        length = timedelta(seconds=command.seconds or 3600)
+        return await self.attending.silence(command.incident_id, actor, length, command.reason)
 
     async def expire_due(self) -> list[Proposal]:
         """Expire every `proposed` proposal past its TTL; returns them."""

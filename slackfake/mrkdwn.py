@@ -59,6 +59,8 @@ EMOJI: dict[str, str] = {
     "grey_question": "❔",
     "question": "❓",
     "bell": "🔔",
+    "no_bell": "🔕",
+    "bust_in_silhouette": "👤",
     "gear": "⚙️",
     "clipboard": "📋",
     "scroll": "📜",

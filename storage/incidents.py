@@ -12,6 +12,7 @@ import aiosqlite
 from engine.errors import DuplicateIncident, NotFound, StaleVersion
 from engine.events import EventKind, incident_event
 from engine.model import AuditEvent, Incident, IncidentStatus, Severity
+from storage.attention import attention_of
 from storage.audit import insert_audit
 from storage.codec import dumps, loads, parse_ts, parse_ts_or_none, ts, ts_or_none
 from storage.db import Database
@@ -63,6 +64,7 @@ def row_to_incident(row: sqlite3.Row) -> Incident:
         clear_since=parse_ts_or_none(row["clear_since"]),
         resolved_at=parse_ts_or_none(row["resolved_at"]),
         version=row["version"],
+        attention=attention_of(row),
     )
 
 

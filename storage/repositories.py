@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from storage.attention import SqliteAttentionRepo
 from storage.audit import SqliteAuditLog
 from storage.db import Database
 from storage.dedup import SqliteDedupRepo
@@ -30,6 +31,7 @@ class Repositories:
     outbox: SqliteOutbox
     settings: SqliteEngineSettingsRepo
     events: SqliteEventLog
+    attention: SqliteAttentionRepo
 
     @classmethod
     def on(cls, db: Database) -> Repositories:
@@ -45,6 +47,7 @@ class Repositories:
             outbox=SqliteOutbox(db),
             settings=SqliteEngineSettingsRepo(db),
             events=SqliteEventLog(db),
+            attention=SqliteAttentionRepo(db),
         )
 
 
@@ -62,3 +65,4 @@ def _implements_ports(db: Database) -> None:  # pragma: no cover - checked by my
     _o: ports.Outbox = SqliteOutbox(db)
     _s: ports.EngineSettingsRepo = SqliteEngineSettingsRepo(db)
     _v: ports.EventLog = SqliteEventLog(db)
+    _t: ports.AttentionRepo = SqliteAttentionRepo(db)

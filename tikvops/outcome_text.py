@@ -21,6 +21,7 @@ from engine.model import (
     Proposal,
 )
 from engine.results import (
+    Attended,
     AuditView,
     Decided,
     DryRunOutcome,
@@ -40,6 +41,7 @@ from engine.results import (
     StoreView,
 )
 from operator_tikv.actions import DryRun
+from tikvops.attention_text import attended_text, attention_suffix
 
 
 def plain_name(identity: Identity) -> str:
@@ -98,7 +100,8 @@ def _proposal_line(p: Proposal) -> str:
 
 
 def _incident_line(i: Incident) -> str:
-    return f"{i.id:<6} {i.severity.value:<8} {i.title}  (since {_stamp(i.opened_at)})"
+    line = f"{i.id:<6} {i.severity.value:<8} {i.title}  (since {_stamp(i.opened_at)})"
+    return line + attention_suffix(i) if i.is_open else line
 
 
 def _dry_run_lines(dry: DryRun) -> list[str]:
@@ -237,6 +240,8 @@ def render(outcome: Outcome) -> str:
         return "\n".join(lines)
     if isinstance(outcome, KillSwitchOutcome):
         return messages.switches(outcome.settings, plain_name)
+    if isinstance(outcome, Attended):
+        return attended_text(outcome)
     return "\n".join(_report_lines(outcome))
 
 

@@ -23,7 +23,8 @@ left. The work itself lives elsewhere (`engine.monitor.Monitor.tick`, `Engine.ex
 Reminders: a proposal still `proposed` `reminder_interval` seconds after it was made (or after
 its last reminder) is reported again (a `proposal.changed` event with an audit event
 `proposal.reminder` (appended to the audit log, so a restart does not repeat a reminder early).
-The proposal itself does not change.
+The proposal itself does not change. No reminder is sent while someone owns the proposal's
+incident or it is silenced (`engine.attending.reminders_paused`): the owner knows.
 """
 
 from __future__ import annotations
@@ -38,16 +39,20 @@ from typing import Any, Protocol
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from engine.attending import reminders_paused
 from engine.clock import format_duration, format_time
 from engine.events import EventKind, proposal_event
 from engine.model import SYSTEM, AuditEvent, Proposal, ProposalState
-from engine.ports import AuditLog, Clock, ProposalRepo
+from engine.ports import AuditLog, Clock, IncidentRepo, ProposalRepo
 
 logger = logging.getLogger(__name__)
 
 JobFn = Callable[[], Awaitable[object]]
 
 DEFAULT_STOP_TIMEOUT = 10.0
+SILENCE_CHECK_EVERY = 15.0
+"""Seconds between checks for incident silences that ran out or were broken
+(`engine.attending.Attending.end_due`)."""
 EXPIRE_EVERY = 30.0
 """Seconds between expiry runs (a proposal expires at most this late)."""
 FOLLOW_EVERY = 60.0
@@ -263,9 +268,11 @@ class ProposalReminders:
         audit: AuditLog,
         clock: Clock,
         after: float,
+        incidents: IncidentRepo | None = None,
     ) -> None:
         if after <= 0:
             raise ValueError("the reminder interval must be positive")
+        self.incidents = incidents
         self.proposals = proposals
         self.audit = audit
         self.clock = clock
@@ -279,6 +286,8 @@ class ProposalReminders:
             waiting = now - proposal.created_at
             if waiting < self.after or proposal.expires_at <= now:
                 continue
+            if await self._incident_attended(proposal, now):
+                continue  # someone owns its incident, or it is silenced: no channel pings
             last = await self.audit.list_recent(
                 subject=proposal.id, action_prefix="proposal.reminder", limit=1
             )
@@ -304,6 +313,12 @@ class ProposalReminders:
             await self.audit.append(reminder, events=[told])
             reminded.append(proposal)
         return reminded
+
+    async def _incident_attended(self, proposal: Proposal, now: datetime) -> bool:
+        if self.incidents is None or proposal.incident_id is None:
+            return False
+        incident = await self.incidents.get(proposal.incident_id)
+        return incident is not None and reminders_paused(incident, now)
 
 
 class Expiring(Protocol):
@@ -362,6 +377,7 @@ __all__ = [
     "DEFAULT_STOP_TIMEOUT",
     "EXPIRE_EVERY",
     "FOLLOW_EVERY",
+    "SILENCE_CHECK_EVERY",
     "Expiring",
     "JobScheduler",
     "JobStats",

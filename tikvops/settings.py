@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     high_risk_approvals: int = Field(default=1, ge=1, le=5)
     self_approve_high: bool = Field(default=False)
     auto_approve_low: bool = Field(default=False)
+    silence_needs_approver: bool = Field(
+        default=True, description="silencing an incident needs a low-risk approver (false: anyone)"
+    )
     proposal_ttl: float = Field(default=1800.0, gt=0, description="seconds until expiry")
     max_drained_stores: int = Field(default=1, ge=1)
     # On by default: whoever can run tikvops against this database and PD could already change

@@ -18,7 +18,8 @@ Start order (stop is the reverse, each step stopped even when a later one failed
    process are checked against PD, never sent again;
 3. the diagnoser: Claude (`diagnosis.ClaudeDiagnoser`, falling back to the playbooks) when
    `ANTHROPIC_API_KEY` is set, else the built-in playbooks;
-4. the monitor and the scheduler's jobs (monitor tick every `poll_interval`, proposal expiry,
+4. the monitor and the scheduler's jobs (monitor tick every `poll_interval`, incident silences
+   that ran out or were broken (`silences`), proposal expiry,
    reminders); the first tick runs at once;
 5. the Slack bot (its relay of the event log, the outbox deliverer, the Socket Mode
    connection) when both Slack tokens are set: events written while it was stopped, or before
@@ -63,6 +64,7 @@ from tikvops.observability import (
     parse_host_port,
 )
 from tikvops.scheduling import (
+    SILENCE_CHECK_EVERY,
     JobScheduler,
     ProposalReminders,
     monitor_deadlines,
@@ -396,6 +398,7 @@ async def open_stack(
             audit=runtime.repos.audit,
             clock=clock,
             after=settings.reminder_interval,
+            incidents=runtime.repos.incidents,
         )
         jobs: dict[str, Any] = {}
         if expire_every is not None:
@@ -409,6 +412,7 @@ async def open_stack(
             reminders=reminders,
             **jobs,
         )
+        scheduler.add_job("silences", runtime.engine.attending.end_due, every=SILENCE_CHECK_EVERY)
         scheduler.start()
         stack.push_async_callback(scheduler.stop)
         if freeze_heap:

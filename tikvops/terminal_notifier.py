@@ -35,6 +35,7 @@ from engine.model import AuditEvent, Diagnosis, Execution, Incident, NotProposed
 from engine.ports import Clock
 from operator_tikv.actions import ActionError, get_action
 from operator_tikv.sentences import join_sentences
+from tikvops.attention_text import attention_event_text
 from tikvops.outcome_text import plain_name
 
 logger = logging.getLogger(__name__)
@@ -130,6 +131,10 @@ class TerminalNotifier:
             f"{format_time(incident.clear_since or incident.last_seen_at, end)}; "
             f"worst {incident.worst_severity.value}.",
         )
+
+    async def incident_attention(self, incident: Incident, event: AuditEvent) -> None:
+        tag = "SILENCE" if "silence" in event.action else "OWNER"
+        self._write(tag, incident.id, attention_event_text(incident, event))
 
     def _incident_text(self, incident: Incident) -> str:
         numbers = key_numbers(incident)

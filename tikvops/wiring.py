@@ -53,6 +53,7 @@ def build_policy(settings: Settings, *, terminal: bool = False) -> ApprovalPolic
         high_risk_approvals=settings.high_risk_approvals,
         proposal_ttl=timedelta(seconds=settings.proposal_ttl),
         auto_approve_low=settings.auto_approve_low,
+        silence_needs_approver=settings.silence_needs_approver,
     )
 
 

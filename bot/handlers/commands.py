@@ -25,6 +25,7 @@ from bot.redelivery import once
 from bot.render.kit import code_span, rendered, section
 from bot.render.views import outcome_view
 from bot.replies import tell
+from engine.attention_commands import AttentionCommand
 from engine.commands import (
     ActionCommand,
     DecisionCommand,
@@ -56,13 +57,14 @@ def _usage_of(text: str, prog: str) -> str:
 
 
 def changes_something(parsed: object) -> bool:
-    """Whether a parsed command asks for a change (a proposal, a decision, the kill switch),
+    """Whether a parsed command asks for a change (a proposal, a decision, the kill switch,
+    acknowledging or silencing an incident),
     as opposed to a read, help, a dry run or a parse error."""
     if isinstance(parsed, ActionCommand):
         return not parsed.dry_run
     if isinstance(parsed, KillSwitchCommand):
         return parsed.mode != "status"
-    return isinstance(parsed, DecisionCommand)
+    return isinstance(parsed, DecisionCommand | AttentionCommand)
 
 
 def channel_allowed(

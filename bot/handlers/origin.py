@@ -8,6 +8,9 @@ proposal (`bot.callbacks.ButtonValue`); the click is refused unless the message 
 - Undo sits in a reply under it: the clicked message must be in the proposal's thread (its
   stored reference says where), and its blocks must name the proposal.
 
+An incident card's buttons ("I'm on it", silence) are checked the same way against the
+incident's card (`incident_mismatch`: block IDs `attend:I-3:v2`).
+
 A message tikvops has no record of, a message of another proposal or of an incident, or a
 value edited to name another proposal are all refused with the reason. If the records cannot
 be read, the click is refused too (fail closed): the user may retry.
@@ -106,4 +109,52 @@ async def mismatch(
     return None
 
 
-__all__ = ["Clicked", "clicked", "mismatch", "named_proposals"]
+def named_incidents(body: Mapping[str, Any]) -> set[str]:
+    """The incidents named by the attend block IDs of the click and of the clicked message."""
+    found: set[str] = set()
+    for entry in _blocks_and_actions(body):
+        found.add(callbacks.incident_of_block(entry.get("block_id")) or "")
+    found.discard("")
+    return found
+
+
+def _blocks_and_actions(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    entries: list[Mapping[str, Any]] = []
+    actions = body.get("actions")
+    message = body.get("message")
+    blocks = message.get("blocks") if isinstance(message, Mapping) else None
+    for group in (actions, blocks):
+        if isinstance(group, list):
+            entries += [entry for entry in group if isinstance(entry, Mapping)]
+    return entries
+
+
+async def incident_mismatch(
+    refs: SlackRefs, body: Mapping[str, Any], incident_id: str, where: Clicked
+) -> str | None:
+    """Why a click on an incident card's button may not act on `incident_id`, or None when
+    the clicked message is that incident's own card (its blocks naming no other incident or
+    proposal)."""
+    others = sorted((named_incidents(body) | named_proposals(body)) - {incident_id})
+    if others:
+        return f"it sits on the message of {others[0]} but names {incident_id}"
+    if where.channel is None or where.message_ts is None:
+        return "Slack did not say which message it was clicked on"
+    try:
+        ref = await refs.find_by_ts(where.channel, where.message_ts)
+    except EngineError:
+        logger.warning("could not read message references to check a click", exc_info=True)
+        return "tikvops could not check which incident the message belongs to; try again"
+    if ref is None or ref.owner_kind is not OwnerKind.INCIDENT or ref.owner_id != incident_id:
+        return f"it is not on the message of incident {incident_id}"
+    return None
+
+
+__all__ = [
+    "Clicked",
+    "clicked",
+    "incident_mismatch",
+    "mismatch",
+    "named_incidents",
+    "named_proposals",
+]

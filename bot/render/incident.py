@@ -9,6 +9,7 @@ from typing import Any
 
 from bot.render import action as act
 from bot.render import fmt
+from bot.render.attention import attention_buttons, attention_lines
 from bot.render.kit import Rendered, code_span, context, esc, fields, header, rendered, section
 from bot.render.limits import cap_items, clip
 from engine.clock import utc
@@ -170,6 +171,9 @@ def incident_parent(
     elif incident.clear_since is not None:
         pairs.append(("Clear since", fmt.ago(incident.clear_since, now)))
     blocks.extend(fields(pairs))
+    attending = [] if resolved else attention_lines(incident, now)
+    if attending:
+        blocks.append(section("\n".join(attending)))
     line = _diagnosis_line(diagnosis, resolved=resolved)
     if line:
         blocks.append(section(line))
@@ -185,6 +189,8 @@ def incident_parent(
     if extra:
         notes.insert(1, " · ".join(extra))
     blocks.append(context(*notes))
+    if not resolved:
+        blocks.append(attention_buttons(incident, now))
     text = (
         f"Resolved: {incident.title} ({fmt.duration(incident.opened_at, incident.resolved_at)})"
         if resolved and incident.resolved_at is not None

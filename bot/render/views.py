@@ -12,6 +12,7 @@ from typing import Any
 from bot import messages
 from bot.render import action as act
 from bot.render import fmt
+from bot.render.attention import attended_view, attention_suffix
 from bot.render.execution import execution_outcome
 from bot.render.kit import (
     Rendered,
@@ -29,6 +30,7 @@ from bot.render.limits import cap_items, clip
 from bot.render.proposal import dry_run_message, proposal_message
 from engine.model import AuditEvent, AuditOutcome, Incident, Proposal, ProposalState
 from engine.results import (
+    Attended,
     AuditView,
     Decided,
     DryRunOutcome,
@@ -91,10 +93,11 @@ def store_table(stores: Sequence[StoreSummary]) -> str:
 
 def _incident_line(incident: Incident, now: datetime) -> str:
     icon = fmt.SEVERITY_ICON[incident.severity] if incident.is_open else fmt.RESOLVED_ICON
-    return (
+    line = (
         f"{icon} *{esc(incident.id)}* {esc(clip(incident.title, 120))} · "
         f"since {fmt.ago(incident.opened_at, now)}"
     )
+    return line + attention_suffix(incident, now) if incident.is_open else line
 
 
 def _proposal_line(proposal: Proposal, now: datetime) -> str:
@@ -356,6 +359,8 @@ def outcome_view(
         return rendered(text, [section(f"{icon} {sentence(text)}")])
     if isinstance(outcome, ExecutionReport):
         return execution_outcome(outcome.proposal, outcome.execution, now)
+    if isinstance(outcome, Attended):
+        return attended_view(outcome, now)
     raise TypeError(f"no rendering for {type(outcome).__name__}")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.render.attention import attention_reply
 from bot.render.diagnosis import diagnosis_reply, not_proposed_reply
 from bot.render.execution import execution_outcome, execution_progress, execution_started
 from bot.render.incident import incident_parent, incident_resolved_reply, incident_worsened_reply
@@ -16,6 +17,7 @@ from engine.model import (
     SYSTEM,
     ActionRef,
     Approval,
+    Attention,
     AuditEvent,
     AuditOutcome,
     Diagnosis,
@@ -317,6 +319,22 @@ def audit_events() -> list[AuditEvent]:
     ]
 
 
+def attended_incident() -> Incident:
+    """I-3 owned by bob (since T0+5 min) and silenced by alice until T0+70 min."""
+    return incident(
+        version=4,
+        attention=Attention(
+            owner=BOB,
+            owned_since=T0 + timedelta(minutes=5),
+            silenced_by=ALICE,
+            silenced_at=T0 + timedelta(minutes=10),
+            silenced_until=T0 + timedelta(minutes=70),
+            silence_reason="planned restart of store 4",
+            silenced_severity=Severity.CRITICAL,
+        ),
+    )
+
+
 def all_messages() -> dict[str, Rendered]:
     """Every message kind the bot sends, by golden-file name."""
     p = proposal
@@ -335,6 +353,29 @@ def all_messages() -> dict[str, Rendered]:
         "incident_resolved": incident_parent(resolved_incident(), NOW, diagnosis=diagnosis()),
         "incident_resolved_reply": incident_resolved_reply(resolved_incident(), NOW),
         "incident_worsened_reply": incident_worsened_reply(incident(), "warning", NOW),
+        "incident_owned_silenced": incident_parent(attended_incident(), NOW, diagnosis=diagnosis()),
+        "incident_silenced_reply": attention_reply(
+            attended_incident(),
+            AuditEvent(
+                at=T0 + timedelta(minutes=10),
+                actor=ALICE,
+                action="incident.silence",
+                subject="I-3",
+                reason="planned restart of store 4",
+            ),
+            NOW,
+        ),
+        "incident_taken_over_reply": attention_reply(
+            attended_incident(),
+            AuditEvent(
+                at=T0 + timedelta(minutes=5),
+                actor=BOB,
+                action="incident.acknowledge",
+                subject="I-3",
+                detail={"taken_from": "slack:U0ALICE"},
+            ),
+            NOW,
+        ),
         "diagnosis": diagnosis_reply(incident(), diagnosis(), NOW),
         "diagnosis_unavailable": diagnosis_reply(
             incident(),

@@ -1,6 +1,7 @@
 """A real browser against the demo: Debian's Chromium, driven by Playwright, opens the Slack
 stand-in's page while the demo stack (simulator, stand-in, the real bot) runs in this process.
-It sees the incident appear, opens its thread, clicks Approve as alice, confirms the dialog, sees
+It sees the incident appear, takes it with "I'm on it" (the card names her owner), opens its
+thread, clicks Approve as alice, confirms the dialog, sees
 the verified outcome in the thread, and then the incident resolve (its parent edited). A
 screenshot is saved as `artifacts/browser-approve.png`.
 
@@ -118,6 +119,12 @@ async def test_alice_approves_the_drain_in_a_real_browser(
                 has_text="High write latency on store 2"
             )
             await expect(incident).to_have_count(1, timeout=WAIT_MS)
+            # alice takes the incident: the card says she owns it (edited in place)
+            ack = incident.locator('[data-testid=button][data-action-id="tikvops.incident.ack"]')
+            await expect(ack).to_have_count(1, timeout=WAIT_MS)
+            await ack.click()
+            await expect(incident).to_contain_text("Owner:", timeout=WAIT_MS)
+            await expect(incident).to_contain_text("alice", timeout=WAIT_MS)
             await incident.get_by_test_id("reply-count").click()
             thread = page.get_by_test_id("thread-panel")
             approve = thread.locator('[data-testid=button][data-action-id="tikvops.approve"]')
@@ -146,6 +153,8 @@ async def test_alice_approves_the_drain_in_a_real_browser(
         finally:
             await context.close()
 
+        [taken] = await demo.stack.runtime.repos.audit.list_recent(action_prefix="incident.ack")
+        assert taken.actor.id == DEMO_APPROVER
         [proposal] = await demo.stack.runtime.repos.proposals.list(limit=5)
         assert proposal.state is ProposalState.SUCCEEDED
         assert [a.by.id for a in proposal.approvals] == [DEMO_APPROVER]

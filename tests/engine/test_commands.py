@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.attention_commands import AttentionCommand
 from engine.commands import (
     CLI_PROG,
     ActionCommand,
@@ -298,6 +299,7 @@ _RESULT_TYPES = (
     ActionCommand,
     DecisionCommand,
     KillSwitchCommand,
+    AttentionCommand,
     CommandError,
 )
 

@@ -270,3 +270,37 @@ def test_switching_the_kill_switch() -> None:
         switched(POLICY, observing, OBSERVE_ONLY, on=False, actor=bob(), now=NOW)
     assert refused.value.audit is not None
     assert refused.value.audit.action == "observe_only.off.refused"
+
+
+# ---------------------------------------------------------------- acknowledging and silencing
+
+
+def test_anyone_may_acknowledge_but_only_approvers_may_silence_by_default() -> None:
+    policy = ApprovalPolicy(approvers=frozenset({"S_ONCALL"}))
+    assert policy.check_attention(bob(), "I-3", NOW, silence=False).allowed
+    assert policy.check_attention(alice(), "I-3", NOW, silence=True).allowed  # via the group
+    refused = policy.check_attention(bob(), "I-3", NOW, silence=True)
+    assert not refused.allowed and refused.rule == Rule.NOT_APPROVER
+    assert "not an approver for low-risk actions" in refused.reason
+    assert "acknowledge it instead" in refused.reason
+    assert refused.audit is not None and refused.audit.action == "incident.silence.refused"
+    assert refused.audit.subject == "I-3"
+
+
+def test_silencing_may_be_opened_to_anyone_but_never_to_claude_or_the_system() -> None:
+    policy = ApprovalPolicy(approvers=frozenset({"S_ONCALL"}), silence_needs_approver=False)
+    assert policy.check_attention(bob(), "I-3", NOW, silence=True).allowed
+    for agent in (Identity.claude("claude-x"), SYSTEM):
+        for silence in (False, True):
+            decision = policy.check_attention(agent, "I-3", NOW, silence=silence)
+            assert not decision.allowed and decision.rule == Rule.NOT_A_PERSON
+
+
+def test_the_local_operator_silences_only_when_allowed_to_decide() -> None:
+    operator = Identity.cli("sre@box")
+    closed = ApprovalPolicy(approvers=frozenset({"S_ONCALL"}))
+    assert closed.check_attention(operator, "I-3", NOW, silence=False).allowed
+    refused = closed.check_attention(operator, "I-3", NOW, silence=True)
+    assert not refused.allowed and refused.rule == Rule.LOCAL_OPERATOR
+    opened = closed.model_copy(update={"allow_local_operator": True})
+    assert opened.check_attention(operator, "I-3", NOW, silence=True).allowed

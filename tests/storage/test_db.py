@@ -41,7 +41,7 @@ async def _tables(db: Database) -> set[str]:
 
 
 async def test_fresh_database_is_migrated_with_pragmas(db: Database) -> None:
-    assert await db.schema_version() == latest_version() == 4
+    assert await db.schema_version() == latest_version() == 6
     assert await _tables(db) == TABLES_V1 | {"outbox", "events", "event_cursors"}
     journal = await db.fetchone("PRAGMA journal_mode")
     assert journal is not None and journal[0] == "wal"
@@ -70,7 +70,7 @@ async def test_migration_from_an_older_version_keeps_data(db_path: Path) -> None
 
     new = await Database.open(db_path)
     try:
-        assert await new.schema_version() == 4
+        assert await new.schema_version() == latest_version()
         repos = Repositories.on(new)
         assert await repos.incidents.get(incident.id) == incident
         item = await repos.outbox.enqueue("slack.post", incident.id, {"text": "hi"}, now=T0)
@@ -87,14 +87,15 @@ async def test_reopening_is_a_no_op_and_two_openers_migrate_once(db_path: Path) 
     )
     try:
         assert [type(db) for db in opened] == [Database] * 4, opened
-        assert [await db.schema_version() for db in opened] == [4] * 4  # type: ignore[union-attr]
+        versions = [await db.schema_version() for db in opened]  # type: ignore[union-attr]
+        assert versions == [latest_version()] * 4
     finally:
         for db in opened:
             if isinstance(db, Database):
                 await db.close()
     again = await Database.open(db_path)
     try:
-        assert await again.schema_version() == 4
+        assert await again.schema_version() == latest_version()
         row = await again.fetchone("SELECT count(*) FROM engine_settings")
         assert row is not None and row[0] == 1  # the seed row was inserted once
     finally:
@@ -215,12 +216,14 @@ INSERT INTO t VALUES (1);
 
 def test_packaged_migrations_are_numbered_without_gaps() -> None:
     migrations = load_migrations()
-    assert [m.version for m in migrations] == [1, 2, 3, 4]
+    assert [m.version for m in migrations] == [1, 2, 3, 4, 5, 6]
     assert [m.name for m in migrations] == [
         "0001_init.sql",
         "0002_outbox.sql",
         "0003_notified.sql",
         "0004_events.sql",
+        "0005_reserved.sql",
+        "0006_attention.sql",
     ]
 
 

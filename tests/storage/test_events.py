@@ -17,7 +17,7 @@ from engine.errors import StaleVersion
 from engine.events import EventKind
 from engine.model import AuditEvent, ExecutionStatus, Incident, Proposal, ProposalState
 from engine.transitions import ProposalEvent, propose, transition
-from storage import Database, Repositories
+from storage import Database, Repositories, latest_version
 from storage.audit import insert_audit
 from storage.executions import insert_execution
 from storage.incidents import _COLUMNS
@@ -186,7 +186,7 @@ async def test_a_version_3_database_upgrades_keeping_incidents_proposals_and_owe
 
     new = await Database.open(db_path)
     try:
-        assert await new.schema_version() == 4
+        assert await new.schema_version() == latest_version()
         repos = Repositories.on(new)
         assert [i.id for i in await repos.incidents.list_open()] == ["I-1"]
         assert await repos.incidents.get("I-1") == incident

@@ -506,7 +506,7 @@ def test_manifest_slash_command(manifest: dict[str, Any]) -> None:
     assert command["command"] == "/tikv"
     assert re.fullmatch(r"/\S{1,31}", command["command"])
     assert command["description"]
-    assert command["usage_hint"] == "drain 4 | status | help"
+    assert command["usage_hint"] == "drain 4 | ack I-3 | silence I-3 2h | status | help"
     assert "url" not in command  # Socket Mode delivers it over the WebSocket
 
 

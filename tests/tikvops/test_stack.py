@@ -179,6 +179,7 @@ async def test_without_slack_the_monitor_runs_and_health_answers(
         assert isinstance(stack.diagnoser, PlaybookDiagnoser)
         text = "\n".join(stack.describe())
         assert "slack: not configured" in text and "playbooks" in text
+        assert "silences" in stack.scheduler.job_names()  # incident silences end on time
         assert stack.health_url is not None
         async with httpx.AsyncClient(trust_env=False, timeout=3.0) as http:
 

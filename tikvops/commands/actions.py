@@ -59,6 +59,7 @@ from tikvops.terminal_notifier import TerminalNotifier
 
 READ_COMMANDS = ("status", "stores", "store", "region", "incidents", "proposals", "proposal")
 DECISION_COMMANDS = ("approve", "reject", "audit", "kill-switch")
+ATTENTION_COMMANDS = ("ack", "silence", "unsilence")
 UNDO = "undo"
 
 ENGINE_OPTIONS: dict[str, Any] = {}
@@ -78,6 +79,9 @@ _SUMMARIES = {
     "audit": "the last n audit records",
     "kill-switch": "block (on) or allow (off) every execution, or show it (status)",
     UNDO: "propose (and with --yes run) the undo of a proposal that succeeded",
+    "ack": "take an incident as the local operator: you own it, reminders stop",
+    "silence": "post nothing new about an incident for a while (30m, 2h, 1d; at most 7d)",
+    "unsilence": "end an incident's silence now",
 }
 
 
@@ -85,7 +89,13 @@ def register(subparsers: Any) -> None:
     """One subcommand per command word. Their words are parsed by the shared grammar, so
     argparse only collects them (prefix `+`: no word is taken for an argparse option)."""
     # `incidents` is answered from the database alone by tikvops.commands.monitor (no PD needed).
-    names = (*(c for c in READ_COMMANDS if c != "incidents"), *DECISION_COMMANDS, *REGISTRY, UNDO)
+    names = (
+        *(c for c in READ_COMMANDS if c != "incidents"),
+        *DECISION_COMMANDS,
+        *ATTENTION_COMMANDS,
+        *REGISTRY,
+        UNDO,
+    )
     for name in names:
         summary = _SUMMARIES.get(name) or f"{REGISTRY[name].summary} (risk {REGISTRY[name].risk})"
         parser: argparse.ArgumentParser = subparsers.add_parser(

@@ -32,6 +32,7 @@ from engine.model import Incident, IncidentStatus
 from engine.ports import Clock
 from engine.results import IncidentsView
 from storage import Database, SqliteIncidentRepo
+from tikvops.attention_text import attention_suffix
 from tikvops.commands import argtypes
 from tikvops.logs import configure_from_settings
 from tikvops.observability import ObservabilityError
@@ -226,7 +227,7 @@ def write_incidents(
                 incident.subject,
                 format_time(incident.opened_at, now),
                 format_duration((end or now) - incident.opened_at),
-                incident.title,
+                incident.title + (attention_suffix(incident, now) if incident.is_open else ""),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
