@@ -25,7 +25,7 @@ import logging
 from datetime import datetime, timedelta
 
 from engine.clock import format_time, utc
-from engine.errors import NotFound, StaleVersion
+from engine.errors import NotFound, PolicyRefusal, StaleVersion
 from engine.model import (
     SYSTEM,
     Attention,
@@ -35,6 +35,7 @@ from engine.model import (
 )
 from engine.policy import ApprovalPolicy
 from engine.ports import AttentionRepo, AuditLog, Clock, IncidentRepo
+from engine.refusals import as_refused
 from engine.results import Attended, AttentionChange, RefusalKind, Refused
 
 logger = logging.getLogger(__name__)
@@ -263,7 +264,15 @@ class Attending:
         if not decision.allowed:
             if decision.audit is not None:
                 await self.audit.append(decision.audit)
-            return Refused(reason=decision.reason, kind=RefusalKind.POLICY)
+            return as_refused(
+                PolicyRefusal(
+                    decision.reason,
+                    rule=decision.rule,
+                    audit=decision.audit,
+                    observed=decision.observed,
+                ),
+                actor=actor,
+            )
         return incident
 
     async def _save(

@@ -124,7 +124,7 @@ def attention_reply(incident: Incident, event: AuditEvent, now: datetime) -> Ren
         if isinstance(taken, str) and taken:
             text += f" (taken over from {_who_key(taken)})"
         text += "; reminders about its proposals stop."
-        plain_text = f"{incident.id}: taken by {event.actor.name}"
+        plain_text = f"{incident.id}: taken by {fmt.who(event.actor)}"
     elif action == "incident.silence":
         until = attention.silenced_until or now
         why = f" Reason: {esc(event.reason)}." if event.reason else ""
