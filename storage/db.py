@@ -86,6 +86,10 @@ class Database:
     def path(self) -> Path:
         return self._path
 
+    @property
+    def dialect(self) -> str:
+        return "sqlite"
+
     async def _configure(self) -> None:
         async with self._guard():
             await self._conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")

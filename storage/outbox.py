@@ -15,8 +15,8 @@ from datetime import datetime
 
 from engine.errors import NotFound
 from engine.model import JsonDict, OutboxItem, OutboxStatus
+from storage.base import SqlDatabase
 from storage.codec import dumps, dumps_or_none, loads, parse_ts, parse_ts_or_none, ts
-from storage.db import Database
 from storage.events import take_cursor
 
 
@@ -39,7 +39,7 @@ def _row_to_item(row: sqlite3.Row) -> OutboxItem:
 class SqliteOutbox:
     """`engine.ports.Outbox` on SQLite."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqlDatabase) -> None:
         self._db = db
 
     async def enqueue(self, kind: str, key: str, payload: JsonDict, *, now: datetime) -> int:
