@@ -1,8 +1,9 @@
 """Forward schema migrations on PostgreSQL: the same numbered versions as SQLite, each with its
 PostgreSQL text in `storage/migrations/postgresql/NNNN_name.sql` (same name as the SQLite
 file). Each version runs in one transaction (PostgreSQL's DDL is transactional) that also
-records the version in `tikvops_schema`, under an advisory lock, so several replicas starting
-together apply each migration once.
+records the version in `tikvops_schema`, under a session advisory lock taken before the
+transaction begins (a transaction that waited for an advisory lock would still see the catalog
+as it was before the wait), so several replicas starting together apply each migration once.
 """
 
 from __future__ import annotations
@@ -51,9 +52,9 @@ async def migrate_pg(
             break
         if migration.version <= current:
             continue
-        await conn.execute("BEGIN")
+        await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATE_LOCK,))
         try:
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
+            await conn.execute("BEGIN")
             current = await schema_version(conn)  # another replica may have been first
             if migration.version > current:
                 for statement in migration.statements:
@@ -71,6 +72,9 @@ async def migrate_pg(
             with contextlib.suppress(psycopg.Error, OSError):
                 await conn.execute("ROLLBACK")
             raise
+        finally:
+            with contextlib.suppress(psycopg.Error, OSError):
+                await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATE_LOCK,))
     return await schema_version(conn)
 
 

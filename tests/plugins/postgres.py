@@ -17,6 +17,7 @@ does not start is a failure.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import glob
@@ -139,8 +140,11 @@ class PostgresServer:
     def start(self) -> None:
         self.port = _free_port()
         self._spawn()
+        self.wait_ready()
 
     def _spawn(self) -> None:
+        """Start the postmaster. Call it from the main thread: the parent-death signal is tied
+        to the thread that forked (a worker thread ending would stop the server)."""
         log = self.log.open("ab")
         self._chown(self.log)
         try:
@@ -171,7 +175,6 @@ class PostgresServer:
             )
         finally:
             log.close()
-        self.wait_ready()
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         import psycopg
@@ -210,6 +213,15 @@ class PostgresServer:
         """Stop and start again on the same port (clients reconnect to the same URL)."""
         self.stop(mode=mode)
         self._spawn()
+        self.wait_ready()
+
+    async def restart_async(self, *, mode: str = "fast", down_for: float = 0.0) -> None:
+        """`restart` from a test's event loop without blocking it: `down_for` seconds with no
+        server in between."""
+        await asyncio.to_thread(self.stop, mode=mode)
+        await asyncio.sleep(down_for)
+        self._spawn()  # on the loop's (main) thread, see _spawn
+        await asyncio.to_thread(self.wait_ready)
 
     def create_database(self, template: str = "template0") -> str:
         """A new empty database; returns its name."""
