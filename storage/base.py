@@ -22,9 +22,11 @@ class SqlDatabase(Protocol):
         """`sqlite` or `postgresql`."""
         ...
 
-    def transaction(self) -> AbstractAsyncContextManager[Any]:
+    def transaction(self, *, serialized: bool = True) -> AbstractAsyncContextManager[Any]:
         """A write transaction: the block's statements commit together or not at all, and
-        concurrent transactions (also in other processes) are serialized."""
+        concurrent transactions (also in other processes) are serialized. `serialized=False`
+        is for transactions that write no event and lock their rows themselves (PostgreSQL
+        then runs them beside others; SQLite always serializes)."""
         ...
 
     def read(self) -> AbstractAsyncContextManager[Any]:
