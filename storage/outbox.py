@@ -26,7 +26,6 @@ from storage.base import SqlDatabase
 from storage.codec import dumps, dumps_or_none, loads, parse_ts, parse_ts_or_none, ts
 from storage.events import take_cursor
 
-
 CLAIMED = "being delivered (claimed until"
 """`last_error` of a claimed item; seen again at the next claim, the claim was interrupted."""
 
