@@ -91,13 +91,17 @@ async def test_killed_while_proposed_then_approved_after_restart(
             await wait_db(db, in_state(ProposalState.PROPOSED))
             await bot.kill()
         assert pd_writes(sim) == []
-        async with BotChild.start(sim, slack_fake, db):
+        async with BotChild.start(sim, slack_fake, db) as again:
             await approve(slack_fake, message)
             final = await wait_db(db, in_state(ProposalState.SUCCEEDED))
             await wait_thread(slack_fake, message, "succeeded")
     assert evict_posts(sim) == 1
     assert_audit_once(final)
     assert final.actions.count("proposal.start") == 1
+    output = bot.text() + again.text()
+    assert f"database: {db}" in output  # the banner names the database...
+    if isinstance(db, PostgresUrl):
+        assert db.password and db.password not in output  # ...never its password
 
 
 async def test_killed_after_the_approval_runs_once_after_restart(
