@@ -1,5 +1,5 @@
 """Who attends to an incident (owner, silence) on SQLite: the `attention` column of
-`incidents` (JSON, migration 0006), written with a compare-and-set on the incident's version,
+`incidents` (JSON, migration 0005), written with a compare-and-set on the incident's version,
 together with its audit row and its event, in one transaction (the transactional outbox)."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from engine.errors import NotFound, StaleVersion
 from engine.events import Event, EventKind
 from engine.model import Attention, AuditEvent, Incident
 from storage.audit import insert_audit
+from storage.base import SqlDatabase
 from storage.codec import dumps
-from storage.db import Database
 from storage.events import insert_event
 
 logger = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def attention_of(row: sqlite3.Row) -> Attention:
 class SqliteAttentionRepo:
     """`engine.ports.AttentionRepo` on SQLite."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqlDatabase) -> None:
         self._db = db
 
     async def save(self, incident: Incident, attention: Attention, audit: AuditEvent) -> Incident:

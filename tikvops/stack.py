@@ -55,7 +55,7 @@ from engine.policy import ApprovalPolicy
 from engine.ports import Clock, Diagnoser, Notifier
 from engine.service import Engine, EngineMetrics
 from operator_tikv.pd import PDClient, RequestHook
-from storage import Database, Repositories
+from storage import AnyDatabase, Repositories, open_database
 from tikvops.loop_lag import LoopLagProbe
 from tikvops.observability import (
     BotMetrics,
@@ -209,7 +209,7 @@ class Runtime:
 
     settings: Settings
     pd: PDClient
-    db: Database
+    db: AnyDatabase
     repos: Repositories
     policy: ApprovalPolicy
     engine: Engine
@@ -243,7 +243,7 @@ async def open_runtime(
     pd_url = require_pd_url(settings)
     chosen_clock: Clock = clock or SystemClock()
     policy = build_policy(settings, terminal=terminal)
-    db = await Database.open(settings.db)
+    db = await open_database(settings.db)
     try:
         repos = Repositories.on(db)
         async with contextlib.AsyncExitStack() as exits:

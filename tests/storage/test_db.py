@@ -40,8 +40,9 @@ async def _tables(db: Database) -> set[str]:
     return {row[0] for row in rows}
 
 
-async def test_fresh_database_is_migrated_with_pragmas(db: Database) -> None:
-    assert await db.schema_version() == latest_version() == 6
+async def test_fresh_database_is_migrated_with_pragmas(sqlite_db: Database) -> None:
+    db = sqlite_db
+    assert await db.schema_version() == latest_version() == 5
     assert await _tables(db) == TABLES_V1 | {"outbox", "events", "event_cursors"}
     journal = await db.fetchone("PRAGMA journal_mode")
     assert journal is not None and journal[0] == "wal"
@@ -216,14 +217,13 @@ INSERT INTO t VALUES (1);
 
 def test_packaged_migrations_are_numbered_without_gaps() -> None:
     migrations = load_migrations()
-    assert [m.version for m in migrations] == [1, 2, 3, 4, 5, 6]
+    assert [m.version for m in migrations] == [1, 2, 3, 4, 5]
     assert [m.name for m in migrations] == [
         "0001_init.sql",
         "0002_outbox.sql",
         "0003_notified.sql",
         "0004_events.sql",
-        "0005_reserved.sql",
-        "0006_attention.sql",
+        "0005_attention.sql",
     ]
 
 
@@ -246,3 +246,14 @@ def test_each_sqlite_failure_is_one_sentence_with_what_to_do(
     assert isinstance(translated, StorageError)
     assert "/var/lib/tikvops.db" in str(translated) and str(error) in str(translated)
     assert says in str(translated)
+
+
+async def test_invalid_json_is_refused_and_nothing_is_written(db: Database) -> None:
+    with pytest.raises(StorageError, match="refused a write that breaks a constraint"):
+        async with db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO events (at, kind, subject, payload) VALUES (?, ?, ?, ?)",
+                ("2024-05-01T14:00:00.000000Z", "incident.updated", "I-1", "{not json"),
+            )
+    row = await db.fetchone("SELECT count(*) FROM events")
+    assert row is not None and row[0] == 0

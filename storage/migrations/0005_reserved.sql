@@ -1,3 +1,0 @@
--- Schema version 5: reserved for another branch (correlation). This placeholder only keeps the
--- numbering without a gap on the attention branch; when the real 0005 is merged, delete this
--- file. It changes nothing.
