@@ -39,17 +39,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
+from engine.correlation import Freshness, Group, correlate
 from engine.errors import DuplicateIncident, NotFound, StaleVersion
 from engine.events import EventKind
 from engine.incident_facts import (
     AGE_UNITS,
     MANAGED_KINDS,
     RATIO_UNITS,
+    cause_stores,
+    consequence_record,
+    consequence_text,
+    consequences_of,
     decode,
-    details_for,
     encode,
     finite,
+    group_details,
     incident_fingerprint,
     incident_severity,
     is_managed,
@@ -66,10 +72,7 @@ from engine.model import (
     Severity,
 )
 from engine.ports import IncidentRepo
-from operator_tikv.invariants import (
-    Evaluation,
-    Violation,
-)
+from operator_tikv.invariants import Evaluation
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +91,10 @@ class ChangePolicy:
     relative_change: float = 0.25
     ratio_step: float = 0.05
     refresh_every: float = 60.0
+
+    consequence_every: float = 30.0
+    """Seconds between parent edits for consequence counts alone (appearing and clearing are
+    told at once)."""
 
     def value_changed(self, old: float | None, new: float | None, unit: str) -> bool:
         if unit in AGE_UNITS:
@@ -120,6 +127,7 @@ class IncidentEvent:
     previous_severity: Severity | None = None
     worsened: bool = False
     changes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = field(default=())
 
 
 # --------------------------------------------------------------------------- value encoding
@@ -160,35 +168,40 @@ class IncidentTracker:
     ) -> list[IncidentEvent]:
         """Apply one evaluation to the open incidents; returns the meaningful changes. Each
         one's event (`engine.events`) was written with its record, so it is told even if a
-        later step of the same tick fails."""
+        later step of the same tick fails. The violations are grouped by cause first
+        (`engine.correlation`): one incident per group."""
         addresses = addresses or {}
-        by_fingerprint = {i.fingerprint: i for i in open_incidents if is_managed(i)}
-        holding: dict[str, Violation] = {}
-        frozen: set[str] = set()
-        for violation in evaluation.violations:
-            key = incident_fingerprint(violation)
-            if violation.stale:
-                frozen.add(key)
-            else:
-                holding[key] = violation
-        for violation in evaluation.pending:
-            key = incident_fingerprint(violation)
-            if violation.stale:
-                frozen.add(key)
-            elif key in by_fingerprint and key not in holding:
-                holding[key] = violation  # it holds again; grace only gates opening
+        managed = [i for i in open_incidents if is_managed(i)]
+        recovering = {s for i in managed for s in cause_stores(i)}
+        correlation = correlate(evaluation.violations, evaluation.pending, recovering=recovering)
+        by_fingerprint = {i.fingerprint: i for i in managed}
+        claimed: set[str] = set()
 
         events: list[IncidentEvent] = []
-        for key, violation in holding.items():
-            current = by_fingerprint.get(key)
+        for group in correlation.groups:
+            current = _claim(group, by_fingerprint, claimed)
+            if group.freshness is Freshness.STALE:
+                continue  # frozen: nothing about it could be re-checked
             if current is None:
-                event = await self._open(violation, now, addresses)
+                if not group.can_open:
+                    continue
+                event = await self._open(group, now, addresses)
             else:
-                event = await self._continue(current, violation, now, addresses)
+                event = await self._continue(current, group, now, addresses)
             if event is not None:
                 events.append(event)
+            target = event.incident if event is not None else current
+            if target is None:
+                continue
+            for key in (*group.adopts, *group.absorbs):
+                other = by_fingerprint.get(key)
+                if other is None or key in claimed or other.id == target.id:
+                    continue
+                claimed.add(key)
+                merged = await self._merge(other, target, now)
+                events.extend(merged)
         for key, current in by_fingerprint.items():
-            if key in holding or key in frozen:
+            if key in claimed:
                 continue
             event = await self._clear(current, now)
             if event is not None:
@@ -198,11 +211,18 @@ class IncidentTracker:
     # ------------------------------------------------------------------ steps
 
     async def _open(
-        self, violation: Violation, now: datetime, addresses: Mapping[int, str]
+        self, group: Group, now: datetime, addresses: Mapping[int, str]
     ) -> IncidentEvent | None:
-        key = incident_fingerprint(violation)
-        severity = incident_severity(violation.severity)
-        tracking = {"notified_value": encode(violation.value), "previous_severity": None}
+        violation = group.cause
+        assert violation is not None
+        key = group.fingerprint
+        severity = incident_severity(group.severity)
+        tracking: dict[str, Any] = {
+            "notified_value": encode(violation.value),
+            "previous_severity": None,
+            "counts": _counts(group),
+            "counts_at": now.timestamp(),
+        }
         incident = Incident(
             id=await self.repo.next_id(),
             fingerprint=key,
@@ -210,10 +230,12 @@ class IncidentTracker:
             subject=violation.subject,
             severity=severity,
             worst_severity=severity,
-            title=title_for(violation.kind, violation.subject),
+            title=group.title or title_for(violation.kind, violation.subject),
             value=finite(violation.value),
             threshold=finite(violation.threshold),
-            details=details_for(violation, addresses, tracking),
+            details=group_details(
+                group, violation, {}, addresses=addresses, tracking=tracking, now=now.timestamp()
+            ),
             opened_at=now,
             updated_at=now,
             last_seen_at=now,
@@ -228,6 +250,7 @@ class IncidentTracker:
                 "severity": severity.value,
                 "value": encode(violation.value),
                 "threshold": encode(violation.threshold),
+                "consequences": [c.key for c in group.consequences],
             },
             reason=violation.message,
         )
@@ -238,72 +261,161 @@ class IncidentTracker:
             if existing is None:
                 raise
             logger.info("incident %s was opened by another process; continuing it", existing.id)
-            return await self._continue(existing, violation, now, addresses)
+            return await self._continue(existing, group, now, addresses)
         logger.info("opened incident %s (%s): %s", created.id, key, violation.message)
         return IncidentEvent(IncidentEventKind.OPENED, created, worsened=True)
 
     async def _continue(
         self,
         current: Incident,
-        violation: Violation,
+        group: Group,
         now: datetime,
         addresses: Mapping[int, str],
     ) -> IncidentEvent | None:
-        severity = incident_severity(violation.severity)
+        violation = group.cause
+        severity = incident_severity(group.severity)
         tracking = tracking_of(current)
         notified = decode(tracking.get("notified_value"))
         changes: list[str] = []
+        notes: list[str] = []
         severity_changed = severity is not current.severity
         if severity_changed:
             changes.append(f"severity {current.severity.value} → {severity.value}")
             tracking["previous_severity"] = current.severity.value
-        value_changed = self.policy.value_changed(notified, violation.value, violation.unit)
+        if violation is not None:
+            kind, subject = violation.kind.value, violation.subject
+            title = group.title or title_for(violation.kind, violation.subject)
+            value, threshold, unit = violation.value, violation.threshold, violation.unit
+        else:
+            kind, subject, title = current.kind, current.subject, current.title
+            value, threshold = current.value, current.threshold
+            unit = str(current.details.get("unit") or "")
+        escalated = violation is not None and kind != current.kind
+        if title != current.title:
+            notes.append(f"{current.title} → {title}.")
+        value_changed = violation is not None and self.policy.value_changed(notified, value, unit)
         if value_changed:
-            changes.append(
-                f"value {_shown(notified, violation.unit)} → "
-                f"{_shown(violation.value, violation.unit)}"
+            changes.append(f"value {_shown(notified, unit)} → {_shown(value, unit)}")
+            tracking["notified_value"] = encode(value)
+        notes.extend(_consequence_notes(current, group))
+        if violation is None and not current.details.get("cause_cleared"):
+            notes.append(
+                f"The cause cleared ({current.title}); the incident stays open until its "
+                "consequences clear too."
             )
-            tracking["notified_value"] = encode(violation.value)
-        worsened = severity.rank > current.worst_severity.rank
+        counts = _counts(group)
+        counts_moved = counts != tracking.get("counts")
+        since_counts = now.timestamp() - float(tracking.get("counts_at") or 0.0)
+        counts_due = counts_moved and since_counts >= self.policy.consequence_every
+        if notes or counts_due:
+            tracking["counts"] = counts
+            tracking["counts_at"] = now.timestamp()
+        worsened = severity.rank > current.worst_severity.rank or escalated
         came_back = current.clear_since is not None
         due = (now - current.updated_at).total_seconds() >= self.policy.refresh_every
-        if not (changes or came_back or due):
+        moved = group.fingerprint != current.fingerprint
+        announce = bool(changes or notes or counts_due)
+        if not (announce or came_back or due or moved or counts_moved):
             return None
 
         updated = current.model_copy(
             update={
+                "fingerprint": group.fingerprint,
+                "kind": kind,
+                "subject": subject,
+                "title": title,
                 "severity": severity,
                 "worst_severity": current.worst_severity.worst(severity),
-                "value": finite(violation.value),
-                "threshold": finite(violation.threshold),
-                "details": details_for(violation, addresses, tracking),
+                "value": finite(value),
+                "threshold": finite(threshold),
+                "details": group_details(
+                    group,
+                    violation,
+                    current.details,
+                    addresses=addresses,
+                    tracking=tracking,
+                    now=now.timestamp(),
+                ),
                 "updated_at": now,
                 "last_seen_at": now,
                 "clear_since": None,
             }
         )
         audit = None
-        if severity_changed:
+        if severity_changed or escalated:
             audit = AuditEvent(
                 at=now,
                 actor=SYSTEM,
-                action="incident.severity",
+                action="incident.severity" if severity_changed else "incident.escalated",
                 subject=current.id,
-                detail={"from": current.severity.value, "to": severity.value},
-                reason=violation.message,
+                detail={
+                    "from": current.severity.value,
+                    "to": severity.value,
+                    "kind_from": current.kind,
+                    "kind_to": kind,
+                },
+                reason=violation.message if violation is not None else title,
             )
         saved = await self._save(
-            updated, audit, announce=EventKind.INCIDENT_UPDATED if changes else None
+            updated,
+            audit,
+            announce=EventKind.INCIDENT_UPDATED if announce else None,
+            notes=tuple(notes),
         )
-        if saved is None or not changes:
+        if saved is None or not announce:
             return None
         return IncidentEvent(
             IncidentEventKind.UPDATED,
             saved,
             previous_severity=current.severity if severity_changed else None,
             worsened=worsened,
-            changes=tuple(changes),
+            changes=tuple(changes + notes),
+            notes=tuple(notes),
         )
+
+    async def _merge(
+        self, incident: Incident, into: Incident, now: datetime
+    ) -> list[IncidentEvent]:
+        """Resolve `incident` as part of `into` (same cause): its parent is edited to say so,
+        and `into`'s thread hears of it."""
+        details = dict(incident.details)
+        details["merged_into"] = into.id
+        merged = incident.model_copy(
+            update={
+                "status": IncidentStatus.RESOLVED,
+                "clear_since": incident.clear_since or now,
+                "resolved_at": now,
+                "updated_at": now,
+                "details": details,
+            }
+        )
+        audit = AuditEvent(
+            at=now,
+            actor=SYSTEM,
+            action="incident.merged",
+            subject=incident.id,
+            detail={"into": into.id, "fingerprint": incident.fingerprint},
+            reason=f"same cause as {into.id} ({into.title})",
+        )
+        note = f"Merged into {into.id} ({into.title}): the same cause."
+        saved = await self._save(merged, audit, announce=EventKind.INCIDENT_RESOLVED, notes=(note,))
+        if saved is None:
+            return []
+        logger.info("merged incident %s into %s", saved.id, into.id)
+        events = [IncidentEvent(IncidentEventKind.RESOLVED, saved, notes=(note,))]
+        fresh = await self.repo.get(into.id)
+        if fresh is not None and fresh.is_open:
+            line = f"{saved.id} ({saved.title}) merged into this incident: the same cause."
+            again = await self._save(
+                fresh.model_copy(update={"updated_at": now}),
+                announce=EventKind.INCIDENT_UPDATED,
+                notes=(line,),
+            )
+            if again is not None:
+                events.append(
+                    IncidentEvent(IncidentEventKind.UPDATED, again, changes=(line,), notes=(line,))
+                )
+        return events
 
     async def _clear(self, current: Incident, now: datetime) -> IncidentEvent | None:
         clear_since = current.clear_since or now
@@ -344,9 +456,10 @@ class IncidentTracker:
         audit: AuditEvent | None = None,
         *,
         announce: EventKind | None = None,
+        notes: tuple[str, ...] = (),
     ) -> Incident | None:
         try:
-            return await self.repo.update(incident, audit=audit, announce=announce)
+            return await self.repo.update(incident, audit=audit, announce=announce, notes=notes)
         except StaleVersion:
             logger.info(
                 "incident %s changed meanwhile; it is looked at again next tick", incident.id
@@ -354,6 +467,44 @@ class IncidentTracker:
         except NotFound:
             logger.warning("incident %s disappeared from the database", incident.id)
         return None
+
+
+def _claim(
+    group: Group, by_fingerprint: Mapping[str, Incident], claimed: set[str]
+) -> Incident | None:
+    """The open incident a group continues: its own fingerprint's, else the oldest one it
+    adopts (the same cause in an earlier shape). Claimed incidents are not cleared."""
+    own = by_fingerprint.get(group.fingerprint)
+    if own is not None and group.fingerprint not in claimed:
+        claimed.add(group.fingerprint)
+        return own
+    candidates = [
+        by_fingerprint[key] for key in group.adopts if key in by_fingerprint and key not in claimed
+    ]
+    if not candidates:
+        return None
+    chosen = min(candidates, key=lambda i: (i.opened_at, i.id))
+    claimed.add(chosen.fingerprint)
+    return chosen
+
+
+def _counts(group: Group) -> dict[str, int | None]:
+    return {c.key: c.count for c in group.consequences}
+
+
+def _consequence_notes(current: Incident, group: Group) -> list[str]:
+    """A sentence for each consequence that appeared or cleared since the last update."""
+    old = {str(c.get("key")): c for c in consequences_of(current)}
+    new = {c.key: c for c in group.consequences}
+    notes: list[str] = []
+    for key, consequence in new.items():
+        if key not in old:
+            record = consequence_record(consequence, 0.0)
+            notes.append(f"New consequence: {consequence_text(record)}.")
+    for key, record in old.items():
+        if key not in new:
+            notes.append(f"Cleared: {record.get('label') or key}.")
+    return notes
 
 
 def _shown(value: float | None, unit: str) -> str:
