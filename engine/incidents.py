@@ -2,7 +2,13 @@
 resolve, deduplicated by fingerprint and damped against flapping.
 
 `IncidentTracker.reconcile()` is called once per monitor tick with that tick's evaluation and
-the open incidents. For each violation, keyed by `engine.model.fingerprint(kind, subject)`:
+the open incidents. The violations are grouped by cause first (`engine.correlation`); each
+group is one incident, keyed by the group's fingerprint (`kind:subject` for a violation that
+stands alone, `store_health:store:5` for a store's health, `stores_unavailable:cluster` for
+several stores). A group continues an open incident of the same cause in an earlier shape
+(`Group.adopts`: the store's incident before a second store joined it, or before this version)
+and merges the incidents its consequences had opened on their own (resolved with
+`merged_into`, both threads told). For each group:
 
 - **open**: no open incident with that fingerprint. Only fresh violations open incidents: a
   stale one (the invariants could not re-check it: PD unreachable, metrics missing) never
@@ -16,6 +22,13 @@ the open incidents. For each violation, keyed by `engine.model.fingerprint(kind,
   incident resolves once it has stayed clear for `resolve_after` seconds. A violation that
   comes back before then continues the same incident (anti-flapping), so a condition that
   flickers every tick opens one incident, not one per flicker.
+
+A group's consequences are kept in `details["consequences"]` with their current counts (and
+`stores`, `quorum_lost` for several stores; `cause_cleared` once a store is back while its
+regions still catch up). The event of an update carries `notes`, the sentences for the
+incident's thread: the cause escalated (its title changed), a consequence appeared or cleared,
+the cause cleared, a merge. Counts that only moved are saved every tick but edit the parent
+at most every `ChangePolicy.consequence_every` seconds.
 
 Events for the surfaces (`IncidentEvent`) are produced only for meaningful changes: opened;
 updated when the severity changed or the value moved by a meaningful amount since the last
