@@ -317,6 +317,7 @@ class IncidentTracker:
                 "consequences clear too."
             )
         counts = _counts(group)
+        saved_counts = {str(c.get("key")): c.get("count") for c in consequences_of(current)}
         counts_moved = counts != tracking.get("counts")
         since_counts = now.timestamp() - float(tracking.get("counts_at") or 0.0)
         counts_due = counts_moved and since_counts >= self.policy.consequence_every
@@ -328,7 +329,7 @@ class IncidentTracker:
         due = (now - current.updated_at).total_seconds() >= self.policy.refresh_every
         moved = group.fingerprint != current.fingerprint
         announce = bool(changes or notes or counts_due)
-        if not (announce or came_back or due or moved or counts_moved):
+        if not (announce or came_back or due or moved or counts != saved_counts):
             return None
 
         updated = current.model_copy(

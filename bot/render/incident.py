@@ -112,7 +112,8 @@ def _consequences(incident: Incident) -> str | None:
     if not lines:
         return None
     shown = cap_items(lines, MAX_CONSEQUENCES, "consequences")
-    return "*Consequences* (current counts)\n" + "\n".join(shown)
+    when = "current counts" if incident.is_open else "last counts"
+    return f"*Consequences* ({when})\n" + "\n".join(shown)
 
 
 def _diagnosis_line(diagnosis: Diagnosis | None, *, resolved: bool) -> str | None:

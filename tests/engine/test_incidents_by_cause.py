@@ -135,8 +135,12 @@ async def test_counts_alone_edit_the_parent_at_most_every_consequence_every(
     assert await rig.step(store(K.STORE_DOWN, 5), regions(K.REGION_MISS_PEER, 20)) == []
     [saved] = await repos.incidents.list_open()
     assert saved.details["consequences"][0]["count"] == 20
+    # the same count again: nothing to save
+    assert await rig.step(store(K.STORE_DOWN, 5), regions(K.REGION_MISS_PEER, 20)) == []
+    [same] = await repos.incidents.list_open()
+    assert same.version == saved.version
     # 30 s after the last announcement: one parent edit, no thread note
-    [edit] = await rig.step(store(K.STORE_DOWN, 5), regions(K.REGION_MISS_PEER, 30), seconds=30)
+    [edit] = await rig.step(store(K.STORE_DOWN, 5), regions(K.REGION_MISS_PEER, 30), seconds=25)
     assert edit.kind is IncidentEventKind.UPDATED and edit.notes == ()
     assert edit.incident.details["consequences"][0]["count"] == 30
     assert [k for k, _, _ in await rig.log()] == [
