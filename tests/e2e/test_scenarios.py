@@ -265,8 +265,8 @@ async def test_cause_two_stores_down_with_quorum_loss_is_one_critical_incident(
     e2e: Make,
 ) -> None:
     h = await cause_stack(e2e, stores=3)
-    h.sim.faults.stop_store(2)
-    h.sim.faults.stop_store(3)
+    result = h.sim.apply_scenario("two-stores-down")
+    assert result.details["stores"] == [2, 3] and result.details["quorum_lost_regions"] == 150
     await after_virtual(h, QUICK_DOWN + QUICK_PEER_DOWN + 120.0)
     titles = parents(h, "two stores down, quorum lost")
     assert len(titles) == 1, titles
