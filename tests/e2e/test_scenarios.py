@@ -112,7 +112,8 @@ async def test_store_down_is_explained_and_nothing_is_sent_to_pd(e2e: Make) -> N
     incident = await h.incident("store_disconnected")
     assert incident.subject == f"store:{store}"
     parent = await h.parent_of(incident)
-    assert f"Store {store}" in parent.text
+    # the incident opened when the store's metrics stopped; Disconnected edited its parent
+    await h.fake.wait_for(lambda: f"Store {store} disconnected" in h.current(parent).text)
     text = await h.wait_text(parent, "Diagnosis of")
     assert f"store {store}" in text.lower()
     await h.stack.wait_idle()
