@@ -246,10 +246,13 @@ def _attach(item: _Item, groups: list[_StoreGroup]) -> bool:
         for group in groups:
             on = sorted(s for s in group.stores if s in named)
             if on:
-                # a region with peers on two of the group's stores is one region
+                # PD's count is fresh and the list's per-store figures may be older: when every
+                # store the list named is in this group, the whole count is this group's; a
+                # region with peers on two of the group's stores is one region
                 count = sum(named[s] for s in on)
                 if v.value is not None:
-                    count = min(count, int(v.value))
+                    whole = set(named) <= set(group.stores)
+                    count = int(v.value) if whole else min(count, int(v.value))
                 group.consequences.append(
                     Consequence(v.kind, count, tuple(on), False, v, item.freshness)
                 )

@@ -125,6 +125,20 @@ CASES = [
         ],
     ),
     Case(
+        "the fresh count, not the older list's, when the list named only this store",
+        [v(K.STORE_DOWN, 5), v(K.REGION_DOWN_PEER, count=92, peers={5: 24})],
+        [Expect(store_fingerprint(5), K.STORE_DOWN, Severity.CRITICAL, {"region_down_peer": 92})],
+    ),
+    Case(
+        "peers named on a sick and a healthy store: the sick one's share, as listed",
+        [v(K.STORE_DOWN, 5), v(K.REGION_PENDING_PEER, count=30, peers={5: 20, 2: 10})],
+        [
+            Expect(
+                store_fingerprint(5), K.STORE_DOWN, Severity.CRITICAL, {"region_pending_peer": 20}
+            )
+        ],
+    ),
+    Case(
         "a slow store beside a Down one: two causes",
         [
             v(K.STORE_DOWN, 5),
