@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -126,6 +127,38 @@ def details_for(
     return details
 
 
+@dataclass(frozen=True)
+class ChangePolicy:
+    """When an update is worth reporting, and how often an unchanged incident is saved.
+
+    `relative_change`: a value moved by at least this fraction of the last reported value
+    (0.25: 200 ms -> 250 ms is reported, 200 -> 240 is not). `ratio_step`: for values in [0, 1]
+    (disk used, hot-write share), the absolute step that is reported (0.05 = 5 points).
+    `refresh_every`: seconds after which an open incident is saved even if nothing notable
+    changed, so `last_seen_at` stays close to the truth for other readers of the database.
+    """
+
+    relative_change: float = 0.25
+    ratio_step: float = 0.05
+    refresh_every: float = 60.0
+
+    consequence_every: float = 30.0
+    """Seconds between parent edits for consequence counts alone (appearing and clearing are
+    told at once)."""
+
+    def value_changed(self, old: float | None, new: float | None, unit: str) -> bool:
+        if unit in AGE_UNITS:
+            return False
+        if old is None or new is None:
+            return (old is None) != (new is None)
+        if math.isinf(old) or math.isinf(new):
+            return old != new
+        if unit in RATIO_UNITS:
+            return abs(new - old) >= self.ratio_step - 1e-12
+        base = max(abs(old), 1e-9)
+        return abs(new - old) / base >= self.relative_change - 1e-12
+
+
 # --------------------------------------------------------------------------- correlation
 
 STORE_KINDS = frozenset(
@@ -234,6 +267,44 @@ def _since(record: Mapping[str, Any] | None, now: float) -> float:
     return float(since) if isinstance(since, int | float) else now
 
 
+def claim_incident(
+    group: Group, by_fingerprint: Mapping[str, Incident], claimed: set[str]
+) -> Incident | None:
+    """The open incident a group continues: its own fingerprint's, else the oldest one it
+    adopts (the same cause in an earlier shape). Claimed incidents are not cleared."""
+    own = by_fingerprint.get(group.fingerprint)
+    if own is not None and group.fingerprint not in claimed:
+        claimed.add(group.fingerprint)
+        return own
+    candidates = [
+        by_fingerprint[key] for key in group.adopts if key in by_fingerprint and key not in claimed
+    ]
+    if not candidates:
+        return None
+    chosen = min(candidates, key=lambda i: (i.opened_at, i.id))
+    claimed.add(chosen.fingerprint)
+    return chosen
+
+
+def consequence_counts(group: Group) -> dict[str, int | None]:
+    return {c.key: c.count for c in group.consequences}
+
+
+def consequence_notes(current: Incident, group: Group) -> list[str]:
+    """A sentence for each consequence that appeared or cleared since the last update."""
+    old = {str(c.get("key")): c for c in consequences_of(current)}
+    new = {c.key: c for c in group.consequences}
+    notes: list[str] = []
+    for key, consequence in new.items():
+        if key not in old:
+            record = consequence_record(consequence, 0.0)
+            notes.append(f"New consequence: {consequence_text(record)}.")
+    for key, record in old.items():
+        if key not in new:
+            notes.append(f"Cleared: {record.get('label') or key}.")
+    return notes
+
+
 # --------------------------------------------------------------------------- memory
 
 
@@ -298,7 +369,11 @@ __all__ = [
     "MANAGED_KINDS",
     "RATIO_UNITS",
     "STORE_KINDS",
+    "ChangePolicy",
     "cause_stores",
+    "claim_incident",
+    "consequence_counts",
+    "consequence_notes",
     "consequence_record",
     "consequence_text",
     "consequences_of",

@@ -58,12 +58,13 @@ from engine.correlation import Freshness, Group, correlate
 from engine.errors import DuplicateIncident, NotFound, StaleVersion
 from engine.events import EventKind
 from engine.incident_facts import (
-    AGE_UNITS,
     MANAGED_KINDS,
     RATIO_UNITS,
+    ChangePolicy,
     cause_stores,
-    consequence_record,
-    consequence_text,
+    claim_incident,
+    consequence_counts,
+    consequence_notes,
     consequences_of,
     decode,
     encode,
@@ -88,38 +89,6 @@ from engine.ports import IncidentRepo
 from operator_tikv.invariants import Evaluation
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ChangePolicy:
-    """When an update is worth reporting, and how often an unchanged incident is saved.
-
-    `relative_change`: a value moved by at least this fraction of the last reported value
-    (0.25: 200 ms -> 250 ms is reported, 200 -> 240 is not). `ratio_step`: for values in [0, 1]
-    (disk used, hot-write share), the absolute step that is reported (0.05 = 5 points).
-    `refresh_every`: seconds after which an open incident is saved even if nothing notable
-    changed, so `last_seen_at` stays close to the truth for other readers of the database.
-    """
-
-    relative_change: float = 0.25
-    ratio_step: float = 0.05
-    refresh_every: float = 60.0
-
-    consequence_every: float = 30.0
-    """Seconds between parent edits for consequence counts alone (appearing and clearing are
-    told at once)."""
-
-    def value_changed(self, old: float | None, new: float | None, unit: str) -> bool:
-        if unit in AGE_UNITS:
-            return False
-        if old is None or new is None:
-            return (old is None) != (new is None)
-        if math.isinf(old) or math.isinf(new):
-            return old != new
-        if unit in RATIO_UNITS:
-            return abs(new - old) >= self.ratio_step - 1e-12
-        base = max(abs(old), 1e-9)
-        return abs(new - old) / base >= self.relative_change - 1e-12
 
 
 class IncidentEventKind(StrEnum):
@@ -192,7 +161,7 @@ class IncidentTracker:
 
         events: list[IncidentEvent] = []
         for group in correlation.groups:
-            current = _claim(group, by_fingerprint, claimed)
+            current = claim_incident(group, by_fingerprint, claimed)
             if group.freshness is Freshness.STALE:
                 continue  # frozen: nothing about it could be re-checked
             if current is None:
@@ -233,7 +202,7 @@ class IncidentTracker:
         tracking: dict[str, Any] = {
             "notified_value": encode(violation.value),
             "previous_severity": None,
-            "counts": _counts(group),
+            "counts": consequence_counts(group),
             "counts_at": now.timestamp(),
         }
         incident = Incident(
@@ -310,13 +279,13 @@ class IncidentTracker:
         if value_changed:
             changes.append(f"value {_shown(notified, unit)} → {_shown(value, unit)}")
             tracking["notified_value"] = encode(value)
-        notes.extend(_consequence_notes(current, group))
+        notes.extend(consequence_notes(current, group))
         if violation is None and not current.details.get("cause_cleared"):
             notes.append(
                 f"The cause cleared ({current.title}); the incident stays open until its "
                 "consequences clear too."
             )
-        counts = _counts(group)
+        counts = consequence_counts(group)
         saved_counts = {str(c.get("key")): c.get("count") for c in consequences_of(current)}
         counts_moved = counts != tracking.get("counts")
         since_counts = now.timestamp() - float(tracking.get("counts_at") or 0.0)
@@ -481,44 +450,6 @@ class IncidentTracker:
         except NotFound:
             logger.warning("incident %s disappeared from the database", incident.id)
         return None
-
-
-def _claim(
-    group: Group, by_fingerprint: Mapping[str, Incident], claimed: set[str]
-) -> Incident | None:
-    """The open incident a group continues: its own fingerprint's, else the oldest one it
-    adopts (the same cause in an earlier shape). Claimed incidents are not cleared."""
-    own = by_fingerprint.get(group.fingerprint)
-    if own is not None and group.fingerprint not in claimed:
-        claimed.add(group.fingerprint)
-        return own
-    candidates = [
-        by_fingerprint[key] for key in group.adopts if key in by_fingerprint and key not in claimed
-    ]
-    if not candidates:
-        return None
-    chosen = min(candidates, key=lambda i: (i.opened_at, i.id))
-    claimed.add(chosen.fingerprint)
-    return chosen
-
-
-def _counts(group: Group) -> dict[str, int | None]:
-    return {c.key: c.count for c in group.consequences}
-
-
-def _consequence_notes(current: Incident, group: Group) -> list[str]:
-    """A sentence for each consequence that appeared or cleared since the last update."""
-    old = {str(c.get("key")): c for c in consequences_of(current)}
-    new = {c.key: c for c in group.consequences}
-    notes: list[str] = []
-    for key, consequence in new.items():
-        if key not in old:
-            record = consequence_record(consequence, 0.0)
-            notes.append(f"New consequence: {consequence_text(record)}.")
-    for key, record in old.items():
-        if key not in new:
-            notes.append(f"Cleared: {record.get('label') or key}.")
-    return notes
 
 
 def _shown(value: float | None, unit: str) -> str:
