@@ -236,7 +236,7 @@ def incident_resolved_reply(incident: Incident, now: datetime) -> Rendered:
     into = _details(incident).get("merged_into")
     if isinstance(into, str) and into:
         text = (
-            f":twisted_rightwards_arrows: *Merged* into {esc(into)} at {fmt.at(end, now)}: the "
+            f":arrow_right: *Merged* into {esc(into)} at {fmt.at(end, now)}: the "
             f"same cause. Follow {esc(into)}'s thread from here."
         )
         return rendered(f"Merged into {into}: {incident.title}", [section(text)])
