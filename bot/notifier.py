@@ -28,6 +28,7 @@ from bot.render.attention import attention_reply
 from bot.render.diagnosis import diagnosis_reply, not_proposed_reply
 from bot.render.execution import execution_outcome, execution_progress, execution_started
 from bot.render.incident import (
+    incident_changed_reply,
     incident_parent,
     incident_resolved_reply,
     incident_worsened_reply,
@@ -147,7 +148,7 @@ class SlackNotifier:
             self._incident_opened(batch, event.incident)
         elif kind is EventKind.INCIDENT_UPDATED:
             assert event.incident is not None
-            await self._incident_updated(batch, event.incident)
+            await self._incident_updated(batch, event.incident, event.notes)
         elif kind is EventKind.INCIDENT_RESOLVED:
             assert event.incident is not None
             await self._incident_resolved(batch, event.incident)
@@ -179,11 +180,18 @@ class SlackNotifier:
             owned_by=owner(OwnerKind.INCIDENT, incident.id),
         )
 
-    async def _incident_updated(self, batch: Batch, incident: Incident) -> None:
+    async def _incident_updated(
+        self, batch: Batch, incident: Incident, notes: Sequence[str] = ()
+    ) -> None:
         previous = self._severity.get(incident.id)
         self._severity[incident.id] = incident.severity
         await self._refresh_incident(batch, incident)
-        if previous is not None and incident.severity.rank > previous.rank:
+        if notes:
+            # an escalation, a consequence appearing or clearing: one reply says what changed
+            was = previous.value if previous is not None else None
+            reply = incident_changed_reply(incident, notes, was, self._clock.now())
+            self._reply_incident(batch, incident.id, reply)
+        elif previous is not None and incident.severity.rank > previous.rank:
             reply = incident_worsened_reply(incident, previous.value, self._clock.now())
             self._reply_incident(batch, incident.id, reply)
 

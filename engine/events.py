@@ -55,10 +55,17 @@ class Event(Record):
     proposal: Proposal | None = None
     audit: AuditEvent | None = None
     execution: Execution | None = None
+    notes: tuple[str, ...] = Field(
+        default_factory=tuple,
+        description="incident events: what changed, in sentences for its thread (an escalation, "
+        "a consequence that appeared or cleared, a merge); empty when only numbers moved",
+    )
 
 
-def incident_event(kind: EventKind, incident: Incident) -> Event:
-    return Event(at=incident.updated_at, kind=kind, subject=incident.id, incident=incident)
+def incident_event(kind: EventKind, incident: Incident, notes: tuple[str, ...] = ()) -> Event:
+    return Event(
+        at=incident.updated_at, kind=kind, subject=incident.id, incident=incident, notes=notes
+    )
 
 
 def proposal_event(

@@ -7,9 +7,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from engine.correlation import (
+    STORE_GROUP,
+    STORES_GROUP,
+    Consequence,
+    Group,
+)
 from engine.model import Incident, JsonDict, Severity, fingerprint
 from operator_tikv.invariants import InvariantMemory, Remembered, Violation, ViolationKind
 from operator_tikv.invariants import Severity as ViolationSeverity
@@ -120,6 +127,184 @@ def details_for(
     return details
 
 
+@dataclass(frozen=True)
+class ChangePolicy:
+    """When an update is worth reporting, and how often an unchanged incident is saved.
+
+    `relative_change`: a value moved by at least this fraction of the last reported value
+    (0.25: 200 ms -> 250 ms is reported, 200 -> 240 is not). `ratio_step`: for values in [0, 1]
+    (disk used, hot-write share), the absolute step that is reported (0.05 = 5 points).
+    `refresh_every`: seconds after which an open incident is saved even if nothing notable
+    changed, so `last_seen_at` stays close to the truth for other readers of the database.
+    """
+
+    relative_change: float = 0.25
+    ratio_step: float = 0.05
+    refresh_every: float = 60.0
+
+    consequence_every: float = 30.0
+    """Seconds between parent edits for consequence counts alone (appearing and clearing are
+    told at once)."""
+
+    def value_changed(self, old: float | None, new: float | None, unit: str) -> bool:
+        if unit in AGE_UNITS:
+            return False
+        if old is None or new is None:
+            return (old is None) != (new is None)
+        if math.isinf(old) or math.isinf(new):
+            return old != new
+        if unit in RATIO_UNITS:
+            return abs(new - old) >= self.ratio_step - 1e-12
+        base = max(abs(old), 1e-9)
+        return abs(new - old) / base >= self.relative_change - 1e-12
+
+
+# --------------------------------------------------------------------------- correlation
+
+STORE_KINDS = frozenset(
+    {
+        ViolationKind.STORE_DOWN.value,
+        ViolationKind.STORE_DISCONNECTED.value,
+        ViolationKind.STORE_METRICS_MISSING.value,
+    }
+)
+
+
+def cause_stores(incident: Incident) -> tuple[int, ...]:
+    """The stores an open incident is about when its cause is a store's health (one store, or
+    several for `stores_unavailable`); () for every other incident."""
+    kind = incident.fingerprint.partition(":")[0]
+    if kind not in (STORE_GROUP, STORES_GROUP) and incident.kind not in STORE_KINDS:
+        return ()
+    stores = incident.details.get("stores")
+    if isinstance(stores, list) and stores:
+        return tuple(s for s in stores if isinstance(s, int) and not isinstance(s, bool))
+    store_id = store_id_of(incident.subject)
+    return (store_id,) if store_id is not None else ()
+
+
+def consequence_record(consequence: Consequence, since: float) -> JsonDict:
+    return {
+        "key": consequence.key,
+        "kind": consequence.kind.value,
+        "label": consequence.label,
+        "count": consequence.count,
+        "stores": list(consequence.stores),
+        "by_presence": consequence.by_presence,
+        "since": since,
+    }
+
+
+def consequences_of(incident: Incident) -> list[JsonDict]:
+    """The consequences recorded on an incident (newest shape; malformed entries skipped)."""
+    raw = incident.details.get("consequences")
+    if not isinstance(raw, list):
+        return []
+    return [c for c in raw if isinstance(c, dict) and isinstance(c.get("key"), str)]
+
+
+def consequence_text(record: Mapping[str, Any]) -> str:
+    """ "40 regions with a pending peer (peers on store 5)", "12 regions missing a replica
+    (while store 5 is unhealthy)", "no metrics from the store"."""
+    label = str(record.get("label") or record.get("kind") or "")
+    count = record.get("count")
+    stores = [s for s in record.get("stores") or [] if isinstance(s, int)]
+    text = f"{count:,} {label}" if isinstance(count, int) else label
+    if not label.startswith("regions"):
+        return text
+    names = ", ".join(str(s) for s in stores)
+    plural = "s" if len(stores) > 1 else ""
+    if stores and record.get("by_presence"):
+        text += f" (while store{plural} {names} {'are' if plural else 'is'} unhealthy)"
+    elif stores:
+        text += f" (peers on store{plural} {names})"
+    return text
+
+
+def group_details(
+    group: Group,
+    cause: Violation | None,
+    previous: Mapping[str, Any],
+    *,
+    addresses: Mapping[int, str],
+    tracking: Mapping[str, Any],
+    now: float,
+) -> JsonDict:
+    """An incident's details from its group: the cause's (or, once the cause cleared, the
+    previous ones), its stores, its consequences with their current counts, and its quorum
+    loss."""
+    if cause is not None:
+        details = details_for(cause, addresses, tracking)
+        details.pop("cause_cleared", None)
+    else:
+        details = {k: v for k, v in previous.items() if k not in _GROUP_KEYS}
+        details["tracking"] = dict(tracking)
+        details["cause_cleared"] = True
+    if len(group.stores) > 1:
+        details["stores"] = list(group.stores)
+    old = {str(c.get("key")): c for c in _records(previous)}
+    details["consequences"] = [
+        consequence_record(c, _since(old.get(c.key), now)) for c in group.consequences
+    ]
+    if group.quorum_lost_count:
+        details["quorum_lost"] = {
+            "count": group.quorum_lost_count,
+            "regions": list(group.quorum_lost),
+        }
+    return details
+
+
+_GROUP_KEYS = frozenset({"stores", "consequences", "quorum_lost", "tracking", "cause_cleared"})
+
+
+def _records(details: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    raw = details.get("consequences")
+    return [c for c in raw if isinstance(c, dict)] if isinstance(raw, list) else []
+
+
+def _since(record: Mapping[str, Any] | None, now: float) -> float:
+    since = record.get("since") if record is not None else None
+    return float(since) if isinstance(since, int | float) else now
+
+
+def claim_incident(
+    group: Group, by_fingerprint: Mapping[str, Incident], claimed: set[str]
+) -> Incident | None:
+    """The open incident a group continues: its own fingerprint's, else the oldest one it
+    adopts (the same cause in an earlier shape). Claimed incidents are not cleared."""
+    own = by_fingerprint.get(group.fingerprint)
+    if own is not None and group.fingerprint not in claimed:
+        claimed.add(group.fingerprint)
+        return own
+    candidates = [
+        by_fingerprint[key] for key in group.adopts if key in by_fingerprint and key not in claimed
+    ]
+    if not candidates:
+        return None
+    chosen = min(candidates, key=lambda i: (i.opened_at, i.id))
+    claimed.add(chosen.fingerprint)
+    return chosen
+
+
+def consequence_counts(group: Group) -> dict[str, int | None]:
+    return {c.key: c.count for c in group.consequences}
+
+
+def consequence_notes(current: Incident, group: Group) -> list[str]:
+    """A sentence for each consequence that appeared or cleared since the last update."""
+    old = {str(c.get("key")): c for c in consequences_of(current)}
+    new = {c.key: c for c in group.consequences}
+    notes: list[str] = []
+    for key, consequence in new.items():
+        if key not in old:
+            record = consequence_record(consequence, 0.0)
+            notes.append(f"New consequence: {consequence_text(record)}.")
+    for key, record in old.items():
+        if key not in new:
+            notes.append(f"Cleared: {record.get('label') or key}.")
+    return notes
+
+
 # --------------------------------------------------------------------------- memory
 
 
@@ -183,10 +368,20 @@ __all__ = [
     "AGE_UNITS",
     "MANAGED_KINDS",
     "RATIO_UNITS",
+    "STORE_KINDS",
+    "ChangePolicy",
+    "cause_stores",
+    "claim_incident",
+    "consequence_counts",
+    "consequence_notes",
+    "consequence_record",
+    "consequence_text",
+    "consequences_of",
     "decode",
     "details_for",
     "encode",
     "finite",
+    "group_details",
     "incident_fingerprint",
     "incident_severity",
     "is_managed",

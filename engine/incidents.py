@@ -2,7 +2,13 @@
 resolve, deduplicated by fingerprint and damped against flapping.
 
 `IncidentTracker.reconcile()` is called once per monitor tick with that tick's evaluation and
-the open incidents. For each violation, keyed by `engine.model.fingerprint(kind, subject)`:
+the open incidents. The violations are grouped by cause first (`engine.correlation`); each
+group is one incident, keyed by the group's fingerprint (`kind:subject` for a violation that
+stands alone, `store_health:store:5` for a store's health, `stores_unavailable:cluster` for
+several stores). A group continues an open incident of the same cause in an earlier shape
+(`Group.adopts`: the store's incident before a second store joined it, or before this version)
+and merges the incidents its consequences had opened on their own (resolved with
+`merged_into`, both threads told). For each group:
 
 - **open**: no open incident with that fingerprint. Only fresh violations open incidents: a
   stale one (the invariants could not re-check it: PD unreachable, metrics missing) never
@@ -16,6 +22,13 @@ the open incidents. For each violation, keyed by `engine.model.fingerprint(kind,
   incident resolves once it has stayed clear for `resolve_after` seconds. A violation that
   comes back before then continues the same incident (anti-flapping), so a condition that
   flickers every tick opens one incident, not one per flicker.
+
+A group's consequences are kept in `details["consequences"]` with their current counts (and
+`stores`, `quorum_lost` for several stores; `cause_cleared` once a store is back while its
+regions still catch up). The event of an update carries `notes`, the sentences for the
+incident's thread: the cause escalated (its title changed), a consequence appeared or cleared,
+the cause cleared, a merge. Counts that only moved are saved every tick but edit the parent
+at most every `ChangePolicy.consequence_every` seconds.
 
 Events for the surfaces (`IncidentEvent`) are produced only for meaningful changes: opened;
 updated when the severity changed or the value moved by a meaningful amount since the last
@@ -39,17 +52,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
+from engine.correlation import Freshness, Group, correlate
 from engine.errors import DuplicateIncident, NotFound, StaleVersion
 from engine.events import EventKind
 from engine.incident_facts import (
-    AGE_UNITS,
     MANAGED_KINDS,
     RATIO_UNITS,
+    ChangePolicy,
+    cause_stores,
+    claim_incident,
+    consequence_counts,
+    consequence_notes,
+    consequences_of,
     decode,
-    details_for,
     encode,
     finite,
+    group_details,
     incident_fingerprint,
     incident_severity,
     is_managed,
@@ -66,40 +86,9 @@ from engine.model import (
     Severity,
 )
 from engine.ports import IncidentRepo
-from operator_tikv.invariants import (
-    Evaluation,
-    Violation,
-)
+from operator_tikv.invariants import Evaluation
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ChangePolicy:
-    """When an update is worth reporting, and how often an unchanged incident is saved.
-
-    `relative_change`: a value moved by at least this fraction of the last reported value
-    (0.25: 200 ms -> 250 ms is reported, 200 -> 240 is not). `ratio_step`: for values in [0, 1]
-    (disk used, hot-write share), the absolute step that is reported (0.05 = 5 points).
-    `refresh_every`: seconds after which an open incident is saved even if nothing notable
-    changed, so `last_seen_at` stays close to the truth for other readers of the database.
-    """
-
-    relative_change: float = 0.25
-    ratio_step: float = 0.05
-    refresh_every: float = 60.0
-
-    def value_changed(self, old: float | None, new: float | None, unit: str) -> bool:
-        if unit in AGE_UNITS:
-            return False
-        if old is None or new is None:
-            return (old is None) != (new is None)
-        if math.isinf(old) or math.isinf(new):
-            return old != new
-        if unit in RATIO_UNITS:
-            return abs(new - old) >= self.ratio_step - 1e-12
-        base = max(abs(old), 1e-9)
-        return abs(new - old) / base >= self.relative_change - 1e-12
 
 
 class IncidentEventKind(StrEnum):
@@ -120,6 +109,7 @@ class IncidentEvent:
     previous_severity: Severity | None = None
     worsened: bool = False
     changes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = field(default=())
 
 
 # --------------------------------------------------------------------------- value encoding
@@ -160,35 +150,40 @@ class IncidentTracker:
     ) -> list[IncidentEvent]:
         """Apply one evaluation to the open incidents; returns the meaningful changes. Each
         one's event (`engine.events`) was written with its record, so it is told even if a
-        later step of the same tick fails."""
+        later step of the same tick fails. The violations are grouped by cause first
+        (`engine.correlation`): one incident per group."""
         addresses = addresses or {}
-        by_fingerprint = {i.fingerprint: i for i in open_incidents if is_managed(i)}
-        holding: dict[str, Violation] = {}
-        frozen: set[str] = set()
-        for violation in evaluation.violations:
-            key = incident_fingerprint(violation)
-            if violation.stale:
-                frozen.add(key)
-            else:
-                holding[key] = violation
-        for violation in evaluation.pending:
-            key = incident_fingerprint(violation)
-            if violation.stale:
-                frozen.add(key)
-            elif key in by_fingerprint and key not in holding:
-                holding[key] = violation  # it holds again; grace only gates opening
+        managed = [i for i in open_incidents if is_managed(i)]
+        recovering = {s for i in managed for s in cause_stores(i)}
+        correlation = correlate(evaluation.violations, evaluation.pending, recovering=recovering)
+        by_fingerprint = {i.fingerprint: i for i in managed}
+        claimed: set[str] = set()
 
         events: list[IncidentEvent] = []
-        for key, violation in holding.items():
-            current = by_fingerprint.get(key)
+        for group in correlation.groups:
+            current = claim_incident(group, by_fingerprint, claimed)
+            if group.freshness is Freshness.STALE:
+                continue  # frozen: nothing about it could be re-checked
             if current is None:
-                event = await self._open(violation, now, addresses)
+                if not group.can_open:
+                    continue
+                event = await self._open(group, now, addresses)
             else:
-                event = await self._continue(current, violation, now, addresses)
+                event = await self._continue(current, group, now, addresses)
             if event is not None:
                 events.append(event)
+            target = event.incident if event is not None else current
+            if target is None:
+                continue
+            for key in (*group.adopts, *group.absorbs):
+                other = by_fingerprint.get(key)
+                if other is None or key in claimed or other.id == target.id:
+                    continue
+                claimed.add(key)
+                merged = await self._merge(other, target, now)
+                events.extend(merged)
         for key, current in by_fingerprint.items():
-            if key in holding or key in frozen:
+            if key in claimed:
                 continue
             event = await self._clear(current, now)
             if event is not None:
@@ -198,11 +193,18 @@ class IncidentTracker:
     # ------------------------------------------------------------------ steps
 
     async def _open(
-        self, violation: Violation, now: datetime, addresses: Mapping[int, str]
+        self, group: Group, now: datetime, addresses: Mapping[int, str]
     ) -> IncidentEvent | None:
-        key = incident_fingerprint(violation)
-        severity = incident_severity(violation.severity)
-        tracking = {"notified_value": encode(violation.value), "previous_severity": None}
+        violation = group.cause
+        assert violation is not None
+        key = group.fingerprint
+        severity = incident_severity(group.severity)
+        tracking: dict[str, Any] = {
+            "notified_value": encode(violation.value),
+            "previous_severity": None,
+            "counts": consequence_counts(group),
+            "counts_at": now.timestamp(),
+        }
         incident = Incident(
             id=await self.repo.next_id(),
             fingerprint=key,
@@ -210,10 +212,12 @@ class IncidentTracker:
             subject=violation.subject,
             severity=severity,
             worst_severity=severity,
-            title=title_for(violation.kind, violation.subject),
+            title=group.title or title_for(violation.kind, violation.subject),
             value=finite(violation.value),
             threshold=finite(violation.threshold),
-            details=details_for(violation, addresses, tracking),
+            details=group_details(
+                group, violation, {}, addresses=addresses, tracking=tracking, now=now.timestamp()
+            ),
             opened_at=now,
             updated_at=now,
             last_seen_at=now,
@@ -228,6 +232,7 @@ class IncidentTracker:
                 "severity": severity.value,
                 "value": encode(violation.value),
                 "threshold": encode(violation.threshold),
+                "consequences": [c.key for c in group.consequences],
             },
             reason=violation.message,
         )
@@ -238,72 +243,162 @@ class IncidentTracker:
             if existing is None:
                 raise
             logger.info("incident %s was opened by another process; continuing it", existing.id)
-            return await self._continue(existing, violation, now, addresses)
+            return await self._continue(existing, group, now, addresses)
         logger.info("opened incident %s (%s): %s", created.id, key, violation.message)
         return IncidentEvent(IncidentEventKind.OPENED, created, worsened=True)
 
     async def _continue(
         self,
         current: Incident,
-        violation: Violation,
+        group: Group,
         now: datetime,
         addresses: Mapping[int, str],
     ) -> IncidentEvent | None:
-        severity = incident_severity(violation.severity)
+        violation = group.cause
+        severity = incident_severity(group.severity)
         tracking = tracking_of(current)
         notified = decode(tracking.get("notified_value"))
         changes: list[str] = []
+        notes: list[str] = []
         severity_changed = severity is not current.severity
         if severity_changed:
             changes.append(f"severity {current.severity.value} → {severity.value}")
             tracking["previous_severity"] = current.severity.value
-        value_changed = self.policy.value_changed(notified, violation.value, violation.unit)
+        if violation is not None:
+            kind, subject = violation.kind.value, violation.subject
+            title = group.title or title_for(violation.kind, violation.subject)
+            value, threshold, unit = violation.value, violation.threshold, violation.unit
+        else:
+            kind, subject, title = current.kind, current.subject, current.title
+            value, threshold = current.value, current.threshold
+            unit = str(current.details.get("unit") or "")
+        escalated = violation is not None and kind != current.kind
+        if title != current.title:
+            notes.append(f"{current.title} → {title}.")
+        value_changed = violation is not None and self.policy.value_changed(notified, value, unit)
         if value_changed:
-            changes.append(
-                f"value {_shown(notified, violation.unit)} → "
-                f"{_shown(violation.value, violation.unit)}"
+            changes.append(f"value {_shown(notified, unit)} → {_shown(value, unit)}")
+            tracking["notified_value"] = encode(value)
+        notes.extend(consequence_notes(current, group))
+        if violation is None and not current.details.get("cause_cleared"):
+            notes.append(
+                f"The cause cleared ({current.title}); the incident stays open until its "
+                "consequences clear too."
             )
-            tracking["notified_value"] = encode(violation.value)
-        worsened = severity.rank > current.worst_severity.rank
+        counts = consequence_counts(group)
+        saved_counts = {str(c.get("key")): c.get("count") for c in consequences_of(current)}
+        counts_moved = counts != tracking.get("counts")
+        since_counts = now.timestamp() - float(tracking.get("counts_at") or 0.0)
+        counts_due = counts_moved and since_counts >= self.policy.consequence_every
+        if notes or counts_due:
+            tracking["counts"] = counts
+            tracking["counts_at"] = now.timestamp()
+        worsened = severity.rank > current.worst_severity.rank or escalated
         came_back = current.clear_since is not None
         due = (now - current.updated_at).total_seconds() >= self.policy.refresh_every
-        if not (changes or came_back or due):
+        moved = group.fingerprint != current.fingerprint
+        announce = bool(changes or notes or counts_due)
+        if not (announce or came_back or due or moved or counts != saved_counts):
             return None
 
         updated = current.model_copy(
             update={
+                "fingerprint": group.fingerprint,
+                "kind": kind,
+                "subject": subject,
+                "title": title,
                 "severity": severity,
                 "worst_severity": current.worst_severity.worst(severity),
-                "value": finite(violation.value),
-                "threshold": finite(violation.threshold),
-                "details": details_for(violation, addresses, tracking),
+                "value": finite(value),
+                "threshold": finite(threshold),
+                "details": group_details(
+                    group,
+                    violation,
+                    current.details,
+                    addresses=addresses,
+                    tracking=tracking,
+                    now=now.timestamp(),
+                ),
                 "updated_at": now,
                 "last_seen_at": now,
                 "clear_since": None,
             }
         )
         audit = None
-        if severity_changed:
+        if severity_changed or escalated:
             audit = AuditEvent(
                 at=now,
                 actor=SYSTEM,
-                action="incident.severity",
+                action="incident.severity" if severity_changed else "incident.escalated",
                 subject=current.id,
-                detail={"from": current.severity.value, "to": severity.value},
-                reason=violation.message,
+                detail={
+                    "from": current.severity.value,
+                    "to": severity.value,
+                    "kind_from": current.kind,
+                    "kind_to": kind,
+                },
+                reason=violation.message if violation is not None else title,
             )
         saved = await self._save(
-            updated, audit, announce=EventKind.INCIDENT_UPDATED if changes else None
+            updated,
+            audit,
+            announce=EventKind.INCIDENT_UPDATED if announce else None,
+            notes=tuple(notes),
         )
-        if saved is None or not changes:
+        if saved is None or not announce:
             return None
         return IncidentEvent(
             IncidentEventKind.UPDATED,
             saved,
             previous_severity=current.severity if severity_changed else None,
             worsened=worsened,
-            changes=tuple(changes),
+            changes=tuple(changes + notes),
+            notes=tuple(notes),
         )
+
+    async def _merge(
+        self, incident: Incident, into: Incident, now: datetime
+    ) -> list[IncidentEvent]:
+        """Resolve `incident` as part of `into` (same cause): its parent is edited to say so,
+        and `into`'s thread hears of it."""
+        details = dict(incident.details)
+        details["merged_into"] = into.id
+        merged = incident.model_copy(
+            update={
+                "status": IncidentStatus.RESOLVED,
+                "clear_since": incident.clear_since or now,
+                "resolved_at": now,
+                "updated_at": now,
+                "details": details,
+            }
+        )
+        audit = AuditEvent(
+            at=now,
+            actor=SYSTEM,
+            action="incident.merged",
+            subject=incident.id,
+            detail={"into": into.id, "fingerprint": incident.fingerprint},
+            reason=f"same cause as {into.id} ({into.title})",
+        )
+        note = f"Merged into {into.id} ({into.title}): the same cause."
+        saved = await self._save(merged, audit, announce=EventKind.INCIDENT_RESOLVED, notes=(note,))
+        if saved is None:
+            return []
+        logger.info("merged incident %s into %s", saved.id, into.id)
+        events = [IncidentEvent(IncidentEventKind.RESOLVED, saved, notes=(note,))]
+        fresh = await self.repo.get(into.id)
+        if fresh is not None and fresh.is_open:
+            line = f"{saved.id} ({saved.title}) merged into this incident: the same cause."
+            again = await self._save(
+                fresh.model_copy(update={"updated_at": now}),
+                announce=EventKind.INCIDENT_UPDATED,
+                notes=(line,),
+            )
+            if again is not None:
+                events.append(
+                    IncidentEvent(IncidentEventKind.UPDATED, again, changes=(line,), notes=(line,))
+                )
+        return events
 
     async def _clear(self, current: Incident, now: datetime) -> IncidentEvent | None:
         clear_since = current.clear_since or now
@@ -344,9 +439,10 @@ class IncidentTracker:
         audit: AuditEvent | None = None,
         *,
         announce: EventKind | None = None,
+        notes: tuple[str, ...] = (),
     ) -> Incident | None:
         try:
-            return await self.repo.update(incident, audit=audit, announce=announce)
+            return await self.repo.update(incident, audit=audit, announce=announce, notes=notes)
         except StaleVersion:
             logger.info(
                 "incident %s changed meanwhile; it is looked at again next tick", incident.id

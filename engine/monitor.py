@@ -10,10 +10,15 @@ interval; tests call it directly. One tick:
    open incident (`engine.incidents.remember_open_incidents`): after a restart the memory is
    rebuilt from the open incidents, and an incident's condition is re-checked until fresh data
    says it is clear;
-3. applies the evaluation to the incidents (`engine.incidents.IncidentTracker`) and reports the
-   meaningful changes as events written with them (opened, updated, resolved; `engine.events`);
+3. applies the evaluation to the incidents (`engine.incidents.IncidentTracker`), one incident per
+   cause: the violations are grouped first (`engine.correlation`: a store that stopped
+   answering carries its regions' down, pending, missing and extra peers; two such stores are
+   one incident, critical once regions lost quorum; PD unreachable freezes the rest), and the
+   meaningful changes are reported as events written with them (opened, updated with what
+   changed, resolved or merged; `engine.events`);
 4. starts a diagnosis (`engine.diagnose_flow.DiagnoseFlow`) for every incident that opened or
-   worsened, in the background by default so a slow diagnoser never delays the next tick
+   worsened (a higher severity, or its cause escalated: Disconnected → Down gets the Down
+   playbook), in the background by default so a slow diagnoser never delays the next tick
    (`wait_idle()` waits for them). After a restart, open incidents that never got a diagnosis
    are diagnosed on the first tick.
 

@@ -86,9 +86,11 @@ class IncidentRepo(Protocol):
         *,
         audit: AuditEvent | None = None,
         announce: EventKind | None = None,
+        notes: tuple[str, ...] = (),
     ) -> Incident:
         """Save changes to an incident read at `incident.version`; returns it with version + 1
-        (with `announce`, the event of that kind about the saved incident is written too).
+        (with `announce`, the event of that kind about the saved incident is written too,
+        carrying `notes`: what changed, in sentences for the incident's thread).
         Raises `StaleVersion` if it changed meanwhile, `NotFound` if it does not exist."""
         ...
 

@@ -436,6 +436,9 @@ def _region_violation(
         first_seen=observation.at,
         message=" ".join(parts),
         region_ids=sample,
+        peer_stores=dict(check.peer_stores),
+        quorum_lost=check.quorum_lost[: t.region_sample_size],
+        quorum_lost_count=check.quorum_lost_count,
     )
 
 

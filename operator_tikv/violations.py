@@ -85,6 +85,15 @@ class Violation(BaseModel):
     stale: bool = Field(
         default=False, description="not re-checked in this observation (no data): last known"
     )
+    peer_stores: Mapping[int, int] = Field(
+        default_factory=dict,
+        description="region kinds: store id -> regions whose down/pending peer is on it (as "
+        "last listed; empty when no list was read or the kind names no peer)",
+    )
+    quorum_lost: tuple[int, ...] = Field(
+        default=(), description="down peers: example regions that lost a majority of voters"
+    )
+    quorum_lost_count: int = Field(default=0, ge=0, description="all such regions, as listed")
 
     @property
     def subject(self) -> str:

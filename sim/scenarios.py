@@ -10,6 +10,11 @@ for a clean slate.
   ~10 s after the stop its leaders are re-elected on the other stores (its `leader_count` drops
   to 0); after 60 s its peers are listed in `pending_peers`, after 10 minutes in `down_peers`
   with `down_seconds` (`/regions/check/down-peer`).
+- ``two-stores-down``: the two highest-numbered stores stop at the same moment (stores 2 and 3
+  in a 3-store cluster). Detect: both as in ``store-down``; regions with a replica on each of
+  them lost a majority of their voters (with 3 replicas on 3 stores, every region): no leader is
+  elected for them, and once their peers are down (`down_peers` after `peer_down_seconds`) the
+  down-peer list shows the quorum loss.
 - ``slow-store``: store 2 (store 1 in a 1-store cluster) writes slowly.
   Detect: write P99 from `tikv_storage_engine_async_request_duration_seconds{type="write"}`
   deltas (or rate()) is about 250 ms on store 2 and about 20 ms on the others
@@ -74,6 +79,30 @@ def _store_down(cluster: Cluster, faults: Faults) -> ScenarioResult:
     )
 
 
+def _two_stores_down(cluster: Cluster, faults: Faults) -> ScenarioResult:
+    if len(cluster.stores) < 2:
+        raise ValueError("two-stores-down needs at least 2 stores")
+    stopped = sorted(cluster.stores)[-2:]
+    for store_id in stopped:
+        faults.stop_store(store_id)
+    lost = sum(
+        1
+        for region in cluster.regions.values()
+        if 2 * sum(p.store_id in stopped for p in region.peers if p.is_voter_like)
+        >= len([p for p in region.peers if p.is_voter_like])
+    )
+    first, second = stopped
+    return ScenarioResult(
+        "two-stores-down",
+        f"stores {first} and {second} stopped",
+        f"stores {first} and {second} Disconnected after 20 s and Down after "
+        f"max-store-down-time; {lost} regions lost a majority of their voters (down-peer list "
+        f"after {int(cluster.peer_down_seconds)} s)",
+        store_id=second,
+        details={"stores": stopped, "quorum_lost_regions": lost},
+    )
+
+
 def _slow_store(cluster: Cluster, faults: Faults) -> ScenarioResult:
     store_id = 2 if 2 in cluster.stores else min(cluster.stores)
     faults.slow_store(store_id, 250.0)
@@ -126,6 +155,7 @@ def _pd_flaky(cluster: Cluster, faults: Faults) -> ScenarioResult:
 
 SCENARIOS: dict[str, Callable[[Cluster, Faults], ScenarioResult]] = {
     "store-down": _store_down,
+    "two-stores-down": _two_stores_down,
     "slow-store": _slow_store,
     "disk-filling": _disk_filling,
     "hot-region": _hot_region,

@@ -155,6 +155,7 @@ class SqliteIncidentRepo:
         *,
         audit: AuditEvent | None = None,
         announce: EventKind | None = None,
+        notes: tuple[str, ...] = (),
     ) -> Incident:
         saved = incident.model_copy(update={"version": incident.version + 1})
         sets = ", ".join(f"{name.strip()} = ?" for name in _COLUMNS.split(","))
@@ -183,7 +184,7 @@ class SqliteIncidentRepo:
             if audit is not None:
                 await insert_audit(conn, audit)
             if announce is not None:
-                await insert_event(self._db, conn, incident_event(announce, saved))
+                await insert_event(self._db, conn, incident_event(announce, saved, notes))
         return saved
 
 

@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from typing import TextIO
 
 from engine.clock import SystemClock, format_duration, format_time
+from engine.incident_facts import consequence_text, consequences_of
 from engine.model import AuditEvent, Diagnosis, Execution, Incident, NotProposed, Proposal
 from engine.ports import Clock
 from operator_tikv.actions import ActionError, get_action
@@ -123,6 +124,10 @@ class TerminalNotifier:
 
     async def incident_resolved(self, incident: Incident) -> None:
         end = incident.resolved_at or self.clock.now()
+        into = incident.details.get("merged_into")
+        if isinstance(into, str) and into:
+            self._write("MERGED", incident.id, f"{incident.title}: into {into}, the same cause.")
+            return
         took = format_duration(end - incident.opened_at)
         self._write(
             "RESOLVED",
@@ -141,6 +146,10 @@ class TerminalNotifier:
         head = f"{incident.severity.value.upper():8} {incident.title}"
         if numbers:
             head += f": {numbers}"
+        consequences = [consequence_text(c) for c in consequences_of(incident)]
+        if consequences:
+            # before the message, so a long message cut at MAX_TEXT keeps them
+            head += f". Consequences: {'; '.join(consequences)}"
         message = incident.details.get("message")
         if isinstance(message, str) and message:
             head += f". {message}"

@@ -13,6 +13,7 @@ from bot.render.attention import attention_buttons, attention_lines
 from bot.render.kit import Rendered, code_span, context, esc, fields, header, rendered, section
 from bot.render.limits import cap_items, clip
 from engine.clock import utc
+from engine.incident_facts import consequence_text, consequences_of
 from engine.model import Diagnosis, Incident, Proposal, ProposalState
 
 _KNOWN_DETAILS = frozenset(
@@ -30,6 +31,11 @@ _KNOWN_DETAILS = frozenset(
         "severity",
         "value",
         "threshold",
+        "consequences",
+        "stores",
+        "quorum_lost",
+        "cause_cleared",
+        "merged_into",
     }
 )
 MAX_EXTRA_DETAILS = 6
@@ -45,7 +51,10 @@ def where(incident: Incident) -> str:
     details = _details(incident)
     kind, _, ident = incident.subject.partition(":")
     address = details.get("address") or details.get("store_address")
-    if kind == "store" and ident:
+    stores = details.get("stores")
+    if isinstance(stores, list) and len(stores) > 1:
+        text = "stores " + ", ".join(esc(s) for s in stores)
+    elif kind == "store" and ident:
         text = f"store {esc(ident)}"
         if address:
             text += f" ({code_span(address)})"
@@ -81,6 +90,31 @@ def _extra_details(incident: Incident) -> list[str]:
         shown = fmt.number(value) if isinstance(value, int | float) else esc(clip(str(value), 80))
         lines.append(f"{esc(key.replace('_', ' '))}: {shown}")
     return cap_items(lines, MAX_EXTRA_DETAILS, "details")
+
+
+MAX_CONSEQUENCES = 6
+
+
+def _consequences(incident: Incident) -> str | None:
+    """The consequences section: what the cause brought with it, with current counts."""
+    details = _details(incident)
+    lines = [f"• {esc(consequence_text(c))}" for c in consequences_of(incident)]
+    lost = details.get("quorum_lost")
+    if isinstance(lost, dict) and isinstance(lost.get("count"), int) and lost["count"]:
+        regions = [esc(r) for r in lost.get("regions") or []][:MAX_REGION_SAMPLE]
+        sample = f" (e.g. {', '.join(regions)})" if regions else ""
+        lines.insert(
+            0,
+            f":rotating_light: {fmt.number(lost['count'])} regions lost quorum and cannot serve "
+            f"reads or writes{sample}",
+        )
+    if details.get("cause_cleared") and incident.is_open:
+        lines.insert(0, "The cause cleared; waiting for these to clear too.")
+    if not lines:
+        return None
+    shown = cap_items(lines, MAX_CONSEQUENCES, "consequences")
+    when = "current counts" if incident.is_open else "last counts"
+    return f"*Consequences* ({when})\n" + "\n".join(shown)
 
 
 def _diagnosis_line(diagnosis: Diagnosis | None, *, resolved: bool) -> str | None:
@@ -171,6 +205,9 @@ def incident_parent(
     elif incident.clear_since is not None:
         pairs.append(("Clear since", fmt.ago(incident.clear_since, now)))
     blocks.extend(fields(pairs))
+    consequences = _consequences(incident)
+    if consequences:
+        blocks.append(section(consequences, noun="consequences"))
     attending = [] if resolved else attention_lines(incident, now)
     if attending:
         blocks.append(section("\n".join(attending)))
@@ -202,6 +239,13 @@ def incident_parent(
 def incident_resolved_reply(incident: Incident, now: datetime) -> Rendered:
     """The thread reply when an incident resolves (no mention, no ping)."""
     end = incident.resolved_at or now
+    into = _details(incident).get("merged_into")
+    if isinstance(into, str) and into:
+        text = (
+            f":arrow_right: *Merged* into {esc(into)} at {fmt.at(end, now)}: the "
+            f"same cause. Follow {esc(into)}'s thread from here."
+        )
+        return rendered(f"Merged into {into}: {incident.title}", [section(text)])
     text = (
         f":large_green_circle: *Resolved* at {fmt.at(end, now)} after "
         f"{fmt.duration(incident.opened_at, end)}: the condition has not been seen since "
@@ -220,7 +264,23 @@ def incident_worsened_reply(incident: Incident, previous: str, now: datetime) ->
     return rendered(f"Worsened: {incident.title}", [section(text)])
 
 
+def incident_changed_reply(
+    incident: Incident, notes: Sequence[str], previous: str | None, now: datetime
+) -> Rendered:
+    """The thread reply when an incident's cause escalated or its consequences appeared or
+    cleared: one reply, saying what changed (and the severity change, if any)."""
+    lines = [esc(note) for note in notes]
+    if previous is not None and previous != incident.severity.value:
+        lines.append(f"Severity {esc(previous)} → {incident.severity.value}.")
+    icon = fmt.SEVERITY_ICON[incident.severity]
+    text = f"{icon} *Changed* at {fmt.at(incident.updated_at, now)}:\n" + "\n".join(
+        f"• {line}" for line in cap_items(lines, 8, "changes")
+    )
+    return rendered(f"Changed: {incident.title}", [section(text)])
+
+
 __all__ = [
+    "incident_changed_reply",
     "incident_parent",
     "incident_resolved_reply",
     "incident_worsened_reply",

@@ -9,7 +9,12 @@ from typing import Any
 from bot.render.attention import attention_reply
 from bot.render.diagnosis import diagnosis_reply, not_proposed_reply
 from bot.render.execution import execution_outcome, execution_progress, execution_started
-from bot.render.incident import incident_parent, incident_resolved_reply, incident_worsened_reply
+from bot.render.incident import (
+    incident_changed_reply,
+    incident_parent,
+    incident_resolved_reply,
+    incident_worsened_reply,
+)
 from bot.render.kit import Rendered
 from bot.render.proposal import proposal_message, proposal_reminder
 from bot.render.views import outcome_view
@@ -97,6 +102,55 @@ def incident(**changes: Any) -> Incident:
     }
     fields.update(changes)
     return Incident(**fields)
+
+
+def consequence(kind: str, label: str, count: int, *, presence: bool = False) -> dict[str, Any]:
+    return {
+        "key": f"{kind}/cluster",
+        "kind": kind,
+        "label": label,
+        "count": count,
+        "stores": [4],
+        "by_presence": presence,
+        "since": T0.timestamp(),
+    }
+
+
+def incident_with_consequences() -> Incident:
+    """A store-down incident with what it brought: its regions, counted on its card."""
+    base = incident()
+    return incident(
+        fingerprint="store_health:store:4",
+        title="Store 4 down",
+        details={
+            **base.details,
+            "consequences": [
+                consequence("region_down_peer", "regions with a down peer", 3400),
+                consequence("region_pending_peer", "regions with a pending peer", 3400),
+                consequence("region_miss_peer", "regions missing a replica", 1200, presence=True),
+            ],
+        },
+    )
+
+
+def stores_incident() -> Incident:
+    """Two stores down with regions that lost quorum: one critical incident."""
+    base = incident()
+    return incident(
+        fingerprint="stores_unavailable:cluster",
+        title="Stores 4 and 5 down: 412 regions lost quorum",
+        details={
+            **base.details,
+            "stores": [4, 5],
+            "quorum_lost": {"count": 412, "regions": [2008, 2011, 2015]},
+            "consequences": [
+                {
+                    **consequence("region_down_peer", "regions with a down peer", 3400),
+                    "stores": [4, 5],
+                }
+            ],
+        },
+    )
 
 
 def resolved_incident() -> Incident:
@@ -373,6 +427,29 @@ def all_messages() -> dict[str, Rendered]:
                 action="incident.acknowledge",
                 subject="I-3",
                 detail={"taken_from": "slack:U0ALICE"},
+            ),
+            NOW,
+        ),
+        "incident_consequences": incident_parent(incident_with_consequences(), NOW),
+        "incident_stores_quorum_lost": incident_parent(stores_incident(), NOW),
+        "incident_changed_reply": incident_changed_reply(
+            incident_with_consequences(),
+            (
+                "Store 4 disconnected → Store 4 down.",
+                "New consequence: 3,400 regions with a down peer (peers on store 4).",
+            ),
+            "warning",
+            NOW,
+        ),
+        "incident_merged_reply": incident_resolved_reply(
+            incident(
+                id="I-5",
+                kind="region_pending_peer",
+                subject="cluster",
+                title="Regions with pending peers",
+                status=IncidentStatus.RESOLVED,
+                resolved_at=T0 + timedelta(minutes=11),
+                details={"merged_into": "I-3"},
             ),
             NOW,
         ),

@@ -25,7 +25,7 @@ from sim.requestlog import RequestRecord
 from sim.server import SimServer
 from slackfake.server import SlackFake
 from slackfake.store import Message
-from tikvops.demo import cluster_settled
+from tikvops.demo import cluster_settled, wait_settled
 from tikvops.settings import Settings
 from tikvops.stack import SlackOptions, Stack, open_stack
 
@@ -242,9 +242,16 @@ async def e2e(
         stores: int = 5,
         speed: float = 20.0,
         expire_every: float | None = None,
+        settle_first: bool = False,
+        sim_options: dict[str, Any] | None = None,
         **overrides: Any,
     ) -> E2E:
-        sim = await sim_factory(stores=stores, regions=150, speed=speed, auto_tick=True)
+        sim = await sim_factory(
+            stores=stores, regions=150, speed=speed, auto_tick=True, **(sim_options or {})
+        )
+        if settle_first:
+            # the bot starts on a quiet cluster: start-up rebalancing is not an incident
+            await wait_settled(sim, limit=WAIT)
         fake = await make_slack_fake(
             users={ALICE: "alice", BOB: "bob", CAROL: "carol"},
             usergroups={ONCALL: [ALICE, CAROL]},

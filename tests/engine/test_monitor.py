@@ -87,7 +87,7 @@ async def test_a_thousand_ticks_of_a_steady_fault(repos: Repositories) -> None:
         await rig.tick()
     incidents = await all_incidents(repos)
     assert sorted(i.fingerprint for i in incidents) == [
-        "store_down:store:3",
+        "store_health:store:3",
         "write_latency:store:2",
     ]
     assert all(i.is_open for i in incidents)
@@ -337,7 +337,7 @@ async def test_a_storage_failure_mid_tick_loses_no_report(repos: Repositories) -
     flaky = Flaky(repos.incidents)
     rig.monitor.tracker.repo = flaky
     rig.cluster.store(2).state = "Down"
-    rig.cluster.store(3).state = "Down"
+    rig.cluster.store(3).disk = 0.95  # a second, independent cause
     with pytest.raises(StorageError):
         await rig.tick()
     [first] = await repos.incidents.list_open()

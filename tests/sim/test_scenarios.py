@@ -17,13 +17,20 @@ def test_every_scenario_is_documented() -> None:
     import sim.scenarios
 
     doc = sim.scenarios.__doc__ or ""
-    assert set(SCENARIOS) == {"store-down", "slow-store", "disk-filling", "hot-region", "pd-flaky"}
+    assert set(SCENARIOS) == {
+        "store-down",
+        "two-stores-down",
+        "slow-store",
+        "disk-filling",
+        "hot-region",
+        "pd-flaky",
+    }
     for name in SCENARIOS:
         assert f"``{name}``" in doc
 
 
 async def test_unknown_scenario_is_refused_with_the_known_names(sim: SimServer) -> None:
-    with pytest.raises(ValueError, match="known scenarios: store-down, slow-store"):
+    with pytest.raises(ValueError, match="known scenarios: store-down, two-stores-down, slow"):
         sim.apply_scenario("meteor")
 
 
@@ -42,6 +49,19 @@ async def test_store_down(sim: SimServer) -> None:
         assert (await pd.get(f"{V1}/regions/check/down-peer")).json()["count"] == 1000
         sim.cluster.advance(1200)
         assert (await pd.get(f"{V1}/store/3")).json()["store"]["state_name"] == "Down"
+
+
+async def test_two_stores_down_loses_quorum(sim_factory: SimFactory) -> None:
+    server = await sim_factory(stores=3, regions=40, peer_down_seconds=90.0)
+    result = server.apply_scenario("two-stores-down")
+    assert result.details == {"stores": [2, 3], "quorum_lost_regions": 40}
+    async with httpx.AsyncClient(base_url=server.pd_url) as pd:
+        server.cluster.advance(100)
+        body = (await pd.get(f"{V1}/regions/check/down-peer")).json()
+        assert body["count"] == 40
+        region = body["regions"][0]
+        down = {p["peer"]["store_id"] for p in region["down_peers"]}
+        assert down == {2, 3}  # two of its three voters: no majority left
 
 
 async def test_store_down_choice_depends_on_size(sim_factory: SimFactory) -> None:

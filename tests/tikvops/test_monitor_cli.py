@@ -363,3 +363,108 @@ async def test_the_diagnoser_is_claude_only_with_a_key(tmp_path: Path) -> None:
         assert claude.limits.max_drained_stores == 2
         assert isinstance(claude.fallback, PlaybookDiagnoser)
         assert claude.fallback.limits.max_drained_stores == 2
+
+
+# --------------------------------------------------------------------------- one incident per cause
+
+STORE_DOWN_DETAILS: dict[str, Any] = {
+    "unit": "s",
+    "message": "Store 5 is Down: no heartbeat to PD for 31 min.",
+    "consequences": [
+        {
+            "key": "region_pending_peer/cluster",
+            "kind": "region_pending_peer",
+            "label": "regions with a pending peer",
+            "count": 40,
+            "stores": [5],
+            "by_presence": False,
+            "since": 0.0,
+        },
+        {
+            "key": "region_miss_peer/cluster",
+            "kind": "region_miss_peer",
+            "label": "regions missing a replica",
+            "count": 12,
+            "stores": [5],
+            "by_presence": True,
+            "since": 0.0,
+        },
+    ],
+}
+
+
+def test_incidents_table_groups_consequences_under_their_cause(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def seed(path: Path) -> None:
+        db = await Database.open(path)
+        try:
+            repos = Repositories.on(db)
+            clock = FakeClock()
+            await repos.incidents.create(
+                make_incident(
+                    id="I-4",
+                    kind="store_down",
+                    subject="store:5",
+                    at=clock.now(),
+                    title="Store 5 down",
+                    details=STORE_DOWN_DETAILS,
+                )
+            )
+            await repos.incidents.create(
+                make_incident(
+                    id="I-3",
+                    kind="region_pending_peer",
+                    subject="cluster",
+                    at=clock.now() - timedelta(minutes=1),
+                    status=IncidentStatus.RESOLVED,
+                    resolved_at=clock.now(),
+                    title="Regions with pending peers",
+                    details={"merged_into": "I-4"},
+                )
+            )
+        finally:
+            await db.close()
+
+    db = tmp_path / "t.db"
+    asyncio.run(seed(db))
+    assert run_own(["incidents", "--db", str(db), "--all"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("I-4") and "Store 5 down" in lines[1]
+    assert lines[2].strip() == "└ 40 regions with a pending peer (peers on store 5)"
+    assert lines[3].strip() == "└ 12 regions missing a replica (while store 5 is unhealthy)"
+    assert lines[4].startswith("I-3")
+    assert lines[5].strip() == "└ merged into I-4 (the same cause)"
+
+
+async def test_terminal_lines_carry_the_consequences_and_merges() -> None:
+    out = io.StringIO()
+    clock = FakeClock()
+    notifier = TerminalNotifier(out, clock=clock)
+    down = make_incident(
+        id="I-4",
+        kind="store_down",
+        subject="store:5",
+        at=clock.now(),
+        title="Store 5 down",
+        value=None,
+        details=STORE_DOWN_DETAILS,
+    )
+    await notifier.incident_updated(down)
+    merged = make_incident(
+        id="I-3",
+        kind="region_pending_peer",
+        subject="cluster",
+        at=clock.now(),
+        status=IncidentStatus.RESOLVED,
+        resolved_at=clock.now(),
+        title="Regions with pending peers",
+        details={"merged_into": "I-4"},
+    )
+    await notifier.incident_resolved(merged)
+    updated, merge = out.getvalue().splitlines()
+    assert "UPDATED   I-4   CRITICAL Store 5 down. Consequences: 40 regions with a pending " in (
+        updated
+    )
+    assert "12 regions missing a replica (while store 5 is unhealthy). Store 5 is Down" in updated
+    assert merge.endswith("MERGED    I-3   Regions with pending peers: into I-4, the same cause.")

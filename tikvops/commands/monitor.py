@@ -28,6 +28,7 @@ from typing import Any, TextIO
 
 from engine.clock import SystemClock, format_duration, format_time
 from engine.errors import StorageError
+from engine.incident_facts import consequence_text, consequences_of
 from engine.model import Incident, IncidentStatus
 from engine.ports import Clock
 from engine.results import IncidentsView
@@ -232,9 +233,16 @@ def write_incidents(
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
-    for row in rows:
+    for index, row in enumerate(rows):
         cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
         out.write("  ".join([*cells, row[-1]]).rstrip() + "\n")
+        if index > 0:  # its consequences, under it: one incident per cause
+            incident = incidents[index - 1]
+            for consequence in consequences_of(incident):
+                out.write(f"{'':{widths[0]}}  └ {consequence_text(consequence)}\n")
+            into = incident.details.get("merged_into")
+            if isinstance(into, str) and into:
+                out.write(f"{'':{widths[0]}}  └ merged into {into} (the same cause)\n")
 
 
 __all__ = [
