@@ -10,8 +10,8 @@ import aiosqlite
 
 from engine.events import Event
 from engine.model import AuditEvent, AuditOutcome, Identity
+from storage.base import SqlDatabase
 from storage.codec import dumps, loads, parse_ts, ts
-from storage.db import Database
 from storage.events import insert_event
 
 
@@ -52,7 +52,7 @@ def row_to_audit(row: sqlite3.Row) -> AuditEvent:
 class SqliteAuditLog:
     """`engine.ports.AuditLog` on SQLite."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqlDatabase) -> None:
         self._db = db
 
     async def append(self, event: AuditEvent, *, events: Sequence[Event] = ()) -> AuditEvent:

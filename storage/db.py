@@ -86,6 +86,10 @@ class Database:
     def path(self) -> Path:
         return self._path
 
+    @property
+    def dialect(self) -> str:
+        return "sqlite"
+
     async def _configure(self) -> None:
         async with self._guard():
             await self._conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
@@ -156,10 +160,11 @@ class Database:
     # ------------------------------------------------------------------ access
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self, *, serialized: bool = True) -> AsyncIterator[aiosqlite.Connection]:
         """`async with db.transaction() as conn:` runs the block in `BEGIN IMMEDIATE` …
         `COMMIT` (rolled back on any exception), holding SQLite's write lock, so a
-        compare-and-set inside it is atomic across processes too."""
+        compare-and-set inside it is atomic across processes too (`serialized` is for
+        PostgreSQL: SQLite always takes its write lock)."""
         async with self._guard():
             await self._conn.execute("BEGIN IMMEDIATE")
             try:

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from storage.base import SqlDatabase
 from storage.codec import ts
-from storage.db import Database
 
 _UPSERT = (
     "INSERT INTO processed_requests (request_id, seen_at, expires_at) VALUES {rows} "
@@ -22,7 +22,7 @@ _UPSERT = (
 class SqliteDedupRepo:
     """`engine.ports.DedupRepo` on SQLite."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqlDatabase) -> None:
         self._db = db
 
     async def seen(self, request_id: str, *, now: datetime, ttl: timedelta) -> bool:
@@ -39,7 +39,7 @@ class SqliteDedupRepo:
         sql = _UPSERT.format(rows=", ".join(["(?, ?, ?)"] * len(unique)))
         async with self._db.transaction() as conn:
             cursor = await conn.execute(sql, params)
-            marked = cursor.rowcount
+            marked = int(cursor.rowcount)
             await cursor.close()
         return marked < len(unique)
 
@@ -48,6 +48,6 @@ class SqliteDedupRepo:
             cursor = await conn.execute(
                 "DELETE FROM processed_requests WHERE expires_at <= ?", (ts(now),)
             )
-            removed = cursor.rowcount
+            removed = int(cursor.rowcount)
             await cursor.close()
         return removed

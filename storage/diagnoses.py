@@ -13,8 +13,8 @@ from engine.model import (
     Incident,
     ProposedAction,
 )
+from storage.base import SqlDatabase
 from storage.codec import dumps, loads, parse_ts, ts
-from storage.db import Database
 from storage.events import insert_event
 
 
@@ -38,7 +38,7 @@ def row_to_diagnosis(row: sqlite3.Row) -> Diagnosis:
 class SqliteDiagnosisRepo:
     """`engine.ports.DiagnosisRepo` on SQLite."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqlDatabase) -> None:
         self._db = db
 
     async def add(self, diagnosis: Diagnosis, *, incident: Incident | None = None) -> Diagnosis:

@@ -13,11 +13,11 @@ from collections.abc import Callable
 import aiosqlite
 
 from engine.events import Event
+from storage.base import SqlDatabase
 from storage.codec import dumps, loads, ts
-from storage.db import Database
 
 
-async def insert_event(db: Database, conn: aiosqlite.Connection, event: Event) -> Event:
+async def insert_event(db: SqlDatabase, conn: aiosqlite.Connection, event: Event) -> Event:
     """Append `event` inside the caller's transaction; returns it with its `seq`."""
     payload = event.model_dump(mode="json", exclude={"seq"})
     cursor = await conn.execute(
@@ -42,7 +42,8 @@ async def take_cursor(conn: aiosqlite.Connection, consumer: str, seq: int) -> bo
     False when it is not (another process, or an earlier attempt, took that event already)."""
     cursor = await conn.execute(
         "INSERT INTO event_cursors (consumer, seq) VALUES (?, ?) "
-        "ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq WHERE seq < excluded.seq",
+        "ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq "
+        "WHERE event_cursors.seq < excluded.seq",
         (consumer, seq),
     )
     moved = cursor.rowcount == 1
@@ -53,7 +54,7 @@ async def take_cursor(conn: aiosqlite.Connection, consumer: str, seq: int) -> bo
 class SqliteEventLog:
     """`engine.ports.EventLog` on SQLite."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqlDatabase) -> None:
         self._db = db
 
     async def append(self, event: Event) -> Event:

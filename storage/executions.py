@@ -19,6 +19,7 @@ from engine.model import (
     ProgressNote,
 )
 from storage.audit import insert_audit
+from storage.base import SqlDatabase
 from storage.codec import (
     dumps,
     dumps_or_none,
@@ -28,7 +29,6 @@ from storage.codec import (
     ts,
     ts_or_none,
 )
-from storage.db import Database
 from storage.events import insert_event
 
 _MUTABLE = (
@@ -102,7 +102,7 @@ def row_to_execution(row: sqlite3.Row) -> Execution:
 class SqliteExecutionRepo:
     """`engine.ports.ExecutionRepo` on SQLite."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqlDatabase) -> None:
         self._db = db
 
     async def start(self, execution: Execution) -> Execution:

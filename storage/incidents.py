@@ -13,8 +13,8 @@ from engine.errors import DuplicateIncident, NotFound, StaleVersion
 from engine.events import EventKind, incident_event
 from engine.model import AuditEvent, Incident, IncidentStatus, Severity
 from storage.audit import insert_audit
+from storage.base import SqlDatabase
 from storage.codec import dumps, loads, parse_ts, parse_ts_or_none, ts, ts_or_none
-from storage.db import Database
 from storage.events import insert_event
 from storage.sequences import next_id
 
@@ -69,7 +69,7 @@ def row_to_incident(row: sqlite3.Row) -> Incident:
 class SqliteIncidentRepo:
     """`engine.ports.IncidentRepo` on SQLite."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqlDatabase) -> None:
         self._db = db
 
     async def next_id(self) -> str:

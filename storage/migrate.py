@@ -55,11 +55,16 @@ def split_statements(script: str) -> list[str]:
     return statements
 
 
+SQLITE_MIGRATIONS = "storage.migrations"
+POSTGRES_MIGRATIONS = "storage.migrations.postgresql"
+
+
 @cache
-def load_migrations() -> tuple[Migration, ...]:
-    """The packaged migrations, in version order (versions must be 1, 2, 3, … with no gap)."""
+def load_migrations(package: str = SQLITE_MIGRATIONS) -> tuple[Migration, ...]:
+    """The packaged migrations of one dialect (`SQLITE_MIGRATIONS`, `POSTGRES_MIGRATIONS`), in
+    version order (versions must be 1, 2, 3, … with no gap)."""
     found: list[Migration] = []
-    for entry in resources.files("storage.migrations").iterdir():
+    for entry in resources.files(package).iterdir():
         match = _NAME.match(entry.name)
         if match is None:
             continue
@@ -68,7 +73,9 @@ def load_migrations() -> tuple[Migration, ...]:
             Migration(
                 version=int(match.group(1)),
                 name=entry.name,
-                statements=tuple(split_statements(text)),
+                statements=(
+                    tuple(split_statements(text)) if package == SQLITE_MIGRATIONS else (text,)
+                ),
                 foreign_keys_off=FOREIGN_KEYS_OFF in text,
             )
         )
@@ -146,4 +153,12 @@ async def migrate(
     return await _user_version(conn)
 
 
-__all__ = ["Migration", "latest_version", "load_migrations", "migrate", "split_statements"]
+__all__ = [
+    "POSTGRES_MIGRATIONS",
+    "SQLITE_MIGRATIONS",
+    "Migration",
+    "latest_version",
+    "load_migrations",
+    "migrate",
+    "split_statements",
+]

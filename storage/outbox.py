@@ -4,20 +4,30 @@ incident or proposal are delivered in order even across retries.
 
 `enqueue_batch` queues the items an event (`storage.events`) became together with the move of
 the deliverer's cursor past that event, in one transaction: an event whose items were queued
-before (the cursor is already past it) is not queued again."""
+before (the cursor is already past it) is not queued again.
+
+`claim` is `due` for several deliverers (replicas) at once: the items it returns are leased to
+the caller (their next attempt moved to the end of the lease), so no other replica takes them
+until the lease lapses; on PostgreSQL the due rows are locked with `FOR UPDATE SKIP LOCKED`, so
+concurrent claims never wait for each other nor take the same item. An item whose lease lapsed
+(its deliverer died) is claimed again with that interrupted attempt counted, so the next
+deliverer treats its post as uncertain and looks it up before sending."""
 
 from __future__ import annotations
 
 import builtins
 import sqlite3
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from engine.errors import NotFound
 from engine.model import JsonDict, OutboxItem, OutboxStatus
+from storage.base import SqlDatabase
 from storage.codec import dumps, dumps_or_none, loads, parse_ts, parse_ts_or_none, ts
-from storage.db import Database
 from storage.events import take_cursor
+
+CLAIMED = "being delivered (claimed until"
+"""`last_error` of a claimed item; seen again at the next claim, the claim was interrupted."""
 
 
 def _row_to_item(row: sqlite3.Row) -> OutboxItem:
@@ -39,7 +49,7 @@ def _row_to_item(row: sqlite3.Row) -> OutboxItem:
 class SqliteOutbox:
     """`engine.ports.Outbox` on SQLite."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqlDatabase) -> None:
         self._db = db
 
     async def enqueue(self, kind: str, key: str, payload: JsonDict, *, now: datetime) -> int:
@@ -114,6 +124,37 @@ class SqliteOutbox:
             (ts(now), limit),
         )
         return [_row_to_item(row) for row in rows]
+
+    async def claim(
+        self, now: datetime, *, lease: timedelta, limit: int = 20
+    ) -> builtins.list[OutboxItem]:
+        """Take up to `limit` due items (as `due` chooses them) for this deliverer until
+        `now + lease`; oldest first."""
+        postgres = self._db.dialect == "postgresql"
+        lock = " FOR UPDATE OF o SKIP LOCKED" if postgres else ""
+        until = ts(now + lease)
+        claimed = f"{CLAIMED} {until})"
+        async with self._db.transaction(serialized=False) as conn:
+            cursor = await conn.execute(
+                "SELECT o.id FROM outbox AS o WHERE o.status = 'pending' "
+                "AND o.next_attempt_at <= ? AND NOT EXISTS (SELECT 1 FROM outbox AS e "
+                "WHERE e.key = o.key AND e.status = 'pending' AND e.id < o.id) "
+                f"ORDER BY o.id LIMIT ?{lock}",
+                (ts(now), limit),
+            )
+            ids = [int(row[0]) for row in await cursor.fetchall()]
+            await cursor.close()
+            if not ids:
+                return []
+            cursor = await conn.execute(
+                "UPDATE outbox SET next_attempt_at = ?, attempts = attempts + CASE WHEN "
+                "last_error LIKE ? THEN 1 ELSE 0 END, last_error = ? "
+                f"WHERE id IN ({', '.join('?' * len(ids))}) RETURNING *",
+                (until, f"{CLAIMED}%", claimed, *ids),
+            )
+            rows = await cursor.fetchall()
+            await cursor.close()
+        return sorted((_row_to_item(row) for row in rows), key=lambda item: item.id)
 
     async def get(self, item_id: int) -> OutboxItem | None:
         row = await self._db.fetchone("SELECT * FROM outbox WHERE id = ?", (item_id,))

@@ -27,6 +27,7 @@ from engine.model import (
 )
 from engine.transitions import TransitionResult
 from storage.audit import insert_audit
+from storage.base import SqlDatabase
 from storage.codec import (
     dumps,
     dumps_or_none,
@@ -36,7 +37,6 @@ from storage.codec import (
     ts,
     ts_or_none,
 )
-from storage.db import Database
 from storage.events import insert_event
 from storage.executions import insert_execution, update_execution
 from storage.sequences import next_id
@@ -121,7 +121,7 @@ async def _insert_approvals(conn: aiosqlite.Connection, proposal: Proposal) -> N
 class SqliteProposalRepo:
     """`engine.ports.ProposalRepo` on SQLite."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqlDatabase) -> None:
         self._db = db
 
     async def next_id(self) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 
 from engine.model import MessageRef, OwnerKind
-from storage.db import Database
+from storage.base import SqlDatabase
 
 
 def _row_to_ref(row: sqlite3.Row) -> MessageRef:
@@ -22,7 +22,7 @@ def _row_to_ref(row: sqlite3.Row) -> MessageRef:
 class SqliteSlackRefs:
     """`engine.ports.SlackRefs` on SQLite."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqlDatabase) -> None:
         self._db = db
 
     async def put(self, ref: MessageRef) -> None:

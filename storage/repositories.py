@@ -1,11 +1,12 @@
-"""All SQLite repositories on one `Database`, as one bundle for wiring and tests."""
+"""All repositories on one database (SQLite `Database` or PostgreSQL `PgDatabase`), as one
+bundle for wiring and tests."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from storage.audit import SqliteAuditLog
-from storage.db import Database
+from storage.base import SqlDatabase
 from storage.dedup import SqliteDedupRepo
 from storage.diagnoses import SqliteDiagnosisRepo
 from storage.events import SqliteEventLog
@@ -19,7 +20,7 @@ from storage.settings import SqliteEngineSettingsRepo
 
 @dataclass(frozen=True, slots=True)
 class Repositories:
-    db: Database
+    db: SqlDatabase
     incidents: SqliteIncidentRepo
     diagnoses: SqliteDiagnosisRepo
     proposals: SqliteProposalRepo
@@ -32,7 +33,7 @@ class Repositories:
     events: SqliteEventLog
 
     @classmethod
-    def on(cls, db: Database) -> Repositories:
+    def on(cls, db: SqlDatabase) -> Repositories:
         return cls(
             db=db,
             incidents=SqliteIncidentRepo(db),
@@ -48,7 +49,7 @@ class Repositories:
         )
 
 
-def _implements_ports(db: Database) -> None:  # pragma: no cover - checked by mypy only
+def _implements_ports(db: SqlDatabase) -> None:  # pragma: no cover - checked by mypy only
     """Static check that every repository implements its port."""
     from engine import ports
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import aiosqlite
 
-from storage.db import Database
+from storage.base import SqlDatabase
 
 PREFIX = {"incident": "I", "proposal": "P"}
 
@@ -24,6 +24,6 @@ async def allocate(conn: aiosqlite.Connection, name: str) -> str:
     return f"{PREFIX[name]}-{int(row[0])}"
 
 
-async def next_id(db: Database, name: str) -> str:
+async def next_id(db: SqlDatabase, name: str) -> str:
     async with db.transaction() as conn:
         return await allocate(conn, name)

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from engine.model import AuditEvent, EngineSettings, KillSwitch
 from storage.audit import insert_audit
+from storage.base import SqlDatabase
 from storage.codec import dumps, loads, parse_ts_or_none, ts_or_none
-from storage.db import Database
 
 
 class SqliteEngineSettingsRepo:
     """`engine.ports.EngineSettingsRepo` on SQLite."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqlDatabase) -> None:
         self._db = db
 
     async def get(self) -> EngineSettings:

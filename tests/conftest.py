@@ -6,7 +6,12 @@ import os
 
 import pytest
 
-pytest_plugins: list[str] = ["tests.plugins.storage", "tests.plugins.slack", "tests.plugins.sim"]
+pytest_plugins: list[str] = [
+    "tests.plugins.storage",
+    "tests.plugins.postgres",
+    "tests.plugins.slack",
+    "tests.plugins.sim",
+]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

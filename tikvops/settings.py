@@ -27,6 +27,7 @@ from pydantic_settings import (
 )
 
 from operator_tikv.urls import has_credentials, redact_url
+from storage.dburl import DatabaseTarget
 
 SLACK_DEFAULT_API_URL = "https://slack.com/api/"
 
@@ -87,7 +88,10 @@ class Settings(BaseSettings):
     pd_retries: int = Field(default=2, ge=0, le=10, description="retries of idempotent GETs")
 
     # Where state lives.
-    db: Path = Field(default=Path("tikvops.db"), description="SQLite database path")
+    db: DatabaseTarget = Field(
+        default=Path("tikvops.db"),
+        description="SQLite database path, or a postgresql:// URL (several replicas)",
+    )
 
     # Slack.
     slack_bot_token: SecretStr | None = Field(

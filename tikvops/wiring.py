@@ -38,7 +38,7 @@ from operator_tikv.queries import PrometheusSource
 from operator_tikv.scrape import ScrapeSource, open_scrape_session
 from operator_tikv.tls import TLSContext, TLSFileError
 from operator_tikv.transport import open_aiohttp_transport
-from storage import Database, Repositories
+from storage import AnyDatabase, Repositories, open_database
 from tikvops.connect import cluster_tls, prometheus_auth, prometheus_tls, reload_on_sighup
 from tikvops.settings import ConfigError, Settings, env_name
 
@@ -49,7 +49,7 @@ class Runtime:
 
     settings: Settings
     pd: PDClient
-    db: Database
+    db: AnyDatabase
     repos: Repositories
     policy: ApprovalPolicy
     engine: Engine
@@ -216,7 +216,7 @@ async def open_runtime(
     pd_url = require_pd_url(settings)
     chosen_clock: Clock = clock or SystemClock()
     policy = build_policy(settings, terminal=terminal)
-    db = await Database.open(settings.db)
+    db = await open_database(settings.db)
     try:
         repos = Repositories.on(db)
         async with contextlib.AsyncExitStack() as exits:

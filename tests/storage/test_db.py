@@ -40,7 +40,8 @@ async def _tables(db: Database) -> set[str]:
     return {row[0] for row in rows}
 
 
-async def test_fresh_database_is_migrated_with_pragmas(db: Database) -> None:
+async def test_fresh_database_is_migrated_with_pragmas(sqlite_db: Database) -> None:
+    db = sqlite_db
     assert await db.schema_version() == latest_version() == 4
     assert await _tables(db) == TABLES_V1 | {"outbox", "events", "event_cursors"}
     journal = await db.fetchone("PRAGMA journal_mode")

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from pathlib import Path
 
-from storage import Database, Repositories
+from storage import PostgresUrl, Repositories, SqlDatabase, open_database
 from tests.plugins.storage import T0
 
 TTL = timedelta(minutes=10)
@@ -46,9 +47,9 @@ async def test_no_ids_and_the_same_id_twice(repos: Repositories) -> None:
 
 
 async def test_concurrent_deliveries_on_two_connections_leave_exactly_one_new(
-    db: Database,
+    db: SqlDatabase, db_target: Path | PostgresUrl
 ) -> None:
-    other = await Database.open(db.path)
+    other = await open_database(db_target)
     try:
         stores = [Repositories.on(db).dedup, Repositories.on(other).dedup]
         results = await asyncio.gather(

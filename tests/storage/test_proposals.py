@@ -26,7 +26,7 @@ from engine.model import (
 )
 from engine.policy import ANYONE, ApprovalPolicy
 from engine.transitions import ProposalEvent, TransitionResult, propose, transition
-from storage import Database, Repositories
+from storage import PostgresUrl, Repositories, SqlDatabase, open_database
 from tests.plugins.storage import T0, alice, bob, make_execution
 
 POLICY = ApprovalPolicy(approvers=frozenset({ANYONE}))
@@ -169,8 +169,10 @@ async def test_fifty_concurrent_approvals_exactly_one_wins(repos: Repositories) 
         assert loss.audit is not None and loss.audit.outcome is AuditOutcome.REFUSED
 
 
-async def test_two_connections_to_one_file_still_one_winner(db: Database, db_path: Path) -> None:
-    other = await Database.open(db_path)
+async def test_two_connections_to_one_database_still_one_winner(
+    db: SqlDatabase, db_target: Path | PostgresUrl
+) -> None:
+    other = await open_database(db_target)
     try:
         here, there = Repositories.on(db), Repositories.on(other)
         created = await _create(here)
@@ -191,11 +193,11 @@ _PROCESS_SCRIPT = textwrap.dedent(
     from engine.policy import ANYONE, ApprovalPolicy
     from engine.applying import apply_transition
     from engine.transitions import ProposalEvent
-    from storage import Database, Repositories
+    from storage import Repositories, open_database
     from tests.plugins.storage import T0
 
     async def main(path, tag):
-        db = await Database.open(path)
+        db = await open_database(path)
         repos = Repositories.on(db)
         policy = ApprovalPolicy(approvers=frozenset({ANYONE}))
         wins = 0
@@ -217,7 +219,9 @@ _PROCESS_SCRIPT = textwrap.dedent(
 )
 
 
-async def test_two_real_processes_one_winner(db: Database, db_path: Path) -> None:
+async def test_two_real_processes_one_winner(
+    db: SqlDatabase, db_target: Path | PostgresUrl
+) -> None:
     repos = Repositories.on(db)
     created = await _create(repos)
     assert created.id == "P-1"
@@ -226,7 +230,7 @@ async def test_two_real_processes_one_winner(db: Database, db_path: Path) -> Non
             sys.executable,
             "-c",
             _PROCESS_SCRIPT,
-            str(db_path),
+            db_target.dsn if isinstance(db_target, PostgresUrl) else str(db_target),
             tag,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -266,8 +270,10 @@ async def test_failed_execution_insert_rolls_back_the_transition(repos: Reposito
     assert loaded is not None and loaded.state is ProposalState.APPROVED
 
 
-async def test_ids_are_unique_across_connections(db: Database, db_path: Path) -> None:
-    other = await Database.open(db_path)
+async def test_ids_are_unique_across_connections(
+    db: SqlDatabase, db_target: Path | PostgresUrl
+) -> None:
+    other = await open_database(db_target)
     try:
         here, there = Repositories.on(db), Repositories.on(other)
         ids = await asyncio.gather(
@@ -297,3 +303,37 @@ async def test_list_filters_and_expiry_query(repos: Repositories) -> None:
     expired = POLICY.decide(ProposalEvent.EXPIRE, due[0], SYSTEM, T0 + timedelta(minutes=30))
     await repos.proposals.apply(expired)
     assert await repos.proposals.list_due_for_expiry(T0 + timedelta(hours=5)) == []
+
+
+async def test_hundred_concurrent_starts_over_five_connections_one_execution(
+    db: SqlDatabase, db_target: Path | PostgresUrl
+) -> None:
+    """The approved → executing gate is one compare-and-set: 100 attempts to start the same
+    approved proposal, spread over five connections (one process's worth of replicas), give one
+    executing proposal, one execution record and one event; every loser is told it is stale."""
+    here = Repositories.on(db)
+    created = await _create(here, risk=RiskLevel.LOW)
+    approved = await here.proposals.apply(POLICY.decide(ProposalEvent.APPROVE, created, bob(), T0))
+    others = [await open_database(db_target) for _ in range(4)]
+    try:
+        connections = [here, *(Repositories.on(o) for o in others)]
+        head = await here.events.head()
+
+        async def start(i: int) -> object:
+            repos = connections[i % len(connections)]
+            started = transition(approved, ProposalEvent.START, actor=SYSTEM, now=T0)
+            return await repos.proposals.apply(started, start_execution=make_execution(created.id))
+
+        outcomes = await asyncio.gather(*(start(i) for i in range(100)), return_exceptions=True)
+        wins = [o for o in outcomes if not isinstance(o, BaseException)]
+        stale = [o for o in outcomes if isinstance(o, StaleVersion)]
+        assert len(wins) == 1 and len(stale) == 99, [o for o in outcomes if o not in stale][:3]
+        stored = await Repositories.on(others[-1]).proposals.get(created.id)
+        assert stored is not None and stored.state is ProposalState.EXECUTING
+        assert stored.version == approved.version + 1
+        assert [e.proposal_id for e in await here.executions.list_unfinished()] == [created.id]
+        events = await here.events.after(head)
+        assert [e.subject for e in events] == [created.id]
+    finally:
+        for other in others:
+            await other.close()

@@ -4,6 +4,7 @@ deduplication, the outbox and engine settings."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -22,7 +23,7 @@ from engine.model import (
 )
 from engine.policy import ApprovalPolicy
 from engine.switches import KILL_SWITCH, switched
-from storage import Database, Repositories
+from storage import Database, PostgresUrl, Repositories, SqlDatabase, open_database
 from tests.plugins.storage import T0, alice, bob, make_execution, make_proposal
 
 
@@ -149,10 +150,12 @@ async def test_dedup_marks_once_and_expires(repos: Repositories) -> None:
     assert await repos.dedup.seen("env-2", now=later, ttl=ttl) is False
 
 
-async def test_dedup_concurrent_marks_exactly_one_new(db: Database, db_path: object) -> None:
+async def test_dedup_concurrent_marks_exactly_one_new(
+    db: SqlDatabase, db_target: Path | PostgresUrl
+) -> None:
     import asyncio
 
-    other = await Database.open(db.path)
+    other = await open_database(db_target)
     try:
         stores = [Repositories.on(db).dedup, Repositories.on(other).dedup]
         results = await asyncio.gather(

@@ -31,7 +31,8 @@ from engine.errors import StorageError
 from engine.model import Incident, IncidentStatus
 from engine.ports import Clock
 from engine.results import IncidentsView
-from storage import Database, SqliteIncidentRepo
+from storage import SqliteIncidentRepo, open_database
+from storage.dburl import DatabaseTarget
 from tikvops.commands import argtypes
 from tikvops.logs import configure_from_settings
 from tikvops.observability import ObservabilityError
@@ -155,7 +156,7 @@ def run_incidents_command(args: argparse.Namespace) -> int:
     if args.limit < 1:
         print("tikvops incidents: --limit must be 1 or more", file=sys.stderr)
         return 2
-    if not settings.db.exists():
+    if isinstance(settings.db, Path) and not settings.db.exists():
         incidents: list[Incident] = []  # nothing has been recorded yet
         print(
             f"tikvops incidents: no database at {settings.db} yet, so nothing has been recorded "
@@ -179,11 +180,11 @@ def run_incidents_command(args: argparse.Namespace) -> int:
 
 
 async def read_incidents(
-    path: Path, *, include_resolved: bool = False, limit: int = DEFAULT_LIST_LIMIT
+    path: DatabaseTarget, *, include_resolved: bool = False, limit: int = DEFAULT_LIST_LIMIT
 ) -> list[Incident]:
     """Open incidents (oldest first), or with `include_resolved` the latest `limit` incidents
     (newest first), from the database at `path` (created if missing: check first)."""
-    db = await Database.open(path)
+    db = await open_database(path)
     try:
         repo = SqliteIncidentRepo(db)
         if include_resolved:
@@ -198,14 +199,14 @@ def incidents_json(incidents: list[Incident]) -> dict[str, Any]:
 
 
 def write_incidents(
-    incidents: list[Incident], out: TextIO, *, clock: Clock, db: Path, all_: bool
+    incidents: list[Incident], out: TextIO, *, clock: Clock, db: DatabaseTarget, all_: bool
 ) -> None:
     now = clock.now()
     if not incidents:
         what = "No incidents" if all_ else "No open incidents"
         where = (
             f" in {db}"
-            if db.exists()
+            if not isinstance(db, Path) or db.exists()
             else f": {db} does not exist yet (tikvops monitor creates it)"
         )
         out.write(f"{what}{where}.\n")

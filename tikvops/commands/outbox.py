@@ -22,7 +22,8 @@ from typing import Any, TextIO
 from engine.clock import SystemClock, format_time
 from engine.errors import StorageError
 from engine.model import AuditEvent, OutboxItem, OutboxStatus
-from storage import Database, Repositories
+from storage import Repositories, database_target, open_database
+from storage.dburl import DatabaseTarget
 from tikvops.commands.actions import local_identity
 from tikvops.settings import load_settings
 
@@ -49,7 +50,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(config_file=args.config, env_file=args.env_file)
-    path = args.db or str(settings.db)
+    path = database_target(args.db) if args.db else settings.db
     if args.verb == "retry" and not args.ids and not args.dead:
         print(
             "tikvops outbox retry: say which messages: outbox item IDs (see 'tikvops outbox') "
@@ -67,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
 
-async def _run(args: argparse.Namespace, path: str, out: TextIO) -> int:
-    db = await Database.open(path)
+async def _run(args: argparse.Namespace, path: DatabaseTarget, out: TextIO) -> int:
+    db = await open_database(path)
     try:
         repos = Repositories.on(db)
         if args.verb == "retry":
