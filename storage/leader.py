@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import psycopg
 
 from engine.errors import StorageError
 from engine.leadership import LeaderLock, SoleLeader
+from storage.dburl import PostgresUrl, database_target
 
 logger = logging.getLogger(__name__)
 
@@ -34,21 +35,15 @@ KEEPALIVE_COUNT = 3
 CONNECT_TIMEOUT = 5
 
 
-def is_postgres(db: object) -> bool:
-    text = getattr(db, "dsn", db)
-    return isinstance(text, str) and text.lower().startswith(("postgresql://", "postgres://"))
-
-
 class PgLeaderLock:
     """`engine.leadership.LeaderLock` as a PostgreSQL session advisory lock."""
 
-    def __init__(self, dsn: str, *, key: int = LEADER_KEY) -> None:
-        self._dsn = dsn
+    def __init__(self, url: PostgresUrl | str, *, key: int = LEADER_KEY) -> None:
+        target = url if isinstance(url, PostgresUrl) else PostgresUrl(url)
+        self._dsn = target.dsn
         self._key = key
-        parts = urlsplit(dsn)
-        self._password = parts.password
-        where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or ''}"
-        self.name = f"PostgreSQL advisory lock {key} on {where}"
+        self._password = target.password
+        self.name = f"PostgreSQL advisory lock {key} on {target.where}"
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._held = False
         self._guard = asyncio.Lock()
@@ -127,12 +122,16 @@ class PgLeaderLock:
         return text
 
 
-def open_leader_lock(db: object) -> LeaderLock:
+def is_postgres(db: str | Path | PostgresUrl) -> bool:
+    """Whether the database setting names PostgreSQL (replicas may share it)."""
+    return isinstance(database_target(db), PostgresUrl)
+
+
+def open_leader_lock(db: str | Path | PostgresUrl) -> LeaderLock:
     """The leader lock for the database setting (see the module docstring)."""
-    if is_postgres(db):
-        dsn = getattr(db, "dsn", db)
-        assert isinstance(dsn, str)
-        return PgLeaderLock(dsn)
+    target = database_target(db)
+    if isinstance(target, PostgresUrl):
+        return PgLeaderLock(target)
     return SoleLeader()
 
 

@@ -12,9 +12,11 @@ replica can take over (`engine.leadership` bounds the timing).
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, Protocol
 
 from engine.leadership import Leadership, SoleLeader
+from storage import PostgresUrl
 from storage.leader import open_leader_lock
 from tikvops.observability import BotMetrics, Health
 from tikvops.scheduling import JobScheduler
@@ -31,7 +33,7 @@ class ReplicaRole:
 
     def __init__(
         self,
-        db: object,
+        db: str | Path | PostgresUrl,
         *,
         poll: float,
         engine: Reconciles,

@@ -51,6 +51,7 @@ from engine.playbook_diagnoser import PlaybookDiagnoser
 from engine.ports import Clock, Diagnoser, Notifier
 from operator_tikv.pd import TOO_LARGE_OUTCOME
 from operator_tikv.playbooks import PlaybookLimits
+from storage.leader import is_postgres
 from tikvops.leading import ReplicaRole
 from tikvops.loop_lag import LoopLagProbe
 from tikvops.observability import (
@@ -80,6 +81,7 @@ class SlackOptions:
     outbox_backoff_cap: float = 300.0
     ping_interval: float = 10.0
     group_ttl: timedelta = timedelta(minutes=5)
+    outbox_lease: float = 60.0  # replicas (PostgreSQL): how long a claimed message is ours
 
 
 def bot_config(settings: Settings, options: SlackOptions | None = None) -> BotConfig:
@@ -106,6 +108,7 @@ def bot_config(settings: Settings, options: SlackOptions | None = None) -> BotCo
         outbox_poll=opts.outbox_poll,
         outbox_backoff_base=opts.outbox_backoff_base,
         outbox_backoff_cap=opts.outbox_backoff_cap,
+        outbox_lease=opts.outbox_lease if is_postgres(settings.db) else None,
     )
 
 
