@@ -27,6 +27,7 @@ FULL: list[list[str]] = [
     ["monitor_cost.py"],
     ["fault_to_slack.py", "--trials", "3"],
     ["incident_at_scale.py", "--baseline-rev", "2f23c18"],
+    ["approvals_per_backend.py", "--trials", "3"],
 ]
 QUICK: list[list[str]] = [
     ["click_to_ack.py", "--burst", "20"],
@@ -36,6 +37,7 @@ QUICK: list[list[str]] = [
     ["monitor_cost.py", "--sizes", "3x1000", "10x1000", "--cycles", "5", "--long", "100"],
     ["fault_to_slack.py", "--trials", "1", "--polls", "5"],
     ["incident_at_scale.py", "--quick"],
+    ["approvals_per_backend.py", "--proposals", "50", "--trials", "1"],
 ]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from pydantic_core import core_schema
 
@@ -46,8 +46,15 @@ class PostgresUrl:
 
     @property
     def password(self) -> str | None:
-        """The password alone (to scrub it from driver messages)."""
-        return urlsplit(self._dsn).password
+        """The password alone (to scrub it from driver messages), from the user part or a
+        `password=` query parameter."""
+        parts = urlsplit(self._dsn)
+        if parts.password is not None:
+            return unquote(parts.password)
+        for key, value in parse_qsl(parts.query, keep_blank_values=True):
+            if key == "password":
+                return value
+        return None
 
     @property
     def safe(self) -> str:
@@ -91,11 +98,17 @@ class PostgresUrl:
 
 def _masked(dsn: str) -> str:
     parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    user = parts.username or ""
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    if parts.password is not None:
+        user = parts.username or ""
+        host = parts.netloc.rsplit("@", 1)[1]
+        parts = parts._replace(netloc=f"{user}:***@{host}")
+    if "password" in parts.query:
+        query = [
+            (key, "***" if key == "password" else value)
+            for key, value in parse_qsl(parts.query, keep_blank_values=True)
+        ]
+        parts = parts._replace(query=urlencode(query, safe="*"))
+    return urlunsplit(parts)
 
 
 DatabaseTarget = Path | PostgresUrl

@@ -84,6 +84,7 @@ class PostgresServer:
     password: str
     process: subprocess.Popen[bytes] | None = None
     user: str | None = None
+    durable: bool = False  # fsync on (benchmarks); tests need only survive a killed server
     _names: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     @property
@@ -159,13 +160,10 @@ class PostgresServer:
                     "listen_addresses=127.0.0.1",
                     "-c",
                     "unix_socket_directories=",
-                    # Only an OS crash needs fsync; a killed server keeps every commit.
-                    "-c",
-                    "fsync=off",
-                    "-c",
-                    "full_page_writes=off",
                     "-c",
                     "max_connections=300",
+                    # Only an OS crash needs fsync; a killed server keeps every commit.
+                    *([] if self.durable else ["-c", "fsync=off", "-c", "full_page_writes=off"]),
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -244,7 +242,7 @@ class PostgresServer:
             os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
-def _start_server() -> PostgresServer:
+def _start_server(*, durable: bool = False) -> PostgresServer:
     bindir = postgres_bindir()
     if bindir is None or not (bindir / "postgres").exists():
         _missing("PostgreSQL's initdb/postgres binaries are not installed")
@@ -254,7 +252,9 @@ def _start_server() -> PostgresServer:
     except ImportError:  # pragma: no cover - a dependency of the package
         _missing("psycopg is not installed")
     root = Path(tempfile.mkdtemp(prefix="tikvops-pg-"))
-    server = PostgresServer(bindir=bindir, root=root, port=0, password=secrets.token_urlsafe(18))
+    server = PostgresServer(
+        bindir=bindir, root=root, port=0, password=secrets.token_urlsafe(18), durable=durable
+    )
     if os.geteuid() == 0:
         # postgres refuses to run as root: run it as `nobody`, owning its directory.
         server.user = "nobody"

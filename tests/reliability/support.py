@@ -29,7 +29,7 @@ from sim.requestlog import RequestRecord
 from sim.server import SimServer
 from slackfake.server import SlackFake
 from slackfake.store import Message
-from storage import Database, Repositories
+from storage import PostgresUrl, Repositories, open_database
 
 ROOT = Path(__file__).resolve().parents[2]
 CHANNEL = "C0OPS"
@@ -45,7 +45,11 @@ def pd_writes(sim: SimServer) -> list[RequestRecord]:
     return [r for r in sim.requests if r.path.startswith("/pd/") and r.method not in ("GET",)]
 
 
-def child_env(sim: SimServer, fake: SlackFake, db: Path, **extra: Any) -> dict[str, str]:
+#: A SQLite file, or a PostgreSQL database (`tests.plugins.postgres`).
+DbTarget = Path | PostgresUrl
+
+
+def child_env(sim: SimServer, fake: SlackFake, db: DbTarget, **extra: Any) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
@@ -53,7 +57,7 @@ def child_env(sim: SimServer, fake: SlackFake, db: Path, **extra: Any) -> dict[s
     }
     settings: dict[str, Any] = {
         "pd_url": sim.pd_url,
-        "db": str(db),
+        "db": db.dsn if isinstance(db, PostgresUrl) else str(db),
         "channel": CHANNEL,
         "approvers": ALICE,
         "slack_app_id": fake.workspace.app_id,
@@ -82,7 +86,7 @@ class BotChild:
     @classmethod
     @contextlib.asynccontextmanager
     async def start(
-        cls, sim: SimServer, fake: SlackFake, db: Path, **settings: Any
+        cls, sim: SimServer, fake: SlackFake, db: DbTarget, **settings: Any
     ) -> AsyncIterator[BotChild]:
         """Start the child and wait until it runs with its socket connected."""
         connections = fake.connections_opened
@@ -197,9 +201,9 @@ class Stored:
         return [e.action for e in self.audit]
 
 
-async def read_db(db_path: Path, proposal_id: str = "P-1") -> Stored:
+async def read_db(db_path: DbTarget, proposal_id: str = "P-1") -> Stored:
     """What the database holds (a separate connection; WAL lets it read beside the bot)."""
-    db = await Database.open(db_path)
+    db = await open_database(db_path)
     try:
         repos = Repositories.on(db)
         proposal = await repos.proposals.get(proposal_id)
@@ -213,7 +217,7 @@ async def read_db(db_path: Path, proposal_id: str = "P-1") -> Stored:
 
 
 async def wait_db(
-    db_path: Path, check: Callable[[Stored], bool], *, timeout: float = WAIT
+    db_path: DbTarget, check: Callable[[Stored], bool], *, timeout: float = WAIT
 ) -> Stored:
     """Poll the database until `check` holds; returns what it read last."""
     last: Stored | None = None

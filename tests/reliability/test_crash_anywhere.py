@@ -3,8 +3,8 @@ simulator and the Slack stand-in in the test process is SIGKILLed at each step o
 life (proposed, approved, executing before the PD request, after it, verifying, and with
 Slack messages still owed in the outbox), then started again. After the restart the proposal's
 final state, the audit log and the Slack thread are right, and PD received the write at most
-once (exactly once when the approval happened). The engine-only variant is
-`test_crash_recovery.py`."""
+once (exactly once when the approval happened). Each test runs on SQLite and on PostgreSQL
+(`db`). The engine-only variant is `test_crash_recovery.py`."""
 
 from __future__ import annotations
 
@@ -18,12 +18,14 @@ from engine.model import ExecutionStatus, ProposalState
 from sim.server import SimServer
 from slackfake.server import SlackFake
 from slackfake.store import Message
+from storage import PostgresUrl
 from tests.plugins.sim import SimFactory
 from tests.reliability.support import (
     ALICE,
     BOB,
     CHANNEL,
     BotChild,
+    DbTarget,
     Stored,
     clock_running,
     pd_writes,
@@ -33,6 +35,15 @@ from tests.reliability.support import (
 )
 
 EVICT = ("POST", "/pd/api/v1/schedulers")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> DbTarget:
+    """The bot's database: a SQLite file, or a fresh PostgreSQL database (skipped without
+    PostgreSQL outside CI)."""
+    if request.param == "sqlite":
+        return tmp_path / "tikvops.db"
+    return PostgresUrl(request.getfixturevalue("postgres_schema_url"))
 
 
 def evict_posts(sim: SimServer) -> int:
@@ -71,30 +82,32 @@ def assert_audit_once(stored: Stored) -> None:
 
 
 async def test_killed_while_proposed_then_approved_after_restart(
-    sim_factory: SimFactory, slack_fake: SlackFake, tmp_path: Path
+    sim_factory: SimFactory, slack_fake: SlackFake, tmp_path: Path, db: DbTarget
 ) -> None:
     sim = await sim_factory(stores=4)
-    db = tmp_path / "tikvops.db"
     async with clock_running(sim):
         async with BotChild.start(sim, slack_fake, db) as bot:
             message = await propose(slack_fake)
             await wait_db(db, in_state(ProposalState.PROPOSED))
             await bot.kill()
         assert pd_writes(sim) == []
-        async with BotChild.start(sim, slack_fake, db):
+        async with BotChild.start(sim, slack_fake, db) as again:
             await approve(slack_fake, message)
             final = await wait_db(db, in_state(ProposalState.SUCCEEDED))
             await wait_thread(slack_fake, message, "succeeded")
     assert evict_posts(sim) == 1
     assert_audit_once(final)
     assert final.actions.count("proposal.start") == 1
+    output = bot.text() + again.text()
+    assert f"database: {db}" in output  # the banner names the database...
+    if isinstance(db, PostgresUrl):
+        assert db.password and db.password not in output  # ...never its password
 
 
 async def test_killed_after_the_approval_runs_once_after_restart(
-    sim_factory: SimFactory, slack_fake: SlackFake, tmp_path: Path
+    sim_factory: SimFactory, slack_fake: SlackFake, tmp_path: Path, db: DbTarget
 ) -> None:
     sim = await sim_factory(stores=4)
-    db = tmp_path / "tikvops.db"
     async with clock_running(sim):
         async with BotChild.start(sim, slack_fake, db, TIKVOPS_TEST_AUTO_EXECUTE="0") as bot:
             message = await propose(slack_fake)
@@ -123,13 +136,13 @@ async def test_killed_while_executing_is_reconciled_never_resent(
     sim_factory: SimFactory,
     slack_fake: SlackFake,
     tmp_path: Path,
+    db: DbTarget,
     step: str,
     sent_before_kill: int,
     final_state: ProposalState,
     final_execution: ExecutionStatus,
 ) -> None:
     sim = await sim_factory(stores=4)
-    db = tmp_path / "tikvops.db"
     marker = tmp_path / "paused"
     pause = {"TIKVOPS_TEST_PAUSE_AT": step, "TIKVOPS_TEST_MARKER": str(marker)}
     async with clock_running(sim):
@@ -159,10 +172,9 @@ async def test_killed_while_executing_is_reconciled_never_resent(
 
 
 async def test_killed_with_messages_owed_delivers_them_after_restart(
-    sim_factory: SimFactory, slack_fake: SlackFake, tmp_path: Path
+    sim_factory: SimFactory, slack_fake: SlackFake, tmp_path: Path, db: DbTarget
 ) -> None:
     sim = await sim_factory(stores=4)
-    db = tmp_path / "tikvops.db"
     async with clock_running(sim):
         async with BotChild.start(sim, slack_fake, db) as bot:
             message = await propose(slack_fake)
@@ -185,13 +197,12 @@ async def test_killed_with_messages_owed_delivers_them_after_restart(
 
 
 async def test_killed_after_slack_stored_a_post_it_never_heard_back_about(
-    sim_factory: SimFactory, slack_fake: SlackFake, tmp_path: Path
+    sim_factory: SimFactory, slack_fake: SlackFake, tmp_path: Path, db: DbTarget
 ) -> None:
     """Slack stores the proposal's message but holds its answer; the bot is killed waiting
     for it, so nothing recorded the send. After the restart the bot finds the message instead
     of posting a second card, and the one card works."""
     sim = await sim_factory(stores=4)
-    db = tmp_path / "tikvops.db"
     async with clock_running(sim):
         async with BotChild.start(sim, slack_fake, db) as bot:
             slack_fake.faults.lose_answer("chat.postMessage", how="late", delay=120.0)

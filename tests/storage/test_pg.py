@@ -188,6 +188,28 @@ async def test_the_database_reconnects_after_the_server_restarts(
         await db.close()
 
 
+@pytest.mark.parametrize(
+    ("url", "shown", "password"),
+    [
+        ("postgresql://bot:pw%40x@db:5432/ops", "postgresql://bot:***@db:5432/ops", "pw@x"),
+        (
+            "postgres://bot@db/ops?password=s3cret&sslmode=require",
+            "postgres://bot@db/ops?password=***&sslmode=require",
+            "s3cret",
+        ),
+        ("postgresql://db/ops", "postgresql://db/ops", None),
+    ],
+)
+def test_a_url_shows_itself_without_its_password(
+    url: str, shown: str, password: str | None
+) -> None:
+    parsed = PostgresUrl(url)
+    assert str(parsed) == parsed.safe == shown
+    assert repr(parsed) == f"PostgresUrl({shown!r})"
+    assert parsed.password == password and parsed.dsn == url
+    assert parsed.where == f"db{':5432' if ':5432' in url else ''}/ops"
+
+
 def test_the_db_setting_chooses_the_backend_and_hides_the_password(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -112,13 +112,23 @@ def tikv_services(services: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_services_and_pinned_images(services: dict[str, Any]) -> None:
-    assert set(services) == {"pd0", "tikv0", "tikv1", "tikv2", "prometheus", "tikvops", "grafana"}
+    assert set(services) == {
+        "pd0",
+        "tikv0",
+        "tikv1",
+        "tikv2",
+        "prometheus",
+        "tikvops",
+        "grafana",
+        "postgres",
+    }
     for name, service in services.items():
         if "build" in service:  # the bot is built from this repository
             continue
         repo, tag = image_tag(service)
         assert repo and tag, f"{name}: image {service['image']!r} has no tag"
-        assert tag != "latest" and re.fullmatch(r"v?\d+\.\d+\.\d+", tag), f"{name}: {tag!r}"
+        # PostgreSQL's images are tagged major.minor.
+        assert tag != "latest" and re.fullmatch(r"v?\d+\.\d+(\.\d+)?", tag), f"{name}: {tag!r}"
     versions = {
         image_tag(s)[1]
         for s in [*pd_services(services).values(), *tikv_services(services).values()]
@@ -128,7 +138,8 @@ def test_services_and_pinned_images(services: dict[str, Any]) -> None:
     assert image_tag(services["prometheus"])[1].startswith("v2.")
     assert len(tikv_services(services)) == 3
     assert services["grafana"]["profiles"] == ["grafana"]
-    assert all("profiles" not in s for n, s in services.items() if n != "grafana")
+    assert services["postgres"]["profiles"] == ["replicas"]
+    assert all("profiles" not in s for n, s in services.items() if n in {"tikvops", "pd0"})
 
 
 def test_pd_flags_are_self_consistent(services: dict[str, Any]) -> None:
