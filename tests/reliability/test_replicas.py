@@ -31,7 +31,7 @@ from engine.model import ExecutionStatus, ProposalState
 from sim.server import SimServer
 from slackfake.server import SlackFake
 from slackfake.store import Message
-from storage import Repositories, open_database
+from storage import PostgresUrl, Repositories, open_database
 from tests.plugins.postgres import PostgresServer
 from tests.plugins.sim import SimFactory
 from tests.reliability.support import (
@@ -146,7 +146,7 @@ async def replicas(
     options = {"leader_poll": LEADER_POLL, **settings}
     async with contextlib.AsyncExitStack() as stack:
         children = [
-            await stack.enter_async_context(BotChild.start(sim, fake, url, **options))
+            await stack.enter_async_context(BotChild.start(sim, fake, PostgresUrl(url), **options))
             for _ in range(count)
         ]
         yield children
@@ -192,7 +192,9 @@ async def test_the_leader_killed_while_its_operator_runs_is_reconciled_by_the_ne
     pause = {"TIKVOPS_TEST_PAUSE_AT": "verifying", "TIKVOPS_TEST_MARKER": str(marker)}
     async with (
         clock_running(sim),
-        BotChild.start(sim, fake, postgres_url, leader_poll=LEADER_POLL, **pause) as first,
+        BotChild.start(
+            sim, fake, PostgresUrl(postgres_url), leader_poll=LEADER_POLL, **pause
+        ) as first,
     ):
         assert await the_leader([first]) == 0
         async with replicas(sim, fake, postgres_url, 2) as others:
@@ -235,7 +237,7 @@ async def test_a_replica_killed_holding_an_owed_message_leaves_it_to_another_onc
     fake = await make_slack_fake()
     async with (
         clock_running(sim),
-        BotChild.start(sim, fake, postgres_url, leader_poll=LEADER_POLL) as lone,
+        BotChild.start(sim, fake, PostgresUrl(postgres_url), leader_poll=LEADER_POLL) as lone,
     ):
         # Slack stores the proposal's card, but its answer never reaches the replica,
         # which holds the claimed message when it is killed.
