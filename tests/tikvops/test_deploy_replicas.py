@@ -39,6 +39,7 @@ def test_two_replicas_on_the_postgres_service(services: dict[str, Any]) -> None:
         same = {k: v for k, v in single["environment"].items() if k != "TIKVOPS_DB"}
         assert {k: v for k, v in env.items() if k in same} == same
         host, port = parse_host_port(env["TIKVOPS_HEALTH_ADDR"])
+        assert host == "0.0.0.0"  # inside the container; published on loopback
         [published] = replica["ports"]
         assert published.startswith("127.0.0.1:") and published.endswith(f":{port}")
         ports.add(published)
