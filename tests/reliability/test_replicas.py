@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psycopg
 
 from bot import callbacks
 from engine.model import ExecutionStatus, ProposalState
@@ -294,3 +295,50 @@ async def test_postgres_restarted_during_a_run_loses_nothing(
     assert final.actions.count("proposal.created") == 1
     assert final.actions.count("proposal.start") == 1
     assert "succeeded" in text
+
+
+async def metric(child: BotChild, name: str) -> float:
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http,
+        http.get(f"{health_url(child)}/metrics") as resp,
+    ):
+        text = await resp.text()
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no {name} in /metrics")
+
+
+async def test_a_leader_that_loses_its_lock_connection_steps_down(
+    sim_factory: SimFactory, make_slack_fake: MakeFake, postgres_url: str
+) -> None:
+    """Its host losing the database looks, to PostgreSQL, like its lock's session ending: the
+    leader notices, steps down (its gauge drops, its demotion is counted) and one replica
+    leads again."""
+    sim = await sim_factory(stores=4)
+    fake = await make_slack_fake()
+    async with clock_running(sim), replicas(sim, fake, postgres_url, 3) as children:
+        old = await the_leader(children)
+        assert await metric(children[old], "tikvops_leader") == 1
+        async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as admin:
+            cursor = await admin.execute(
+                "SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity AS a "
+                "JOIN pg_locks AS l ON l.pid = a.pid AND l.locktype = 'advisory' AND l.granted "
+                "WHERE a.application_name = 'tikvops-leader' AND a.datname = current_database()"
+            )
+            assert [row[0] for row in await cursor.fetchall()] == [True]
+        demoted = 'tikvops_leader_changes_total{change="demoted"}'
+        async with asyncio.timeout(WAIT):
+            while await metric(children[old], demoted) < 1:
+                await asyncio.sleep(0.1)
+        await the_leader(children)
+        assert await metric(children[old], demoted) == 1
+        # The service goes on: a proposal made now is approved and executed once.
+        message = await propose(fake)
+        await fake.click(
+            user=ALICE, channel=CHANNEL, message_ts=message.ts, action_id=callbacks.APPROVE
+        )
+        final = await wait_pg(postgres_url, settled)
+        assert all(c.process.returncode is None for c in children)
+    assert evict_posts(sim) == 1
+    assert final.actions.count("proposal.start") == 1
