@@ -231,6 +231,11 @@ def translate_pg(exc: BaseException, url: PostgresUrl, lock_timeout: float) -> S
             f"{lock_timeout:g} s ({text}); check for a stuck tikvops replica or a long "
             "transaction (pg_stat_activity); nothing was changed"
         )
+    elif sqlstate.startswith(("22", "23")):  # bad data, a broken constraint
+        message = (
+            f"the PostgreSQL database {where} refused a write that breaks a constraint "
+            f"({text}); the transaction was rolled back, nothing was changed"
+        )
     elif sqlstate.startswith("53") or "no space" in text.lower():
         message = f"PostgreSQL at {where} is out of resources ({text}); free space or connections"
     elif isinstance(exc, psycopg.OperationalError | OSError) or sqlstate.startswith("08"):

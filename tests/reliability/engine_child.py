@@ -46,7 +46,7 @@ async def pause_point(step: str) -> None:
 async def main(argv: list[str]) -> int:
     mode, pd_url, db = argv[0], argv[1], argv[2]
     words = argv[3:]
-    settings = load_settings(env_file=None, pd_url=pd_url, db=Path(db), proposal_ttl=3600)
+    settings = load_settings(env_file=None, pd_url=pd_url, db=db, proposal_ttl=3600)
     options: dict[str, Any] = {
         "checkpoint": pause_point,
         "poll_intervals": {name: POLL for name in ("drain", "undrain", "limit", "split")},

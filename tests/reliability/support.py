@@ -47,6 +47,20 @@ def pd_writes(sim: SimServer) -> list[RequestRecord]:
 
 #: A SQLite file, or a PostgreSQL database (`tests.plugins.postgres`).
 DbTarget = Path | PostgresUrl
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def backend_target(request: Any, tmp_path: Path) -> DbTarget:
+    """For a fixture parametrized over `BACKENDS`: a SQLite file in `tmp_path`, or a fresh
+    PostgreSQL database of the session's server (skipped without PostgreSQL outside CI)."""
+    if request.param == "sqlite":
+        return tmp_path / "tikvops.db"
+    return PostgresUrl(request.getfixturevalue("postgres_schema_url"))
+
+
+def db_arg(db: DbTarget) -> str:
+    """`db` as a child process's setting (a PostgreSQL URL with its password)."""
+    return db.dsn if isinstance(db, PostgresUrl) else str(db)
 
 
 def child_env(sim: SimServer, fake: SlackFake, db: DbTarget, **extra: Any) -> dict[str, str]:
@@ -57,7 +71,7 @@ def child_env(sim: SimServer, fake: SlackFake, db: DbTarget, **extra: Any) -> di
     }
     settings: dict[str, Any] = {
         "pd_url": sim.pd_url,
-        "db": db.dsn if isinstance(db, PostgresUrl) else str(db),
+        "db": db_arg(db),
         "channel": CHANNEL,
         "approvers": ALICE,
         "slack_app_id": fake.workspace.app_id,

@@ -22,11 +22,13 @@ from storage import PostgresUrl
 from tests.plugins.sim import SimFactory
 from tests.reliability.support import (
     ALICE,
+    BACKENDS,
     BOB,
     CHANNEL,
     BotChild,
     DbTarget,
     Stored,
+    backend_target,
     clock_running,
     pd_writes,
     proposal_message,
@@ -37,13 +39,10 @@ from tests.reliability.support import (
 EVICT = ("POST", "/pd/api/v1/schedulers")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> DbTarget:
-    """The bot's database: a SQLite file, or a fresh PostgreSQL database (skipped without
-    PostgreSQL outside CI)."""
-    if request.param == "sqlite":
-        return tmp_path / "tikvops.db"
-    return PostgresUrl(request.getfixturevalue("postgres_schema_url"))
+    """The bot's database: a SQLite file, or a fresh PostgreSQL database."""
+    return backend_target(request, tmp_path)
 
 
 def evict_posts(sim: SimServer) -> int:

@@ -2,7 +2,7 @@
 (`tests/reliability/engine_child.py`) against the simulator's PD and a temporary database, is
 SIGKILLed at a chosen step of an execution (stopped there deterministically by a checkpoint),
 and started again. The restart reconciles against PD: the final state is right and PD received
-the write at most once."""
+the write at most once. Each test runs on SQLite and on PostgreSQL (`db_path`)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 
 from sim.server import SimServer
-from storage import Database, Repositories
+from storage import Repositories, open_database
 from tests.plugins.sim import SimFactory
+from tests.reliability.support import BACKENDS, DbTarget, backend_target, db_arg
 
 ROOT = Path(__file__).resolve().parents[2]
 EVICT = ("POST", "/pd/api/v1/schedulers")
@@ -90,8 +91,14 @@ async def run_child(
     return process.returncode or 0, json.loads(lines[-1]) if lines else None
 
 
-async def stored(db_path: Path) -> dict[str, Any]:
-    db = await Database.open(db_path)
+@pytest.fixture(params=BACKENDS)
+def db_path(request: pytest.FixtureRequest, tmp_path: Path) -> DbTarget:
+    """The engine's database: a SQLite file, or a fresh PostgreSQL database."""
+    return backend_target(request, tmp_path)
+
+
+async def stored(db_path: DbTarget) -> dict[str, Any]:
+    db = await open_database(db_path)
     try:
         repos = Repositories.on(db)
         proposal = await repos.proposals.get("P-1")
@@ -119,6 +126,7 @@ async def stored(db_path: Path) -> dict[str, Any]:
 async def test_sigkill_at_each_step_then_restart_reconciles_without_resending(
     sim_factory: SimFactory,
     tmp_path: Path,
+    db_path: DbTarget,
     step: str,
     sent_before_kill: int,
     final_state: str,
@@ -126,14 +134,13 @@ async def test_sigkill_at_each_step_then_restart_reconciles_without_resending(
     posts: int,
 ) -> None:
     sim = await sim_factory(stores=4)
-    db_path = tmp_path / "tikvops.db"
     marker = tmp_path / "paused"
     params = json.dumps({"store_id": 4})
     async with clock_running(sim):
         code, _ = await run_child(
             "run",
             sim.pd_url,
-            str(db_path),
+            db_arg(db_path),
             "drain",
             params,
             env=child_env(TIKVOPS_TEST_PAUSE_AT=step, TIKVOPS_TEST_MARKER=str(marker)),
@@ -145,7 +152,7 @@ async def test_sigkill_at_each_step_then_restart_reconciles_without_resending(
         assert killed["state"] == "executing"
         assert evict_posts(sim) == sent_before_kill
 
-        code, report = await run_child("restart", sim.pd_url, str(db_path), env=child_env())
+        code, report = await run_child("restart", sim.pd_url, db_arg(db_path), env=child_env())
     assert report is not None
     assert report["proposals"] == [
         {
@@ -169,20 +176,19 @@ async def test_sigkill_at_each_step_then_restart_reconciles_without_resending(
 
 
 async def test_approved_but_never_started_runs_once_after_restart(
-    sim_factory: SimFactory, tmp_path: Path
+    sim_factory: SimFactory, db_path: DbTarget
 ) -> None:
     sim = await sim_factory(stores=4)
-    db_path = tmp_path / "tikvops.db"
     params = json.dumps({"store_id": 4})
     async with clock_running(sim):
         _, report = await run_child(
-            "approve-only", sim.pd_url, str(db_path), "drain", params, env=child_env()
+            "approve-only", sim.pd_url, db_arg(db_path), "drain", params, env=child_env()
         )
         assert report is not None
         assert report["proposals"][0]["state"] == "approved"
         assert evict_posts(sim) == 0
 
-        _, report = await run_child("restart", sim.pd_url, str(db_path), env=child_env())
+        _, report = await run_child("restart", sim.pd_url, db_arg(db_path), env=child_env())
         assert report is not None
         assert report["proposals"][0]["state"] == "succeeded"
         assert report["proposals"][0]["execution"] == "succeeded"

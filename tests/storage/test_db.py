@@ -244,3 +244,14 @@ def test_each_sqlite_failure_is_one_sentence_with_what_to_do(
     assert isinstance(translated, StorageError)
     assert "/var/lib/tikvops.db" in str(translated) and str(error) in str(translated)
     assert says in str(translated)
+
+
+async def test_invalid_json_is_refused_and_nothing_is_written(db: Database) -> None:
+    with pytest.raises(StorageError, match="refused a write that breaks a constraint"):
+        async with db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO events (at, kind, subject, payload) VALUES (?, ?, ?, ?)",
+                ("2024-05-01T14:00:00.000000Z", "incident.updated", "I-1", "{not json"),
+            )
+    row = await db.fetchone("SELECT count(*) FROM events")
+    assert row is not None and row[0] == 0
