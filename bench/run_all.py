@@ -28,6 +28,7 @@ FULL: list[list[str]] = [
     ["fault_to_slack.py", "--trials", "3"],
     ["incident_at_scale.py", "--baseline-rev", "2f23c18"],
     ["approvals_per_backend.py", "--trials", "3"],
+    ["replicas.py", "--kills", "10"],  # long: ~13 replica starts
 ]
 QUICK: list[list[str]] = [
     ["click_to_ack.py", "--burst", "20"],
@@ -38,6 +39,7 @@ QUICK: list[list[str]] = [
     ["fault_to_slack.py", "--trials", "1", "--polls", "5"],
     ["incident_at_scale.py", "--quick"],
     ["approvals_per_backend.py", "--proposals", "50", "--trials", "1"],
+    ["replicas.py", "--quick"],
 ]
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Protocol
 
 import aiohttp
@@ -138,6 +139,7 @@ class SlackBot:
             poll_interval=config.outbox_poll,
             backoff=Backoff(base=config.outbox_backoff_base, cap=config.outbox_backoff_cap),
             hooks=hooks,
+            lease=None if config.outbox_lease is None else timedelta(seconds=config.outbox_lease),
         )
         self.outbox = SlackOutbox(repos.outbox, clock, wake=self.deliverer.wake)
         self.notifier = SlackNotifier(

@@ -35,6 +35,7 @@ class BotConfig:
     outbox_poll: float = 2.0
     outbox_backoff_base: float = 1.0
     outbox_backoff_cap: float = 300.0
+    outbox_lease: float | None = None  # replicas: seconds a claimed outbox item is ours
 
     def __post_init__(self) -> None:
         if not self.bot_token.startswith("xoxb-"):

@@ -10,6 +10,13 @@ Items are `kind="slack"` with a payload saying what to do:
 - `{"op": "update", "target", "channel", "text", "blocks", "plain"}`: edit the message
   `target` owns (posted to `channel` as a new message if it never appears).
 
+Replicas: with several bots on one database (PostgreSQL) each deliverer is given a `lease` and
+takes one item at a time with `Outbox.claim` instead of reading `due` items: a claimed item is
+this deliverer's for the lease (no other replica sends it, and the items behind it with the
+same key wait), so whichever replica is alive delivers what is owed, each item once, in order
+per thread. An item whose deliverer died is claimed again when its lease lapses, counted as an
+interrupted attempt, so it is uncertain (below) and looked up before being posted again.
+
 Ordering: items with the same key (one per incident, or per proposal without an incident) are
 delivered in order by the outbox itself, so a parent goes out before its replies and an update
 never overtakes its post. A reply or an update whose message is not posted yet (another key)
@@ -100,8 +107,10 @@ class Deliverer:
         batch: int = 20,
         hooks: DeliveryHooks | None = None,
         lookup: MessageLookup | None = None,
+        lease: timedelta | None = None,
     ) -> None:
         self._outbox = outbox
+        self._lease = lease
         self._refs = refs
         self._client = client
         self._clock = clock
@@ -171,18 +180,35 @@ class Deliverer:
         """Deliver what is due now; returns how many items Slack accepted."""
         async with self._lock:
             delivered = 0
-            items = await self._outbox.due(self._clock.now(), self._batch)
-            for item in items:
-                if self._stopping and delivered:
-                    break
-                if await self._deliver(item):
-                    delivered += 1
+            if self._lease is None:
+                items = await self._outbox.due(self._clock.now(), self._batch)
+                for item in items:
+                    if self._stopping and delivered:
+                        break
+                    if await self._deliver(item):
+                        delivered += 1
+            else:
+                delivered = await self._claimed_pass(self._lease)
             if self._hooks.depth is not None:
                 try:
                     self._hooks.depth(await self._outbox.depth())
                 except EngineError:
                     logger.warning("could not read the outbox depth", exc_info=True)
             return delivered
+
+    async def _claimed_pass(self, lease: timedelta) -> int:
+        """One pass among replicas: claim one item at a time (so that a lease covers one
+        delivery), up to `batch` of them."""
+        delivered = 0
+        for _ in range(self._batch):
+            if self._stopping and delivered:
+                break
+            claimed = await self._outbox.claim(self._clock.now(), lease=lease, limit=1)
+            if not claimed:
+                break
+            if await self._deliver(claimed[0]):
+                delivered += 1
+        return delivered
 
     def _note(self, item: OutboxItem) -> None:
         """First sight of `item` in this process: if an earlier process (or an earlier attempt

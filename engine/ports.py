@@ -252,6 +252,15 @@ class Outbox(Protocol):
         oldest first."""
         ...
 
+    async def claim(
+        self, now: datetime, *, lease: timedelta, limit: int = 20
+    ) -> builtins.list[OutboxItem]:
+        """`due` for several deliverers at once (replicas): the items returned are this
+        caller's until `now + lease` (no other claim returns them, and the items behind them
+        with the same key wait); an item whose lease lapsed is claimed again with that
+        interrupted attempt counted."""
+        ...
+
     async def get(self, item_id: int) -> OutboxItem | None: ...
 
     async def mark_delivered(

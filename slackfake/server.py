@@ -68,6 +68,7 @@ class SlackFake:
         ack_timeout: float = SLACK_ACK_TIMEOUT,
         connect_timeout: float = 15.0,
         trigger_ttl: float = 3.0,
+        event_retries: int = 0,
     ) -> None:
         if not bot_token.startswith("xoxb-"):
             raise ValueError("bot_token must start with xoxb- (Bolt treats only those as bots)")
@@ -97,6 +98,9 @@ class SlackFake:
         self.connect_timeout = connect_timeout
         self.store = MessageStore(ids.TsClock())
         self.hub = SocketHub(app_id)
+        if event_retries < 0:
+            raise ValueError("event_retries must be 0 or more")
+        self.hub.event_retries = event_retries
         self.faults = Faults(drop_sockets=self.hub.drop_all)
         self.hub.faults = self.faults
         self.modals = Modals(trigger_ttl=trigger_ttl, team_id=team_id, app_id=app_id, bot_id=bot_id)
@@ -220,6 +224,7 @@ class SlackFake:
         channel: str | None = None,
         command: str = "/tikv",
         ack_timeout: float | None = None,
+        via: int | None = None,
     ) -> Ack:
         """``user`` types ``{command} {text}`` in ``channel``. Waits for the ack (3 s) and
         returns it; an ack payload with text/blocks is shown like Slack does (ephemeral unless
@@ -244,7 +249,7 @@ class SlackFake:
             "slash_commands", payload, envelope_id=ids.envelope_id(), accepts_response_payload=True
         )
         try:
-            ack = await self.push(envelope, ack_timeout=ack_timeout)
+            ack = await self.push(envelope, ack_timeout=ack_timeout, via=via)
         except AckTimeout:
             self._notice(who.id, ch.id, f'{command} failed with the error "operation_timeout"')
             raise
@@ -264,6 +269,7 @@ class SlackFake:
         value: str | None = None,
         block_id: str | None = None,
         ack_timeout: float | None = None,
+        via: int | None = None,
     ) -> Ack:
         """``user`` clicks the element ``action_id`` of the message (or of the user's ephemeral
         message) ``message_ts``. The block_actions payload is built from the stored message;
@@ -310,7 +316,7 @@ class SlackFake:
             "interactive", payload, envelope_id=ids.envelope_id(), accepts_response_payload=False
         )
         try:
-            return await self.push(envelope, ack_timeout=ack_timeout)
+            return await self.push(envelope, ack_timeout=ack_timeout, via=via)
         except AckTimeout:
             self._notice(
                 who.id,
@@ -365,8 +371,11 @@ class SlackFake:
                 self._spawn(self.push_event(event, ack_timeout=ack_timeout), "app_mention")
         return msg
 
-    async def push_event(self, event: dict[str, Any], *, ack_timeout: float | None = None) -> Ack:
-        """Deliver an Events API event (wrapped in ``event_callback``) and wait for the ack."""
+    async def push_event(
+        self, event: dict[str, Any], *, ack_timeout: float | None = None, via: int | None = None
+    ) -> Ack:
+        """Deliver an Events API event (wrapped in ``event_callback``) and wait for the ack
+        (redelivered ``event_retries`` times when none comes)."""
         outer = payloads.event_callback(
             event,
             team_id=self.workspace.team_id,
@@ -378,7 +387,7 @@ class SlackFake:
         envelope = payloads.envelope(
             "events_api", outer, envelope_id=ids.envelope_id(), accepts_response_payload=False
         )
-        return await self.push(envelope, ack_timeout=ack_timeout)
+        return await self.push(envelope, ack_timeout=ack_timeout, via=via)
 
     async def submit_view(
         self,
@@ -555,13 +564,44 @@ class SlackFake:
         return view
 
     # ----- Socket Mode control ---------------------------------------------------------
-    async def push(self, envelope: dict[str, Any], *, ack_timeout: float | None = None) -> Ack:
-        """Deliver a ready-made envelope and wait for its ack (low level)."""
+    async def push(
+        self,
+        envelope: dict[str, Any],
+        *,
+        ack_timeout: float | None = None,
+        via: int | None = None,
+    ) -> Ack:
+        """Deliver a ready-made envelope to one connection (the next in turn, or connection
+        ``via``) and wait for its ack (low level). Unacknowledged Events API envelopes are
+        redelivered ``event_retries`` times, to another connection when there is one."""
         return await self.hub.push(
             envelope,
             ack_timeout=self.ack_timeout if ack_timeout is None else ack_timeout,
             connect_timeout=self.connect_timeout,
+            via=via,
         )
+
+    @property
+    def event_retries(self) -> int:
+        """How many times an unacknowledged Events API envelope is sent again (Slack: 3)."""
+        return self.hub.event_retries
+
+    @event_retries.setter
+    def event_retries(self, value: int) -> None:
+        if value < 0:
+            raise ValueError("event_retries must be 0 or more")
+        self.hub.event_retries = value
+
+    def connection_ids(self) -> list[int]:
+        """Ids of the connections that can take envelopes now, oldest first."""
+        return [c.id for c in self.hub.usable()]
+
+    def deliveries_by_connection(self) -> dict[int, int]:
+        """How many envelope frames each connection was sent."""
+        counts: dict[int, int] = {}
+        for delivery in self.hub.deliveries:
+            counts[delivery.connection_id] = counts.get(delivery.connection_id, 0) + 1
+        return counts
 
     async def redeliver(
         self, envelope_id: str, *, reason: str = "timeout", ack_timeout: float | None = None

@@ -1,9 +1,14 @@
 """Socket Mode server side: the ``GET /link/`` websocket, envelope delivery and ack tracking.
 
-Sends ``hello`` on connect, pushes envelopes to the newest usable connection and waits for the
-matching ``{"envelope_id": …}`` ack (Slack's 3 s limit), records every delivery and ack, and can
-send ``disconnect``, close sockets, or drop them without a close frame. aiohttp answers the
-client's PINGs by itself (autoping).
+An app may hold several connections at once (one per replica of a bot); like Slack, the hub
+hands each envelope to exactly one of them, in turn (round-robin over the usable ones, oldest
+first), and waits for the matching ``{"envelope_id": …}`` ack (Slack's 3 s limit). An Events
+API envelope that is not acknowledged in time is sent again, up to ``event_retries`` times,
+with ``retry_attempt`` + 1 and ``retry_reason: "timeout"``, to another connection when there
+is one; Slack does not redeliver slash commands or interactions (the user sees an error), so
+neither does the hub. Every delivery and ack is recorded with its connection. It sends
+``hello`` on connect and can send ``disconnect``, close sockets, or drop them without a close
+frame. aiohttp answers the client's PINGs by itself (autoping).
 """
 
 from __future__ import annotations
@@ -65,6 +70,8 @@ class SocketHub:
         self._waiters: dict[str, list[_Waiter]] = {}
         self._changed = asyncio.Event()
         self._next_id = 0
+        self._turn = 0  # round-robin position over the usable connections
+        self.event_retries = 0
 
     # ----- websocket endpoint ----------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -132,14 +139,27 @@ class SocketHub:
     def active(self) -> list[Connection]:
         return [c for c in self.connections if not c.ws.closed]
 
-    async def wait_for_connection(self, within: float) -> Connection:
-        """The newest usable connection, waiting up to ``within`` s for one to appear."""
+    def usable(self) -> list[Connection]:
+        """Connections that may take a new envelope, oldest first."""
+        return [c for c in self.connections if c.usable]
+
+    async def wait_for_connection(
+        self, within: float, *, avoid: frozenset[int] = frozenset(), via: int | None = None
+    ) -> Connection:
+        """The next usable connection in turn, waiting up to ``within`` s for one to appear.
+        ``avoid``: connection ids to pass over while another is usable (a redelivery goes
+        elsewhere); ``via``: only that connection will do."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         while True:
-            usable = [c for c in self.connections if c.usable]
-            if usable:
-                return usable[-1]
+            usable = self.usable()
+            if via is not None:
+                usable = [c for c in usable if c.id == via]
+            preferred = [c for c in usable if c.id not in avoid] or usable
+            if preferred:
+                conn = preferred[self._turn % len(preferred)]
+                self._turn += 1
+                return conn
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise NoSocketConnection(within)
@@ -148,12 +168,42 @@ class SocketHub:
                 await asyncio.wait_for(self._changed.wait(), min(remaining, 0.1))
 
     async def push(
-        self, envelope: dict[str, Any], *, ack_timeout: float, connect_timeout: float
+        self,
+        envelope: dict[str, Any],
+        *,
+        ack_timeout: float,
+        connect_timeout: float,
+        retries: int | None = None,
+        via: int | None = None,
     ) -> Ack:
-        """Deliver an envelope and wait for its ack; raises AckTimeout or NoSocketConnection."""
+        """Deliver an envelope to one connection and wait for its ack; raises AckTimeout (after
+        the redeliveries, see the module docstring) or NoSocketConnection. ``retries``
+        overrides ``event_retries`` for this envelope (Events API only); ``via`` delivers the
+        first attempt on that connection."""
+        if retries is None:
+            retries = self.event_retries if envelope.get("type") == "events_api" else 0
+        tried: list[int] = []  # connection ids, one per attempt
+        attempt = envelope
+        while True:
+            conn = await self.wait_for_connection(
+                connect_timeout, avoid=frozenset(tried[-1:]), via=None if tried else via
+            )
+            try:
+                return await self._push_on(conn, attempt, ack_timeout)
+            except AckTimeout:
+                tried.append(conn.id)
+                if len(tried) > retries:
+                    raise
+                log.info(
+                    "envelope %s not acknowledged on connection %s; redelivering",
+                    envelope["envelope_id"],
+                    conn.id,
+                )
+                attempt = _retry_of(attempt, "timeout")
+
+    async def _push_on(self, conn: Connection, envelope: dict[str, Any], ack_timeout: float) -> Ack:
         envelope_id = str(envelope["envelope_id"])
         self._envelopes[envelope_id] = envelope
-        conn = await self.wait_for_connection(connect_timeout)
         loop = asyncio.get_running_loop()
         waiter = _Waiter(envelope, loop.create_future())
         self._waiters.setdefault(envelope_id, []).append(waiter)
@@ -201,11 +251,12 @@ class SocketHub:
         original = self._envelopes.get(envelope_id)
         if original is None:
             raise KeyError(f"no envelope {envelope_id} was ever pushed")
-        again = dict(original)
-        if again.get("type") == "events_api":
-            again["retry_attempt"] = int(original.get("retry_attempt", 0)) + 1
-            again["retry_reason"] = reason
-        return await self.push(again, ack_timeout=ack_timeout, connect_timeout=connect_timeout)
+        return await self.push(
+            _retry_of(original, reason),
+            ack_timeout=ack_timeout,
+            connect_timeout=connect_timeout,
+            retries=0,
+        )
 
     def envelope(self, envelope_id: str) -> dict[str, Any] | None:
         return self._envelopes.get(envelope_id)
@@ -255,6 +306,16 @@ class SocketHub:
                 if not waiter.future.done():
                     waiter.future.cancel()
         await self.close_all(code=1001, message=b"slackfake stopping")
+
+
+def _retry_of(envelope: dict[str, Any], reason: str) -> dict[str, Any]:
+    """The same envelope sent again; an Events API one with ``retry_attempt`` + 1 and
+    ``retry_reason`` (Slack's retries)."""
+    again = dict(envelope)
+    if again.get("type") == "events_api":
+        again["retry_attempt"] = int(envelope.get("retry_attempt", 0)) + 1
+        again["retry_reason"] = reason
+    return again
 
 
 class _LostAck(Exception):

@@ -2,12 +2,14 @@
 serves both on `/metrics` and `/healthz`.
 
 On-call engineers watch their tools too (the event loop's own lag: `tikvops.loop_lag`).
-`BotMetrics` owns a dedicated `CollectorRegistry` (never
-the process-global one, so the simulator's or a library's metrics never leak into ours) and has
-one method per thing the rest of the code reports. `Health` turns what the bot last saw (PD
-reached, Slack socket up, scheduler running) into a readiness answer with a reason per failing
-check; its clock is injected so tests never sleep. `ObservabilityServer` serves both with
-aiohttp on the `health_addr` setting (loopback by default).
+`BotMetrics` owns a dedicated `CollectorRegistry` (never the process-global one, so the
+simulator's or a library's metrics never leak into ours) and has one method per thing the rest
+of the code reports. `Health` turns what the bot last saw (PD reached, Slack socket up,
+scheduler running) into a readiness answer with a reason per failing check, and says whether
+this replica is the leader (with several replicas one leads and runs the monitor; a follower is
+ready without reaching PD itself); its clock is injected so tests never sleep.
+`ObservabilityServer` serves both with aiohttp on the `health_addr` setting (loopback by
+default).
 """
 
 from __future__ import annotations
@@ -162,6 +164,20 @@ class BotMetrics:
             "1 while the Slack Socket Mode connection is up, else 0",
             registry=reg,
         )
+        self._leader = Gauge(
+            "tikvops_leader",
+            "1 while this replica is the leader (runs the monitor, reminders and expiry), else 0",
+            registry=reg,
+        )
+        self._leader_changes = Counter(
+            "tikvops_leader_changes",
+            "Times this replica became the leader (promoted) or stopped being it (demoted)",
+            ["change"],
+            registry=reg,
+        )
+        for change in ("promoted", "demoted"):
+            self._leader_changes.labels(change=change)
+        self._leading: bool | None = None
         self._incident_kinds: set[str] = set()
         self._proposal_states: set[str] = set(PROPOSAL_STATES)
         for state in PROPOSAL_STATES:
@@ -212,6 +228,13 @@ class BotMetrics:
         """The Socket Mode connection went up (True) or down (False)."""
         self._slack_connected.set(1 if connected else 0)
 
+    def leader(self, leading: bool) -> None:
+        """This replica became the leader (True) or stopped being it (False)."""
+        before, self._leading = self._leading, leading
+        self._leader.set(1 if leading else 0)
+        if before != leading and (before is not None or leading):
+            self._leader_changes.labels(change="promoted" if leading else "demoted").inc()
+
     def render(self, accept: str = "") -> tuple[bytes, str]:
         """The exposition for an HTTP `Accept` header: (body, content type)."""
         encoder, content_type = choose_encoder(accept)
@@ -236,6 +259,8 @@ class CheckResult:
 @dataclass(frozen=True)
 class HealthReport:
     checks: tuple[CheckResult, ...]
+    leader: bool = True
+    role: str = "leader: the only replica"
 
     @property
     def ok(self) -> bool:
@@ -249,6 +274,8 @@ class HealthReport:
         body: dict[str, Any] = {
             "status": "ok" if self.ok else "unavailable",
             "checks": {c.name: {"ok": c.ok, "detail": c.detail} for c in self.checks},
+            "leader": self.leader,
+            "role": self.role,
         }
         if not self.ok:
             body["failing"] = self.failing
@@ -283,6 +310,12 @@ class Health:
         self._slack_connected = False
         self._slack_changed: float | None = None
         self._scheduler_running = False
+        self._role: Callable[[], tuple[bool, str]] | None = None
+
+    def role(self, describe: Callable[[], tuple[bool, str]]) -> None:
+        """Where to ask whether this replica leads: (leading, sentence). A follower does not
+        watch PD (the leader does), so its readiness does not depend on PD."""
+        self._role = describe
 
     def pd_ok(self, at: float | datetime | None = None) -> None:
         """PD answered at `at` (default: now)."""
@@ -313,7 +346,21 @@ class Health:
         self._scheduler_running = running
 
     def report(self) -> HealthReport:
-        return HealthReport((self._pd_check(), self._slack_check(), self._scheduler_check()))
+        leading, role = self._role() if self._role is not None else (True, "leader: alone")
+        pd = self._pd_check() if leading else self._follower_pd_check()
+        return HealthReport(
+            (pd, self._slack_check(), self._scheduler_check()), leader=leading, role=role
+        )
+
+    def _follower_pd_check(self) -> CheckResult:
+        if self._pd_last_ok is None:
+            return CheckResult("pd", True, "follower: the leader replica watches PD")
+        age = max(self._now() - self._pd_last_ok, 0.0)
+        return CheckResult(
+            "pd",
+            True,
+            f"follower: the leader replica watches PD (this one reached it {age:.0f} s ago)",
+        )
 
     def _pd_check(self) -> CheckResult:
         now = self._now()

@@ -15,6 +15,12 @@ executions that another process left behind.
   one byte at a time) cannot keep every later run from starting. The monitor's tick has its
   own, shorter deadline on observing (`engine.cycle_deadline`); this one is the backstop.
 
+Jobs added with `leader_only=True` run only while `leader()` says this replica leads
+(`engine.leadership.Leadership.is_leader`; with several replicas on one PostgreSQL database
+exactly one leads): a due run on a follower is passed over (counted in `JobStats.not_leader`).
+When the replica steps down, `stop_leader_runs()` cancels the leader-only runs in progress;
+when it becomes the leader, `run_leader_jobs_now()` makes them due at once.
+
 `start()` needs a running event loop; `stop()` stops scheduling new runs, waits (up to a
 timeout) for the runs in progress to finish, then shuts apscheduler down and cancels anything
 left. The work itself lives elsewhere (`engine.monitor.Monitor.tick`, `Engine.expire_due`,
@@ -71,6 +77,8 @@ class JobStats:
     running: int = 0
     max_running: int = 0  # never above 1: max_instances=1
     timeouts: int = 0  # cancelled after the job's deadline (also counted in failures)
+    not_leader: int = 0  # due on a replica that was not the leader (leader-only jobs)
+    cancelled: int = 0  # stopped because the replica stepped down
     last_error: str | None = None
 
 
@@ -90,8 +98,13 @@ class JobScheduler:
         health: SchedulerHealth | None = None,
         on_failure: Callable[[str, BaseException], None] | None = None,
         stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+        leader: Callable[[], bool] | None = None,
     ) -> None:
         self._scheduler = AsyncIOScheduler(timezone="UTC")
+        self._leader = leader
+        self._leader_only: set[str] = set()
+        self._runs: dict[asyncio.Task[Any], str] = {}
+        self._stepping_down: set[asyncio.Task[Any]] = set()
         self._scheduler.add_listener(self._on_event, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
         self._misfire_grace = misfire_grace
         self._health = health
@@ -122,10 +135,11 @@ class JobScheduler:
         run_now: bool = True,
         misfire_grace: float | None = None,
         deadline: float | None = None,
+        leader_only: bool = False,
     ) -> None:
         """Run `fn` every `every` seconds (first run at start when `run_now`), each run
-        cancelled after `deadline` seconds when given. Job names are unique. Add jobs before
-        or after `start()`."""
+        cancelled after `deadline` seconds when given; with `leader_only`, only while this
+        replica leads. Job names are unique. Add jobs before or after `start()`."""
         if every <= 0:
             raise ValueError(f"job {name!r}: the interval must be positive, got {every}")
         if deadline is not None and deadline <= 0:
@@ -134,6 +148,8 @@ class JobScheduler:
             raise ValueError(f"job {name!r} is already scheduled")
         self._jobs[name] = fn
         self._deadlines[name] = deadline
+        if leader_only:
+            self._leader_only.add(name)
         self._stats[name] = JobStats()
         grace = misfire_grace if misfire_grace is not None else self._misfire_grace
         options: dict[str, Any] = {}
@@ -196,11 +212,40 @@ class JobScheduler:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
+    def leads(self) -> bool:
+        """Whether leader-only jobs may run now."""
+        return self._leader is None or self._leader()
+
+    def run_leader_jobs_now(self) -> None:
+        """This replica just became the leader: make every leader-only job due now."""
+        if not self._started:
+            return
+        now = datetime.now(UTC)
+        for name in self._leader_only:
+            self._scheduler.modify_job(name, next_run_time=now)
+
+    async def stop_leader_runs(self) -> int:
+        """This replica stepped down: cancel the leader-only runs in progress and wait for
+        them to end; returns how many were cancelled."""
+        mine = [t for t, name in self._runs.items() if name in self._leader_only and not t.done()]
+        for task in mine:
+            self._stats[self._runs[task]].cancelled += 1
+            self._stepping_down.add(task)
+            task.cancel()
+        if mine:
+            await asyncio.gather(*mine, return_exceptions=True)
+            logger.warning("stopped %d leader-only job run(s): no longer the leader", len(mine))
+        return len(mine)
+
     async def _run(self, name: str) -> None:
         stats = self._stats[name]
+        if name in self._leader_only and not self.leads():
+            stats.not_leader += 1
+            return
         task = asyncio.current_task()
         if task is not None:
             self._running.add(task)
+            self._runs[task] = name
         stats.runs += 1
         stats.running += 1
         stats.max_running = max(stats.max_running, stats.running)
@@ -209,7 +254,11 @@ class JobScheduler:
             async with asyncio.timeout(deadline) as bound:
                 await self._jobs[name]()
         except asyncio.CancelledError:
-            raise
+            if task is None or task not in self._stepping_down:
+                raise
+            # Cancelled by `stop_leader_runs`: an expected end, not a failure of the job.
+            self._stepping_down.discard(task)
+            task.uncancel()
         except TimeoutError as exc:
             if not bound.expired():
                 self._failed(name, stats, exc)
@@ -224,6 +273,7 @@ class JobScheduler:
             stats.running -= 1
             if task is not None:
                 self._running.discard(task)
+                self._runs.pop(task, None)
 
     def _failed(
         self, name: str, stats: JobStats, exc: BaseException, *, timed_out: float | None = None
@@ -351,26 +401,29 @@ def schedule_bot_jobs(
     follow_every: float = FOLLOW_EVERY,
     monitor_deadline: float | None = None,
 ) -> None:
-    """Register the bot's jobs: `monitor` (every `poll_interval`, first run at once),
-    `expire` (every `expire_every`), `remind` (every `reminder_check_every`, default a
-    tenth of the reminder interval, at least 15 s and at most 60 s) and, when given, `follow`
-    (every `follow_every`): follows executions no live process is driving any more.
+    """Register the bot's jobs, all leader-only (one replica runs them): `monitor` (every
+    `poll_interval`, first run at once), `expire` (every `expire_every`), `remind` (every
+    `reminder_check_every`, default a tenth of the reminder interval, at least 15 s and at
+    most 60 s) and, when given, `follow` (every `follow_every`): follows executions no live
+    process is driving any more.
 
     Executions started by this process are followed by the engine itself until verified;
     executions interrupted by a stop are reconciled at start-up (`Engine.reconcile()`, run by
     the caller before the scheduler starts), so `follow` is only for work another process left
     behind while this one keeps running. `monitor_deadline`: seconds a tick may run before it
     is cancelled (see `monitor_deadlines`)."""
-    scheduler.add_job("monitor", tick, every=poll_interval, deadline=monitor_deadline)
+    scheduler.add_job(
+        "monitor", tick, every=poll_interval, deadline=monitor_deadline, leader_only=True
+    )
     if engine is not None:
-        scheduler.add_job("expire", engine.expire_due, every=expire_every)
+        scheduler.add_job("expire", engine.expire_due, every=expire_every, leader_only=True)
     if follow is not None:
-        scheduler.add_job("follow", follow, every=follow_every, run_now=False)
+        scheduler.add_job("follow", follow, every=follow_every, run_now=False, leader_only=True)
     if reminders is not None:
         check = reminder_check_every
         if check is None:
             check = min(60.0, max(15.0, reminders.after.total_seconds() / 10))
-        scheduler.add_job("remind", reminders.run, every=check, run_now=False)
+        scheduler.add_job("remind", reminders.run, every=check, run_now=False, leader_only=True)
 
 
 __all__ = [

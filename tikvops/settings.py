@@ -152,6 +152,12 @@ class Settings(BaseSettings):
     hot_write_min_regions: int = Field(default=4, ge=1)
     resolve_after: float = Field(default=60.0, ge=0, description="seconds clear before resolve")
     reminder_interval: float = Field(default=600.0, gt=0)
+    leader_poll: float = Field(
+        default=5.0,
+        gt=0,
+        description="seconds between leader-election polls of replicas on PostgreSQL "
+        "(a dead leader is replaced within two of them)",
+    )
 
     # Self-observation.
     health_addr: str = Field(default="127.0.0.1:9464", description="/healthz and /metrics")

@@ -14,13 +14,15 @@ Start order (stop is the reverse, each step stopped even when a later one failed
 1. the runtime (`open_runtime`): PD client, database, repositories, policy,
    engine; every change writes its event to the event log, and the caller's `notifier` (e.g.
    the terminal) hears them from a relay (`engine.relay`);
-2. crash reconciliation (`engine.reconcile()`): executions left `executing` by an earlier
+2. leader election (`tikvops.leading`): on SQLite this process leads at once; among replicas
+   on PostgreSQL one leads (an advisory lock) and the others follow. Whoever starts leading
+   reconciles (`engine.reconcile()`): executions left `executing` by an earlier (or dead)
    process are checked against PD, never sent again;
 3. the diagnoser: Claude (`diagnosis.ClaudeDiagnoser`, falling back to the playbooks) when
    `ANTHROPIC_API_KEY` is set, else the built-in playbooks;
 4. the monitor and the scheduler's jobs (monitor tick every `poll_interval`, incident silences
-   that ran out or were broken (`silences`), proposal expiry,
-   reminders); the first tick runs at once;
+   that ran out or were broken (`silences`), proposal expiry, reminders), run only by the
+   leader; the first tick runs at once (or when leading starts);
 5. the Slack bot (its relay of the event log, the outbox deliverer, the Socket Mode
    connection) when both Slack tokens are set: events written while it was stopped, or before
    it started, are turned into messages then, in order;
@@ -56,6 +58,8 @@ from engine.ports import Clock, Diagnoser, Notifier
 from engine.service import Engine, EngineMetrics
 from operator_tikv.pd import PDClient, RequestHook
 from storage import AnyDatabase, Repositories, open_database
+from storage.leader import is_postgres
+from tikvops.leading import ReplicaRole
 from tikvops.loop_lag import LoopLagProbe
 from tikvops.observability import (
     BotMetrics,
@@ -94,6 +98,7 @@ class SlackOptions:
     outbox_backoff_cap: float = 300.0
     ping_interval: float = 10.0
     group_ttl: timedelta = timedelta(minutes=5)
+    outbox_lease: float = 60.0  # replicas (PostgreSQL): how long a claimed message is ours
 
 
 def bot_config(settings: Settings, options: SlackOptions | None = None) -> BotConfig:
@@ -120,6 +125,7 @@ def bot_config(settings: Settings, options: SlackOptions | None = None) -> BotCo
         outbox_poll=opts.outbox_poll,
         outbox_backoff_base=opts.outbox_backoff_base,
         outbox_backoff_cap=opts.outbox_backoff_cap,
+        outbox_lease=opts.outbox_lease if is_postgres(settings.db) else None,
     )
 
 
@@ -139,7 +145,12 @@ class Stack:
     scheduler: JobScheduler
     server: ObservabilityServer | None
     bot: SlackBot | None = None
-    reconciled: int = 0
+    replica: ReplicaRole | None = None
+
+    @property
+    def reconciled(self) -> int:
+        """Interrupted executions this replica reconciled as the leader."""
+        return self.replica.reconciled if self.replica is not None else 0
 
     @property
     def engine(self) -> Any:
@@ -374,10 +385,17 @@ async def open_stack(
                 on_connection=_connection_hook(health, metrics),
                 hooks=DeliveryHooks(depth=metrics.outbox, retry=metrics.outbox_retry),
             )
-        # 2. crash reconciliation
-        reconciled = await runtime.engine.reconcile()
-        if reconciled:
-            logger.info("reconciled %d interrupted execution(s) against PD", len(reconciled))
+        # 2. leader election; the leader reconciles interrupted executions when it starts
+        # leading (a lone replica, on SQLite, at once: before the scheduler and Slack start).
+        replica = ReplicaRole(
+            settings.db,
+            poll=settings.leader_poll,
+            engine=runtime.engine,
+            metrics=metrics,
+            health=health,
+        )
+        await replica.start()
+        stack.push_async_callback(replica.stop)  # if a later step fails to start
         # 3. diagnoser
         diagnoser, diagnoser_name = build_diagnoser(
             settings, pd=runtime.pd, repos=runtime.repos, clock=clock, exits=stack
@@ -392,7 +410,10 @@ async def open_stack(
         # Answers to people read what the monitor knows instead of waiting on a slow PD.
         runtime.engine.reads.knowledge = monitor.knowledge
         stack.push_async_callback(source.regions.close)
-        scheduler = JobScheduler(health=health, misfire_grace=settings.poll_interval)
+        scheduler = JobScheduler(
+            health=health, misfire_grace=settings.poll_interval, leader=replica.is_leader
+        )
+        replica.scheduler = scheduler
         reminders = ProposalReminders(
             proposals=runtime.repos.proposals,
             audit=runtime.repos.audit,
@@ -412,9 +433,16 @@ async def open_stack(
             reminders=reminders,
             **jobs,
         )
-        scheduler.add_job("silences", runtime.engine.attending.end_due, every=SILENCE_CHECK_EVERY)
+        scheduler.add_job(
+            "silences",
+            runtime.engine.attending.end_due,
+            every=SILENCE_CHECK_EVERY,
+            leader_only=True,
+        )
         scheduler.start()
         stack.push_async_callback(scheduler.stop)
+        # Stepping down (cancelling leader-only runs) comes before the scheduler stops.
+        stack.push_async_callback(replica.stop)
         if freeze_heap:
             gc.collect()
             gc.freeze()
@@ -445,7 +473,7 @@ async def open_stack(
             scheduler=scheduler,
             server=server,
             bot=bot,
-            reconciled=len(reconciled),
+            replica=replica,
         )
 
 

@@ -11,6 +11,8 @@ of 50 ms. Test hooks, also from the environment:
   (the hook of `tests.reliability.engine_child`), so the test can SIGKILL it exactly there;
 - `TIKVOPS_TEST_AUTO_EXECUTE=0`: approved proposals are not executed (a crash right after an
   approval leaves that state);
+- `TIKVOPS_TEST_OUTBOX_LEASE=<seconds>`: how long a replica's claim on an owed Slack message
+  lasts (PostgreSQL; default 3 s, so a killed replica's messages move on soon);
 - `TIKVOPS_TEST_TASKS_FILE=<file>`: the number of asyncio tasks is written there every 0.5 s.
 """
 
@@ -29,7 +31,12 @@ from tikvops.settings import Settings, load_settings
 from tikvops.stack import SlackOptions
 
 POLL = 0.05
-FAST_SLACK = SlackOptions(outbox_poll=0.1, outbox_backoff_base=0.05, ping_interval=1.0)
+FAST_SLACK = SlackOptions(
+    outbox_poll=0.1,
+    outbox_backoff_base=0.05,
+    ping_interval=1.0,
+    outbox_lease=float(os.environ.get("TIKVOPS_TEST_OUTBOX_LEASE", "3")),
+)
 
 
 async def report_tasks(path: Path) -> None:

@@ -8,7 +8,6 @@ clicker but the winner is told why nothing more happened. The engine-level varia
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -16,7 +15,6 @@ from bot import callbacks
 from engine.model import ProposalState
 from sim.server import SimServer
 from slackfake.server import SlackFake
-from slackfake.socketmode import Connection
 from tests.plugins.sim import SimFactory
 from tests.reliability.support import (
     ALICE,
@@ -117,21 +115,12 @@ async def test_two_bot_processes_on_one_database_make_one_write(
     sim = await sim_factory(stores=4)
     fake = await make_slack_fake(users=USERS)
     db = tmp_path / "tikvops.db"
-    # Slack spreads envelopes over an app's open sockets; the stand-in uses the newest one, so
-    # deal them out in turn here.
-    turn = itertools.count()
-
-    async def round_robin(within: float) -> Connection:
-        usable = [c for c in fake.hub.connections if c.usable]
-        assert len(usable) == 2
-        return usable[next(turn) % len(usable)]
-
+    # Slack (and the stand-in) deals envelopes out over the app's open sockets in turn.
     async with (
         clock_running(sim),
         BotChild.start(sim, fake, db, approvers=APPROVERS) as first,
         BotChild.start(sim, fake, db, approvers=APPROVERS) as second,
     ):
-        fake.hub.wait_for_connection = round_robin  # type: ignore[method-assign]
         await fake.slash_command(user=BOB, channel=CHANNEL, text="drain 4")
         message = await proposal_message(fake)
         await click_all(fake, message.ts, CLICKERS)

@@ -121,6 +121,8 @@ def test_services_and_pinned_images(services: dict[str, Any]) -> None:
         "tikvops",
         "grafana",
         "postgres",
+        "tikvops-a",
+        "tikvops-b",
     }
     for name, service in services.items():
         if "build" in service:  # the bot is built from this repository
