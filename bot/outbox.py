@@ -44,6 +44,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.charts import ChartRunner, ChartUploader, is_chart
 from bot.copies import Copies
 from bot.delivery_lookup import MessageLookup, Posted, idempotency_key, post_metadata
 from bot.queue import KIND
@@ -100,6 +101,7 @@ class Deliverer:
         batch: int = 20,
         hooks: DeliveryHooks | None = None,
         lookup: MessageLookup | None = None,
+        charts: ChartUploader | None = None,
     ) -> None:
         self._outbox = outbox
         self._refs = refs
@@ -122,6 +124,8 @@ class Deliverer:
         self._seen: set[int] = set()
         self._uncertain: set[int] = set()
         self._copies = Copies(client, self._lookup)
+        # Chart uploads run in tasks of their own (`bot.charts`): never in line with text.
+        self.charts = ChartRunner(charts, outbox, clock, self._backoff, wait_attempts)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -143,6 +147,7 @@ class Deliverer:
             return
         self._stopping = True
         self._wakeup.set()
+        await self.charts.stop()
         try:
             await asyncio.wait_for(asyncio.shield(task), self.stop_timeout)
         except TimeoutError:
@@ -175,6 +180,9 @@ class Deliverer:
             for item in items:
                 if self._stopping and delivered:
                     break
+                if is_chart(item):
+                    self.charts.start(item)
+                    continue
                 if await self._deliver(item):
                     delivered += 1
             if self._hooks.depth is not None:
