@@ -1,7 +1,8 @@
 """Per-store metric series over a recent window, for charts: the monitor's own bounded history
 of observations (`MetricHistory`, a ring buffer per metric and store), or Prometheus's
-`query_range` (`PrometheusSeries`) when it is configured. Both answer `SeriesSource.range`
-with one list of `(unix seconds, value)` points per PD store id, in time order.
+`query_range` (`operator_tikv.chart_queries.PrometheusSeries`) when it is configured. Both
+answer `SeriesSource.range` with one list of `(unix seconds, value)` points per PD store id, in
+time order.
 
 Memory is bounded: each buffer keeps at most `points` samples (older ones fall off), and at
 most `max_stores` stores are kept (a store not seen for a whole window is forgotten first).
@@ -17,8 +18,6 @@ from typing import Protocol
 
 from operator_tikv.metrics import StoreTarget
 from operator_tikv.observation import Observation, targets_of
-from operator_tikv.prometheus import PrometheusClient
-from operator_tikv.queries import InstanceIndex, disk_used_ratio, region_counts, write_p99
 
 Point = tuple[float, float]
 Series = Mapping[int, Sequence[Point]]
@@ -31,16 +30,6 @@ class ChartMetric(StrEnum):
     DISK_USED_RATIO = "disk_used_ratio"
     LEADER_COUNT = "leader_count"
     REGION_COUNT = "region_count"
-
-
-def promql_for(metric: ChartMetric, job: str = "tikv") -> str:
-    """The PromQL that gives `metric` per TiKV instance (the query a "Query" link opens)."""
-    if metric is ChartMetric.WRITE_P99_MS:
-        return f"1000 * {write_p99(job)}"
-    if metric is ChartMetric.DISK_USED_RATIO:
-        return disk_used_ratio(job)
-    kind = "leader" if metric is ChartMetric.LEADER_COUNT else "region"
-    return region_counts(job).replace('type=~"leader|region"', f'type="{kind}"')
 
 
 class SeriesSource(Protocol):
@@ -116,50 +105,10 @@ class MetricHistory:
         return dict(sorted(out.items()))
 
 
-class PrometheusSeries:
-    """`SeriesSource` over Prometheus `query_range`; instances are mapped to store ids like the
-    metrics source does (`operator_tikv.queries.InstanceIndex`), with `targets()` the stores
-    PD listed last. Series that match no store are left out."""
-
-    def __init__(
-        self,
-        client: PrometheusClient,
-        targets: MetricHistory,
-        *,
-        job: str = "tikv",
-        max_points: int = 120,
-    ) -> None:
-        self.client = client
-        self._targets = targets
-        self.job = job
-        self.max_points = max_points
-
-    async def range(self, metric: ChartMetric, *, start: float, end: float) -> Series:
-        step = max((end - start) / self.max_points, 1.0)
-        result = await self.client.query_range(
-            promql_for(metric, self.job), start=start, end=end, step=step
-        )
-        index = InstanceIndex.build(self._targets.targets)
-        out: dict[int, list[Point]] = {}
-        for series in result.series:
-            store_id = index.store_for(series.labels.get("instance", ""))
-            if store_id is None:
-                continue
-            points = out.setdefault(store_id, [])
-            points.extend(
-                (sample.timestamp, sample.value)
-                for sample in series.samples
-                if math.isfinite(sample.value)
-            )
-        return {sid: sorted(points) for sid, points in sorted(out.items()) if points}
-
-
 __all__ = [
     "ChartMetric",
     "MetricHistory",
     "Point",
-    "PrometheusSeries",
     "Series",
     "SeriesSource",
-    "promql_for",
 ]

@@ -41,14 +41,19 @@ from typing import Any
 
 from bot.app import SlackBot
 from bot.config import BotConfig
+from bot.render.links import Links
 from bot.retry import DeliveryHooks
 from engine.clock import SystemClock
 from engine.diagnose_flow import DiagnoseFlow
 from engine.monitor import ClusterSource, Monitor
 from engine.playbook_diagnoser import PlaybookDiagnoser
 from engine.ports import Clock, Diagnoser, Notifier
+from operator_tikv.chart_queries import promql_for
+from operator_tikv.metric_history import ChartMetric, MetricHistory
 from operator_tikv.pd import TOO_LARGE_OUTCOME
 from operator_tikv.playbooks import PlaybookLimits
+from operator_tikv.urls import redact_url
+from tikvops.charts import ChartData, RecordingSource
 from tikvops.loop_lag import LoopLagProbe
 from tikvops.observability import (
     BotMetrics,
@@ -103,6 +108,13 @@ def bot_config(settings: Settings, options: SlackOptions | None = None) -> BotCo
         outbox_poll=opts.outbox_poll,
         outbox_backoff_base=opts.outbox_backoff_base,
         outbox_backoff_cap=opts.outbox_backoff_cap,
+        links=Links(
+            grafana_url=settings.grafana_url,
+            grafana_tikv_dashboard=settings.grafana_tikv_dashboard,
+            grafana_pd_dashboard=settings.grafana_pd_dashboard,
+            prometheus_url=settings.prometheus_external_url,
+            queries={metric: promql_for(metric) for metric in ChartMetric},
+        ),
     )
 
 
@@ -323,6 +335,7 @@ async def open_stack(
             )
         )
         bot: SlackBot | None = None
+        chart_data = ChartData(MetricHistory())
         if config is not None:
             bot = SlackBot(
                 config,
@@ -332,6 +345,8 @@ async def open_stack(
                 policy=runtime.policy,
                 on_connection=_connection_hook(health, metrics),
                 hooks=DeliveryHooks(depth=metrics.outbox, retry=metrics.outbox_retry),
+                series=chart_data,
+                clusters=(redact_url(runtime.pd.base_url),),
             )
         # 2. crash reconciliation
         reconciled = await runtime.engine.reconcile()
@@ -341,7 +356,10 @@ async def open_stack(
         diagnoser, diagnoser_name = build_diagnoser(settings, runtime, clock, stack)
         # 4. monitor and scheduler
         metrics_from = await stack.enter_async_context(open_metrics_source(settings))
-        source = ClusterSource(runtime.pd, metrics_from, pd_url=runtime.pd.base_url)
+        source = RecordingSource(
+            runtime.pd, metrics_from, pd_url=runtime.pd.base_url, history=chart_data.history
+        )
+        chart_data.use(metrics_from)
         monitor = build_monitor(
             runtime, source, clock=clock, diagnoser=diagnoser, metrics=metrics, health=health
         )
