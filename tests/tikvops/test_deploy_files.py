@@ -9,7 +9,6 @@ real against an ObservabilityServer.
 from __future__ import annotations
 
 import ast
-
 import asyncio
 import fnmatch
 import json
