@@ -96,7 +96,8 @@ def figure(spec: ChartSpec) -> Figure:
             fontsize="x-small",
             color=MARKER,
         )
-    axes[-1].xaxis.set_major_formatter(DateFormatter("%H:%M", tz=UTC))  # type: ignore[no-untyped-call]
+    short = spec.end - spec.start < 600
+    axes[-1].xaxis.set_major_formatter(DateFormatter("%H:%M:%S" if short else "%H:%M", tz=UTC))  # type: ignore[no-untyped-call]
     axes[-1].set_xlabel("time (UTC)")
     fig.suptitle(spec.title, fontsize="medium")
     fig.tight_layout()

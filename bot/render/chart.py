@@ -184,7 +184,8 @@ def chart_spec(
     if phase is Phase.RESOLVED and incident.resolved_at is not None:
         markers.append(Marker(utc(incident.resolved_at).timestamp(), "resolved"))
     markers = [m for m in markers if request.start <= m.at <= request.end]
-    minutes = round((request.end - request.start) / 60)
+    start = _drawn_start(request, panels, markers)
+    minutes = max(round((request.end - start) / 60), 1)
     where = f"store {highlighted}" if highlighted is not None else incident.subject
     title = f"{incident.id} · {incident.title} · last {minutes} min"
     names = ", ".join(p.title.lower() for p in panels)
@@ -200,11 +201,22 @@ def chart_spec(
         title=title,
         panels=tuple(panels),
         markers=tuple(markers),
-        start=request.start,
+        start=start,
         end=request.end,
         filename=f"{incident.id}-{phase.value}.png",
         alt_text=alt,
     )
+
+
+def _drawn_start(request: ChartRequest, panels: list[Panel], markers: list[Marker]) -> float:
+    """Where the x axis starts: the window's start, or later when the data (and the markers)
+    begin later (a monitor that started recently has a short history): no empty stretch."""
+    first = min(
+        [line.points[0][0] for panel in panels for line in panel.lines]
+        + [marker.at for marker in markers]
+    )
+    pad = max((request.end - first) * 0.05, 10.0)
+    return max(request.start, first - pad)
 
 
 __all__ = [

@@ -175,3 +175,21 @@ def test_png_is_a_png() -> None:
     assert spec is not None
     image = chart_png.png(spec)
     assert image.startswith(b"\x89PNG\r\n\x1a\n") and len(image) > 5000
+
+
+def test_a_short_history_is_drawn_without_an_empty_stretch() -> None:
+    request = chart_request(SLOW, Phase.OPENED, NOW)
+    assert request is not None
+    recent = NOW.timestamp() - 120  # the monitor started two minutes ago
+    data = {ChartMetric.WRITE_P99_MS: {4: [(recent, 250.0), (NOW.timestamp(), 260.0)]}}
+    spec = chart_spec(SLOW, Phase.OPENED, request, data)
+    assert spec is not None
+    # the incident's start (T0, 12 min ago) is earlier than the data: the axis starts there
+    assert request.start < spec.start < START
+    assert spec.end == request.end and "last 13 min" in spec.title
+    later = SLOW.model_copy(update={"opened_at": NOW - timedelta(seconds=30)})
+    later_request = chart_request(later, Phase.OPENED, NOW)
+    assert later_request is not None
+    short = chart_spec(later, Phase.OPENED, later_request, data)
+    assert short is not None and recent - 20 <= short.start < recent
+    assert "last 2 min" in short.title
