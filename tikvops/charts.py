@@ -5,12 +5,23 @@
 
 from __future__ import annotations
 
+import math
+
 from engine.monitor import ClusterSource
 from operator_tikv.chart_queries import PrometheusSeries
 from operator_tikv.metric_history import ChartMetric, MetricHistory, Series, SeriesSource
 from operator_tikv.metrics import MetricsSource
 from operator_tikv.observation import Observation, ObservationPD
 from operator_tikv.queries import PrometheusSource
+
+CHART_WINDOW = 30 * 60.0
+"""Seconds of history a chart shows."""
+
+
+def history_points(poll_interval: float) -> int:
+    """Points per metric and store to cover a chart's window at one observation per poll
+    (a little more for late cycles), bounded: 130 at the default 15 s."""
+    return max(16, min(1000, math.ceil(CHART_WINDOW / max(poll_interval, 0.1)) + 10))
 
 
 class RecordingSource(ClusterSource):
@@ -45,8 +56,13 @@ class ChartData:
         if isinstance(metrics, PrometheusSource):
             self._source = PrometheusSeries(metrics.client, self.history, job=metrics.job)
 
+    @property
+    def source(self) -> SeriesSource:
+        """Where charts read from now."""
+        return self._source
+
     async def range(self, metric: ChartMetric, *, start: float, end: float) -> Series:
         return await self._source.range(metric, start=start, end=end)
 
 
-__all__ = ["ChartData", "RecordingSource"]
+__all__ = ["CHART_WINDOW", "ChartData", "RecordingSource", "history_points"]

@@ -53,7 +53,7 @@ from operator_tikv.metric_history import ChartMetric, MetricHistory
 from operator_tikv.pd import TOO_LARGE_OUTCOME
 from operator_tikv.playbooks import PlaybookLimits
 from operator_tikv.urls import redact_url
-from tikvops.charts import ChartData, RecordingSource
+from tikvops.charts import ChartData, RecordingSource, history_points
 from tikvops.loop_lag import LoopLagProbe
 from tikvops.observability import (
     BotMetrics,
@@ -335,7 +335,7 @@ async def open_stack(
             )
         )
         bot: SlackBot | None = None
-        chart_data = ChartData(MetricHistory())
+        chart_data = ChartData(MetricHistory(points=history_points(settings.poll_interval)))
         if config is not None:
             bot = SlackBot(
                 config,
