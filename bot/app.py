@@ -191,6 +191,7 @@ class SlackBot:
         await self._check_bot_token()
         await self.housekeeping()
         await self.relay.start()
+        self.deliverer.charts.warm()
         await self.deliverer.start()
         try:
             await self.socket.start()

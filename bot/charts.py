@@ -3,9 +3,9 @@
 incident's messages) becomes a PNG uploaded into the incident's thread.
 
 `ChartUploader.upload(item)`: read the incident, fetch its series (`SeriesSource`: Prometheus
-`query_range` or the monitor's own history), build the spec (`bot.render.chart`, pure), draw it
-in a worker thread (`bot.chart_png`, matplotlib Agg: the event loop never draws), and upload
-it with `files_upload_v2` (`files.getUploadURLExternal`, the upload, then
+`query_range` or the monitor's own history), build the spec (`bot.render.chart`, pure), draw
+it in a worker process (`bot.chart_worker`, matplotlib Agg, which would hold the interpreter in
+a thread), and upload it with `files_upload_v2` (`files.getUploadURLExternal`, the upload, then
 `files.completeUploadExternal` into the thread). The deliverer (`bot.outbox`) runs each upload
 in a task of its own, so a slow or failing chart never delays a text message; a failed chart
 is retried a few times (`max_attempts`) and then dropped with a log line.
@@ -22,7 +22,7 @@ from datetime import timedelta
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import chart_png
+from bot.chart_worker import ChartDrawer
 from bot.queue import KIND, key_for_incident
 from bot.render.chart import Phase, chart_request, chart_spec
 from bot.retry import Backoff
@@ -79,8 +79,10 @@ class ChartUploader:
         *,
         max_attempts: int = 3,
         timeout: float = 30.0,
+        drawer: ChartDrawer | None = None,
     ) -> None:
         self._client = client
+        self.drawer = drawer or ChartDrawer()
         self._refs = refs
         self._incidents = incidents
         self._source = source
@@ -118,7 +120,7 @@ class ChartUploader:
         spec = chart_spec(incident, phase, request, data)
         if spec is None:
             raise NoChart(f"no series to draw for incident {incident_id} yet")
-        image = await asyncio.to_thread(chart_png.png, spec)
+        image = await self.drawer.draw(spec)
         thread_ts = parent.thread_ts or parent.ts
         answer = await self._client.files_upload_v2(
             channel=parent.channel,
@@ -162,6 +164,11 @@ class ChartRunner:
         self._tasks[item.id] = task
         task.add_done_callback(functools.partial(self._finished, item.id))
 
+    def warm(self) -> None:
+        """Start the drawing worker ahead of the first chart."""
+        if self._uploader is not None:
+            self._uploader.drawer.warm()
+
     def _finished(self, item_id: int, _task: asyncio.Task[None]) -> None:
         self._tasks.pop(item_id, None)
 
@@ -175,12 +182,15 @@ class ChartRunner:
             await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
 
     async def stop(self) -> None:
-        """Cancel uploads in flight: their items stay pending for the next start."""
+        """Cancel uploads in flight (their items stay pending for the next start) and stop
+        the drawing worker."""
         self._stopping = True
         for task in list(self._tasks.values()):
             task.cancel()
         await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
         self._tasks.clear()
+        if self._uploader is not None:
+            await self._uploader.drawer.close()
 
     async def _run(self, item: OutboxItem) -> None:
         try:

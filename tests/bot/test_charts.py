@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.chart_worker import ChartDrawer
 from bot.charts import ChartUploader, chart_key, chart_payload
 from bot.client import build_web_client, close_web_client
 from bot.config import BotConfig
@@ -80,10 +81,23 @@ async def stored(repos: Repositories, clock: FakeClock) -> None:
 
 
 def deliverer(
-    repos: Repositories, client: AsyncWebClient, clock: FakeClock, source: KnownSeries | None
+    repos: Repositories,
+    client: AsyncWebClient,
+    clock: FakeClock,
+    source: KnownSeries | None,
+    drawer: ChartDrawer | None = None,
 ) -> Deliverer:
+    """Charts drawn in a thread here (fast to start); the worker process is tested below."""
     charts = (
-        ChartUploader(client, repos.slack_refs, repos.incidents, source, clock, timeout=10.0)
+        ChartUploader(
+            client,
+            repos.slack_refs,
+            repos.incidents,
+            source,
+            clock,
+            timeout=60.0,
+            drawer=drawer or ChartDrawer("thread"),
+        )
         if source is not None
         else None
     )
@@ -158,6 +172,26 @@ async def test_the_chart_is_uploaded_into_the_incident_thread(
     [item] = [i for i in await repos.outbox.list() if i.key == chart_key("I-3")]
     assert item.status is OutboxStatus.DELIVERED
     assert item.result is not None and item.result["chart"] == "uploaded"
+
+
+async def test_the_chart_is_drawn_in_a_worker_process(
+    slack_fake: SlackFake,
+    client: AsyncWebClient,
+    repos: Repositories,
+    clock: FakeClock,
+    stored: None,
+) -> None:
+    drawer = ChartDrawer()
+    d = deliverer(repos, client, clock, KnownSeries(clock.now().timestamp()), drawer)
+    d.charts.warm()
+    await queue(repos, clock)
+    await drain(d, clock, rounds=3)
+    [parent] = slack_fake.messages(CHANNEL)
+    [upload] = [r for r in slack_fake.thread(CHANNEL, parent.ts) if r.files]
+    stored_file = slack_fake.api.files.get(upload.files[0]["id"])
+    assert stored_file is not None and (stored_file.data or b"").startswith(b"\x89PNG")
+    assert drawer.mode == "process"  # no fall back to a thread
+    await d.stop()  # stops the worker process too
 
 
 async def test_a_chart_queued_before_its_thread_exists_waits_for_it(
