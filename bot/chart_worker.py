@@ -3,7 +3,7 @@ draw (about a second for a two-panel chart on a busy machine), so even a worker 
 the event loop. `ChartDrawer` draws in one spawned worker process (started on first use, kept
 for the next charts) and falls back to a thread if the process cannot run. The spec is plain
 data (`bot.render.chart.ChartSpec`), the answer PNG bytes; the bot's process never imports
-matplotlib unless it falls back.
+matplotlib unless it falls back. The worker ends by itself when the bot's process dies.
 """
 
 from __future__ import annotations
@@ -12,11 +12,26 @@ import asyncio
 import concurrent.futures
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from typing import Literal
 
 from bot.render.chart import ChartSpec
 
 logger = logging.getLogger(__name__)
+
+
+def _exit_with(parent: int) -> None:
+    """In the worker: end when the bot's process is gone (killed, even with SIGKILL), instead
+    of living on holding its stdout and stderr open."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent watch", daemon=True).start()
 
 
 def _draw(spec: ChartSpec) -> bytes:
@@ -43,7 +58,10 @@ class ChartDrawer:
     def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
         if self._pool is None:
             self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn")
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_exit_with,
+                initargs=(os.getpid(),),
             )
         return self._pool
 

@@ -164,6 +164,10 @@ class ChartRunner:
         self._tasks[item.id] = task
         task.add_done_callback(functools.partial(self._finished, item.id))
 
+    def resume(self) -> None:
+        """Take chart items again after `stop()` (a deliverer started again)."""
+        self._stopping = False
+
     def warm(self) -> None:
         """Start the drawing worker ahead of the first chart."""
         if self._uploader is not None:

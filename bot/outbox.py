@@ -137,6 +137,7 @@ class Deliverer:
         if self._task is not None:
             return
         self._stopping = False
+        self.charts.resume()
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="slack outbox")
 
     async def stop(self) -> None:
