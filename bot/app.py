@@ -14,7 +14,7 @@ deliverer; everything users do arrives through the socket → middleware → han
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Protocol
 
@@ -23,11 +23,14 @@ from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.charts import ChartUploader
 from bot.client import build_web_client, close_web_client
 from bot.config import BotConfig
 from bot.deps import BotDeps
 from bot.errors import SlackStartError
 from bot.handlers import actions, attention, commands, events, unsupported
+from bot.handlers import home as home_handlers
+from bot.home import HomePublisher
 from bot.identity import IdentityResolver
 from bot.middleware import Deduplicate, RequestContext, RequestGuard
 from bot.notifier import NotifierReads, SlackNotifier
@@ -42,6 +45,7 @@ from engine.policy import ApprovalPolicy
 from engine.ports import AuditLog, Clock, DedupRepo, Outbox, SlackRefs
 from engine.relay import EventRelay
 from engine.service import Engine
+from operator_tikv.metric_history import SeriesSource
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +70,7 @@ class BotRepos(NotifierReads, Protocol):
     def slack_refs(self) -> SlackRefs: ...
 
 
-def build_app(deps: BotDeps, dedup: DedupRepo) -> AsyncApp:
+def build_app(deps: BotDeps, dedup: DedupRepo, home: HomePublisher | None = None) -> AsyncApp:
     """The Bolt app with our middleware and listeners (no connection is opened)."""
     app = AsyncApp(
         client=deps.client,
@@ -86,6 +90,7 @@ def build_app(deps: BotDeps, dedup: DedupRepo) -> AsyncApp:
     app.use(unsupported.RefuseMalformed(deps))
     app.use(RequestContext())
     commands.register(app, deps)
+    home_handlers.register(app, home)  # before actions: its link clicks are not "unknown"
     attention.register(app, deps)  # before actions: its catch-all takes what is left
     actions.register(app, deps)
     events.register(app, deps)
@@ -114,7 +119,11 @@ class SlackBot:
         client: AsyncWebClient | None = None,
         on_connection: Callable[[bool], None] | None = None,
         hooks: DeliveryHooks | None = None,
+        series: SeriesSource | None = None,
+        clusters: Sequence[str] = ("TiKV",),
     ) -> None:
+        """`series`: chart data (incident charts are uploaded into threads; None: no charts).
+        `clusters`: the names shown in the App Home tab."""
         self.config = config
         self.client = client or build_web_client(config)
         self._owns_client = client is None
@@ -140,6 +149,9 @@ class SlackBot:
             backoff=Backoff(base=config.outbox_backoff_base, cap=config.outbox_backoff_cap),
             hooks=hooks,
             lease=None if config.outbox_lease is None else timedelta(seconds=config.outbox_lease),
+            charts=ChartUploader(self.client, repos.slack_refs, repos.incidents, series, clock)
+            if series is not None
+            else None,
         )
         self.outbox = SlackOutbox(repos.outbox, clock, wake=self.deliverer.wake)
         self.notifier = SlackNotifier(
@@ -148,6 +160,8 @@ class SlackBot:
             outbox=self.outbox,
             reads=repos,
             approvals_needed=policy.approvals_needed if policy else None,
+            links=config.links,
+            charts=series is not None,
         )
         self.relay = EventRelay(
             repos.events,
@@ -158,8 +172,10 @@ class SlackBot:
             settle=RELAY_SETTLE,
         )
         repos.events.subscribe(self.relay.wake)
+        self.home = HomePublisher(self.client, engine, clock, clusters=clusters)
+        repos.events.subscribe(self.home.changed)
         self._dedup = repos.dedup
-        self.app = build_app(self.deps, repos.dedup)
+        self.app = build_app(self.deps, repos.dedup, self.home)
         self.socket = SocketRunner(
             self.app,
             config.app_token,
@@ -178,6 +194,7 @@ class SlackBot:
         await self._check_bot_token()
         await self.housekeeping()
         await self.relay.start()
+        self.deliverer.charts.warm()
         await self.deliverer.start()
         try:
             await self.socket.start()
@@ -226,6 +243,7 @@ class SlackBot:
         (what is undelivered stays in the outbox), close the HTTP client."""
         await self.socket.stop()
         await self.tasks.close()
+        await self.home.close()
         await self.relay.drain()
         await self.relay.stop()
         await self.deliverer.stop()

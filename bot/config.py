@@ -4,8 +4,10 @@ channel for incidents and proposals, the channels where `/tikv` is accepted, and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+
+from bot.render.links import Links
 
 DEFAULT_API_URL = "https://slack.com/api/"
 
@@ -36,6 +38,8 @@ class BotConfig:
     outbox_backoff_base: float = 1.0
     outbox_backoff_cap: float = 300.0
     outbox_lease: float | None = None  # replicas: seconds a claimed outbox item is ours
+    links: Links = field(default_factory=Links)
+    """Dashboard and Query links on incident cards (`bot.render.links`)."""
 
     def __post_init__(self) -> None:
         if not self.bot_token.startswith("xoxb-"):

@@ -23,8 +23,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from bot.charts import chart_key, chart_payload
 from bot.queue import Batch, SlackOutbox, key_for_incident, key_for_proposal, owner
 from bot.render.attention import attention_reply
+from bot.render.chart import Phase
 from bot.render.diagnosis import diagnosis_reply, not_proposed_reply
 from bot.render.execution import execution_outcome, execution_progress, execution_started
 from bot.render.incident import (
@@ -34,6 +36,7 @@ from bot.render.incident import (
     incident_worsened_reply,
 )
 from bot.render.kit import Rendered
+from bot.render.links import Links
 from bot.render.proposal import proposal_message, proposal_reminder
 from engine.attending import quiet
 from engine.events import Event, EventKind
@@ -103,8 +106,12 @@ class SlackNotifier:
         outbox: SlackOutbox,
         reads: NotifierReads,
         approvals_needed: Callable[[RiskLevel], int] | None = None,
+        links: Links | None = None,
+        charts: bool = False,
     ) -> None:
         self._clock = clock
+        self._links = links
+        self._charts = charts
         self.channel = channel
         self._outbox = outbox
         self._reads = reads
@@ -175,10 +182,19 @@ class SlackNotifier:
         self._severity[incident.id] = incident.severity
         batch.post(
             key_for_incident(incident.id),
-            incident_parent(incident, self._clock.now()),
+            incident_parent(incident, self._clock.now(), links=self._links),
             channel=self.channel,
             owned_by=owner(OwnerKind.INCIDENT, incident.id),
         )
+        self._chart(batch, incident, Phase.OPENED)
+
+    def _chart(self, batch: Batch, incident: Incident, phase: Phase) -> None:
+        """A chart of the incident's metric for its thread, in line with its own key only
+        (`bot.charts`): the text never waits for it."""
+        if self._charts:
+            batch.items.append(
+                (chart_key(incident.id), chart_payload(incident.id, phase, self.channel))
+            )
 
     async def _incident_updated(
         self, batch: Batch, incident: Incident, notes: Sequence[str] = ()
@@ -201,6 +217,7 @@ class SlackNotifier:
         self._reply_incident(
             batch, incident.id, incident_resolved_reply(incident, self._clock.now())
         )
+        self._chart(batch, incident, Phase.RESOLVED)
 
     async def _diagnosis_ready(
         self, batch: Batch, incident: Incident, diagnosis: Diagnosis
@@ -227,7 +244,7 @@ class SlackNotifier:
             diagnosis = await self._reads.diagnoses.latest_for(incident.id)
         proposals = await self._reads.proposals.list(incident_id=incident.id, limit=10)
         message = incident_parent(
-            incident, self._clock.now(), diagnosis=diagnosis, proposals=proposals
+            incident, self._clock.now(), diagnosis=diagnosis, proposals=proposals, links=self._links
         )
         batch.update(
             key_for_incident(incident.id),

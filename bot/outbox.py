@@ -51,6 +51,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.charts import ChartRunner, ChartUploader, is_chart
 from bot.copies import Copies
 from bot.delivery_lookup import MessageLookup, Posted, idempotency_key, post_metadata
 from bot.queue import KIND
@@ -108,6 +109,7 @@ class Deliverer:
         hooks: DeliveryHooks | None = None,
         lookup: MessageLookup | None = None,
         lease: timedelta | None = None,
+        charts: ChartUploader | None = None,
     ) -> None:
         self._outbox = outbox
         self._lease = lease
@@ -131,6 +133,8 @@ class Deliverer:
         self._seen: set[int] = set()
         self._uncertain: set[int] = set()
         self._copies = Copies(client, self._lookup)
+        # Chart uploads run in tasks of their own (`bot.charts`): never in line with text.
+        self.charts = ChartRunner(charts, outbox, clock, self._backoff, wait_attempts)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -142,6 +146,7 @@ class Deliverer:
         if self._task is not None:
             return
         self._stopping = False
+        self.charts.resume()
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="slack outbox")
 
     async def stop(self) -> None:
@@ -152,6 +157,7 @@ class Deliverer:
             return
         self._stopping = True
         self._wakeup.set()
+        await self.charts.stop()
         try:
             await asyncio.wait_for(asyncio.shield(task), self.stop_timeout)
         except TimeoutError:
@@ -185,6 +191,9 @@ class Deliverer:
                 for item in items:
                     if self._stopping and delivered:
                         break
+                    if is_chart(item):
+                        self.charts.start(item)
+                        continue
                     if await self._deliver(item):
                         delivered += 1
             else:
@@ -206,6 +215,9 @@ class Deliverer:
             claimed = await self._outbox.claim(self._clock.now(), lease=lease, limit=1)
             if not claimed:
                 break
+            if is_chart(claimed[0]):
+                self.charts.start(claimed[0])
+                continue
             if await self._deliver(claimed[0]):
                 delivered += 1
         return delivered

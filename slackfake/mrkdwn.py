@@ -12,6 +12,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from slackfake.dates import parse_token, render
+
 EMOJI: dict[str, str] = {
     "white_check_mark": "✅",
     "heavy_check_mark": "✔️",
@@ -86,6 +88,8 @@ class Names:
     user: Callable[[str], str]
     channel: Callable[[str], str]
     usergroup: Callable[[str], str]
+    tz: str = "UTC"
+    """The reader's timezone: `<!date^…>` tokens are shown in it."""
 
 
 def _identity(value: str) -> str:
@@ -132,6 +136,8 @@ def _control(inner: str, names: Names) -> str:
         group_id = target.removeprefix("!subteam^")
         shown = label.lstrip("@") or names.usergroup(group_id) or group_id
         return f'<span class="mention" data-usergroup-id="{esc(group_id)}">@{esc(shown)}</span>'
+    if target.startswith("!date^"):
+        return _date(inner, names.tz)
     if target in ("!here", "!channel", "!everyone"):
         return f'<span class="mention">@{esc(target[1:])}</span>'
     if target.startswith("!"):
@@ -141,6 +147,19 @@ def _control(inner: str, names: Names) -> str:
     if url.lower().startswith(_SAFE_SCHEMES):
         return f'<a href="{esc(url)}" target="_blank" rel="noopener noreferrer">{esc(shown)}</a>'
     return esc(shown)
+
+
+def _date(inner: str, tz: str) -> str:
+    token = parse_token(unescape_slack(inner))
+    if token is None:
+        _, _, label = inner.partition("|")
+        return esc(unescape_slack(label))
+    shown = esc(render(token, tz))
+    if token.link and token.link.lower().startswith(_SAFE_SCHEMES):
+        shown = f'<a href="{esc(token.link)}" target="_blank" rel="noopener noreferrer">{shown}</a>'
+    stamp = esc(str(token.epoch))
+    title = esc(token.fallback)
+    return f'<time class="date-token" data-epoch="{stamp}" title="{title}">{shown}</time>'
 
 
 def mrkdwn_to_html(text: str, names: Names = PLAIN_NAMES) -> str:

@@ -21,6 +21,7 @@ from aiohttp import web
 from slackfake import ids, payloads
 from slackfake.errors import AckTimeout, UnknownAction, UnknownMessage, UnknownView
 from slackfake.faults import Faults
+from slackfake.home import app_home_opened, home_container
 from slackfake.modals import Modals, View
 from slackfake.records import Ack, ApiCall, Delivery, ResponsePost
 from slackfake.responses import ResponseTarget, ResponseUrls
@@ -127,6 +128,8 @@ class SlackFake:
         app.router.add_get("/link", self.hub.handle)
         app.router.add_post("/commands/{tail:.+}", self.responses.handle)
         app.router.add_post("/actions/{tail:.+}", self.responses.handle)
+        app.router.add_post("/upload/v1/{upload_id}", self.api.files.handle_upload)
+        app.router.add_get("/files/{file_id}/{name}", self.api.files.serve)
         app.router.add_get("/health", _health)
         app.router.add_get("/favicon.ico", _no_icon)
         PageRoutes(self).register(app)
@@ -388,6 +391,56 @@ class SlackFake:
             "events_api", outer, envelope_id=ids.envelope_id(), accepts_response_payload=False
         )
         return await self.push(envelope, ack_timeout=ack_timeout, via=via)
+
+    # ----- App Home (slackfake.home) ---------------------------------------------------
+    async def open_home(self, *, user: str, ack_timeout: float | None = None) -> Ack:
+        """``user`` opens the app's Home tab: the app gets ``app_home_opened``."""
+        who = self._user(user)
+        self.api.homes.opened.append(who.id)
+        event = app_home_opened(who.id, f"D0{who.id[1:]}", self.api.homes.get(who.id))
+        return await self.push_event(event, ack_timeout=ack_timeout)
+
+    def home(self, user: str) -> dict[str, Any] | None:
+        """The home view last published for ``user`` (None: never published)."""
+        view = self.api.homes.get(user)
+        return view.body if view is not None else None
+
+    async def click_home(
+        self,
+        *,
+        user: str,
+        action_id: str,
+        block_id: str | None = None,
+        value: str | None = None,
+        ack_timeout: float | None = None,
+    ) -> Ack:
+        """``user`` clicks ``action_id`` in their Home tab (a ``view`` container)."""
+        who = self._user(user)
+        view = self.api.homes.get(who.id)
+        if view is None:
+            raise UnknownView(f"no home view published for {user}")
+        element, found_block_id = _find_element(
+            [view.body.get("blocks") or []], action_id, block_id
+        )
+        payload: dict[str, Any] = {
+            "type": "block_actions",
+            "user": payloads.user_object(who.id, who.name, self.workspace.team_id),
+            "api_app_id": self.workspace.app_id,
+            "token": payloads.LEGACY_VERIFICATION_TOKEN,
+            "container": home_container(view),
+            "trigger_id": self.modals.issue_trigger(who.id, None),
+            "team": {"id": self.workspace.team_id, "domain": self.workspace.team_domain},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "view": dict(view.body),
+            "state": {"values": {}},
+            "actions": [
+                payloads.action_from_element(
+                    element, block_id=found_block_id, action_ts=self.store.next_ts(), value=value
+                )
+            ],
+        }
+        return await self.push_interactive(payload, ack_timeout=ack_timeout)
 
     async def submit_view(
         self,

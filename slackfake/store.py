@@ -46,6 +46,7 @@ class Message:
     metadata: dict[str, Any] | None = None
     reply_broadcast: bool = False
     deleted: bool = False
+    files: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def reply_count(self) -> int:
@@ -83,6 +84,9 @@ class Message:
             out["blocks"] = copy.deepcopy(self.blocks)
         if self.attachments:
             out["attachments"] = copy.deepcopy(self.attachments)
+        if self.files:
+            out["files"] = copy.deepcopy(self.files)
+            out["upload"] = True
         if self.thread_ts:
             out["thread_ts"] = self.thread_ts
         if self.is_reply and self.reply_broadcast:
@@ -164,6 +168,7 @@ class MessageStore:
         attachments: list[dict[str, Any]] | None = None,
         metadata: dict[str, Any] | None = None,
         reply_broadcast: bool = False,
+        files: list[dict[str, Any]] | None = None,
     ) -> Message:
         msg = Message(
             channel=channel,
@@ -178,6 +183,7 @@ class MessageStore:
             attachments=copy.deepcopy(attachments or []),
             metadata=copy.deepcopy(metadata),
             reply_broadcast=reply_broadcast,
+            files=copy.deepcopy(files or []),
         )
         if thread_ts is not None:
             parent = self._by_key[(channel, thread_ts)]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from slackfake.errors import AckTimeout, NoSocketConnection, SlackFakeError
-from slackfake.mrkdwn import plain_text_of
+from slackfake.mrkdwn import Names, plain_text_of
 from slackfake.viewmodel import block_view, ephemeral_view, message_view, names_for
 
 if TYPE_CHECKING:
@@ -54,6 +54,8 @@ class PageRoutes:
         app.router.add_post("/ui/view_submit", self.view_submit)
         app.router.add_post("/ui/view_close", self.view_close)
         app.router.add_post("/ui/dismiss", self.dismiss)
+        app.router.add_post("/ui/home_open", self.home_open)
+        app.router.add_post("/ui/home_click", self.home_click)
 
     async def index(self, request: web.Request) -> web.Response:
         return web.Response(
@@ -155,6 +157,23 @@ class PageRoutes:
             what="close",
         )
 
+    async def home_open(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        return await self._run(self.fake.open_home(user=str(body.get("user", ""))), what="home")
+
+    async def home_click(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        value = body.get("value")
+        return await self._run(
+            self.fake.click_home(
+                user=str(body.get("user", "")),
+                action_id=str(body.get("action_id", "")),
+                block_id=str(body["block_id"]) if body.get("block_id") is not None else None,
+                value=str(value) if value is not None else None,
+            ),
+            what="click",
+        )
+
     async def dismiss(self, request: web.Request) -> web.Response:
         body = await _body(request)
         eph = self.fake.store.ephemeral(str(body.get("user", "")), str(body.get("ts", "")))
@@ -209,7 +228,7 @@ def build_state(fake: SlackFake, user: str, channel: str) -> dict[str, Any]:
     """The page's whole model for ``user`` looking at ``channel``."""
     ws = fake.workspace
     store = fake.store
-    names = names_for(ws)
+    names = names_for(ws, user)
     ephemerals = store.ephemerals(user=user, channel=channel, include_slackbot=True)
     top: list[dict[str, Any]] = []
     for msg in store.top_level(channel):
@@ -250,7 +269,18 @@ def build_state(fake: SlackFake, user: str, channel: str) -> dict[str, Any]:
         "channel": {"id": current.id, "name": current.name, "topic": current.topic},
         "messages": top,
         "views": views,
+        "home": _home(fake, user, names),
         "app_connected": bool(fake.active_sockets),
+    }
+
+
+def _home(fake: SlackFake, user: str, names: Names) -> dict[str, Any] | None:
+    view = fake.home(user)
+    if view is None:
+        return None
+    return {
+        "id": view.get("id"),
+        "blocks": [block_view(b, names) for b in view.get("blocks") or []],
     }
 
 

@@ -19,7 +19,9 @@ from slackfake.store import Ephemeral, Message
 from slackfake.workspace import Workspace
 
 
-def names_for(ws: Workspace) -> Names:
+def names_for(ws: Workspace, viewer: str | None = None) -> Names:
+    """Names as `viewer` sees them (dates in their timezone; UTC for no one in particular)."""
+
     def user(user_id: str) -> str:
         return ws.user_name(user_id)
 
@@ -31,7 +33,9 @@ def names_for(ws: Workspace) -> Names:
         found = ws.usergroups.get(group_id)
         return found.handle if found else group_id
 
-    return Names(user=user, channel=channel, usergroup=usergroup)
+    person = ws.users.get(viewer) if viewer else None
+    tz = person.tz if person is not None else "UTC"
+    return Names(user=user, channel=channel, usergroup=usergroup, tz=tz)
 
 
 def _element(el: Any, block_id: str, names: Names) -> dict[str, Any]:
@@ -206,6 +210,21 @@ def message_view(
         "reply_users": sorted({ws.user_name(r) for r in reply_authors or []}),
         "reactions": _reactions(msg, ws),
         "broadcast": msg.reply_broadcast,
+        "files": [_file(f) for f in msg.files if isinstance(f, dict)],
+    }
+
+
+def _file(file: dict[str, Any]) -> dict[str, Any]:
+    """A shared file as the page shows it: images inline (served by the stand-in)."""
+    file_id = str(file.get("id", ""))
+    name = str(file.get("name", "file"))
+    return {
+        "id": file_id,
+        "name": name,
+        "title": str(file.get("title") or name),
+        "alt": str(file.get("alt_txt") or file.get("title") or name),
+        "image": str(file.get("mimetype", "")).startswith("image/"),
+        "url": f"/files/{file_id}/{name}",
     }
 
 

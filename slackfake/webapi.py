@@ -18,6 +18,8 @@ from aiohttp import web
 
 from slackfake.errors import ApiError
 from slackfake.faults import ApiFault, Faults
+from slackfake.files import FileStore, complete_upload_external, get_upload_url_external
+from slackfake.home import HomeTabs, views_publish
 from slackfake.ids import parse_ts
 from slackfake.limits import MAX_BLOCKS_VIEW, check_blocks, truncate_text
 from slackfake.modals import Modals
@@ -70,6 +72,8 @@ class WebApi:
         self.modals = modals
         self._ws_url = ws_url
         self._page_url = page_url
+        self.files = FileStore()
+        self.homes = HomeTabs()
         self.calls: list[ApiCall] = []
         self.connections_opened = 0
         self.stopping = asyncio.Event()  # cuts injected delays short at shutdown
@@ -581,6 +585,9 @@ METHODS: dict[str, MethodSpec] = {
     "views.open": MethodSpec(views_open),
     "views.push": MethodSpec(views_push),
     "views.update": MethodSpec(views_update),
+    "views.publish": MethodSpec(views_publish),
+    "files.getUploadURLExternal": MethodSpec(get_upload_url_external, scope="files:write"),
+    "files.completeUploadExternal": MethodSpec(complete_upload_external, scope="files:write"),
 }
 
 

@@ -16,6 +16,7 @@ DEFAULT_SCOPES: tuple[str, ...] = (
     "channels:read",
     "chat:write",
     "commands",
+    "files:write",
     "groups:history",
     "groups:read",
     "reactions:write",

@@ -297,8 +297,10 @@ def next_steps(demo: Demo) -> list[str]:
     if demo.fake is not None:
         lines.append(
             "Next: open the page above (you are alice), open the incident's thread in "
-            "#tikv-ops, click Approve on the proposal and confirm, then watch the leaders "
-            "move and the incident resolve. Or type `/tikv help` in the composer."
+            "#tikv-ops (the chart of the metric behind it is there), click Approve on the "
+            "proposal and confirm, then watch the leaders move and the incident resolve. "
+            "The tikvops Home tab (under Apps) lists open incidents and the proposal waiting "
+            "for you, with its buttons. Or type `/tikv help` in the composer."
         )
     elif demo.sim is not None:
         lines.append("Next: watch #" + demo.settings.channel + " in Slack and approve there.")

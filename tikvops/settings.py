@@ -80,6 +80,24 @@ class Settings(BaseSettings):
         default=None, description="PD's HTTP address, e.g. http://pd:2379 (none: demo simulator)"
     )
     prometheus_url: str | None = Field(default=None, description="Prometheus base URL (optional)")
+
+    # Links on incident cards (none: no links).
+    grafana_url: str | None = Field(
+        default=None,
+        description="Grafana base URL for Dashboard links on incident cards, e.g. "
+        "https://grafana.example.com (none: no dashboard links)",
+    )
+    grafana_tikv_dashboard: str = Field(
+        default="RDVQiEzZz", min_length=1, description="UID of the TiKV-Details dashboard"
+    )
+    grafana_pd_dashboard: str = Field(
+        default="Q6RuHYIWk", min_length=1, description="UID of the PD dashboard"
+    )
+    prometheus_external_url: str | None = Field(
+        default=None,
+        description="Prometheus as people's browsers reach it (its --web.external-url), for "
+        "Query links on incident cards (none: no query links)",
+    )
     pd_timeout: float = Field(
         default=5.0,
         gt=0,
@@ -241,7 +259,7 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
-    @field_validator("prometheus_url", "slack_api_url")
+    @field_validator("prometheus_url", "slack_api_url", "grafana_url", "prometheus_external_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None or value == "":

@@ -49,6 +49,7 @@ import httpx
 
 from bot.app import SlackBot
 from bot.config import BotConfig
+from bot.render.links import Links
 from bot.retry import DeliveryHooks
 from engine.clock import SystemClock
 from engine.diagnose_flow import DiagnoseFlow
@@ -56,9 +57,13 @@ from engine.monitor import ClusterSource, Monitor
 from engine.policy import ApprovalPolicy
 from engine.ports import Clock, Diagnoser, Notifier
 from engine.service import Engine, EngineMetrics
+from operator_tikv.chart_queries import promql_for
+from operator_tikv.metric_history import ChartMetric, MetricHistory
 from operator_tikv.pd import PDClient, RequestHook
+from operator_tikv.urls import redact_url
 from storage import AnyDatabase, Repositories, open_database
 from storage.leader import is_postgres
+from tikvops.charts import ChartData, RecordingSource, history_points
 from tikvops.leading import ReplicaRole
 from tikvops.loop_lag import LoopLagProbe
 from tikvops.observability import (
@@ -126,6 +131,13 @@ def bot_config(settings: Settings, options: SlackOptions | None = None) -> BotCo
         outbox_backoff_base=opts.outbox_backoff_base,
         outbox_backoff_cap=opts.outbox_backoff_cap,
         outbox_lease=opts.outbox_lease if is_postgres(settings.db) else None,
+        links=Links(
+            grafana_url=settings.grafana_url,
+            grafana_tikv_dashboard=settings.grafana_tikv_dashboard,
+            grafana_pd_dashboard=settings.grafana_pd_dashboard,
+            prometheus_url=settings.prometheus_external_url,
+            queries={metric: promql_for(metric) for metric in ChartMetric},
+        ),
     )
 
 
@@ -375,6 +387,7 @@ async def open_stack(
             )
         )
         bot: SlackBot | None = None
+        chart_data = ChartData(MetricHistory(points=history_points(settings.poll_interval)))
         if config is not None:
             bot = SlackBot(
                 config,
@@ -384,6 +397,8 @@ async def open_stack(
                 policy=runtime.policy,
                 on_connection=_connection_hook(health, metrics),
                 hooks=DeliveryHooks(depth=metrics.outbox, retry=metrics.outbox_retry),
+                series=chart_data,
+                clusters=(redact_url(runtime.pd.base_url),),
             )
         # 2. leader election; the leader reconciles interrupted executions when it starts
         # leading (a lone replica, on SQLite, at once: before the scheduler and Slack start).
@@ -402,7 +417,10 @@ async def open_stack(
         )
         # 4. monitor and scheduler
         metrics_from = await stack.enter_async_context(open_metrics_source(settings))
-        source = ClusterSource(runtime.pd, metrics_from, pd_url=runtime.pd.base_url)
+        source = RecordingSource(
+            runtime.pd, metrics_from, pd_url=runtime.pd.base_url, history=chart_data.history
+        )
+        chart_data.use(metrics_from)
         monitor = build_monitor(
             runtime, source, clock=clock, diagnoser=diagnoser, metrics=metrics, health=health
         )

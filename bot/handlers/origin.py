@@ -7,6 +7,8 @@ proposal (`bot.callbacks.ButtonValue`); the click is refused unless the message 
   message (`SlackRefs.find_by_ts`) must be that proposal's;
 - Undo sits in a reply under it: the clicked message must be in the proposal's thread (its
   stored reference says where), and its blocks must name the proposal.
+- Approve and Reject also sit in the App Home tab (`bot.render.home`), a view only this app
+  can publish: there the clicked block must name the proposal (`decide:P-7:v3`).
 
 An incident card's buttons ("I'm on it", silence) are checked the same way against the
 incident's card (`incident_mismatch`: block IDs `attend:I-3:v2`).
@@ -77,6 +79,28 @@ def named_proposals(body: Mapping[str, Any]) -> set[str]:
     return found
 
 
+def _in_home(body: Mapping[str, Any]) -> bool:
+    container = body.get("container")
+    view = body.get("view")
+    return (
+        isinstance(container, Mapping)
+        and container.get("type") == "view"
+        and isinstance(view, Mapping)
+        and view.get("type") == "home"
+    )
+
+
+def _clicked_blocks(body: Mapping[str, Any]) -> set[str]:
+    """The proposals named by the block IDs of the clicked elements only."""
+    found: set[str] = set()
+    actions = body.get("actions")
+    if isinstance(actions, list):
+        for action in actions:
+            if isinstance(action, Mapping):
+                found.add(callbacks.proposal_of_block(action.get("block_id")) or "")
+    return found
+
+
 def _not_its_message(proposal_id: str) -> str:
     return f"it is not on the message of {proposal_id}"
 
@@ -86,6 +110,11 @@ async def mismatch(
 ) -> str | None:
     """Why the click may not act on `proposal_id` (a clause for `messages.bad_button`), or
     None when the clicked message is that proposal's (or, for undo, in its thread)."""
+    if _in_home(body) and kind != "undo":
+        clicked_blocks = _clicked_blocks(body)
+        if clicked_blocks == {proposal_id}:
+            return None
+        return f"the App Home button names {proposal_id} but sits on another proposal's line"
     others = sorted(named_proposals(body) - {proposal_id})
     if others:
         return f"it sits on the message of {others[0]} but names {proposal_id}"

@@ -1,5 +1,11 @@
 """Formatting shared by the renderers: people, times, durations, severities, risks, numbers and
-values with units. Every function takes `now` explicitly when it needs it. Pure."""
+values with units. Every function takes `now` explicitly when it needs it. Pure.
+
+Times are Slack date tokens (`<!date^EPOCH^{date_short_pretty} {time}|14:03 UTC>`): each
+reader's Slack client shows them in that reader's own timezone ("Today 4:03 PM"), and the
+fallback after `|` (UTC, as `engine.clock.format_time` writes it) is what clients that cannot
+format dates, notifications and plain-text exports show. Tokens work in mrkdwn only: never put
+`at()` in a `plain_text` object (headers, buttons); use `at_plain()` there."""
 
 from __future__ import annotations
 
@@ -79,8 +85,26 @@ def origin_text_for_diagnosis(diagnosis: Diagnosis) -> str:
     return f"playbook {esc(diagnosis.model)}" if diagnosis.model else "a playbook"
 
 
+DATE_FORMAT = "{date_short_pretty} {time}"
+"""How Slack shows a time token: "Today 4:03 PM", "Yesterday 9:12 AM", "Feb 18 10:00 AM" in
+the reader's timezone and clock format."""
+
+
+def date_token(value: datetime, fallback: str, fmt: str = DATE_FORMAT) -> str:
+    """`<!date^EPOCH^FORMAT|fallback>`: a time Slack renders in each reader's timezone."""
+    epoch = int(utc(value).timestamp())
+    safe = fallback.replace("|", "/").replace(">", "").replace("<", "")
+    return f"<!date^{epoch}^{fmt}|{safe}>"
+
+
 def at(value: datetime, now: datetime) -> str:
-    """`14:03 UTC` (with the date when not today)."""
+    """A time in the reader's timezone; falls back to `14:03 UTC` (with the date when not
+    today)."""
+    return date_token(value, format_time(value, now))
+
+
+def at_plain(value: datetime, now: datetime) -> str:
+    """`14:03 UTC` (with the date when not today), for `plain_text` where tokens do not work."""
     return format_time(value, now)
 
 
@@ -151,13 +175,16 @@ def with_unit(value: float | None, unit: str) -> str:
 
 
 __all__ = [
+    "DATE_FORMAT",
     "RESOLVED_ICON",
     "RISK_ICON",
     "SEVERITY_ICON",
     "STATE_ICON",
     "ago",
     "at",
+    "at_plain",
     "count",
+    "date_token",
     "duration",
     "number",
     "origin_text",

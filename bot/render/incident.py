@@ -12,6 +12,7 @@ from bot.render import fmt
 from bot.render.attention import attention_buttons, attention_lines
 from bot.render.kit import Rendered, code_span, context, esc, fields, header, rendered, section
 from bot.render.limits import cap_items, clip
+from bot.render.links import Links, link_buttons
 from engine.clock import utc
 from engine.incident_facts import consequence_text, consequences_of
 from engine.model import Diagnosis, Incident, Proposal, ProposalState
@@ -163,11 +164,13 @@ def incident_parent(
     *,
     diagnosis: Diagnosis | None = None,
     proposals: Sequence[Proposal] = (),
+    links: Links | None = None,
 ) -> Rendered:
     """The incident's own message: severity, what and where, since when, the key numbers, the
     diagnosis summary and its actions (waiting, running, done); resolved incidents say when and
     after how long.
-    `proposals` are the incident's proposals, newest first."""
+    `proposals` are the incident's proposals, newest first. `links`: the "Dashboard" and
+    "Query" buttons (`bot.render.links`; none without configured URLs)."""
     details = _details(incident)
     resolved = not incident.is_open
     title = clip(incident.title, 110)
@@ -225,6 +228,9 @@ def incident_parent(
     ]
     if extra:
         notes.insert(1, " · ".join(extra))
+    buttons = link_buttons(links, incident, now) if links is not None else None
+    if buttons is not None:
+        blocks.append(buttons)
     blocks.append(context(*notes))
     if not resolved:
         blocks.append(attention_buttons(incident, now))

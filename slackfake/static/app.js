@@ -17,6 +17,7 @@
     state: null,
     modalKey: "",
     pending: false,
+    home: query.get("tab") === "home",
   };
 
   // Permalinks look like /archives/C0OPS/p1716900100000200?thread_ts=...
@@ -115,6 +116,13 @@
     if (element.confirm && !(await confirmDialog(element.confirm))) return;
     if (control) control.disabled = true;
     if (control) control.classList.add("loading");
+    if (message.home) {
+      const click = { action_id: element.action_id, block_id: element.block_id };
+      if (value !== undefined && value !== null) click.value = value;
+      await post("/ui/home_click", click);
+      if (control) { control.disabled = false; control.classList.remove("loading"); }
+      return;
+    }
     const payload = {
       channel: message.channel,
       message_ts: message.ts,
@@ -253,6 +261,14 @@
       body.append(el("div", { class: "message-text", "data-testid": "message-text",
                               trustedHtml: message.html }));
     }
+    for (const file of message.files || []) {
+      const url = typeof file.url === "string" && file.url.startsWith("/files/") ? file.url : null;
+      body.append(el("figure", { class: "file", "data-testid": "file", "data-file-id": file.id,
+                                 "data-name": file.name },
+        file.image && url ? el("img", { class: "file-image", "data-testid": "file-image",
+                                        src: url, alt: file.alt }) : null,
+        el("figcaption", { class: "file-title" }, file.title)));
+    }
     for (const attachment of message.attachments || []) {
       const bar = el("div", { class: "attachment", trustedHtml: attachment.html });
       if (/^#?[0-9a-f]{3,6}$/i.test(attachment.color)) {
@@ -370,6 +386,29 @@
     root.hidden = false;
   }
 
+  // ----- App Home ----------------------------------------------------------------------------
+  function openHome() {
+    ui.home = true;
+    ui.threadTs = null;
+    updateUrl();
+    render();
+    post("/ui/home_open", {});
+  }
+
+  function renderHome(state) {
+    const box = $("home");
+    const home = state.home;
+    const fakeMessage = { channel: "", ts: "", home: true };
+    if (!home) {
+      box.replaceChildren(el("div", { class: "empty", "data-testid": "home-empty" },
+        `${state.bot.name} has not published a Home tab yet.`));
+      return;
+    }
+    box.replaceChildren(el("div", { class: "blocks home-blocks", "data-testid": "home-blocks",
+                                    "data-view-id": home.id },
+      home.blocks.map((block) => renderBlock(fakeMessage, block))));
+  }
+
   // ----- whole page --------------------------------------------------------------------------
   function renderChrome(state) {
     $("team-name").textContent = state.team.name;
@@ -386,8 +425,14 @@
       class: `channel-link${c.id === state.channel.id ? " active" : ""}`,
       "data-testid": "channel-link",
       "data-channel-id": c.id,
-      onclick: () => { ui.channel = c.id; ui.threadTs = null; updateUrl(); schedulePoll(0); },
+      onclick: () => {
+        ui.channel = c.id; ui.threadTs = null; ui.home = false; updateUrl(); schedulePoll(0);
+      },
     }, `# ${c.name}`)));
+    $("home-link").classList.toggle("active", ui.home);
+    for (const link of $("channel-list").children) {
+      if (ui.home) link.classList.remove("active");
+    }
     $("channel-name").textContent = `# ${state.channel.name}`;
     $("channel-topic").textContent = state.channel.topic || "";
     $("composer-input").placeholder =
@@ -402,6 +447,14 @@
     const state = ui.state;
     if (!state) return;
     renderChrome(state);
+    $("home-pane").hidden = !ui.home;
+    $("channel-pane").hidden = ui.home;
+    if (ui.home) {
+      renderHome(state);
+      $("thread-panel").hidden = true;
+      renderModal(state);
+      return;
+    }
     const list = $("messages");
     const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
     list.replaceChildren(...state.messages.map((m) => renderMessage(m)));
@@ -439,6 +492,7 @@
     if (ui.user) params.set("user", ui.user);
     if (ui.channel) params.set("channel", ui.channel);
     if (ui.threadTs) params.set("thread", ui.threadTs);
+    if (ui.home) params.set("tab", "home");
     window.history.replaceState(null, "", `/?${params.toString()}`);
   }
 
@@ -501,6 +555,7 @@
       if (ui.threadTs) send($("thread-input"), { thread_ts: ui.threadTs });
     });
     $("thread-close").addEventListener("click", closeThread);
+    $("home-link").addEventListener("click", openHome);
     $("user-picker").addEventListener("change", (event) => {
       ui.user = event.target.value;
       window.localStorage.setItem("slackfake.user", ui.user);
@@ -509,6 +564,7 @@
       schedulePoll(0);
     });
     schedulePoll(0);
+    if (ui.home) post("/ui/home_open", {});
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

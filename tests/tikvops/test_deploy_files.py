@@ -8,6 +8,7 @@ real against an ObservabilityServer.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import fnmatch
 import json
@@ -477,6 +478,10 @@ EXPECTED_SCOPES = {
     # Finding a post whose answer was lost (conversations.history/replies): public, private.
     "channels:history",
     "groups:history",
+    # Incident charts uploaded into threads (files_upload_v2).
+    "files:write",
+    # The app_mention event the bot answers.
+    "app_mentions:read",
 }
 
 
@@ -501,7 +506,7 @@ def test_manifest_socket_mode_app(manifest: dict[str, Any]) -> None:
     settings = manifest["settings"]
     assert settings["socket_mode_enabled"] is True
     assert settings["interactivity"] == {"is_enabled": True}  # no request_url in Socket Mode
-    assert "event_subscriptions" not in settings  # the bot handles no events
+    assert set(settings["event_subscriptions"]) == {"bot_events"}  # no request_url: Socket Mode
     assert set(settings) <= {
         "interactivity",
         "org_deploy_enabled",
@@ -528,6 +533,36 @@ def test_manifest_scopes_are_the_minimal_set(manifest: dict[str, Any]) -> None:
     assert set(scopes) == {"bot"}
     assert set(scopes["bot"]) == EXPECTED_SCOPES
     assert len(scopes["bot"]) == len(EXPECTED_SCOPES)
+
+
+def _registered_events() -> set[str]:
+    """The event types the bot registers listeners for (`app.event("...")` in bot/)."""
+    found: set[str] = set()
+    for path in (ROOT / "bot").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "event"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+            ):
+                found.add(node.args[0].value)
+    return found
+
+
+def test_manifest_subscribes_to_exactly_the_events_the_bot_handles(
+    manifest: dict[str, Any],
+) -> None:
+    subscribed = set(manifest["settings"]["event_subscriptions"]["bot_events"])
+    registered = _registered_events()
+    assert registered, "no event listener found in bot/: the scan is broken"
+    assert subscribed == registered
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is ("app_home_opened" in registered)
+    if "app_mention" in subscribed:
+        assert "app_mentions:read" in manifest["oauth_config"]["scopes"]["bot"]
 
 
 def test_the_readme_names_every_scope_the_manifest_asks_for(manifest: dict[str, Any]) -> None:
