@@ -5,8 +5,8 @@ one `views.publish` per `min_interval` seconds; a change inside the interval is 
 its end, once), done by one background task, and one read of the engine serves every user of a
 pass. The users remembered are bounded (`max_users`, least recently opened forgotten first).
 
-Owner and silence state of incidents come from an optional `IncidentNotes` hook (the
-acknowledgement/silence feature implements it); without it the lines show neither.
+Owner and silence state of incidents are on the incident records (`Incident.attention`);
+`bot.render.home` words them as the cards do.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
-from typing import Protocol
+from collections.abc import Sequence
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -24,18 +23,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.render.home import Cluster, HomeData, home_view
 from engine.errors import EngineError
-from engine.model import Incident, ProposalState
+from engine.model import ProposalState
 from engine.ports import Clock
 from engine.service import Engine
 
 logger = logging.getLogger(__name__)
-
-
-class IncidentNotes(Protocol):
-    """Hook for the acknowledgement/silence feature: a short line per incident ID, e.g.
-    "owner <@U1> · silenced until 15:00 UTC" (missing IDs: nothing shown)."""
-
-    async def notes(self, incidents: Sequence[Incident]) -> Mapping[str, str]: ...
 
 
 class HomePublisher:
@@ -48,7 +40,6 @@ class HomePublisher:
         clock: Clock,
         *,
         clusters: Sequence[str],
-        notes: IncidentNotes | None = None,
         min_interval: float = 5.0,
         max_users: int = 500,
         read_timeout: float = 10.0,
@@ -57,7 +48,6 @@ class HomePublisher:
         self._engine = engine
         self._clock = clock
         self._clusters = tuple(clusters)
-        self.notes = notes
         self.min_interval = min_interval
         self.max_users = max_users
         self.read_timeout = read_timeout
@@ -152,12 +142,6 @@ class HomePublisher:
         """What the tab shows now (one read of the engine)."""
         async with asyncio.timeout(self.read_timeout):
             status = await self._engine.reads.status()
-            notes: Mapping[str, str] = {}
-            if self.notes is not None:
-                try:
-                    notes = await self.notes.notes(status.open_incidents)
-                except Exception:  # a hook's failure never hides the tab
-                    logger.warning("incident notes unavailable", exc_info=True)
         pending = [p for p in status.active_proposals if p.state is ProposalState.PROPOSED]
         clusters = [
             Cluster(name=name, stores=status.state_counts, problem=status.pd_error)
@@ -169,8 +153,7 @@ class HomePublisher:
             clusters=clusters,
             incidents=status.open_incidents,
             pending=pending,
-            notes=notes,
         )
 
 
-__all__ = ["HomePublisher", "IncidentNotes"]
+__all__ = ["HomePublisher"]

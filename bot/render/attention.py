@@ -134,7 +134,7 @@ def attention_reply(incident: Incident, event: AuditEvent, now: datetime) -> Ren
             f"{SILENCE_ICON} {by} silenced {esc(incident.id)} until {fmt.until(until, now)}: "
             f"updates are not posted here until then{worse}.{why}"
         )
-        plain_text = f"{incident.id}: silenced until {fmt.at(until, now)}"
+        plain_text = f"{incident.id}: silenced until {fmt.at_plain(until, now)}"
     elif action == "incident.unsilence":
         text = f":bell: {by} ended the silence of {esc(incident.id)}; updates are posted again."
         plain_text = f"{incident.id}: silence ended"

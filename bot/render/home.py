@@ -1,5 +1,5 @@
 """The App Home tab as a `views.publish` view: the kill switch, the clusters, the open incidents
-(with their owner and silence state when a `notes` hook supplies them), and the proposals
+(with their owner and silence state, worded as on the cards), and the proposals
 waiting for approval with the same Approve / Reject buttons as their cards (same action IDs and
 block IDs, so the card's handlers decide them). Pure: data and `now` in, a view dict out.
 """
@@ -15,6 +15,7 @@ from slack_sdk.models.blocks import Block
 
 from bot.render import action as act
 from bot.render import fmt
+from bot.render.attention import attention_lines
 from bot.render.kit import context, divider, esc, header, section
 from bot.render.limits import clip
 from bot.render.proposal import decision_buttons
@@ -36,25 +37,22 @@ class Cluster:
 
 @dataclass(frozen=True)
 class HomeData:
-    """What the home tab shows. `notes`: per incident ID, a line about its owner and silence
-    (the acknowledgement/silence feature supplies it; empty without it)."""
+    """What the home tab shows (each incident's owner and silence are on its record)."""
 
     kill_switch: KillSwitch
     observe_only: bool
     clusters: Sequence[Cluster]
     incidents: Sequence[Incident]
     pending: Sequence[Proposal]
-    notes: Mapping[str, str] = field(default_factory=dict)
 
 
-def _incident(incident: Incident, note: str | None, now: datetime) -> str:
-    line = (
+def _incident(incident: Incident, now: datetime) -> str:
+    lines = [
         f"{fmt.SEVERITY_ICON[incident.severity]} *{esc(incident.id)}* "
-        f"{esc(clip(incident.title, 120))}\nsince {fmt.ago(incident.opened_at, now)}"
-    )
-    if note:
-        line += f" · {esc(note)}"
-    return line
+        f"{esc(clip(incident.title, 120))}\nsince {fmt.ago(incident.opened_at, now)}",
+        *attention_lines(incident, now),
+    ]
+    return "\n".join(lines)
 
 
 def _proposal(proposal: Proposal, now: datetime) -> str:
@@ -100,7 +98,7 @@ def home_view(data: HomeData, now: datetime) -> dict[str, Any]:
     if not data.incidents:
         blocks.append(section("None. :large_green_circle:"))
     for incident in data.incidents[:MAX_INCIDENTS]:
-        blocks.append(section(_incident(incident, data.notes.get(incident.id), now)))
+        blocks.append(section(_incident(incident, now)))
     if len(data.incidents) > MAX_INCIDENTS:
         more = len(data.incidents) - MAX_INCIDENTS
         blocks.append(context(f"{more} more: `/tikv incidents`"))

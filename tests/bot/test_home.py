@@ -12,7 +12,7 @@ from bot import callbacks
 from bot.render.home import Cluster, HomeData, home_view
 from engine.model import Identity, KillSwitch, ProposalState
 from tests.bot.conftest import ALICE, BOB, CHANNEL, Harness
-from tests.bot.records import NOW, T0, incident, proposal
+from tests.bot.records import NOW, T0, attended_incident, proposal
 from tests.bot.render_text import text_of
 
 Make = Callable[..., Awaitable[Harness]]
@@ -29,9 +29,8 @@ def test_home_view_shows_switch_clusters_incidents_and_pending_proposals() -> No
             kill_switch=KillSwitch(on=True, by=Identity.slack(ALICE), at=T0, reason="upgrade"),
             observe_only=False,
             clusters=[Cluster(name="http://pd:2379", stores={"Up": 4, "Down": 1})],
-            incidents=[incident()],
+            incidents=[attended_incident()],
             pending=[pending],
-            notes={"I-3": "owner alice · silenced until 15:00"},
         ),
         NOW,
     )
@@ -40,7 +39,8 @@ def test_home_view_shows_switch_clusters_incidents_and_pending_proposals() -> No
     assert "Kill switch ON" in text and "upgrade" in text
     assert "http://pd:2379" in text and "4 Up" in text and "1 Down" in text
     assert "Open incidents (1)" in text and "Store 4 is Down" in text
-    assert "owner alice · silenced until 15:00" in text
+    assert "Owner:" in text and "<@U0BOB>" in text  # who took it, as on the card
+    assert "Silenced" in text and "planned restart of store 4" in text
     assert "Waiting for approval (1)" in text and pending.id in text
     # The card's own buttons: same action IDs, same block ID naming the proposal and version.
     assert action_ids(view) == [callbacks.APPROVE, callbacks.REJECT]
