@@ -623,7 +623,7 @@ def all_messages() -> dict[str, Rendered]:
         "view_incidents": outcome_view(
             IncidentsView(
                 incidents=[
-                    incident(),
+                    incident_with_consequences(),
                     incident(
                         id="I-4", title="Write P99 on store 2 is 250 ms", severity=Severity.WARNING
                     ),

@@ -140,3 +140,19 @@ async def test_a_restarted_notifier_words_the_severity_change_from_the_event(
     assert len(texts) == 1
     assert "Store 5 disconnected → Store 5 down." in texts[0]
     assert "Severity warning → critical." in texts[0]
+
+
+async def test_the_incidents_command_lists_each_incident_with_its_consequences(
+    bot_harness: Make,
+) -> None:
+    h = await bot_harness()
+    monitor = Monitor(h)
+    seen = monitor.at.timestamp()
+    await monitor.tick(store(K.STORE_DOWN, 5, seen), pending(40, 5, seen))
+    [incident] = await h.runtime.repos.incidents.list_open()
+    await h.fake.slash_command(user=ALICE, text="incidents", channel=CHANNEL)
+    await h.settle()
+    last = h.fake.ephemerals(user=ALICE)[-1]
+    answer = text_of(last.blocks) or last.text
+    assert f"{incident.id}* Store 5 down" in answer
+    assert "↳ 40 regions with a pending peer (peers on store 5)" in answer
