@@ -39,7 +39,7 @@ from bot.render.kit import Rendered
 from bot.render.links import Links
 from bot.render.proposal import proposal_message, proposal_reminder
 from engine.attending import quiet
-from engine.events import Event, EventKind
+from engine.events import Event, EventKind, IncidentChange
 from engine.model import (
     AuditEvent,
     Diagnosis,
@@ -116,7 +116,6 @@ class SlackNotifier:
         self._outbox = outbox
         self._reads = reads
         self._approvals_needed = approvals_needed or (lambda _risk: 1)
-        self._severity: dict[str, Severity] = {}
         self._progress_posted: dict[str, datetime] = {}
         self._quiet: set[str] = set()
 
@@ -155,7 +154,9 @@ class SlackNotifier:
             self._incident_opened(batch, event.incident)
         elif kind is EventKind.INCIDENT_UPDATED:
             assert event.incident is not None
-            await self._incident_updated(batch, event.incident, event.notes)
+            await self._incident_updated(
+                batch, event.incident, event.notes, event.previous_severity
+            )
         elif kind is EventKind.INCIDENT_RESOLVED:
             assert event.incident is not None
             await self._incident_resolved(batch, event.incident)
@@ -179,7 +180,6 @@ class SlackNotifier:
     # ------------------------------------------------------------------ incidents
 
     def _incident_opened(self, batch: Batch, incident: Incident) -> None:
-        self._severity[incident.id] = incident.severity
         batch.post(
             key_for_incident(incident.id),
             incident_parent(incident, self._clock.now(), links=self._links),
@@ -197,22 +197,24 @@ class SlackNotifier:
             )
 
     async def _incident_updated(
-        self, batch: Batch, incident: Incident, notes: Sequence[str] = ()
+        self,
+        batch: Batch,
+        incident: Incident,
+        notes: Sequence[IncidentChange] = (),
+        previous: Severity | None = None,
     ) -> None:
-        previous = self._severity.get(incident.id)
-        self._severity[incident.id] = incident.severity
+        """`previous` is the severity before this change, carried on the event (None when it
+        did not change), so a restarted bot words the reply as the first one would have."""
         await self._refresh_incident(batch, incident)
         if notes:
             # an escalation, a consequence appearing or clearing: one reply says what changed
-            was = previous.value if previous is not None else None
-            reply = incident_changed_reply(incident, notes, was, self._clock.now())
+            reply = incident_changed_reply(incident, notes, previous, self._clock.now())
             self._reply_incident(batch, incident.id, reply)
         elif previous is not None and incident.severity.rank > previous.rank:
             reply = incident_worsened_reply(incident, previous.value, self._clock.now())
             self._reply_incident(batch, incident.id, reply)
 
     async def _incident_resolved(self, batch: Batch, incident: Incident) -> None:
-        self._severity.pop(incident.id, None)
         await self._refresh_incident(batch, incident)
         self._reply_incident(
             batch, incident.id, incident_resolved_reply(incident, self._clock.now())

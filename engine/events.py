@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from engine.model import (
     AuditEvent,
@@ -23,6 +23,7 @@ from engine.model import (
     NotProposed,
     Proposal,
     Record,
+    Severity,
     UtcDatetime,
 )
 
@@ -41,6 +42,43 @@ class EventKind(StrEnum):
     unsilenced, silence ended; `audit` says which and by whom."""
 
 
+class ChangeKind(StrEnum):
+    """What changed about an incident, for one line of its thread."""
+
+    ESCALATED = "escalated"
+    """The cause became a worse one (its title changed): `title_from` → `title_to`."""
+    CONSEQUENCE_APPEARED = "consequence.appeared"
+    """A consequence attached: `consequence`, `count`, `stores`, `by_presence`."""
+    CONSEQUENCE_CLEARED = "consequence.cleared"
+    """A consequence cleared: `consequence`."""
+    CAUSE_CLEARED = "cause.cleared"
+    """The cause cleared (`title_from`) while consequences remain; the incident stays open."""
+    MERGED_INTO = "merged.into"
+    """This incident was the same cause as `other_id` (`other_title`) and was merged into it."""
+    MERGED_FROM = "merged.from"
+    """`other_id` (`other_title`) was the same cause and was merged into this incident."""
+
+
+class IncidentChange(Record):
+    """One change of an incident as data; the surfaces word it (`bot.render.incident`, the
+    terminal's `tikvops.terminal_notifier`). Only the fields its `kind` names are set."""
+
+    kind: ChangeKind
+    title_from: str | None = None
+    title_to: str | None = None
+    consequence: str | None = Field(
+        default=None, description="what the consequence is, e.g. 'regions with a pending peer'"
+    )
+    count: int | None = None
+    stores: tuple[int, ...] = ()
+    by_presence: bool = Field(
+        default=False,
+        description="attached because the stores are unhealthy, not because its peers sit there",
+    )
+    other_id: str | None = None
+    other_title: str | None = None
+
+
 class Event(Record):
     """One change, as the deliverers see it. `seq` is its place in the log (None before it is
     stored); `subject` the incident or proposal ID it is about."""
@@ -55,16 +93,41 @@ class Event(Record):
     proposal: Proposal | None = None
     audit: AuditEvent | None = None
     execution: Execution | None = None
-    notes: tuple[str, ...] = Field(
+    notes: tuple[IncidentChange, ...] = Field(
         default_factory=tuple,
-        description="incident events: what changed, in sentences for its thread (an escalation, "
-        "a consequence that appeared or cleared, a merge); empty when only numbers moved",
+        description="incident events: what changed, as data for a line in its thread (an "
+        "escalation, a consequence that appeared or cleared, a merge); empty when only numbers "
+        "moved",
+    )
+    previous_severity: Severity | None = Field(
+        default=None,
+        description="incident updates: the severity before this change when it changed, so a "
+        "surface says 'warning → critical' without remembering anything",
     )
 
+    @field_validator("notes", mode="before")
+    @classmethod
+    def _drop_sentences(cls, value: object) -> object:
+        """Events written before the notes were data held sentences: they are left out (the
+        card itself is still rendered from the incident)."""
+        if isinstance(value, list | tuple):
+            return tuple(v for v in value if not isinstance(v, str))
+        return value
 
-def incident_event(kind: EventKind, incident: Incident, notes: tuple[str, ...] = ()) -> Event:
+
+def incident_event(
+    kind: EventKind,
+    incident: Incident,
+    notes: tuple[IncidentChange, ...] = (),
+    previous_severity: Severity | None = None,
+) -> Event:
     return Event(
-        at=incident.updated_at, kind=kind, subject=incident.id, incident=incident, notes=notes
+        at=incident.updated_at,
+        kind=kind,
+        subject=incident.id,
+        incident=incident,
+        notes=notes,
+        previous_severity=previous_severity,
     )
 
 
@@ -85,4 +148,11 @@ def proposal_event(
     )
 
 
-__all__ = ["Event", "EventKind", "incident_event", "proposal_event"]
+__all__ = [
+    "ChangeKind",
+    "Event",
+    "EventKind",
+    "IncidentChange",
+    "incident_event",
+    "proposal_event",
+]

@@ -17,6 +17,7 @@ from engine.correlation import (
     Consequence,
     Group,
 )
+from engine.events import ChangeKind, IncidentChange
 from engine.model import Incident, JsonDict, Severity, fingerprint
 from operator_tikv.invariants import InvariantMemory, Remembered, Violation, ViolationKind
 from operator_tikv.invariants import Severity as ViolationSeverity
@@ -290,18 +291,31 @@ def consequence_counts(group: Group) -> dict[str, int | None]:
     return {c.key: c.count for c in group.consequences}
 
 
-def consequence_notes(current: Incident, group: Group) -> list[str]:
-    """A sentence for each consequence that appeared or cleared since the last update."""
+def consequence_notes(current: Incident, group: Group) -> list[IncidentChange]:
+    """A change for each consequence that appeared or cleared since the last update."""
     old = {str(c.get("key")): c for c in consequences_of(current)}
     new = {c.key: c for c in group.consequences}
-    notes: list[str] = []
+    notes: list[IncidentChange] = []
     for key, consequence in new.items():
         if key not in old:
-            record = consequence_record(consequence, 0.0)
-            notes.append(f"New consequence: {consequence_text(record)}.")
+            notes.append(
+                IncidentChange(
+                    kind=ChangeKind.CONSEQUENCE_APPEARED,
+                    consequence=consequence.label,
+                    count=consequence.count,
+                    stores=consequence.stores,
+                    by_presence=consequence.by_presence,
+                )
+            )
     for key, record in old.items():
         if key not in new:
-            notes.append(f"Cleared: {record.get('label') or key}.")
+            label = record.get("label")
+            notes.append(
+                IncidentChange(
+                    kind=ChangeKind.CONSEQUENCE_CLEARED,
+                    consequence=label if isinstance(label, str) and label else key,
+                )
+            )
     return notes
 
 

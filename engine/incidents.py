@@ -25,10 +25,11 @@ and merges the incidents its consequences had opened on their own (resolved with
 
 A group's consequences are kept in `details["consequences"]` with their current counts (and
 `stores`, `quorum_lost` for several stores; `cause_cleared` once a store is back while its
-regions still catch up). The event of an update carries `notes`, the sentences for the
-incident's thread: the cause escalated (its title changed), a consequence appeared or cleared,
-the cause cleared, a merge. Counts that only moved are saved every tick but edit the parent
-at most every `ChangePolicy.consequence_every` seconds.
+regions still catch up). The event of an update carries `notes`, the changes for the
+incident's thread as data (`engine.events.IncidentChange`, worded by the surfaces): the cause
+escalated (its title changed), a consequence appeared or cleared, the cause cleared, a merge;
+and `previous_severity` when the severity moved. Counts that only moved are saved every tick
+but edit the parent at most every `ChangePolicy.consequence_every` seconds.
 
 Events for the surfaces (`IncidentEvent`) are produced only for meaningful changes: opened;
 updated when the severity changed or the value moved by a meaningful amount since the last
@@ -56,7 +57,7 @@ from typing import Any
 
 from engine.correlation import Freshness, Group, correlate
 from engine.errors import DuplicateIncident, NotFound, StaleVersion
-from engine.events import EventKind
+from engine.events import ChangeKind, EventKind, IncidentChange
 from engine.incident_facts import (
     MANAGED_KINDS,
     RATIO_UNITS,
@@ -102,14 +103,16 @@ class IncidentEvent:
     """A meaningful change of one incident, to report through the Notifier.
 
     `worsened` is True when the incident opened or reached a severity worse than any seen
-    before (the monitor diagnoses it again). `changes` says in words what changed."""
+    before (the monitor diagnoses it again). `changes` says in words what moved, for the log;
+    `notes` are the changes for the incident's thread, as data (`engine.events.IncidentChange`).
+    """
 
     kind: IncidentEventKind
     incident: Incident
     previous_severity: Severity | None = None
     worsened: bool = False
     changes: tuple[str, ...] = field(default=())
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[IncidentChange, ...] = field(default=())
 
 
 # --------------------------------------------------------------------------- value encoding
@@ -259,7 +262,7 @@ class IncidentTracker:
         tracking = tracking_of(current)
         notified = decode(tracking.get("notified_value"))
         changes: list[str] = []
-        notes: list[str] = []
+        notes: list[IncidentChange] = []
         severity_changed = severity is not current.severity
         if severity_changed:
             changes.append(f"severity {current.severity.value} → {severity.value}")
@@ -274,17 +277,16 @@ class IncidentTracker:
             unit = str(current.details.get("unit") or "")
         escalated = violation is not None and kind != current.kind
         if title != current.title:
-            notes.append(f"{current.title} → {title}.")
+            notes.append(
+                IncidentChange(kind=ChangeKind.ESCALATED, title_from=current.title, title_to=title)
+            )
         value_changed = violation is not None and self.policy.value_changed(notified, value, unit)
         if value_changed:
             changes.append(f"value {_shown(notified, unit)} → {_shown(value, unit)}")
             tracking["notified_value"] = encode(value)
         notes.extend(consequence_notes(current, group))
         if violation is None and not current.details.get("cause_cleared"):
-            notes.append(
-                f"The cause cleared ({current.title}); the incident stays open until its "
-                "consequences clear too."
-            )
+            notes.append(IncidentChange(kind=ChangeKind.CAUSE_CLEARED, title_from=current.title))
         counts = consequence_counts(group)
         saved_counts = {str(c.get("key")): c.get("count") for c in consequences_of(current)}
         counts_moved = counts != tracking.get("counts")
@@ -344,6 +346,7 @@ class IncidentTracker:
             audit,
             announce=EventKind.INCIDENT_UPDATED if announce else None,
             notes=tuple(notes),
+            previous_severity=current.severity if severity_changed else None,
         )
         if saved is None or not announce:
             return None
@@ -352,7 +355,7 @@ class IncidentTracker:
             saved,
             previous_severity=current.severity if severity_changed else None,
             worsened=worsened,
-            changes=tuple(changes + notes),
+            changes=tuple(changes + [note.kind.value for note in notes]),
             notes=tuple(notes),
         )
 
@@ -380,7 +383,7 @@ class IncidentTracker:
             detail={"into": into.id, "fingerprint": incident.fingerprint},
             reason=f"same cause as {into.id} ({into.title})",
         )
-        note = f"Merged into {into.id} ({into.title}): the same cause."
+        note = IncidentChange(kind=ChangeKind.MERGED_INTO, other_id=into.id, other_title=into.title)
         saved = await self._save(merged, audit, announce=EventKind.INCIDENT_RESOLVED, notes=(note,))
         if saved is None:
             return []
@@ -388,7 +391,9 @@ class IncidentTracker:
         events = [IncidentEvent(IncidentEventKind.RESOLVED, saved, notes=(note,))]
         fresh = await self.repo.get(into.id)
         if fresh is not None and fresh.is_open:
-            line = f"{saved.id} ({saved.title}) merged into this incident: the same cause."
+            line = IncidentChange(
+                kind=ChangeKind.MERGED_FROM, other_id=saved.id, other_title=saved.title
+            )
             again = await self._save(
                 fresh.model_copy(update={"updated_at": now}),
                 announce=EventKind.INCIDENT_UPDATED,
@@ -396,7 +401,12 @@ class IncidentTracker:
             )
             if again is not None:
                 events.append(
-                    IncidentEvent(IncidentEventKind.UPDATED, again, changes=(line,), notes=(line,))
+                    IncidentEvent(
+                        IncidentEventKind.UPDATED,
+                        again,
+                        changes=(line.kind.value,),
+                        notes=(line,),
+                    )
                 )
         return events
 
@@ -439,10 +449,17 @@ class IncidentTracker:
         audit: AuditEvent | None = None,
         *,
         announce: EventKind | None = None,
-        notes: tuple[str, ...] = (),
+        notes: tuple[IncidentChange, ...] = (),
+        previous_severity: Severity | None = None,
     ) -> Incident | None:
         try:
-            return await self.repo.update(incident, audit=audit, announce=announce, notes=notes)
+            return await self.repo.update(
+                incident,
+                audit=audit,
+                announce=announce,
+                notes=notes,
+                previous_severity=previous_severity,
+            )
         except StaleVersion:
             logger.info(
                 "incident %s changed meanwhile; it is looked at again next tick", incident.id

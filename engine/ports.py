@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from engine.events import Event, EventKind
+from engine.events import Event, EventKind, IncidentChange
 from engine.model import (
     Attention,
     AuditEvent,
@@ -36,6 +36,7 @@ from engine.model import (
     OwnerKind,
     Proposal,
     ProposalState,
+    Severity,
 )
 
 if TYPE_CHECKING:
@@ -86,11 +87,13 @@ class IncidentRepo(Protocol):
         *,
         audit: AuditEvent | None = None,
         announce: EventKind | None = None,
-        notes: tuple[str, ...] = (),
+        notes: tuple[IncidentChange, ...] = (),
+        previous_severity: Severity | None = None,
     ) -> Incident:
         """Save changes to an incident read at `incident.version`; returns it with version + 1
         (with `announce`, the event of that kind about the saved incident is written too,
-        carrying `notes`: what changed, in sentences for the incident's thread).
+        carrying `notes`, what changed as data for the incident's thread, and
+        `previous_severity` when this change moved the severity).
         Raises `StaleVersion` if it changed meanwhile, `NotFound` if it does not exist."""
         ...
 
@@ -388,6 +391,20 @@ class AttentionNotifier(Protocol):
     async def incident_attention(self, incident: Incident, event: AuditEvent) -> None: ...
 
 
+@runtime_checkable
+class ChangeNotifier(Protocol):
+    """A surface that words what changed about an incident (`engine.events.IncidentChange`)
+    and the severity before the change (None when it did not move); the relay calls it instead
+    of `incident_updated` for the updates of surfaces that have it."""
+
+    async def incident_changed(
+        self,
+        incident: Incident,
+        changes: Sequence[IncidentChange],
+        previous_severity: Severity | None,
+    ) -> None: ...
+
+
 class Diagnoser(Protocol):
     async def diagnose(self, incident: Incident, observation: Observation) -> Diagnosis:
         """A diagnosis of `incident` from one observation of the cluster. Must not raise for a
@@ -429,6 +446,7 @@ __all__ = [
     "AttentionNotifier",
     "AttentionRepo",
     "AuditLog",
+    "ChangeNotifier",
     "Clock",
     "DedupRepo",
     "Diagnoser",

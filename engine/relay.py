@@ -24,7 +24,7 @@ import logging
 
 from engine.errors import StorageError
 from engine.events import Event, EventKind
-from engine.ports import AttentionNotifier, EventLog, EventSink, Notifier
+from engine.ports import AttentionNotifier, ChangeNotifier, EventLog, EventSink, Notifier
 
 logger = logging.getLogger(__name__)
 
@@ -193,6 +193,8 @@ async def tell(notifier: Notifier, event: Event) -> None:
         assert event.incident is not None
         if kind is EventKind.INCIDENT_OPENED:
             await notifier.incident_opened(event.incident)
+        elif kind is EventKind.INCIDENT_UPDATED and isinstance(notifier, ChangeNotifier):
+            await notifier.incident_changed(event.incident, event.notes, event.previous_severity)
         elif kind is EventKind.INCIDENT_UPDATED:
             await notifier.incident_updated(event.incident)
         else:

@@ -10,7 +10,7 @@ from typing import Any
 import aiosqlite
 
 from engine.errors import DuplicateIncident, NotFound, StaleVersion
-from engine.events import EventKind, incident_event
+from engine.events import EventKind, IncidentChange, incident_event
 from engine.model import AuditEvent, Incident, IncidentStatus, Severity
 from storage.attention import attention_of
 from storage.audit import insert_audit
@@ -155,7 +155,8 @@ class SqliteIncidentRepo:
         *,
         audit: AuditEvent | None = None,
         announce: EventKind | None = None,
-        notes: tuple[str, ...] = (),
+        notes: tuple[IncidentChange, ...] = (),
+        previous_severity: Severity | None = None,
     ) -> Incident:
         saved = incident.model_copy(update={"version": incident.version + 1})
         sets = ", ".join(f"{name.strip()} = ?" for name in _COLUMNS.split(","))
@@ -184,7 +185,9 @@ class SqliteIncidentRepo:
             if audit is not None:
                 await insert_audit(conn, audit)
             if announce is not None:
-                await insert_event(self._db, conn, incident_event(announce, saved, notes))
+                await insert_event(
+                    self._db, conn, incident_event(announce, saved, notes, previous_severity)
+                )
         return saved
 
 

@@ -30,9 +30,19 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TextIO
 
+from bot.render.incident import change_sentence, severity_sentence
 from engine.clock import SystemClock, format_duration, format_time
+from engine.events import IncidentChange
 from engine.incident_facts import consequence_text, consequences_of
-from engine.model import AuditEvent, Diagnosis, Execution, Incident, NotProposed, Proposal
+from engine.model import (
+    AuditEvent,
+    Diagnosis,
+    Execution,
+    Incident,
+    NotProposed,
+    Proposal,
+    Severity,
+)
 from engine.ports import Clock
 from operator_tikv.actions import ActionError, get_action
 from operator_tikv.sentences import join_sentences
@@ -115,11 +125,23 @@ class TerminalNotifier:
         self._write("OPENED", incident.id, self._incident_text(incident))
 
     async def incident_updated(self, incident: Incident) -> None:
+        await self.incident_changed(incident, (), None)
+
+    async def incident_changed(
+        self,
+        incident: Incident,
+        changes: Sequence[IncidentChange],
+        previous_severity: Severity | None,
+    ) -> None:
+        """One UPDATED line: what changed first (the same sentences as Slack's thread reply,
+        `bot.render.incident.change_sentence`), then the card's text, so a line cut at
+        MAX_TEXT keeps the change."""
+        said = [change_sentence(change) for change in changes]
+        if previous_severity is not None and previous_severity is not incident.severity:
+            said.append(severity_sentence(previous_severity, incident.severity))
         text = self._incident_text(incident)
-        tracking = incident.details.get("tracking")
-        previous = tracking.get("previous_severity") if isinstance(tracking, dict) else None
-        if previous and previous != incident.severity.value:
-            text = f"{text} (was {previous})"
+        if said:
+            text = f"{' '.join(said)} Now: {text}"
         self._write("UPDATED", incident.id, text)
 
     async def incident_resolved(self, incident: Incident) -> None:

@@ -14,8 +14,9 @@ from bot.render.kit import Rendered, code_span, context, esc, fields, header, re
 from bot.render.limits import cap_items, clip
 from bot.render.links import Links, link_buttons
 from engine.clock import utc
+from engine.events import ChangeKind, IncidentChange
 from engine.incident_facts import consequence_text, consequences_of
-from engine.model import Diagnosis, Incident, Proposal, ProposalState
+from engine.model import Diagnosis, Incident, Proposal, ProposalState, Severity
 
 _KNOWN_DETAILS = frozenset(
     {
@@ -270,14 +271,49 @@ def incident_worsened_reply(incident: Incident, previous: str, now: datetime) ->
     return rendered(f"Worsened: {incident.title}", [section(text)])
 
 
+def change_sentence(change: IncidentChange) -> str:
+    """One change of an incident as a plain sentence, for both surfaces (Slack escapes it, the
+    terminal prints it): the one place each of these sentences is written."""
+    kind = change.kind
+    if kind is ChangeKind.ESCALATED:
+        return f"{change.title_from} → {change.title_to}."
+    if kind is ChangeKind.CONSEQUENCE_APPEARED:
+        record = {
+            "label": change.consequence,
+            "count": change.count,
+            "stores": list(change.stores),
+            "by_presence": change.by_presence,
+        }
+        return f"New consequence: {consequence_text(record)}."
+    if kind is ChangeKind.CONSEQUENCE_CLEARED:
+        return f"Cleared: {change.consequence}."
+    if kind is ChangeKind.CAUSE_CLEARED:
+        return (
+            f"The cause cleared ({change.title_from}); the incident stays open until its "
+            "consequences clear too."
+        )
+    if kind is ChangeKind.MERGED_INTO:
+        return f"Merged into {change.other_id} ({change.other_title}): the same cause."
+    return f"{change.other_id} ({change.other_title}) merged into this incident: the same cause."
+
+
+def severity_sentence(previous: Severity, now: Severity) -> str:
+    """ "Severity warning → critical." (both surfaces)."""
+    return f"Severity {previous.value} → {now.value}."
+
+
 def incident_changed_reply(
-    incident: Incident, notes: Sequence[str], previous: str | None, now: datetime
+    incident: Incident,
+    notes: Sequence[IncidentChange],
+    previous: Severity | None,
+    now: datetime,
 ) -> Rendered:
     """The thread reply when an incident's cause escalated or its consequences appeared or
-    cleared: one reply, saying what changed (and the severity change, if any)."""
-    lines = [esc(note) for note in notes]
-    if previous is not None and previous != incident.severity.value:
-        lines.append(f"Severity {esc(previous)} → {incident.severity.value}.")
+    cleared: one reply, saying what changed (and the severity change, if any: `previous` is
+    the severity before, carried on the event)."""
+    lines = [esc(change_sentence(note)) for note in notes]
+    if previous is not None and previous is not incident.severity:
+        lines.append(esc(severity_sentence(previous, incident.severity)))
     icon = fmt.SEVERITY_ICON[incident.severity]
     text = f"{icon} *Changed* at {fmt.at(incident.updated_at, now)}:\n" + "\n".join(
         f"• {line}" for line in cap_items(lines, 8, "changes")
@@ -286,10 +322,12 @@ def incident_changed_reply(
 
 
 __all__ = [
+    "change_sentence",
     "incident_changed_reply",
     "incident_parent",
     "incident_resolved_reply",
     "incident_worsened_reply",
     "key_numbers",
+    "severity_sentence",
     "where",
 ]

@@ -28,6 +28,7 @@ from bot.render.kit import (
 )
 from bot.render.limits import cap_items, clip
 from bot.render.proposal import dry_run_message, proposal_message
+from engine.incident_facts import consequence_text, consequences_of
 from engine.model import AuditEvent, AuditOutcome, Incident, Proposal, ProposalState
 from engine.results import (
     Attended,
@@ -232,8 +233,29 @@ def region_view(view: RegionView, now: datetime) -> Rendered:
     return rendered(f"Region {view.region_id}: leader on {leader}", blocks)
 
 
+MAX_CONSEQUENCE_LINES = 4
+"""Consequences listed under one incident in `/tikv incidents`; the card has them all."""
+
+
+def _consequence_lines(incident: Incident) -> list[str]:
+    """The incident's consequences with their current counts, indented under it (one incident
+    per cause: what the cause brought with it, as on its card and in `tikvops incidents`)."""
+    shown: list[str] = []
+    lost = incident.details.get("quorum_lost")
+    if isinstance(lost, dict) and isinstance(lost.get("count"), int) and lost["count"]:
+        shown.append(f"{fmt.number(lost['count'])} regions lost quorum")
+    shown += [esc(consequence_text(c)) for c in consequences_of(incident)]
+    if incident.details.get("cause_cleared"):
+        shown.insert(0, "the cause cleared; waiting for these to clear")
+    return [f"      ↳ {line}" for line in cap_items(shown, MAX_CONSEQUENCE_LINES, "consequences")]
+
+
+def _incident_with_consequences(incident: Incident, now: datetime) -> str:
+    return "\n".join([_incident_line(incident, now), *_consequence_lines(incident)])
+
+
 def incidents_view(view: IncidentsView, now: datetime) -> Rendered:
-    lines = [_incident_line(i, now) for i in view.incidents]
+    lines = [_incident_with_consequences(i, now) for i in view.incidents]
     blocks: list[Any] = [
         header(f"Open incidents ({len(view.incidents)})"),
         section(_lines(lines, "incidents", "No open incidents."), noun="incidents"),

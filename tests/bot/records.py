@@ -18,6 +18,7 @@ from bot.render.incident import (
 from bot.render.kit import Rendered
 from bot.render.proposal import proposal_message, proposal_reminder
 from bot.render.views import outcome_view
+from engine.events import ChangeKind, IncidentChange
 from engine.model import (
     SYSTEM,
     ActionRef,
@@ -435,10 +436,19 @@ def all_messages() -> dict[str, Rendered]:
         "incident_changed_reply": incident_changed_reply(
             incident_with_consequences(),
             (
-                "Store 4 disconnected → Store 4 down.",
-                "New consequence: 3,400 regions with a down peer (peers on store 4).",
+                IncidentChange(
+                    kind=ChangeKind.ESCALATED,
+                    title_from="Store 4 disconnected",
+                    title_to="Store 4 down",
+                ),
+                IncidentChange(
+                    kind=ChangeKind.CONSEQUENCE_APPEARED,
+                    consequence="regions with a down peer",
+                    count=3400,
+                    stores=(4,),
+                ),
             ),
-            "warning",
+            Severity.WARNING,
             NOW,
         ),
         "incident_merged_reply": incident_resolved_reply(
@@ -613,7 +623,7 @@ def all_messages() -> dict[str, Rendered]:
         "view_incidents": outcome_view(
             IncidentsView(
                 incidents=[
-                    incident(),
+                    incident_with_consequences(),
                     incident(
                         id="I-4", title="Write P99 on store 2 is 250 ms", severity=Severity.WARNING
                     ),

@@ -116,7 +116,9 @@ async def test_silence_button_and_menu_silence_the_thread_until_it_gets_worse(
     worse = current.model_copy(
         update={"severity": Severity.CRITICAL, "worst_severity": Severity.CRITICAL}
     )
-    await repos.incidents.update(worse, announce=EventKind.INCIDENT_UPDATED)
+    await repos.incidents.update(
+        worse, announce=EventKind.INCIDENT_UPDATED, previous_severity=Severity.WARNING
+    )
     await h.settle()
     assert "Worsened" in thread_texts(h, ts)[-1]
     await h.engine.attending.end_due()

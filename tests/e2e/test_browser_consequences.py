@@ -1,8 +1,11 @@
 """A real browser against the demo, for one incident per cause: a store stops, and the channel
 shows one incident whose card lists what the failure brought with it (its regions' pending and
 down peers, with counts), edited in place as the store goes from Disconnected to Down; the
-thread says what changed. A screenshot is saved as `artifacts/browser-consequences.png`.
-Chromium as in `tests/e2e/test_browser.py`."""
+thread says what changed. The on-call person clicks "I'm on it" on that card: it names the
+owner (edited in place, still one card, consequences still on it) and the acknowledgement is
+audited. A screenshot of the channel with that card and its open thread is saved as
+`artifacts/browser-consequences.png`. Chromium as in `tests/e2e/test_browser.py`. The
+region-health grace is the one the bot ships with, in the simulator's time (20x)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_browser import ARTIFACTS, CHROMIUM_ARGS, FAST, WAIT_MS, require_chromium
-from tikvops.demo import DemoOptions, open_demo
+from tikvops.demo import DEMO_APPROVER, DemoOptions, open_demo
 from tikvops.settings import Settings
 
 pytestmark = pytest.mark.browser
@@ -40,8 +43,10 @@ async def test_a_store_down_is_one_card_with_its_consequences(
         slack_app_token=None,
         anthropic_api_key=None,
     )
-    options = DemoOptions(port=0, scenario="store-down", delay=0.0, speed=20.0, regions=150)
-    overrides = {**FAST, "region_health_grace": 3.0}
+    speed = 20.0
+    options = DemoOptions(port=0, scenario="store-down", delay=0.0, speed=speed, regions=150)
+    shipped_grace = Settings.model_fields["region_health_grace"].default
+    overrides = {**FAST, "region_health_grace": shipped_grace / speed}
     async with (
         open_demo(base, options, overrides=overrides) as demo,
         async_playwright() as pw,
@@ -85,7 +90,28 @@ async def test_a_store_down_is_one_card_with_its_consequences(
             )
             await expect(thread).to_contain_text("New consequence:")
 
+            # "I'm on it" on the store-down card: the card names the owner, edited in place
+            await expect(page.get_by_test_id("user-picker")).to_have_value(DEMO_APPROVER)
+            ack = card.locator('[data-testid=button][data-action-id="tikvops.incident.ack"]')
+            await expect(ack).to_have_count(1, timeout=WAIT_MS)
+            await ack.click()
+            await expect(card).to_contain_text("Owner:", timeout=WAIT_MS)
+            await expect(card).to_contain_text("alice", timeout=WAIT_MS)
+            await expect(thread).to_contain_text("is on it", timeout=WAIT_MS)
+            # still one card for the cause, with its consequences and the owner on it
+            await expect(messages).to_have_count(1)
+            await expect(card).to_contain_text("Consequences")
+            await expect(card).to_contain_text(f"Store {store} down")
+
             ARTIFACTS.mkdir(exist_ok=True)
             await page.screenshot(path=str(ARTIFACTS / "browser-consequences.png"), full_page=True)
         finally:
             await context.close()
+
+        [taken] = await demo.stack.runtime.repos.audit.list_recent(action_prefix="incident.ack")
+        assert taken.actor.id == DEMO_APPROVER
+        [incident] = await demo.stack.runtime.repos.incidents.list_open()
+        assert incident.title == f"Store {store} down"
+        assert incident.attention.owner is not None
+        assert incident.attention.owner.id == DEMO_APPROVER
+        assert incident.details["consequences"]

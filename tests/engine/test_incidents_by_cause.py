@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from engine.events import EventKind
+from engine.events import ChangeKind, EventKind, IncidentChange
 from engine.incidents import ChangePolicy, IncidentEvent, IncidentEventKind, IncidentTracker
 from engine.model import IncidentStatus, Severity
 from operator_tikv.invariants import Evaluation, InvariantMemory, Violation, ViolationKind
@@ -50,6 +50,10 @@ def regions(
     )
 
 
+def escalated(before: str, after: str) -> IncidentChange:
+    return IncidentChange(kind=ChangeKind.ESCALATED, title_from=before, title_to=after)
+
+
 def ev(*violations: Violation) -> Evaluation:
     return Evaluation(violations=violations, pending=(), memory=InvariantMemory())
 
@@ -66,8 +70,11 @@ class Rig:
             ev(*violations), now=self.at, open_incidents=await self.tracker.open_incidents()
         )
 
-    async def log(self) -> list[tuple[EventKind, str, tuple[str, ...]]]:
+    async def log(self) -> list[tuple[EventKind, str, tuple[IncidentChange, ...]]]:
         return [(e.kind, e.subject, e.notes) for e in await self.repos.events.after(0)]
+
+    async def previous_severities(self) -> list[Severity | None]:
+        return [e.previous_severity for e in await self.repos.events.after(0)]
 
 
 async def test_metrics_missing_then_disconnected_then_down_is_one_escalating_incident(
@@ -81,14 +88,14 @@ async def test_metrics_missing_then_disconnected_then_down_is_one_escalating_inc
     [disconnected] = await rig.step(store(K.STORE_DISCONNECTED, 5))
     assert disconnected.incident.id == opened.incident.id
     assert disconnected.incident.kind == "store_disconnected"
-    assert disconnected.notes == ("No metrics from store 5 → Store 5 disconnected.",)
+    assert disconnected.notes == (escalated("No metrics from store 5", "Store 5 disconnected"),)
     assert disconnected.worsened  # a new cause kind: diagnosed again with its playbook
 
     [down] = await rig.step(store(K.STORE_DOWN, 5))
     assert down.incident.id == opened.incident.id
     assert down.incident.severity is Severity.CRITICAL
     assert down.incident.title == "Store 5 down"
-    assert down.notes == ("Store 5 disconnected → Store 5 down.",)
+    assert down.notes == (escalated("Store 5 disconnected", "Store 5 down"),)
     assert "severity warning → critical" in down.changes
     assert down.worsened
 
@@ -98,7 +105,9 @@ async def test_metrics_missing_then_disconnected_then_down_is_one_escalating_inc
         EventKind.INCIDENT_UPDATED,
         EventKind.INCIDENT_UPDATED,
     ]
-    assert log[2][2] == ("Store 5 disconnected → Store 5 down.",)  # the note is in the event
+    # the change is in the event, as data, with the severity before it (no memory needed)
+    assert log[2][2] == (escalated("Store 5 disconnected", "Store 5 down"),)
+    assert await rig.previous_severities() == [None, None, Severity.WARNING]
     assert len(await repos.incidents.list(limit=10)) == 1
 
 
@@ -108,7 +117,12 @@ async def test_consequences_attach_appear_and_clear_with_a_note_each(repos: Repo
     pending = regions(K.REGION_PENDING_PEER, 40, {5: 40})
     [appeared] = await rig.step(store(K.STORE_DOWN, 5), pending)
     assert appeared.notes == (
-        "New consequence: 40 regions with a pending peer (peers on store 5).",
+        IncidentChange(
+            kind=ChangeKind.CONSEQUENCE_APPEARED,
+            consequence="regions with a pending peer",
+            count=40,
+            stores=(5,),
+        ),
     )
     [record] = appeared.incident.details["consequences"]
     assert (record["kind"], record["count"], record["stores"]) == (
@@ -120,7 +134,11 @@ async def test_consequences_attach_appear_and_clear_with_a_note_each(repos: Repo
     assert await rig.step(store(K.STORE_DOWN, 5), pending) == []
 
     [cleared] = await rig.step(store(K.STORE_DOWN, 5))
-    assert cleared.notes == ("Cleared: regions with a pending peer.",)
+    assert cleared.notes == (
+        IncidentChange(
+            kind=ChangeKind.CONSEQUENCE_CLEARED, consequence="regions with a pending peer"
+        ),
+    )
     assert cleared.incident.details["consequences"] == []
     assert len(await repos.incidents.list(limit=10)) == 1
     assert opened.incident.id == cleared.incident.id
@@ -199,11 +217,15 @@ async def test_two_stores_make_one_incident_that_adopts_the_first_and_merges_the
     assert merged.incident.id == legacy.id
     assert merged.incident.details["merged_into"] == first.incident.id
     assert merged.notes == (
-        f"Merged into {first.incident.id} ({update.incident.title}): the same cause.",
+        IncidentChange(
+            kind=ChangeKind.MERGED_INTO,
+            other_id=first.incident.id,
+            other_title=update.incident.title,
+        ),
     )
     assert told.incident.id == first.incident.id
     assert told.notes == (
-        f"{legacy.id} ({legacy.title}) merged into this incident: the same cause.",
+        IncidentChange(kind=ChangeKind.MERGED_FROM, other_id=legacy.id, other_title=legacy.title),
     )
     assert len(await repos.incidents.list_open()) == 1
 
@@ -218,7 +240,7 @@ async def test_a_store_back_up_keeps_its_incident_until_its_regions_caught_up(
     assert back.incident.id == opened.incident.id
     assert back.incident.details["cause_cleared"] is True
     assert back.incident.title == "Store 5 down"  # the cause stays what it was
-    assert any("The cause cleared" in n for n in back.notes)
+    assert IncidentChange(kind=ChangeKind.CAUSE_CLEARED, title_from="Store 5 down") in back.notes
     assert back.incident.clear_since is None
     # everything clear: it clears, then resolves after resolve_after
     await rig.step()

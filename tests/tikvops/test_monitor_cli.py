@@ -170,11 +170,10 @@ async def test_terminal_lines() -> None:
         details={
             "unit": "ratio",
             "message": "Disk on store 1 is 85% used.\nFree space.",
-            "tracking": {"previous_severity": "warning"},
         },
     )
     await notifier.incident_opened(incident)
-    await notifier.incident_updated(incident)
+    await notifier.incident_changed(incident, (), Severity.WARNING)
     diagnosis = Diagnosis(
         incident_id="I-7",
         source=DiagnosisSource.PLAYBOOK,
@@ -227,7 +226,7 @@ async def test_terminal_lines() -> None:
     assert re.match(r"\d\d:\d\d:\d\d OPENED\s+I-7 ", opened)
     assert "CRITICAL Disk filling on store 1: 85% (threshold 70%)" in opened
     assert "85% used. Free space." in opened  # newlines folded into one line
-    assert updated.endswith("(was warning)")
+    assert "UPDATED   I-7   Severity warning → critical. Now: CRITICAL Disk filling" in updated
     assert "playbook disk-full (70%): Store 1 is filling up. 1 action(s) suggested." in diag
     assert "P-3" in made and "for I-7" in made and "tikvops approve P-3" in made
     assert "Transfer" in made or "transfer" in made
