@@ -21,6 +21,7 @@ takes (`--cacert`, `--cert`, `--key`). Verification is always on unless
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import ssl
@@ -239,6 +240,13 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
+def _reset(exc: BaseException) -> bool:
+    """Whether the peer reset the connection: after TLS 1.3's handshake, a server that refuses
+    our certificate may close with our request unread, which resets the connection before its
+    alert can be read (seen under load)."""
+    return any(isinstance(item, OSError) and item.errno == errno.ECONNRESET for item in _chain(exc))
+
+
 def describe_failure(
     exc: BaseException, host: str, files: TLSFiles | None, *, https: bool = True
 ) -> str | None:
@@ -246,7 +254,8 @@ def describe_failure(
 
     A server that closes a fresh TLS connection without answering is, in practice, a server
     that refused our client certificate or wanted one (TLS 1.3 checks it after our side of
-    the handshake, and not every server sends the alert), so it is described as such when
+    the handshake, and not every server sends the alert, or the alert is lost to a reset), so it
+    is described as such when
     `https` is true."""
     files = files or TLSFiles()
     for item in _chain(exc):
@@ -266,7 +275,7 @@ def describe_failure(
                     "http:// URL for it, or enable TLS on the server"
                 )
             return f"TLS with {host} failed: {_short(item)}"
-    if https and isinstance(exc, aiohttp.ServerDisconnectedError):
+    if https and (isinstance(exc, aiohttp.ServerDisconnectedError) or _reset(exc)):
         if files.has_client_cert:
             return _client_cert_refused(host, files)
         return _no_client_cert(host, files)

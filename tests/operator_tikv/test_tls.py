@@ -5,6 +5,7 @@ certificates required (throwaway CAs from `trustme`)."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import shutil
@@ -12,12 +13,13 @@ import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import httpx
 import pytest
 
 from operator_tikv.errors import PDUnavailableError
 from operator_tikv.pd import PDClient
-from operator_tikv.tls import TLSContext, TLSFileError, TLSFiles, load_context
+from operator_tikv.tls import TLSContext, TLSFileError, TLSFiles, describe_failure, load_context
 from operator_tikv.transport import open_aiohttp_transport
 from sim import tls as sim_tls
 from sim.server import SimServer
@@ -133,3 +135,23 @@ async def test_a_plain_http_server_behind_an_https_url_is_named(certs: Certs) ->
             await stores(tls, url)
     finally:
         await plain.stop()
+
+
+def test_a_reset_right_after_the_handshake_is_described_as_the_certificate_refused(
+    tmp_path: Path,
+) -> None:
+    """Under load a TLS 1.3 server's refusal can arrive as a connection reset (our request was
+    unread when it closed): on https with a client certificate that is the refusal; a reset
+    on plain http is not a TLS failure."""
+    cert, key, ca = tmp_path / "c.pem", tmp_path / "k.pem", tmp_path / "ca.pem"
+    reset = aiohttp.ClientOSError(errno.ECONNRESET, "Connection reset by peer")
+    wrapped = RuntimeError("request failed")
+    wrapped.__cause__ = reset
+    with_cert = TLSFiles(ca=ca, cert=cert, key=key)
+    said = describe_failure(wrapped, "pd:2379", with_cert)
+    assert said is not None and "refused our TLS client certificate" in said and str(cert) in said
+    without = describe_failure(wrapped, "pd:2379", TLSFiles(ca=ca))
+    assert without is not None and "requires a TLS client certificate" in without
+    assert describe_failure(wrapped, "pd:2379", with_cert, https=False) is None
+    other = aiohttp.ClientOSError(errno.ECONNREFUSED, "Connection refused")
+    assert describe_failure(other, "pd:2379", with_cert) is None
