@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from engine.clock import format_time
-from engine.model import EngineSettings, Identity, IdentityKind, ProposalState
+from engine.model import EngineSettings, Identity, IdentityKind, KillSwitch, ProposalState
 from engine.results import Decided, Observed, RefusalCheck, Refused
 from operator_tikv.sentences import end_sentence
 
@@ -23,7 +23,8 @@ REFUSAL_HINTS: dict[str, str] = {
     "policy": "Ask an approver, or ask an admin to change the approver settings.",
     "kill_switch": "The kill switch blocks every execution; `/tikv kill-switch status` shows "
     "who turned it on.",
-    "observe_only": "tikvops is in observe-only mode; it proposes but never executes.",
+    "observe_only": "An admin can turn observe-only mode off; `/tikv kill-switch status` shows "
+    "both switches.",
     "state": "See where it stands with `/tikv proposal <id>`.",
     "stale": "The message you clicked was out of date; use the buttons on its latest version.",
     "unknown": "List what exists with `/tikv proposals`, `/tikv stores` or `/tikv incidents`.",
@@ -128,10 +129,6 @@ def bad_form() -> str:
     )
 
 
-def not_a_person() -> str:
-    return "Only people can approve or reject; bots and apps are ignored."
-
-
 def reject_modal_title() -> str:
     return "Reject proposal"
 
@@ -190,18 +187,21 @@ def refusal(
     name: Callable[[Identity], str],
     entry: Callable[[str], str] = plain_entry,
     now: datetime | None = None,
+    prog: str = "/tikv",
 ) -> str:
     """The sentence of a refusal, without its final full stop, worded from which check refused
     and what it observed (`name` and `entry` name people and approver entries for the surface;
-    `now` shortens times of today): a proposal's state, version, decider, approvals, the
-    switches, an incident's state. Checks not worded from data (parse, invalid, preflight, PD,
-    storage) show the engine's plain sentence. The one place these sentences are written, for
-    both surfaces."""
+    `now` shortens times of today; `prog` is how the surface writes commands): a proposal's
+    state, version, decider, approvals, the switches, an incident's state. Checks not worded
+    from data (parse, invalid, preflight, PD, storage) show the engine's plain sentence. The
+    one place these sentences are written, for both surfaces."""
     o, check, pid = refused.observed, refused.check, refused.observed.proposal_id
     if o.incident_id is not None:
         about = _incident_refusal(refused, name, entry, now)
         if about is not None:
             return about
+    if check is RefusalCheck.NOT_FOUND and o.record_kind == "proposal" and pid:
+        return f"there is no proposal {pid}; list proposals with `{prog} proposals`"
     if check is RefusalCheck.WRONG_STATE and pid and o.proposal_state and o.event:
         return _wrong_state(o, name, now)
     if check is RefusalCheck.EXPIRED and pid and o.expires_at and o.event:
@@ -377,10 +377,24 @@ def _incident_refusal(
         else:
             whom = "no approvers are configured; ask an admin"
         return (
-            f"{who} may not silence incident {iid}: silencing needs the same people as "
-            f"approving low-risk actions; acknowledge it instead, or {whom} to silence it"
+            f"{who} is not an approver for low-risk actions, so may not silence incident {iid} "
+            f"(silencing needs the same people); acknowledge it instead, or {whom} to silence it"
         )
     return None
+
+
+def switch_state(
+    kill_switch: KillSwitch, observe_only: bool, name: Callable[[Identity], str]
+) -> str:
+    """The switches in a status line ("kill switch ON by alice (maintenance) · observe-only
+    mode on (nothing executes)"), the one place for both surfaces' status views."""
+    if kill_switch.on:
+        by = f" by {name(kill_switch.by)}" if kill_switch.by else ""
+        because = f" ({kill_switch.reason})" if kill_switch.reason else ""
+        text = f"kill switch ON{by}{because}"
+    else:
+        text = "kill switch off"
+    return text + (" · observe-only mode on (nothing executes)" if observe_only else "")
 
 
 def switches(settings: EngineSettings, name: Callable[[Identity], str]) -> str:
@@ -420,7 +434,6 @@ __all__ = [
     "dedup_note",
     "form_not_supported",
     "internal_error",
-    "not_a_person",
     "not_our_command",
     "not_supported",
     "plain_entry",
@@ -429,6 +442,8 @@ __all__ = [
     "reject_modal_prompt",
     "reject_modal_title",
     "request_failed",
+    "switch_state",
+    "switches",
     "undo_proposed",
     "working",
 ]

@@ -202,8 +202,9 @@ def test_incident_refusals_are_worded_from_the_incident_seen() -> None:
         approvers=("S0SRE",),
     )
     assert messages.refusal(no_silence, who, approver) == (
-        "<@U0BOB> may not silence incident I-3: silencing needs the same people as approving "
-        "low-risk actions; acknowledge it instead, or ask one of <!subteam^S0SRE> to silence it"
+        "<@U0BOB> is not an approver for low-risk actions, so may not silence incident I-3 "
+        "(silencing needs the same people); acknowledge it instead, or ask one of "
+        "<!subteam^S0SRE> to silence it"
     )
 
 

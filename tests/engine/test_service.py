@@ -319,7 +319,10 @@ async def test_unknown_proposal_is_refused(sim: Any, db_path: Path) -> None:
     async with engine_on(sim, db_path) as h:
         outcome = await handle_text(h.engine, "approve P-42", ALICE)
         assert isinstance(outcome, Refused) and outcome.kind is RefusalKind.UNKNOWN
-        assert outcome.reason.startswith("there is no proposal P-42")
+        assert outcome.check is RefusalCheck.NOT_FOUND and outcome.observed.proposal_id == "P-42"
+        assert messages.refusal(outcome, who) == (
+            "there is no proposal P-42; list proposals with `/tikv proposals`"
+        )
 
 
 async def test_redelivered_request_is_handled_once(sim: Any, db_path: Path) -> None:

@@ -310,5 +310,5 @@ async def test_apply_transition_saves_and_reports_unknown_ids() -> None:
     result = await apply_transition(repo, "P-7", build)
     assert repo.proposals["P-7"].state is S.REJECTED
     assert repo.audits == [result.audit]
-    with pytest.raises(NotFound, match="there is no proposal P-99"):
+    with pytest.raises(NotFound, match="proposal P-99 not found"):
         await apply_transition(repo, "P-99", build)
