@@ -322,17 +322,15 @@ class ApprovalPolicy(BaseModel):
         now: datetime | None,
     ) -> Decision:
         level = f"{risk.value}-risk actions"
+
+        def deny(rule: str, why: str) -> Decision:
+            return self._deny(
+                actor, now, action=action, subject=subject, rule=rule, why=why, risk=risk
+            )
+
         if actor.kind in (IdentityKind.CLAUDE, IdentityKind.PLAYBOOK):
             why = f"{actor.name} is not a person; only people decide"
-            return self._deny(
-                actor,
-                now,
-                action=action,
-                subject=subject,
-                rule=Rule.NOT_A_PERSON,
-                why=why,
-                risk=risk,
-            )
+            return deny(Rule.NOT_A_PERSON, why)
         if actor.kind is IdentityKind.SYSTEM:
             if action in ("proposal.cancel", "proposal.start"):
                 return Decision(allowed=True, reason="the system may do this", rule=Rule.ALLOWED)
@@ -340,29 +338,13 @@ class ApprovalPolicy(BaseModel):
                 "the system approves nothing by itself unless auto-approval of low-risk "
                 "actions is on"
             )
-            return self._deny(
-                actor,
-                now,
-                action=action,
-                subject=subject,
-                rule=Rule.NOT_A_PERSON,
-                why=why,
-                risk=risk,
-            )
+            return deny(Rule.NOT_A_PERSON, why)
         if actor.kind is IdentityKind.CLI_USER:
             if self.allow_local_operator:
                 why = f"{actor.name} is the local operator, allowed to decide on the command line"
                 return Decision(allowed=True, reason=why, rule=Rule.ALLOWED)
             why = f"command-line decisions are not enabled ({actor.name})"
-            return self._deny(
-                actor,
-                now,
-                action=action,
-                subject=subject,
-                rule=Rule.LOCAL_OPERATOR,
-                why=why,
-                risk=risk,
-            )
+            return deny(Rule.LOCAL_OPERATOR, why)
         allowed = self.approvers_for(risk)
         if ANYONE in allowed:
             return Decision(allowed=True, reason=f"anyone may approve {level}", rule=Rule.ALLOWED)
@@ -384,9 +366,7 @@ class ApprovalPolicy(BaseModel):
         else:
             names = ", ".join(_mention(entry) for entry in sorted(allowed))
             why = f"{actor.name} is not an approver for {level} (approvers: {names})"
-        return self._deny(
-            actor, now, action=action, subject=subject, rule=Rule.NOT_APPROVER, why=why, risk=risk
-        )
+        return deny(Rule.NOT_APPROVER, why)
 
     def _check_decline(
         self, proposal: Proposal, actor: Identity, now: datetime, event: ProposalEvent
