@@ -2,7 +2,8 @@
 wording of the engine's outcomes that is shared with the terminal (`decided`, `refusal`,
 `switches`: each takes `name`, how the surface names a person). Each one says what happened,
 why, and what to do next. Refusals are worded here from their data (which check, what it
-observed) when they name people or switches; the others show the engine's plain sentence."""
+observed: people, switches, a proposal's state and version, an incident's state); only parse,
+validation, preflight, PD and storage refusals show the engine's own sentence."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from collections.abc import Callable
 from datetime import datetime
 
 from engine.clock import format_time
-from engine.model import EngineSettings, Identity, IdentityKind
-from engine.results import Decided, RefusalCheck, Refused
+from engine.model import EngineSettings, Identity, IdentityKind, KillSwitch, ProposalState
+from engine.results import Decided, Observed, RefusalCheck, Refused
 from operator_tikv.sentences import end_sentence
 
 REFUSAL_HINTS: dict[str, str] = {
@@ -22,7 +23,8 @@ REFUSAL_HINTS: dict[str, str] = {
     "policy": "Ask an approver, or ask an admin to change the approver settings.",
     "kill_switch": "The kill switch blocks every execution; `/tikv kill-switch status` shows "
     "who turned it on.",
-    "observe_only": "tikvops is in observe-only mode; it proposes but never executes.",
+    "observe_only": "An admin can turn observe-only mode off; `/tikv kill-switch status` shows "
+    "both switches.",
     "state": "See where it stands with `/tikv proposal <id>`.",
     "stale": "The message you clicked was out of date; use the buttons on its latest version.",
     "unknown": "List what exists with `/tikv proposals`, `/tikv stores` or `/tikv incidents`.",
@@ -127,10 +129,6 @@ def bad_form() -> str:
     )
 
 
-def not_a_person() -> str:
-    return "Only people can approve or reject; bots and apps are ignored."
-
-
 def reject_modal_title() -> str:
     return "Reject proposal"
 
@@ -189,12 +187,41 @@ def refusal(
     name: Callable[[Identity], str],
     entry: Callable[[str], str] = plain_entry,
     now: datetime | None = None,
+    prog: str = "/tikv",
 ) -> str:
     """The sentence of a refusal, without its final full stop, worded from which check refused
-    and what it observed when it names a person or a switch (`name` and `entry` name people
-    and approver entries for the surface; `now` shortens times of today); otherwise the
-    engine's plain sentence. The one place these sentences are written, for both surfaces."""
+    and what it observed (`name` and `entry` name people and approver entries for the surface;
+    `now` shortens times of today; `prog` is how the surface writes commands): a proposal's
+    state, version, decider, approvals, the switches, an incident's state. Checks not worded
+    from data (parse, invalid, preflight, PD, storage) show the engine's plain sentence. The
+    one place these sentences are written, for both surfaces."""
     o, check, pid = refused.observed, refused.check, refused.observed.proposal_id
+    if o.incident_id is not None:
+        about = _incident_refusal(refused, name, entry, now)
+        if about is not None:
+            return about
+    if check is RefusalCheck.NOT_FOUND and o.record_kind == "proposal" and pid:
+        return f"there is no proposal {pid}; list proposals with `{prog} proposals`"
+    if check is RefusalCheck.WRONG_STATE and pid and o.proposal_state and o.event:
+        return _wrong_state(o, name, now)
+    if check is RefusalCheck.EXPIRED and pid and o.expires_at and o.event:
+        return (
+            f"proposal {pid} expired at {format_time(o.expires_at, now)} without the approvals "
+            f"it needed; it cannot be {_VERB.get(o.event, o.event)}. Propose it again if it is "
+            "still needed"
+        )
+    if check is RefusalCheck.STALE_VERSION and pid and o.proposal_version is not None:
+        state = f"{o.proposal_state.value}, " if o.proposal_state is not None else ""
+        if o.raced:
+            return (
+                f"proposal {pid} changed while you were deciding (it is now {state}version "
+                f"{o.proposal_version}); look at its latest message and try again"
+            )
+        seen = f"version {o.expected_version}, " if o.expected_version is not None else ""
+        return (
+            f"proposal {pid} changed since you saw it ({seen}now {state}version "
+            f"{o.proposal_version}); look at its latest message and try again"
+        )
     if check is RefusalCheck.KILL_SWITCH and o.kill_switch is not None and pid:
         switch = o.kill_switch
         by = f" by {name(switch.by)}" if switch.by else ""
@@ -243,6 +270,133 @@ def refusal(
     return refused.reason
 
 
+_VERB = {
+    "approve": "approved",
+    "reject": "rejected",
+    "expire": "expired",
+    "cancel": "cancelled",
+    "start": "started",
+    "succeed": "marked succeeded",
+    "fail": "marked failed",
+    "reconcile_succeeded": "reconciled as succeeded",
+    "reconcile_failed": "reconciled as failed",
+    "unverified": "marked sent but not verified",
+    "record_preflight": "re-checked",
+}
+"""What a proposal event does, in the words of "it cannot be …"."""
+
+
+def _wrong_state(o: Observed, name: Callable[[Identity], str], now: datetime | None) -> str:
+    """Why the event `o.event` cannot happen to proposal `o.proposal_id` in the state seen."""
+    pid, state, event = o.proposal_id, o.proposal_state, o.event or ""
+    verb = _VERB.get(event, event)
+    by = name(o.decided_by) if o.decided_by is not None else "tikvops"
+    decided_at = o.decided_at or o.updated_at
+    decided = f" at {format_time(decided_at, now)}" if decided_at else ""
+    updated = f" at {format_time(o.updated_at, now)}" if o.updated_at else ""
+    if state is ProposalState.PROPOSED:
+        if event == "expire" and o.expires_at is not None:
+            return f"proposal {pid} does not expire until {format_time(o.expires_at, now)}"
+        so_far = ""
+        if o.approvals:
+            so_far = f" ({o.approvals} approval{'s' if o.approvals != 1 else ''} so far)"
+        if event == "start":
+            return (
+                f"proposal {pid} is waiting for approval{so_far}; it cannot be started before "
+                "it is approved"
+            )
+        return (
+            f"proposal {pid} is waiting for approval{so_far} and not executing; it cannot be {verb}"
+        )
+    if state is ProposalState.APPROVED:
+        head = f"proposal {pid} was already approved by {by}{decided}"
+        if event == "approve":
+            return head
+        if event == "reject":
+            return f"{head}; it can no longer be rejected (cancel it instead)"
+        if event == "expire":
+            return f"{head}; approved proposals do not expire"
+        return f"{head} and is not executing yet; it cannot be {verb}"
+    if state is ProposalState.EXECUTING:
+        return f"proposal {pid} is executing; it cannot be {verb}"
+    never = "it never runs twice" if event in ("approve", "start") else f"it cannot be {verb}"
+    if state is ProposalState.SUCCEEDED:
+        return f"proposal {pid} already ran and succeeded{updated}; {never}"
+    if state is ProposalState.UNVERIFIED:
+        return f"proposal {pid} was sent and accepted by PD{updated} but not verified; {never}"
+    if state is ProposalState.FAILED:
+        return (
+            f"proposal {pid} already ran and failed{updated}; it cannot be {verb}. Propose it "
+            "again to retry"
+        )
+    if state is ProposalState.REJECTED:
+        why = f" ({o.decision_reason})" if o.decision_reason else ""
+        return f"proposal {pid} was rejected by {by}{decided}{why}; it cannot be {verb}"
+    if state is ProposalState.EXPIRED:
+        expired = f" at {format_time(o.expires_at, now)}" if o.expires_at else ""
+        return (
+            f"proposal {pid} expired{expired} without the approvals it needed; it cannot be "
+            f"{verb}. Propose it again if it is still needed"
+        )
+    return f"proposal {pid} was cancelled by {by}{decided}; it cannot be {verb}"
+
+
+def _incident_refusal(
+    refused: Refused,
+    name: Callable[[Identity], str],
+    entry: Callable[[str], str],
+    now: datetime | None,
+) -> str | None:
+    """A refused acknowledge / silence / unsilence, from what the check saw of the incident."""
+    o, check, iid = refused.observed, refused.check, refused.observed.incident_id
+    verb = o.event or "change"
+    if check is RefusalCheck.NOT_FOUND:
+        return (
+            f"there is no incident {iid}; list the open ones with `incidents` and use the ID "
+            "shown there (like I-3)"
+        )
+    if check is RefusalCheck.WRONG_STATE and o.incident_state == "resolved":
+        when = f" at {format_time(o.resolved_at, now)}" if o.resolved_at else ""
+        return (
+            f"incident {iid} was resolved{when}, so there is nothing to {verb}; if the problem "
+            "is back, a new incident opens by itself"
+        )
+    if check is RefusalCheck.STALE_VERSION:
+        return (
+            f"incident {iid} kept changing while this was saved, so nothing was changed; try "
+            "again in a few seconds"
+        )
+    if o.actor is None:
+        return None
+    who = name(o.actor)
+    if check is RefusalCheck.NOT_A_PERSON:
+        return f"{who} cannot take or silence an incident; a person must"
+    if check is RefusalCheck.NOT_APPROVER:
+        if o.approvers:
+            whom = f"ask one of {', '.join(entry(e) for e in o.approvers)}"
+        else:
+            whom = "no approvers are configured; ask an admin"
+        return (
+            f"{who} is not an approver for low-risk actions, so may not silence incident {iid} "
+            f"(silencing needs the same people); acknowledge it instead, or {whom} to silence it"
+        )
+    return None
+
+
+def switch_state(
+    kill_switch: KillSwitch, observe_only: bool, name: Callable[[Identity], str]
+) -> str:
+    """The switches in a status line ("kill switch ON by alice (maintenance) · observe-only
+    mode on (nothing executes)"), the one place for both surfaces' status views."""
+    if kill_switch.on:
+        by = f" by {name(kill_switch.by)}" if kill_switch.by else ""
+        because = f" ({kill_switch.reason})" if kill_switch.reason else ""
+        text = f"kill switch ON{by}{because}"
+    else:
+        text = "kill switch off"
+    return text + (" · observe-only mode on (nothing executes)" if observe_only else "")
+
+
 def switches(settings: EngineSettings, name: Callable[[Identity], str]) -> str:
     """The kill switch and observe-only mode, in words (the one place, for both surfaces;
     `name` names the person who turned the switch on)."""
@@ -280,7 +434,6 @@ __all__ = [
     "dedup_note",
     "form_not_supported",
     "internal_error",
-    "not_a_person",
     "not_our_command",
     "not_supported",
     "plain_entry",
@@ -289,6 +442,8 @@ __all__ = [
     "reject_modal_prompt",
     "reject_modal_title",
     "request_failed",
+    "switch_state",
+    "switches",
     "undo_proposed",
     "working",
 ]

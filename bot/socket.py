@@ -31,11 +31,15 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from bot.errors import SlackStartError
 from bot.payload import ENVELOPE_HEADER
 from bot.slack_errors import TRANSIENT_ERRORS
+from operator_tikv.sessions import new_session
 
 logger = logging.getLogger(__name__)
 
 
 _CONTROL = frozenset({"hello", "disconnect"})
+
+SOCKET_KEEPALIVE = 30.0
+"""Seconds an idle connection of the websocket's session is kept (it holds one socket)."""
 
 
 def unreadable(message: object) -> bool:
@@ -118,6 +122,12 @@ class SocketRunner:
         self._last_state: bool | None = None
 
     @property
+    def session(self) -> aiohttp.ClientSession | None:
+        """The aiohttp session the websocket runs on (None before `start` and after `stop`)."""
+        handler = self._handler
+        return None if handler is None else handler.client.aiohttp_client_session
+
+    @property
     def connected(self) -> bool:
         handler = self._handler
         if handler is None:
@@ -134,6 +144,12 @@ class SocketRunner:
             web_client=self._app.client,
             ping_interval=self._ping_interval,
         )
+        # The SDK's `SocketModeClient.__init__` builds its own `aiohttp.ClientSession()` with no
+        # parameter to pass one in; the websocket goes over a session of the one factory instead
+        # (the SDK's unused one is closed here). The SDK passes the proxy to `ws_connect` itself.
+        sdk_session = handler.client.aiohttp_client_session
+        handler.client.aiohttp_client_session = new_session(keepalive=SOCKET_KEEPALIVE)
+        await sdk_session.close()
         self._handler = handler
         reachable = False
         try:

@@ -36,7 +36,7 @@ async def apply_transition(
         current = await repo.get(proposal_id)
         if current is None:
             raise NotFound(
-                f"there is no proposal {proposal_id}; list proposals with `/tikv proposals`",
+                f"proposal {proposal_id} not found",
                 kind="proposal",
                 record_id=proposal_id,
             )

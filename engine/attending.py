@@ -16,7 +16,8 @@
 Every change is saved by `engine.ports.AttentionRepo` with a compare-and-set on the incident's
 version, its audit row and its `incident.attention` event in one transaction; a change made
 meanwhile by the monitor is read again and retried. Outcomes are data (`engine.results.
-Attended`); a refusal's `Refused.reason` says what was wrong and what to do.
+Attended`); a refusal is data too (which check, the incident and state it saw), worded by the
+surfaces (`bot.messages.refusal`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from engine.model import (
 from engine.policy import ApprovalPolicy
 from engine.ports import AttentionRepo, AuditLog, Clock, IncidentRepo
 from engine.refusals import as_refused
-from engine.results import Attended, AttentionChange, RefusalKind, Refused
+from engine.results import Attended, AttentionChange, Observed, RefusalCheck, RefusalKind, Refused
 
 logger = logging.getLogger(__name__)
 
@@ -244,21 +245,27 @@ class Attending:
         incident = await self.incidents.get(incident_id)
         if incident is None:
             return Refused(
-                reason=(
-                    f"there is no incident {incident_id}; list the open ones with "
-                    "`incidents` and use the ID shown there (like I-3)"
-                ),
+                reason=f"incident {incident_id} {verb} refused: no such incident",
                 kind=RefusalKind.UNKNOWN,
+                check=RefusalCheck.NOT_FOUND,
+                observed=Observed(
+                    actor=actor, event=verb, record_kind="incident", incident_id=incident_id
+                ),
             )
         now = self.clock.now()
         if not incident.is_open:
             when = f" at {format_time(incident.resolved_at, now)}" if incident.resolved_at else ""
             return Refused(
-                reason=(
-                    f"incident {incident.id} was resolved{when}, so there is nothing to {verb}; "
-                    "if the problem is back, a new incident opens by itself"
-                ),
+                reason=f"incident {incident.id} {verb} refused: it was resolved{when}",
                 kind=RefusalKind.STATE,
+                check=RefusalCheck.WRONG_STATE,
+                observed=Observed(
+                    actor=actor,
+                    event=verb,
+                    incident_id=incident.id,
+                    incident_state="resolved",
+                    resolved_at=incident.resolved_at,
+                ),
             )
         decision = self.policy.check_attention(actor, incident.id, now, silence=silence)
         if not decision.allowed:
@@ -289,11 +296,10 @@ class Attending:
     @staticmethod
     def _busy(incident_id: str) -> Refused:
         return Refused(
-            reason=(
-                f"incident {incident_id} kept changing while this was saved, so nothing was "
-                "changed; try again in a few seconds"
-            ),
+            reason=f"incident {incident_id} not changed: it kept changing while being saved",
             kind=RefusalKind.STALE,
+            check=RefusalCheck.STALE_VERSION,
+            observed=Observed(incident_id=incident_id, raced=True),
         )
 
 

@@ -96,13 +96,24 @@ class DuplicateApproval(TransitionError):
 
 
 class StaleVersion(EngineError):
-    """A compare-and-set failed: the record changed since it was read. Re-read and retry."""
+    """A compare-and-set failed: the record changed since it was read. Re-read and retry.
+    `seen` is True when `expected` is the version a person saw (a button), False when it is
+    the version this process read (a race lost while deciding)."""
 
-    def __init__(self, message: str, *, record_id: str, expected: int, actual: int | None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        record_id: str,
+        expected: int,
+        actual: int | None,
+        seen: bool = False,
+    ) -> None:
         super().__init__(message)
         self.record_id = record_id
         self.expected = expected
         self.actual = actual
+        self.seen = seen
 
 
 class NotFound(EngineError):

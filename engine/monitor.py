@@ -160,6 +160,7 @@ class Monitor:
         health: PDHealth | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         cycle_deadline: float | None = None,
+        knowledge: ClusterKnowledge | None = None,
     ) -> None:
         self.source = source
         self.clock = clock
@@ -172,8 +173,9 @@ class Monitor:
         self._monotonic = monotonic
         #: Seconds observing the cluster may take in one cycle (None: unbounded).
         self.cycle_deadline = cycle_deadline
-        #: What the last cycles saw, for answers to people while PD is slow.
-        self.knowledge = ClusterKnowledge(clock)
+        #: What the last cycles saw, for answers to people while PD is slow (given by the
+        #: composition root, which hands the same object to the engine's reads).
+        self.knowledge = knowledge if knowledge is not None else ClusterKnowledge(clock)
         self._memory = InvariantMemory()
         self._first_tick = True
         self._diagnosing: dict[str, asyncio.Task[Any]] = {}

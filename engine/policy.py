@@ -34,7 +34,7 @@ from engine.transitions import (
     ProposalEvent,
     TransitionResult,
     refusal_audit,
-    refusal_sentence,
+    refusal_record,
     transition,
 )
 
@@ -123,13 +123,12 @@ class ApprovalPolicy(BaseModel):
         now = utc(now)
         action = "proposal.approve"
         if proposal.state is not ProposalState.PROPOSED:
-            why = refusal_sentence(proposal, ProposalEvent.APPROVE, now)
+            why = refusal_record(proposal, ProposalEvent.APPROVE, now)
             return self._refuse(proposal, actor, now, action, rule=Rule.STATE, why=why)
         if now >= proposal.expires_at:
             why = (
-                f"proposal {proposal.id} expired at {format_time(proposal.expires_at, now)} "
-                "without the approvals it needed; it cannot be approved. Propose it again if it "
-                "is still needed"
+                f"proposal {proposal.id} approve refused: it expired at "
+                f"{format_time(proposal.expires_at, now)}"
             )
             return self._refuse(proposal, actor, now, action, rule=Rule.EXPIRED, why=why)
         who = self._authorize(actor, proposal.risk, subject=proposal.id, action=action, now=now)
@@ -171,7 +170,7 @@ class ApprovalPolicy(BaseModel):
         now = utc(now)
         action = "proposal.start"
         if proposal.state is not ProposalState.APPROVED:
-            why = refusal_sentence(proposal, ProposalEvent.START, now)
+            why = refusal_record(proposal, ProposalEvent.START, now)
             return self._refuse(proposal, SYSTEM, now, action, rule=Rule.STATE, why=why)
         switch = settings.kill_switch
         if switch.on:
@@ -214,7 +213,7 @@ class ApprovalPolicy(BaseModel):
         now = utc(now)
         action = "incident.silence" if silence else "incident.acknowledge"
         if actor.kind in (IdentityKind.CLAUDE, IdentityKind.PLAYBOOK, IdentityKind.SYSTEM):
-            why = f"{actor.name} cannot take or silence an incident; a person must"
+            why = f"{action} of {incident_id} refused: {actor.name} is not a person"
             return self._deny(
                 actor, now, action=action, subject=incident_id, rule=Rule.NOT_A_PERSON, why=why
             )
@@ -225,12 +224,15 @@ class ApprovalPolicy(BaseModel):
         )
         if decision.allowed or decision.rule != Rule.NOT_APPROVER:
             return decision
-        why = (
-            f"{decision.reason.rstrip('.')}. Silencing an incident needs the same people as "
-            "approving low-risk actions; acknowledge it instead, or ask an approver to silence it"
-        )
+        why = f"{action} of {incident_id} refused: {decision.reason}"
         return self._deny(
-            actor, now, action=action, subject=incident_id, rule=Rule.NOT_APPROVER, why=why
+            actor,
+            now,
+            action=action,
+            subject=incident_id,
+            rule=Rule.NOT_APPROVER,
+            why=why,
+            risk=RiskLevel.LOW,
         )
 
     # ------------------------------------------------------------------ check + transition
@@ -320,17 +322,15 @@ class ApprovalPolicy(BaseModel):
         now: datetime | None,
     ) -> Decision:
         level = f"{risk.value}-risk actions"
+
+        def deny(rule: str, why: str) -> Decision:
+            return self._deny(
+                actor, now, action=action, subject=subject, rule=rule, why=why, risk=risk
+            )
+
         if actor.kind in (IdentityKind.CLAUDE, IdentityKind.PLAYBOOK):
             why = f"{actor.name} is not a person; only people decide"
-            return self._deny(
-                actor,
-                now,
-                action=action,
-                subject=subject,
-                rule=Rule.NOT_A_PERSON,
-                why=why,
-                risk=risk,
-            )
+            return deny(Rule.NOT_A_PERSON, why)
         if actor.kind is IdentityKind.SYSTEM:
             if action in ("proposal.cancel", "proposal.start"):
                 return Decision(allowed=True, reason="the system may do this", rule=Rule.ALLOWED)
@@ -338,29 +338,13 @@ class ApprovalPolicy(BaseModel):
                 "the system approves nothing by itself unless auto-approval of low-risk "
                 "actions is on"
             )
-            return self._deny(
-                actor,
-                now,
-                action=action,
-                subject=subject,
-                rule=Rule.NOT_A_PERSON,
-                why=why,
-                risk=risk,
-            )
+            return deny(Rule.NOT_A_PERSON, why)
         if actor.kind is IdentityKind.CLI_USER:
             if self.allow_local_operator:
                 why = f"{actor.name} is the local operator, allowed to decide on the command line"
                 return Decision(allowed=True, reason=why, rule=Rule.ALLOWED)
             why = f"command-line decisions are not enabled ({actor.name})"
-            return self._deny(
-                actor,
-                now,
-                action=action,
-                subject=subject,
-                rule=Rule.LOCAL_OPERATOR,
-                why=why,
-                risk=risk,
-            )
+            return deny(Rule.LOCAL_OPERATOR, why)
         allowed = self.approvers_for(risk)
         if ANYONE in allowed:
             return Decision(allowed=True, reason=f"anyone may approve {level}", rule=Rule.ALLOWED)
@@ -382,9 +366,7 @@ class ApprovalPolicy(BaseModel):
         else:
             names = ", ".join(_mention(entry) for entry in sorted(allowed))
             why = f"{actor.name} is not an approver for {level} (approvers: {names})"
-        return self._deny(
-            actor, now, action=action, subject=subject, rule=Rule.NOT_APPROVER, why=why, risk=risk
-        )
+        return deny(Rule.NOT_APPROVER, why)
 
     def _check_decline(
         self, proposal: Proposal, actor: Identity, now: datetime, event: ProposalEvent
@@ -397,7 +379,7 @@ class ApprovalPolicy(BaseModel):
             else (ProposalState.PROPOSED, ProposalState.APPROVED)
         )
         if proposal.state not in allowed_states:
-            why = refusal_sentence(proposal, event, now)
+            why = refusal_record(proposal, event, now)
             return self._refuse(proposal, actor, now, action, rule=Rule.STATE, why=why)
         if actor.same_as(proposal.requested_by) and actor.kind in (
             IdentityKind.SLACK_USER,
@@ -454,18 +436,14 @@ class ApprovalPolicy(BaseModel):
         why: str,
         switch: KillSwitch | None = None,
     ) -> Decision:
-        observed = Observed(
-            actor=actor,
-            proposal_id=proposal.id,
-            proposal_state=proposal.state,
-            proposal_version=proposal.version,
-            risk=proposal.risk,
-            approvals=len(proposal.approvals),
-            needed=self.approvals_needed(proposal.risk),
-            approved_by=tuple(a.by for a in proposal.approvals),
-            approved_at=(earlier.at if (earlier := proposal.approved_by(actor)) else None),
-            approvers=tuple(sorted(self.approvers_for(proposal.risk))),
-            kill_switch=switch,
+        observed = Observed.of_proposal(
+            proposal, actor, action.removeprefix("proposal.")
+        ).model_copy(
+            update={
+                "needed": self.approvals_needed(proposal.risk),
+                "approvers": tuple(sorted(self.approvers_for(proposal.risk))),
+                "kill_switch": switch,
+            }
         )
         audit = refusal_audit(
             proposal.id,
@@ -494,9 +472,13 @@ class ApprovalPolicy(BaseModel):
         why: str,
         risk: RiskLevel | None = None,
     ) -> Decision:
+        named = subject if subject not in (None, "engine") else None
+        on_incident = action.startswith("incident.")
         observed = Observed(
             actor=actor,
-            proposal_id=subject if subject not in (None, "engine") else None,
+            event=action.split(".", 1)[1] if "." in action else action,
+            proposal_id=None if on_incident else named,
+            incident_id=named if on_incident else None,
             risk=risk,
             approvers=tuple(sorted(self.approvers_for(risk))) if risk is not None else (),
         )

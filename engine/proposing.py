@@ -217,7 +217,11 @@ class Proposing:
         """The undo call of a successful reversible run, or why there is none."""
         proposal = await self._repos.proposals.get(proposal_id)
         if proposal is None:
-            return Refused(reason=f"there is no proposal {proposal_id}", kind=RefusalKind.UNKNOWN)
+            return Refused(
+                reason=f"proposal {proposal_id} not found",
+                kind=RefusalKind.UNKNOWN,
+                observed=Observed(record_kind="proposal", proposal_id=proposal_id),
+            )
         execution = await self._repos.executions.get(proposal_id)
         undo = undo_from(proposal, execution)
         if undo is not None:

@@ -28,6 +28,7 @@ from engine.ports import AuditLog, EngineSettingsRepo, ExecutionRepo, IncidentRe
 from engine.results import (
     AuditView,
     IncidentsView,
+    Observed,
     OperatorSummary,
     PeerSummary,
     ProposalsView,
@@ -286,9 +287,9 @@ class Reads:
         proposal = await self._proposals.get(proposal_id)
         if proposal is None:
             return Refused(
-                reason=f"there is no proposal {proposal_id}; list proposals with "
-                f"`{prog} proposals`",
+                reason=f"proposal {proposal_id} not found",
                 kind=RefusalKind.UNKNOWN,
+                observed=Observed(record_kind="proposal", proposal_id=proposal_id),
             )
         execution = await self._executions.get(proposal_id)
         history = await self._audit.list_recent(subject=proposal_id, limit=200)

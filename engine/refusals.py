@@ -78,17 +78,7 @@ def observed_proposal(proposal: Proposal | None, actor: Identity | None = None) 
     """What a check on `proposal` saw of it (its state, version, approvals so far)."""
     if proposal is None:
         return Observed(actor=actor)
-    earlier = proposal.approved_by(actor) if actor is not None else None
-    return Observed(
-        actor=actor,
-        proposal_id=proposal.id,
-        proposal_state=proposal.state,
-        proposal_version=proposal.version,
-        risk=proposal.risk,
-        approvals=len(proposal.approvals),
-        approved_by=tuple(a.by for a in proposal.approvals),
-        approved_at=earlier.at if earlier is not None else None,
-    )
+    return Observed.of_proposal(proposal, actor)
 
 
 def as_refused(
@@ -164,18 +154,22 @@ class Refusals:
                 check=RefusalCheck.NOT_FOUND,
                 observed=Observed(actor=actor, record_kind=exc.kind, proposal_id=exc.record_id),
             )
+        raced = not exc.seen
         message = exc.message
-        if proposal is not None and "since you saw it" not in message:
-            # Lost every compare-and-set race (not a stale button): say where it stands now.
+        if proposal is not None and raced:
+            # Lost every compare-and-set race (not a stale button): record where it stands now.
             message = (
-                f"proposal {subject} changed while you were deciding (it is now "
-                f"{proposal.state.value}, version {proposal.version}); look at its latest "
-                "message and try again"
+                f"proposal {subject} {action.removeprefix('proposal.')} refused: it changed "
+                f"while being decided (now {proposal.state.value}, version {proposal.version})"
             )
         await self.audit_refusal(actor, action, subject, message)
         observed = observed_proposal(proposal, actor).model_copy(
-            update={"expected_version": exc.expected}
+            update={"expected_version": exc.expected, "raced": raced}
         )
+        if proposal is None:
+            observed = observed.model_copy(
+                update={"proposal_id": subject, "proposal_version": exc.actual}
+            )
         return Refused(
             reason=message,
             kind=RefusalKind.STALE,

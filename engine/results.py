@@ -8,8 +8,9 @@ model is frozen pydantic with a `result` tag, so a surface can switch on it or d
 are data only (who, which approval of how many, the switch settings); a `Refused` names the
 check that refused (`RefusalCheck`) and what it observed (`Observed`). The surfaces word them
 (`bot.messages`, with a Slack mention or the terminal's plain name). `Refused.reason` is the
-engine's plain sentence (also its audit record), which surfaces show for the checks they do not
-word from the data; the read views' notes are still sentences the engine wrote.
+engine's plain record (also its audit row's reason), which surfaces show only for the checks
+they do not word from the data (parse, invalid, PD, storage); the read views' notes are still
+sentences the engine wrote.
 """
 
 from __future__ import annotations
@@ -225,7 +226,12 @@ class Observed(Result):
     """What the refusing check saw, as data. Every field is optional: a check fills what it
     looked at. `approvers` are the configured approver entries (Slack user IDs, user-group IDs,
     `*`) for the proposal's risk; `approved_at` is when `actor` approved before (a second
-    approval)."""
+    approval). `event` is what was tried (approve, reject, cancel, expire, start...);
+    `decided_by`/`decided_at`/`decision_reason` who decided the proposal, when and why;
+    `updated_at` its last change and `expires_at` its expiry. For a stale version:
+    `expected_version` is the version the person saw (a button) or the engine read, and `raced`
+    is True when the engine lost a compare-and-set race while deciding (not an old button).
+    For an incident: `incident_id`, `incident_state` and `resolved_at`."""
 
     actor: Identity | None = None
     proposal_id: str | None = None
@@ -242,6 +248,41 @@ class Observed(Result):
     failed_checks: tuple[str, ...] = ()
     record_kind: str | None = None
     request_id: str | None = None
+    event: str | None = None
+    decided_by: Identity | None = None
+    decided_at: datetime | None = None
+    decision_reason: str | None = None
+    updated_at: datetime | None = None
+    expires_at: datetime | None = None
+    raced: bool = False
+    incident_id: str | None = None
+    incident_state: str | None = None
+    resolved_at: datetime | None = None
+
+    @classmethod
+    def of_proposal(
+        cls, proposal: Proposal, actor: Identity | None = None, event: str | None = None
+    ) -> Observed:
+        """What a check on `proposal` saw of it: its state and version, who decided it and
+        when (with their reason), its approvals so far and `actor`'s own earlier approval.
+        `event` is what was tried (approve, reject, cancel, expire, start...)."""
+        earlier = proposal.approved_by(actor) if actor is not None else None
+        return cls(
+            actor=actor,
+            event=event,
+            proposal_id=proposal.id,
+            proposal_state=proposal.state,
+            proposal_version=proposal.version,
+            risk=proposal.risk,
+            approvals=len(proposal.approvals),
+            approved_by=tuple(a.by for a in proposal.approvals),
+            approved_at=earlier.at if earlier is not None else None,
+            decided_by=proposal.decided_by,
+            decided_at=proposal.decided_at,
+            decision_reason=proposal.decision_reason,
+            updated_at=proposal.updated_at,
+            expires_at=proposal.expires_at,
+        )
 
     @property
     def missing(self) -> int | None:
@@ -269,7 +310,7 @@ _KIND_CHECKS = {
 
 class Refused(Result):
     """Something was refused: `check` is which check refused and `observed` what it saw (the
-    surfaces word the refusal from these); `reason` is the engine's plain sentence, the same
+    surfaces word the refusal from these); `reason` is the engine's plain record, the same
     one its audit row records, shown for checks a surface does not word itself. `dry_run` is
     set for preflight refusals so the failed checks can be shown."""
 

@@ -43,6 +43,7 @@ from engine.commands import (
 from engine.deciding import ApprovalLatency, Deciding
 from engine.errors import EngineError, Refusal, StorageError
 from engine.executor import Checkpoint, ExecutionMetrics, Executor, Opened, Sleep, undo_from
+from engine.knowledge import ClusterKnowledge
 from engine.model import (
     ActionRef,
     Execution,
@@ -147,6 +148,7 @@ class Engine:
         metrics: EngineMetrics | None = None,
         dedup_ttl: timedelta = DEDUP_TTL,
         resume_window: timedelta | None = None,
+        knowledge: ClusterKnowledge | None = None,
     ) -> None:
         self.pd = pd
         self.repos = repos
@@ -191,6 +193,7 @@ class Engine:
             executions=repos.executions,
             audit=repos.audit,
             settings=repos.settings,
+            knowledge=knowledge,
         )
         self.refusals = Refusals(repos, clock, dedup_ttl)
         self.proposing = Proposing(

@@ -35,7 +35,6 @@ from engine.errors import (
     TransitionError,
 )
 from engine.model import (
-    SYSTEM,
     ActionRef,
     Approval,
     AuditEvent,
@@ -47,6 +46,7 @@ from engine.model import (
     ProposalState,
     RiskLevel,
 )
+from engine.results import Observed
 
 S = ProposalState
 
@@ -89,20 +89,6 @@ _DECISIONS = frozenset({E.APPROVE, E.REJECT, E.EXPIRE, E.CANCEL})
 _RUN_RESULTS = frozenset(
     {E.SUCCEED, E.FAIL, E.RECONCILE_SUCCEEDED, E.RECONCILE_FAILED, E.UNVERIFIED}
 )
-
-_VERB = {
-    E.APPROVE: "approved",
-    E.REJECT: "rejected",
-    E.EXPIRE: "expired",
-    E.CANCEL: "cancelled",
-    E.START: "started",
-    E.SUCCEED: "marked succeeded",
-    E.FAIL: "marked failed",
-    E.RECONCILE_SUCCEEDED: "reconciled as succeeded",
-    E.RECONCILE_FAILED: "reconciled as failed",
-    E.UNVERIFIED: "marked sent but not verified",
-    E.RECORD_PREFLIGHT: "re-checked",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,10 +193,12 @@ def transition(
     """Apply `event` to `proposal` on behalf of `actor` at `now`.
 
     Raises a `TransitionError` (with the refusal audit event in `.audit`) when the table
-    forbids it: `AlreadyDecided` ("proposal P-7 was already approved by alice at 14:03 UTC"),
+    forbids it: `AlreadyDecided` (the proposal was already approved, rejected, ran...),
     `ProposalExpired`, `DuplicateApproval` (same person approving twice), or a plain
-    `TransitionError` ("proposal P-7 is executing; it cannot be rejected"). Raises `StaleVersion`
-    when `expected_version` (e.g. the version a button carried) is not the current one.
+    `TransitionError` (e.g. rejecting while it executes); each carries what it saw as data
+    (`Observed`: the state, who decided it and when), which the surfaces word. Raises
+    `StaleVersion` (with `seen=True`) when `expected_version` (e.g. the version a button
+    carried) is not the current one.
 
     `approvals_needed` is the quorum for an approval (from the approval policy). `outcome` is
     recorded on succeed/fail/reconcile, `preflight`/`preview` on any event that passes them.
@@ -231,12 +219,12 @@ def transition(
         _refuse(proposal, event, actor=actor, now=now, detail=detail)
     if expected_version is not None and expected_version != proposal.version:
         raise StaleVersion(
-            f"proposal {proposal.id} changed since you saw it (version {expected_version}, now "
-            f"{proposal.version}: {proposal.state.value}); look at its latest message and try "
-            "again",
+            f"proposal {proposal.id} {event.value} refused: version {expected_version} was seen, "
+            f"it is now version {proposal.version} ({proposal.state.value})",
             record_id=proposal.id,
             expected=expected_version,
             actual=proposal.version,
+            seen=True,
         )
 
     changes: dict[str, object] = {"version": proposal.version + 1, "updated_at": now}
@@ -247,9 +235,8 @@ def transition(
                 ProposalExpired,
                 proposal,
                 event,
-                f"proposal {proposal.id} expired at {format_time(proposal.expires_at, now)} "
-                "without the approvals it needed; it cannot be approved. Propose it again if it "
-                "is still needed",
+                f"proposal {proposal.id} approve refused: it expired at "
+                f"{format_time(proposal.expires_at, now)}",
                 actor=actor,
                 now=now,
                 detail=detail,
@@ -266,6 +253,7 @@ def transition(
                 actor=actor,
                 now=now,
                 detail=detail,
+                needed=approvals_needed,
             )
         approvals = (*proposal.approvals, Approval(by=actor, at=now))
         changes["approvals"] = approvals
@@ -331,57 +319,24 @@ def transition(
     return TransitionResult(proposal=new, audit=audit, previous=proposal, event=event)
 
 
-def refusal_sentence(proposal: Proposal, event: ProposalEvent, now: datetime) -> str:
-    """Why `event` cannot happen to `proposal` in its current state, as one sentence."""
-    pid, state = proposal.id, proposal.state
-    by = proposal.decided_by.name if proposal.decided_by else SYSTEM.name
-    decided = format_time(proposal.decided_at or proposal.updated_at, now)
-    updated = format_time(proposal.updated_at, now)
-    verb = _VERB[event]
-    if state is S.PROPOSED:
-        needed = ""
-        if proposal.approvals:
-            count = len(proposal.approvals)
-            needed = f" ({count} approval{'s' if count != 1 else ''} so far)"
-        if event is E.START:
-            return (
-                f"proposal {pid} is waiting for approval{needed}; it cannot be started before "
-                "it is approved"
-            )
-        return (
-            f"proposal {pid} is waiting for approval{needed} and not executing; it cannot be {verb}"
-        )
-    if state is S.APPROVED:
-        head = f"proposal {pid} was already approved by {by} at {decided}"
-        if event is E.APPROVE:
-            return head
-        if event is E.REJECT:
-            return f"{head}; it can no longer be rejected (cancel it instead)"
-        if event is E.EXPIRE:
-            return f"{head}; approved proposals do not expire"
-        return f"{head} and is not executing yet; it cannot be {verb}"
-    if state is S.EXECUTING:
-        return f"proposal {pid} is executing; it cannot be {verb}"
-    if state is S.SUCCEEDED:
-        tail = "it never runs twice" if event in (E.APPROVE, E.START) else f"it cannot be {verb}"
-        return f"proposal {pid} already ran and succeeded at {updated}; {tail}"
-    if state is S.UNVERIFIED:
-        tail = "it never runs twice" if event in (E.APPROVE, E.START) else f"it cannot be {verb}"
-        return f"proposal {pid} was sent and accepted by PD at {updated} but not verified; {tail}"
-    if state is S.FAILED:
-        return (
-            f"proposal {pid} already ran and failed at {updated}; it cannot be {verb}. "
-            "Propose it again to retry"
-        )
-    if state is S.REJECTED:
-        why = f" ({proposal.decision_reason})" if proposal.decision_reason else ""
-        return f"proposal {pid} was rejected by {by} at {decided}{why}; it cannot be {verb}"
+def refusal_record(proposal: Proposal, event: ProposalEvent, now: datetime) -> str:
+    """The audit record of `event` refused by the state of `proposal` ("proposal P-7 reject
+    refused: it is approved, by alice at 14:03 UTC"). People read the sentence
+    `bot.messages.refusal` makes from the same facts (`Observed`)."""
+    state = proposal.state
+    facts = f"it is {state.value}"
     if state is S.EXPIRED:
-        return (
-            f"proposal {pid} expired at {format_time(proposal.expires_at, now)} without the "
-            f"approvals it needed; it cannot be {verb}. Propose it again if it is still needed"
-        )
-    return f"proposal {pid} was cancelled by {by} at {decided}; it cannot be {verb}"
+        facts += f" since {format_time(proposal.expires_at, now)}"
+    elif proposal.decided_by is not None and state is not S.PROPOSED:
+        at = format_time(proposal.decided_at or proposal.updated_at, now)
+        facts += f", by {proposal.decided_by.name} at {at}"
+    elif state is not S.PROPOSED:
+        facts += f" since {format_time(proposal.updated_at, now)}"
+    if proposal.decision_reason and state is S.REJECTED:
+        facts += f" ({proposal.decision_reason})"
+    if state is S.PROPOSED and proposal.approvals:
+        facts += f" with {len(proposal.approvals)} approval(s)"
+    return f"proposal {proposal.id} {event.value} refused: {facts}"
 
 
 def refusal_audit(
@@ -423,7 +378,7 @@ def _refuse(
         cls,
         proposal,
         event,
-        refusal_sentence(proposal, event, now),
+        refusal_record(proposal, event, now),
         actor=actor,
         now=now,
         detail=detail,
@@ -439,7 +394,11 @@ def _raise(
     actor: Identity,
     now: datetime,
     detail: JsonDict | None,
+    needed: int | None = None,
 ) -> NoReturn:
+    observed = Observed.of_proposal(proposal, actor, event.value)
+    if event is E.APPROVE and needed is not None:
+        observed = observed.model_copy(update={"needed": needed})
     audit = refusal_audit(
         proposal.id,
         f"proposal.{event.value}",
@@ -449,7 +408,12 @@ def _raise(
         detail={"state": proposal.state.value, "version": proposal.version, **(detail or {})},
     )
     raise cls(
-        message, proposal_id=proposal.id, state=proposal.state.value, event=event.value, audit=audit
+        message,
+        proposal_id=proposal.id,
+        state=proposal.state.value,
+        event=event.value,
+        audit=audit,
+        observed=observed,
     )
 
 
@@ -460,6 +424,6 @@ __all__ = [
     "is_allowed",
     "propose",
     "refusal_audit",
-    "refusal_sentence",
+    "refusal_record",
     "transition",
 ]

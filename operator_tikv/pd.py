@@ -16,47 +16,37 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from typing import Literal
 
 import httpx
 from pydantic import TypeAdapter
 
 from operator_tikv.errors import (
     PDNotFoundError,
-    PDProtocolError,
     PDUntrustworthyError,
     RegionNotFoundError,
     SchedulerNotFoundError,
     parse_error_body,
-    truncate,
 )
 from operator_tikv.members import PDMembers
 from operator_tikv.models import (
     API_PREFIX,
     EVICT_LEADER_SCHEDULER,
-    ClusterInfo,
-    ClusterStatus,
     EvictLeaderConfig,
     HotspotInfo,
-    MemberHealth,
     Members,
     OperatorInfo,
     OperatorKindFilter,
-    PDStatus,
     PDWrite,
     Region,
     RegionCheckState,
     RegionsInfo,
-    RegionStats,
     ReplicationConfig,
     ScheduleConfig,
     StoreInfo,
     StoreRegionType,
     StoresInfo,
     StoreState,
-    VersionInfo,
 )
-from operator_tikv.models.region import RegionsBrief, parse_regions_brief
 from operator_tikv.pd_requests import (
     DEADLINE_OUTCOME,
     DEFAULT_DEADLINE,
@@ -84,20 +74,13 @@ _STORES = TypeAdapter(StoresInfo)
 _STORE = TypeAdapter(StoreInfo)
 _REGION = TypeAdapter(Region | None)
 _REGIONS = TypeAdapter(RegionsInfo)
-_REGION_STATS = TypeAdapter(RegionStats)
 _HOTSPOT = TypeAdapter(HotspotInfo)
 _OPERATORS = TypeAdapter(list[OperatorInfo] | None)
 _OPERATOR = TypeAdapter(OperatorInfo)
-_NAMES = TypeAdapter(list[str] | None)
 _EVICT = TypeAdapter(EvictLeaderConfig)
 _SCHEDULE = TypeAdapter(ScheduleConfig)
 _REPLICATION = TypeAdapter(ReplicationConfig)
-_HEALTH = TypeAdapter(list[MemberHealth] | None)
 _MEMBERS = TypeAdapter(Members)
-_CLUSTER_STATUS = TypeAdapter(ClusterStatus)
-_VERSION = TypeAdapter(VersionInfo)
-_STATUS = TypeAdapter(PDStatus)
-_CLUSTER = TypeAdapter(ClusterInfo)
 
 
 def _positive_id(name: str, value: int) -> int:
@@ -170,29 +153,6 @@ class PDClient(PDRequests):
             )
         return region
 
-    async def get_region_count(self) -> int:
-        """``GET /regions/count``: the number of regions, without listing them."""
-        template = f"{API_PREFIX}/regions/count"
-        return (await self._get(_REGIONS, template, template)).count
-
-    async def get_region_stats(
-        self,
-        *,
-        start_key: str | None = None,
-        end_key: str | None = None,
-        count_only: bool = False,
-    ) -> RegionStats:
-        """``GET /stats/region`` over raw keys (whole key space by default)."""
-        template = f"{API_PREFIX}/stats/region"
-        params: list[tuple[str, str]] = []
-        if start_key is not None:
-            params.append(("start_key", start_key))
-        if end_key is not None:
-            params.append(("end_key", end_key))
-        if count_only:
-            params.append(("count", ""))
-        return await self._get(_REGION_STATS, template, template, params=tuple(params))
-
     async def check_regions(self, state: RegionCheckState | str) -> RegionsInfo:
         """``GET /regions/check/{state}`` (down-peer, pending-peer, miss-peer, extra-peer...)."""
         check = RegionCheckState(state)
@@ -201,28 +161,6 @@ class PDClient(PDRequests):
             f"{API_PREFIX}/regions/check/{{state}}",
             f"{API_PREFIX}/regions/check/{check.value}",
         )
-
-    async def check_regions_brief(
-        self, state: RegionCheckState | str, *, peers: bool = True
-    ) -> RegionsBrief:
-        """``GET /regions/check/{state}``, reduced to what the monitor reads of each region
-        (id, voter/down/pending/leader stores). Far cheaper than :meth:`check_regions` on long
-        lists: only those fields are validated, in pydantic-core, and no ``Region`` is built.
-        ``peers=False`` skips the peer list and the leader (see `parse_regions_brief`)."""
-        check = RegionCheckState(state)
-        path = f"{API_PREFIX}/regions/check/{check.value}"
-        response = await self._send("GET", f"{API_PREFIX}/regions/check/{{state}}", path)
-        try:
-            return parse_regions_brief(response.content, peers=peers)
-        except ValueError as exc:
-            raise PDProtocolError(
-                truncate(f"unexpected response shape: {exc}", 400),
-                status=response.status_code,
-                method="GET",
-                path=path,
-                body=response.content[:2000].decode("utf-8", errors="replace"),
-                from_pd=False,
-            ) from exc
 
     async def get_store_regions(
         self, store_id: int, region_type: StoreRegionType | str | None = None
@@ -251,10 +189,6 @@ class PDClient(PDRequests):
         """``GET /hotspot/regions/write``, optionally only for some stores."""
         return await self._hotspot("write", store_ids)
 
-    async def get_hotspot_read(self, store_ids: Iterable[int] | None = None) -> HotspotInfo:
-        """``GET /hotspot/regions/read``, optionally only for some stores."""
-        return await self._hotspot("read", store_ids)
-
     # ------------------------------------------------------------------ operators
 
     async def list_operators(
@@ -275,16 +209,7 @@ class PDClient(PDRequests):
 
     # ------------------------------------------------------------------ schedulers
 
-    async def list_schedulers(
-        self, status: Literal["paused", "disabled"] | None = None
-    ) -> list[str]:
-        """``GET /schedulers``: scheduler names (v8.1+: enabled ones only by default)."""
-        template = f"{API_PREFIX}/schedulers"
-        params = (("status", str(status)),) if status else None
-        names = await self._get(_NAMES, template, template, params=params)
-        return names or []
-
-    async def get_evict_leader_config(self) -> EvictLeaderConfig | None:
+    async def _evict_leader_config(self) -> EvictLeaderConfig | None:
         """``GET /scheduler-config/evict-leader-scheduler/list``; None when the scheduler is
         not running (PD answers a plain 404)."""
         path = f"{API_PREFIX}/scheduler-config/{EVICT_LEADER_SCHEDULER}/list"
@@ -295,7 +220,7 @@ class PDClient(PDRequests):
 
     async def evicted_leader_store_ids(self) -> list[int]:
         """Stores currently under evict-leader-scheduler (empty when it is not running)."""
-        config = await self.get_evict_leader_config()
+        config = await self._evict_leader_config()
         return config.store_ids if config else []
 
     # ------------------------------------------------------------------ config
@@ -310,29 +235,9 @@ class PDClient(PDRequests):
 
     # ------------------------------------------------------------------ cluster
 
-    async def get_health(self) -> list[MemberHealth]:
-        template = f"{API_PREFIX}/health"
-        return await self._get(_HEALTH, template, template) or []
-
     async def get_members(self) -> Members:
         template = f"{API_PREFIX}/members"
         return await self._get(_MEMBERS, template, template)
-
-    async def get_cluster_status(self) -> ClusterStatus:
-        template = f"{API_PREFIX}/cluster/status"
-        return await self._get(_CLUSTER_STATUS, template, template)
-
-    async def get_version(self) -> VersionInfo:
-        template = f"{API_PREFIX}/version"
-        return await self._get(_VERSION, template, template)
-
-    async def get_status(self) -> PDStatus:
-        template = f"{API_PREFIX}/status"
-        return await self._get(_STATUS, template, template)
-
-    async def get_cluster(self) -> ClusterInfo:
-        template = f"{API_PREFIX}/cluster"
-        return await self._get(_CLUSTER, template, template)
 
     async def ping(self) -> None:
         """``GET /ping``: returns when PD answers 200; raises PDUnavailableError otherwise."""

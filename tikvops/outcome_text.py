@@ -130,13 +130,8 @@ def render(outcome: Outcome) -> str:
             lines.append(f"Stores: {len(outcome.stores)} ({counts or 'none'})")
             if drained:
                 lines.append(f"Drained (evict-leader): store {', '.join(drained)}")
-        switch = outcome.kill_switch
-        lines.append(
-            f"Kill switch: {'ON' if switch.on else 'off'}"
-            + (f" ({switch.reason})" if switch.on and switch.reason else "")
-        )
-        if outcome.observe_only:
-            lines.append("Observe-only mode: on (nothing executes)")
+        switch = messages.switch_state(outcome.kill_switch, outcome.observe_only, plain_name)
+        lines.append(switch[:1].upper() + switch[1:])
         lines.append(f"Open incidents: {len(outcome.open_incidents)}")
         lines += [f"  {_incident_line(i)}" for i in outcome.open_incidents]
         lines.append(f"Active proposals: {len(outcome.active_proposals)}")
@@ -235,7 +230,7 @@ def render(outcome: Outcome) -> str:
                 f"  [{'FAIL' if not c.ok else 'WARN' if c.warning else 'ok'}] {c.name}: {c.message}"
                 for c in outcome.dry_run.preflight.checks
             ]
-        reason = messages.refusal(outcome, plain_name, now=datetime.now(UTC))
+        reason = messages.refusal(outcome, plain_name, now=datetime.now(UTC), prog=CLI_PROG)
         lines.append(reason if reason.startswith("Refused") else f"Refused: {reason}")
         return "\n".join(lines)
     if isinstance(outcome, KillSwitchOutcome):

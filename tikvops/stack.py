@@ -53,6 +53,7 @@ from bot.render.links import Links
 from bot.retry import DeliveryHooks
 from engine.clock import SystemClock
 from engine.diagnose_flow import DiagnoseFlow
+from engine.knowledge import ClusterKnowledge
 from engine.monitor import ClusterSource, Monitor
 from engine.policy import ApprovalPolicy
 from engine.ports import Clock, Diagnoser, Notifier
@@ -238,6 +239,7 @@ class Runtime:
     engine: Engine
     notifier: Notifier | None
     clock: Clock
+    knowledge: ClusterKnowledge | None = None
 
 
 @asynccontextmanager
@@ -252,6 +254,7 @@ async def open_runtime(
     on_request: RequestHook | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     engine_options: Mapping[str, Any] | None = None,
+    knowledge: ClusterKnowledge | None = None,
 ) -> AsyncIterator[Runtime]:
     """Open PD, the database and the engine; close them on exit.
 
@@ -260,8 +263,9 @@ async def open_runtime(
     network under the PD client (tests); by default the PD client's httpx requests go over
     aiohttp (`operator_tikv.transport`), which costs a third of httpx's own CPU per
     request. `engine_options` are extra `Engine` keyword arguments
-    (deadlines, poll intervals, sleep, checkpoint...). Raises `ConfigError` without a PD URL
-    and `StorageError` when the database cannot be opened.
+    (deadlines, poll intervals, sleep, checkpoint...); `knowledge` is what the monitor of this
+    process knows (the engine's reads answer from it while PD is slow). Raises `ConfigError`
+    without a PD URL and `StorageError` when the database cannot be opened.
     """
     pd_url = require_pd_url(settings)
     chosen_clock: Clock = clock or SystemClock()
@@ -281,6 +285,7 @@ async def open_runtime(
                 clock=chosen_clock,
                 max_drained_stores=settings.max_drained_stores,
                 metrics=metrics,
+                knowledge=knowledge,
                 **dict(engine_options or {}),
             )
             try:
@@ -295,6 +300,7 @@ async def open_runtime(
                     engine=engine,
                     notifier=notifier,
                     clock=chosen_clock,
+                    knowledge=knowledge,
                 )
             finally:
                 await engine.close()
@@ -334,6 +340,7 @@ def build_monitor(
         metrics=metrics,
         health=health,
         cycle_deadline=cycle_deadline,
+        knowledge=runtime.knowledge,
     )
 
 
@@ -374,6 +381,8 @@ async def open_stack(
     health = Health(poll_interval=settings.poll_interval, slack_required=slack_on)
     config = bot_config(settings, slack) if slack_on else None
 
+    # What the monitor sees, shared with the engine's reads (answers while PD is slow).
+    knowledge = ClusterKnowledge(clock)
     async with AsyncExitStack() as stack:
         # 1. runtime
         runtime = await stack.enter_async_context(
@@ -384,6 +393,7 @@ async def open_stack(
                 metrics=metrics,
                 on_request=pd_request_recorder(metrics),
                 engine_options=engine_options,
+                knowledge=knowledge,
             )
         )
         bot: SlackBot | None = None
@@ -425,8 +435,6 @@ async def open_stack(
             runtime, source, clock=clock, diagnoser=diagnoser, metrics=metrics, health=health
         )
         stack.push_async_callback(monitor.close)
-        # Answers to people read what the monitor knows instead of waiting on a slow PD.
-        runtime.engine.reads.knowledge = monitor.knowledge
         stack.push_async_callback(source.regions.close)
         scheduler = JobScheduler(
             health=health, misfire_grace=settings.poll_interval, leader=replica.is_leader

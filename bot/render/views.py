@@ -119,13 +119,9 @@ def _lines(items: list[str], noun: str, empty: str) -> str:
 
 def status_view(view: StatusView, now: datetime) -> Rendered:
     counts = ", ".join(f"{n} {state}" for state, n in sorted(view.state_counts.items()))
-    switch = (
-        f":octagonal_sign: kill switch ON ({fmt.who(view.kill_switch.by)})"
-        if view.kill_switch.on
-        else "kill switch off"
-    )
-    if view.observe_only:
-        switch += " · observe-only mode"
+    switch = messages.switch_state(view.kill_switch, view.observe_only, fmt.who)
+    if view.kill_switch.on:
+        switch = f":octagonal_sign: {switch}"
     summary = (
         f"*{fmt.count(len(view.stores), 'store')}* ({counts or 'none'}) · "
         f"*{fmt.count(len(view.open_incidents), 'open incident')}* · "

@@ -15,7 +15,7 @@ from engine.clock import FakeClock
 from engine.events import EventKind
 from engine.model import Identity, IncidentStatus, Severity
 from engine.policy import ApprovalPolicy
-from engine.results import Attended, AttentionChange, RefusalKind, Refused
+from engine.results import Attended, AttentionChange, RefusalCheck, RefusalKind, Refused
 from storage import Database, Repositories
 from tests.plugins.storage import T0, alice, bob, make_incident
 
@@ -174,7 +174,11 @@ async def test_a_non_approver_may_not_silence_when_the_policy_says_so(
     refused = await attending(repos, clock).silence(incident_id, bob(), timedelta(hours=1))
 
     assert isinstance(refused, Refused) and refused.kind is RefusalKind.POLICY
-    assert "not an approver" in refused.reason and "acknowledge it instead" in refused.reason
+    # as data: which check, which incident, what was tried, who may (worded by the surfaces)
+    assert refused.check is RefusalCheck.NOT_APPROVER
+    seen = refused.observed
+    assert (seen.incident_id, seen.event, seen.actor) == (incident_id, "silence", bob())
+    assert seen.proposal_id is None and seen.approvers == ("U1ALICE",)
     stored = await repos.incidents.get(incident_id)
     assert stored is not None and stored.attention.silenced_until is None
     audit = await repos.audit.list_recent(subject=incident_id)
@@ -200,14 +204,18 @@ async def test_unknown_and_resolved_incidents_and_bad_durations_are_refused(
     use = attending(repos, clock)
     unknown = await use.acknowledge("I-99", bob())
     assert isinstance(unknown, Refused) and unknown.kind is RefusalKind.UNKNOWN
-    assert "no incident I-99" in unknown.reason and "incidents" in unknown.reason
+    assert unknown.check is RefusalCheck.NOT_FOUND
+    assert (unknown.observed.incident_id, unknown.observed.record_kind) == ("I-99", "incident")
 
     incident_id = await open_incident(
         repos, status=IncidentStatus.RESOLVED, resolved_at=T0 + timedelta(minutes=2)
     )
     resolved = await use.silence(incident_id, alice(), timedelta(hours=1))
     assert isinstance(resolved, Refused) and resolved.kind is RefusalKind.STATE
-    assert "was resolved" in resolved.reason
+    assert resolved.check is RefusalCheck.WRONG_STATE
+    assert resolved.observed.incident_state == "resolved"
+    assert resolved.observed.resolved_at == T0 + timedelta(minutes=2)
+    assert resolved.observed.event == "silence"
 
     open_id = await open_incident(repos, subject="store:5")
     for length in (timedelta(0), timedelta(days=8)):

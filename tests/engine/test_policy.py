@@ -166,11 +166,13 @@ def test_already_approved_is_refused_with_who_and_when() -> None:
     approved = make_proposal(S.APPROVED)
     decision = POLICY.check_approval(approved, bob(), NOW)
     assert decision.rule == Rule.STATE
-    assert decision.reason == "proposal P-7 was already approved by alice at 14:03 UTC"
-    assert decision.observed is not None
-    assert decision.observed.proposal_state is S.APPROVED
-    with pytest.raises(AlreadyDecided, match="already approved by alice at 14:03 UTC"):
+    assert decision.reason == "proposal P-7 approve refused: it is approved, by alice at 14:03 UTC"
+    seen = decision.observed
+    assert seen is not None and seen.proposal_state is S.APPROVED and seen.event == "approve"
+    assert (seen.decided_by, seen.decided_at) == (approved.decided_by, approved.decided_at)
+    with pytest.raises(AlreadyDecided, match="it is approved, by alice at 14:03 UTC") as caught:
         POLICY.decide(ProposalEvent.APPROVE, approved, bob(), NOW)
+    assert caught.value.observed is not None and caught.value.observed.decided_by == alice()
 
 
 def test_auto_approval_of_low_risk() -> None:
@@ -216,11 +218,17 @@ def test_rejection_and_cancel() -> None:
     approved = make_proposal(S.APPROVED)
     assert POLICY.decide(ProposalEvent.CANCEL, approved, SYSTEM, NOW).proposal.state is S.CANCELLED
     refused = POLICY.check_rejection(approved, bob(), NOW)
-    assert refused.rule == Rule.STATE and "cancel it instead" in refused.reason
+    assert refused.rule == Rule.STATE and refused.reason.startswith("proposal P-7 reject refused")
+    assert refused.observed is not None and refused.observed.event == "reject"
     with pytest.raises(AlreadyDecided):
         POLICY.decide(ProposalEvent.REJECT, approved, bob(), NOW)
     executing = POLICY.check_cancel(make_proposal(S.EXECUTING), bob(), NOW)
-    assert executing.reason == "proposal P-7 is executing; it cannot be cancelled"
+    assert executing.reason == "proposal P-7 cancel refused: it is executing, by alice at 14:03 UTC"
+    assert executing.observed is not None
+    assert (executing.observed.proposal_state, executing.observed.event) == (
+        S.EXECUTING,
+        "cancel",
+    )
 
 
 def test_kill_switch_and_observe_only_block_execution() -> None:
@@ -281,8 +289,10 @@ def test_anyone_may_acknowledge_but_only_approvers_may_silence_by_default() -> N
     assert policy.check_attention(alice(), "I-3", NOW, silence=True).allowed  # via the group
     refused = policy.check_attention(bob(), "I-3", NOW, silence=True)
     assert not refused.allowed and refused.rule == Rule.NOT_APPROVER
-    assert "not an approver for low-risk actions" in refused.reason
-    assert "acknowledge it instead" in refused.reason
+    assert "not an approver for low-risk actions" in refused.reason  # the audit record
+    seen = refused.observed
+    assert seen is not None and (seen.incident_id, seen.event) == ("I-3", "silence")
+    assert seen.proposal_id is None and seen.approvers == ("S_ONCALL",)
     assert refused.audit is not None and refused.audit.action == "incident.silence.refused"
     assert refused.audit.subject == "I-3"
 

@@ -11,6 +11,7 @@ from engine.results import (
     IncidentsView,
     ProposalsView,
     ProposalView,
+    RefusalCheck,
     RefusalKind,
     Refused,
     RegionView,
@@ -22,6 +23,7 @@ from tests.engine.test_service_support import ALICE, BOB, CAROL, engine_on, lead
 from tests.engine.words import handle_text
 from tests.plugins.sim import SimFactory
 from tests.plugins.storage import make_incident
+from tikvops.outcome_text import render
 
 
 async def test_stores_and_store_come_from_pd_with_the_drained_flag(
@@ -99,8 +101,10 @@ async def test_unknown_store_region_and_proposal_say_how_to_find_one(
         assert region.reason.startswith("region 999999 does not exist in PD")
         proposal = await handle_text(h.engine, "proposal P-5", h.operator)
         assert isinstance(proposal, Refused) and proposal.kind is RefusalKind.UNKNOWN
-        assert (
-            proposal.reason == "there is no proposal P-5; list proposals with `tikvops proposals`"
+        assert proposal.check is RefusalCheck.NOT_FOUND
+        assert (proposal.observed.record_kind, proposal.observed.proposal_id) == ("proposal", "P-5")
+        assert render(proposal) == (
+            "Refused: there is no proposal P-5; list proposals with `tikvops proposals`"
         )
 
 

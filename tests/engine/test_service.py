@@ -284,8 +284,9 @@ async def test_reject_records_who_and_why_and_blocks_later_approval(
         assert isinstance(late, Refused) and late.kind is RefusalKind.STATE
         assert late.check is RefusalCheck.WRONG_STATE
         assert late.observed.proposal_state is ProposalState.REJECTED
-        assert late.reason.startswith("proposal P-1 was rejected by bob at ")
-        assert "(not during the sale)" in late.reason
+        assert late.observed.decided_by == BOB and late.observed.event == "approve"
+        assert late.observed.decision_reason == "not during the sale"
+        assert late.reason.startswith("proposal P-1 approve refused: it is rejected, by bob at ")
         events = await h.repos.audit.list_recent(subject="P-1")
         assert [e.action for e in reversed(events)] == [
             "proposal.created",
@@ -303,13 +304,13 @@ async def test_a_stale_button_is_refused_with_the_current_state(sim: Any, db_pat
         await h.engine.reject("P-1", BOB, reason="no")
         stale = await h.engine.approve("P-1", ALICE, expected_version=1)
         assert isinstance(stale, Refused) and stale.kind is RefusalKind.STATE
-        assert stale.reason.startswith("proposal P-1 was rejected by bob")
+        assert stale.check is RefusalCheck.WRONG_STATE and stale.observed.decided_by == BOB
 
         await handle_text(h.engine, "drain 3", CAROL)  # refused by preflight: 3 stores
         await handle_text(h.engine, "limit region 100", CAROL)  # P-2
         moved = await h.engine.reject("P-2", BOB, expected_version=7)
         assert isinstance(moved, Refused) and moved.kind is RefusalKind.STALE
-        assert "changed since you saw it (version 7, now 1" in moved.reason
+        assert moved.observed.raced is False  # an old button, not a lost race
         assert moved.check is RefusalCheck.STALE_VERSION
         assert (moved.observed.expected_version, moved.observed.proposal_version) == (7, 1)
 
@@ -318,7 +319,10 @@ async def test_unknown_proposal_is_refused(sim: Any, db_path: Path) -> None:
     async with engine_on(sim, db_path) as h:
         outcome = await handle_text(h.engine, "approve P-42", ALICE)
         assert isinstance(outcome, Refused) and outcome.kind is RefusalKind.UNKNOWN
-        assert outcome.reason.startswith("there is no proposal P-42")
+        assert outcome.check is RefusalCheck.NOT_FOUND and outcome.observed.proposal_id == "P-42"
+        assert messages.refusal(outcome, who) == (
+            "there is no proposal P-42; list proposals with `/tikv proposals`"
+        )
 
 
 async def test_redelivered_request_is_handled_once(sim: Any, db_path: Path) -> None:
@@ -354,7 +358,8 @@ async def test_unanswered_proposals_expire_and_cannot_be_approved(sim: Any, db_p
         assert expired[0].decision_reason == "no approval within 30 min"
         late = await h.engine.approve("P-1", ALICE)
         assert isinstance(late, Refused) and late.kind is RefusalKind.STATE
-        assert late.reason.startswith("proposal P-1 expired at ")
+        assert late.observed.proposal_state is ProposalState.EXPIRED
+        assert late.observed.expires_at == expired[0].expires_at
         assert ("proposal_changed" in h.notifier.names()) is True
         assert "proposal.expire" in h.notifier.changes()
         assert await h.engine.expire_due() == []

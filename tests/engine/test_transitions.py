@@ -4,7 +4,7 @@ expiry and the retry helper."""
 from __future__ import annotations
 
 import itertools
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -32,7 +32,7 @@ from engine.transitions import (
     TransitionResult,
     is_allowed,
     propose,
-    refusal_sentence,
+    refusal_record,
     transition,
 )
 from tests.plugins.storage import T0, alice, bob, make_proposal
@@ -119,27 +119,32 @@ def test_decisions_on_decided_proposals_are_already_decided() -> None:
         transition(make_proposal(S.EXPIRED), E.APPROVE, actor=bob(), now=T0)
 
 
-def test_sentences_name_who_when_and_what_next() -> None:
+def _refusal(proposal: Proposal, event: E, now: datetime) -> TransitionError:
+    with pytest.raises(TransitionError) as caught:
+        transition(proposal, event, actor=bob(), now=now)
+    return caught.value
+
+
+def test_refusals_carry_what_they_saw_as_data_and_a_plain_record() -> None:
     now = T0 + timedelta(minutes=10)
     approved = make_proposal(S.APPROVED)
-    assert refusal_sentence(approved, E.APPROVE, now) == (
-        "proposal P-7 was already approved by alice at 14:03 UTC"
+    error = _refusal(approved, E.REJECT, now)
+    seen = error.observed
+    assert seen is not None
+    assert (seen.proposal_id, seen.proposal_state, seen.event) == ("P-7", S.APPROVED, "reject")
+    assert seen.decided_by == approved.decided_by and seen.decided_at == approved.decided_at
+    assert seen.actor == bob() and seen.proposal_version == approved.version
+    # the audit record is plain: what was tried, the state, who decided it and when
+    assert str(error) == "proposal P-7 reject refused: it is approved, by alice at 14:03 UTC"
+    assert error.audit is not None and error.audit.reason == str(error)
+    assert refusal_record(approved, E.APPROVE, now + timedelta(days=1)).endswith(
+        "by alice at 2024-05-01 14:03 UTC"
     )
-    assert "cancel it instead" in refusal_sentence(approved, E.REJECT, now)
-    assert refusal_sentence(make_proposal(S.EXECUTING), E.REJECT, now) == (
-        "proposal P-7 is executing; it cannot be rejected"
-    )
-    expired = refusal_sentence(make_proposal(S.EXPIRED), E.APPROVE, now)
-    assert expired.startswith("proposal P-7 expired at 14:30 UTC")
-    assert "Propose it again" in expired
-    rejected = refusal_sentence(make_proposal(S.REJECTED), E.APPROVE, now)
-    assert (
-        rejected == "proposal P-7 was rejected by bob at 14:04 UTC (not now); it cannot be approved"
-    )
-    assert "never runs twice" in refusal_sentence(make_proposal(S.SUCCEEDED), E.START, now)
-    assert "started before it is approved" in refusal_sentence(make_proposal(), E.START, now)
-    # On another day the date is shown.
-    assert "2024-05-01 14:03 UTC" in refusal_sentence(approved, E.APPROVE, now + timedelta(days=1))
+    rejected = _refusal(make_proposal(S.REJECTED), E.APPROVE, now).observed
+    assert rejected is not None and rejected.decision_reason == "not now"
+    expired = _refusal(make_proposal(S.EXPIRED), E.APPROVE, now)
+    assert isinstance(expired, ProposalExpired) and expired.observed is not None
+    assert expired.observed.expires_at == make_proposal(S.EXPIRED).expires_at
 
 
 def test_approve_records_decision() -> None:
@@ -181,7 +186,7 @@ def test_quorum_of_two_keeps_proposed_until_second_person() -> None:
 
 def test_approve_after_expiry_time_is_refused_even_if_not_yet_marked_expired() -> None:
     proposal = make_proposal()
-    with pytest.raises(ProposalExpired, match="expired at 14:30 UTC"):
+    with pytest.raises(ProposalExpired, match="it expired at 14:30 UTC"):
         transition(proposal, E.APPROVE, actor=alice(), now=T0 + timedelta(minutes=30))
     # One second earlier it is fine.
     ok = transition(proposal, E.APPROVE, actor=alice(), now=T0 + timedelta(minutes=29, seconds=59))
@@ -200,11 +205,12 @@ def test_expire_only_when_due() -> None:
 
 def test_expected_version_mismatch_is_stale_but_state_refusal_wins() -> None:
     proposal = make_proposal(version=2)
-    with pytest.raises(StaleVersion, match="changed since you saw it"):
+    with pytest.raises(StaleVersion) as stale:
         transition(proposal, E.APPROVE, actor=alice(), now=T0, expected_version=1)
+    assert (stale.value.expected, stale.value.actual, stale.value.seen) == (1, 2, True)
     assert transition(proposal, E.APPROVE, actor=alice(), now=T0, expected_version=2)
-    # A stale button on an already-approved proposal gets the more useful sentence.
-    with pytest.raises(AlreadyDecided, match="already approved by alice"):
+    # A stale button on an already-approved proposal gets the more useful refusal.
+    with pytest.raises(AlreadyDecided, match="approve refused: it is approved, by alice"):
         transition(
             make_proposal(S.APPROVED, version=2), E.APPROVE, actor=bob(), now=T0, expected_version=1
         )
@@ -288,7 +294,10 @@ async def test_apply_transition_rereads_after_lost_race() -> None:
     repo.interleave = winner
     with pytest.raises(AlreadyDecided) as caught:
         await apply_transition(repo, "P-7", lambda p: transition(p, E.APPROVE, actor=bob(), now=T0))
-    assert str(caught.value) == "proposal P-7 was already approved by alice at 14:00 UTC"
+    assert (
+        str(caught.value) == "proposal P-7 approve refused: it is approved, by alice at 14:00 UTC"
+    )
+    assert caught.value.observed is not None and caught.value.observed.decided_by == alice()
     assert repo.proposals["P-7"].decided_by == alice()
 
 
@@ -301,5 +310,5 @@ async def test_apply_transition_saves_and_reports_unknown_ids() -> None:
     result = await apply_transition(repo, "P-7", build)
     assert repo.proposals["P-7"].state is S.REJECTED
     assert repo.audits == [result.audit]
-    with pytest.raises(NotFound, match="there is no proposal P-99"):
+    with pytest.raises(NotFound, match="proposal P-99 not found"):
         await apply_transition(repo, "P-99", build)

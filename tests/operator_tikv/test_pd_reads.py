@@ -112,23 +112,6 @@ async def test_unknown_region_is_region_not_found_in_every_version(
     assert route.call_count == 1  # not-found is never retried
 
 
-async def test_region_count(mock: respx.MockRouter, pd: PDClient) -> None:
-    mock.get(f"{API}/regions/count").mock(return_value=fixture("regions_count.json"))
-    assert await pd.get_region_count() == 3610
-
-
-async def test_region_stats(mock: respx.MockRouter, pd: PDClient) -> None:
-    route = mock.get(f"{API}/stats/region").mock(
-        side_effect=[fixture("stats_region_count.json"), fixture("stats_region.json")]
-    )
-    counted = await pd.get_region_stats(count_only=True)
-    assert [k for k, _ in query(route)] == ["count"]
-    assert counted.count == 3610 and counted.store_leader_count == {}
-    full = await pd.get_region_stats(start_key="t", end_key="u")
-    assert query(route) == [("start_key", "t"), ("end_key", "u")]
-    assert full.store_leader_count == {1: 1805, 4: 1805}
-
-
 @pytest.mark.parametrize("state", list(RegionCheckState))
 async def test_check_regions_paths(
     mock: respx.MockRouter, pd: PDClient, state: RegionCheckState
@@ -159,13 +142,9 @@ async def test_hotspots(mock: respx.MockRouter, pd: PDClient) -> None:
     write = mock.get(f"{API}/hotspot/regions/write").mock(
         return_value=fixture("hotspot_write.json")
     )
-    read = mock.get(f"{API}/hotspot/regions/read").mock(return_value=fixture("hotspot_read.json"))
     hot = await pd.get_hotspot_write([1, 4])
     assert query(write) == [("store_id", "1"), ("store_id", "4")]
     assert hot.hottest()[0].region_id == 2008
-    cold = await pd.get_hotspot_read()
-    assert query(read) == []
-    assert cold.as_leader[4].store_query == 1024.0
 
 
 async def test_list_operators(mock: respx.MockRouter, pd: PDClient) -> None:
@@ -186,17 +165,7 @@ async def test_get_operator(mock: respx.MockRouter, pd: PDClient) -> None:
     assert op.status is OperatorStatus.RUNNING and op.desc == "admin-transfer-leader"
 
 
-async def test_schedulers(mock: respx.MockRouter, pd: PDClient) -> None:
-    route = mock.get(f"{API}/schedulers").mock(
-        side_effect=[fixture("schedulers.json"), pd_json(None)]
-    )
-    names = await pd.list_schedulers()
-    assert "evict-leader-scheduler" in names and len(names) == 6
-    assert await pd.list_schedulers("paused") == []  # v7.5 and older answer null
-    assert query(route) == [("status", "paused")]
-
-
-async def test_evict_leader_config(mock: respx.MockRouter, pd: PDClient) -> None:
+async def test_evicted_leader_stores(mock: respx.MockRouter, pd: PDClient) -> None:
     mock.get(f"{API}/scheduler-config/evict-leader-scheduler/list").mock(
         side_effect=[
             fixture("evict_leader_config.json"),
@@ -204,9 +173,8 @@ async def test_evict_leader_config(mock: respx.MockRouter, pd: PDClient) -> None
             fixture("evict_leader_config.json"),
         ]
     )
-    config = await pd.get_evict_leader_config()
-    assert config is not None and config.store_ids == [5] and config.batch == 3
-    assert await pd.get_evict_leader_config() is None  # scheduler not running
+    assert await pd.evicted_leader_store_ids() == [5]
+    assert await pd.evicted_leader_store_ids() == []  # scheduler not running
     assert await pd.evicted_leader_store_ids() == [5]
 
 
@@ -221,21 +189,10 @@ async def test_configs(mock: respx.MockRouter, pd: PDClient) -> None:
 
 
 async def test_cluster_endpoints(mock: respx.MockRouter, pd: PDClient) -> None:
-    mock.get(f"{API}/health").mock(return_value=fixture("health.json"))
     mock.get(f"{API}/members").mock(return_value=fixture("members.json"))
-    mock.get(f"{API}/cluster/status").mock(return_value=fixture("cluster_status.json"))
-    mock.get(f"{API}/version").mock(return_value=fixture("version.json"))
-    mock.get(f"{API}/status").mock(return_value=fixture("status.json"))
-    mock.get(f"{API}/cluster").mock(return_value=fixture("cluster.json"))
     ping = mock.get(f"{API}/ping").mock(return_value=httpx.Response(200))
-    health = await pd.get_health()
-    assert [m.health for m in health] == [True, True, False]
     members = await pd.get_members()
     assert members.leader is not None and members.cluster_id == 7441233217512372421
-    assert (await pd.get_cluster_status()).is_initialized
-    assert (await pd.get_version()).version == "v8.5.5"
-    assert (await pd.get_status()).version == "v8.5.5"
-    assert (await pd.get_cluster()).max_peer_count == 3
     await pd.ping()
     assert ping.called
 

@@ -1,6 +1,7 @@
-"""The brief region-list path (`PDClient.check_regions_brief`, `parse_regions_brief`): it reads
-the same facts as the full `Region` models, on PD's fixtures, on the simulator's answers and on
-generated lists, and refuses bodies of the wrong shape with PDProtocolError."""
+"""The brief region-list parse (`parse_regions_brief`, over the raw body
+`PDClient.get_region_check_body` reads): it reads the same facts as the full `Region` models, on
+PD's fixtures, on the simulator's answers and on generated lists, and refuses bodies of the wrong
+shape with ValueError."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from operator_tikv.errors import PDProtocolError
 from operator_tikv.models import RegionCheckState, RegionsInfo
 from operator_tikv.models.region import RegionBrief, parse_regions_brief
 from operator_tikv.observation import RegionCheck, RegionProblem
@@ -121,14 +121,14 @@ def test_leaderless_learner_and_null_lists() -> None:
         b"<html>bad gateway</html>",
     ],
 )
-async def test_bad_bodies_raise_protocol_errors(
+async def test_bad_bodies_are_refused_not_misread(
     mock: respx.MockRouter, pd: PDClient, body: bytes
 ) -> None:
     mock.get("/pd/api/v1/regions/check/down-peer").respond(200, content=body)
-    with pytest.raises(PDProtocolError) as info:
-        await pd.check_regions_brief(RegionCheckState.DOWN_PEER)
-    assert "unexpected response shape" in str(info.value)
-    assert info.value.path == "/pd/api/v1/regions/check/down-peer"
+    raw = await pd.get_region_check_body(RegionCheckState.DOWN_PEER)
+    assert raw == body  # read as it came
+    with pytest.raises(ValueError):
+        parse_regions_brief(raw)
 
 
 async def test_counts_as_one_request_under_the_check_template(
@@ -139,7 +139,7 @@ async def test_counts_as_one_request_under_the_check_template(
         content=(FIXTURES / "regions_check_down_peer.json").read_bytes(),
         headers={"Content-Type": "application/octet-stream"},
     )
-    brief = await pd.check_regions_brief("pending-peer")
+    brief = parse_regions_brief(await pd.get_region_check_body("pending-peer"))
     assert route.call_count == 1 and brief.count == 3
     assert pd.request_count("GET", "/pd/api/v1/regions/check/{state}") == 1
 
@@ -155,9 +155,9 @@ async def test_simulator_lists_with_a_store_down_match_full_models(
         for state in ("down-peer", "pending-peer", "miss-peer", "extra-peer"):
             response = await http.get(f"{sim.pd_url}/pd/api/v1/regions/check/{state}")
             expected = briefs_of_full(response.content)
-            brief = await pd.check_regions_brief(state)
+            brief = parse_regions_brief(await pd.get_region_check_body(state))
             assert brief.regions == expected
-        down = await pd.check_regions_brief("down-peer")
+        down = parse_regions_brief(await pd.get_region_check_body("down-peer"))
         assert down.count > 0 and all(r.down_store_ids == (4,) for r in down.regions)
         full = await pd.check_regions("down-peer")
         problem = RegionProblem.DOWN_PEER

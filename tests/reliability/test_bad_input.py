@@ -203,25 +203,13 @@ ENDPOINTS: dict[str, tuple[str, Callable[[PDClient], Awaitable[Any]]]] = {
     "store": ("store.json", lambda pd: pd.get_store(1)),
     "region": ("region.json", lambda pd: pd.get_region(2)),
     "regions/check": ("regions_check_down_peer.json", lambda pd: pd.check_regions("down-peer")),
-    "regions/check brief": (
-        "regions_check_down_peer.json",
-        lambda pd: pd.check_regions_brief("down-peer"),
-    ),
-    "regions/count": ("regions_count.json", lambda pd: pd.get_region_count()),
-    "stats/region": ("stats_region.json", lambda pd: pd.get_region_stats()),
     "hotspot": ("hotspot_write.json", lambda pd: pd.get_hotspot_write()),
     "operators": ("operators_list.json", lambda pd: pd.list_operators()),
     "operator": ("operator_status.json", lambda pd: pd.get_operator(2)),
-    "schedulers": ("schedulers.json", lambda pd: pd.list_schedulers()),
-    "evict-leader config": ("evict_leader_config.json", lambda pd: pd.get_evict_leader_config()),
+    "evict-leader config": ("evict_leader_config.json", lambda pd: pd.evicted_leader_store_ids()),
     "config/schedule": ("config_schedule.json", lambda pd: pd.get_schedule_config()),
     "config/replicate": ("config_replicate.json", lambda pd: pd.get_replication_config()),
-    "health": ("health.json", lambda pd: pd.get_health()),
     "members": ("members.json", lambda pd: pd.get_members()),
-    "cluster/status": ("cluster_status.json", lambda pd: pd.get_cluster_status()),
-    "version": ("version.json", lambda pd: pd.get_version()),
-    "status": ("status.json", lambda pd: pd.get_status()),
-    "cluster": ("cluster.json", lambda pd: pd.get_cluster()),
 }
 ALLOWED: dict[str, tuple[type[Exception], ...]] = {"region": (RegionNotFoundError,)}
 

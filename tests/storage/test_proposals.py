@@ -156,8 +156,11 @@ async def test_fifty_concurrent_approvals_exactly_one_wins(repos: Repositories) 
     assert stale >= 1  # the race really happened: losers lost a compare-and-set
     winner = wins[0].proposal.decided_by
     assert winner is not None
-    expected = f"proposal {created.id} was already approved by {winner.name} at 14:00 UTC"
+    expected = (
+        f"proposal {created.id} approve refused: it is approved, by {winner.name} at 14:00 UTC"
+    )
     assert {str(loss) for loss in losses} == {expected}
+    assert {loss.observed.decided_by for loss in losses if loss.observed} == {winner}
     stored = await repos.proposals.get(created.id)
     assert stored is not None
     assert stored.state is ProposalState.APPROVED and stored.version == 2

@@ -178,7 +178,7 @@ async def test_kill_switch_blocks_a_terminal_drain_and_says_why(
     assert writes(terminal) == []
     code, out, _ = await tikvops(terminal, capsys, "status")
     assert code == 0
-    assert "Kill switch: ON (maintenance)" in out
+    assert "Kill switch ON by sre@ops-box (maintenance)" in out
     assert "P-1    approved   drain store_id=4" in out
 
 

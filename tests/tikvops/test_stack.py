@@ -187,6 +187,11 @@ async def test_without_slack_the_monitor_runs_and_health_answers(
                 return (await http.get(f"{stack.health_url}/healthz")).status_code == 200
 
             await _wait(healthy)
+            # the engine's reads answer from what the monitor saw: one knowledge, given to both
+            # at construction, so a cycle the monitor ran is known to the reads
+            reads = stack.runtime.engine.reads
+            assert reads.knowledge is stack.monitor.knowledge
+            assert reads.knowledge is not None and reads.knowledge.current.cycle_at is not None
             body = (await http.get(f"{stack.health_url}/healthz")).json()
             assert body["checks"]["slack"]["ok"] and body["checks"]["scheduler"]["ok"]
             metrics = (await http.get(f"{stack.health_url}/metrics")).text
