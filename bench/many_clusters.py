@@ -6,7 +6,7 @@ counted on the bot side.
 
 Monitor CPU: this process is the bot side. For each cluster it builds what `tikvops run` builds
 per cluster (`open_runtime` with that cluster's PD, `open_metrics_source` scraping its stores,
-`build_monitor`), all on one event loop and one SQLite database. One cycle ticks every
+`build_monitor`), all on one event loop, one SQLite file each. One cycle ticks every
 cluster's monitor at once (`asyncio.gather`); it reports this process's CPU time per cycle
 (user + system, all threads: median, mean, max), per cluster, and wall time per cycle.
 
@@ -124,16 +124,18 @@ async def fleet_process(clusters: int, stores: int, regions: int) -> AsyncIterat
 
 
 @contextlib.asynccontextmanager
-async def monitors_for(pd_urls: dict[str, str], db: Path) -> AsyncIterator[list[Monitor]]:
-    """One monitor per cluster, as `tikvops run` builds each, sharing one database."""
+async def monitors_for(pd_urls: dict[str, str], db_dir: Path) -> AsyncIterator[list[Monitor]]:
+    """One monitor per cluster, as `tikvops run` builds each. Each has its own SQLite file
+    here (separate runtimes on one file would contend for its write lock, which the bot's one
+    shared database connection does not)."""
     async with contextlib.AsyncExitStack() as exits:
         monitors: list[Monitor] = []
-        for pd_url in pd_urls.values():
+        for name, pd_url in pd_urls.items():
             settings = Settings(
                 _env_file=None,
                 pd_url=pd_url,
                 prometheus_url=None,
-                db=db,
+                db=db_dir / f"{name}.db",
                 region_health_grace=600,
                 anthropic_api_key=None,
             )
@@ -151,7 +153,7 @@ async def measure_monitors(
 ) -> dict[str, float]:
     async with fleet_process(clusters, stores, regions) as fleet:
         with tempfile.TemporaryDirectory() as tmp:
-            async with monitors_for(fleet.pd_urls, Path(tmp) / "bench.db") as monitors:
+            async with monitors_for(fleet.pd_urls, Path(tmp)) as monitors:
                 for _ in range(3):
                     await asyncio.gather(*(m.tick() for m in monitors))
                 await fleet.clear()
