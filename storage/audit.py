@@ -9,7 +9,7 @@ from typing import Any
 import aiosqlite
 
 from engine.events import Event
-from engine.model import AuditEvent, AuditOutcome, Identity
+from engine.model import DEFAULT_CLUSTER, AuditEvent, AuditOutcome, Identity
 from storage.base import SqlDatabase
 from storage.codec import dumps, loads, parse_ts, ts
 from storage.events import insert_event
@@ -19,7 +19,7 @@ async def insert_audit(conn: aiosqlite.Connection, event: AuditEvent) -> AuditEv
     """Append `event` inside the caller's transaction; returns it with its ID."""
     cursor = await conn.execute(
         "INSERT INTO audit_log (at, actor, actor_identity, action, subject, detail, outcome, "
-        "reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "reason, cluster) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             ts(event.at),
             event.actor.key,
@@ -29,11 +29,20 @@ async def insert_audit(conn: aiosqlite.Connection, event: AuditEvent) -> AuditEv
             dumps(event.detail),
             event.outcome.value,
             event.reason,
+            event.cluster,
         ),
     )
     new_id = cursor.lastrowid
     await cursor.close()
     return event.model_copy(update={"id": new_id})
+
+
+def in_cluster(event: AuditEvent, cluster: str) -> AuditEvent:
+    """`event` as the audit of a record of `cluster` (an event built without one names the
+    record's cluster)."""
+    if event.cluster == cluster or event.cluster != DEFAULT_CLUSTER:
+        return event
+    return event.model_copy(update={"cluster": cluster})
 
 
 def row_to_audit(row: sqlite3.Row) -> AuditEvent:
@@ -46,6 +55,7 @@ def row_to_audit(row: sqlite3.Row) -> AuditEvent:
         detail=loads(row["detail"]),
         outcome=AuditOutcome(row["outcome"]),
         reason=row["reason"],
+        cluster=row["cluster"],
     )
 
 
