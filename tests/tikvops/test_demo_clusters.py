@@ -100,7 +100,8 @@ async def test_without_cluster_settings_the_demo_says_so(tmp_path: Path) -> None
 
 
 @pytest.mark.skipif(
-    not supports_clusters(), reason="needs the [clusters.NAME] settings (branch h-multi)"
+    not supports_clusters(),
+    reason="needs the stack built from [clusters.NAME] settings (branch h-multi)",
 )
 async def test_the_two_cluster_demo_runs_both_with_a_channel_each(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
