@@ -122,11 +122,12 @@ async def test_the_two_cluster_demo_runs_both_with_a_channel_each(
         assert f"prod: simulated TiKV, 3 stores and 40 regions, PD at {prod.pd_url}" in text
         assert "-> #tikv-staging" in text and "into cluster prod (#tikv-prod)" in text
         # the bot watches both: each PD is read
-        for sim in (prod, staging):
-            await demo.fake.wait_for(
-                lambda s=sim: any(r.path == "/pd/api/v1/stores" for r in s.requests),
-                timeout=WAIT,
-            )
+        await demo.fake.wait_for(
+            lambda: all(
+                any(r.path == "/pd/api/v1/stores" for r in sim.requests) for sim in (prod, staging)
+            ),
+            timeout=WAIT,
+        )
         result = demo.inject()
         assert result is not None
         assert staging.faults.describe()["slow_stores"] == {}  # only the first cluster
