@@ -1,4 +1,5 @@
-"""The append-only audit log (UPDATE and DELETE are refused by triggers in the schema)."""
+"""The append-only audit log (UPDATE and DELETE are refused by triggers in the schema). Each row
+names its cluster: the event's, or else its subject's (a proposal or an incident)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,11 @@ async def insert_audit(conn: aiosqlite.Connection, event: AuditEvent) -> AuditEv
     """Append `event` inside the caller's transaction; returns it with its ID."""
     cursor = await conn.execute(
         "INSERT INTO audit_log (at, actor, actor_identity, action, subject, detail, outcome, "
-        "reason, cluster) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "reason, cluster) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
+        # An event that names no cluster takes its subject's (a proposal's or an incident's).
+        "CASE WHEN ? <> 'default' THEN ? ELSE coalesce("
+        "(SELECT cluster FROM proposals WHERE id = ?), "
+        "(SELECT cluster FROM incidents WHERE id = ?), 'default') END)",
         (
             ts(event.at),
             event.actor.key,
@@ -30,6 +35,9 @@ async def insert_audit(conn: aiosqlite.Connection, event: AuditEvent) -> AuditEv
             event.outcome.value,
             event.reason,
             event.cluster,
+            event.cluster,
+            event.subject,
+            event.subject,
         ),
     )
     new_id = cursor.lastrowid
