@@ -145,7 +145,9 @@ def in_cluster_of_channel(
 ) -> Parsed | CommandError:
     """In a cluster's incident channel, a command that names no cluster targets that cluster
     (`/tikv drain 4` in #tikv-prod drains prod's store 4)."""
-    if not engine.multi_cluster or isinstance(parsed, CommandError | AttentionCommand):
+    if not engine.multi_cluster or isinstance(
+        parsed, CommandError | AttentionCommand | DecisionCommand
+    ):  # decisions and attention find the cluster of their record
         return parsed
     if parsed.cluster is not None:
         return parsed
