@@ -210,6 +210,15 @@ class Stack:
             lines.append("slack: not configured (set SLACK_BOT_TOKEN and SLACK_APP_TOKEN)")
         approvers = ", ".join(settings.approvers) or "nobody (set TIKVOPS_APPROVERS)"
         lines.append(f"approvers: {approvers}")
+        if self.runtime.multi_cluster:
+            lines[0] = f"monitor: {len(self.runtime.clusters)} clusters, one monitor each"
+            for name, cluster in self.runtime.clusters.items():
+                own = cluster.settings
+                approvers = ", ".join(own.approvers) or "nobody"
+                lines.append(
+                    f"cluster {name}: PD {cluster.pd.base_url} every {own.poll_interval:g} s, "
+                    f"incidents in {own.channel}, approvers {approvers}"
+                )
         if self.server is not None:
             lines.append(f"health: {self.server.url}/healthz and {self.server.url}/metrics")
         return lines

@@ -74,6 +74,8 @@ async def test_one_clusters_pd_down_does_not_stop_the_others_monitor(
     async with open_stack(settings, use_slack=False, serve_health=False) as stack:
         assert {"monitor", "monitor:beta"} <= set(stack.scheduler.job_names())
         assert set(stack.monitors) == {"alpha", "beta"}
+        banner = "\n".join(stack.describe())
+        assert "cluster alpha: PD" in banner and "incidents in tikv-beta, approvers U0BOB" in banner
         await a.stop()  # alpha's PD goes away entirely
         b.cluster.stop_store(4)  # beta's store 4 stops heartbeating
         repos = stack.runtime.repos
