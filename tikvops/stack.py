@@ -41,13 +41,13 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
 import httpx
 
-from bot.app import SlackBot
+from bot.app import SlackBot, approver_groups
 from bot.config import BotConfig
 from bot.retry import DeliveryHooks
 from engine.clock import SystemClock
@@ -452,6 +452,10 @@ async def open_stack(
             )
         )
         bot: SlackBot | None = None
+        if config is not None and runtime.multi_cluster and not config.approver_groups:
+            # every cluster's approver groups are looked up, not only the first cluster's
+            groups = {g for c in runtime.clusters.values() for g in approver_groups(c.policy)}
+            config = replace(config, approver_groups=tuple(sorted(groups)))
         if config is not None:
             bot = SlackBot(
                 config,
