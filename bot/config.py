@@ -36,6 +36,9 @@ class BotConfig:
     outbox_backoff_base: float = 1.0
     outbox_backoff_cap: float = 300.0
     outbox_lease: float | None = None  # replicas: seconds a claimed outbox item is ours
+    # Several clusters: (cluster, its incident channel) pairs; a record's messages go to its
+    # cluster's channel (`channel` for a cluster not listed).
+    cluster_channels: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.bot_token.startswith("xoxb-"):

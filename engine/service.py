@@ -649,11 +649,15 @@ class Engine:
 
     async def wait_idle(self) -> None:
         """Wait until every background execution (and resumed verification) has finished, and
-        the engine's own notifier (if any) has heard every event written so far."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-        if self.relay is not None:
-            await self.relay.drain()
+        the engine's own notifier (if any) has heard every event written so far. With several
+        clusters, every cluster's engine's work counts (a run is its cluster's engine's)."""
+        while any(engine._tasks for engine in self.peers.values()):
+            for engine in self.peers.values():
+                while engine._tasks:
+                    await asyncio.gather(*list(engine._tasks), return_exceptions=True)
+        for engine in self.peers.values():
+            if engine.relay is not None:
+                await engine.relay.drain()
 
     async def close(self) -> None:
         """Stop background work. Executions interrupted here stay unfinished in the database

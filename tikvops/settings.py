@@ -243,6 +243,24 @@ class Settings(BaseSettings):
 
     # --- end of production connectivity -------------------------------------------------------
 
+    @field_validator("clusters")
+    @classmethod
+    def _hide_cluster_secrets(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """A cluster's secrets (Prometheus password, bearer token) are `SecretStr` from the
+        moment they are read, so the settings never print them."""
+        secret = {
+            name
+            for name, info in cls.model_fields.items()
+            if SecretStr in getattr(info.annotation, "__args__", ())
+        }
+        return {
+            cluster: {
+                key: SecretStr(item) if key in secret and isinstance(item, str) else item
+                for key, item in table.items()
+            }
+            for cluster, table in value.items()
+        }
+
     @field_validator("command_channels", "approvers", "approvers_high", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:

@@ -41,13 +41,13 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
 import httpx
 
-from bot.app import SlackBot
+from bot.app import SlackBot, approver_groups
 from bot.config import BotConfig
 from bot.retry import DeliveryHooks
 from engine.clock import SystemClock
@@ -74,7 +74,7 @@ from tikvops.scheduling import (
     monitor_deadlines,
     schedule_bot_jobs,
 )
-from tikvops.settings import ConfigError, Settings, env_name
+from tikvops.settings import ConfigError, Settings, cluster_configs, env_name
 from tikvops.wiring import (
     PLAYBOOKS_NAME,
     build_diagnoser,
@@ -126,7 +126,16 @@ def bot_config(settings: Settings, options: SlackOptions | None = None) -> BotCo
         outbox_backoff_base=opts.outbox_backoff_base,
         outbox_backoff_cap=opts.outbox_backoff_cap,
         outbox_lease=opts.outbox_lease if is_postgres(settings.db) else None,
+        cluster_channels=_cluster_channels(settings),
     )
+
+
+def _cluster_channels(settings: Settings) -> tuple[tuple[str, str], ...]:
+    """Each cluster's incident channel, when there are several (none: the one `channel`)."""
+    configs = cluster_configs(settings)
+    if len(configs) < 2:
+        return ()
+    return tuple((c.name, c.settings.channel) for c in configs)
 
 
 @dataclass
@@ -146,6 +155,8 @@ class Stack:
     server: ObservabilityServer | None
     bot: SlackBot | None = None
     replica: ReplicaRole | None = None
+    monitors: Mapping[str, Monitor] = field(default_factory=dict)
+    """Every cluster's monitor by name (`monitor` is the first cluster's)."""
 
     @property
     def reconciled(self) -> int:
@@ -163,7 +174,8 @@ class Stack:
 
     async def wait_idle(self) -> None:
         """Let background work settle: diagnoses, Slack handlers, executions in progress."""
-        await self.monitor.wait_idle()
+        for monitor in self.monitors.values() or [self.monitor]:
+            await monitor.wait_idle()
         if self.bot is not None:
             await self.bot.tasks.wait_idle()
         await self.runtime.engine.wait_idle()
@@ -198,6 +210,15 @@ class Stack:
             lines.append("slack: not configured (set SLACK_BOT_TOKEN and SLACK_APP_TOKEN)")
         approvers = ", ".join(settings.approvers) or "nobody (set TIKVOPS_APPROVERS)"
         lines.append(f"approvers: {approvers}")
+        if self.runtime.multi_cluster:
+            lines[0] = f"monitor: {len(self.runtime.clusters)} clusters, one monitor each"
+            for name, cluster in self.runtime.clusters.items():
+                own = cluster.settings
+                approvers = ", ".join(own.approvers) or "nobody"
+                lines.append(
+                    f"cluster {name}: PD {cluster.pd.base_url} every {own.poll_interval:g} s, "
+                    f"incidents in {own.channel}, approvers {approvers}"
+                )
         if self.server is not None:
             lines.append(f"health: {self.server.url}/healthz and {self.server.url}/metrics")
         return lines
@@ -215,8 +236,22 @@ def _connection_hook(health: Health, metrics: BotMetrics) -> Callable[[bool], No
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterRuntime:
+    """One cluster's parts: its effective settings (`[clusters.NAME]` over the global ones),
+    its PD client, its approval policy and its engine (which changes only this cluster)."""
+
+    name: str
+    settings: Settings
+    pd: PDClient
+    policy: ApprovalPolicy
+    engine: Engine
+
+
+@dataclass(frozen=True, slots=True)
 class Runtime:
-    """The running parts, for the duration of `open_runtime()`."""
+    """The running parts, for the duration of `open_runtime()`. `pd`, `policy` and `engine` are
+    the first cluster's (the only one without `[clusters.NAME]` tables); `engine` hands what
+    belongs to another cluster to that cluster's engine (`Engine.join`)."""
 
     settings: Settings
     pd: PDClient
@@ -226,6 +261,11 @@ class Runtime:
     engine: Engine
     notifier: Notifier | None
     clock: Clock
+    clusters: Mapping[str, ClusterRuntime]
+
+    @property
+    def multi_cluster(self) -> bool:
+        return len(self.clusters) > 1
 
 
 @asynccontextmanager
@@ -251,43 +291,73 @@ async def open_runtime(
     (deadlines, poll intervals, sleep, checkpoint...). Raises `ConfigError` without a PD URL
     and `StorageError` when the database cannot be opened.
     """
-    pd_url = require_pd_url(settings)
+    configs = cluster_configs(settings)
+    pd_urls = {c.name: require_pd_url(c.settings) for c in configs}
     chosen_clock: Clock = clock or SystemClock()
-    policy = build_policy(settings, terminal=terminal)
+    multi = len(configs) > 1
     db = await open_database(settings.db)
     try:
         repos = Repositories.on(db)
         async with contextlib.AsyncExitStack() as exits:
-            pd = await exits.enter_async_context(
-                open_pd(settings, pd_url=pd_url, on_request=on_request, transport=transport)
-            )
-            engine = Engine(
-                pd=pd,
-                repos=repos,
-                policy=policy,
-                notifier=notifier,
-                clock=chosen_clock,
-                max_drained_stores=settings.max_drained_stores,
-                metrics=metrics,
-                **dict(engine_options or {}),
-            )
-            try:
-                if reconcile:
-                    await engine.reconcile()
-                yield Runtime(
-                    settings=settings,
+            clusters: dict[str, ClusterRuntime] = {}
+            for index, config in enumerate(configs):
+                own = config.settings
+                pd = await exits.enter_async_context(
+                    open_pd(
+                        own, pd_url=pd_urls[config.name], on_request=on_request, transport=transport
+                    )
+                )
+                policy = build_policy(own, terminal=terminal)
+                engine = Engine(
                     pd=pd,
-                    db=db,
                     repos=repos,
                     policy=policy,
-                    engine=engine,
-                    notifier=notifier,
+                    # the first engine's relay tells the caller's surface every event (all
+                    # clusters'), once
+                    notifier=notifier if index == 0 else None,
                     clock=chosen_clock,
+                    max_drained_stores=own.max_drained_stores,
+                    metrics=metrics,
+                    cluster=config.name,
+                    channel=own.channel if multi else None,
+                    **dict(engine_options or {}),
                 )
-            finally:
-                await engine.close()
+                exits.push_async_callback(engine.close)
+                clusters[config.name] = ClusterRuntime(config.name, own, pd, policy, engine)
+            engines = {name: c.engine for name, c in clusters.items()}
+            for cluster in clusters.values():
+                cluster.engine.join(engines)
+            first = clusters[configs[0].name]
+            if reconcile:
+                for cluster in clusters.values():
+                    await cluster.engine.reconcile()
+            yield Runtime(
+                settings=settings,
+                pd=first.pd,
+                db=db,
+                repos=repos,
+                policy=first.policy,
+                engine=first.engine,
+                notifier=notifier,
+                clock=chosen_clock,
+                clusters=clusters,
+            )
     finally:
         await db.close()
+
+
+class _EveryCluster:
+    """Reconciles every cluster's interrupted executions (each against its own PD) when this
+    replica starts leading."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    async def reconcile(self) -> list[Any]:
+        done: list[Any] = []
+        for cluster in self._runtime.clusters.values():
+            done.extend(await cluster.engine.reconcile())
+        return done
 
 
 def build_monitor(
@@ -298,9 +368,15 @@ def build_monitor(
     diagnoser: Diagnoser | None,
     metrics: BotMetrics | None = None,
     health: Health | None = None,
+    cluster: str | None = None,
 ) -> Monitor:
-    """The monitor for a runtime: thresholds from the settings, diagnoses through the engine."""
-    settings = runtime.settings
+    """The monitor of a runtime's cluster (`cluster`, default the first): thresholds from its
+    settings, diagnoses proposed through its engine. With several clusters the monitor's
+    incidents are its cluster's (`engine.cluster_scope`)."""
+    own = (
+        runtime.clusters[cluster] if cluster is not None else next(iter(runtime.clusters.values()))
+    )
+    settings = own.settings
     cycle_deadline, _ = monitor_deadlines(settings.poll_interval, settings.pd_timeout)
     flow = None
     if diagnoser is not None:
@@ -308,7 +384,7 @@ def build_monitor(
             diagnoser=diagnoser,
             diagnoses=runtime.repos.diagnoses,
             proposals=runtime.repos.proposals,
-            proposer=runtime.engine,
+            proposer=own.engine,
             events=runtime.repos.events,
             clock=clock,
         )
@@ -322,6 +398,7 @@ def build_monitor(
         metrics=metrics,
         health=health,
         cycle_deadline=cycle_deadline,
+        cluster=own.name if runtime.multi_cluster else None,
     )
 
 
@@ -375,6 +452,10 @@ async def open_stack(
             )
         )
         bot: SlackBot | None = None
+        if config is not None and runtime.multi_cluster and not config.approver_groups:
+            # every cluster's approver groups are looked up, not only the first cluster's
+            groups = {g for c in runtime.clusters.values() for g in approver_groups(c.policy)}
+            config = replace(config, approver_groups=tuple(sorted(groups)))
         if config is not None:
             bot = SlackBot(
                 config,
@@ -390,26 +471,42 @@ async def open_stack(
         replica = ReplicaRole(
             settings.db,
             poll=settings.leader_poll,
-            engine=runtime.engine,
+            engine=_EveryCluster(runtime),
             metrics=metrics,
             health=health,
         )
         await replica.start()
         stack.push_async_callback(replica.stop)  # if a later step fails to start
-        # 3. diagnoser
-        diagnoser, diagnoser_name = build_diagnoser(
-            settings, pd=runtime.pd, repos=runtime.repos, clock=clock, exits=stack
-        )
-        # 4. monitor and scheduler
-        metrics_from = await stack.enter_async_context(open_metrics_source(settings))
-        source = ClusterSource(runtime.pd, metrics_from, pd_url=runtime.pd.base_url)
-        monitor = build_monitor(
-            runtime, source, clock=clock, diagnoser=diagnoser, metrics=metrics, health=health
-        )
-        stack.push_async_callback(monitor.close)
-        # Answers to people read what the monitor knows instead of waiting on a slow PD.
-        runtime.engine.reads.knowledge = monitor.knowledge
-        stack.push_async_callback(source.regions.close)
+        # 3. diagnoser, 4. monitor: one of each per cluster, each monitor its own scheduler job
+        # with its own deadline, so one cluster's slow or dead PD never delays the others.
+        monitors: dict[str, Monitor] = {}
+        sources: dict[str, ClusterSource] = {}
+        diagnosers: dict[str, Diagnoser] = {}
+        diagnoser_name = PLAYBOOKS_NAME
+        for index, (name, cluster) in enumerate(runtime.clusters.items()):
+            own = cluster.settings
+            diagnosers[name], diagnoser_name = build_diagnoser(
+                own, pd=cluster.pd, repos=runtime.repos, clock=clock, exits=stack
+            )
+            metrics_from = await stack.enter_async_context(open_metrics_source(own))
+            sources[name] = ClusterSource(cluster.pd, metrics_from, pd_url=cluster.pd.base_url)
+            # The process's PD health and cycle metrics follow the first cluster's monitor;
+            # the others' health is in `/tikv clusters` (their monitors' knowledge).
+            monitors[name] = build_monitor(
+                runtime,
+                sources[name],
+                clock=clock,
+                diagnoser=diagnosers[name],
+                metrics=metrics if index == 0 else None,
+                health=health if index == 0 else None,
+                cluster=name,
+            )
+            stack.push_async_callback(monitors[name].close)
+            # Answers to people read what the monitor knows instead of waiting on a slow PD.
+            cluster.engine.reads.knowledge = monitors[name].knowledge
+            stack.push_async_callback(sources[name].regions.close)
+        first = next(iter(runtime.clusters))
+        monitor, source, diagnoser = monitors[first], sources[first], diagnosers[first]
         scheduler = JobScheduler(
             health=health, misfire_grace=settings.poll_interval, leader=replica.is_leader
         )
@@ -433,6 +530,17 @@ async def open_stack(
             reminders=reminders,
             **jobs,
         )
+        for name, other in monitors.items():
+            if name == first:
+                continue
+            own = runtime.clusters[name].settings
+            scheduler.add_job(
+                f"monitor:{name}",
+                other.tick,
+                every=own.poll_interval,
+                deadline=monitor_deadlines(own.poll_interval, own.pd_timeout)[1],
+                leader_only=True,
+            )
         scheduler.add_job(
             "silences",
             runtime.engine.attending.end_due,
@@ -474,6 +582,7 @@ async def open_stack(
             server=server,
             bot=bot,
             replica=replica,
+            monitors=monitors,
         )
 
 

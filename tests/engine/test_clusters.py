@@ -211,3 +211,19 @@ async def test_clusters_lists_every_cluster_with_its_health(
         ]
         assert two.prod.cluster_of_channel("#tikv-staging") == "staging"
         assert two.prod.cluster_of_channel("general") is None
+
+
+def test_a_first_word_naming_a_cluster_sets_the_commands_cluster() -> None:
+    clusters = ("prod", "staging")
+    drain = parse_command("prod drain 4", clusters=clusters)
+    assert drain.cluster == "prod" and drain.kind == "action"  # type: ignore[union-attr]
+    assert parse_command("/tikv staging status", clusters=clusters).cluster == "staging"  # type: ignore[union-attr]
+    assert parse_command("drain 4", clusters=clusters).cluster is None  # type: ignore[union-attr]
+    # with one cluster nothing changes: a cluster-looking word is an unknown command
+    single = parse_command("prod drain 4")
+    assert single.__class__.__name__ == "CommandError"
+    assert single.message.startswith("unknown command 'prod'.")  # type: ignore[union-attr]
+    unknown = parse_command("qa drain 4", clusters=clusters)
+    assert "the clusters are prod, staging" in unknown.message  # type: ignore[union-attr]
+    listed = parse_command("clusters")
+    assert listed.kind == "read" and listed.view == "clusters"  # type: ignore[union-attr]

@@ -151,7 +151,9 @@ def test_cluster_secrets_stay_secret(tmp_path: Path) -> None:
         '[clusters.a]\npd_url = "http://a:2379"\nprometheus_url = "http://p:9090"\n'
         'prometheus_username = "u"\nprometheus_password = "hunter2"\n',
     )
-    (only,) = cluster_configs(load_settings(config_file=config))
+    settings = load_settings(config_file=config)
+    assert "hunter2" not in repr(settings) and "hunter2" not in str(settings.model_dump())
+    (only,) = cluster_configs(settings)
     assert "hunter2" not in repr(only.settings)
     assert only.settings.prometheus_password is not None
     assert only.settings.prometheus_password.get_secret_value() == "hunter2"
