@@ -207,7 +207,8 @@ async def measure_acks(
     names = fleet_names(clusters)
     channels = {OPS_CHANNEL: "tikv-ops"}
     channels.update(dict(cluster_channel(name) for name in names))
-    first_channel = cluster_channel(names[0])[0]
+    # one cluster is today's single-cluster bot (no tables, the one channel)
+    first_channel = cluster_channel(names[0])[0] if clusters > 1 else OPS_CHANNEL
     results: dict[str, list[float]] = {"click": [], "command": []}
     with tempfile.TemporaryDirectory() as tmp:
         async with (
@@ -225,7 +226,7 @@ async def measure_acks(
             }
             config = Path(tmp) / "clusters.toml"
             config.write_text(clusters_toml(tables), encoding="utf-8")
-            with _env("BENCH_CONFIG", str(config)):
+            with _env("BENCH_CONFIG", str(config) if clusters > 1 else ""):
                 bot = bot_process(
                     fleet.pd_urls[names[0]],
                     fake,
@@ -265,7 +266,10 @@ def _env(name: str, value: str) -> Any:
     import os
 
     old = os.environ.get(name)
-    os.environ[name] = value
+    if value:
+        os.environ[name] = value
+    else:
+        os.environ.pop(name, None)
     try:
         yield
     finally:
