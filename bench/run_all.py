@@ -29,6 +29,7 @@ FULL: list[list[str]] = [
     ["incident_at_scale.py", "--baseline-rev", "2f23c18"],
     ["approvals_per_backend.py", "--trials", "3"],
     ["replicas.py", "--kills", "10"],  # long: ~13 replica starts
+    ["many_clusters.py", "--ack"],
 ]
 QUICK: list[list[str]] = [
     ["click_to_ack.py", "--burst", "20"],
@@ -40,6 +41,7 @@ QUICK: list[list[str]] = [
     ["incident_at_scale.py", "--quick"],
     ["approvals_per_backend.py", "--proposals", "50", "--trials", "1"],
     ["replicas.py", "--quick"],
+    ["many_clusters.py", "--clusters", "5", "--cycles", "5"],
 ]
 
 

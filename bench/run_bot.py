@@ -2,7 +2,8 @@
 command line has the subcommand, else its handler (`tikvops.commands.run.run_command`) directly,
 with the settings from the environment. The code path is the same either way.
 
-With `BENCH_PROFILE=<file>` the bot runs under cProfile and writes its stats there on exit."""
+With `BENCH_PROFILE=<file>` the bot runs under cProfile and writes its stats there on exit; with
+`BENCH_CONFIG=<file>` it reads that TOML file too (`--config`, e.g. `[clusters.NAME]` tables)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,9 @@ def main() -> int:
 
 def run() -> int:
     if "run" in cli.COMMAND_MODULES:
-        return cli.main(["--env-file", "/dev/null", "run"])
+        config = os.environ.get("BENCH_CONFIG")
+        extra = ["--config", config] if config else []
+        return cli.main([*extra, "--env-file", "/dev/null", "run"])
     args = argparse.Namespace(config=None, env_file=None, pd=None, db=None, channel=None)
     return run_command(args)
 

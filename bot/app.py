@@ -157,6 +157,7 @@ class SlackBot:
         self.notifier = SlackNotifier(
             clock,
             channel=config.channel,
+            channels=dict(config.cluster_channels),
             outbox=self.outbox,
             reads=repos,
             approvals_needed=policy.approvals_needed if policy else None,

@@ -40,6 +40,9 @@ class BotConfig:
     outbox_lease: float | None = None  # replicas: seconds a claimed outbox item is ours
     links: Links = field(default_factory=Links)
     """Dashboard and Query links on incident cards (`bot.render.links`)."""
+    # Several clusters: (cluster, its incident channel) pairs; a record's messages go to its
+    # cluster's channel (`channel` for a cluster not listed).
+    cluster_channels: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.bot_token.startswith("xoxb-"):

@@ -19,7 +19,7 @@ Where things go:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -108,11 +108,16 @@ class SlackNotifier:
         approvals_needed: Callable[[RiskLevel], int] | None = None,
         links: Links | None = None,
         charts: bool = False,
+        channels: Mapping[str, str] | None = None,
     ) -> None:
         self._clock = clock
         self._links = links
         self._charts = charts
         self.channel = channel
+        # Several clusters: each cluster's records go to its own channel. Events are rendered
+        # one at a time, in order (`deliver`), so the event being rendered names the cluster.
+        self._channels = dict(channels or {})
+        self._cluster: str | None = None
         self._outbox = outbox
         self._reads = reads
         self._approvals_needed = approvals_needed or (lambda _risk: 1)
@@ -139,6 +144,7 @@ class SlackNotifier:
         """The messages one event becomes (possibly none)."""
         kind = event.kind
         batch = Batch()
+        self._cluster = event.cluster
         if event.incident is not None:  # a silenced incident posts nothing new in its thread
             if quiet(event.incident, event.at):
                 self._quiet.add(event.incident.id)
@@ -177,13 +183,19 @@ class SlackNotifier:
             self._execution_progress(batch, event.proposal, event.execution)
         return batch
 
+    def _channel(self) -> str:
+        """The channel of the cluster of the event being rendered."""
+        if self._cluster is None:
+            return self.channel
+        return self._channels.get(self._cluster, self.channel)
+
     # ------------------------------------------------------------------ incidents
 
     def _incident_opened(self, batch: Batch, incident: Incident) -> None:
         batch.post(
             key_for_incident(incident.id),
             incident_parent(incident, self._clock.now(), links=self._links),
-            channel=self.channel,
+            channel=self._channel(),
             owned_by=owner(OwnerKind.INCIDENT, incident.id),
         )
         self._chart(batch, incident, Phase.OPENED)
@@ -252,7 +264,7 @@ class SlackNotifier:
             key_for_incident(incident.id),
             message,
             target=owner(OwnerKind.INCIDENT, incident.id),
-            channel=self.channel,
+            channel=self._channel(),
         )
 
     async def _refresh_incident_by_id(self, batch: Batch, incident_id: str) -> None:
@@ -272,7 +284,7 @@ class SlackNotifier:
         batch.post(
             key_for_incident(incident_id),
             message,
-            channel=self.channel,
+            channel=self._channel(),
             thread_of=owner(OwnerKind.INCIDENT, incident_id),
         )
 
@@ -283,7 +295,7 @@ class SlackNotifier:
         batch.post(
             key_for_proposal(proposal.id, proposal.incident_id),
             self._proposal_message(proposal, None),
-            channel=self.channel,
+            channel=self._channel(),
             owned_by=owner(OwnerKind.PROPOSAL, proposal.id),
             thread_of=thread,
         )
@@ -342,7 +354,7 @@ class SlackNotifier:
             key_for_proposal(proposal.id, proposal.incident_id),
             self._proposal_message(proposal, execution),
             target=owner(OwnerKind.PROPOSAL, proposal.id),
-            channel=self.channel,
+            channel=self._channel(),
         )
 
     def _reply_proposal(self, batch: Batch, proposal: Proposal, message: Rendered) -> None:
@@ -350,7 +362,7 @@ class SlackNotifier:
         batch.post(
             key_for_proposal(proposal.id, proposal.incident_id),
             message,
-            channel=self.channel,
+            channel=self._channel(),
             thread_of=owner(OwnerKind.PROPOSAL, proposal.id),
         )
 

@@ -1,8 +1,10 @@
 """The command grammar shared by Slack (`/tikv drain 4`) and the terminal (`tikvops drain 4`).
 
-`parse_command(text, prog=...)` turns words into a typed command, or a `CommandError` naming
-what was wrong together with the usage line of that command. It is pure: it checks words,
-numbers and arity; whether store 4 exists is preflight's job against the live cluster.
+`parse_command(text, prog=..., clusters=...)` turns words into a typed command, or a
+`CommandError` naming what was wrong together with the usage line of that command. With
+several clusters, a first word naming one (`/tikv prod drain 4`) sets the command's `cluster`.
+It is pure: it checks words, numbers and arity; whether store 4 exists is preflight's job
+against the live cluster.
 
 Action commands, their usage lines and their help text come from the action registry: a
 params model's required fields are positional (in declaration order), optional fields are
@@ -15,7 +17,7 @@ import re
 import shlex
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from difflib import get_close_matches
 from typing import Annotated, Any, Literal
@@ -33,12 +35,25 @@ AUDIT_DEFAULT = 20
 AUDIT_MAX = 500
 
 ReadView = Literal[
-    "status", "stores", "store", "region", "incidents", "proposals", "proposal", "audit"
+    "status",
+    "stores",
+    "store",
+    "region",
+    "incidents",
+    "proposals",
+    "proposal",
+    "audit",
+    "clusters",
 ]
 
 
 class _Command(BaseModel):
+    """`cluster`: the cluster the command names (`/tikv prod drain 4`), or that its channel or
+    `tikvops --cluster` gives; None: not said (one cluster, or records that know theirs)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cluster: str | None = None
 
 
 class HelpCommand(_Command):
@@ -128,6 +143,7 @@ _BUILTINS: tuple[_Spec, ...] = (
     _Spec("store", "<store-id>", "one store in detail", "Read"),
     _Spec("region", "<region-id>", "one region: peers, leader, health", "Read"),
     _Spec("incidents", "", "open incidents", "Read"),
+    _Spec("clusters", "", "the clusters this bot watches, with their health", "Read"),
     _Spec("proposals", "", "proposals waiting for a decision", "Read"),
     _Spec("proposal", "<proposal-id>", "one proposal with its checks and history", "Read"),
     _Spec("audit", "[n]", f"the last n audit records (default {AUDIT_DEFAULT})", "Read"),
@@ -297,15 +313,28 @@ def tokenize(text: str) -> list[str]:
         raise _Refusal(f"could not read the command ({exc}); check the quotes") from None
 
 
-def parse_command(text: str | Sequence[str], prog: str = SLACK_PROG) -> Parsed | CommandError:
+def parse_command(
+    text: str | Sequence[str], prog: str = SLACK_PROG, clusters: Collection[str] = ()
+) -> Parsed | CommandError:
     """Words (a string, or argv without the program name) to a command or a CommandError.
-    Never raises for any input."""
+    `clusters`: the configured cluster names; a first word naming one sets the command's
+    `cluster` (only given when there are several). Never raises for any input."""
     try:
         words = tokenize(text) if isinstance(text, str) else [str(w) for w in text]
     except _Refusal as refusal:
         return CommandError(message=refusal.message, usage=f"{prog} help")
     if words and _canonical(words[0]) in {_canonical(prog), "tikv", "/tikv", "tikvops"}:
         words = words[1:]
+    cluster: str | None = None
+    if words and words[0].lower() in clusters:
+        cluster, words = words[0].lower(), words[1:]
+    parsed = _parse_words(words, prog, clusters)
+    if cluster is not None and isinstance(parsed, _Command):
+        return parsed.model_copy(update={"cluster": cluster})
+    return parsed
+
+
+def _parse_words(words: list[str], prog: str, clusters: Collection[str]) -> Parsed | CommandError:
     if not words:
         return HelpCommand()
     name = _canonical(words[0])
@@ -313,10 +342,13 @@ def parse_command(text: str | Sequence[str], prog: str = SLACK_PROG) -> Parsed |
     if name not in _BUILTIN_BY_NAME and name not in REGISTRY:
         guess = get_close_matches(name, command_names(), n=1, cutoff=0.6)
         hint = f" Did you mean '{guess[0]}'?" if guess else ""
-        return CommandError(
-            message=f"unknown command '{words[0]}'.{hint} Try {prog} help for the list",
-            suggestion=guess[0] if guess else None,
-        )
+        message = f"unknown command '{words[0]}'.{hint} Try {prog} help for the list"
+        if clusters:
+            message = (
+                f"unknown command or cluster '{words[0]}'.{hint} Try {prog} help for the "
+                f"commands; the clusters are {', '.join(clusters)}"
+            )
+        return CommandError(message=message, suggestion=guess[0] if guess else None)
     if any(a in {"-h", "--help"} for a in args):
         return HelpCommand(topic=name)
     try:
@@ -347,7 +379,7 @@ def _parse_builtin(name: str, args: list[str]) -> Parsed:
             hint = f" Did you mean '{guess[0]}'?" if guess else ""
             raise _Refusal(f"there is no command '{args[0]}'.{hint}", guess[0] if guess else None)
         return HelpCommand(topic=topic)
-    if name in {"status", "stores", "incidents", "proposals"}:
+    if name in {"status", "stores", "incidents", "proposals", "clusters"}:
         _arity(args, 0, 0)
         return ReadCommand(view=name)
     if name == "store":

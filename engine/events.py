@@ -16,7 +16,9 @@ from enum import StrEnum
 from pydantic import Field, field_validator
 
 from engine.model import (
+    DEFAULT_CLUSTER,
     AuditEvent,
+    ClusterName,
     Diagnosis,
     Execution,
     Incident,
@@ -87,6 +89,10 @@ class Event(Record):
     at: UtcDatetime
     kind: EventKind
     subject: str
+    cluster: ClusterName = Field(
+        default=DEFAULT_CLUSTER,
+        description="the cluster of the incident or proposal: its messages go to its channel",
+    )
     incident: Incident | None = None
     diagnosis: Diagnosis | None = None
     not_proposed: tuple[NotProposed, ...] = Field(default_factory=tuple)
@@ -125,6 +131,7 @@ def incident_event(
         at=incident.updated_at,
         kind=kind,
         subject=incident.id,
+        cluster=incident.cluster,
         incident=incident,
         notes=notes,
         previous_severity=previous_severity,
@@ -142,6 +149,7 @@ def proposal_event(
         at=audit.at if audit is not None else proposal.updated_at,
         kind=kind,
         subject=proposal.id,
+        cluster=proposal.cluster,
         proposal=proposal,
         audit=audit,
         execution=execution,

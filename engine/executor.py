@@ -59,7 +59,14 @@ from engine.errors import (
     StaleVersion,
     TransitionError,
 )
-from engine.model import Execution, ExecutionStatus, JsonDict, ProgressNote, Proposal
+from engine.model import (
+    DEFAULT_CLUSTER,
+    Execution,
+    ExecutionStatus,
+    JsonDict,
+    ProgressNote,
+    Proposal,
+)
 from engine.policy import ApprovalPolicy
 from engine.ports import AuditLog, Clock, EngineSettingsRepo, ExecutionRepo, ProposalRepo
 from engine.reconciling import Reconciler
@@ -141,8 +148,10 @@ class Executor:
         metrics: ExecutionMetrics | None = None,
         resume_window: timedelta | None = None,
         spawn: Callable[[Awaitable[Any], str], None] | None = None,
+        cluster: str = DEFAULT_CLUSTER,
     ) -> None:
-        self._pd = pd
+        self._pd = pd  # the PD of `cluster`: this executor runs that cluster's proposals only
+        self._cluster = cluster
         self._proposals = proposals
         self._executions = executions
         self._settings = settings
@@ -173,6 +182,7 @@ class Executor:
             executor=self,
             resume_window=resume_window if resume_window is not None else policy.proposal_ttl,
             spawn=spawn,
+            cluster=cluster,
         )
 
     async def reconcile(self) -> list[Execution]:
@@ -297,7 +307,9 @@ class Executor:
         another run won; raises (audited) when the policy or the proposal's state refuses."""
         engine_settings = await self._settings.get()
         now = self._clock.now()
-        record = Execution(proposal_id=current.id, started_at=now, updated_at=now)
+        record = Execution(
+            proposal_id=current.id, cluster=current.cluster, started_at=now, updated_at=now
+        )
 
         def build(proposal: Proposal) -> TransitionResult:
             return self._policy.start(proposal, engine_settings, now)

@@ -30,6 +30,13 @@ class Record(BaseModel):
 # --------------------------------------------------------------------------- identities
 
 
+DEFAULT_CLUSTER = "default"
+"""The cluster of a single-cluster deployment, and of every record written before clusters."""
+
+ClusterName = Annotated[str, Field(min_length=1, max_length=32)]
+"""A configured cluster's name (`[clusters.NAME]`); records carry the cluster they concern."""
+
+
 class IdentityKind(StrEnum):
     SLACK_USER = "slack_user"
     CLI_USER = "cli_user"
@@ -161,6 +168,7 @@ class Incident(Record):
     `version` starts at 1 and is bumped by every stored update (compare-and-set)."""
 
     id: str
+    cluster: ClusterName = DEFAULT_CLUSTER
     fingerprint: str
     kind: str
     subject: str
@@ -312,6 +320,7 @@ class Proposal(Record):
     """
 
     id: str
+    cluster: ClusterName = DEFAULT_CLUSTER
     incident_id: str | None = None
     action: str
     params: JsonDict = Field(default_factory=dict)
@@ -375,6 +384,7 @@ class Execution(Record):
     path, body), `response`/`pd_message` what PD answered, `before`/`after` cluster snapshots."""
 
     proposal_id: str
+    cluster: ClusterName = DEFAULT_CLUSTER
     status: ExecutionStatus = ExecutionStatus.STARTED
     started_at: UtcDatetime
     updated_at: UtcDatetime
@@ -409,6 +419,7 @@ class AuditEvent(Record):
     id: int | None = None
     at: UtcDatetime
     actor: Identity
+    cluster: ClusterName = DEFAULT_CLUSTER
     action: str
     subject: str
     detail: JsonDict = Field(default_factory=dict)
@@ -433,6 +444,16 @@ class EngineSettings(Record):
     kill_switch: KillSwitch = Field(default_factory=KillSwitch)
     observe_only: bool = False
     updated_at: UtcDatetime | None = None
+    cluster_switches: dict[str, KillSwitch] = Field(
+        default_factory=dict, description="per-cluster kill switches, beside the global one"
+    )
+
+    def switch_for(self, cluster: str) -> KillSwitch:
+        """The kill switch that holds `cluster`'s executions: the global one when it is on,
+        else the cluster's own (off when it has none)."""
+        if self.kill_switch.on:
+            return self.kill_switch
+        return self.cluster_switches.get(cluster, KillSwitch())
 
 
 # --------------------------------------------------------------------------- message refs
@@ -481,6 +502,7 @@ class OutboxItem(Record):
 
 
 __all__ = [
+    "DEFAULT_CLUSTER",
     "SYSTEM",
     "TERMINAL_STATES",
     "UNFINISHED_EXECUTION",
@@ -490,6 +512,7 @@ __all__ = [
     "Attention",
     "AuditEvent",
     "AuditOutcome",
+    "ClusterName",
     "Diagnosis",
     "DiagnosisSource",
     "EngineSettings",

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from engine.cluster_scope import ClusterIncidents
 from engine.cycle_deadline import observe_within
 from engine.diagnose_flow import DiagnoseFlow
 from engine.incidents import (
@@ -161,7 +162,13 @@ class Monitor:
         monotonic: Callable[[], float] = time.monotonic,
         cycle_deadline: float | None = None,
         knowledge: ClusterKnowledge | None = None,
+        cluster: str | None = None,
     ) -> None:
+        #: The cluster this monitor watches (None: the only one, records in `default`); its
+        #: incidents are that cluster's (`engine.cluster_scope`).
+        self.cluster = cluster
+        if cluster is not None:
+            incidents = ClusterIncidents(incidents, cluster)
         self.source = source
         self.clock = clock
         self.thresholds = thresholds or Thresholds()

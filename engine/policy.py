@@ -172,7 +172,7 @@ class ApprovalPolicy(BaseModel):
         if proposal.state is not ProposalState.APPROVED:
             why = refusal_record(proposal, ProposalEvent.START, now)
             return self._refuse(proposal, SYSTEM, now, action, rule=Rule.STATE, why=why)
-        switch = settings.kill_switch
+        switch = settings.switch_for(proposal.cluster)
         if switch.on:
             by = f" by {switch.by.name}" if switch.by else ""
             at = f" at {format_time(switch.at, now)}" if switch.at else ""

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from engine.events import Event, EventKind, IncidentChange
 from engine.model import (
+    DEFAULT_CLUSTER,
     Attention,
     AuditEvent,
     Diagnosis,
@@ -58,10 +59,14 @@ class IncidentRepo(Protocol):
 
     async def get(self, incident_id: str) -> Incident | None: ...
 
-    async def get_open_by_fingerprint(self, fingerprint: str) -> Incident | None: ...
+    async def get_open_by_fingerprint(
+        self, fingerprint: str, cluster: str = DEFAULT_CLUSTER
+    ) -> Incident | None:
+        """The open incident of `fingerprint` in `cluster` (fingerprints are per cluster)."""
+        ...
 
-    async def list_open(self) -> list[Incident]:
-        """Open incidents, oldest first."""
+    async def list_open(self, cluster: str | None = None) -> list[Incident]:
+        """Open incidents, oldest first; of one cluster when `cluster` is given."""
         ...
 
     async def list(
@@ -129,8 +134,9 @@ class ProposalRepo(Protocol):
         states: Sequence[ProposalState] | None = None,
         incident_id: str | None = None,
         limit: int = 50,
+        cluster: str | None = None,
     ) -> list[Proposal]:
-        """Proposals, newest first."""
+        """Proposals, newest first; of one cluster when `cluster` is given."""
         ...
 
     async def list_due_for_expiry(self, now: datetime) -> builtins.list[Proposal]:

@@ -9,10 +9,12 @@ else waits for people. Also the undo of a run that succeeded (or was sent but no
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any, Protocol
 
 from engine.errors import StaleVersion, StorageError
 from engine.model import (
+    DEFAULT_CLUSTER,
     ActionRef,
     Identity,
     JsonDict,
@@ -61,8 +63,10 @@ class Proposing:
         refusals: Refusals,
         after_approval: Callable[[Proposal], Awaitable[Refused | None]],
         max_drained_stores: int = 1,
+        cluster: str = DEFAULT_CLUSTER,
     ) -> None:
         self._pd = pd
+        self._cluster = cluster
         self._repos = repos
         self._policy = policy
         self._clock = clock
@@ -179,6 +183,12 @@ class Proposing:
                 preflight=[check.model_dump(mode="json") for check in dry.preflight.checks],
                 preview=dry.model_dump(mode="json"),
             )
+            if self._cluster != DEFAULT_CLUSTER:  # the proposal belongs to this PD's cluster
+                result = replace(
+                    result,
+                    proposal=result.proposal.model_copy(update={"cluster": self._cluster}),
+                    audit=result.audit.model_copy(update={"cluster": self._cluster}),
+                )
             proposal = await self._repos.proposals.create(result)
         except StorageError as exc:
             return Refused(reason=str(exc), kind=RefusalKind.STORAGE)

@@ -15,7 +15,14 @@ from typing import Any, Protocol
 from engine.applying import apply_transition
 from engine.clock import format_time
 from engine.errors import NotFound, Refusal, StaleVersion
-from engine.model import SYSTEM, Execution, ExecutionStatus, Proposal, ProposalState
+from engine.model import (
+    DEFAULT_CLUSTER,
+    SYSTEM,
+    Execution,
+    ExecutionStatus,
+    Proposal,
+    ProposalState,
+)
 from engine.ports import Clock, ExecutionRepo, ProposalRepo
 from engine.run_record import RunRecord
 from engine.transitions import ProposalEvent, transition
@@ -48,8 +55,10 @@ class Reconciler:
         executor: Runs,
         resume_window: timedelta,
         spawn: Callable[[Awaitable[Any], str], None] | None = None,
+        cluster: str = DEFAULT_CLUSTER,
     ) -> None:
-        self._pd = pd
+        self._pd = pd  # `cluster`'s PD: only that cluster's records are reconciled here
+        self._cluster = cluster
         self._proposals = proposals
         self._executions = executions
         self._clock = clock
@@ -79,8 +88,11 @@ class Reconciler:
         """
         touched: list[Execution] = []
         for unfinished in await self._executions.list_unfinished():
-            touched.append(await self._reconcile_one(unfinished))
-        for proposal in await self._proposals.list(states=[ProposalState.EXECUTING], limit=1000):
+            if unfinished.cluster == self._cluster:
+                touched.append(await self._reconcile_one(unfinished))
+        for proposal in await self._proposals.list(
+            states=[ProposalState.EXECUTING], limit=1000, cluster=self._cluster
+        ):
             found = await self._executions.get(proposal.id)
             if found is None:
                 touched.append(await self._orphan(proposal))
@@ -92,7 +104,9 @@ class Reconciler:
     async def resume_approved(self) -> None:
         """Start (or, if approved too long ago, cancel) every proposal left `approved`: at
         start-up, and when the kill switch or observe-only mode is turned off."""
-        for proposal in await self._proposals.list(states=[ProposalState.APPROVED], limit=1000):
+        for proposal in await self._proposals.list(
+            states=[ProposalState.APPROVED], limit=1000, cluster=self._cluster
+        ):
             await self._resume_or_cancel(proposal)
 
     async def _reconcile_one(self, execution: Execution) -> Execution:

@@ -160,6 +160,36 @@ class HelpView(Result):
     text: str
 
 
+class ClusterHealth(Result):
+    """One cluster at a glance (`/tikv clusters`), from its monitor's last cycle: `state` is
+    `ok`, `incidents` (open incidents), `pd-unreachable` or `unknown` (no cycle yet)."""
+
+    name: str
+    channel: str | None = None
+    state: Literal["ok", "incidents", "pd-unreachable", "unknown"]
+    stores: int | None = None
+    stores_up: int | None = None
+    open_incidents: int = 0
+    kill_switch: bool = False
+    sentence: str = ""
+
+
+class ClustersView(Result):
+    """Every cluster this bot watches, with its health (`/tikv clusters`)."""
+
+    result: Literal["clusters"] = "clusters"
+    clusters: tuple[ClusterHealth, ...]
+
+    def lines(self) -> list[str]:
+        """One line per cluster: `prod (#tikv-prod): OK, 6 stores Up`."""
+        out = []
+        for c in self.clusters:
+            where = f" (#{c.channel})" if c.channel else ""
+            switch = "; kill switch ON" if c.kill_switch else ""
+            out.append(f"{c.name}{where}: {c.sentence}{switch}")
+        return out
+
+
 # --------------------------------------------------------------------------- actions
 
 
@@ -418,6 +448,7 @@ Outcome = Annotated[
     | ProposalView
     | AuditView
     | HelpView
+    | ClustersView
     | ProposalCreated
     | DryRunOutcome
     | Decided
@@ -434,6 +465,8 @@ __all__ = [
     "Attended",
     "AttentionChange",
     "AuditView",
+    "ClusterHealth",
+    "ClustersView",
     "Decided",
     "DryRunOutcome",
     "ExecutionReport",

@@ -43,8 +43,9 @@ from engine.commands import (
 from engine.deciding import ApprovalLatency, Deciding
 from engine.errors import EngineError, Refusal, StorageError
 from engine.executor import Checkpoint, ExecutionMetrics, Executor, Opened, Sleep, undo_from
-from engine.knowledge import ClusterKnowledge
+from engine.knowledge import ClusterKnowledge, Known
 from engine.model import (
+    DEFAULT_CLUSTER,
     ActionRef,
     Execution,
     Identity,
@@ -71,6 +72,8 @@ from engine.refusals import DEDUP_TTL, Refusals, as_refused
 from engine.relay import EventRelay, NotifierSink
 from engine.results import (
     Attended,
+    ClusterHealth,
+    ClustersView,
     Decided,
     DryRunOutcome,
     ExecutionReport,
@@ -149,8 +152,16 @@ class Engine:
         dedup_ttl: timedelta = DEDUP_TTL,
         resume_window: timedelta | None = None,
         knowledge: ClusterKnowledge | None = None,
+        cluster: str = DEFAULT_CLUSTER,
+        channel: str | None = None,
     ) -> None:
-        self.pd = pd
+        self.pd = pd  # `cluster`'s PD: this engine reads and changes that cluster only
+        self.cluster = cluster
+        self.channel = channel
+        # Every cluster's engine by name (the composition root joins them, `join`): any of them
+        # is an entry point and hands a command, a decision or a run to the engine of the
+        # record's cluster, so an action always reaches its own cluster's PD and policy.
+        self.peers: dict[str, Engine] = {cluster: self}
         self.repos = repos
         self.policy = policy
         self.clock = clock
@@ -177,6 +188,7 @@ class Engine:
             metrics=metrics,
             resume_window=resume_window,
             spawn=self._spawn,
+            cluster=cluster,
         )
         # A surface given here (the terminal, a test's recorder) hears every event from now on
         # through a relay the engine owns; `wait_idle()` delivers what is written so far.
@@ -204,6 +216,7 @@ class Engine:
             refusals=self.refusals,
             after_approval=self._after_approval,
             max_drained_stores=max_drained_stores,
+            cluster=cluster,
         )
         self.deciding = Deciding(
             proposals=repos.proposals,
@@ -226,10 +239,94 @@ class Engine:
             policy=policy,
             clock=clock,
             refusals=self.refusals,
-            resume=lambda: self._spawn(
-                self.executor.resume_approved(), "resume approved proposals"
-            ),
+            resume=self._resume_every_cluster,
         )
+
+    # ------------------------------------------------------------------ clusters
+
+    def join(self, engines: Mapping[str, Engine]) -> None:
+        """Know every cluster's engine (in configuration order, this one among them)."""
+        self.peers = dict(engines)
+
+    @property
+    def clusters(self) -> list[str]:
+        """The names of the clusters this bot watches, in configuration order."""
+        return list(self.peers)
+
+    @property
+    def multi_cluster(self) -> bool:
+        return len(self.peers) > 1
+
+    def cluster_of_channel(self, channel: str | None) -> str | None:
+        """The cluster whose incident channel `channel` is (ID or name), if any."""
+        if channel is None:
+            return None
+        wanted = channel.lstrip("#")
+        for name, engine in self.peers.items():
+            if engine.channel is not None and engine.channel.lstrip("#") == wanted:
+                return name
+        return None
+
+    def engine_for(self, cluster: str | None) -> Engine | Refused:
+        """The engine of `cluster`; with one cluster, it whatever the name is not given; else a
+        refusal saying which clusters there are."""
+        names = ", ".join(self.peers)
+        if cluster is None:
+            if not self.multi_cluster:
+                return self
+            return Refused(
+                reason=f"this bot watches several clusters ({names}) and this command does not "
+                "say which: run it in a cluster's incident channel, or name the cluster first, "
+                f"e.g. /tikv {next(iter(self.peers))} status (tikvops --cluster NAME ... at the "
+                "terminal)",
+                kind=RefusalKind.INVALID,
+            )
+        found = self.peers.get(cluster)
+        if found is None:
+            return Refused(
+                reason=f"there is no cluster '{cluster}': the clusters are {names}",
+                kind=RefusalKind.INVALID,
+            )
+        return found
+
+    async def _owner_of_proposal(self, proposal_id: str) -> Engine:
+        """The engine of the proposal's cluster (this one with one cluster, or when the
+        proposal is unknown: the refusal is then this engine's to give)."""
+        if not self.multi_cluster:
+            return self
+        try:
+            proposal = await self.repos.proposals.get(proposal_id)
+        except StorageError:
+            return self
+        if proposal is None:
+            return self
+        return self.peers.get(proposal.cluster, self)
+
+    async def _owner_of_incident(self, incident_id: str) -> Engine:
+        if not self.multi_cluster:
+            return self
+        try:
+            incident = await self.repos.incidents.get(incident_id)
+        except StorageError:
+            return self
+        if incident is None:
+            return self
+        return self.peers.get(incident.cluster, self)
+
+    async def clusters_view(self) -> ClustersView:
+        """Every cluster at a glance, from each monitor's last cycle and the open incidents."""
+        try:
+            settings = await self.repos.settings.get()
+            open_incidents = await self.repos.incidents.list_open()
+        except StorageError:
+            settings, open_incidents = None, []
+        out = []
+        for name, engine in self.peers.items():
+            count = sum(1 for i in open_incidents if i.cluster == name)
+            switch = settings is not None and settings.switch_for(name).on
+            known = engine.reads.knowledge.current if engine.reads.knowledge else None
+            out.append(_cluster_health(name, engine.channel, known, count, switch))
+        return ClustersView(clusters=tuple(out))
 
     # ------------------------------------------------------------------ the one entry point
 
@@ -253,6 +350,13 @@ class Engine:
             return Refused(reason=command.text(), kind=RefusalKind.PARSE)
         if isinstance(command, HelpCommand):
             return HelpView(topic=command.topic, text=help_text(command.topic, prog))
+        if isinstance(command, ReadCommand) and command.view == "clusters":
+            return await self.clusters_view()
+        routed = await self._route(command)
+        if isinstance(routed, Refused):
+            return routed
+        if routed is not self:
+            return await routed.handle(command, actor, request_id=request_id)
         if isinstance(command, ReadCommand):
             return await self._read(command, prog)
         if isinstance(command, KillSwitchCommand) and command.mode == "status":
@@ -275,7 +379,41 @@ class Engine:
             if command.decision == "approve":
                 return await self.approve(command.proposal_id, actor)
             return await self.reject(command.proposal_id, actor, reason=command.reason or "")
-        return await self.set_kill_switch(command.mode == "on", actor, command.reason or "")
+        scoped = command.cluster if self.multi_cluster else None
+        return await self.set_kill_switch(
+            command.mode == "on", actor, command.reason or "", cluster=scoped
+        )
+
+    async def _route(
+        self,
+        command: ReadCommand
+        | ActionCommand
+        | DecisionCommand
+        | KillSwitchCommand
+        | AttentionCommand,
+    ) -> Engine | Refused:
+        """The engine that answers `command`: a decision or an attention command goes to the
+        engine of its record's cluster; a command naming a cluster to that cluster's; a read of
+        the cluster or an action needs a cluster when there are several. Reads of records
+        (incidents, proposals, audit) and the kill switch without a cluster are answered here
+        (all clusters; the global switch)."""
+        if isinstance(command, DecisionCommand):
+            return await self._owner_of_proposal(command.proposal_id)
+        if isinstance(command, AttentionCommand):
+            return await self._owner_of_incident(command.incident_id)
+        if (
+            isinstance(command, ReadCommand)
+            and command.view == "proposal"
+            and command.cluster is None
+        ):
+            return await self._owner_of_proposal(command.proposal_id or "")
+        if command.cluster is not None:
+            return self.engine_for(command.cluster)
+        needs_cluster = isinstance(command, ActionCommand) or (
+            isinstance(command, ReadCommand)
+            and command.view in {"status", "stores", "store", "region"}
+        )
+        return self.engine_for(None) if needs_cluster else self
 
     async def _read(self, command: ReadCommand, prog: str) -> Outcome:
         try:
@@ -330,9 +468,15 @@ class Engine:
     async def propose_undo(
         self, proposal_id: str, actor: Identity, *, request_id: str | None = None
     ) -> ProposalCreated | Refused:
+        owner = await self._owner_of_proposal(proposal_id)
+        if owner is not self:
+            return await owner.propose_undo(proposal_id, actor, request_id=request_id)
         return await self.proposing.propose_undo(proposal_id, actor, request_id=request_id)
 
     async def undo_for(self, proposal_id: str) -> ActionRef | Refused:
+        owner = await self._owner_of_proposal(proposal_id)
+        if owner is not self:
+            return await owner.undo_for(proposal_id)
         return await self.proposing.undo_for(proposal_id)
 
     async def approve(
@@ -344,8 +488,18 @@ class Engine:
         request_id: str | None = None,
         reason: str | None = None,
     ) -> Decided | Refused:
-        """Approve through the policy; an approval that completes the quorum starts the run
-        (at most once, whatever the number of approvals, clicks or retries)."""
+        """Approve through the policy (of the proposal's cluster); an approval that completes
+        the quorum starts the run (at most once, whatever the number of approvals, clicks or
+        retries)."""
+        owner = await self._owner_of_proposal(proposal_id)
+        if owner is not self:
+            return await owner.approve(
+                proposal_id,
+                actor,
+                expected_version=expected_version,
+                request_id=request_id,
+                reason=reason,
+            )
         return await self.deciding.decide(
             ProposalEvent.APPROVE,
             proposal_id,
@@ -365,6 +519,15 @@ class Engine:
         request_id: str | None = None,
     ) -> Decided | Refused:
         """Reject through the policy (approvers for the risk, or the requester)."""
+        owner = await self._owner_of_proposal(proposal_id)
+        if owner is not self:
+            return await owner.reject(
+                proposal_id,
+                actor,
+                reason=reason,
+                expected_version=expected_version,
+                request_id=request_id,
+            )
         return await self.deciding.decide(
             ProposalEvent.REJECT,
             proposal_id,
@@ -376,6 +539,9 @@ class Engine:
 
     async def attend(self, command: AttentionCommand, actor: Identity) -> Attended | Refused:
         """Acknowledge, silence or unsilence an incident (`engine.attending`)."""
+        owner = await self._owner_of_incident(command.incident_id)
+        if owner is not self:
+            return await owner.attend(command, actor)
         if command.verb == "ack":
             return await self.attending.acknowledge(command.incident_id, actor)
         if command.verb == "unsilence":
@@ -391,9 +557,16 @@ class Engine:
         return await self.switches.kill_switch_status()
 
     async def set_kill_switch(
-        self, on: bool, actor: Identity, reason: str = ""
+        self, on: bool, actor: Identity, reason: str = "", *, cluster: str | None = None
     ) -> KillSwitchOutcome | Refused:
-        return await self.switches.set_kill_switch(on, actor, reason)
+        """The global kill switch, or `cluster`'s own (set through that cluster's engine: its
+        approvers decide, and turning it off resumes that cluster's approved proposals)."""
+        if cluster is not None and cluster != self.cluster:
+            owner = self.engine_for(cluster)
+            if isinstance(owner, Refused):
+                return owner
+            return await owner.set_kill_switch(on, actor, reason, cluster=cluster)
+        return await self.switches.set_kill_switch(on, actor, reason, cluster=cluster)
 
     async def set_observe_only(
         self, on: bool, actor: Identity, reason: str = ""
@@ -434,6 +607,9 @@ class Engine:
         """Run an approved proposal now and return its execution record (the existing one if
         it already started: it never runs twice). Normally `approve()` schedules this. Raises
         `PolicyRefusal` (kill switch, observe-only) or `TransitionError` (not approved)."""
+        owner = await self._owner_of_proposal(proposal_id)
+        if owner is not self:
+            return await owner.execute(proposal_id)
         return await self.executor.run(proposal_id)
 
     async def execution_report(self, proposal_id: str) -> ExecutionReport | Refused:
@@ -447,6 +623,12 @@ class Engine:
         return ExecutionReport(
             proposal=proposal, execution=execution, undo=undo_from(proposal, execution)
         )
+
+    def _resume_every_cluster(self) -> None:
+        """A switch turned off: every cluster's engine starts its proposals left approved (each
+        still checks its own switches)."""
+        for engine in self.peers.values():
+            engine._spawn(engine.executor.resume_approved(), "resume approved proposals")
 
     def _spawn(self, work: Awaitable[Any], name: str) -> None:
         async def runner() -> None:
@@ -469,11 +651,15 @@ class Engine:
 
     async def wait_idle(self) -> None:
         """Wait until every background execution (and resumed verification) has finished, and
-        the engine's own notifier (if any) has heard every event written so far."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-        if self.relay is not None:
-            await self.relay.drain()
+        the engine's own notifier (if any) has heard every event written so far. With several
+        clusters, every cluster's engine's work counts (a run is its cluster's engine's)."""
+        while any(engine._tasks for engine in self.peers.values()):
+            for engine in self.peers.values():
+                while engine._tasks:
+                    await asyncio.gather(*list(engine._tasks), return_exceptions=True)
+        for engine in self.peers.values():
+            if engine.relay is not None:
+                await engine.relay.drain()
 
     async def close(self) -> None:
         """Stop background work. Executions interrupted here stay unfinished in the database
@@ -486,6 +672,46 @@ class Engine:
         if self.relay is not None:
             await self.relay.drain()
             await self.relay.stop()
+
+
+def _cluster_health(
+    name: str, channel: str | None, known: Known | None, open_incidents: int, switch: bool
+) -> ClusterHealth:
+    """One cluster's line of `/tikv clusters`, from what its monitor last saw."""
+    if known is None or known.cycle_at is None:
+        return ClusterHealth(
+            name=name,
+            channel=channel,
+            state="unknown",
+            open_incidents=open_incidents,
+            kill_switch=switch,
+            sentence="no monitor cycle yet"
+            + (f"; {open_incidents} open incident(s)" if open_incidents else ""),
+        )
+    stores = len(known.stores) if known.stores_at is not None else None
+    up = sum(1 for s in known.stores if s.state_name.value == "Up") if stores is not None else None
+    counted = f"{up}/{stores} stores Up" if stores is not None else "no stores read yet"
+    if known.pd_failing:
+        state: str = "pd-unreachable"
+        sentence = f"PD unreachable ({known.error or 'no answer'}); last read {counted}"
+    elif open_incidents:
+        state = "incidents"
+        sentence = f"{open_incidents} open incident(s); {counted}"
+    else:
+        state = "ok"
+        sentence = f"OK, {counted}"
+    return ClusterHealth.model_validate(
+        {
+            "name": name,
+            "channel": channel,
+            "state": state,
+            "stores": stores,
+            "stores_up": up,
+            "open_incidents": open_incidents,
+            "kill_switch": switch,
+            "sentence": sentence,
+        }
+    )
 
 
 __all__ = [

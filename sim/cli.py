@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sim import tls
 from sim.cluster import MAX_REGIONS, MAX_STORES
+from sim.fleet import MAX_CLUSTERS, SimFleet, fleet_names
 from sim.scenarios import SCENARIOS
 from sim.server import SimServer
 
@@ -39,6 +40,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed for the cluster layout")
     parser.add_argument(
+        "--clusters",
+        type=int,
+        default=1,
+        help=(
+            f"number of independent clusters in this process (1-{MAX_CLUSTERS}), named prod, "
+            "staging, c3, ...; their PD ports are --port, --port+1, ... (0: free ports)"
+        ),
+    )
+    parser.add_argument(
         "--scenario", choices=sorted(SCENARIOS), help="fault scenario to inject at start"
     )
     parser.add_argument(
@@ -60,12 +70,58 @@ def check_arguments(args: argparse.Namespace) -> str | None:
         return f"--regions must be between 1 and {MAX_REGIONS}, got {args.regions}"
     if args.speed <= 0:
         return f"--speed must be positive, got {args.speed}"
+    clusters = getattr(args, "clusters", 1)
+    if not 1 <= clusters <= MAX_CLUSTERS:
+        return f"--clusters must be between 1 and {MAX_CLUSTERS}, got {clusters}"
+    if clusters > 1 and getattr(args, "tls_dir", None) is not None:
+        return "--tls-dir works with one cluster only; drop --clusters or --tls-dir"
     if not 0 <= args.port <= 65535:
         return f"--port must be between 0 and 65535, got {args.port}"
     return None
 
 
+async def serve_fleet(args: argparse.Namespace) -> int:
+    """Several clusters in this process (`--clusters N`), each on its own ports."""
+    fleet = SimFleet(
+        fleet_names(args.clusters),
+        stores=args.stores,
+        regions=args.regions,
+        speed=args.speed,
+        seed=args.seed,
+    )
+    try:
+        await fleet.start(host=args.host, base_port=args.port)
+    except OSError as exc:
+        _say(
+            f"sim: cannot listen on {args.host} from port {args.port}: {exc.strerror}; "
+            "choose another --port (0 picks free ones)",
+            error=True,
+        )
+        return 2
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    for name in fleet:
+        server = fleet[name]
+        _say(f"cluster {name} PD URL: {server.pd_url}")
+        if args.scenario:
+            result = server.apply_scenario(args.scenario)
+            _say(f"cluster {name} scenario {result.name}: {result.summary}")
+    _say(f"speed: {args.speed:g}x virtual time; control API: <PD URL>/sim/state per cluster")
+    _say("Press Ctrl-C to stop.")
+    try:
+        await stop.wait()
+    finally:
+        await fleet.stop()
+        _say("simulator stopped")
+    return 0
+
+
 async def serve(args: argparse.Namespace) -> int:
+    if getattr(args, "clusters", 1) > 1:
+        return await serve_fleet(args)
     server = SimServer(
         stores=args.stores, regions=args.regions, speed=args.speed, seed=args.seed, auto_tick=True
     )

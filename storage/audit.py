@@ -1,4 +1,5 @@
-"""The append-only audit log (UPDATE and DELETE are refused by triggers in the schema)."""
+"""The append-only audit log (UPDATE and DELETE are refused by triggers in the schema). Each row
+names its cluster: the event's, or else its subject's (a proposal or an incident)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import aiosqlite
 
 from engine.events import Event
-from engine.model import AuditEvent, AuditOutcome, Identity
+from engine.model import DEFAULT_CLUSTER, AuditEvent, AuditOutcome, Identity
 from storage.base import SqlDatabase
 from storage.codec import dumps, loads, parse_ts, ts
 from storage.events import insert_event
@@ -19,7 +20,11 @@ async def insert_audit(conn: aiosqlite.Connection, event: AuditEvent) -> AuditEv
     """Append `event` inside the caller's transaction; returns it with its ID."""
     cursor = await conn.execute(
         "INSERT INTO audit_log (at, actor, actor_identity, action, subject, detail, outcome, "
-        "reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "reason, cluster) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
+        # An event that names no cluster takes its subject's (a proposal's or an incident's).
+        "CASE WHEN ? <> 'default' THEN ? ELSE coalesce("
+        "(SELECT cluster FROM proposals WHERE id = ?), "
+        "(SELECT cluster FROM incidents WHERE id = ?), 'default') END)",
         (
             ts(event.at),
             event.actor.key,
@@ -29,11 +34,23 @@ async def insert_audit(conn: aiosqlite.Connection, event: AuditEvent) -> AuditEv
             dumps(event.detail),
             event.outcome.value,
             event.reason,
+            event.cluster,
+            event.cluster,
+            event.subject,
+            event.subject,
         ),
     )
     new_id = cursor.lastrowid
     await cursor.close()
     return event.model_copy(update={"id": new_id})
+
+
+def in_cluster(event: AuditEvent, cluster: str) -> AuditEvent:
+    """`event` as the audit of a record of `cluster` (an event built without one names the
+    record's cluster)."""
+    if event.cluster == cluster or event.cluster != DEFAULT_CLUSTER:
+        return event
+    return event.model_copy(update={"cluster": cluster})
 
 
 def row_to_audit(row: sqlite3.Row) -> AuditEvent:
@@ -46,6 +63,7 @@ def row_to_audit(row: sqlite3.Row) -> AuditEvent:
         detail=loads(row["detail"]),
         outcome=AuditOutcome(row["outcome"]),
         reason=row["reason"],
+        cluster=row["cluster"],
     )
 
 

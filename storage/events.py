@@ -21,8 +21,8 @@ async def insert_event(db: SqlDatabase, conn: aiosqlite.Connection, event: Event
     """Append `event` inside the caller's transaction; returns it with its `seq`."""
     payload = event.model_dump(mode="json", exclude={"seq"})
     cursor = await conn.execute(
-        "INSERT INTO events (at, kind, subject, payload) VALUES (?, ?, ?, ?)",
-        (ts(event.at), event.kind.value, event.subject, dumps(payload)),
+        "INSERT INTO events (at, kind, subject, payload, cluster) VALUES (?, ?, ?, ?, ?)",
+        (ts(event.at), event.kind.value, event.subject, dumps(payload), event.cluster),
     )
     seq = cursor.lastrowid
     await cursor.close()

@@ -18,7 +18,7 @@ from engine.model import (
     ExecutionStatus,
     ProgressNote,
 )
-from storage.audit import insert_audit
+from storage.audit import in_cluster, insert_audit
 from storage.base import SqlDatabase
 from storage.codec import (
     dumps,
@@ -56,9 +56,16 @@ async def insert_execution(conn: aiosqlite.Connection, execution: Execution) -> 
     """Insert inside the caller's transaction; a second execution of a proposal is refused."""
     try:
         await conn.execute(
-            f"INSERT INTO executions (proposal_id, started_at, {_MUTABLE}) "
-            f"VALUES (?, ?, {', '.join('?' * 10)})",
-            (execution.proposal_id, ts(execution.started_at), *_mutable_values(execution)),
+            f"INSERT INTO executions (proposal_id, started_at, {_MUTABLE}, cluster) "
+            f"VALUES (?, ?, {', '.join('?' * 10)}, "
+            "coalesce((SELECT cluster FROM proposals WHERE id = ?), ?))",
+            (
+                execution.proposal_id,
+                ts(execution.started_at),
+                *_mutable_values(execution),
+                execution.proposal_id,
+                execution.cluster,
+            ),
         )
     except sqlite3.IntegrityError as exc:
         if "executions.proposal_id" not in str(exc):
@@ -85,6 +92,7 @@ async def update_execution(conn: aiosqlite.Connection, execution: Execution) -> 
 def row_to_execution(row: sqlite3.Row) -> Execution:
     return Execution(
         proposal_id=row["proposal_id"],
+        cluster=row["cluster"],
         status=ExecutionStatus(row["status"]),
         started_at=parse_ts(row["started_at"]),
         updated_at=parse_ts(row["updated_at"]),
@@ -125,7 +133,7 @@ class SqliteExecutionRepo:
         async with self._db.transaction() as conn:
             changed = await update_execution(conn, execution)
             if changed and audit is not None:
-                await insert_audit(conn, audit)
+                await insert_audit(conn, in_cluster(audit, execution.cluster))
             if changed:
                 for event in events:
                     await insert_event(self._db, conn, event)

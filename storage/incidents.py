@@ -11,9 +11,9 @@ import aiosqlite
 
 from engine.errors import DuplicateIncident, NotFound, StaleVersion
 from engine.events import EventKind, IncidentChange, incident_event
-from engine.model import AuditEvent, Incident, IncidentStatus, Severity
+from engine.model import DEFAULT_CLUSTER, AuditEvent, Incident, IncidentStatus, Severity
 from storage.attention import attention_of
-from storage.audit import insert_audit
+from storage.audit import in_cluster, insert_audit
 from storage.base import SqlDatabase
 from storage.codec import dumps, loads, parse_ts, parse_ts_or_none, ts, ts_or_none
 from storage.events import insert_event
@@ -48,6 +48,7 @@ def _values(incident: Incident) -> tuple[Any, ...]:
 def row_to_incident(row: sqlite3.Row) -> Incident:
     return Incident(
         id=row["id"],
+        cluster=row["cluster"],
         fingerprint=row["fingerprint"],
         kind=row["kind"],
         subject=row["subject"],
@@ -81,16 +82,27 @@ class SqliteIncidentRepo:
         row = await self._db.fetchone("SELECT * FROM incidents WHERE id = ?", (incident_id,))
         return None if row is None else row_to_incident(row)
 
-    async def get_open_by_fingerprint(self, fingerprint: str) -> Incident | None:
+    async def get_open_by_fingerprint(
+        self, fingerprint: str, cluster: str = DEFAULT_CLUSTER
+    ) -> Incident | None:
         row = await self._db.fetchone(
-            "SELECT * FROM incidents WHERE fingerprint = ? AND status = 'open'", (fingerprint,)
+            "SELECT * FROM incidents WHERE cluster = ? AND fingerprint = ? AND status = 'open'",
+            (cluster, fingerprint),
         )
         return None if row is None else row_to_incident(row)
 
-    async def list_open(self) -> list[Incident]:
-        rows = await self._db.fetchall(
-            "SELECT * FROM incidents WHERE status = 'open' ORDER BY opened_at, id"
-        )
+    async def list_open(self, cluster: str | None = None) -> list[Incident]:
+        """Open incidents, oldest first; of one cluster when `cluster` is given."""
+        if cluster is None:
+            rows = await self._db.fetchall(
+                "SELECT * FROM incidents WHERE status = 'open' ORDER BY opened_at, id"
+            )
+        else:
+            rows = await self._db.fetchall(
+                "SELECT * FROM incidents WHERE status = 'open' AND cluster = ? "
+                "ORDER BY opened_at, id",
+                (cluster,),
+            )
         return [row_to_incident(row) for row in rows]
 
     async def list(
@@ -124,12 +136,12 @@ class SqliteIncidentRepo:
         async with self._db.transaction() as conn:
             try:
                 await conn.execute(
-                    f"INSERT INTO incidents (id, {_COLUMNS}, version) "
-                    f"VALUES (?, {', '.join('?' * 15)}, 1)",
-                    (incident.id, *_values(incident)),
+                    f"INSERT INTO incidents (id, cluster, {_COLUMNS}, version) "
+                    f"VALUES (?, ?, {', '.join('?' * 15)}, 1)",
+                    (incident.id, incident.cluster, *_values(incident)),
                 )
             except sqlite3.IntegrityError as exc:
-                existing = await _open_id(conn, incident.fingerprint)
+                existing = await _open_id(conn, incident.fingerprint, incident.cluster)
                 if existing is None and "incidents.id" not in str(exc):
                     raise
                 if existing is None:
@@ -145,7 +157,7 @@ class SqliteIncidentRepo:
                     existing_id=existing,
                 ) from None
             if audit is not None:
-                await insert_audit(conn, audit)
+                await insert_audit(conn, in_cluster(audit, incident.cluster))
             await insert_event(self._db, conn, incident_event(EventKind.INCIDENT_OPENED, stored))
         return stored
 
@@ -183,7 +195,7 @@ class SqliteIncidentRepo:
                     actual=actual,
                 )
             if audit is not None:
-                await insert_audit(conn, audit)
+                await insert_audit(conn, in_cluster(audit, incident.cluster))
             if announce is not None:
                 await insert_event(
                     self._db, conn, incident_event(announce, saved, notes, previous_severity)
@@ -191,9 +203,10 @@ class SqliteIncidentRepo:
         return saved
 
 
-async def _open_id(conn: aiosqlite.Connection, fingerprint: str) -> str | None:
+async def _open_id(conn: aiosqlite.Connection, fingerprint: str, cluster: str) -> str | None:
     cursor = await conn.execute(
-        "SELECT id FROM incidents WHERE fingerprint = ? AND status = 'open'", (fingerprint,)
+        "SELECT id FROM incidents WHERE cluster = ? AND fingerprint = ? AND status = 'open'",
+        (cluster, fingerprint),
     )
     row = await cursor.fetchone()
     await cursor.close()

@@ -26,7 +26,7 @@ from engine.model import (
     RiskLevel,
 )
 from engine.transitions import TransitionResult
-from storage.audit import insert_audit
+from storage.audit import in_cluster, insert_audit
 from storage.base import SqlDatabase
 from storage.codec import (
     dumps,
@@ -80,6 +80,7 @@ def _row_to_proposal(row: sqlite3.Row, approvals: Sequence[Approval]) -> Proposa
     decided_by = loads(row["decided_by"])
     return Proposal(
         id=row["id"],
+        cluster=row["cluster"],
         incident_id=row["incident_id"],
         action=row["action"],
         params=loads(row["params"]),
@@ -133,11 +134,11 @@ class SqliteProposalRepo:
         proposal = result.proposal
         async with self._db.transaction() as conn:
             await conn.execute(
-                f"INSERT INTO proposals (id, {_MUTABLE}) VALUES (?, {_MARKS})",
-                (proposal.id, *_values(proposal)),
+                f"INSERT INTO proposals (id, cluster, {_MUTABLE}) VALUES (?, ?, {_MARKS})",
+                (proposal.id, proposal.cluster, *_values(proposal)),
             )
             await _insert_approvals(conn, proposal)
-            audit = await insert_audit(conn, result.audit)
+            audit = await insert_audit(conn, in_cluster(result.audit, proposal.cluster))
             await insert_event(
                 self._db, conn, proposal_event(EventKind.PROPOSAL_MADE, proposal, audit=audit)
             )
@@ -154,6 +155,7 @@ class SqliteProposalRepo:
         states: Sequence[ProposalState] | None = None,
         incident_id: str | None = None,
         limit: int = 50,
+        cluster: str | None = None,
     ) -> list[Proposal]:
         where: list[str] = []
         params: list[Any] = []
@@ -165,6 +167,9 @@ class SqliteProposalRepo:
         if incident_id is not None:
             where.append("incident_id = ?")
             params.append(incident_id)
+        if cluster is not None:
+            where.append("cluster = ?")
+            params.append(cluster)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         async with self._db.read() as conn:
             return await _select(conn, clause, params, limit=limit)
@@ -219,8 +224,9 @@ class SqliteProposalRepo:
                     actual=actual,
                 )
             await _insert_approvals(conn, new)
-            audit = await insert_audit(conn, result.audit)
+            audit = await insert_audit(conn, in_cluster(result.audit, new.cluster))
             if start_execution is not None:
+                start_execution = start_execution.model_copy(update={"cluster": new.cluster})
                 await insert_execution(conn, start_execution)
             if execution is not None:
                 await update_execution(conn, execution)

@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     # `tikvops --pd URL --db PATH drain 4`: the same options may also follow the subcommand.
     parser.add_argument("--pd", dest="global_pd", metavar="URL", help="PD address")
     parser.add_argument("--db", dest="global_db", metavar="PATH", help="SQLite database")
+    parser.add_argument(
+        "--cluster",
+        dest="global_cluster",
+        metavar="NAME",
+        help="the cluster a command targets, when the configuration has several",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"tikvops.commands.{name}")
@@ -62,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 setattr(args, name, given)
         else:
             parser.error(f"--{name} does not apply to '{args.command}'")
+    if args.global_cluster is not None and not hasattr(args, "words"):
+        parser.error(f"--cluster does not apply to '{args.command}'")
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

@@ -7,6 +7,13 @@ demo settings: short poll interval, short grace and resolve periods, the stand-i
 alice and the @oncall group, a database in a temporary directory unless one is given. On exit
 everything stops in reverse (the bot before the stand-in it talks to).
 
+With `clusters=N` (`tikvops demo --clusters 2`) it runs N simulated clusters instead of one
+(`sim.fleet.SimFleet`: named prod, staging, c3, ...; 3 stores each unless told), one incident
+channel per cluster in the stand-in (#tikv-prod, #tikv-staging, ...) beside #tikv-ops, and the
+bot configured with a `[clusters.NAME]` table per cluster (`cluster_tables`; the TOML it
+amounts to is written next to the database as `clusters.toml`). The scenario goes into the
+first cluster only, so the other one shows a quiet cluster beside a troubled one.
+
 `run_demo()` is `tikvops demo`: it prints what runs and what to do, injects the chosen scenario
 after a short pause (only into the simulator), echoes every event as one line, and stops
 cleanly when `stop` is set (Ctrl-C or SIGTERM in the command).
@@ -27,6 +34,7 @@ from typing import Any, TextIO
 from pydantic import SecretStr
 
 from engine.ports import Clock, Notifier
+from sim.fleet import SimFleet, fleet_names
 from sim.scenarios import SCENARIOS, ScenarioResult
 from sim.server import SimServer
 from slackfake.server import SlackFake
@@ -44,6 +52,9 @@ DEMO_APPROVER = "U0ALICE"
 """The stand-in's user alice, an approver (also through the @oncall group)."""
 DEMO_GROUP = "S0ONCALL"
 DEMO_CHANNEL = "C0OPS"
+DEMO_CHANNEL_NAME = "tikv-ops"
+MULTI_CLUSTER_STORES = 3
+"""Stores per simulated cluster when the demo runs several (unless `--stores` says)."""
 
 DEMO_SETTINGS: Mapping[str, Any] = {
     "poll_interval": 2.0,
@@ -87,13 +98,30 @@ class DemoOptions:
     scenario: str = "slow-store"
     delay: float = 5.0
     db: Path | None = None
-    stores: int = 5
+    stores: int | None = None
+    """Stores per simulated cluster; None: 5 for one cluster, 3 each for several."""
     regions: int = 300
     speed: float = 10.0
     seed: int = 0
     health_addr: str = "127.0.0.1:0"
+    clusters: int = 1
+
+    @property
+    def stores_per_cluster(self) -> int:
+        if self.stores is not None:
+            return self.stores
+        return 5 if self.clusters == 1 else MULTI_CLUSTER_STORES
+
+    @property
+    def cluster_names(self) -> list[str]:
+        """The simulated clusters' names (empty for the single-cluster demo)."""
+        return fleet_names(self.clusters) if self.clusters > 1 else []
 
     def __post_init__(self) -> None:
+        if self.clusters < 1:
+            raise ValueError("the demo needs at least 1 cluster")
+        if self.clusters > 1:
+            fleet_names(self.clusters)  # raises ValueError past the limit
         if self.scenario != NO_SCENARIO and self.scenario not in SCENARIOS:
             known = ", ".join(SCENARIO_NAMES)
             raise ValueError(f"unknown scenario {self.scenario!r}; choose one of {known} or none")
@@ -103,9 +131,64 @@ class DemoOptions:
             raise ValueError("the simulator speed must be positive")
 
 
+def cluster_channel(name: str) -> tuple[str, str]:
+    """The stand-in channel (ID, name) of the simulated cluster `name`: C0PROD, #tikv-prod."""
+    return "C0" + name.upper().replace("-", "").replace("_", ""), f"tikv-{name}"
+
+
+def demo_channels(options: DemoOptions) -> dict[str, str]:
+    """The stand-in's channels: #tikv-ops, then one per simulated cluster."""
+    channels = {DEMO_CHANNEL: DEMO_CHANNEL_NAME}
+    for name in options.cluster_names:
+        channel_id, channel_name = cluster_channel(name)
+        channels[channel_id] = channel_name
+    return channels
+
+
+def cluster_tables(fleet: SimFleet, *, with_slack: bool) -> dict[str, dict[str, Any]]:
+    """The `[clusters.NAME]` tables for the simulated clusters: each its PD, its stores scraped
+    directly (no Prometheus), and with the stand-in its own channel and alice and @oncall as
+    approvers."""
+    tables: dict[str, dict[str, Any]] = {}
+    for name in fleet:
+        table: dict[str, Any] = {"pd_url": fleet[name].pd_url, "prometheus_url": None}
+        if with_slack:
+            table["channel"] = cluster_channel(name)[0]
+            table["approvers"] = [DEMO_APPROVER, DEMO_GROUP]
+        tables[name] = table
+    return tables
+
+
+def clusters_toml(tables: Mapping[str, Mapping[str, Any]]) -> str:
+    """`tables` as the TOML a user would write (values are strings, lists of strings, or
+    None, which TOML leaves out)."""
+    lines: list[str] = []
+    for name, table in tables.items():
+        lines.append(f"[clusters.{name}]")
+        for key, value in table.items():
+            if value is None:
+                continue
+            if isinstance(value, list):
+                rendered = "[" + ", ".join(f'"{item}"' for item in value) + "]"
+            else:
+                rendered = f'"{value}"'
+            lines.append(f"{key} = {rendered}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def supports_clusters() -> bool:
+    """Whether this build runs `[clusters.NAME]` tables: its settings know them and the stack
+    builds from them (`tikvops.stack` uses `cluster_configs`)."""
+    from tikvops import stack as stack_module
+
+    return "clusters" in Settings.model_fields and hasattr(stack_module, "cluster_configs")
+
+
 @dataclass
 class Demo:
-    """The running demo. `sim` is None against a real PD, `fake` None with real Slack."""
+    """The running demo. `sim` is None against a real PD, `fake` None with real Slack. With
+    several clusters `fleet` holds them and `sim` is the first."""
 
     settings: Settings
     options: DemoOptions
@@ -113,20 +196,36 @@ class Demo:
     sim: SimServer | None
     fake: SlackFake | None
     injected: list[ScenarioResult] = field(default_factory=list)
+    fleet: SimFleet | None = None
+    config_file: Path | None = None
+
+    @property
+    def sims(self) -> dict[str, SimServer]:
+        """The simulated clusters by name (one-cluster demo: {"default": sim})."""
+        if self.fleet is not None:
+            return dict(self.fleet.servers)
+        return {} if self.sim is None else {"default": self.sim}
 
     @property
     def page_url(self) -> str | None:
-        """The stand-in's page, opened as alice in the incident channel."""
+        """The stand-in's page, opened as alice in the (first) incident channel."""
         if self.fake is None:
             return None
-        return f"{self.fake.page_url}?user={DEMO_APPROVER}&channel={DEMO_CHANNEL}"
+        channel = DEMO_CHANNEL
+        if self.fleet is not None:
+            channel = cluster_channel(next(iter(self.fleet)))[0]
+        return f"{self.fake.page_url}?user={DEMO_APPROVER}&channel={channel}"
 
-    def inject(self, scenario: str | None = None) -> ScenarioResult | None:
-        """Inject a simulator scenario (default: the options'); None against a real cluster."""
+    def inject(
+        self, scenario: str | None = None, *, cluster: str | None = None
+    ) -> ScenarioResult | None:
+        """Inject a simulator scenario (default: the options') into `cluster` (default: the
+        first); None against a real cluster."""
         name = scenario or self.options.scenario
         if self.sim is None or name == NO_SCENARIO:
             return None
-        result = self.sim.apply_scenario(name)
+        target = self.sim if cluster is None or self.fleet is None else self.fleet[cluster]
+        result = target.apply_scenario(name)
         self.injected.append(result)
         return result
 
@@ -168,10 +267,11 @@ def demo_settings(
     fake: SlackFake | None,
     db_dir: Path | None,
     overrides: Mapping[str, Any] | None = None,
+    fleet: SimFleet | None = None,
 ) -> Settings:
     """The settings the demo's bot runs with: `base` plus the demo's timings (and `overrides`
     of them), the simulator as PD (when running), the stand-in as Slack (when running) and the
-    demo database."""
+    demo database. With a `fleet`, one `[clusters.NAME]` table per simulated cluster."""
     values: dict[str, Any] = base.model_dump()
     values.update(DEMO_SETTINGS)
     values.update(overrides or {})
@@ -192,6 +292,9 @@ def demo_settings(
             approvers=[DEMO_APPROVER, DEMO_GROUP],
             approvers_high=[],
         )
+    if fleet is not None:
+        values["pd_url"] = None
+        values["clusters"] = cluster_tables(fleet, with_slack=fake is not None)
     if options.db is not None:
         values["db"] = options.db
     elif db_dir is not None:
@@ -216,11 +319,33 @@ async def open_demo(
 
     Raises OSError when the stand-in's port is taken, plus whatever `open_stack` raises."""
     options = options or DemoOptions()
+    if options.clusters > 1 and base.pd_url:
+        raise ValueError(
+            "tikvops demo --clusters simulates its clusters; unset TIKVOPS_PD_URL (pd_url) "
+            "or run the demo without --clusters"
+        )
+    if options.clusters > 1 and not supports_clusters():
+        raise ValueError(
+            "tikvops demo --clusters needs [clusters.NAME] settings, which this build does "
+            "not have yet; run the demo without --clusters"
+        )
     async with AsyncExitStack() as stack:
         sim: SimServer | None = None
-        if not base.pd_url:
+        fleet: SimFleet | None = None
+        if options.clusters > 1:
+            fleet = SimFleet(
+                options.cluster_names,
+                stores=options.stores_per_cluster,
+                regions=options.regions,
+                speed=options.speed,
+                seed=options.seed,
+            )
+            await fleet.start()
+            stack.push_async_callback(fleet.stop)
+            sim = fleet[options.cluster_names[0]]
+        elif not base.pd_url:
             sim = SimServer(
-                stores=options.stores,
+                stores=options.stores_per_cluster,
                 regions=options.regions,
                 speed=options.speed,
                 seed=options.seed,
@@ -230,15 +355,25 @@ async def open_demo(
             stack.push_async_callback(sim.stop)
         fake: SlackFake | None = None
         if not base.uses_real_slack:
-            fake = SlackFake()
+            fake = SlackFake(channels=demo_channels(options))
             await fake.start(host=options.host, port=options.port)
             stack.push_async_callback(fake.stop)
         db_dir: Path | None = None
         if options.db is None:
             db_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tikvops-demo-")))
         settings = demo_settings(
-            base, options, sim=sim, fake=fake, db_dir=db_dir, overrides=overrides
+            base, options, sim=sim, fake=fake, db_dir=db_dir, overrides=overrides, fleet=fleet
         )
+        config_file: Path | None = None
+        if fleet is not None:
+            config_dir = db_dir or Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="tikvops-demo-"))
+            )
+            config_file = config_dir / "clusters.toml"
+            config_file.write_text(
+                clusters_toml(cluster_tables(fleet, with_slack=fake is not None)),
+                encoding="utf-8",
+            )
         running = await stack.enter_async_context(
             open_stack(
                 settings,
@@ -250,7 +385,15 @@ async def open_demo(
         )
         if fake is not None:
             await fake.wait_for_socket()
-        yield Demo(settings=settings, options=options, stack=running, sim=sim, fake=fake)
+        yield Demo(
+            settings=settings,
+            options=options,
+            stack=running,
+            sim=sim,
+            fake=fake,
+            fleet=fleet,
+            config_file=config_file,
+        )
 
 
 def banner(demo: Demo) -> list[str]:
@@ -258,7 +401,16 @@ def banner(demo: Demo) -> list[str]:
     settings = demo.settings
     stack = demo.stack
     lines = ["tikvops demo is running:"]
-    if demo.sim is not None:
+    if demo.fleet is not None:
+        for name in demo.fleet:
+            sim = demo.fleet[name]
+            channel = f" -> #{cluster_channel(name)[1]}" if demo.fake is not None else ""
+            lines.append(
+                f"  cluster   {name}: simulated TiKV, {len(sim.cluster.stores)} stores and "
+                f"{len(sim.cluster.regions)} regions, PD at {sim.pd_url}{channel}"
+            )
+        lines.append(f"  config    the [clusters.NAME] tables are in {demo.config_file}")
+    elif demo.sim is not None:
         sim = demo.sim
         lines.append(
             f"  cluster   simulated TiKV, {len(sim.cluster.stores)} stores and "
@@ -289,9 +441,13 @@ def next_steps(demo: Demo) -> list[str]:
     options = demo.options
     lines: list[str] = []
     if demo.sim is not None and options.scenario != NO_SCENARIO:
+        where = "the simulator"
+        if demo.fleet is not None:
+            first = next(iter(demo.fleet))
+            where = f"cluster {first} (#{cluster_channel(first)[1]}); the others stay quiet"
         lines.append(
             f"In {options.delay:g} s the demo injects the `{options.scenario}` fault "
-            "into the simulator; an incident, its diagnosis and a proposal follow within "
+            f"into {where}; an incident, its diagnosis and a proposal follow within "
             "about 30 s."
         )
     if demo.fake is not None:
@@ -343,6 +499,7 @@ async def run_demo(
 __all__ = [
     "DEMO_APPROVER",
     "DEMO_CHANNEL",
+    "DEMO_CHANNEL_NAME",
     "DEMO_ENGINE_OPTIONS",
     "DEMO_GROUP",
     "DEMO_SETTINGS",
@@ -351,11 +508,16 @@ __all__ = [
     "Demo",
     "DemoOptions",
     "banner",
+    "cluster_channel",
     "cluster_settled",
+    "cluster_tables",
+    "clusters_toml",
+    "demo_channels",
     "demo_settings",
     "describe_injection",
     "next_steps",
     "open_demo",
     "run_demo",
+    "supports_clusters",
     "wait_settled",
 ]

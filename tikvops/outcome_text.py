@@ -23,6 +23,7 @@ from engine.model import (
 from engine.results import (
     Attended,
     AuditView,
+    ClustersView,
     Decided,
     DryRunOutcome,
     ExecutionReport,
@@ -204,6 +205,8 @@ def render(outcome: Outcome) -> str:
         return "\n".join(_audit_line(e) for e in outcome.events)
     if isinstance(outcome, HelpView):
         return outcome.text
+    if isinstance(outcome, ClustersView):
+        return "\n".join(["Clusters:", *(f"  {line}" for line in outcome.lines())])
     if isinstance(outcome, ProposalCreated):
         p = outcome.proposal
         lines = [

@@ -41,13 +41,13 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
 import httpx
 
-from bot.app import SlackBot
+from bot.app import SlackBot, approver_groups
 from bot.config import BotConfig
 from bot.render.links import Links
 from bot.retry import DeliveryHooks
@@ -80,7 +80,7 @@ from tikvops.scheduling import (
     monitor_deadlines,
     schedule_bot_jobs,
 )
-from tikvops.settings import ConfigError, Settings, env_name
+from tikvops.settings import ConfigError, Settings, cluster_configs, env_name
 from tikvops.wiring import (
     PLAYBOOKS_NAME,
     build_diagnoser,
@@ -139,7 +139,16 @@ def bot_config(settings: Settings, options: SlackOptions | None = None) -> BotCo
             prometheus_url=settings.prometheus_external_url,
             queries={metric: promql_for(metric) for metric in ChartMetric},
         ),
+        cluster_channels=_cluster_channels(settings),
     )
+
+
+def _cluster_channels(settings: Settings) -> tuple[tuple[str, str], ...]:
+    """Each cluster's incident channel, when there are several (none: the one `channel`)."""
+    configs = cluster_configs(settings)
+    if len(configs) < 2:
+        return ()
+    return tuple((c.name, c.settings.channel) for c in configs)
 
 
 @dataclass
@@ -159,6 +168,8 @@ class Stack:
     server: ObservabilityServer | None
     bot: SlackBot | None = None
     replica: ReplicaRole | None = None
+    monitors: Mapping[str, Monitor] = field(default_factory=dict)
+    """Every cluster's monitor by name (`monitor` is the first cluster's)."""
 
     @property
     def reconciled(self) -> int:
@@ -176,7 +187,8 @@ class Stack:
 
     async def wait_idle(self) -> None:
         """Let background work settle: diagnoses, Slack handlers, executions in progress."""
-        await self.monitor.wait_idle()
+        for monitor in self.monitors.values() or [self.monitor]:
+            await monitor.wait_idle()
         if self.bot is not None:
             await self.bot.tasks.wait_idle()
         await self.runtime.engine.wait_idle()
@@ -211,6 +223,15 @@ class Stack:
             lines.append("slack: not configured (set SLACK_BOT_TOKEN and SLACK_APP_TOKEN)")
         approvers = ", ".join(settings.approvers) or "nobody (set TIKVOPS_APPROVERS)"
         lines.append(f"approvers: {approvers}")
+        if self.runtime.multi_cluster:
+            lines[0] = f"monitor: {len(self.runtime.clusters)} clusters, one monitor each"
+            for name, cluster in self.runtime.clusters.items():
+                own = cluster.settings
+                approvers = ", ".join(own.approvers) or "nobody"
+                lines.append(
+                    f"cluster {name}: PD {cluster.pd.base_url} every {own.poll_interval:g} s, "
+                    f"incidents in {own.channel}, approvers {approvers}"
+                )
         if self.server is not None:
             lines.append(f"health: {self.server.url}/healthz and {self.server.url}/metrics")
         return lines
@@ -228,8 +249,22 @@ def _connection_hook(health: Health, metrics: BotMetrics) -> Callable[[bool], No
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterRuntime:
+    """One cluster's parts: its effective settings (`[clusters.NAME]` over the global ones),
+    its PD client, its approval policy and its engine (which changes only this cluster)."""
+
+    name: str
+    settings: Settings
+    pd: PDClient
+    policy: ApprovalPolicy
+    engine: Engine
+
+
+@dataclass(frozen=True, slots=True)
 class Runtime:
-    """The running parts, for the duration of `open_runtime()`."""
+    """The running parts, for the duration of `open_runtime()`. `pd`, `policy` and `engine` are
+    the first cluster's (the only one without `[clusters.NAME]` tables); `engine` hands what
+    belongs to another cluster to that cluster's engine (`Engine.join`)."""
 
     settings: Settings
     pd: PDClient
@@ -239,7 +274,11 @@ class Runtime:
     engine: Engine
     notifier: Notifier | None
     clock: Clock
-    knowledge: ClusterKnowledge | None = None
+    clusters: Mapping[str, ClusterRuntime]
+
+    @property
+    def multi_cluster(self) -> bool:
+        return len(self.clusters) > 1
 
 
 @asynccontextmanager
@@ -254,7 +293,6 @@ async def open_runtime(
     on_request: RequestHook | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     engine_options: Mapping[str, Any] | None = None,
-    knowledge: ClusterKnowledge | None = None,
 ) -> AsyncIterator[Runtime]:
     """Open PD, the database and the engine; close them on exit.
 
@@ -263,49 +301,79 @@ async def open_runtime(
     network under the PD client (tests); by default the PD client's httpx requests go over
     aiohttp (`operator_tikv.transport`), which costs a third of httpx's own CPU per
     request. `engine_options` are extra `Engine` keyword arguments
-    (deadlines, poll intervals, sleep, checkpoint...); `knowledge` is what the monitor of this
-    process knows (the engine's reads answer from it while PD is slow). Raises `ConfigError`
-    without a PD URL and `StorageError` when the database cannot be opened.
+    (deadlines, poll intervals, sleep, checkpoint...). Each cluster's engine gets the
+    `ClusterKnowledge` its monitor will fill (its reads answer from it while PD is slow).
+    Raises `ConfigError` without a PD URL and `StorageError` when the database cannot be
+    opened.
     """
-    pd_url = require_pd_url(settings)
+    configs = cluster_configs(settings)
+    pd_urls = {c.name: require_pd_url(c.settings) for c in configs}
     chosen_clock: Clock = clock or SystemClock()
-    policy = build_policy(settings, terminal=terminal)
+    multi = len(configs) > 1
     db = await open_database(settings.db)
     try:
         repos = Repositories.on(db)
         async with contextlib.AsyncExitStack() as exits:
-            pd = await exits.enter_async_context(
-                open_pd(settings, pd_url=pd_url, on_request=on_request, transport=transport)
-            )
-            engine = Engine(
-                pd=pd,
-                repos=repos,
-                policy=policy,
-                notifier=notifier,
-                clock=chosen_clock,
-                max_drained_stores=settings.max_drained_stores,
-                metrics=metrics,
-                knowledge=knowledge,
-                **dict(engine_options or {}),
-            )
-            try:
-                if reconcile:
-                    await engine.reconcile()
-                yield Runtime(
-                    settings=settings,
+            clusters: dict[str, ClusterRuntime] = {}
+            for index, config in enumerate(configs):
+                own = config.settings
+                pd = await exits.enter_async_context(
+                    open_pd(
+                        own, pd_url=pd_urls[config.name], on_request=on_request, transport=transport
+                    )
+                )
+                policy = build_policy(own, terminal=terminal)
+                engine = Engine(
                     pd=pd,
-                    db=db,
                     repos=repos,
                     policy=policy,
-                    engine=engine,
-                    notifier=notifier,
+                    # the first engine's relay tells the caller's surface every event (all
+                    # clusters'), once
+                    notifier=notifier if index == 0 else None,
                     clock=chosen_clock,
-                    knowledge=knowledge,
+                    max_drained_stores=own.max_drained_stores,
+                    metrics=metrics,
+                    cluster=config.name,
+                    channel=own.channel if multi else None,
+                    **dict(engine_options or {}),
+                    knowledge=ClusterKnowledge(chosen_clock),
                 )
-            finally:
-                await engine.close()
+                exits.push_async_callback(engine.close)
+                clusters[config.name] = ClusterRuntime(config.name, own, pd, policy, engine)
+            engines = {name: c.engine for name, c in clusters.items()}
+            for cluster in clusters.values():
+                cluster.engine.join(engines)
+            first = clusters[configs[0].name]
+            if reconcile:
+                for cluster in clusters.values():
+                    await cluster.engine.reconcile()
+            yield Runtime(
+                settings=settings,
+                pd=first.pd,
+                db=db,
+                repos=repos,
+                policy=first.policy,
+                engine=first.engine,
+                notifier=notifier,
+                clock=chosen_clock,
+                clusters=clusters,
+            )
     finally:
         await db.close()
+
+
+class _EveryCluster:
+    """Reconciles every cluster's interrupted executions (each against its own PD) when this
+    replica starts leading."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    async def reconcile(self) -> list[Any]:
+        done: list[Any] = []
+        for cluster in self._runtime.clusters.values():
+            done.extend(await cluster.engine.reconcile())
+        return done
 
 
 def build_monitor(
@@ -316,9 +384,15 @@ def build_monitor(
     diagnoser: Diagnoser | None,
     metrics: BotMetrics | None = None,
     health: Health | None = None,
+    cluster: str | None = None,
 ) -> Monitor:
-    """The monitor for a runtime: thresholds from the settings, diagnoses through the engine."""
-    settings = runtime.settings
+    """The monitor of a runtime's cluster (`cluster`, default the first): thresholds from its
+    settings, diagnoses proposed through its engine. With several clusters the monitor's
+    incidents are its cluster's (`engine.cluster_scope`)."""
+    own = (
+        runtime.clusters[cluster] if cluster is not None else next(iter(runtime.clusters.values()))
+    )
+    settings = own.settings
     cycle_deadline, _ = monitor_deadlines(settings.poll_interval, settings.pd_timeout)
     flow = None
     if diagnoser is not None:
@@ -326,7 +400,7 @@ def build_monitor(
             diagnoser=diagnoser,
             diagnoses=runtime.repos.diagnoses,
             proposals=runtime.repos.proposals,
-            proposer=runtime.engine,
+            proposer=own.engine,
             events=runtime.repos.events,
             clock=clock,
         )
@@ -340,7 +414,8 @@ def build_monitor(
         metrics=metrics,
         health=health,
         cycle_deadline=cycle_deadline,
-        knowledge=runtime.knowledge,
+        knowledge=own.engine.reads.knowledge,
+        cluster=own.name if runtime.multi_cluster else None,
     )
 
 
@@ -381,8 +456,6 @@ async def open_stack(
     health = Health(poll_interval=settings.poll_interval, slack_required=slack_on)
     config = bot_config(settings, slack) if slack_on else None
 
-    # What the monitor sees, shared with the engine's reads (answers while PD is slow).
-    knowledge = ClusterKnowledge(clock)
     async with AsyncExitStack() as stack:
         # 1. runtime
         runtime = await stack.enter_async_context(
@@ -393,11 +466,18 @@ async def open_stack(
                 metrics=metrics,
                 on_request=pd_request_recorder(metrics),
                 engine_options=engine_options,
-                knowledge=knowledge,
             )
         )
         bot: SlackBot | None = None
-        chart_data = ChartData(MetricHistory(points=history_points(settings.poll_interval)))
+        chart_data = (
+            None
+            if runtime.multi_cluster
+            else ChartData(MetricHistory(points=history_points(settings.poll_interval)))
+        )
+        if config is not None and runtime.multi_cluster and not config.approver_groups:
+            # every cluster's approver groups are looked up, not only the first cluster's
+            groups = {g for c in runtime.clusters.values() for g in approver_groups(c.policy)}
+            config = replace(config, approver_groups=tuple(sorted(groups)))
         if config is not None:
             bot = SlackBot(
                 config,
@@ -415,27 +495,46 @@ async def open_stack(
         replica = ReplicaRole(
             settings.db,
             poll=settings.leader_poll,
-            engine=runtime.engine,
+            engine=_EveryCluster(runtime),
             metrics=metrics,
             health=health,
         )
         await replica.start()
         stack.push_async_callback(replica.stop)  # if a later step fails to start
-        # 3. diagnoser
-        diagnoser, diagnoser_name = build_diagnoser(
-            settings, pd=runtime.pd, repos=runtime.repos, clock=clock, exits=stack
-        )
-        # 4. monitor and scheduler
-        metrics_from = await stack.enter_async_context(open_metrics_source(settings))
-        source = RecordingSource(
-            runtime.pd, metrics_from, pd_url=runtime.pd.base_url, history=chart_data.history
-        )
-        chart_data.use(metrics_from)
-        monitor = build_monitor(
-            runtime, source, clock=clock, diagnoser=diagnoser, metrics=metrics, health=health
-        )
-        stack.push_async_callback(monitor.close)
-        stack.push_async_callback(source.regions.close)
+        # 3. diagnoser, 4. monitor: one of each per cluster, each monitor its own scheduler job
+        # with its own deadline, so one cluster's slow or dead PD never delays the others.
+        monitors: dict[str, Monitor] = {}
+        sources: dict[str, ClusterSource] = {}
+        diagnosers: dict[str, Diagnoser] = {}
+        diagnoser_name = PLAYBOOKS_NAME
+        for index, (name, cluster) in enumerate(runtime.clusters.items()):
+            own = cluster.settings
+            diagnosers[name], diagnoser_name = build_diagnoser(
+                own, pd=cluster.pd, repos=runtime.repos, clock=clock, exits=stack
+            )
+            metrics_from = await stack.enter_async_context(open_metrics_source(own))
+            if chart_data is not None:  # one cluster: its monitor records the charts' history
+                sources[name] = RecordingSource(
+                    cluster.pd, metrics_from, pd_url=cluster.pd.base_url, history=chart_data.history
+                )
+                chart_data.use(metrics_from)
+            else:
+                sources[name] = ClusterSource(cluster.pd, metrics_from, pd_url=cluster.pd.base_url)
+            # The process's PD health and cycle metrics follow the first cluster's monitor;
+            # the others' health is in `/tikv clusters` (their monitors' knowledge).
+            monitors[name] = build_monitor(
+                runtime,
+                sources[name],
+                clock=clock,
+                diagnoser=diagnosers[name],
+                metrics=metrics if index == 0 else None,
+                health=health if index == 0 else None,
+                cluster=name,
+            )
+            stack.push_async_callback(monitors[name].close)
+            stack.push_async_callback(sources[name].regions.close)
+        first = next(iter(runtime.clusters))
+        monitor, source, diagnoser = monitors[first], sources[first], diagnosers[first]
         scheduler = JobScheduler(
             health=health, misfire_grace=settings.poll_interval, leader=replica.is_leader
         )
@@ -459,6 +558,17 @@ async def open_stack(
             reminders=reminders,
             **jobs,
         )
+        for name, other in monitors.items():
+            if name == first:
+                continue
+            own = runtime.clusters[name].settings
+            scheduler.add_job(
+                f"monitor:{name}",
+                other.tick,
+                every=own.poll_interval,
+                deadline=monitor_deadlines(own.poll_interval, own.pd_timeout)[1],
+                leader_only=True,
+            )
         scheduler.add_job(
             "silences",
             runtime.engine.attending.end_due,
@@ -500,6 +610,7 @@ async def open_stack(
             server=server,
             bot=bot,
             replica=replica,
+            monitors=monitors,
         )
 
 

@@ -28,12 +28,17 @@ from bot.replies import tell
 from engine.attention_commands import AttentionCommand
 from engine.commands import (
     ActionCommand,
+    CommandError,
     DecisionCommand,
+    HelpCommand,
     KillSwitchCommand,
+    Parsed,
+    ReadCommand,
     parse_command,
     usage,
 )
 from engine.results import KillSwitchOutcome, Outcome, RefusalCheck, RefusalKind, Refused
+from engine.service import Engine
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +135,32 @@ def register(app: AsyncApp, deps: BotDeps) -> None:
     app.command(deps.config.command)(on_command)
 
 
+def _clusters(engine: Engine) -> tuple[str, ...]:
+    """The cluster names a command may start with (none with one cluster: nothing changes)."""
+    return tuple(engine.clusters) if engine.multi_cluster else ()
+
+
+def in_cluster_of_channel(
+    engine: Engine, parsed: Parsed | CommandError, channel_id: str | None, name: Any
+) -> Parsed | CommandError:
+    """In a cluster's incident channel, a command that names no cluster targets that cluster
+    (`/tikv drain 4` in #tikv-prod drains prod's store 4)."""
+    if not engine.multi_cluster or isinstance(
+        parsed, CommandError | AttentionCommand | DecisionCommand
+    ):  # decisions and attention find the cluster of their record
+        return parsed
+    if parsed.cluster is not None:
+        return parsed
+    cluster = engine.cluster_of_channel(channel_id) or (
+        engine.cluster_of_channel(name) if isinstance(name, str) else None
+    )
+    if cluster is None or isinstance(parsed, HelpCommand):
+        return parsed
+    if isinstance(parsed, ReadCommand) and parsed.view in {"clusters", "audit"}:
+        return parsed
+    return parsed.model_copy(update={"cluster": cluster})
+
+
 async def run_command(
     deps: BotDeps, body: dict[str, Any], respond: AsyncRespond, request: str | None
 ) -> None:
@@ -152,7 +183,12 @@ async def run_command(
         )
         return
     try:
-        parsed = parse_command(text, prog=deps.config.command)
+        parsed = in_cluster_of_channel(
+            deps.engine,
+            parse_command(text, prog=deps.config.command, clusters=_clusters(deps.engine)),
+            channel,
+            body.get("channel_name"),
+        )
         refused = await deps.identities.refusal(user) if changes_something(parsed) else None
         if refused is not None:
             await audit_refusal(

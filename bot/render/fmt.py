@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from bot.render.kit import esc, mention
 from engine.clock import format_duration, format_time, utc
 from engine.model import (
+    DEFAULT_CLUSTER,
     Diagnosis,
     DiagnosisSource,
     Identity,
@@ -48,6 +49,17 @@ STATE_ICON = {
     ProposalState.EXPIRED: ":hourglass:",
     ProposalState.CANCELLED: ":heavy_minus_sign:",
 }
+
+
+def cluster_prefix(cluster: str) -> str:
+    """`[prod] ` before a title when the bot watches several clusters (records of a single
+    cluster are in `default` and name none)."""
+    return "" if cluster == DEFAULT_CLUSTER else f"[{cluster}] "
+
+
+def cluster_field(cluster: str) -> list[tuple[str, str]]:
+    """The `Cluster` field of a card, when the bot watches several clusters."""
+    return [] if cluster == DEFAULT_CLUSTER else [("Cluster", esc(cluster))]
 
 
 def who(identity: Identity | None) -> str:

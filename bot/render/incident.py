@@ -175,10 +175,11 @@ def incident_parent(
     details = _details(incident)
     resolved = not incident.is_open
     title = clip(incident.title, 110)
+    named = fmt.cluster_prefix(incident.cluster)
     if resolved:
-        head = f"{fmt.RESOLVED_ICON} RESOLVED · {title}"
+        head = f"{fmt.RESOLVED_ICON} RESOLVED · {named}{title}"
     else:
-        head = f"{fmt.severity(incident.severity)} · {title}"
+        head = f"{fmt.severity(incident.severity)} · {named}{title}"
     blocks: list[Any] = [header(head)]
     message = details.get("message")
     summary = esc(message) if isinstance(message, str) and message else esc(incident.title)
@@ -190,6 +191,7 @@ def incident_parent(
         )
     blocks.append(section(summary))
     pairs = [
+        *fmt.cluster_field(incident.cluster),
         ("Where", where(incident)),
         ("Since", fmt.ago(incident.opened_at, now)),
         ("Now" if not resolved else "Last measured", key_numbers(incident)),
@@ -236,9 +238,10 @@ def incident_parent(
     if not resolved:
         blocks.append(attention_buttons(incident, now))
     text = (
-        f"Resolved: {incident.title} ({fmt.duration(incident.opened_at, incident.resolved_at)})"
+        f"Resolved: {named}{incident.title} "
+        f"({fmt.duration(incident.opened_at, incident.resolved_at)})"
         if resolved and incident.resolved_at is not None
-        else f"{incident.severity.value.upper()}: {incident.title}"
+        else f"{incident.severity.value.upper()}: {named}{incident.title}"
     )
     return rendered(text, blocks)
 

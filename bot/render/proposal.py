@@ -239,13 +239,15 @@ def proposal_message(
     title = act.short_title(proposal.action, proposal.params)
     described = act.action_text(proposal.action, proposal.params)
     icon = fmt.STATE_ICON[proposal.state]
-    blocks: list[Any] = [header(f"{icon} Proposal {proposal.id}: {clip(title, 110)}")]
+    named = fmt.cluster_prefix(proposal.cluster)
+    blocks: list[Any] = [header(f"{icon} {named}Proposal {proposal.id}: {clip(title, 110)}")]
     what = f"*{esc(described.title if described else title)}*"
     if proposal.reason:
         what += f"\n_Why:_ {esc(proposal.reason)}"
     blocks.append(section(what))
     params = act.param_lines(proposal.action, proposal.params) or ["(none)"]
     pairs = [
+        *fmt.cluster_field(proposal.cluster),
         ("Risk", fmt.risk(proposal.risk)),
         ("Reversible", _reversible(proposal)),
         ("Proposed by", _proposer(proposal)),
@@ -273,7 +275,7 @@ def proposal_message(
         )
     )
     state = STATE_WORDS[proposal.state]
-    text = f"Proposal {proposal.id} ({title}, {proposal.risk.value} risk): {state}"
+    text = f"{named}Proposal {proposal.id} ({title}, {proposal.risk.value} risk): {state}"
     return rendered(text, blocks)
 
 

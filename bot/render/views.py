@@ -33,6 +33,7 @@ from engine.model import AuditEvent, AuditOutcome, Incident, Proposal, ProposalS
 from engine.results import (
     Attended,
     AuditView,
+    ClustersView,
     Decided,
     DryRunOutcome,
     ExecutionReport,
@@ -307,6 +308,25 @@ def proposal_view(view: ProposalView, now: datetime) -> Rendered:
     return rendered(base.text, [*base.blocks, *extra])
 
 
+def clusters_view(view: ClustersView) -> Rendered:
+    """`/tikv clusters`: one line per cluster with its health at a glance."""
+    icons = {
+        "ok": ":large_green_circle:",
+        "incidents": ":large_orange_circle:",
+        "pd-unreachable": ":red_circle:",
+        "unknown": ":white_circle:",
+    }
+    lines = [
+        f"{icons[c.state]} *{c.name}*"
+        + (f" (#{c.channel})" if c.channel else "")
+        + f": {c.sentence}"
+        + (" — kill switch *on*" if c.kill_switch else "")
+        for c in view.clusters
+    ]
+    text = "Clusters: " + "; ".join(view.lines())
+    return rendered(text, [section("\n".join(lines))])
+
+
 def help_view(view: HelpView) -> Rendered:
     lines = view.text.split("\n")
     title = f"Help: {view.topic}" if view.topic else "tikvops commands"
@@ -355,6 +375,8 @@ def outcome_view(
         return audit_view(outcome, now)
     if isinstance(outcome, HelpView):
         return help_view(outcome)
+    if isinstance(outcome, ClustersView):
+        return clusters_view(outcome)
     if isinstance(outcome, Refused):
         return refused_view(outcome, now)
     if isinstance(outcome, DryRunOutcome):

@@ -42,7 +42,7 @@ async def _tables(db: Database) -> set[str]:
 
 async def test_fresh_database_is_migrated_with_pragmas(sqlite_db: Database) -> None:
     db = sqlite_db
-    assert await db.schema_version() == latest_version() == 5
+    assert await db.schema_version() == latest_version() == 6
     assert await _tables(db) == TABLES_V1 | {"outbox", "events", "event_cursors"}
     journal = await db.fetchone("PRAGMA journal_mode")
     assert journal is not None and journal[0] == "wal"
@@ -217,13 +217,14 @@ INSERT INTO t VALUES (1);
 
 def test_packaged_migrations_are_numbered_without_gaps() -> None:
     migrations = load_migrations()
-    assert [m.version for m in migrations] == [1, 2, 3, 4, 5]
+    assert [m.version for m in migrations] == [1, 2, 3, 4, 5, 6]
     assert [m.name for m in migrations] == [
         "0001_init.sql",
         "0002_outbox.sql",
         "0003_notified.sql",
         "0004_events.sql",
         "0005_attention.sql",
+        "0006_clusters.sql",
     ]
 
 

@@ -18,8 +18,9 @@ from engine.events import EventKind
 from engine.model import AuditEvent, ExecutionStatus, Incident, Proposal, ProposalState
 from engine.transitions import ProposalEvent, propose, transition
 from storage import Database, Repositories, latest_version
-from storage.audit import insert_audit
-from storage.executions import insert_execution
+from storage.codec import dumps, ts
+from storage.executions import _MUTABLE as EXECUTION_COLUMNS
+from storage.executions import _mutable_values as execution_values
 from storage.incidents import _COLUMNS
 from storage.incidents import _values as incident_values
 from storage.proposals import _MARKS, _MUTABLE, _insert_approvals
@@ -141,8 +142,27 @@ async def _write_v3(db: Database, incident: Incident, *proposals: Proposal) -> N
                 (proposal.id, *proposal_values(proposal)),
             )
             await _insert_approvals(conn, proposal)
-            await insert_audit(conn, make_audit(proposal))
-        await insert_execution(conn, make_execution("P-2", status=ExecutionStatus.VERIFYING))
+            audit = make_audit(proposal)
+            await conn.execute(
+                "INSERT INTO audit_log (at, actor, actor_identity, action, subject, detail, "
+                "outcome, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    ts(audit.at),
+                    audit.actor.key,
+                    dumps(audit.actor),
+                    audit.action,
+                    audit.subject,
+                    dumps(audit.detail),
+                    audit.outcome.value,
+                    audit.reason,
+                ),
+            )
+        execution = make_execution("P-2", status=ExecutionStatus.VERIFYING)
+        await conn.execute(
+            f"INSERT INTO executions (proposal_id, started_at, {EXECUTION_COLUMNS}) "
+            f"VALUES (?, ?, {', '.join('?' * 10)})",
+            (execution.proposal_id, ts(execution.started_at), *execution_values(execution)),
+        )
         await _v3_outbox(conn)
 
 

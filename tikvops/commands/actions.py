@@ -180,6 +180,11 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(command, CommandError):
             print(f"{CLI_PROG}: {command.text()}", file=sys.stderr)
             return 2
+        cluster = getattr(args, "global_cluster", None)
+        if cluster is not None and hasattr(command, "cluster"):
+            # `tikvops --cluster prod drain 4`; the engine refuses a name it does not know,
+            # listing the clusters
+            command = command.model_copy(update={"cluster": cluster})
         if isinstance(command, HelpCommand):
             print(help_text(command.topic, CLI_PROG))
             return 0

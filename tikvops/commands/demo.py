@@ -62,6 +62,16 @@ def register(subparsers: Any) -> None:
         default=10.0,
         help="how many times faster than the clock the simulator's time runs (default 10)",
     )
+    parser.add_argument(
+        "--clusters",
+        type=int,
+        default=1,
+        metavar="N",
+        help=(
+            "simulate N clusters (prod, staging, ...; 3 stores each), one channel per cluster "
+            "in the local Slack page, one bot watching them all (default 1)"
+        ),
+    )
     parser.add_argument("--db", type=Path, metavar="PATH", help="database (default: temporary)")
     parser.add_argument("--verbose", action="store_true", help="log what every part does")
     parser.set_defaults(handler=run)
@@ -74,9 +84,18 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger().setLevel(logging.WARNING)
     for noisy in ("apscheduler", "httpx", "httpcore", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    options = DemoOptions(
-        port=args.port, scenario=args.scenario, delay=args.delay, speed=args.speed, db=args.db
-    )
+    try:
+        options = DemoOptions(
+            port=args.port,
+            scenario=args.scenario,
+            delay=args.delay,
+            speed=args.speed,
+            db=args.db,
+            clusters=args.clusters,
+        )
+    except ValueError as exc:
+        print(f"tikvops demo: {exc}", file=sys.stderr)
+        return 2
     try:
         return asyncio.run(_main(settings, options))
     except OSError as exc:
@@ -86,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    except (StorageError, ObservabilityError, SlackStartError) as exc:
+    except (StorageError, ObservabilityError, SlackStartError, ValueError) as exc:
         print(f"tikvops demo: cannot start: {exc}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,100 @@
+"""The composition root with two clusters: one PD client, policy, engine and monitor per
+cluster, each monitor its own scheduler job; cluster A's PD down never stops B's monitor, and
+each cluster's incidents are its own."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from engine.results import ClustersView
+from sim.server import SimServer
+from tikvops.settings import Settings, cluster_configs
+from tikvops.stack import open_runtime, open_stack
+
+SimFactory = Callable[..., Awaitable[SimServer]]
+WAIT = 30.0
+
+
+def two_cluster_settings(a: SimServer, b: SimServer, db: Path) -> Settings:
+    return Settings(
+        _env_file=None,
+        db=db,
+        poll_interval=0.3,
+        pd_timeout=1.0,
+        pd_retries=0,
+        region_health_grace=600.0,
+        health_addr="127.0.0.1:0",
+        slack_bot_token=None,
+        slack_app_token=None,
+        anthropic_api_key=None,
+        approvers=["U0ALICE"],
+        clusters={
+            "alpha": {"pd_url": a.pd_url, "channel": "tikv-alpha"},
+            "beta": {"pd_url": b.pd_url, "channel": "tikv-beta", "approvers": ["U0BOB"]},
+        },
+    )
+
+
+async def _wait(check: Callable[[], Awaitable[Any]]) -> Any:
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        found = await check()
+        if found:
+            return found
+        await asyncio.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+async def test_each_cluster_has_its_own_runtime_parts(
+    sim_factory: SimFactory, tmp_path: Path
+) -> None:
+    a = await sim_factory(stores=4, regions=60)
+    b = await sim_factory(stores=4, regions=60)
+    settings = two_cluster_settings(a, b, tmp_path / "t.db")
+    assert [c.name for c in cluster_configs(settings)] == ["alpha", "beta"]
+    async with open_runtime(settings) as runtime:
+        alpha, beta = runtime.clusters["alpha"], runtime.clusters["beta"]
+        assert alpha.pd.base_url != beta.pd.base_url
+        assert alpha.policy.approvers == frozenset({"U0ALICE"})
+        assert beta.policy.approvers == frozenset({"U0BOB"})
+        assert runtime.engine is alpha.engine and runtime.engine.clusters == ["alpha", "beta"]
+        assert beta.engine.cluster == "beta" and beta.engine.channel == "tikv-beta"
+
+
+async def test_one_clusters_pd_down_does_not_stop_the_others_monitor(
+    sim_factory: SimFactory, tmp_path: Path
+) -> None:
+    a = await sim_factory(stores=4, regions=60, speed=20.0, auto_tick=True)
+    b = await sim_factory(stores=4, regions=60, speed=20.0, auto_tick=True)
+    settings = two_cluster_settings(a, b, tmp_path / "t.db")
+    async with open_stack(settings, use_slack=False, serve_health=False) as stack:
+        assert {"monitor", "monitor:beta"} <= set(stack.scheduler.job_names())
+        assert set(stack.monitors) == {"alpha", "beta"}
+        banner = "\n".join(stack.describe())
+        assert "cluster alpha: PD" in banner and "incidents in tikv-beta, approvers U0BOB" in banner
+        await a.stop()  # alpha's PD goes away entirely
+        b.cluster.stop_store(4)  # beta's store 4 stops heartbeating
+        repos = stack.runtime.repos
+
+        async def beta_store_4() -> Any:
+            found = [i for i in await repos.incidents.list_open("beta") if i.subject == "store:4"]
+            return found
+
+        [incident] = await _wait(beta_store_4)
+        assert incident.cluster == "beta"
+        assert all(i.cluster in {"alpha", "beta"} for i in await repos.incidents.list_open())
+        assert [i for i in await repos.incidents.list_open("alpha") if i.subject == "store:4"] == []
+
+        async def alpha_failing() -> bool:
+            return stack.monitors["alpha"].knowledge.current.pd_failing
+
+        await _wait(alpha_failing)
+        view = await stack.engine.clusters_view()
+        assert isinstance(view, ClustersView)
+        states = {c.name: c.state for c in view.clusters}
+        assert states["alpha"] == "pd-unreachable"
+        assert states["beta"] == "incidents"
