@@ -51,8 +51,11 @@ from datetime import timedelta
 from typing import Any
 
 from engine.applying import apply_transition
+from engine.claims import Claim, ClaimLost, LocalClaims, RunClaims, claim_run
 from engine.errors import (
+    EngineError,
     ExecutionAlreadyStarted,
+    ExecutionFinished,
     NotFound,
     PolicyRefusal,
     Refusal,
@@ -116,6 +119,7 @@ class Opened:
     result: TransitionResult
     record: Execution
     prepare: asyncio.Future[_Prepared]
+    claim: Claim | None = None
 
 
 class Executor:
@@ -141,8 +145,10 @@ class Executor:
         metrics: ExecutionMetrics | None = None,
         resume_window: timedelta | None = None,
         spawn: Callable[[Awaitable[Any], str], None] | None = None,
+        claims: RunClaims | None = None,
     ) -> None:
         self._pd = pd
+        self.claims: RunClaims = claims if claims is not None else LocalClaims()
         self._proposals = proposals
         self._executions = executions
         self._settings = settings
@@ -173,11 +179,16 @@ class Executor:
             executor=self,
             resume_window=resume_window if resume_window is not None else policy.proposal_ttl,
             spawn=spawn,
+            claims=self.claims,
         )
 
     async def reconcile(self) -> list[Execution]:
         """Start-up reconciliation (`engine.reconciling.Reconciler.reconcile`)."""
         return await self.reconciler.reconcile()
+
+    async def follow(self) -> list[Execution]:
+        """Settle the runs of dead processes (`Reconciler.follow`), without resuming."""
+        return await self.reconciler.follow()
 
     async def resume_approved(self) -> None:
         """Start or cancel the proposals left approved (`Reconciler.resume_approved`)."""
@@ -229,6 +240,11 @@ class Executor:
                 )
         else:
             current = approved
+        # The claim first: from the gate on, the run is never without an owner, so no other
+        # process reconciles it while this one lives.
+        claim = await claim_run(self.claims, current.id, self._executions.get)
+        if isinstance(claim, Execution):
+            return claim
         # The gate (a database transaction) and the preflight reads (PD) run side by side;
         # nothing is sent before both are done and the record says `request_sent`.
         prepare = asyncio.ensure_future(self._prepare(current))
@@ -236,17 +252,27 @@ class Executor:
             gate = await self._gate(current)
         except BaseException:
             await _drop(prepare)  # refused, or stopping: the reads are not needed
+            await claim.release()
             raise
         if isinstance(gate, Execution):
             await _drop(prepare)
+            await claim.release()
             return gate  # another run of this proposal won the gate: its record is the answer
         result, record = gate
-        return Opened(result=result, record=record, prepare=prepare)
+        return Opened(result=result, record=record, prepare=prepare, claim=claim)
 
     async def proceed(self, opened: Opened) -> Execution:
         """The rest of a run whose gate is open: the preflight verdict, the `request_sent`
         record, the write (once), its verification. Cancelled before the write, the record
-        stays `started` and the next start reconciles it (nothing was sent)."""
+        stays `started` and the next start reconciles it (nothing was sent). The run's claim
+        is let go when it ends, however it ends."""
+        try:
+            return await self._proceed(opened)
+        finally:
+            if opened.claim is not None:
+                await opened.claim.release()
+
+    async def _proceed(self, opened: Opened) -> Execution:
         try:
             prepared = await opened.prepare
         except BaseException:
@@ -277,18 +303,23 @@ class Executor:
                 "requests": [w.describe() for w in writes],
             },
         )
-        execution = await self._record.save(
-            record,
-            audit=started,
-            status=ExecutionStatus.REQUEST_SENT,
-            requests=[
-                {"method": w.method, "path": w.path, "query": w.query, "body": w.body}
-                for w in writes
-            ],
-            before=run.before.model_dump(mode="json"),
-            progress=[prepared.note] if prepared.note is not None else [],
-        )
-        return await self._send(run, execution)
+        try:
+            execution = await self._record.save(
+                record,
+                audit=started,
+                status=ExecutionStatus.REQUEST_SENT,
+                requests=[
+                    {"method": w.method, "path": w.path, "query": w.query, "body": w.body}
+                    for w in writes
+                ],
+                before=run.before.model_dump(mode="json"),
+                progress=[prepared.note] if prepared.note is not None else [],
+            )
+        except ExecutionFinished:
+            # A reconciler of another process settled this run ("nothing was sent") after this
+            # one lost its claim: that stays true.
+            return await self._taken_over(proposal.id, record)
+        return await self._send(run, execution, opened.claim)
 
     async def _gate(self, current: Proposal) -> tuple[TransitionResult, Execution] | Execution:
         """The exactly-once gate: `approved → executing` (kill switch and observe-only checked
@@ -361,11 +392,19 @@ class Executor:
             note=self._record.note("preflight passed on fresh cluster state"),
         )
 
-    async def _send(self, run: Run, execution: Execution) -> Execution:
-        """The gate is saved (the record says `request_sent`): send the write, once."""
+    async def _send(self, run: Run, execution: Execution, claim: Claim | None) -> Execution:
+        """The gate is saved (the record says `request_sent`): send the write, once, if this
+        process still holds the run's claim right before it."""
         proposal, action, params = run.proposal, run.action, run.params
         try:
             await self._step("before_request")
+            if claim is not None and not await claim.held():
+                raise ClaimLost(
+                    f"lost the claim on the run of proposal {proposal.id} before sending its "
+                    "PD request (the database connection was lost); nothing was sent, and the "
+                    "replica that reconciles it records that",
+                    proposal_id=proposal.id,
+                )
             try:
                 message = await action.execute(params, self._pd)
             except PDError as exc:
@@ -393,6 +432,9 @@ class Executor:
             return await self._verifier.verify(run, execution)
         except asyncio.CancelledError:
             raise  # shutdown: the record stays unfinished and is reconciled at the next start
+        except (ClaimLost, ExecutionFinished) as exc:
+            logger.warning("proposal %s: this run stops: %s", proposal.id, exc)
+            return await self._taken_over(proposal.id, execution)
         except Exception as exc:
             logger.exception("execution of proposal %s failed", proposal.id)
             return await self._record.finish(
@@ -402,6 +444,14 @@ class Executor:
                 f"the execution stopped on an error: {exc}",
                 detail={"error": type(exc).__name__},
             )
+
+    async def _taken_over(self, proposal_id: str, execution: Execution) -> Execution:
+        """The record as the process that settles this run leaves it (this one stopped)."""
+        try:
+            stored = await self._executions.get(proposal_id)
+        except EngineError:
+            return execution
+        return stored if stored is not None else execution
 
     async def _pd_refused(
         self, proposal: Proposal, execution: Execution, exc: PDError, *, sent: bool

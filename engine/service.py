@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from engine.attending import Attending
 from engine.attention_commands import AttentionCommand
+from engine.claims import RunClaims
 from engine.commands import (
     CLI_PROG,
     SLACK_PROG,
@@ -147,6 +148,7 @@ class Engine:
         metrics: EngineMetrics | None = None,
         dedup_ttl: timedelta = DEDUP_TTL,
         resume_window: timedelta | None = None,
+        claims: RunClaims | None = None,
     ) -> None:
         self.pd = pd
         self.repos = repos
@@ -175,6 +177,7 @@ class Engine:
             metrics=metrics,
             resume_window=resume_window,
             spawn=self._spawn,
+            claims=claims,
         )
         # A surface given here (the terminal, a test's recorder) hears every event from now on
         # through a relay the engine owns; `wait_idle()` delivers what is written so far.

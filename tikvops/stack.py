@@ -17,7 +17,8 @@ Start order (stop is the reverse, each step stopped even when a later one failed
 2. leader election (`tikvops.leading`): on SQLite this process leads at once; among replicas
    on PostgreSQL one leads (an advisory lock) and the others follow. Whoever starts leading
    reconciles (`engine.reconcile()`): executions left `executing` by an earlier (or dead)
-   process are checked against PD, never sent again;
+   process are checked against PD, never sent again; a run a live replica holds the claim on
+   (`storage.claims`: an advisory lock per run) is left to it;
 3. the diagnoser: Claude (`diagnosis.ClaudeDiagnoser`, falling back to the playbooks) when
    `ANTHROPIC_API_KEY` is set, else the built-in playbooks;
 4. the monitor and the scheduler's jobs (monitor tick every `poll_interval`, incident silences
@@ -58,6 +59,7 @@ from engine.ports import Clock, Diagnoser, Notifier
 from engine.service import Engine, EngineMetrics
 from operator_tikv.pd import PDClient, RequestHook
 from storage import AnyDatabase, Repositories, open_database
+from storage.claims import open_run_claims
 from storage.leader import is_postgres
 from tikvops.leading import ReplicaRole
 from tikvops.loop_lag import LoopLagProbe
@@ -258,6 +260,9 @@ async def open_runtime(
     try:
         repos = Repositories.on(db)
         async with contextlib.AsyncExitStack() as exits:
+            # Who runs which execution (a PostgreSQL advisory lock per run among replicas).
+            claims = open_run_claims(settings.db)
+            exits.push_async_callback(claims.close)
             pd = await exits.enter_async_context(
                 open_pd(settings, pd_url=pd_url, on_request=on_request, transport=transport)
             )
@@ -269,7 +274,7 @@ async def open_runtime(
                 clock=chosen_clock,
                 max_drained_stores=settings.max_drained_stores,
                 metrics=metrics,
-                **dict(engine_options or {}),
+                **{"claims": claims, **dict(engine_options or {})},
             )
             try:
                 if reconcile:
@@ -431,6 +436,8 @@ async def open_stack(
             monitor_deadline=monitor_deadlines(settings.poll_interval, settings.pd_timeout)[1],
             engine=runtime.engine,
             reminders=reminders,
+            # Among replicas the leader settles the runs of replicas that died meanwhile.
+            follow=None if replica.alone else runtime.engine.executor.follow,
             **jobs,
         )
         scheduler.add_job(
