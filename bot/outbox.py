@@ -10,12 +10,17 @@ Items are `kind="slack"` with a payload saying what to do:
 - `{"op": "update", "target", "channel", "text", "blocks", "plain"}`: edit the message
   `target` owns (posted to `channel` as a new message if it never appears).
 
-Replicas: with several bots on one database (PostgreSQL) each deliverer is given a `lease` and
-takes one item at a time with `Outbox.claim` instead of reading `due` items: a claimed item is
-this deliverer's for the lease (no other replica sends it, and the items behind it with the
-same key wait), so whichever replica is alive delivers what is owed, each item once, in order
-per thread. An item whose deliverer died is claimed again when its lease lapses, counted as an
-interrupted attempt, so it is uncertain (below) and looked up before being posted again.
+Claims: the running bot gives its deliverer a `lease` (on both backends), and it takes one item
+at a time with `Outbox.claim` (a compare-and-set in one write transaction: `FOR UPDATE SKIP
+LOCKED` on PostgreSQL, SQLite's write lock on a file) instead of reading `due` items: a claimed
+item is this deliverer's for the lease (no other process sends it, and the items behind it with
+the same key wait), so whichever process is alive delivers what is owed, each item once, in order
+per thread: replicas on PostgreSQL, and two processes that share one SQLite file by mistake
+(which without the claim both posted every card). An item whose deliverer died is claimed again
+when its lease lapses (a bot restarted after a kill in the middle of a delivery sends that
+thread's messages once the lease has run out), counted as an interrupted attempt, so it is
+uncertain (below) and looked up before being posted again. Without a lease (`run_once` in unit
+tests) the deliverer reads `due` items: for one deliverer alone on its database.
 
 Ordering: items with the same key (one per incident, or per proposal without an incident) are
 delivered in order by the outbox itself, so a parent goes out before its replies and an update

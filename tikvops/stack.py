@@ -60,7 +60,6 @@ from engine.service import Engine, EngineMetrics
 from operator_tikv.pd import PDClient, RequestHook
 from storage import AnyDatabase, Repositories, open_database
 from storage.claims import open_run_claims
-from storage.leader import is_postgres
 from tikvops.leading import ReplicaRole
 from tikvops.loop_lag import LoopLagProbe
 from tikvops.observability import (
@@ -100,7 +99,7 @@ class SlackOptions:
     outbox_backoff_cap: float = 300.0
     ping_interval: float = 10.0
     group_ttl: timedelta = timedelta(minutes=5)
-    outbox_lease: float = 60.0  # replicas (PostgreSQL): how long a claimed message is ours
+    outbox_lease: float = 60.0  # how long a message claimed for delivery is this process's
 
 
 def bot_config(settings: Settings, options: SlackOptions | None = None) -> BotConfig:
@@ -127,7 +126,8 @@ def bot_config(settings: Settings, options: SlackOptions | None = None) -> BotCo
         outbox_poll=opts.outbox_poll,
         outbox_backoff_base=opts.outbox_backoff_base,
         outbox_backoff_cap=opts.outbox_backoff_cap,
-        outbox_lease=opts.outbox_lease if is_postgres(settings.db) else None,
+        # Claimed on both backends: two processes on one SQLite file never send one item twice.
+        outbox_lease=opts.outbox_lease,
     )
 
 

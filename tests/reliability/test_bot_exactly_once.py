@@ -1,7 +1,8 @@
 """Exactly once through Slack: the whole bot (`tikvops run` in a child process) behind the Slack
 stand-in. 100 approvers clicking Approve on one proposal at once, envelopes delivered twice and
 redelivered, and two bot processes sharing one database (Slack spreading the clicks over both
-sockets) all lead to one approval and one PD write; every click is acknowledged, and every
+sockets; each owed message claimed by one of them, so one proposal card) all lead to one
+approval and one PD write; every click is acknowledged, and every
 clicker but the winner is told why nothing more happened. The engine-level variants are in
 `test_exactly_once.py`."""
 
@@ -127,6 +128,11 @@ async def test_two_bot_processes_on_one_database_make_one_write(
         final = await wait_db(db, settled)
         served = {d.connection_id for d in fake.deliveries}
         assert first.process.returncode is None and second.process.returncode is None
+        # Both processes deliver owed messages, each claimed by one of them: one card, which
+        # is the proposal's own message (a second copy's clicks would all be refused).
+        assert message.metadata is not None
+        cards = [m for m in fake.messages(CHANNEL) if m.metadata == message.metadata]
+        assert [m.ts for m in cards] == [message.ts]
     assert len(served) == 2  # both processes handled clicks
     assert writes(sim) == [("POST", "/pd/api/v1/schedulers")]
     assert final.actions.count("proposal.approve") == 1
