@@ -2,6 +2,9 @@
 
 `Executor.run(proposal_id)` is the only code that sends a cluster-changing request. Its steps:
 
+0. **Claim.** The run's claim (`engine.claims`: among replicas a PostgreSQL advisory lock per
+   proposal, on the replica's own connection) is taken first and held until the run ends, so
+   from the gate on the run always has a live owner and no other process reconciles it.
 1. **Gate.** The `approved → executing` transition (kill switch and observe-only checked by the
    policy on freshly read settings) is saved with compare-and-set *together with* the new
    `Execution` record (status `started`). Of any number of concurrent callers, in one process or
@@ -14,7 +17,14 @@
 3. The execution is marked `request_sent` (with its requests and the before snapshot) and
    saved, with its `execution.started` audit event in the same transaction, *before* the PD
    request goes out, so a crash at any later point leaves a record that says "maybe sent".
-4. **PD request** (the action's `execute`). A refusal from PD fails the proposal with PD's
+4. **PD request** (the action's `execute`), sent only if the claim is still held, asked of the
+   database right before (`Claim.held`); a run that lost it (its database connection went
+   away: another replica may be settling it) stops and sends nothing (`ClaimLost`), as does a
+   run whose record a reconciler already finished (a finished record is never changed:
+   `ExecutionFinished`). The window that remains is that round trip to the request: a
+   connection lost after the check and before PD receives the write lets another replica's
+   reconciliation look at PD while the write is in flight (it may find no trace and record
+   "failed" for a write that then lands); PD offers no fencing token to close it. A refusal from PD fails the proposal with PD's
    message. A lost answer (`outcome_unknown`) is looked up with the action's `reconcile` (up to
    `LOST_ANSWER_LOOKS` times, backing off), never re-sent.
 5. **Verification** (`engine.verifying`) with the action's poll interval and a per-action
@@ -32,9 +42,11 @@ and the deliverers read them in order, so the thread reads approved → started 
 construction. When `Engine.approve` starts a run it passes the proposal it just approved (no
 re-read; the compare-and-set checks its version).
 
-`Executor.reconcile()` runs at start-up: every unfinished execution is checked against PD with
-the action's `reconcile` (never re-sent); proposals left `approved` are resumed if approved
-recently, otherwise cancelled. See its docstring.
+`Executor.reconcile()` runs at start-up (on the leader, when it starts leading): every
+unfinished execution whose claim is free (its runner is dead) is checked against PD with the
+action's `reconcile` (never re-sent); proposals left `approved` are resumed if approved recently,
+otherwise cancelled. `Executor.follow()` is the first half, run periodically by the leader
+among replicas. See `engine.reconciling`.
 
 Crash tests stop the process deterministically with the `checkpoint` hook, awaited with the
 step name (`started`, `before_request`, `after_request`, `verifying`) at each step.
