@@ -24,9 +24,10 @@
    `ExecutionFinished`). The window that remains is that round trip to the request: a
    connection lost after the check and before PD receives the write lets another replica's
    reconciliation look at PD while the write is in flight (it may find no trace and record
-   "failed" for a write that then lands); PD offers no fencing token to close it. A refusal from PD fails the proposal with PD's
-   message. A lost answer (`outcome_unknown`) is looked up with the action's `reconcile` (up to
-   `LOST_ANSWER_LOOKS` times, backing off), never re-sent.
+   "failed" for a write that then lands); PD offers no fencing token to close it. A refusal
+   from PD fails the proposal with PD's message. A lost answer (`outcome_unknown`) is looked
+   up with the action's `reconcile` (up to `LOST_ANSWER_LOOKS` times, backing off), never
+   re-sent.
 5. **Verification** (`engine.verifying`) with the action's poll interval and a per-action
    deadline; progress is saved with its `execution.progress` event. A deadline is recorded as
    `timed_out` (the proposal fails), never as success. A verification *read* that fails (PD
