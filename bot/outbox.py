@@ -10,12 +10,17 @@ Items are `kind="slack"` with a payload saying what to do:
 - `{"op": "update", "target", "channel", "text", "blocks", "plain"}`: edit the message
   `target` owns (posted to `channel` as a new message if it never appears).
 
-Replicas: with several bots on one database (PostgreSQL) each deliverer is given a `lease` and
-takes one item at a time with `Outbox.claim` instead of reading `due` items: a claimed item is
-this deliverer's for the lease (no other replica sends it, and the items behind it with the
-same key wait), so whichever replica is alive delivers what is owed, each item once, in order
-per thread. An item whose deliverer died is claimed again when its lease lapses, counted as an
-interrupted attempt, so it is uncertain (below) and looked up before being posted again.
+Claims: the running bot gives its deliverer a `lease` (on both backends), and it takes one item
+at a time with `Outbox.claim` (a compare-and-set in one write transaction: `FOR UPDATE SKIP
+LOCKED` on PostgreSQL, SQLite's write lock on a file) instead of reading `due` items: a claimed
+item is this deliverer's for the lease (no other process sends it, and the items behind it with
+the same key wait), so whichever process is alive delivers what is owed, each item once, in order
+per thread: replicas on PostgreSQL, and two processes that share one SQLite file by mistake
+(which without the claim both posted every card). An item whose deliverer died is claimed again
+when its lease lapses (a bot restarted after a kill in the middle of a delivery sends that
+thread's messages once the lease has run out), counted as an interrupted attempt, so it is
+uncertain (below) and looked up before being posted again. Without a lease (`run_once` in unit
+tests) the deliverer reads `due` items: for one deliverer alone on its database.
 
 Ordering: items with the same key (one per incident, or per proposal without an incident) are
 delivered in order by the outbox itself, so a parent goes out before its replies and an update
@@ -43,7 +48,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -52,18 +56,15 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.charts import ChartRunner, ChartUploader, is_chart
-from bot.copies import Copies
-from bot.delivery_lookup import MessageLookup, Posted, idempotency_key, post_metadata
+from bot.delivery_lookup import MessageLookup
 from bot.queue import KIND
 from bot.retry import Backoff, DeliveryHooks
+from bot.sending import Sender
 from bot.slack_errors import (
-    BLOCK_ERRORS,
     GONE_ERRORS,
     THREAD_ERRORS,
     TRANSIENT_ERRORS,
-    details,
     error_code,
-    may_have_posted,
     retry_after,
 )
 from engine.errors import EngineError
@@ -75,15 +76,6 @@ logger = logging.getLogger(__name__)
 
 class _Wait(Exception):
     """The message this item refers to is not posted yet."""
-
-
-@dataclass(frozen=True)
-class _Sent:
-    """Where the item's message is; `recovered`: found in Slack, not posted by this call."""
-
-    channel: str
-    ts: str
-    recovered: bool = False
 
 
 class _Gone(Exception):
@@ -132,7 +124,7 @@ class Deliverer:
         # Items this process has tried, and those of them whose post may exist in Slack.
         self._seen: set[int] = set()
         self._uncertain: set[int] = set()
-        self._copies = Copies(client, self._lookup)
+        self._sender = Sender(client, self._lookup)
         # Chart uploads run in tasks of their own (`bot.charts`): never in line with text.
         self.charts = ChartRunner(charts, outbox, clock, self._backoff, wait_attempts)
 
@@ -229,11 +221,11 @@ class Deliverer:
             return
         self._seen.add(item.id)
         if item.attempts > 0 or item.created_at < self._started_at:
-            self._uncertain.add(item.id)
+            self._sender.uncertain.add(item.id)
 
     def _forget(self, item: OutboxItem) -> None:
         self._seen.discard(item.id)
-        self._uncertain.discard(item.id)
+        self._sender.uncertain.discard(item.id)
 
     async def _deliver(self, item: OutboxItem) -> bool:
         payload = item.payload
@@ -346,7 +338,7 @@ class Deliverer:
                 channel = parent.channel
                 thread_ts = parent.thread_ts or parent.ts
         try:
-            posted = await self._send_post(item, channel, thread_ts, payload)
+            posted = await self._sender.post(item, channel, thread_ts, payload)
         except SlackApiError as exc:
             if thread_ts is None or error_code(exc) not in THREAD_ERRORS:
                 raise
@@ -354,7 +346,7 @@ class Deliverer:
                 "outbox item %s: thread %s is gone; posting at the top", item.id, thread_ts
             )
             thread_ts = None
-            posted = await self._send_post(item, channel, None, payload)
+            posted = await self._sender.post(item, channel, None, payload)
         posted_channel = posted.channel
         ts = posted.ts
         if isinstance(owned_by, dict):
@@ -391,7 +383,7 @@ class Deliverer:
         self, item: OutboxItem, ref: MessageRef, payload: JsonDict, owned_by: Any
     ) -> JsonDict:
         try:
-            await self._send_update(item, ref, payload)
+            await self._sender.update(item, ref, payload)
         except SlackApiError as exc:
             if error_code(exc) not in GONE_ERRORS:
                 raise
@@ -402,136 +394,11 @@ class Deliverer:
                 ref.channel,
                 error_code(exc),
             )
-            posted = await self._send_post(item, ref.channel, ref.thread_ts, payload)
+            posted = await self._sender.post(item, ref.channel, ref.thread_ts, payload)
             if isinstance(owned_by, dict):
                 await self._refs.put(ref.model_copy(update={"ts": posted.ts}))
             return {"channel": ref.channel, "ts": posted.ts, "reposted": True}
         return {"channel": ref.channel, "ts": ref.ts, "updated": True}
-
-    async def _send_post(
-        self, item: OutboxItem, channel: str, thread_ts: str | None, payload: JsonDict
-    ) -> _Sent:
-        """Post `payload` once: an uncertain item is looked up first (and not posted if Slack
-        has it), and checked for a second copy after posting."""
-        key = idempotency_key(item)
-        uncertain = item.id in self._uncertain
-        if uncertain:
-            found = await self._copies.find(item, key, channel, thread_ts, before_post=True)
-            if found is not None and found.messages:
-                current = await self._copies.keep_one(item, key, found.messages)
-                logger.warning(
-                    "outbox item %s: Slack already has its message %s in %s (its answer was "
-                    "lost); not posting it again",
-                    item.id,
-                    current.ts,
-                    current.channel,
-                )
-                return _Sent(current.channel, current.ts, recovered=True)
-        response = await self._post_message(item, key, channel, thread_ts, payload)
-        sent = _Sent(str(response.get("channel") or channel), str(response["ts"]))
-        if sent.channel != channel:
-            self._copies.channel_ids[channel] = sent.channel
-        if not uncertain:
-            return sent
-        # The item was uncertain: if an earlier copy shows up now, keep exactly one.
-        mine = Posted(ts=sent.ts, channel=sent.channel, thread_ts=thread_ts)
-        try:
-            after = await self._copies.find(item, key, sent.channel, thread_ts, before_post=False)
-        except (SlackClientError, aiohttp.ClientError, TimeoutError, OSError) as exc:
-            logger.warning(
-                "outbox item %s: could not check for an earlier copy after posting: %s",
-                item.id,
-                exc,
-            )
-            return sent
-        seen = after.messages if after is not None else []
-        copies = sorted({copy.ts: copy for copy in [*seen, mine]}.values())
-        if len(copies) == 1:
-            return sent
-        current = await self._copies.keep_one(item, key, copies)
-        return _Sent(current.channel, current.ts, recovered=current.ts != sent.ts)
-
-    async def _post_message(
-        self,
-        item: OutboxItem,
-        key: str,
-        channel: str,
-        thread_ts: str | None,
-        payload: JsonDict,
-    ) -> Any:
-        extra: JsonDict = {"thread_ts": thread_ts} if thread_ts else {}
-        try:
-            return await self._chat_post(
-                item,
-                channel=channel,
-                text=str(payload["text"]),
-                blocks=payload.get("blocks") or None,
-                unfurl_links=False,
-                unfurl_media=False,
-                metadata=post_metadata(key),
-                **extra,
-            )
-        except SlackApiError as exc:
-            if error_code(exc) not in BLOCK_ERRORS or not payload.get("blocks"):
-                raise
-            logger.error(
-                "outbox item %s: Slack refused the blocks (%s: %s); sending the plain-text "
-                "version instead",
-                item.id,
-                error_code(exc),
-                details(exc),
-            )
-            return await self._chat_post(
-                item,
-                channel=channel,
-                text=_plain(payload),
-                unfurl_links=False,
-                metadata=post_metadata(key),
-                **extra,
-            )
-
-    async def _chat_post(self, item: OutboxItem, **arguments: Any) -> Any:
-        """One `chat.postMessage`. The item is uncertain from the moment the request may
-        reach Slack until Slack answers that it did not post it."""
-        was_uncertain = item.id in self._uncertain
-        self._uncertain.add(item.id)
-        try:
-            return await self._client.chat_postMessage(**arguments)
-        except SlackApiError as exc:
-            if not was_uncertain and not may_have_posted(exc):
-                self._uncertain.discard(item.id)
-            raise
-        except aiohttp.ClientConnectorError:
-            # No connection was made: the request never reached Slack.
-            if not was_uncertain:
-                self._uncertain.discard(item.id)
-            raise
-
-    async def _send_update(self, item: OutboxItem, ref: MessageRef, payload: JsonDict) -> Any:
-        try:
-            return await self._client.chat_update(
-                channel=ref.channel,
-                ts=ref.ts,
-                text=str(payload["text"]),
-                blocks=payload.get("blocks") or [],
-            )
-        except SlackApiError as exc:
-            if error_code(exc) not in BLOCK_ERRORS or not payload.get("blocks"):
-                raise
-            logger.error(
-                "outbox item %s: Slack refused the blocks of an update (%s: %s); sending the "
-                "plain-text version instead",
-                item.id,
-                error_code(exc),
-                details(exc),
-            )
-            return await self._client.chat_update(
-                channel=ref.channel, ts=ref.ts, text=_plain(payload), blocks=[]
-            )
-
-
-def _plain(payload: JsonDict) -> str:
-    return str(payload.get("plain") or payload.get("text") or "tikvops")
 
 
 __all__ = ["Deliverer"]

@@ -8,8 +8,8 @@ from __future__ import annotations
 import builtins
 from datetime import datetime
 
-from engine.events import EventKind
-from engine.model import AuditEvent, Incident, IncidentStatus
+from engine.events import EventKind, IncidentChange
+from engine.model import AuditEvent, Incident, IncidentStatus, Severity
 from engine.ports import IncidentRepo
 
 
@@ -57,9 +57,16 @@ class ClusterIncidents:
         *,
         audit: AuditEvent | None = None,
         announce: EventKind | None = None,
-        notes: tuple[str, ...] = (),
+        notes: tuple[IncidentChange, ...] = (),
+        previous_severity: Severity | None = None,
     ) -> Incident:
-        return await self.inner.update(incident, audit=audit, announce=announce, notes=notes)
+        return await self.inner.update(
+            incident,
+            audit=audit,
+            announce=announce,
+            notes=notes,
+            previous_severity=previous_severity,
+        )
 
 
 __all__ = ["ClusterIncidents"]

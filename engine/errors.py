@@ -142,6 +142,15 @@ class ExecutionAlreadyStarted(EngineError):
         self.proposal_id = proposal_id
 
 
+class ExecutionFinished(EngineError):
+    """The execution record is finished (a reconciler settled it, or the run ended): a finished
+    record is never changed, and the run that tried stops without sending anything."""
+
+    def __init__(self, message: str, *, proposal_id: str) -> None:
+        super().__init__(message)
+        self.proposal_id = proposal_id
+
+
 class StorageError(EngineError):
     """The database cannot be used (corrupted, locked, unwritable, too new). The message says
     which file and what to do."""
@@ -157,6 +166,7 @@ __all__ = [
     "DuplicateIncident",
     "EngineError",
     "ExecutionAlreadyStarted",
+    "ExecutionFinished",
     "NotFound",
     "PermanentError",
     "PolicyRefusal",

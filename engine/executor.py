@@ -2,6 +2,9 @@
 
 `Executor.run(proposal_id)` is the only code that sends a cluster-changing request. Its steps:
 
+0. **Claim.** The run's claim (`engine.claims`: among replicas a PostgreSQL advisory lock per
+   proposal, on the replica's own connection) is taken first and held until the run ends, so
+   from the gate on the run always has a live owner and no other process reconciles it.
 1. **Gate.** The `approved → executing` transition (kill switch and observe-only checked by the
    policy on freshly read settings) is saved with compare-and-set *together with* the new
    `Execution` record (status `started`). Of any number of concurrent callers, in one process or
@@ -14,9 +17,17 @@
 3. The execution is marked `request_sent` (with its requests and the before snapshot) and
    saved, with its `execution.started` audit event in the same transaction, *before* the PD
    request goes out, so a crash at any later point leaves a record that says "maybe sent".
-4. **PD request** (the action's `execute`). A refusal from PD fails the proposal with PD's
-   message. A lost answer (`outcome_unknown`) is looked up with the action's `reconcile` (up to
-   `LOST_ANSWER_LOOKS` times, backing off), never re-sent.
+4. **PD request** (the action's `execute`), sent only if the claim is still held, asked of the
+   database right before (`Claim.held`); a run that lost it (its database connection went
+   away: another replica may be settling it) stops and sends nothing (`ClaimLost`), as does a
+   run whose record a reconciler already finished (a finished record is never changed:
+   `ExecutionFinished`). The window that remains is that round trip to the request: a
+   connection lost after the check and before PD receives the write lets another replica's
+   reconciliation look at PD while the write is in flight (it may find no trace and record
+   "failed" for a write that then lands); PD offers no fencing token to close it. A refusal
+   from PD fails the proposal with PD's message. A lost answer (`outcome_unknown`) is looked
+   up with the action's `reconcile` (up to `LOST_ANSWER_LOOKS` times, backing off), never
+   re-sent.
 5. **Verification** (`engine.verifying`) with the action's poll interval and a per-action
    deadline; progress is saved with its `execution.progress` event. A deadline is recorded as
    `timed_out` (the proposal fails), never as success. A verification *read* that fails (PD
@@ -32,9 +43,11 @@ and the deliverers read them in order, so the thread reads approved → started 
 construction. When `Engine.approve` starts a run it passes the proposal it just approved (no
 re-read; the compare-and-set checks its version).
 
-`Executor.reconcile()` runs at start-up: every unfinished execution is checked against PD with
-the action's `reconcile` (never re-sent); proposals left `approved` are resumed if approved
-recently, otherwise cancelled. See its docstring.
+`Executor.reconcile()` runs at start-up (on the leader, when it starts leading): every
+unfinished execution whose claim is free (its runner is dead) is checked against PD with the
+action's `reconcile` (never re-sent); proposals left `approved` are resumed if approved recently,
+otherwise cancelled. `Executor.follow()` is the first half, run periodically by the leader
+among replicas. See `engine.reconciling`.
 
 Crash tests stop the process deterministically with the `checkpoint` hook, awaited with the
 step name (`started`, `before_request`, `after_request`, `verifying`) at each step.
@@ -51,8 +64,11 @@ from datetime import timedelta
 from typing import Any
 
 from engine.applying import apply_transition
+from engine.claims import Claim, ClaimLost, LocalClaims, RunClaims, claim_run
 from engine.errors import (
+    EngineError,
     ExecutionAlreadyStarted,
+    ExecutionFinished,
     NotFound,
     PolicyRefusal,
     Refusal,
@@ -123,6 +139,7 @@ class Opened:
     result: TransitionResult
     record: Execution
     prepare: asyncio.Future[_Prepared]
+    claim: Claim | None = None
 
 
 class Executor:
@@ -149,9 +166,11 @@ class Executor:
         resume_window: timedelta | None = None,
         spawn: Callable[[Awaitable[Any], str], None] | None = None,
         cluster: str = DEFAULT_CLUSTER,
+        claims: RunClaims | None = None,
     ) -> None:
         self._pd = pd  # the PD of `cluster`: this executor runs that cluster's proposals only
         self._cluster = cluster
+        self.claims: RunClaims = claims if claims is not None else LocalClaims()
         self._proposals = proposals
         self._executions = executions
         self._settings = settings
@@ -183,11 +202,16 @@ class Executor:
             resume_window=resume_window if resume_window is not None else policy.proposal_ttl,
             spawn=spawn,
             cluster=cluster,
+            claims=self.claims,
         )
 
     async def reconcile(self) -> list[Execution]:
         """Start-up reconciliation (`engine.reconciling.Reconciler.reconcile`)."""
         return await self.reconciler.reconcile()
+
+    async def follow(self) -> list[Execution]:
+        """Settle the runs of dead processes (`Reconciler.follow`), without resuming."""
+        return await self.reconciler.follow()
 
     async def resume_approved(self) -> None:
         """Start or cancel the proposals left approved (`Reconciler.resume_approved`)."""
@@ -239,6 +263,11 @@ class Executor:
                 )
         else:
             current = approved
+        # The claim first: from the gate on, the run is never without an owner, so no other
+        # process reconciles it while this one lives.
+        claim = await claim_run(self.claims, current.id, self._executions.get)
+        if isinstance(claim, Execution):
+            return claim
         # The gate (a database transaction) and the preflight reads (PD) run side by side;
         # nothing is sent before both are done and the record says `request_sent`.
         prepare = asyncio.ensure_future(self._prepare(current))
@@ -246,17 +275,27 @@ class Executor:
             gate = await self._gate(current)
         except BaseException:
             await _drop(prepare)  # refused, or stopping: the reads are not needed
+            await claim.release()
             raise
         if isinstance(gate, Execution):
             await _drop(prepare)
+            await claim.release()
             return gate  # another run of this proposal won the gate: its record is the answer
         result, record = gate
-        return Opened(result=result, record=record, prepare=prepare)
+        return Opened(result=result, record=record, prepare=prepare, claim=claim)
 
     async def proceed(self, opened: Opened) -> Execution:
         """The rest of a run whose gate is open: the preflight verdict, the `request_sent`
         record, the write (once), its verification. Cancelled before the write, the record
-        stays `started` and the next start reconciles it (nothing was sent)."""
+        stays `started` and the next start reconciles it (nothing was sent). The run's claim
+        is let go when it ends, however it ends."""
+        try:
+            return await self._proceed(opened)
+        finally:
+            if opened.claim is not None:
+                await opened.claim.release()
+
+    async def _proceed(self, opened: Opened) -> Execution:
         try:
             prepared = await opened.prepare
         except BaseException:
@@ -287,18 +326,23 @@ class Executor:
                 "requests": [w.describe() for w in writes],
             },
         )
-        execution = await self._record.save(
-            record,
-            audit=started,
-            status=ExecutionStatus.REQUEST_SENT,
-            requests=[
-                {"method": w.method, "path": w.path, "query": w.query, "body": w.body}
-                for w in writes
-            ],
-            before=run.before.model_dump(mode="json"),
-            progress=[prepared.note] if prepared.note is not None else [],
-        )
-        return await self._send(run, execution)
+        try:
+            execution = await self._record.save(
+                record,
+                audit=started,
+                status=ExecutionStatus.REQUEST_SENT,
+                requests=[
+                    {"method": w.method, "path": w.path, "query": w.query, "body": w.body}
+                    for w in writes
+                ],
+                before=run.before.model_dump(mode="json"),
+                progress=[prepared.note] if prepared.note is not None else [],
+            )
+        except ExecutionFinished:
+            # A reconciler of another process settled this run ("nothing was sent") after this
+            # one lost its claim: that stays true.
+            return await self._taken_over(proposal.id, record)
+        return await self._send(run, execution, opened.claim)
 
     async def _gate(self, current: Proposal) -> tuple[TransitionResult, Execution] | Execution:
         """The exactly-once gate: `approved → executing` (kill switch and observe-only checked
@@ -373,11 +417,19 @@ class Executor:
             note=self._record.note("preflight passed on fresh cluster state"),
         )
 
-    async def _send(self, run: Run, execution: Execution) -> Execution:
-        """The gate is saved (the record says `request_sent`): send the write, once."""
+    async def _send(self, run: Run, execution: Execution, claim: Claim | None) -> Execution:
+        """The gate is saved (the record says `request_sent`): send the write, once, if this
+        process still holds the run's claim right before it."""
         proposal, action, params = run.proposal, run.action, run.params
         try:
             await self._step("before_request")
+            if claim is not None and not await claim.held():
+                raise ClaimLost(
+                    f"lost the claim on the run of proposal {proposal.id} before sending its "
+                    "PD request (the database connection was lost); nothing was sent, and the "
+                    "replica that reconciles it records that",
+                    proposal_id=proposal.id,
+                )
             try:
                 message = await action.execute(params, self._pd)
             except PDError as exc:
@@ -405,6 +457,9 @@ class Executor:
             return await self._verifier.verify(run, execution)
         except asyncio.CancelledError:
             raise  # shutdown: the record stays unfinished and is reconciled at the next start
+        except (ClaimLost, ExecutionFinished) as exc:
+            logger.warning("proposal %s: this run stops: %s", proposal.id, exc)
+            return await self._taken_over(proposal.id, execution)
         except Exception as exc:
             logger.exception("execution of proposal %s failed", proposal.id)
             return await self._record.finish(
@@ -414,6 +469,14 @@ class Executor:
                 f"the execution stopped on an error: {exc}",
                 detail={"error": type(exc).__name__},
             )
+
+    async def _taken_over(self, proposal_id: str, execution: Execution) -> Execution:
+        """The record as the process that settles this run leaves it (this one stopped)."""
+        try:
+            stored = await self._executions.get(proposal_id)
+        except EngineError:
+            return execution
+        return stored if stored is not None else execution
 
     async def _pd_refused(
         self, proposal: Proposal, execution: Execution, exc: PDError, *, sent: bool

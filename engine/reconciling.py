@@ -1,18 +1,26 @@
-"""Start-up reconciliation: what a stopped process left unfinished is settled against PD,
-never by sending a write again (see `Reconciler.reconcile`). Also resumes (or, when the
-approval is too old, cancels) proposals left approved, at start-up and when the kill switch or
-observe-only mode is turned off.
+"""Reconciliation: what a stopped process left unfinished is settled against PD, never by
+sending a write again (see `Reconciler.reconcile`). Also resumes (or, when the approval is too
+old, cancels) proposals left approved, at start-up and when the kill switch or observe-only mode
+is turned off.
+
+Only runs whose process is dead are touched: each unfinished execution is reconciled under its
+claim (`engine.claims`), taken without waiting, and one whose claim another process (or a run of
+this one) holds is left to its runner. Alone on a SQLite file that is every run a previous
+process left; among replicas on PostgreSQL it is the runs of replicas that died (or lost the
+database), however many replicas still run theirs. `follow` is the same settlement without the
+resumption, for the leader to run periodically (a follower that dies while the leader lives).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import Any, Protocol
 
 from engine.applying import apply_transition
+from engine.claims import Claim, LocalClaims, RunClaims
 from engine.clock import format_time
 from engine.errors import NotFound, Refusal, StaleVersion
 from engine.model import (
@@ -32,6 +40,9 @@ from operator_tikv.actions.ports import PDApi
 from operator_tikv.errors import PDError
 
 logger = logging.getLogger(__name__)
+
+Resumed = Coroutine[Any, Any, Execution]
+"""A verification to resume: run by whoever holds the run's claim."""
 
 
 class Runs(Protocol):
@@ -56,7 +67,9 @@ class Reconciler:
         resume_window: timedelta,
         spawn: Callable[[Awaitable[Any], str], None] | None = None,
         cluster: str = DEFAULT_CLUSTER,
+        claims: RunClaims | None = None,
     ) -> None:
+        self._claims: RunClaims = claims if claims is not None else LocalClaims()
         self._pd = pd  # `cluster`'s PD: only that cluster's records are reconciled here
         self._cluster = cluster
         self._proposals = proposals
@@ -86,20 +99,54 @@ class Reconciler:
           kill-switch check and a fresh preflight; an older approval is cancelled by the system
           ("approved at 14:03 UTC but not started before tikvops stopped ...").
         """
+        touched = await self.follow()
+        await self.resume_approved()
+        return touched
+
+    async def follow(self) -> list[Execution]:
+        """Settle what dead processes left unfinished (the first half of `reconcile`, without
+        resuming approved proposals): each run under its claim, skipping the runs a live
+        process holds. Returns the executions it looked at."""
         touched: list[Execution] = []
         for unfinished in await self._executions.list_unfinished():
-            if unfinished.cluster == self._cluster:
-                touched.append(await self._reconcile_one(unfinished))
+            if unfinished.cluster != self._cluster:
+                continue  # another cluster's engine settles it
+            claim = await self._claims.claim(unfinished.proposal_id)
+            if claim is None:
+                logger.info(
+                    "proposal %s is being run by a live process; not reconciling it",
+                    unfinished.proposal_id,
+                )
+                continue
+            # Read again under the claim: its runner may have finished it meanwhile.
+            current = await self._held(claim, self._executions.get(unfinished.proposal_id))
+            if current is None or current.is_finished:
+                await claim.release()
+                continue
+            touched.append(await self._reconcile_one(current, claim))
         for proposal in await self._proposals.list(
             states=[ProposalState.EXECUTING], limit=1000, cluster=self._cluster
         ):
-            found = await self._executions.get(proposal.id)
-            if found is None:
-                touched.append(await self._orphan(proposal))
-            elif found.is_finished:
-                await self._complete_transition(proposal, found)
-        await self.resume_approved()
+            claim = await self._claims.claim(proposal.id)
+            if claim is None:
+                continue
+            try:
+                found = await self._executions.get(proposal.id)
+                if found is None:
+                    touched.append(await self._orphan(proposal))
+                elif found.is_finished:
+                    await self._complete_transition(proposal, found)
+            finally:
+                await claim.release()
         return touched
+
+    @staticmethod
+    async def _held(claim: Claim, work: Awaitable[Execution | None]) -> Execution | None:
+        try:
+            return await work
+        except BaseException:
+            await claim.release()
+            raise
 
     async def resume_approved(self) -> None:
         """Start (or, if approved too long ago, cancel) every proposal left `approved`: at
@@ -109,7 +156,36 @@ class Reconciler:
         ):
             await self._resume_or_cancel(proposal)
 
-    async def _reconcile_one(self, execution: Execution) -> Execution:
+    async def _reconcile_one(self, execution: Execution, claim: Claim) -> Execution:
+        """Settle one run under its claim; the claim is let go when that is done (after the
+        resumed verification, when that runs in the background)."""
+        handed_over = False
+        try:
+            settled, resumed = await self._settle(execution)
+            if resumed is not None:
+                if self._spawn is None:
+                    return await resumed
+                handed_over = True
+                self._spawn(self._release_after(claim, resumed), f"verify {execution.proposal_id}")
+            return settled
+        finally:
+            if not handed_over:
+                await claim.release()
+
+    @staticmethod
+    async def _none(work: Awaitable[Execution]) -> tuple[Execution, Resumed | None]:
+        return await work, None
+
+    @staticmethod
+    async def _release_after(claim: Claim, work: Awaitable[Execution]) -> Execution:
+        try:
+            return await work
+        finally:
+            await claim.release()
+
+    async def _settle(self, execution: Execution) -> tuple[Execution, Resumed | None]:
+        """The settlement of one run: the record now, and the verification to resume when PD
+        shows the write still in progress (the caller runs it, holding the claim)."""
         proposal = await self._proposals.get(execution.proposal_id)
         if proposal is None:  # pragma: no cover - foreign key in storage
             raise NotFound(
@@ -124,25 +200,31 @@ class Reconciler:
                 ProposalState.UNVERIFIED: ExecutionStatus.UNVERIFIED,
             }.get(proposal.state, ExecutionStatus.FAILED)
             now = self._clock.now()
-            return await self._executions.finish(
-                execution.model_copy(
-                    update={
-                        "status": status,
-                        "updated_at": now,
-                        "finished_at": now,
-                        "error": None if status is ExecutionStatus.SUCCEEDED else proposal.outcome,
-                    }
+            return await self._none(
+                self._executions.finish(
+                    execution.model_copy(
+                        update={
+                            "status": status,
+                            "updated_at": now,
+                            "finished_at": now,
+                            "error": None
+                            if status is ExecutionStatus.SUCCEEDED
+                            else proposal.outcome,
+                        }
+                    )
                 )
             )
         if execution.status is ExecutionStatus.STARTED:
-            return await self._record.finish(
-                proposal,
-                execution,
-                ExecutionStatus.RECONCILED_FAILED,
-                "tikvops stopped before sending the PD request, so nothing was sent; propose it "
-                "again if it is still needed",
-                detail={"sent": False},
-                reconciled=True,
+            return await self._none(
+                self._record.finish(
+                    proposal,
+                    execution,
+                    ExecutionStatus.RECONCILED_FAILED,
+                    "tikvops stopped before sending the PD request, so nothing was sent; "
+                    "propose it again if it is still needed",
+                    detail={"sent": False},
+                    reconciled=True,
+                )
             )
         action = get_action(proposal.action)
         params = action.validate(proposal.params)
@@ -155,16 +237,19 @@ class Reconciler:
                 proposal.id,
                 exc,
             )
-            return execution
+            return execution, None
         if verdict is None:
-            return await self._record.finish(
-                proposal,
-                execution,
-                ExecutionStatus.RECONCILED_FAILED,
-                "tikvops stopped while the PD request was in flight, and PD shows no sign that "
-                "it was applied; it was not sent again. Propose it again if it is still needed",
-                detail={"sent": "unknown"},
-                reconciled=True,
+            return await self._none(
+                self._record.finish(
+                    proposal,
+                    execution,
+                    ExecutionStatus.RECONCILED_FAILED,
+                    "tikvops stopped while the PD request was in flight, and PD shows no sign "
+                    "that it was applied; it was not sent again. Propose it again if it is "
+                    "still needed",
+                    detail={"sent": "unknown"},
+                    reconciled=True,
+                )
             )
         await self._record.append(
             self._record.event(
@@ -176,7 +261,9 @@ class Reconciler:
         )
         run = Run(proposal=proposal, action=action, params=params, before=before)
         if verdict.outcome is not Outcome.PENDING:
-            return await self._verifier.conclude(run, execution, verdict, reconciled=True)
+            return await self._none(
+                self._verifier.conclude(run, execution, verdict, reconciled=True)
+            )
         execution = await self._record.save(
             execution,
             status=ExecutionStatus.VERIFYING,
@@ -185,11 +272,7 @@ class Reconciler:
                 self._record.note(f"resumed after a restart; PD shows: {verdict.message}"),
             ],
         )
-        resumed = self._verifier.verify(run, execution, reconciled=True)
-        if self._spawn is None:
-            return await resumed
-        self._spawn(resumed, f"verify {proposal.id}")
-        return execution
+        return execution, self._verifier.verify(run, execution, reconciled=True)
 
     async def _orphan(self, proposal: Proposal) -> Execution:
         """A proposal `executing` without an execution record (the two are written in one

@@ -9,7 +9,7 @@ import logging
 from typing import Any, Protocol
 
 from engine.applying import apply_transition
-from engine.errors import EngineError, Refusal, StaleVersion
+from engine.errors import EngineError, ExecutionFinished, Refusal, StaleVersion
 from engine.events import EventKind, proposal_event
 from engine.model import (
     SYSTEM,
@@ -228,7 +228,11 @@ class RunRecord:
             )
         except (Refusal, StaleVersion) as exc:  # another process finished it meanwhile
             logger.warning("proposal %s was finished elsewhere: %s", proposal.id, exc)
-            execution = await self._executions.finish(execution)
+            try:
+                execution = await self._executions.finish(execution)
+            except ExecutionFinished:  # and its record too: that settlement stands
+                stored = await self._executions.get(proposal.id)
+                return stored if stored is not None else execution
         await self.append(
             self.event(
                 _AUDIT_ACTION[status],

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from engine.attending import Attending
 from engine.attention_commands import AttentionCommand
+from engine.claims import RunClaims
 from engine.commands import (
     CLI_PROG,
     SLACK_PROG,
@@ -154,6 +155,7 @@ class Engine:
         knowledge: ClusterKnowledge | None = None,
         cluster: str = DEFAULT_CLUSTER,
         channel: str | None = None,
+        claims: RunClaims | None = None,
     ) -> None:
         self.pd = pd  # `cluster`'s PD: this engine reads and changes that cluster only
         self.cluster = cluster
@@ -189,6 +191,7 @@ class Engine:
             resume_window=resume_window,
             spawn=self._spawn,
             cluster=cluster,
+            claims=claims,
         )
         # A surface given here (the terminal, a test's recorder) hears every event from now on
         # through a relay the engine owns; `wait_idle()` delivers what is written so far.

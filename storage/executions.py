@@ -9,7 +9,7 @@ from typing import Any
 
 import aiosqlite
 
-from engine.errors import ExecutionAlreadyStarted, NotFound
+from engine.errors import ExecutionAlreadyStarted, ExecutionFinished, NotFound
 from engine.events import Event
 from engine.model import (
     UNFINISHED_EXECUTION,
@@ -78,10 +78,12 @@ async def insert_execution(conn: aiosqlite.Connection, execution: Execution) -> 
 
 
 async def update_execution(conn: aiosqlite.Connection, execution: Execution) -> bool:
-    """Replace the stored record inside the caller's transaction; False if there is none."""
+    """Replace the stored record inside the caller's transaction; False if there is none, or if
+    it is finished: a finished record is never changed (a run that a reconciler of another
+    process settled meanwhile must not overwrite the settlement)."""
     sets = ", ".join(f"{name.strip()} = ?" for name in _MUTABLE.split(","))
     cursor = await conn.execute(
-        f"UPDATE executions SET {sets} WHERE proposal_id = ?",
+        f"UPDATE executions SET {sets} WHERE proposal_id = ? AND finished_at IS NULL",
         (*_mutable_values(execution), execution.proposal_id),
     )
     changed = cursor.rowcount == 1
@@ -138,6 +140,12 @@ class SqliteExecutionRepo:
                 for event in events:
                     await insert_event(self._db, conn, event)
         if not changed:
+            if await self.get(execution.proposal_id) is not None:
+                raise ExecutionFinished(
+                    f"the execution of proposal {execution.proposal_id} is already finished; "
+                    "a finished record is never changed",
+                    proposal_id=execution.proposal_id,
+                )
             raise NotFound(
                 f"there is no execution of proposal {execution.proposal_id}; start() it first",
                 kind="execution",

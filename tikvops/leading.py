@@ -2,9 +2,12 @@
 setting (`storage.leader.open_leader_lock`: a PostgreSQL advisory lock, or always held on
 SQLite), and what changes when the replica starts or stops leading.
 
-Promoted: the leader gauge goes to 1, executions left unfinished are reconciled against PD
-(`Engine.reconcile()`: read, never re-sent; the same start-up reconciliation a lone bot runs
-before anything else), and the leader-only jobs (monitor, expiry, reminders) are made due now.
+Promoted: the leader gauge goes to 1, executions left unfinished by dead processes are
+reconciled against PD (`Engine.reconcile()`: read, never re-sent; the same start-up
+reconciliation a lone bot runs before anything else; a run whose claim a live replica holds,
+`engine.claims`, is left to it), and the leader-only jobs (monitor, expiry, reminders, and among
+replicas `follow`: settling the runs of replicas that died since) are made due now. Only the
+leader reconciles: a follower never does.
 Demoted: the gauge goes to 0 and the leader-only runs in progress are cancelled before another
 replica can take over (`engine.leadership` bounds the timing).
 """

@@ -17,7 +17,8 @@ Start order (stop is the reverse, each step stopped even when a later one failed
 2. leader election (`tikvops.leading`): on SQLite this process leads at once; among replicas
    on PostgreSQL one leads (an advisory lock) and the others follow. Whoever starts leading
    reconciles (`engine.reconcile()`): executions left `executing` by an earlier (or dead)
-   process are checked against PD, never sent again;
+   process are checked against PD, never sent again; a run a live replica holds the claim on
+   (`storage.claims`: an advisory lock per run) is left to it;
 3. the diagnoser: Claude (`diagnosis.ClaudeDiagnoser`, falling back to the playbooks) when
    `ANTHROPIC_API_KEY` is set, else the built-in playbooks;
 4. the monitor and the scheduler's jobs (monitor tick every `poll_interval`, incident silences
@@ -63,7 +64,7 @@ from operator_tikv.metric_history import ChartMetric, MetricHistory
 from operator_tikv.pd import PDClient, RequestHook
 from operator_tikv.urls import redact_url
 from storage import AnyDatabase, Repositories, open_database
-from storage.leader import is_postgres
+from storage.claims import open_run_claims
 from tikvops.charts import ChartData, RecordingSource, history_points
 from tikvops.leading import ReplicaRole
 from tikvops.loop_lag import LoopLagProbe
@@ -104,7 +105,7 @@ class SlackOptions:
     outbox_backoff_cap: float = 300.0
     ping_interval: float = 10.0
     group_ttl: timedelta = timedelta(minutes=5)
-    outbox_lease: float = 60.0  # replicas (PostgreSQL): how long a claimed message is ours
+    outbox_lease: float = 60.0  # how long a message claimed for delivery is this process's
 
 
 def bot_config(settings: Settings, options: SlackOptions | None = None) -> BotConfig:
@@ -131,7 +132,8 @@ def bot_config(settings: Settings, options: SlackOptions | None = None) -> BotCo
         outbox_poll=opts.outbox_poll,
         outbox_backoff_base=opts.outbox_backoff_base,
         outbox_backoff_cap=opts.outbox_backoff_cap,
-        outbox_lease=opts.outbox_lease if is_postgres(settings.db) else None,
+        # Claimed on both backends: two processes on one SQLite file never send one item twice.
+        outbox_lease=opts.outbox_lease,
         links=Links(
             grafana_url=settings.grafana_url,
             grafana_tikv_dashboard=settings.grafana_tikv_dashboard,
@@ -314,6 +316,10 @@ async def open_runtime(
     try:
         repos = Repositories.on(db)
         async with contextlib.AsyncExitStack() as exits:
+            # Who runs which execution (a PostgreSQL advisory lock per run among replicas),
+            # one set for the process, shared by every cluster's engine.
+            claims = open_run_claims(settings.db)
+            exits.push_async_callback(claims.close)
             clusters: dict[str, ClusterRuntime] = {}
             for index, config in enumerate(configs):
                 own = config.settings
@@ -335,7 +341,7 @@ async def open_runtime(
                     metrics=metrics,
                     cluster=config.name,
                     channel=own.channel if multi else None,
-                    **dict(engine_options or {}),
+                    **{"claims": claims, **dict(engine_options or {})},
                     knowledge=ClusterKnowledge(chosen_clock),
                 )
                 exits.push_async_callback(engine.close)
@@ -556,6 +562,8 @@ async def open_stack(
             monitor_deadline=monitor_deadlines(settings.poll_interval, settings.pd_timeout)[1],
             engine=runtime.engine,
             reminders=reminders,
+            # Among replicas the leader settles the runs of replicas that died meanwhile.
+            follow=None if replica.alone else runtime.engine.executor.follow,
             **jobs,
         )
         for name, other in monitors.items():

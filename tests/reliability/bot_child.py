@@ -39,6 +39,26 @@ FAST_SLACK = SlackOptions(
 )
 
 
+async def hold_point(step: str) -> None:
+    """At step `TIKVOPS_TEST_HOLD_AT`: write the marker, then wait until the file
+    `TIKVOPS_TEST_RESUME` exists (the run goes on; `pause_point` waits until killed)."""
+    if os.environ.get("TIKVOPS_TEST_HOLD_AT") != step:
+        return
+    marker = os.environ.get("TIKVOPS_TEST_MARKER")
+    if marker:
+        partial = Path(marker + ".partial")
+        partial.write_text(step)
+        partial.replace(marker)
+    resume = Path(os.environ["TIKVOPS_TEST_RESUME"])
+    while not resume.exists():
+        await asyncio.sleep(0.05)
+
+
+async def checkpoint(step: str) -> None:
+    await hold_point(step)
+    await pause_point(step)
+
+
 async def report_tasks(path: Path) -> None:
     """Write the number of asyncio tasks to `path` every 0.5 s (for the soak test)."""
     while True:
@@ -63,7 +83,7 @@ def main() -> int:
     configure_from_settings(settings, stream=sys.stderr)
     steps = ("drain", "undrain", "limit", "split", "transfer-peer", "transfer-leader")
     options: dict[str, Any] = {
-        "checkpoint": pause_point,
+        "checkpoint": checkpoint,
         "poll_intervals": {name: POLL for name in steps},
         "auto_execute": os.environ.get("TIKVOPS_TEST_AUTO_EXECUTE", "1") != "0",
     }

@@ -6,6 +6,8 @@ three Socket Mode connections in turn.
 - the leader SIGKILLed while the PD operator it started is running: another replica becomes
   the leader, reconciles the execution against PD (never sending the write again) and threads
   the outcome;
+- a follower holding its run right before the PD write when the leader is SIGKILLed: the new
+  leader leaves that run to it (its claim), and it completes with one write;
 - a replica SIGKILLed while it holds an owed message (Slack stored the post, its answer never
   came back): another replica delivers what is owed, each message once;
 - PostgreSQL restarted during a run: the replicas reconnect, one leads again, and nothing is
@@ -229,6 +231,74 @@ async def test_the_leader_killed_while_its_operator_runs_is_reconciled_by_the_ne
     assert final.actions.count("proposal.start") == 1
     assert sim.cluster.store(4).leader_count == 0
     assert "succeeded" in text
+
+
+async def test_a_follower_running_a_write_is_left_to_it_when_the_leader_dies(
+    sim_factory: SimFactory, make_slack_fake: MakeFake, postgres_url: str, tmp_path: Path
+) -> None:
+    """The hole the run claims close: a follower won the gate and has not sent the PD request
+    yet when the leader dies. The new leader reconciles, but leaves that run to its live
+    replica (which holds its claim), and the follower completes it with exactly one write."""
+    sim = await sim_factory(stores=4)
+    fake = await make_slack_fake()
+    marker, resume = tmp_path / "held", tmp_path / "resume"
+    hold = {
+        "TIKVOPS_TEST_HOLD_AT": "before_request",
+        "TIKVOPS_TEST_MARKER": str(marker),
+        "TIKVOPS_TEST_RESUME": str(resume),
+    }
+    url = PostgresUrl(postgres_url)
+    async with (
+        clock_running(sim),
+        BotChild.start(sim, fake, url, leader_poll=LEADER_POLL, log_level="INFO") as leader,
+    ):
+        assert await the_leader([leader]) == 0
+        async with (
+            BotChild.start(
+                sim, fake, url, leader_poll=LEADER_POLL, log_level="INFO", **hold
+            ) as runner,
+            BotChild.start(sim, fake, url, leader_poll=LEADER_POLL, log_level="INFO") as third,
+        ):
+            children = [leader, runner, third]
+            assert await the_leader(children) == 0
+            message = await propose(fake)
+            # The click reaches the follower (connection 2): it wins the gate, records
+            # `request_sent` and holds right before the PD write.
+            await fake.click(
+                user=ALICE,
+                channel=CHANNEL,
+                message_ts=message.ts,
+                action_id=callbacks.APPROVE,
+                via=2,
+            )
+            await fake.wait_for(marker.exists, timeout=WAIT)
+            await leader.kill()
+            new = await the_leader(children)
+            assert new in (1, 2)
+            # The new leader reconciled and left the live run alone.
+            await fake.wait_for(
+                lambda: any(
+                    "is being run by a live process; not reconciling it" in line
+                    for line in children[new].output
+                ),
+                timeout=WAIT,
+            )
+            held = await read_pg(postgres_url)
+            assert held.proposal is not None
+            assert held.proposal.state is ProposalState.EXECUTING
+            assert held.execution is not None
+            assert held.execution.status is ExecutionStatus.REQUEST_SENT
+            assert evict_posts(sim) == 0
+
+            resume.write_text("go")
+            final = await wait_pg(postgres_url, settled)
+            assert runner.process.returncode is None
+    assert evict_posts(sim) == 1
+    assert final.execution is not None
+    assert final.execution.status is ExecutionStatus.SUCCEEDED
+    assert "execution.reconciled" not in final.actions
+    assert final.actions.count("proposal.start") == 1
+    assert sim.cluster.store(4).leader_count == 0
 
 
 async def test_a_replica_killed_holding_an_owed_message_leaves_it_to_another_once(
