@@ -40,7 +40,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -425,6 +425,16 @@ def build_monitor(
     )
 
 
+def _follow_every_cluster(runtime: Runtime) -> Callable[[], Awaitable[None]]:
+    """The leader's job settling the runs of replicas that died, for every cluster."""
+
+    async def follow() -> None:
+        for cluster in runtime.clusters.values():
+            await cluster.engine.executor.follow()
+
+    return follow
+
+
 @asynccontextmanager
 async def open_stack(
     settings: Settings,
@@ -563,7 +573,7 @@ async def open_stack(
             engine=runtime.engine,
             reminders=reminders,
             # Among replicas the leader settles the runs of replicas that died meanwhile.
-            follow=None if replica.alone else runtime.engine.executor.follow,
+            follow=None if replica.alone else _follow_every_cluster(runtime),
             **jobs,
         )
         for name, other in monitors.items():
