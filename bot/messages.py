@@ -397,10 +397,29 @@ def switch_state(
     return text + (" · observe-only mode on (nothing executes)" if observe_only else "")
 
 
-def switches(settings: EngineSettings, name: Callable[[Identity], str]) -> str:
+def switches(
+    settings: EngineSettings, name: Callable[[Identity], str], cluster: str | None = None
+) -> str:
     """The kill switch and observe-only mode, in words (the one place, for both surfaces;
-    `name` names the person who turned the switch on)."""
+    `name` names the person who turned the switch on). With `cluster`, that cluster's own
+    switch first, then the global one when it is on (it holds every cluster)."""
     switch = settings.kill_switch
+    if cluster is not None:
+        own = settings.cluster_switches.get(cluster)
+        if own is not None and own.on:
+            by = f" by {name(own.by)}" if own.by else ""
+            because = f" ({own.reason})" if own.reason else ""
+            text = (
+                f"The kill switch of cluster {cluster} is ON{by}{because}: nothing will execute "
+                f"in {cluster} until it is turned off."
+            )
+        else:
+            text = f"The kill switch of cluster {cluster} is off."
+        if switch.on:
+            text += " The global kill switch is ON too: nothing executes in any cluster."
+        if settings.observe_only:
+            text += " Observe-only mode is on: tikvops monitors and proposes but never executes."
+        return text
     if switch.on:
         by = f" by {name(switch.by)}" if switch.by else ""
         because = f" ({switch.reason})" if switch.reason else ""

@@ -395,6 +395,7 @@ class KillSwitchOutcome(Result):
     result: Literal["kill_switch"] = "kill_switch"
     settings: EngineSettings
     changed: bool
+    cluster: str | None = None  # a cluster's own switch was set (None: the global one)
 
 
 class AttentionChange(StrEnum):

@@ -92,7 +92,7 @@ class Switches:
         if not on and not new.kill_switch.on and not new.observe_only:
             self._resume()
         was = _is_on(current, which, cluster)
-        return KillSwitchOutcome(settings=new, changed=was != on)
+        return KillSwitchOutcome(settings=new, changed=was != on, cluster=cluster)
 
 
 KILL_SWITCH = "killswitch"

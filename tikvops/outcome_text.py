@@ -237,7 +237,7 @@ def render(outcome: Outcome) -> str:
         lines.append(reason if reason.startswith("Refused") else f"Refused: {reason}")
         return "\n".join(lines)
     if isinstance(outcome, KillSwitchOutcome):
-        return messages.switches(outcome.settings, plain_name)
+        return messages.switches(outcome.settings, plain_name, outcome.cluster)
     if isinstance(outcome, Attended):
         return attended_text(outcome)
     return "\n".join(_report_lines(outcome))

@@ -395,7 +395,7 @@ def outcome_view(
         return rendered(text, [section(f":white_check_mark: {sentence(end_sentence(text))}")])
     if isinstance(outcome, KillSwitchOutcome):
         icon = ":octagonal_sign:" if outcome.settings.kill_switch.on else ":large_green_circle:"
-        text = messages.switches(outcome.settings, fmt.who)
+        text = messages.switches(outcome.settings, fmt.who, outcome.cluster)
         return rendered(text, [section(f"{icon} {sentence(text)}")])
     if isinstance(outcome, ExecutionReport):
         return execution_outcome(outcome.proposal, outcome.execution, now)

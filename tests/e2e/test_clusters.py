@@ -314,15 +314,12 @@ async def test_kill_switch_per_cluster_and_global(two: Make) -> None:
     assert len(h.writes(h.staging)) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug (h-multi): the reply to a cluster's kill-switch on shows the global "
-    "switch ('The kill switch is off') instead of the cluster's",
-)
 async def test_turning_a_clusters_kill_switch_on_says_so(two: Make) -> None:
     h = await two()
     reply = await h.command(ALICE, PROD_CHANNEL, "kill-switch on upgrading the prod PD")
-    assert "is off" not in reply and PROD in reply
+    assert "is off" not in reply and PROD in reply and "upgrading the prod PD" in reply
+    reply = await h.command(ALICE, PROD_CHANNEL, "kill-switch off")
+    assert f"kill switch of cluster {PROD} is off" in reply
 
 
 async def test_tikv_clusters_lists_both_with_health(two: Make) -> None:
