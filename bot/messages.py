@@ -202,6 +202,13 @@ def refusal(
             return about
     if check is RefusalCheck.NOT_FOUND and o.record_kind == "proposal" and pid:
         return f"there is no proposal {pid}; list proposals with `{prog} proposals`"
+    if check is RefusalCheck.NOT_FOUND and o.record_kind == "store" and o.store_id is not None:
+        return f"store {o.store_id} does not exist in PD; list the stores with `{prog} stores`"
+    if check is RefusalCheck.NOT_FOUND and o.record_kind == "region" and o.region_id is not None:
+        return (
+            f"region {o.region_id} does not exist in PD (it may have been merged or split); look "
+            f"up a store's regions with `{prog} store <id>` or PD's API"
+        )
     if check is RefusalCheck.WRONG_STATE and pid and o.proposal_state and o.event:
         return _wrong_state(o, name, now)
     if check is RefusalCheck.EXPIRED and pid and o.expires_at and o.event:

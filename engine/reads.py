@@ -95,8 +95,9 @@ def _pd_refusal(exc: PDError) -> Refused:
 
 
 class Reads:
-    """The read views over one PD and one set of repositories. `prog` is how the surface
-    names its commands in hints (`/tikv` in Slack, `tikvops` at the terminal)."""
+    """The read views over one PD and one set of repositories. A record not found is a
+    `Refused` naming what was looked for; the surfaces word it with their own command names
+    (`bot.messages.refusal`). `prog` is kept for callers and not used in any sentence here."""
 
     def __init__(
         self,
@@ -210,9 +211,9 @@ class Reads:
             return self._pd_slow_refusal(slow)
         except StoreNotFoundError:
             return Refused(
-                reason=f"store {store_id} does not exist in PD; list the stores with "
-                f"`{prog} stores`",
+                reason=f"store {store_id} not found in PD",
                 kind=RefusalKind.UNKNOWN,
+                observed=Observed(record_kind="store", store_id=store_id),
             )
         except PDError as exc:
             return _pd_refusal(exc)
@@ -238,9 +239,9 @@ class Reads:
             return self._pd_slow_refusal(slow)
         except RegionNotFoundError:
             return Refused(
-                reason=f"region {region_id} does not exist in PD (it may have been merged or "
-                f"split); look up a store's regions with `{prog} store <id>` or PD's API",
+                reason=f"region {region_id} not found in PD",
                 kind=RefusalKind.UNKNOWN,
+                observed=Observed(record_kind="region", region_id=region_id),
             )
         except PDError as exc:
             return _pd_refusal(exc)

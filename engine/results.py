@@ -261,7 +261,8 @@ class Observed(Result):
     `updated_at` its last change and `expires_at` its expiry. For a stale version:
     `expected_version` is the version the person saw (a button) or the engine read, and `raced`
     is True when the engine lost a compare-and-set race while deciding (not an old button).
-    For an incident: `incident_id`, `incident_state` and `resolved_at`."""
+    For an incident: `incident_id`, `incident_state` and `resolved_at`; for a store or region
+    looked up: `store_id` or `region_id`."""
 
     actor: Identity | None = None
     proposal_id: str | None = None
@@ -288,6 +289,8 @@ class Observed(Result):
     incident_id: str | None = None
     incident_state: str | None = None
     resolved_at: datetime | None = None
+    store_id: int | None = None  # a store the check looked for (`record_kind` "store")
+    region_id: int | None = None  # a region the check looked for (`record_kind` "region")
 
     @classmethod
     def of_proposal(

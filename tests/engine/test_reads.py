@@ -95,10 +95,10 @@ async def test_unknown_store_region_and_proposal_say_how_to_find_one(
     async with engine_on(sim, db_path) as h:
         store = await handle_text(h.engine, "store 9", BOB)
         assert isinstance(store, Refused) and store.kind is RefusalKind.UNKNOWN
-        assert store.reason == "store 9 does not exist in PD; list the stores with `/tikv stores`"
+        assert store.check is RefusalCheck.NOT_FOUND and store.observed.store_id == 9
         region = await handle_text(h.engine, "region 999999", BOB)
         assert isinstance(region, Refused) and region.kind is RefusalKind.UNKNOWN
-        assert region.reason.startswith("region 999999 does not exist in PD")
+        assert region.check is RefusalCheck.NOT_FOUND and region.observed.region_id == 999999
         proposal = await handle_text(h.engine, "proposal P-5", h.operator)
         assert isinstance(proposal, Refused) and proposal.kind is RefusalKind.UNKNOWN
         assert proposal.check is RefusalCheck.NOT_FOUND
