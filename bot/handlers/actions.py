@@ -201,7 +201,10 @@ async def decide(
         logger.exception("%s of %s by %s failed", kind, value.proposal_id, user)
         shown = f"{kind} {value.proposal_id}"
         answer = rendered(messages.internal_error(shown), [section(messages.internal_error(shown))])
-    await tell(deps.client, answer, user=user, channel=channel, thread_ts=thread)
+    # A click in the App Home tab has no channel: the answer goes to the incidents channel,
+    # seen only by the person who clicked, so a refusal still says why.
+    where = channel or deps.config.channel
+    await tell(deps.client, answer, user=user, channel=where, thread_ts=thread)
 
 
 def reject_modal(value: str, where: Clicked) -> dict[str, Any]:

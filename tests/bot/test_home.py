@@ -113,6 +113,11 @@ async def test_a_non_approver_clicking_in_home_is_refused(bot_harness: Make) -> 
     await h.settle()
     found = await h.runtime.repos.proposals.get("P-1")
     assert found is not None and found.state is ProposalState.PROPOSED
+    # The Home tab has no channel: the refusal is shown to bob alone in the incidents channel.
+    said = await h.fake.wait_for(
+        lambda: [e for e in h.fake.ephemerals(user=BOB) if "not an approver" in e.text], timeout=10
+    )
+    assert said[-1].channel == CHANNEL
 
 
 async def test_refreshes_are_coalesced_per_user_within_the_interval(bot_harness: Make) -> None:
