@@ -111,7 +111,10 @@ def region_id_of(subject: str) -> int | None:
 
 
 def details_for(
-    violation: Violation, addresses: Mapping[int, str], tracking: Mapping[str, Any]
+    violation: Violation,
+    addresses: Mapping[int, str],
+    tracking: Mapping[str, Any],
+    status_addresses: Mapping[int, str] | None = None,
 ) -> JsonDict:
     details: JsonDict = {"message": violation.message, "unit": violation.unit}
     if violation.store_id is not None:
@@ -119,6 +122,9 @@ def details_for(
         address = addresses.get(violation.store_id)
         if address:
             details["address"] = address
+        status = (status_addresses or {}).get(violation.store_id)
+        if status:
+            details["status_address"] = status  # the store's metrics target (dashboard links)
     if violation.region_id is not None:
         details["region_id"] = violation.region_id
     if violation.region_ids:
@@ -230,12 +236,13 @@ def group_details(
     addresses: Mapping[int, str],
     tracking: Mapping[str, Any],
     now: float,
+    status_addresses: Mapping[int, str] | None = None,
 ) -> JsonDict:
     """An incident's details from its group: the cause's (or, once the cause cleared, the
     previous ones), its stores, its consequences with their current counts, and its quorum
     loss."""
     if cause is not None:
-        details = details_for(cause, addresses, tracking)
+        details = details_for(cause, addresses, tracking, status_addresses)
         details.pop("cause_cleared", None)
     else:
         details = {k: v for k, v in previous.items() if k not in _GROUP_KEYS}

@@ -138,6 +138,7 @@ class IncidentTracker:
         self.repo = repo
         self.resolve_after = resolve_after
         self.policy = policy or ChangePolicy()
+        self._status_addresses: Mapping[int, str] = {}  # of the tick being reconciled
 
     async def open_incidents(self) -> list[Incident]:
         """Open incidents opened from invariants, oldest first."""
@@ -150,12 +151,14 @@ class IncidentTracker:
         now: datetime,
         open_incidents: Sequence[Incident],
         addresses: Mapping[int, str] | None = None,
+        status_addresses: Mapping[int, str] | None = None,
     ) -> list[IncidentEvent]:
         """Apply one evaluation to the open incidents; returns the meaningful changes. Each
         one's event (`engine.events`) was written with its record, so it is told even if a
         later step of the same tick fails. The violations are grouped by cause first
         (`engine.correlation`): one incident per group."""
         addresses = addresses or {}
+        self._status_addresses = status_addresses or {}
         managed = [i for i in open_incidents if is_managed(i)]
         recovering = {s for i in managed for s in cause_stores(i)}
         correlation = correlate(evaluation.violations, evaluation.pending, recovering=recovering)
@@ -219,7 +222,13 @@ class IncidentTracker:
             value=finite(violation.value),
             threshold=finite(violation.threshold),
             details=group_details(
-                group, violation, {}, addresses=addresses, tracking=tracking, now=now.timestamp()
+                group,
+                violation,
+                {},
+                addresses=addresses,
+                status_addresses=self._status_addresses,
+                tracking=tracking,
+                now=now.timestamp(),
             ),
             opened_at=now,
             updated_at=now,
@@ -318,6 +327,7 @@ class IncidentTracker:
                     violation,
                     current.details,
                     addresses=addresses,
+                    status_addresses=self._status_addresses,
                     tracking=tracking,
                     now=now.timestamp(),
                 ),

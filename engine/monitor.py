@@ -219,6 +219,9 @@ class Monitor:
             now=now,
             open_incidents=open_before,
             addresses={s.id: s.address for s in observation.stores if s.address},
+            status_addresses={
+                s.id: s.status_address for s in observation.stores if s.status_address
+            },
         )
         self._memory = evaluation.memory
         self.ticks += 1

@@ -91,6 +91,11 @@ async def test_a_slow_store_opens_one_incident_that_lasts(
     assert [e for e, _ in notifier.events] == ["opened"]
     [still] = await repos.incidents.list_open()
     assert still.id == incident.id and still.clear_since is None
+    # The store's addresses as PD reports them: its gRPC address for people, its status
+    # address (the metrics target Grafana's `instance` variable names) for dashboard links.
+    store = sim.cluster.stores[2]
+    assert incident.details["address"] == store.address
+    assert incident.details["status_address"] == store.status_address
 
 
 async def test_a_filling_disk_worsens_then_healing_resolves_it(
