@@ -203,8 +203,8 @@ async def decide(
         answer = rendered(messages.internal_error(shown), [section(messages.internal_error(shown))])
     # A click in the App Home tab has no channel: the answer goes to the incidents channel,
     # seen only by the person who clicked, so a refusal still says why.
-    where = channel or deps.config.channel
-    await tell(deps.client, answer, user=user, channel=where, thread_ts=thread)
+    to = channel or deps.config.channel
+    await tell(deps.client, answer, user=user, channel=to, thread_ts=thread)
 
 
 def reject_modal(value: str, where: Clicked) -> dict[str, Any]:
