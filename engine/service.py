@@ -93,7 +93,7 @@ def prog_for(actor: Identity) -> str:
 
 class Engine(ClusterRouting):
     """See the module docstring. Construct once per process (the composition root does:
-    `tikvops.stack.open_runtime`); `close()` it on shutdown."""
+    `tikvops.runtime.open_runtime`); `close()` it on shutdown."""
 
     def __init__(
         self,

@@ -179,10 +179,10 @@ def clusters_toml(tables: Mapping[str, Mapping[str, Any]]) -> str:
 
 def supports_clusters() -> bool:
     """Whether this build runs `[clusters.NAME]` tables: its settings know them and the stack
-    builds from them (`tikvops.stack` uses `cluster_configs`)."""
-    from tikvops import stack as stack_module
+    builds from them (`tikvops.runtime` uses `cluster_configs`)."""
+    from tikvops import runtime as runtime_module
 
-    return "clusters" in Settings.model_fields and hasattr(stack_module, "cluster_configs")
+    return "clusters" in Settings.model_fields and hasattr(runtime_module, "cluster_configs")
 
 
 @dataclass
