@@ -23,6 +23,7 @@ from engine.service import Engine, EngineMetrics
 from operator_tikv.pd import PDClient, RequestHook
 from storage import AnyDatabase, Repositories, open_database
 from storage.claims import open_run_claims
+from tikvops.cluster_settings import cluster_configs
 from tikvops.observability import (
     BotMetrics,
     Health,
@@ -30,7 +31,7 @@ from tikvops.observability import (
 from tikvops.scheduling import (
     monitor_deadlines,
 )
-from tikvops.settings import Settings, cluster_configs
+from tikvops.settings import Settings
 from tikvops.wiring import (
     build_policy,
     open_pd,

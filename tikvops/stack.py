@@ -56,6 +56,7 @@ from operator_tikv.chart_queries import promql_for
 from operator_tikv.metric_history import ChartMetric, MetricHistory
 from operator_tikv.urls import redact_url
 from tikvops.charts import ChartData, RecordingSource, history_points
+from tikvops.cluster_settings import cluster_configs
 from tikvops.leading import ReplicaRole
 from tikvops.loop_lag import LoopLagProbe
 from tikvops.observability import (
@@ -72,7 +73,7 @@ from tikvops.scheduling import (
     monitor_deadlines,
     schedule_bot_jobs,
 )
-from tikvops.settings import ConfigError, Settings, cluster_configs, env_name
+from tikvops.settings import ConfigError, Settings, env_name
 from tikvops.wiring import (
     PLAYBOOKS_NAME,
     build_diagnoser,
