@@ -49,8 +49,8 @@ from slackfake.server import SlackFake
 from slackfake.store import Message
 from tikvops.demo import cluster_channel, clusters_toml, supports_clusters
 from tikvops.observability import BotMetrics
+from tikvops.runtime import build_monitor, open_runtime
 from tikvops.settings import Settings
-from tikvops.stack import build_monitor, open_runtime
 from tikvops.wiring import open_metrics_source
 
 OPS_CHANNEL = "C0OPS"

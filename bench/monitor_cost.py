@@ -49,8 +49,8 @@ from bench.common import (
 from engine.clock import SystemClock
 from engine.monitor import ClusterSource, Monitor
 from tikvops.observability import BotMetrics
+from tikvops.runtime import build_monitor, open_runtime
 from tikvops.settings import Settings
-from tikvops.stack import build_monitor, open_runtime
 from tikvops.wiring import open_metrics_source, pd_request_recorder
 
 DEFAULT_SIZES = [(s, r) for s in (3, 10, 100) for r in (1_000, 20_000, 200_000)]

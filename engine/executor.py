@@ -59,7 +59,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -79,10 +79,9 @@ from engine.model import (
     DEFAULT_CLUSTER,
     Execution,
     ExecutionStatus,
-    JsonDict,
-    ProgressNote,
     Proposal,
 )
+from engine.opened import Opened, _Prepared
 from engine.policy import ApprovalPolicy
 from engine.ports import AuditLog, Clock, EngineSettingsRepo, ExecutionRepo, ProposalRepo
 from engine.reconciling import Reconciler
@@ -91,7 +90,6 @@ from engine.transitions import TransitionResult
 from engine.verifying import Run, Verifier
 from operator_tikv.actions import (
     PreflightContext,
-    PreflightReport,
     ReadOnce,
     get_action,
 )
@@ -107,18 +105,6 @@ Checkpoint = Callable[[str], Awaitable[None]]
 CHECKPOINTS = ("started", "before_request", "after_request", "verifying")
 
 
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    """What the reads beside the gate found: a run ready to send (`run`, `report` ok), or the
-    sentence saying why nothing will be sent (`failure`, with the audit `detail`)."""
-
-    run: Run | None = None
-    report: PreflightReport | None = None
-    failure: str | None = None
-    detail: JsonDict | None = None
-    note: ProgressNote | None = None
-
-
 async def _drop(task: asyncio.Future[Any]) -> None:
     """Cancel a read-only task that is no longer needed and wait until it has stopped."""
     task.cancel()
@@ -129,17 +115,6 @@ async def _drop(task: asyncio.Future[Any]) -> None:
 
 def _accepted(message: str) -> str:
     return message if message.startswith("PD accepted") else f"PD accepted: {message}"
-
-
-@dataclass(frozen=True, slots=True)
-class Opened:
-    """A run whose gate is open: the start transition and record are saved; `prepare` is the
-    preflight and before snapshot, read beside the gate."""
-
-    result: TransitionResult
-    record: Execution
-    prepare: asyncio.Future[_Prepared]
-    claim: Claim | None = None
 
 
 class Executor:

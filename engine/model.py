@@ -1,31 +1,20 @@
 """The engine's records: incidents, diagnoses, proposals, executions, audit events, identities and
 engine settings. All are frozen pydantic models with aware-UTC timestamps that round-trip through
 JSON (`model_dump(mode="json")` / `model_validate`). Only `engine.transitions` makes a proposal
-with a different `state`.
+with a different `state`. The base and shared field types are `engine.records`; the delivery
+records (message refs, outbox) are `engine.delivery`, re-exported here.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from engine.clock import utc
-
-JsonDict = dict[str, Any]
-"""A JSON-able mapping (action parameters, details, snapshots, PD requests)."""
-
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(utc)]
-"""An aware datetime, normalised to UTC; naive datetimes are refused."""
-
-
-class Record(BaseModel):
-    """Base of all records: immutable, no unknown fields."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
+from engine.delivery import MessageRef, OutboxItem, OutboxStatus, OwnerKind
+from engine.records import JsonDict, Record, UtcDatetime
 
 # --------------------------------------------------------------------------- identities
 
@@ -454,51 +443,6 @@ class EngineSettings(Record):
         if self.kill_switch.on:
             return self.kill_switch
         return self.cluster_switches.get(cluster, KillSwitch())
-
-
-# --------------------------------------------------------------------------- message refs
-
-
-class OwnerKind(StrEnum):
-    INCIDENT = "incident"
-    PROPOSAL = "proposal"
-
-
-class MessageRef(Record):
-    """The chat message an incident or a proposal owns (Slack: channel ID and message ts;
-    `thread_ts` when the message lives in a thread)."""
-
-    owner_kind: OwnerKind
-    owner_id: str
-    channel: str
-    ts: str
-    thread_ts: str | None = None
-
-
-# --------------------------------------------------------------------------- outbox
-
-
-class OutboxStatus(StrEnum):
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    DEAD = "dead"  # given up after too many attempts
-
-
-class OutboxItem(Record):
-    """A message waiting to be delivered (e.g. a Slack post), retried until delivered.
-    Items with the same `key` are delivered in order."""
-
-    id: int
-    kind: str
-    key: str
-    payload: JsonDict
-    status: OutboxStatus = OutboxStatus.PENDING
-    attempts: int = 0
-    created_at: UtcDatetime
-    next_attempt_at: UtcDatetime
-    last_error: str | None = None
-    delivered_at: UtcDatetime | None = None
-    result: JsonDict | None = None
 
 
 __all__ = [

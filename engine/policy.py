@@ -3,20 +3,20 @@ high-risk action needs, when unanswered proposals expire, whether low-risk actio
 themselves, and whether the kill switch or observe-only mode blocks execution.
 
 The policy is configured with plain values (the composition root maps settings onto
-`ApprovalPolicy`). Each `check_*` returns a `Decision`; a refused decision carries the audit
-event to append. The `approve`/`reject`/`cancel`/`start` helpers check and then call
-`engine.transitions.transition()`, raising a `Refusal` (with its audit event) when refused.
+`ApprovalPolicy`). Each `check_*` returns a `Decision` (`engine.decision`, re-exported here);
+a refused decision carries the audit event to append. The `approve`/`reject`/`cancel`/`start`
+helpers check and then call `engine.transitions.transition()`, raising a `Refusal` (with its
+audit event) when refused.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.clock import format_time, utc
-from engine.errors import PolicyRefusal
+from engine.decision import Decision, Rule
 from engine.model import (
     SYSTEM,
     AuditEvent,
@@ -42,42 +42,7 @@ ANYONE = "*"
 """In an approver list: any Slack user of the workspace."""
 
 
-class Rule:
-    """Names of the rules a decision is made by (`Decision.rule`)."""
-
-    ALLOWED = "allowed"
-    STATE = "state"  # the proposal is not in a state where this is possible
-    EXPIRED = "expired"
-    DUPLICATE = "duplicate"  # the same person approving twice
-    NOT_APPROVER = "not_approver"
-    SELF_APPROVAL = "self_approval"
-    NOT_A_PERSON = "not_a_person"  # Claude, a playbook, or the system outside auto-approval
-    LOCAL_OPERATOR = "local_operator"  # command-line approvals are not enabled
-    KILL_SWITCH = "kill_switch"
-    OBSERVE_ONLY = "observe_only"
-
-
 _STATE_RULES = frozenset({Rule.STATE, Rule.EXPIRED, Rule.DUPLICATE})
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The policy's answer. `reason` is always a plain sentence for the audit record (people
-    read the wording `bot.messages.refusal` makes from `observed`); `audit` is set when refused (the
-    record to append). When allowed, pass `reason` on in the transition's detail (the helpers
-    below do) so the audit row of the change says why it was allowed."""
-
-    allowed: bool
-    reason: str
-    rule: str
-    audit: AuditEvent | None = None
-    observed: Observed | None = None
-
-    def raise_if_refused(self) -> None:
-        if not self.allowed:
-            raise PolicyRefusal(
-                self.reason, rule=self.rule, audit=self.audit, observed=self.observed
-            )
 
 
 class ApprovalPolicy(BaseModel):

@@ -21,15 +21,19 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from engine.commands import ReadCommand
+from engine.errors import StorageError
 from engine.executor import undo_from
 from engine.knowledge import ClusterKnowledge, Known
 from engine.model import TERMINAL_STATES, Proposal, ProposalState
 from engine.ports import AuditLog, EngineSettingsRepo, ExecutionRepo, IncidentRepo, ProposalRepo
 from engine.results import (
     AuditView,
+    ExecutionReport,
     IncidentsView,
     Observed,
     OperatorSummary,
+    Outcome,
     PeerSummary,
     ProposalsView,
     ProposalView,
@@ -309,6 +313,39 @@ class Reads:
 
     async def audit(self, count: int) -> AuditView:
         return AuditView(events=await self._audit.list_recent(limit=count))
+
+    async def answer(self, command: ReadCommand, prog: str) -> Outcome:
+        """The view `command` asks for (a storage failure is a refusal saying so)."""
+        try:
+            if command.view == "status":
+                return await self.status()
+            if command.view == "stores":
+                return await self.stores()
+            if command.view == "store" and command.store_id is not None:
+                return await self.store(command.store_id, prog=prog)
+            if command.view == "region" and command.region_id is not None:
+                return await self.region(command.region_id, prog=prog)
+            if command.view == "incidents":
+                return await self.incidents()
+            if command.view == "proposals":
+                return await self.proposals()
+            if command.view == "proposal" and command.proposal_id is not None:
+                return await self.proposal(command.proposal_id, prog=prog)
+            return await self.audit(command.count or 20)
+        except StorageError as exc:
+            return Refused(reason=str(exc), kind=RefusalKind.STORAGE)
+
+    async def execution_report(self, proposal_id: str) -> ExecutionReport | Refused:
+        """The proposal, its execution and the undo on offer, for surfaces after a run."""
+        proposal = await self._proposals.get(proposal_id)
+        execution = await self._executions.get(proposal_id)
+        if proposal is None or execution is None:
+            return Refused(
+                reason=f"proposal {proposal_id} has not been executed", kind=RefusalKind.UNKNOWN
+            )
+        return ExecutionReport(
+            proposal=proposal, execution=execution, undo=undo_from(proposal, execution)
+        )
 
 
 __all__ = ["ACTIVE_STATES", "LIVE_READ_DEADLINE", "Reads", "names_store", "store_summary"]

@@ -12,7 +12,8 @@ with a typed outcome (`engine.results`). Each use case lives in its own module:
 - `engine.reconciling`: start-up reconciliation of interrupted runs, never re-sent;
 - `engine.switches`: the kill switch and observe-only mode;
 - `engine.refusals`: auditing refused attempts and redelivered requests;
-- `engine.reads`: the read views.
+- `engine.reads`: the read views;
+- `engine.routing`: several clusters, each command handed to its cluster's engine.
 
 No use case tells a surface anything: each change writes its event in its own transaction
 (`engine.events`), and deliverers read them in order (`engine.relay`).
@@ -25,7 +26,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from engine.attending import Attending
 from engine.attention_commands import AttentionCommand
@@ -41,10 +42,11 @@ from engine.commands import (
     ReadCommand,
     help_text,
 )
-from engine.deciding import ApprovalLatency, Deciding
-from engine.errors import EngineError, Refusal, StorageError
-from engine.executor import Checkpoint, ExecutionMetrics, Executor, Opened, Sleep, undo_from
-from engine.knowledge import ClusterKnowledge, Known
+from engine.deciding import Deciding
+from engine.engine_repos import EngineMetrics, EngineRepos
+from engine.errors import EngineError, Refusal
+from engine.executor import Checkpoint, Executor, Opened, Sleep
+from engine.knowledge import ClusterKnowledge
 from engine.model import (
     DEFAULT_CLUSTER,
     ActionRef,
@@ -56,16 +58,8 @@ from engine.model import (
 )
 from engine.policy import ApprovalPolicy
 from engine.ports import (
-    AttentionRepo,
-    AuditLog,
     Clock,
-    DedupRepo,
-    EngineSettingsRepo,
-    EventLog,
-    ExecutionRepo,
-    IncidentRepo,
     Notifier,
-    ProposalRepo,
 )
 from engine.proposing import Proposing
 from engine.reads import Reads
@@ -73,8 +67,6 @@ from engine.refusals import DEDUP_TTL, Refusals, as_refused
 from engine.relay import EventRelay, NotifierSink
 from engine.results import (
     Attended,
-    ClusterHealth,
-    ClustersView,
     Decided,
     DryRunOutcome,
     ExecutionReport,
@@ -85,6 +77,7 @@ from engine.results import (
     RefusalKind,
     Refused,
 )
+from engine.routing import ClusterRouting
 from engine.switches import Switches
 from engine.transitions import ProposalEvent
 from operator_tikv.actions import ActionParams
@@ -93,46 +86,14 @@ from operator_tikv.actions.ports import PDApi
 logger = logging.getLogger(__name__)
 
 
-class EngineRepos(Protocol):
-    """The repositories the engine needs (`storage.Repositories` provides them)."""
-
-    @property
-    def incidents(self) -> IncidentRepo: ...
-
-    @property
-    def proposals(self) -> ProposalRepo: ...
-
-    @property
-    def executions(self) -> ExecutionRepo: ...
-
-    @property
-    def audit(self) -> AuditLog: ...
-
-    @property
-    def dedup(self) -> DedupRepo: ...
-
-    @property
-    def settings(self) -> EngineSettingsRepo: ...
-
-    @property
-    def events(self) -> EventLog: ...
-
-    @property
-    def attention(self) -> AttentionRepo: ...
-
-
-class EngineMetrics(ExecutionMetrics, ApprovalLatency, Protocol):
-    """Optional metrics hook (`tikvops.observability.BotMetrics` provides it)."""
-
-
 def prog_for(actor: Identity) -> str:
     """How commands are written for this actor: `tikvops` at the terminal, `/tikv` in Slack."""
     return CLI_PROG if actor.kind is IdentityKind.CLI_USER else SLACK_PROG
 
 
-class Engine:
+class Engine(ClusterRouting):
     """See the module docstring. Construct once per process (the composition root does:
-    `tikvops.stack.open_runtime`); `close()` it on shutdown."""
+    `tikvops.runtime.open_runtime`); `close()` it on shutdown."""
 
     def __init__(
         self,
@@ -245,92 +206,6 @@ class Engine:
             resume=self._resume_every_cluster,
         )
 
-    # ------------------------------------------------------------------ clusters
-
-    def join(self, engines: Mapping[str, Engine]) -> None:
-        """Know every cluster's engine (in configuration order, this one among them)."""
-        self.peers = dict(engines)
-
-    @property
-    def clusters(self) -> list[str]:
-        """The names of the clusters this bot watches, in configuration order."""
-        return list(self.peers)
-
-    @property
-    def multi_cluster(self) -> bool:
-        return len(self.peers) > 1
-
-    def cluster_of_channel(self, channel: str | None) -> str | None:
-        """The cluster whose incident channel `channel` is (ID or name), if any."""
-        if channel is None:
-            return None
-        wanted = channel.lstrip("#")
-        for name, engine in self.peers.items():
-            if engine.channel is not None and engine.channel.lstrip("#") == wanted:
-                return name
-        return None
-
-    def engine_for(self, cluster: str | None) -> Engine | Refused:
-        """The engine of `cluster`; with one cluster, it whatever the name is not given; else a
-        refusal saying which clusters there are."""
-        names = ", ".join(self.peers)
-        if cluster is None:
-            if not self.multi_cluster:
-                return self
-            return Refused(
-                reason=f"this bot watches several clusters ({names}) and this command does not "
-                "say which: run it in a cluster's incident channel, or name the cluster first, "
-                f"e.g. /tikv {next(iter(self.peers))} status (tikvops --cluster NAME ... at the "
-                "terminal)",
-                kind=RefusalKind.INVALID,
-            )
-        found = self.peers.get(cluster)
-        if found is None:
-            return Refused(
-                reason=f"there is no cluster '{cluster}': the clusters are {names}",
-                kind=RefusalKind.INVALID,
-            )
-        return found
-
-    async def _owner_of_proposal(self, proposal_id: str) -> Engine:
-        """The engine of the proposal's cluster (this one with one cluster, or when the
-        proposal is unknown: the refusal is then this engine's to give)."""
-        if not self.multi_cluster:
-            return self
-        try:
-            proposal = await self.repos.proposals.get(proposal_id)
-        except StorageError:
-            return self
-        if proposal is None:
-            return self
-        return self.peers.get(proposal.cluster, self)
-
-    async def _owner_of_incident(self, incident_id: str) -> Engine:
-        if not self.multi_cluster:
-            return self
-        try:
-            incident = await self.repos.incidents.get(incident_id)
-        except StorageError:
-            return self
-        if incident is None:
-            return self
-        return self.peers.get(incident.cluster, self)
-
-    async def clusters_view(self) -> ClustersView:
-        """Every cluster at a glance, from each monitor's last cycle and the open incidents."""
-        try:
-            settings = await self.repos.settings.get()
-            open_incidents = await self.repos.incidents.list_open()
-        except StorageError:
-            settings, open_incidents = None, []
-        out = []
-        for name, engine in self.peers.items():
-            count = sum(1 for i in open_incidents if i.cluster == name)
-            switch = settings is not None and settings.switch_for(name).on
-            known = engine.reads.knowledge.current if engine.reads.knowledge else None
-            out.append(_cluster_health(name, engine.channel, known, count, switch))
-        return ClustersView(clusters=tuple(out))
-
     # ------------------------------------------------------------------ the one entry point
 
     async def handle(
@@ -361,7 +236,7 @@ class Engine:
         if routed is not self:
             return await routed.handle(command, actor, request_id=request_id)
         if isinstance(command, ReadCommand):
-            return await self._read(command, prog)
+            return await self.reads.answer(command, prog)
         if isinstance(command, KillSwitchCommand) and command.mode == "status":
             return await self.kill_switch_status()
         if isinstance(command, ActionCommand) and command.dry_run:
@@ -386,57 +261,6 @@ class Engine:
         return await self.set_kill_switch(
             command.mode == "on", actor, command.reason or "", cluster=scoped
         )
-
-    async def _route(
-        self,
-        command: ReadCommand
-        | ActionCommand
-        | DecisionCommand
-        | KillSwitchCommand
-        | AttentionCommand,
-    ) -> Engine | Refused:
-        """The engine that answers `command`: a decision or an attention command goes to the
-        engine of its record's cluster; a command naming a cluster to that cluster's; a read of
-        the cluster or an action needs a cluster when there are several. Reads of records
-        (incidents, proposals, audit) and the kill switch without a cluster are answered here
-        (all clusters; the global switch)."""
-        if isinstance(command, DecisionCommand):
-            return await self._owner_of_proposal(command.proposal_id)
-        if isinstance(command, AttentionCommand):
-            return await self._owner_of_incident(command.incident_id)
-        if (
-            isinstance(command, ReadCommand)
-            and command.view == "proposal"
-            and command.cluster is None
-        ):
-            return await self._owner_of_proposal(command.proposal_id or "")
-        if command.cluster is not None:
-            return self.engine_for(command.cluster)
-        needs_cluster = isinstance(command, ActionCommand) or (
-            isinstance(command, ReadCommand)
-            and command.view in {"status", "stores", "store", "region"}
-        )
-        return self.engine_for(None) if needs_cluster else self
-
-    async def _read(self, command: ReadCommand, prog: str) -> Outcome:
-        try:
-            if command.view == "status":
-                return await self.reads.status()
-            if command.view == "stores":
-                return await self.reads.stores()
-            if command.view == "store" and command.store_id is not None:
-                return await self.reads.store(command.store_id, prog=prog)
-            if command.view == "region" and command.region_id is not None:
-                return await self.reads.region(command.region_id, prog=prog)
-            if command.view == "incidents":
-                return await self.reads.incidents()
-            if command.view == "proposals":
-                return await self.reads.proposals()
-            if command.view == "proposal" and command.proposal_id is not None:
-                return await self.reads.proposal(command.proposal_id, prog=prog)
-            return await self.reads.audit(command.count or 20)
-        except StorageError as exc:
-            return Refused(reason=str(exc), kind=RefusalKind.STORAGE)
 
     # ------------------------------------------------------------------ use cases
 
@@ -581,8 +405,6 @@ class Engine:
         or cancel proposals left approved (`engine.reconciling`)."""
         return await self.executor.reconcile()
 
-    # ------------------------------------------------------------------ execution
-
     async def _after_approval(self, proposal: Proposal) -> Refused | None:
         """Open the gate of a freshly approved proposal (the one place the kill switch and
         observe-only mode are checked) and run the rest in the background; returns the gate's
@@ -617,15 +439,7 @@ class Engine:
 
     async def execution_report(self, proposal_id: str) -> ExecutionReport | Refused:
         """The proposal, its execution and the undo on offer, for surfaces after a run."""
-        proposal = await self.repos.proposals.get(proposal_id)
-        execution = await self.repos.executions.get(proposal_id)
-        if proposal is None or execution is None:
-            return Refused(
-                reason=f"proposal {proposal_id} has not been executed", kind=RefusalKind.UNKNOWN
-            )
-        return ExecutionReport(
-            proposal=proposal, execution=execution, undo=undo_from(proposal, execution)
-        )
+        return await self.reads.execution_report(proposal_id)
 
     def _resume_every_cluster(self) -> None:
         """A switch turned off: every cluster's engine starts its proposals left approved (each
@@ -675,46 +489,6 @@ class Engine:
         if self.relay is not None:
             await self.relay.drain()
             await self.relay.stop()
-
-
-def _cluster_health(
-    name: str, channel: str | None, known: Known | None, open_incidents: int, switch: bool
-) -> ClusterHealth:
-    """One cluster's line of `/tikv clusters`, from what its monitor last saw."""
-    if known is None or known.cycle_at is None:
-        return ClusterHealth(
-            name=name,
-            channel=channel,
-            state="unknown",
-            open_incidents=open_incidents,
-            kill_switch=switch,
-            sentence="no monitor cycle yet"
-            + (f"; {open_incidents} open incident(s)" if open_incidents else ""),
-        )
-    stores = len(known.stores) if known.stores_at is not None else None
-    up = sum(1 for s in known.stores if s.state_name.value == "Up") if stores is not None else None
-    counted = f"{up}/{stores} stores Up" if stores is not None else "no stores read yet"
-    if known.pd_failing:
-        state: str = "pd-unreachable"
-        sentence = f"PD unreachable ({known.error or 'no answer'}); last read {counted}"
-    elif open_incidents:
-        state = "incidents"
-        sentence = f"{open_incidents} open incident(s); {counted}"
-    else:
-        state = "ok"
-        sentence = f"OK, {counted}"
-    return ClusterHealth.model_validate(
-        {
-            "name": name,
-            "channel": channel,
-            "state": state,
-            "stores": stores,
-            "stores_up": up,
-            "open_incidents": open_incidents,
-            "kill_switch": switch,
-            "sentence": sentence,
-        }
-    )
 
 
 __all__ = [

@@ -14,22 +14,21 @@ bot configured with a `[clusters.NAME]` table per cluster (`cluster_tables`; the
 amounts to is written next to the database as `clusters.toml`). The scenario goes into the
 first cluster only, so the other one shows a quiet cluster beside a troubled one.
 
-`run_demo()` is `tikvops demo`: it prints what runs and what to do, injects the chosen scenario
-after a short pause (only into the simulator), echoes every event as one line, and stops
-cleanly when `stop` is set (Ctrl-C or SIGTERM in the command).
+`run_demo()` (in `tikvops.demo_terminal`) is `tikvops demo`: it prints what runs and what to
+do, injects the chosen scenario after a short pause (only into the simulator), echoes every
+event as one line, and stops cleanly when `stop` is set (Ctrl-C or SIGTERM in the command).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import tempfile
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -40,8 +39,6 @@ from sim.server import SimServer
 from slackfake.server import SlackFake
 from tikvops.settings import Settings
 from tikvops.stack import SlackOptions, Stack, open_stack
-from tikvops.terminal import say
-from tikvops.terminal_notifier import TerminalNotifier
 
 logger = logging.getLogger(__name__)
 
@@ -179,10 +176,10 @@ def clusters_toml(tables: Mapping[str, Mapping[str, Any]]) -> str:
 
 def supports_clusters() -> bool:
     """Whether this build runs `[clusters.NAME]` tables: its settings know them and the stack
-    builds from them (`tikvops.stack` uses `cluster_configs`)."""
-    from tikvops import stack as stack_module
+    builds from them (`tikvops.runtime` uses `cluster_configs`)."""
+    from tikvops import runtime as runtime_module
 
-    return "clusters" in Settings.model_fields and hasattr(stack_module, "cluster_configs")
+    return "clusters" in Settings.model_fields and hasattr(runtime_module, "cluster_configs")
 
 
 @dataclass
@@ -396,106 +393,6 @@ async def open_demo(
         )
 
 
-def banner(demo: Demo) -> list[str]:
-    """What runs and what to do next, for the terminal."""
-    settings = demo.settings
-    stack = demo.stack
-    lines = ["tikvops demo is running:"]
-    if demo.fleet is not None:
-        for name in demo.fleet:
-            sim = demo.fleet[name]
-            channel = f" -> #{cluster_channel(name)[1]}" if demo.fake is not None else ""
-            lines.append(
-                f"  cluster   {name}: simulated TiKV, {len(sim.cluster.stores)} stores and "
-                f"{len(sim.cluster.regions)} regions, PD at {sim.pd_url}{channel}"
-            )
-        lines.append(f"  config    the [clusters.NAME] tables are in {demo.config_file}")
-    elif demo.sim is not None:
-        sim = demo.sim
-        lines.append(
-            f"  cluster   simulated TiKV, {len(sim.cluster.stores)} stores and "
-            f"{len(sim.cluster.regions)} regions, PD at {sim.pd_url} "
-            f"(its time runs {sim.speed:g}x faster than the clock)"
-        )
-    else:
-        lines.append(f"  cluster   your PD at {settings.pd_url} (nothing will be injected)")
-    if demo.fake is not None:
-        lines.append(f"  slack     local Slack stand-in, open {demo.page_url}")
-    else:
-        lines.append(f"  slack     your Slack workspace, incidents in {settings.channel}")
-    lines.append(
-        f"  bot       monitor every {settings.poll_interval:g} s, diagnosis by "
-        f"{stack.diagnoser_name}"
-    )
-    if demo.fake is not None:
-        lines.append("  approvers alice (U0ALICE) and the @oncall group; bob is not an approver")
-    else:
-        lines.append(f"  approvers {', '.join(settings.approvers) or 'nobody (TIKVOPS_APPROVERS)'}")
-    lines.append(f"  database  {settings.db}")
-    if stack.server is not None:
-        lines.append(f"  health    {stack.server.url}/healthz and {stack.server.url}/metrics")
-    return lines
-
-
-def next_steps(demo: Demo) -> list[str]:
-    options = demo.options
-    lines: list[str] = []
-    if demo.sim is not None and options.scenario != NO_SCENARIO:
-        where = "the simulator"
-        if demo.fleet is not None:
-            first = next(iter(demo.fleet))
-            where = f"cluster {first} (#{cluster_channel(first)[1]}); the others stay quiet"
-        lines.append(
-            f"In {options.delay:g} s the demo injects the `{options.scenario}` fault "
-            f"into {where}; an incident, its diagnosis and a proposal follow within "
-            "about 30 s."
-        )
-    if demo.fake is not None:
-        lines.append(
-            "Next: open the page above (you are alice), open the incident's thread in "
-            "#tikv-ops (the chart of the metric behind it is there), click Approve on the "
-            "proposal and confirm, then watch the leaders move and the incident resolve. "
-            "The tikvops Home tab (under Apps) lists open incidents and the proposal waiting "
-            "for you, with its buttons. Or type `/tikv help` in the composer."
-        )
-    elif demo.sim is not None:
-        lines.append("Next: watch #" + demo.settings.channel + " in Slack and approve there.")
-    lines.append("Ctrl-C stops everything.")
-    return lines
-
-
-def describe_injection(result: ScenarioResult) -> str:
-    return f"Injected `{result.name}`: {result.summary}. Expect: {result.expect}."
-
-
-async def run_demo(
-    base: Settings,
-    options: DemoOptions,
-    *,
-    out: TextIO,
-    stop: asyncio.Event,
-    clock: Clock | None = None,
-) -> int:
-    """`tikvops demo` until `stop` is set; returns the exit code (0 after a clean stop)."""
-    echo = TerminalNotifier(out, clock=clock)
-    async with open_demo(base, options, notifier=echo, clock=clock) as demo:
-        for line in [*banner(demo), "", *next_steps(demo)]:
-            say(out, line)
-        if demo.sim is not None and options.scenario != NO_SCENARIO:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), options.delay)
-            if not stop.is_set():
-                await wait_settled(demo.sim, limit=SETTLE_LIMIT, stop=stop)
-            if not stop.is_set():
-                result = demo.inject()
-                if result is not None:
-                    say(out, describe_injection(result))
-        await stop.wait()
-        say(out, "tikvops demo: stopping (the bot first, then the stand-in and the simulator)")
-    say(out, "tikvops demo: stopped")
-    return 0
-
-
 __all__ = [
     "DEMO_APPROVER",
     "DEMO_CHANNEL",
@@ -507,17 +404,13 @@ __all__ = [
     "SCENARIO_NAMES",
     "Demo",
     "DemoOptions",
-    "banner",
     "cluster_channel",
     "cluster_settled",
     "cluster_tables",
     "clusters_toml",
     "demo_channels",
     "demo_settings",
-    "describe_injection",
-    "next_steps",
     "open_demo",
-    "run_demo",
     "supports_clusters",
     "wait_settled",
 ]

@@ -27,8 +27,8 @@ from engine.clock import SystemClock
 from sim.server import SimServer
 from slackfake.server import SlackFake
 from slackfake.store import Message
+from tikvops.runtime import Runtime, open_runtime
 from tikvops.settings import Settings
-from tikvops.stack import Runtime, open_runtime
 
 ALICE = "U0ALICE"  # approver (also through the @oncall group S0ONCALL)
 BOB = "U0BOB"  # not an approver

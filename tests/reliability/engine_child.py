@@ -26,8 +26,8 @@ from typing import Any
 
 from engine.model import Identity, ProposalOrigin
 from engine.results import ProposalCreated
+from tikvops.runtime import open_runtime
 from tikvops.settings import load_settings
-from tikvops.stack import open_runtime
 
 POLL = 0.05
 

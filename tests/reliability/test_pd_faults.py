@@ -30,8 +30,8 @@ from tests.engine.words import handle_text
 from tests.plugins.sim import SimFactory
 from tests.reliability.pd_proxy import Mode, PDProxy
 from tests.reliability.support import clock_running, pd_writes
+from tikvops.runtime import Runtime, build_monitor, open_runtime
 from tikvops.settings import Settings
-from tikvops.stack import Runtime, build_monitor, open_runtime
 
 ALICE = Identity.slack("U0ALICE", name="alice")
 BOB = Identity.slack("U0BOB", name="bob")

@@ -25,11 +25,10 @@ from tikvops.demo import (
     DEMO_CHANNEL,
     DEMO_GROUP,
     DemoOptions,
-    banner,
     demo_settings,
-    next_steps,
     open_demo,
 )
+from tikvops.demo_terminal import banner, next_steps
 from tikvops.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,15 +17,14 @@ from tikvops.demo import (
     DEMO_CHANNEL,
     DEMO_GROUP,
     DemoOptions,
-    banner,
     cluster_channel,
     cluster_tables,
     clusters_toml,
     demo_channels,
-    next_steps,
     open_demo,
     supports_clusters,
 )
+from tikvops.demo_terminal import banner, next_steps
 
 WAIT = 30.0
 

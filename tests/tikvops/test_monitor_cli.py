@@ -340,8 +340,8 @@ async def test_the_diagnoser_is_claude_only_with_a_key(tmp_path: Path) -> None:
 
     from diagnosis.claude import ClaudeDiagnoser
     from engine.playbook_diagnoser import PlaybookDiagnoser
+    from tikvops.runtime import open_runtime
     from tikvops.settings import Settings
-    from tikvops.stack import open_runtime
     from tikvops.wiring import build_diagnoser
 
     base = Settings(pd_url="http://127.0.0.1:9", db=tmp_path / "d.db", max_drained_stores=2)

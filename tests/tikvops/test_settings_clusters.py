@@ -8,12 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tikvops.settings import (
-    DEFAULT_CLUSTER,
-    ConfigError,
-    cluster_configs,
-    load_settings,
-)
+from tikvops.cluster_settings import DEFAULT_CLUSTER, cluster_configs
+from tikvops.settings import ConfigError, load_settings
 
 
 @pytest.fixture(autouse=True)

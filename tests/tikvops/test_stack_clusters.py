@@ -12,8 +12,10 @@ from typing import Any
 
 from engine.results import ClustersView
 from sim.server import SimServer
-from tikvops.settings import Settings, cluster_configs
-from tikvops.stack import open_runtime, open_stack
+from tikvops.cluster_settings import cluster_configs
+from tikvops.runtime import open_runtime
+from tikvops.settings import Settings
+from tikvops.stack import open_stack
 
 SimFactory = Callable[..., Awaitable[SimServer]]
 WAIT = 30.0

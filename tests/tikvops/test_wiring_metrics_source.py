@@ -8,8 +8,8 @@ from operator_tikv.observation import targets_of
 from operator_tikv.queries import PrometheusSource
 from operator_tikv.scrape import ScrapeSource
 from sim.server import SimServer
+from tikvops.runtime import open_runtime
 from tikvops.settings import Settings
-from tikvops.stack import open_runtime
 from tikvops.wiring import open_metrics_source
 
 

@@ -52,8 +52,8 @@ from engine.results import (
 from engine.service import Engine
 from operator_tikv.actions import REGISTRY
 from tikvops.outcome_text import plain_name, render
+from tikvops.runtime import open_runtime
 from tikvops.settings import load_settings
-from tikvops.stack import open_runtime
 from tikvops.terminal import local_identity
 from tikvops.terminal_notifier import TerminalNotifier
 

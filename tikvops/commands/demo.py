@@ -20,7 +20,8 @@ from typing import Any
 from bot.errors import SlackStartError
 from engine.errors import StorageError
 from tikvops.commands import argtypes
-from tikvops.demo import NO_SCENARIO, SCENARIO_NAMES, DemoOptions, run_demo
+from tikvops.demo import NO_SCENARIO, SCENARIO_NAMES, DemoOptions
+from tikvops.demo_terminal import run_demo
 from tikvops.logs import configure_from_settings
 from tikvops.observability import ObservabilityError
 from tikvops.settings import load_settings
