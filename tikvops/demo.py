@@ -174,14 +174,6 @@ def clusters_toml(tables: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def supports_clusters() -> bool:
-    """Whether this build runs `[clusters.NAME]` tables: its settings know them and the stack
-    builds from them (`tikvops.runtime` uses `cluster_configs`)."""
-    from tikvops import runtime as runtime_module
-
-    return "clusters" in Settings.model_fields and hasattr(runtime_module, "cluster_configs")
-
-
 @dataclass
 class Demo:
     """The running demo. `sim` is None against a real PD, `fake` None with real Slack. With
@@ -321,11 +313,6 @@ async def open_demo(
             "tikvops demo --clusters simulates its clusters; unset TIKVOPS_PD_URL (pd_url) "
             "or run the demo without --clusters"
         )
-    if options.clusters > 1 and not supports_clusters():
-        raise ValueError(
-            "tikvops demo --clusters needs [clusters.NAME] settings, which this build does "
-            "not have yet; run the demo without --clusters"
-        )
     async with AsyncExitStack() as stack:
         sim: SimServer | None = None
         fleet: SimFleet | None = None
@@ -411,6 +398,5 @@ __all__ = [
     "demo_channels",
     "demo_settings",
     "open_demo",
-    "supports_clusters",
     "wait_settled",
 ]

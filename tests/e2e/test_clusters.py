@@ -36,13 +36,8 @@ from tests.e2e.conftest import (
     e2e_settings,
     is_write,
 )
-from tikvops.demo import cluster_channel, cluster_settled, supports_clusters
+from tikvops.demo import cluster_channel, cluster_settled
 from tikvops.stack import SlackOptions, Stack, open_stack
-
-pytestmark = pytest.mark.skipif(
-    not supports_clusters(),
-    reason="needs the [clusters.NAME] settings and per-cluster runtime (branch h-multi)",
-)
 
 PROD, STAGING = "prod", "staging"
 PROD_CHANNEL = cluster_channel(PROD)[0]

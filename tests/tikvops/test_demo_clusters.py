@@ -22,7 +22,6 @@ from tikvops.demo import (
     clusters_toml,
     demo_channels,
     open_demo,
-    supports_clusters,
 )
 from tikvops.demo_terminal import banner, next_steps
 
@@ -89,19 +88,6 @@ async def test_several_clusters_against_a_configured_pd_are_refused(tmp_path: Pa
             pass
 
 
-@pytest.mark.skipif(supports_clusters(), reason="this build has [clusters.NAME] settings")
-async def test_without_cluster_settings_the_demo_says_so(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"needs \[clusters.NAME\] settings"):
-        async with open_demo(
-            no_env_settings(), DemoOptions(clusters=2, port=0, db=tmp_path / "d.db")
-        ):
-            pass
-
-
-@pytest.mark.skipif(
-    not supports_clusters(),
-    reason="needs the stack built from [clusters.NAME] settings (branch h-multi)",
-)
 async def test_the_two_cluster_demo_runs_both_with_a_channel_each(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
