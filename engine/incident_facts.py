@@ -116,6 +116,12 @@ def details_for(
     tracking: Mapping[str, Any],
     status_addresses: Mapping[int, str] | None = None,
 ) -> JsonDict:
+    """An incident's `details`, what the surfaces show: `message` (the invariant's sentence),
+    `unit`, `store_id`, `address` (the store's address in PD) and `status_address` (its metrics
+    target, for dashboard links), `region_ids`, `first_seen` (unix seconds the condition was
+    first seen) and, under `tracking`, the tracker's bookkeeping: `notified_value` (the value
+    last reported; `"inf"` for a P99 above every bucket) and `previous_severity` (the severity
+    before the last severity change). An incident's `value` is None when not finite."""
     details: JsonDict = {"message": violation.message, "unit": violation.unit}
     if violation.store_id is not None:
         details["store_id"] = violation.store_id

@@ -35,14 +35,8 @@ Events for the surfaces (`IncidentEvent`) are produced only for meaningful chang
 updated when the severity changed or the value moved by a meaningful amount since the last
 reported value (`ChangePolicy`); resolved. Clearing and coming back within the window are not
 reported (that is the flapping the window absorbs). Ages (`unit == "s"`, e.g. how long a store
-has been Down) grow by themselves and are never a reason to report.
-
-The incident's `details` hold what the surfaces show: `message` (the invariant's sentence),
-`unit`, `store_id`, `address`, `region_ids`, `first_seen` (unix seconds the condition was first
-seen) and, under `tracking`, the bookkeeping of this module: `notified_value` (the value last
-reported; `"inf"` for a P99 above every bucket) and `previous_severity` (the severity before
-the last severity change, for "worsened: warning → critical" replies). `value` is None when
-the measured value is not finite.
+has been Down) grow by themselves and are never a reason to report. The incident's `details`
+are described at `engine.incident_facts.details_for`.
 """
 
 from __future__ import annotations
@@ -138,7 +132,6 @@ class IncidentTracker:
         self.repo = repo
         self.resolve_after = resolve_after
         self.policy = policy or ChangePolicy()
-        self._status_addresses: Mapping[int, str] = {}  # of the tick being reconciled
 
     async def open_incidents(self) -> list[Incident]:
         """Open incidents opened from invariants, oldest first."""
@@ -157,8 +150,7 @@ class IncidentTracker:
         one's event (`engine.events`) was written with its record, so it is told even if a
         later step of the same tick fails. The violations are grouped by cause first
         (`engine.correlation`): one incident per group."""
-        addresses = addresses or {}
-        self._status_addresses = status_addresses or {}
+        addresses, self._status_addresses = addresses or {}, status_addresses or {}
         managed = [i for i in open_incidents if is_managed(i)]
         recovering = {s for i in managed for s in cause_stores(i)}
         correlation = correlate(evaluation.violations, evaluation.pending, recovering=recovering)
