@@ -13,6 +13,7 @@ resumption, for the leader to run periodically (a follower that dies while the l
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
@@ -49,6 +50,11 @@ class Runs(Protocol):
     """What the reconciler starts runs with (`engine.executor.Executor`)."""
 
     async def run(self, proposal_id: str, *, approved: Proposal | None = None) -> Execution: ...
+
+
+CLAIM_PATIENCE = 3.0
+"""Seconds reconciliation keeps asking for a run's claim before leaving the run to the live
+process that holds it (a dead process's session may take a moment to end)."""
 
 
 class Reconciler:
@@ -111,7 +117,7 @@ class Reconciler:
         for unfinished in await self._executions.list_unfinished():
             if unfinished.cluster != self._cluster:
                 continue  # another cluster's engine settles it
-            claim = await self._claims.claim(unfinished.proposal_id)
+            claim = await self._patient_claim(unfinished.proposal_id)
             if claim is None:
                 logger.info(
                     "proposal %s is being run by a live process; not reconciling it",
@@ -139,6 +145,18 @@ class Reconciler:
             finally:
                 await claim.release()
         return touched
+
+    async def _patient_claim(self, proposal_id: str) -> Claim | None:
+        """The claim on an unfinished run, asked for again for `CLAIM_PATIENCE` seconds: a
+        process killed a moment ago holds its claims until the database server has ended its
+        session, which a loaded server can take a while to do. None: a live process runs it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CLAIM_PATIENCE
+        while True:
+            claim = await self._claims.claim(proposal_id)
+            if claim is not None or loop.time() >= deadline:
+                return claim
+            await asyncio.sleep(0.25)
 
     @staticmethod
     async def _held(claim: Claim, work: Awaitable[Execution | None]) -> Execution | None:
