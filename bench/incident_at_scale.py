@@ -18,8 +18,9 @@ Printed per run: ack times of those envelopes (p50 / p99 / max, and how many too
 apscheduler skipped because the previous one was still running, the bot's CPU per cycle over
 the outage (everything the process did in that time, Slack commands included, divided by the
 cycles; plus its list worker process's), the bot's peak RSS (VmHWM; the worker's apart), the
-time from the store turning Disconnected to the incident's parent message in Slack minus the
-poll interval (grace is 0), and the event loop's lag p99 from
+time from the store turning Disconnected to the incident's parent message in Slack saying so
+(posted, or an earlier "No metrics" parent edited in place) minus the poll interval (grace
+is 0), and the event loop's lag p99 from
 `tikvops_event_loop_lag_seconds` (the previous release has no probe: "n/a").
 
     .venv/bin/python bench/incident_at_scale.py --baseline /tmp/baseline
@@ -208,7 +209,15 @@ async def proposal_message(fake: SlackFake) -> Message:
 
 
 def incident_posted(fake: SlackFake, after: float, store: int) -> float | None:
-    for call in fake.calls("chat.postMessage"):
+    """When a parent message in the channel first said store `store` is disconnected or down.
+
+    With correlation the store's incident may open earlier, as "No metrics from store N" (its
+    /metrics refuses before PD notices), and is then escalated in place: the parent is edited
+    (`chat.update`) to "Store N disconnected". Either way, this is when Slack showed it.
+    """
+    for call in sorted(fake.calls(), key=lambda c: c.at):
+        if call.method not in ("chat.postMessage", "chat.update"):
+            continue
         text = str(call.params.get("text", "")).lower()
         if (
             call.at >= after

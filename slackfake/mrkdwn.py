@@ -57,6 +57,7 @@ EMOJI: dict[str, str] = {
     "arrow_forward": "▶️",
     "large_blue_circle": "🔵",
     "blue_circle": "🔵",
+    "white_circle": "⚪",
     "heavy_minus_sign": "➖",
     "grey_question": "❔",
     "question": "❓",
