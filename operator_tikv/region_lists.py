@@ -43,6 +43,8 @@ from typing import Any, Literal, Protocol
 
 import ijson
 
+from operator_tikv.json_depth import DepthLimitedStream
+
 __all__ = [
     "ListReadError",
     "ListReader",
@@ -189,7 +191,8 @@ def summarise_region_list(
     `peers` names the peer list counted per store; with `quorum` the voters of each region
     are read and regions whose down voters are at least half of their voters are counted
     (only meaningful for the down-peer list). Blocking and CPU-bound: run it in a thread.
-    Raises ValueError when the body is not JSON or a field it reads has the wrong type.
+    Raises ValueError when the body is not JSON, nests deeper than any PD answer (see
+    `operator_tikv.json_depth`) or a field it reads has the wrong type.
     """
     return _summarise_stream(io.BytesIO(body), peers, quorum, sample, buf_size)
 
@@ -199,7 +202,8 @@ def _summarise_stream(
 ) -> ListSummary:
     if sample < 1:
         raise ValueError("sample must be >= 1")
-    regions = ijson.items(stream, "regions.item", buf_size=buf_size, use_float=True)
+    limited = DepthLimitedStream(stream)
+    regions = ijson.items(limited, "regions.item", buf_size=buf_size, use_float=True)
     try:
         return _summarise(regions, peers, quorum, sample)
     except ijson.JSONError as exc:
