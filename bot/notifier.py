@@ -143,7 +143,7 @@ class SlackNotifier:
     async def render(self, event: Event) -> Batch:
         """The messages one event becomes (possibly none)."""
         kind = event.kind
-        batch = Batch()
+        batch = Batch(event.cluster)  # every outbox row names the cluster of its event
         self._cluster = event.cluster
         if event.incident is not None:  # a silenced incident posts nothing new in its thread
             if quiet(event.incident, event.at):

@@ -342,3 +342,37 @@ async def test_a_misconfigured_cluster_never_stops_the_other(two: Make) -> None:
     assert slow.subject == f"store:{result.store_id}"
     settings = h.stack.settings
     assert cycles(h.staging, start) <= int(settings.latency_grace / settings.poll_interval) + 6
+
+
+RECORD_TABLES = ("incidents", "proposals", "executions", "audit_log", "events", "outbox")
+
+
+async def test_every_record_of_a_staging_drain_and_incident_names_staging(two: Make) -> None:
+    # a drain and an incident in staging (not the default cluster): every row any table holds
+    # about them, including each Slack message owed in the outbox, says `staging`
+    h = await two()
+    await h.command(BOB, STAGING_CHANNEL, "drain 2")
+    proposal = await h.proposal_in(STAGING_CHANNEL, "store 2")
+    await h.click(CAROL, STAGING_CHANNEL, proposal, callbacks.APPROVE)
+    repos = h.stack.runtime.repos
+
+    async def succeeded() -> bool:
+        return [p.state for p in await repos.proposals.list(limit=5)] == [ProposalState.SUCCEEDED]
+
+    await h.fake.wait_for(succeeded, timeout=WAIT)  # verified before staging's PD goes away
+    h.staging.faults.partition()
+    await h.incident(STAGING, "pd_unreachable")
+    await h.stack.wait_idle()
+    db = h.stack.runtime.db
+
+    async def outbox_settled() -> bool:
+        rows = await db.fetchall("SELECT count(*) FROM outbox WHERE status = 'pending'")
+        return int(rows[0][0]) == 0
+
+    await h.fake.wait_for(outbox_settled, timeout=WAIT)
+    for table in RECORD_TABLES:
+        rows = await db.fetchall(f"SELECT cluster, count(*) FROM {table} GROUP BY cluster")
+        counts = {r[0]: r[1] for r in rows}
+        assert set(counts) == {STAGING}, f"{table}: {counts}"
+    # the messages were delivered in staging's channel, none in prod's
+    assert not any(m.text for m in h.fake.messages(PROD_CHANNEL))
