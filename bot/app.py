@@ -160,9 +160,11 @@ class SlackBot:
             channels=dict(config.cluster_channels),
             outbox=self.outbox,
             reads=repos,
-            approvals_needed=policy.approvals_needed if policy else None,
+            # each proposal's quorum comes from its own cluster's policy
+            approvals_needed=engine.approvals_needed,
             links=config.links,
             charts=series is not None,
+            clusters_named=engine.multi_cluster,
         )
         self.relay = EventRelay(
             repos.events,

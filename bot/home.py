@@ -142,18 +142,34 @@ class HomePublisher:
         """What the tab shows now (one read of the engine)."""
         async with asyncio.timeout(self.read_timeout):
             status = await self._engine.reads.status()
+            named = self._engine.multi_cluster
+            clusters = await self._every_cluster() if named else None
         pending = [p for p in status.active_proposals if p.state is ProposalState.PROPOSED]
-        clusters = [
-            Cluster(name=name, stores=status.state_counts, problem=status.pd_error)
-            for name in self._clusters
-        ]
+        if clusters is None:
+            clusters = [
+                Cluster(name=name, stores=status.state_counts, problem=status.pd_error)
+                for name in self._clusters
+            ]
         return HomeData(
             kill_switch=status.kill_switch,
             observe_only=status.observe_only,
             clusters=clusters,
             incidents=status.open_incidents,
             pending=pending,
+            named=named,
         )
+
+    async def _every_cluster(self) -> list[Cluster]:
+        """Several clusters: one row each, from its monitor's last cycle (`/tikv clusters`)."""
+        rows = []
+        for health in (await self._engine.clusters_view()).clusters:
+            stores: dict[str, int] = {}
+            if health.stores is not None and health.stores_up is not None:
+                counted = {"Up": health.stores_up, "not Up": health.stores - health.stores_up}
+                stores = {state: n for state, n in counted.items() if n}
+            problem = health.sentence if health.state in ("pd-unreachable", "unknown") else None
+            rows.append(Cluster(name=health.name, stores=stores, problem=problem))
+        return rows
 
 
 __all__ = ["HomePublisher"]

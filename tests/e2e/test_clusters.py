@@ -376,3 +376,14 @@ async def test_every_record_of_a_staging_drain_and_incident_names_staging(two: M
         assert set(counts) == {STAGING}, f"{table}: {counts}"
     # the messages were delivered in staging's channel, none in prod's
     assert not any(m.text for m in h.fake.messages(PROD_CHANNEL))
+
+
+async def test_each_proposal_card_shows_its_own_clusters_quorum(two: Make) -> None:
+    # staging needs two approvals for a high-risk action, prod one: each card says its own
+    h = await two(cluster_overrides={STAGING: {"high_risk_approvals": 2}})
+    await h.command(BOB, PROD_CHANNEL, "drain 2")
+    await h.command(BOB, STAGING_CHANNEL, "drain 2")
+    prod_card = await h.proposal_in(PROD_CHANNEL, "store 2")
+    staging_card = await h.proposal_in(STAGING_CHANNEL, "store 2")
+    assert "Waiting for approval* (one approval)" in block_text(prod_card)
+    assert "Waiting for approval* (2 approvals from different people)" in block_text(staging_card)
