@@ -318,11 +318,12 @@ async def open_stack(
             )
         )
         bot: SlackBot | None = None
-        chart_data = (
-            None
-            if runtime.multi_cluster
-            else ChartData(MetricHistory(points=history_points(settings.poll_interval)))
-        )
+        # Charts: each cluster's own data (its monitor's history, or its own Prometheus once
+        # its metrics source is open), so an incident's chart shows its own cluster.
+        charts = {
+            name: ChartData(MetricHistory(points=history_points(c.settings.poll_interval)))
+            for name, c in runtime.clusters.items()
+        }
         if config is not None and runtime.multi_cluster and not config.approver_groups:
             # every cluster's approver groups are looked up, not only the first cluster's
             groups = {g for c in runtime.clusters.values() for g in approver_groups(c.policy)}
@@ -336,7 +337,8 @@ async def open_stack(
                 policy=runtime.policy,
                 on_connection=_connection_hook(health, metrics),
                 hooks=DeliveryHooks(depth=metrics.outbox, retry=metrics.outbox_retry),
-                series=chart_data,
+                series=next(iter(charts.values())),
+                cluster_series=charts if runtime.multi_cluster else None,
                 clusters=(redact_url(runtime.pd.base_url),),
             )
         # 2. leader election; the leader reconciles interrupted executions when it starts
@@ -371,13 +373,11 @@ async def open_stack(
                 own, pd=cluster.pd, repos=runtime.repos, clock=clock, exits=stack
             )
             metrics_from = await stack.enter_async_context(open_metrics_source(own))
-            if chart_data is not None:  # one cluster: its monitor records the charts' history
-                sources[name] = RecordingSource(
-                    cluster.pd, metrics_from, pd_url=cluster.pd.base_url, history=chart_data.history
-                )
-                chart_data.use(metrics_from)
-            else:
-                sources[name] = ClusterSource(cluster.pd, metrics_from, pd_url=cluster.pd.base_url)
+            # its monitor records its charts' history; its Prometheus (if any) answers instead
+            sources[name] = RecordingSource(
+                cluster.pd, metrics_from, pd_url=cluster.pd.base_url, history=charts[name].history
+            )
+            charts[name].use(metrics_from)
             monitors[name] = build_monitor(
                 runtime,
                 sources[name],

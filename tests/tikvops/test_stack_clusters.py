@@ -13,7 +13,9 @@ from typing import Any
 import httpx
 
 from engine.results import ClustersView
+from operator_tikv.metric_history import ChartMetric
 from sim.server import SimServer
+from tikvops.charts import RecordingSource
 from tikvops.cluster_settings import cluster_configs
 from tikvops.runtime import open_runtime
 from tikvops.settings import Settings
@@ -150,3 +152,28 @@ async def test_healthz_and_metrics_report_every_cluster(
         assert 'tikvops_cluster_pd_up{cluster="beta"} 1.0' in metrics
         assert 'tikvops_cluster_cycle_seconds_count{cluster="beta"}' in metrics
         assert 'tikvops_cluster_cycle_failures_total{cluster="alpha"}' in metrics
+
+
+async def test_each_clusters_monitor_records_its_own_chart_history(
+    sim_factory: SimFactory, tmp_path: Path
+) -> None:
+    # charts work with several clusters: alpha (4 stores) and beta (3 stores) each record
+    # their own history, which the charts of their incidents read
+    a = await sim_factory(stores=4, regions=60, speed=20.0, auto_tick=True)
+    b = await sim_factory(stores=3, regions=60, speed=20.0, auto_tick=True)
+    settings = two_cluster_settings(a, b, tmp_path / "t.db")
+    async with open_stack(settings, use_slack=False, serve_health=False) as stack:
+        alpha = stack.monitors["alpha"].source
+        beta = stack.monitors["beta"].source
+        assert isinstance(alpha, RecordingSource) and isinstance(beta, RecordingSource)
+        assert alpha.history is not beta.history
+
+        async def stores_charted() -> Any:
+            end = time.time() + 3600
+            found = []
+            for source in (alpha, beta):
+                series = await source.history.range(ChartMetric.LEADER_COUNT, start=0, end=end)
+                found.append(sorted(series))
+            return found if all(found) else None
+
+        assert await _wait(stores_charted) == [[1, 2, 3, 4], [1, 2, 3]]
