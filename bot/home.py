@@ -140,21 +140,29 @@ class HomePublisher:
 
     async def data(self) -> HomeData:
         """What the tab shows now (one read of the engine)."""
+        engine = self._engine
         async with asyncio.timeout(self.read_timeout):
-            status = await self._engine.reads.status()
-            named = self._engine.multi_cluster
+            status = await engine.reads.status()
+            named = engine.multi_cluster
             clusters = await self._every_cluster() if named else None
-        pending = [p for p in status.active_proposals if p.state is ProposalState.PROPOSED]
+            if named:  # the first cluster's status lists its own: every cluster's here
+                incidents = await engine.repos.incidents.list_open()
+                active = await engine.repos.proposals.list(states=[ProposalState.PROPOSED])
+                switch = (await engine.repos.settings.get()).kill_switch  # the global one
+            else:
+                incidents, active = status.open_incidents, status.active_proposals
+                switch = status.kill_switch
+        pending = [p for p in active if p.state is ProposalState.PROPOSED]
         if clusters is None:
             clusters = [
                 Cluster(name=name, stores=status.state_counts, problem=status.pd_error)
                 for name in self._clusters
             ]
         return HomeData(
-            kill_switch=status.kill_switch,
+            kill_switch=switch,
             observe_only=status.observe_only,
             clusters=clusters,
-            incidents=status.open_incidents,
+            incidents=incidents,
             pending=pending,
             named=named,
         )
@@ -168,6 +176,8 @@ class HomePublisher:
                 counted = {"Up": health.stores_up, "not Up": health.stores - health.stores_up}
                 stores = {state: n for state, n in counted.items() if n}
             problem = health.sentence if health.state in ("pd-unreachable", "unknown") else None
+            if health.kill_switch:
+                problem = "; ".join(filter(None, [problem, "its kill switch is on"]))
             rows.append(Cluster(name=health.name, stores=stores, problem=problem))
         return rows
 

@@ -32,8 +32,10 @@ class ClusterRouting:
     policy: ApprovalPolicy
 
     def join(self, engines: Mapping[str, Self]) -> None:
-        """Know every cluster's engine (in configuration order, this one among them)."""
+        """Know every cluster's engine (in configuration order, this one among them); with
+        several, this engine's status reads only its own cluster's records."""
         self.peers = dict(engines)
+        self.reads.cluster = self.cluster if self.multi_cluster else None
 
     @property
     def clusters(self) -> list[str]:

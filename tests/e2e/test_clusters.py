@@ -10,6 +10,7 @@ switches leaking across clusters; `/tikv clusters` not listing both.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -387,3 +388,31 @@ async def test_each_proposal_card_shows_its_own_clusters_quorum(two: Make) -> No
     staging_card = await h.proposal_in(STAGING_CHANNEL, "store 2")
     assert "Waiting for approval* (one approval)" in block_text(prod_card)
     assert "Waiting for approval* (2 approvals from different people)" in block_text(staging_card)
+
+
+async def test_lists_status_and_app_home_name_each_records_cluster(two: Make) -> None:
+    h = await two()
+    h.prod.faults.partition()
+    prod_down = await h.incident(PROD, "pd_unreachable")
+    listing = await h.command(BOB, OPS_CHANNEL, "incidents")
+    assert f"[{PROD}] *{prod_down.id}*" in listing
+    created = await h.command(BOB, OPS_CHANNEL, f"{STAGING} drain 3")
+    # the answer names the proposal's cluster and the channel it is posted in: staging's
+    assert f"[{STAGING}]" in created and f"<#{STAGING_CHANNEL}>" in created
+    proposals = await h.command(BOB, OPS_CHANNEL, "proposals")
+    assert f"[{STAGING}] *P-" in proposals
+    # staging's status is staging's: its header, none of prod's incidents
+    status = await h.command(BOB, STAGING_CHANNEL, "status")
+    assert f"TiKV cluster status: {STAGING}" in status and prod_down.id not in status
+    prod_status = await h.command(BOB, PROD_CHANNEL, "status")
+    assert prod_down.id in prod_status
+    # App Home: every cluster's row, and each incident and proposal names its cluster
+    await h.fake.open_home(user=BOB)
+
+    def home() -> str | None:
+        view = h.fake.home(BOB)
+        text = json.dumps(view) if view is not None else ""
+        return text if f"[{PROD}] *{prod_down.id}*" in text and f"[{STAGING}] *P-" in text else None
+
+    shown = await h.fake.wait_for(home, timeout=WAIT)
+    assert f"*{PROD}*" in shown and f"*{STAGING}*" in shown

@@ -177,3 +177,25 @@ async def test_each_clusters_monitor_records_its_own_chart_history(
             return found if all(found) else None
 
         assert await _wait(stores_charted) == [[1, 2, 3, 4], [1, 2, 3]]
+
+
+async def test_a_lone_cluster_table_records_its_name_and_names_nothing(
+    sim_factory: SimFactory, tmp_path: Path
+) -> None:
+    # one [clusters.solo] table: every record says `solo` (incidents as well as proposals),
+    # and since it is the only cluster no message names it
+    a = await sim_factory(stores=4, regions=60, speed=20.0, auto_tick=True)
+    settings = two_cluster_settings(a, a, tmp_path / "t.db").model_copy(
+        update={"clusters": {"solo": {"pd_url": a.pd_url, "channel": "tikv-solo"}}}
+    )
+    async with open_stack(settings, use_slack=False, serve_health=False) as stack:
+        assert not stack.runtime.multi_cluster and not stack.engine.multi_cluster
+        a.cluster.stop_store(4)
+        repos = stack.runtime.repos
+
+        async def store_4() -> Any:
+            return [i for i in await repos.incidents.list_open() if i.subject == "store:4"]
+
+        [incident] = await _wait(store_4)
+        assert incident.cluster == "solo"
+        assert stack.engine.reads.cluster is None  # one cluster: status reads everything
