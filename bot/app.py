@@ -14,7 +14,7 @@ deliverer; everything users do arrives through the socket → middleware → han
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Protocol
 
@@ -121,9 +121,11 @@ class SlackBot:
         hooks: DeliveryHooks | None = None,
         series: SeriesSource | None = None,
         clusters: Sequence[str] = ("TiKV",),
+        cluster_series: Mapping[str, SeriesSource] | None = None,
     ) -> None:
-        """`series`: chart data (incident charts are uploaded into threads; None: no charts).
-        `clusters`: the names shown in the App Home tab."""
+        """`series`: chart data (incident charts are uploaded into threads; None: no charts);
+        `cluster_series`: with several clusters, each one's (an incident's chart reads its
+        own cluster's). `clusters`: the names shown in the App Home tab."""
         self.config = config
         self.client = client or build_web_client(config)
         self._owns_client = client is None
@@ -149,7 +151,14 @@ class SlackBot:
             backoff=Backoff(base=config.outbox_backoff_base, cap=config.outbox_backoff_cap),
             hooks=hooks,
             lease=None if config.outbox_lease is None else timedelta(seconds=config.outbox_lease),
-            charts=ChartUploader(self.client, repos.slack_refs, repos.incidents, series, clock)
+            charts=ChartUploader(
+                self.client,
+                repos.slack_refs,
+                repos.incidents,
+                series,
+                clock,
+                by_cluster=cluster_series,
+            )
             if series is not None
             else None,
         )
@@ -160,9 +169,11 @@ class SlackBot:
             channels=dict(config.cluster_channels),
             outbox=self.outbox,
             reads=repos,
-            approvals_needed=policy.approvals_needed if policy else None,
+            # each proposal's quorum comes from its own cluster's policy
+            approvals_needed=engine.approvals_needed,
             links=config.links,
             charts=series is not None,
+            clusters_named=engine.multi_cluster,
         )
         self.relay = EventRelay(
             repos.events,

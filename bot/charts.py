@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -67,7 +68,9 @@ class Uploaded:
 
 
 class ChartUploader:
-    """See the module docstring. `timeout`: seconds one chart (fetch, draw, upload) may take."""
+    """See the module docstring. `timeout`: seconds one chart (fetch, draw, upload) may take.
+    `by_cluster`: with several clusters, each cluster's own series (its Prometheus or its
+    monitor's history); an incident's chart reads its cluster's (`source` otherwise)."""
 
     def __init__(
         self,
@@ -80,8 +83,10 @@ class ChartUploader:
         max_attempts: int = 3,
         timeout: float = 30.0,
         drawer: ChartDrawer | None = None,
+        by_cluster: Mapping[str, SeriesSource] | None = None,
     ) -> None:
         self._client = client
+        self._by_cluster = dict(by_cluster or {})
         self.drawer = drawer or ChartDrawer()
         self._refs = refs
         self._incidents = incidents
@@ -110,11 +115,10 @@ class ChartUploader:
         if request is None:
             raise NoChart(f"incidents of kind {incident.kind} have no chart")
         data: dict[ChartMetric, Series] = {}
+        source = self._by_cluster.get(incident.cluster, self._source)
         for metric in request.metrics:
             try:
-                data[metric] = await self._source.range(
-                    metric, start=request.start, end=request.end
-                )
+                data[metric] = await source.range(metric, start=request.start, end=request.end)
             except MetricsError as exc:
                 logger.warning("chart of %s: no %s series: %s", incident_id, metric.value, exc)
         spec = chart_spec(incident, phase, request, data)

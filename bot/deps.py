@@ -28,7 +28,12 @@ class BotDeps:
     @property
     def channel_mention(self) -> str:
         """How to name the incidents channel in a sentence (`<#C123>` links it)."""
-        channel = self.config.channel
+        return self.channel_mention_of(None)
+
+    def channel_mention_of(self, cluster: str | None) -> str:
+        """How to name `cluster`'s incident channel (the configured one for one cluster, or
+        when `cluster` has none of its own) in a sentence."""
+        channel = dict(self.config.cluster_channels).get(cluster or "", self.config.channel)
         if channel[:1] in ("C", "G") and channel[1:].isalnum() and channel.isupper():
             return f"<#{channel}>"
         return f"#{channel.lstrip('#')}"

@@ -140,20 +140,46 @@ class HomePublisher:
 
     async def data(self) -> HomeData:
         """What the tab shows now (one read of the engine)."""
+        engine = self._engine
         async with asyncio.timeout(self.read_timeout):
-            status = await self._engine.reads.status()
-        pending = [p for p in status.active_proposals if p.state is ProposalState.PROPOSED]
-        clusters = [
-            Cluster(name=name, stores=status.state_counts, problem=status.pd_error)
-            for name in self._clusters
-        ]
+            status = await engine.reads.status()
+            named = engine.multi_cluster
+            clusters = await self._every_cluster() if named else None
+            if named:  # the first cluster's status lists its own: every cluster's here
+                incidents = await engine.repos.incidents.list_open()
+                active = await engine.repos.proposals.list(states=[ProposalState.PROPOSED])
+                switch = (await engine.repos.settings.get()).kill_switch  # the global one
+            else:
+                incidents, active = status.open_incidents, status.active_proposals
+                switch = status.kill_switch
+        pending = [p for p in active if p.state is ProposalState.PROPOSED]
+        if clusters is None:
+            clusters = [
+                Cluster(name=name, stores=status.state_counts, problem=status.pd_error)
+                for name in self._clusters
+            ]
         return HomeData(
-            kill_switch=status.kill_switch,
+            kill_switch=switch,
             observe_only=status.observe_only,
             clusters=clusters,
-            incidents=status.open_incidents,
+            incidents=incidents,
             pending=pending,
+            named=named,
         )
+
+    async def _every_cluster(self) -> list[Cluster]:
+        """Several clusters: one row each, from its monitor's last cycle (`/tikv clusters`)."""
+        rows = []
+        for health in (await self._engine.clusters_view()).clusters:
+            stores: dict[str, int] = {}
+            if health.stores is not None and health.stores_up is not None:
+                counted = {"Up": health.stores_up, "not Up": health.stores - health.stores_up}
+                stores = {state: n for state, n in counted.items() if n}
+            problem = health.sentence if health.state in ("pd-unreachable", "unknown") else None
+            if health.kill_switch:
+                problem = "; ".join(filter(None, [problem, "its kill switch is on"]))
+            rows.append(Cluster(name=health.name, stores=stores, problem=problem))
+        return rows
 
 
 __all__ = ["HomePublisher"]

@@ -49,7 +49,6 @@ from engine.model import (
     OwnerKind,
     Proposal,
     ProposalState,
-    RiskLevel,
     Severity,
 )
 from engine.ports import (
@@ -95,8 +94,9 @@ CONSUMER = "slack"
 
 
 class SlackNotifier:
-    """See the module docstring. `approvals_needed` (from the approval policy) is shown on
-    pending proposals."""
+    """See the module docstring. `approvals_needed` (from the approval policy of the proposal's
+    cluster) is shown on pending proposals. `channels`: each cluster's incident channel;
+    `clusters_named`: the bot watches several clusters, so the cards name theirs."""
 
     def __init__(
         self,
@@ -105,10 +105,11 @@ class SlackNotifier:
         channel: str,
         outbox: SlackOutbox,
         reads: NotifierReads,
-        approvals_needed: Callable[[RiskLevel], int] | None = None,
+        approvals_needed: Callable[[Proposal], int] | None = None,
         links: Links | None = None,
         charts: bool = False,
         channels: Mapping[str, str] | None = None,
+        clusters_named: bool = False,
     ) -> None:
         self._clock = clock
         self._links = links
@@ -118,9 +119,10 @@ class SlackNotifier:
         # one at a time, in order (`deliver`), so the event being rendered names the cluster.
         self._channels = dict(channels or {})
         self._cluster: str | None = None
+        self._named = clusters_named  # several clusters: cards name theirs
         self._outbox = outbox
         self._reads = reads
-        self._approvals_needed = approvals_needed or (lambda _risk: 1)
+        self._approvals_needed = approvals_needed or (lambda _proposal: 1)
         self._progress_posted: dict[str, datetime] = {}
         self._quiet: set[str] = set()
 
@@ -143,7 +145,7 @@ class SlackNotifier:
     async def render(self, event: Event) -> Batch:
         """The messages one event becomes (possibly none)."""
         kind = event.kind
-        batch = Batch()
+        batch = Batch(event.cluster)  # every outbox row names the cluster of its event
         self._cluster = event.cluster
         if event.incident is not None:  # a silenced incident posts nothing new in its thread
             if quiet(event.incident, event.at):
@@ -194,7 +196,9 @@ class SlackNotifier:
     def _incident_opened(self, batch: Batch, incident: Incident) -> None:
         batch.post(
             key_for_incident(incident.id),
-            incident_parent(incident, self._clock.now(), links=self._links),
+            incident_parent(
+                incident, self._clock.now(), links=self._links, clusters_named=self._named
+            ),
             channel=self._channel(),
             owned_by=owner(OwnerKind.INCIDENT, incident.id),
         )
@@ -205,7 +209,7 @@ class SlackNotifier:
         (`bot.charts`): the text never waits for it."""
         if self._charts:
             batch.items.append(
-                (chart_key(incident.id), chart_payload(incident.id, phase, self.channel))
+                (chart_key(incident.id), chart_payload(incident.id, phase, self._channel()))
             )
 
     async def _incident_updated(
@@ -258,7 +262,12 @@ class SlackNotifier:
             diagnosis = await self._reads.diagnoses.latest_for(incident.id)
         proposals = await self._reads.proposals.list(incident_id=incident.id, limit=10)
         message = incident_parent(
-            incident, self._clock.now(), diagnosis=diagnosis, proposals=proposals, links=self._links
+            incident,
+            self._clock.now(),
+            diagnosis=diagnosis,
+            proposals=proposals,
+            links=self._links,
+            clusters_named=self._named,
         )
         batch.update(
             key_for_incident(incident.id),
@@ -344,7 +353,8 @@ class SlackNotifier:
             proposal,
             self._clock.now(),
             execution=execution,
-            approvals_needed=self._approvals_needed(proposal.risk),
+            approvals_needed=self._approvals_needed(proposal),
+            clusters_named=self._named,
         )
 
     def _update_proposal(

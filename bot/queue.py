@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bot.render.kit import Rendered
-from engine.model import JsonDict, OwnerKind
+from engine.model import DEFAULT_CLUSTER, JsonDict, OwnerKind
 from engine.ports import Clock, Outbox
 
 KIND = "slack"
@@ -35,10 +35,12 @@ def owner(kind: OwnerKind, owner_id: str) -> JsonDict:
 
 class Batch:
     """The messages of one notification (e.g. a proposal's edited message and the outcome
-    reply in its thread), queued together by `SlackOutbox.send`."""
+    reply in its thread), queued together by `SlackOutbox.send`; `cluster` is the cluster they
+    are about (each outbox row records it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, cluster: str = DEFAULT_CLUSTER) -> None:
         self.items: list[tuple[str, JsonDict]] = []
+        self.cluster = cluster
 
     def post(
         self,
@@ -92,7 +94,7 @@ class SlackOutbox:
 
     async def _queue(self, batch: Batch, consumed: tuple[str, int] | None) -> list[int] | None:
         ids = await self._outbox.enqueue_batch(
-            KIND, batch.items, now=self._clock.now(), consumed=consumed
+            KIND, batch.items, now=self._clock.now(), consumed=consumed, cluster=batch.cluster
         )
         if ids and self._wake is not None:
             self._wake()
@@ -106,15 +108,24 @@ class SlackOutbox:
         channel: str,
         owned_by: JsonDict | None = None,
         thread_of: JsonDict | None = None,
+        cluster: str = DEFAULT_CLUSTER,
     ) -> int:
-        """Queue one post (no mark); returns the outbox item's ID."""
-        batch = Batch()
+        """Queue one post (no mark) about `cluster`; returns the outbox item's ID."""
+        batch = Batch(cluster)
         batch.post(key, message, channel=channel, owned_by=owned_by, thread_of=thread_of)
         return await self._single(batch)
 
-    async def update(self, key: str, message: Rendered, *, target: JsonDict, channel: str) -> int:
-        """Queue one edit (no mark); returns the outbox item's ID."""
-        batch = Batch()
+    async def update(
+        self,
+        key: str,
+        message: Rendered,
+        *,
+        target: JsonDict,
+        channel: str,
+        cluster: str = DEFAULT_CLUSTER,
+    ) -> int:
+        """Queue one edit (no mark) about `cluster`; returns the outbox item's ID."""
+        batch = Batch(cluster)
         batch.update(key, message, target=target, channel=channel)
         return await self._single(batch)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from engine.records import JsonDict, Record, UtcDatetime
+from engine.records import DEFAULT_CLUSTER, JsonDict, Record, UtcDatetime
 
 # --------------------------------------------------------------------------- message refs
 
@@ -50,6 +50,8 @@ class OutboxItem(Record):
     last_error: str | None = None
     delivered_at: UtcDatetime | None = None
     result: JsonDict | None = None
+    cluster: str = DEFAULT_CLUSTER
+    """The cluster the message is about (`default` with one cluster)."""
 
 
 __all__ = ["MessageRef", "OutboxItem", "OutboxStatus", "OwnerKind"]

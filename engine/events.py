@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from engine.model import (
     DEFAULT_CLUSTER,
@@ -110,6 +110,20 @@ class Event(Record):
         description="incident updates: the severity before this change when it changed, so a "
         "surface says 'warning → critical' without remembering anything",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cluster_of_subject(cls, data: object) -> object:
+        """An event built without a cluster is about its incident's or proposal's cluster (a
+        diagnosis, an attention change), so its row and its messages name the right one."""
+        if isinstance(data, dict) and data.get("cluster") is None:
+            for subject in (data.get("proposal"), data.get("incident")):
+                cluster = getattr(subject, "cluster", None)
+                if isinstance(subject, dict):
+                    cluster = subject.get("cluster")
+                if isinstance(cluster, str):
+                    return {**data, "cluster": cluster}
+        return data
 
     @field_validator("notes", mode="before")
     @classmethod

@@ -14,13 +14,10 @@ from typing import Annotated
 from pydantic import Field
 
 from engine.delivery import MessageRef, OutboxItem, OutboxStatus, OwnerKind
-from engine.records import JsonDict, Record, UtcDatetime
+from engine.records import DEFAULT_CLUSTER, JsonDict, Record, UtcDatetime
 
 # --------------------------------------------------------------------------- identities
 
-
-DEFAULT_CLUSTER = "default"
-"""The cluster of a single-cluster deployment, and of every record written before clusters."""
 
 ClusterName = Annotated[str, Field(min_length=1, max_length=32)]
 """A configured cluster's name (`[clusters.NAME]`); records carry the cluster they concern."""

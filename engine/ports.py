@@ -240,7 +240,15 @@ class Outbox(Protocol):
     the same `key` are delivered in order: a later item is not due while an earlier pending one
     with that key exists."""
 
-    async def enqueue(self, kind: str, key: str, payload: JsonDict, *, now: datetime) -> int: ...
+    async def enqueue(
+        self,
+        kind: str,
+        key: str,
+        payload: JsonDict,
+        *,
+        now: datetime,
+        cluster: str = DEFAULT_CLUSTER,
+    ) -> int: ...
 
     async def enqueue_batch(
         self,
@@ -249,11 +257,12 @@ class Outbox(Protocol):
         *,
         now: datetime,
         consumed: tuple[str, int] | None = None,
+        cluster: str = DEFAULT_CLUSTER,
     ) -> list[int] | None:
-        """Queue `items` (key, payload) in one transaction, in order. With `consumed`
-        (deliverer, event seq), also move that deliverer's cursor to the event in the same
-        transaction; if the cursor was already there, queue nothing and return None (the
-        event was turned into messages before)."""
+        """Queue `items` (key, payload) in one transaction, in order, as messages about
+        `cluster`. With `consumed` (deliverer, event seq), also move that deliverer's cursor to
+        the event in the same transaction; if the cursor was already there, queue nothing and
+        return None (the event was turned into messages before)."""
         ...
 
     async def due(self, now: datetime, limit: int = 20) -> list[OutboxItem]:

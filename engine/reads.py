@@ -124,6 +124,9 @@ class Reads:
         self._executions = executions
         self._audit = audit
         self._settings = settings
+        #: With several clusters, the one this engine reads (set when the engines are joined):
+        #: `status` lists its incidents and proposals and its kill switch; None: everything.
+        self.cluster: str | None = None
 
     def _known(self) -> Known | None:
         return self.knowledge.current if self.knowledge is not None else None
@@ -174,12 +177,15 @@ class Reads:
         for summary in stores:
             counts[summary.state] = counts.get(summary.state, 0) + 1
         engine_settings = await self._settings.get()
+        cluster = self.cluster
         return StatusView(
             stores=stores,
             state_counts=counts,
-            open_incidents=await self._incidents.list_open(),
-            active_proposals=await self._proposals.list(states=ACTIVE_STATES),
-            kill_switch=engine_settings.kill_switch,
+            open_incidents=await self._incidents.list_open(cluster),
+            active_proposals=await self._proposals.list(states=ACTIVE_STATES, cluster=cluster),
+            kill_switch=engine_settings.switch_for(cluster)
+            if cluster is not None
+            else engine_settings.kill_switch,
             observe_only=engine_settings.observe_only,
             pd_error=pd_error,
         )

@@ -21,4 +21,7 @@ class Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-__all__ = ["JsonDict", "Record", "UtcDatetime"]
+DEFAULT_CLUSTER = "default"
+"""The cluster of a single-cluster deployment, and of every record written before clusters."""
+
+__all__ = ["DEFAULT_CLUSTER", "JsonDict", "Record", "UtcDatetime"]

@@ -15,6 +15,8 @@ from engine.commands import ActionCommand, DecisionCommand, KillSwitchCommand, R
 from engine.engine_repos import EngineRepos
 from engine.errors import StorageError
 from engine.knowledge import Known
+from engine.model import Proposal
+from engine.policy import ApprovalPolicy
 from engine.reads import Reads
 from engine.results import ClusterHealth, ClustersView, RefusalKind, Refused
 
@@ -27,10 +29,13 @@ class ClusterRouting:
     peers: dict[str, Self]
     repos: EngineRepos
     reads: Reads
+    policy: ApprovalPolicy
 
     def join(self, engines: Mapping[str, Self]) -> None:
-        """Know every cluster's engine (in configuration order, this one among them)."""
+        """Know every cluster's engine (in configuration order, this one among them); with
+        several, this engine's status reads only its own cluster's records."""
         self.peers = dict(engines)
+        self.reads.cluster = self.cluster if self.multi_cluster else None
 
     @property
     def clusters(self) -> list[str]:
@@ -40,6 +45,11 @@ class ClusterRouting:
     @property
     def multi_cluster(self) -> bool:
         return len(self.peers) > 1
+
+    def approvals_needed(self, proposal: Proposal) -> int:
+        """The approvals `proposal` needs, by its own cluster's policy (each cluster has its
+        approvers and quorum); a cluster this bot no longer watches: this engine's."""
+        return self.peers.get(proposal.cluster, self).policy.approvals_needed(proposal.risk)
 
     def cluster_of_channel(self, channel: str | None) -> str | None:
         """The cluster whose incident channel `channel` is (ID or name), if any."""

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from engine.errors import NotFound
-from engine.model import JsonDict, OutboxItem, OutboxStatus
+from engine.model import DEFAULT_CLUSTER, JsonDict, OutboxItem, OutboxStatus
 from storage.base import SqlDatabase
 from storage.codec import dumps, dumps_or_none, loads, parse_ts, parse_ts_or_none, ts
 from storage.events import take_cursor
@@ -43,6 +43,7 @@ def _row_to_item(row: sqlite3.Row) -> OutboxItem:
         last_error=row["last_error"],
         delivered_at=parse_ts_or_none(row["delivered_at"]),
         result=loads(row["result"]),
+        cluster=row["cluster"],
     )
 
 
@@ -52,8 +53,16 @@ class SqliteOutbox:
     def __init__(self, db: SqlDatabase) -> None:
         self._db = db
 
-    async def enqueue(self, kind: str, key: str, payload: JsonDict, *, now: datetime) -> int:
-        ids = await self.enqueue_batch(kind, [(key, payload)], now=now)
+    async def enqueue(
+        self,
+        kind: str,
+        key: str,
+        payload: JsonDict,
+        *,
+        now: datetime,
+        cluster: str = DEFAULT_CLUSTER,
+    ) -> int:
+        ids = await self.enqueue_batch(kind, [(key, payload)], now=now, cluster=cluster)
         assert ids  # an unmarked batch is always queued
         return ids[0]
 
@@ -64,6 +73,7 @@ class SqliteOutbox:
         *,
         now: datetime,
         consumed: tuple[str, int] | None = None,
+        cluster: str = DEFAULT_CLUSTER,
     ) -> list[int] | None:
         async with self._db.transaction() as conn:
             if consumed is not None and not await take_cursor(conn, *consumed):
@@ -71,9 +81,9 @@ class SqliteOutbox:
             ids: list[int] = []
             for key, payload in items:
                 cursor = await conn.execute(
-                    "INSERT INTO outbox (kind, key, payload, created_at, next_attempt_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (kind, key, dumps(payload), ts(now), ts(now)),
+                    "INSERT INTO outbox (kind, key, payload, created_at, next_attempt_at, "
+                    "cluster) VALUES (?, ?, ?, ?, ?, ?)",
+                    (kind, key, dumps(payload), ts(now), ts(now), cluster),
                 )
                 assert cursor.lastrowid is not None
                 ids.append(cursor.lastrowid)

@@ -69,7 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             parser.error(f"--{name} does not apply to '{args.command}'")
     if args.global_cluster is not None and not hasattr(args, "words"):
-        parser.error(f"--cluster does not apply to '{args.command}'")
+        if not hasattr(args, "cluster"):  # `check` and `eval` take it too
+            parser.error(f"--cluster does not apply to '{args.command}'")
+        if args.cluster is None:
+            args.cluster = args.global_cluster
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

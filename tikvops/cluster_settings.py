@@ -154,10 +154,46 @@ def cluster_configs(settings: Settings) -> tuple[ClusterConfig, ...]:
     return tuple(configs)
 
 
+def chosen_cluster(
+    settings: Settings, name: str | None, *, command: str, **over: str | None
+) -> ClusterConfig:
+    """The cluster a one-cluster command (`tikvops check`, `tikvops eval`) works on: `name`
+    (`--cluster NAME`), or the only one. `over` are the command's own options (`pd_url`,
+    `prometheus_url`), applied over that cluster's settings. Raises ConfigError, in one line
+    listing the clusters, for an unknown name or a configuration with several clusters and no
+    name."""
+    configs = cluster_configs(settings)
+    names = ", ".join(c.name for c in configs)
+    if name is None and len(configs) > 1:
+        raise ConfigError(
+            [
+                f"this configuration has several clusters ({names}): choose one with "
+                f"`tikvops --cluster NAME {command}`"
+            ]
+        )
+    found = configs[0] if name is None else next((c for c in configs if c.name == name), None)
+    if found is None:
+        raise ConfigError([f"there is no cluster '{name}': the clusters are {names}"])
+    given = {key: value for key, value in over.items() if value is not None}
+    if not given:
+        return found
+    base = found.settings.model_dump(exclude={"clusters"})
+    try:
+        return ClusterConfig(found.name, Settings.model_validate({**base, **given}))
+    except ValidationError as exc:
+        raise ConfigError(
+            [
+                f"{err['loc'][0] if err['loc'] else '?'}: {err['msg']}"
+                for err in exc.errors(include_url=False, include_input=False)
+            ]
+        ) from None
+
+
 __all__ = [
     "CLUSTER_KEYS",
     "DEFAULT_CLUSTER",
     "RESERVED_CLUSTER_NAMES",
     "ClusterConfig",
+    "chosen_cluster",
     "cluster_configs",
 ]

@@ -104,7 +104,7 @@ async def run_demo(
     clock: Clock | None = None,
 ) -> int:
     """`tikvops demo` until `stop` is set; returns the exit code (0 after a clean stop)."""
-    echo = TerminalNotifier(out, clock=clock)
+    echo = TerminalNotifier(out, clock=clock, named=options.clusters > 1)
     async with open_demo(base, options, notifier=echo, clock=clock) as demo:
         for line in [*banner(demo), "", *next_steps(demo)]:
             say(out, line)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import metadata
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
@@ -247,6 +247,14 @@ class BotMetrics:
             gauge.labels(**{label: value}).set(counts.get(value, 0))
 
 
+class ClusterChecks(Protocol):
+    """Every cluster's readiness, with several clusters (`tikvops.cluster_health`)."""
+
+    def check(self) -> CheckResult: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True)
 class CheckResult:
     """One readiness check: its name, whether it passes, and a sentence saying why."""
@@ -261,6 +269,8 @@ class HealthReport:
     checks: tuple[CheckResult, ...]
     leader: bool = True
     role: str = "leader: the only replica"
+    clusters: dict[str, Any] | None = None
+    """Several clusters: each one's PD and monitor (`tikvops.cluster_health`)."""
 
     @property
     def ok(self) -> bool:
@@ -277,6 +287,8 @@ class HealthReport:
             "leader": self.leader,
             "role": self.role,
         }
+        if self.clusters is not None:
+            body["clusters"] = self.clusters
         if not self.ok:
             body["failing"] = self.failing
         return body
@@ -311,11 +323,17 @@ class Health:
         self._slack_changed: float | None = None
         self._scheduler_running = False
         self._role: Callable[[], tuple[bool, str]] | None = None
+        self._clusters: ClusterChecks | None = None
 
     def role(self, describe: Callable[[], tuple[bool, str]]) -> None:
         """Where to ask whether this replica leads: (leading, sentence). A follower does not
         watch PD (the leader does), so its readiness does not depend on PD."""
         self._role = describe
+
+    def clusters(self, clusters: ClusterChecks) -> None:
+        """Several clusters: the leader's PD check becomes `clusters.check()` (every cluster's
+        monitor reporting) and `/healthz` reports each cluster (`tikvops.cluster_health`)."""
+        self._clusters = clusters
 
     def pd_ok(self, at: float | datetime | None = None) -> None:
         """PD answered at `at` (default: now)."""
@@ -347,9 +365,16 @@ class Health:
 
     def report(self) -> HealthReport:
         leading, role = self._role() if self._role is not None else (True, "leader: alone")
-        pd = self._pd_check() if leading else self._follower_pd_check()
+        clusters = self._clusters if leading else None
+        if clusters is not None:
+            pd = clusters.check()
+        else:
+            pd = self._pd_check() if leading else self._follower_pd_check()
         return HealthReport(
-            (pd, self._slack_check(), self._scheduler_check()), leader=leading, role=role
+            (pd, self._slack_check(), self._scheduler_check()),
+            leader=leading,
+            role=role,
+            clusters=clusters.to_json() if clusters is not None else None,
         )
 
     def _follower_pd_check(self) -> CheckResult:

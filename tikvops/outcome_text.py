@@ -93,15 +93,22 @@ def _store_rows(stores: Sequence[StoreSummary]) -> list[str]:
     )
 
 
-def _proposal_line(p: Proposal) -> str:
+def record_id(cluster: str, record: str, named: bool) -> str:
+    """`prod/P-3` when the bot watches several clusters (`named`); `P-3` with one."""
+    return f"{cluster}/{record}" if named else record
+
+
+def _proposal_line(p: Proposal, named: bool = False) -> str:
+    ident = record_id(p.cluster, p.id, named)
     return (
-        f"{p.id:<6} {p.state.value:<10} {p.action} {params_text(p)}  (risk {p.risk.value}, by "
+        f"{ident:<6} {p.state.value:<10} {p.action} {params_text(p)}  (risk {p.risk.value}, by "
         f"{plain_name(p.requested_by)}, {_stamp(p.created_at)})"
     )
 
 
-def _incident_line(i: Incident) -> str:
-    line = f"{i.id:<6} {i.severity.value:<8} {i.title}  (since {_stamp(i.opened_at)})"
+def _incident_line(i: Incident, named: bool = False) -> str:
+    ident = record_id(i.cluster, i.id, named)
+    line = f"{ident:<6} {i.severity.value:<8} {i.title}  (since {_stamp(i.opened_at)})"
     return line + attention_suffix(i) if i.is_open else line
 
 
@@ -118,8 +125,9 @@ def _execution_lines(execution: Execution) -> list[str]:
     return lines
 
 
-def render(outcome: Outcome) -> str:
-    """The plain-text rendering of any outcome."""
+def render(outcome: Outcome, *, named: bool = False) -> str:
+    """The plain-text rendering of any outcome; `named`: the bot watches several clusters, so
+    listed incidents and proposals name theirs (`prod/I-3`)."""
     lines: list[str]
     if isinstance(outcome, StatusView):
         counts = ", ".join(f"{n} {state}" for state, n in sorted(outcome.state_counts.items()))
@@ -134,9 +142,9 @@ def render(outcome: Outcome) -> str:
         switch = messages.switch_state(outcome.kill_switch, outcome.observe_only, plain_name)
         lines.append(switch[:1].upper() + switch[1:])
         lines.append(f"Open incidents: {len(outcome.open_incidents)}")
-        lines += [f"  {_incident_line(i)}" for i in outcome.open_incidents]
+        lines += [f"  {_incident_line(i, named)}" for i in outcome.open_incidents]
         lines.append(f"Active proposals: {len(outcome.active_proposals)}")
-        lines += [f"  {_proposal_line(p)}" for p in outcome.active_proposals]
+        lines += [f"  {_proposal_line(p, named)}" for p in outcome.active_proposals]
         return "\n".join(lines)
     if isinstance(outcome, StoresView):
         return "\n".join(_store_rows(outcome.stores))
@@ -152,10 +160,10 @@ def render(outcome: Outcome) -> str:
             lines.append(f"  last heartbeat {_stamp(s.last_heartbeat)} UTC")
         if outcome.incidents:
             lines.append("Open incidents:")
-            lines += [f"  {_incident_line(i)}" for i in outcome.incidents]
+            lines += [f"  {_incident_line(i, named)}" for i in outcome.incidents]
         if outcome.proposals:
             lines.append("Proposals naming it:")
-            lines += [f"  {_proposal_line(p)}" for p in outcome.proposals]
+            lines += [f"  {_proposal_line(p, named)}" for p in outcome.proposals]
         return "\n".join(lines)
     if isinstance(outcome, RegionView):
         lines = [
@@ -186,14 +194,14 @@ def render(outcome: Outcome) -> str:
     if isinstance(outcome, IncidentsView):
         if not outcome.incidents:
             return "No open incidents."
-        return "\n".join(_incident_line(i) for i in outcome.incidents)
+        return "\n".join(_incident_line(i, named) for i in outcome.incidents)
     if isinstance(outcome, ProposalsView):
         lines = [f"Proposals not finished: {len(outcome.proposals)}"]
-        lines += [f"  {_proposal_line(p)}" for p in outcome.proposals]
+        lines += [f"  {_proposal_line(p, named)}" for p in outcome.proposals]
         if outcome.recent:
             lines.append("Recently finished:")
             lines += [
-                f"  {_proposal_line(p)}" + (f"\n      {p.outcome}" if p.outcome else "")
+                f"  {_proposal_line(p, named)}" + (f"\n      {p.outcome}" if p.outcome else "")
                 for p in outcome.recent
             ]
         return "\n".join(lines)

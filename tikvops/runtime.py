@@ -16,18 +16,14 @@ import httpx
 from engine.clock import SystemClock
 from engine.diagnose_flow import DiagnoseFlow
 from engine.knowledge import ClusterKnowledge
-from engine.monitor import ClusterSource, Monitor
+from engine.monitor import ClusterSource, CycleMetrics, Monitor, PDHealth
 from engine.policy import ApprovalPolicy
 from engine.ports import Clock, Diagnoser, Notifier
 from engine.service import Engine, EngineMetrics
 from operator_tikv.pd import PDClient, RequestHook
 from storage import AnyDatabase, Repositories, open_database
 from storage.claims import open_run_claims
-from tikvops.cluster_settings import cluster_configs
-from tikvops.observability import (
-    BotMetrics,
-    Health,
-)
+from tikvops.cluster_settings import DEFAULT_CLUSTER, cluster_configs
 from tikvops.scheduling import (
     monitor_deadlines,
 )
@@ -166,8 +162,8 @@ def build_monitor(
     *,
     clock: Clock,
     diagnoser: Diagnoser | None,
-    metrics: BotMetrics | None = None,
-    health: Health | None = None,
+    metrics: CycleMetrics | None = None,
+    health: PDHealth | None = None,
     cluster: str | None = None,
 ) -> Monitor:
     """The monitor of a runtime's cluster (`cluster`, default the first): thresholds from its
@@ -199,7 +195,8 @@ def build_monitor(
         health=health,
         cycle_deadline=cycle_deadline,
         knowledge=own.engine.reads.knowledge,
-        cluster=own.name if runtime.multi_cluster else None,
+        # a lone `[clusters.prod]` table too: its incidents are prod's, like its proposals
+        cluster=None if own.name == DEFAULT_CLUSTER else own.name,
     )
 
 

@@ -56,6 +56,7 @@ from operator_tikv.chart_queries import promql_for
 from operator_tikv.metric_history import ChartMetric, MetricHistory
 from operator_tikv.urls import redact_url
 from tikvops.charts import ChartData, RecordingSource, history_points
+from tikvops.cluster_health import ClustersHealth, SharedClusterSeries
 from tikvops.cluster_settings import cluster_configs
 from tikvops.leading import ReplicaRole
 from tikvops.loop_lag import LoopLagProbe
@@ -252,6 +253,11 @@ class _EveryCluster:
         return done
 
 
+def _polls(runtime: Runtime) -> list[tuple[str, float]]:
+    """Each cluster's name and monitor interval."""
+    return [(name, c.settings.poll_interval) for name, c in runtime.clusters.items()]
+
+
 def _follow_every_cluster(runtime: Runtime) -> Callable[[], Awaitable[None]]:
     """The leader's job settling the runs of replicas that died, for every cluster."""
 
@@ -312,11 +318,12 @@ async def open_stack(
             )
         )
         bot: SlackBot | None = None
-        chart_data = (
-            None
-            if runtime.multi_cluster
-            else ChartData(MetricHistory(points=history_points(settings.poll_interval)))
-        )
+        # Charts: each cluster's own data (its monitor's history, or its own Prometheus once
+        # its metrics source is open), so an incident's chart shows its own cluster.
+        charts = {
+            name: ChartData(MetricHistory(points=history_points(c.settings.poll_interval)))
+            for name, c in runtime.clusters.items()
+        }
         if config is not None and runtime.multi_cluster and not config.approver_groups:
             # every cluster's approver groups are looked up, not only the first cluster's
             groups = {g for c in runtime.clusters.values() for g in approver_groups(c.policy)}
@@ -330,7 +337,8 @@ async def open_stack(
                 policy=runtime.policy,
                 on_connection=_connection_hook(health, metrics),
                 hooks=DeliveryHooks(depth=metrics.outbox, retry=metrics.outbox_retry),
-                series=chart_data,
+                series=next(iter(charts.values())),
+                cluster_series=charts if runtime.multi_cluster else None,
                 clusters=(redact_url(runtime.pd.base_url),),
             )
         # 2. leader election; the leader reconciles interrupted executions when it starts
@@ -350,28 +358,33 @@ async def open_stack(
         sources: dict[str, ClusterSource] = {}
         diagnosers: dict[str, Diagnoser] = {}
         diagnoser_name = PLAYBOOKS_NAME
-        for index, (name, cluster) in enumerate(runtime.clusters.items()):
+        # Several clusters: /healthz and /metrics report each one by name (its monitor its
+        # own PD health and cycle series); one cluster's PD down is not the bot's failure.
+        per_cluster = (
+            (ClustersHealth(_polls(runtime), metrics=metrics), SharedClusterSeries(metrics))
+            if runtime.multi_cluster
+            else None
+        )
+        if per_cluster is not None:
+            health.clusters(per_cluster[0])
+        for name, cluster in runtime.clusters.items():
             own = cluster.settings
             diagnosers[name], diagnoser_name = build_diagnoser(
                 own, pd=cluster.pd, repos=runtime.repos, clock=clock, exits=stack
             )
             metrics_from = await stack.enter_async_context(open_metrics_source(own))
-            if chart_data is not None:  # one cluster: its monitor records the charts' history
-                sources[name] = RecordingSource(
-                    cluster.pd, metrics_from, pd_url=cluster.pd.base_url, history=chart_data.history
-                )
-                chart_data.use(metrics_from)
-            else:
-                sources[name] = ClusterSource(cluster.pd, metrics_from, pd_url=cluster.pd.base_url)
-            # The process's PD health and cycle metrics follow the first cluster's monitor;
-            # the others' health is in `/tikv clusters` (their monitors' knowledge).
+            # its monitor records its charts' history; its Prometheus (if any) answers instead
+            sources[name] = RecordingSource(
+                cluster.pd, metrics_from, pd_url=cluster.pd.base_url, history=charts[name].history
+            )
+            charts[name].use(metrics_from)
             monitors[name] = build_monitor(
                 runtime,
                 sources[name],
                 clock=clock,
                 diagnoser=diagnosers[name],
-                metrics=metrics if index == 0 else None,
-                health=health if index == 0 else None,
+                metrics=per_cluster[1].for_cluster(name) if per_cluster else metrics,
+                health=per_cluster[0][name] if per_cluster else health,
                 cluster=name,
             )
             stack.push_async_callback(monitors[name].close)

@@ -35,7 +35,6 @@ from engine.clock import SystemClock, format_duration, format_time
 from engine.events import IncidentChange
 from engine.incident_facts import consequence_text, consequences_of
 from engine.model import (
-    DEFAULT_CLUSTER,
     AuditEvent,
     Diagnosis,
     Execution,
@@ -48,7 +47,7 @@ from engine.ports import Clock
 from operator_tikv.actions import ActionError, get_action
 from operator_tikv.sentences import join_sentences
 from tikvops.attention_text import attention_event_text
-from tikvops.outcome_text import plain_name
+from tikvops.outcome_text import plain_name, record_id
 
 logger = logging.getLogger(__name__)
 
@@ -57,11 +56,6 @@ _EXECUTION_TAGS = ("EXECUTING", "EXECUTION")
 
 MAX_TEXT = 400
 """Longest text after the tag, so one event stays one line on a terminal log."""
-
-
-def _ident(cluster: str, record_id: str) -> str:
-    """`prod/I-3` when the bot watches several clusters; `I-3` for the single cluster."""
-    return record_id if cluster == DEFAULT_CLUSTER else f"{cluster}/{record_id}"
 
 
 def _one_line(text: str, limit: int = MAX_TEXT) -> str:
@@ -118,17 +112,26 @@ class TerminalNotifier:
         *,
         clock: Clock | None = None,
         executions_only: bool = False,
+        named: bool = False,
     ) -> None:
+        """`named`: the bot watches several clusters, so every line names its record's
+        (`prod/I-3`); with one cluster, whatever its name, none does."""
         self.stream = stream if stream is not None else sys.stdout
+        self.named = named
         self.clock = clock or SystemClock()
         self.executions_only = executions_only
         self._lock = threading.Lock()
         self._notes_shown: dict[str, int] = {}
 
+    def _ident(self, cluster: str, record: str) -> str:
+        return record_id(cluster, record, self.named)
+
     # ------------------------------------------------------------------ incidents
 
     async def incident_opened(self, incident: Incident) -> None:
-        self._write("OPENED", _ident(incident.cluster, incident.id), self._incident_text(incident))
+        self._write(
+            "OPENED", self._ident(incident.cluster, incident.id), self._incident_text(incident)
+        )
 
     async def incident_updated(self, incident: Incident) -> None:
         await self.incident_changed(incident, (), None)
@@ -148,7 +151,7 @@ class TerminalNotifier:
         text = self._incident_text(incident)
         if said:
             text = f"{' '.join(said)} Now: {text}"
-        self._write("UPDATED", _ident(incident.cluster, incident.id), text)
+        self._write("UPDATED", self._ident(incident.cluster, incident.id), text)
 
     async def incident_resolved(self, incident: Incident) -> None:
         end = incident.resolved_at or self.clock.now()
@@ -156,14 +159,14 @@ class TerminalNotifier:
         if isinstance(into, str) and into:
             self._write(
                 "MERGED",
-                _ident(incident.cluster, incident.id),
+                self._ident(incident.cluster, incident.id),
                 f"{incident.title}: into {into}, the same cause.",
             )
             return
         took = format_duration(end - incident.opened_at)
         self._write(
             "RESOLVED",
-            _ident(incident.cluster, incident.id),
+            self._ident(incident.cluster, incident.id),
             f"{incident.title} after {took}; not seen since "
             f"{format_time(incident.clear_since or incident.last_seen_at, end)}; "
             f"worst {incident.worst_severity.value}.",
@@ -172,7 +175,7 @@ class TerminalNotifier:
     async def incident_attention(self, incident: Incident, event: AuditEvent) -> None:
         tag = "SILENCE" if "silence" in event.action else "OWNER"
         self._write(
-            tag, _ident(incident.cluster, incident.id), attention_event_text(incident, event)
+            tag, self._ident(incident.cluster, incident.id), attention_event_text(incident, event)
         )
 
     def _incident_text(self, incident: Incident) -> str:
@@ -200,7 +203,7 @@ class TerminalNotifier:
             suffix = f"{actions} action(s) suggested." if actions else "No action suggested."
             summary = diagnosis.summary.rstrip().rstrip(".")
             text = f"{by} ({diagnosis.confidence:.0%}): {summary}. {suffix}"
-        self._write("DIAGNOSIS", _ident(incident.cluster, incident.id), text)
+        self._write("DIAGNOSIS", self._ident(incident.cluster, incident.id), text)
 
     async def actions_not_proposed(
         self, incident: Incident, diagnosis: Diagnosis, not_proposed: Sequence[NotProposed]
@@ -209,7 +212,7 @@ class TerminalNotifier:
             what = describe_action(item.suggested.action, dict(item.suggested.params))
             self._write(
                 "SKIPPED",
-                _ident(incident.cluster, incident.id),
+                self._ident(incident.cluster, incident.id),
                 f"not proposed: {what}: {item.reason}",
             )
 
@@ -221,7 +224,7 @@ class TerminalNotifier:
         what = describe_action(proposal.action, dict(proposal.params))
         self._write(
             "PROPOSAL",
-            _ident(proposal.cluster, proposal.id),
+            self._ident(proposal.cluster, proposal.id),
             f"{where}risk {proposal.risk.value}: {what}. Approve with `tikvops approve "
             f"{proposal.id}` or reject with `tikvops reject {proposal.id}` (expires "
             f"{format_time(proposal.expires_at, now)}).",
@@ -232,21 +235,21 @@ class TerminalNotifier:
             what = describe_action(proposal.action, dict(proposal.params))
             approvers = ", ".join(plain_name(a.by) for a in proposal.approvals)
             by = f" (approved by {approvers})" if approvers else ""
-            self._write("EXECUTING", _ident(proposal.cluster, proposal.id), f"{what}{by}")
+            self._write("EXECUTING", self._ident(proposal.cluster, proposal.id), f"{what}{by}")
             return
         if self.executions_only:
             return
         verb = event.action.removeprefix("proposal.")
         if event.action == "proposal.reminder":
             text = event.reason or f"{proposal.id} is still waiting for a decision"
-            self._write("REMINDER", _ident(proposal.cluster, proposal.id), text)
+            self._write("REMINDER", self._ident(proposal.cluster, proposal.id), text)
             return
         text = f"now {proposal.state.value} ({verb} by {plain_name(event.actor)})"
         if event.reason:
             text += f": {event.reason}"
         self._write(
             "PROPOSAL",
-            _ident(proposal.cluster, proposal.id),
+            self._ident(proposal.cluster, proposal.id),
             join_sentences(text, proposal.outcome),
         )
 
@@ -258,14 +261,14 @@ class TerminalNotifier:
         status = execution.status.value
         for note in execution.progress[seen:-1]:
             self._write(
-                "EXECUTION", _ident(proposal.cluster, proposal.id), f"{status}: {note.message}"
+                "EXECUTION", self._ident(proposal.cluster, proposal.id), f"{status}: {note.message}"
             )
         text = status
         if execution.progress:
             text += f": {execution.progress[-1].message}"
         if execution.error:
             text += f" ({execution.error})"
-        self._write("EXECUTION", _ident(proposal.cluster, proposal.id), text)
+        self._write("EXECUTION", self._ident(proposal.cluster, proposal.id), text)
 
     # ------------------------------------------------------------------ output
 

@@ -23,7 +23,7 @@ from bot.deps import BotDeps
 from bot.middleware import request_id
 from bot.redelivery import once
 from bot.render.kit import code_span, rendered, section
-from bot.render.views import outcome_view
+from bot.render.views import ClusterNaming, outcome_view
 from bot.replies import tell
 from engine.attention_commands import AttentionCommand
 from engine.commands import (
@@ -37,7 +37,14 @@ from engine.commands import (
     parse_command,
     usage,
 )
-from engine.results import KillSwitchOutcome, Outcome, RefusalCheck, RefusalKind, Refused
+from engine.results import (
+    KillSwitchOutcome,
+    Outcome,
+    ProposalCreated,
+    RefusalCheck,
+    RefusalKind,
+    Refused,
+)
 from engine.service import Engine
 
 logger = logging.getLogger(__name__)
@@ -208,11 +215,19 @@ async def run_command(
         params = (
             parsed.params.model_dump(mode="json") if isinstance(parsed, ActionCommand) else None
         )
+        cluster = getattr(parsed, "cluster", None)
+        if isinstance(outcome, ProposalCreated):  # posted in its own cluster's channel
+            cluster = outcome.proposal.cluster
         answer = outcome_view(
             outcome,
             deps.clock.now(),
-            channel_mention=deps.channel_mention,
+            channel_mention=deps.channel_mention_of(cluster),
             action_params=params,
+            clusters=ClusterNaming(
+                named=deps.engine.multi_cluster,
+                cluster=cluster,
+                quorum=deps.engine.approvals_needed,
+            ),
         )
         public = isinstance(outcome, KillSwitchOutcome) and outcome.changed
     except Exception:

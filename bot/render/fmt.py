@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from bot.render.kit import esc, mention
 from engine.clock import format_duration, format_time, utc
 from engine.model import (
-    DEFAULT_CLUSTER,
     Diagnosis,
     DiagnosisSource,
     Identity,
@@ -51,15 +50,15 @@ STATE_ICON = {
 }
 
 
-def cluster_prefix(cluster: str) -> str:
-    """`[prod] ` before a title when the bot watches several clusters (records of a single
-    cluster are in `default` and name none)."""
-    return "" if cluster == DEFAULT_CLUSTER else f"[{cluster}] "
+def cluster_prefix(cluster: str, named: bool) -> str:
+    """`[prod] ` before a title when the bot watches several clusters (`named`); nothing with
+    one cluster, whatever it is called."""
+    return f"[{cluster}] " if named else ""  # names are [a-z0-9_-]: plain-text safe
 
 
-def cluster_field(cluster: str) -> list[tuple[str, str]]:
-    """The `Cluster` field of a card, when the bot watches several clusters."""
-    return [] if cluster == DEFAULT_CLUSTER else [("Cluster", esc(cluster))]
+def cluster_field(cluster: str, named: bool) -> list[tuple[str, str]]:
+    """The `Cluster` field of a card, when the bot watches several clusters (`named`)."""
+    return [("Cluster", esc(cluster))] if named else []
 
 
 def who(identity: Identity | None) -> str:

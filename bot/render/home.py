@@ -44,22 +44,26 @@ class HomeData:
     clusters: Sequence[Cluster]
     incidents: Sequence[Incident]
     pending: Sequence[Proposal]
+    named: bool = False
+    """Several clusters: each incident and proposal row names its cluster."""
 
 
-def _incident(incident: Incident, now: datetime) -> str:
+def _incident(incident: Incident, now: datetime, named: bool) -> str:
     lines = [
-        f"{fmt.SEVERITY_ICON[incident.severity]} *{esc(incident.id)}* "
+        f"{fmt.SEVERITY_ICON[incident.severity]} "
+        f"{fmt.cluster_prefix(incident.cluster, named)}*{esc(incident.id)}* "
         f"{esc(clip(incident.title, 120))}\nsince {fmt.ago(incident.opened_at, now)}",
         *attention_lines(incident, now),
     ]
     return "\n".join(lines)
 
 
-def _proposal(proposal: Proposal, now: datetime) -> str:
+def _proposal(proposal: Proposal, now: datetime, named: bool) -> str:
     title = esc(act.short_title(proposal.action, proposal.params))
     about = f" · incident {esc(proposal.incident_id)}" if proposal.incident_id else ""
     return (
-        f"{fmt.STATE_ICON[proposal.state]} *{esc(proposal.id)}* {title}\n"
+        f"{fmt.STATE_ICON[proposal.state]} "
+        f"{fmt.cluster_prefix(proposal.cluster, named)}*{esc(proposal.id)}* {title}\n"
         f"{fmt.risk(proposal.risk)} risk{about} · by {fmt.origin_text(proposal.requested_by)}"
         f" · expires {fmt.until(proposal.expires_at, now)}"
     )
@@ -98,7 +102,7 @@ def home_view(data: HomeData, now: datetime) -> dict[str, Any]:
     if not data.incidents:
         blocks.append(section("None. :large_green_circle:"))
     for incident in data.incidents[:MAX_INCIDENTS]:
-        blocks.append(section(_incident(incident, now)))
+        blocks.append(section(_incident(incident, now, data.named)))
     if len(data.incidents) > MAX_INCIDENTS:
         more = len(data.incidents) - MAX_INCIDENTS
         blocks.append(context(f"{more} more: `/tikv incidents`"))
@@ -107,7 +111,7 @@ def home_view(data: HomeData, now: datetime) -> dict[str, Any]:
     if not data.pending:
         blocks.append(section("Nothing is waiting for a decision."))
     for proposal in data.pending[:MAX_PROPOSALS]:
-        blocks.append(section(_proposal(proposal, now)))
+        blocks.append(section(_proposal(proposal, now, data.named)))
         blocks.append(decision_buttons(proposal))
     if len(data.pending) > MAX_PROPOSALS:
         more = len(data.pending) - MAX_PROPOSALS

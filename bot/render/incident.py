@@ -166,16 +166,18 @@ def incident_parent(
     diagnosis: Diagnosis | None = None,
     proposals: Sequence[Proposal] = (),
     links: Links | None = None,
+    clusters_named: bool = False,
 ) -> Rendered:
     """The incident's own message: severity, what and where, since when, the key numbers, the
     diagnosis summary and its actions (waiting, running, done); resolved incidents say when and
     after how long.
     `proposals` are the incident's proposals, newest first. `links`: the "Dashboard" and
-    "Query" buttons (`bot.render.links`; none without configured URLs)."""
+    "Query" buttons (`bot.render.links`; none without configured URLs). `clusters_named`:
+    the bot watches several clusters, so the header, the text and a field name the incident's."""
     details = _details(incident)
     resolved = not incident.is_open
     title = clip(incident.title, 110)
-    named = fmt.cluster_prefix(incident.cluster)
+    named = fmt.cluster_prefix(incident.cluster, clusters_named)
     if resolved:
         head = f"{fmt.RESOLVED_ICON} RESOLVED · {named}{title}"
     else:
@@ -191,7 +193,7 @@ def incident_parent(
         )
     blocks.append(section(summary))
     pairs = [
-        *fmt.cluster_field(incident.cluster),
+        *fmt.cluster_field(incident.cluster, clusters_named),
         ("Where", where(incident)),
         ("Since", fmt.ago(incident.opened_at, now)),
         ("Now" if not resolved else "Last measured", key_numbers(incident)),

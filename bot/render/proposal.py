@@ -234,12 +234,15 @@ def proposal_message(
     *,
     execution: Execution | None = None,
     approvals_needed: int = 1,
+    clusters_named: bool = False,
 ) -> Rendered:
-    """The proposal's own message, for any state (the same message is edited as it moves)."""
+    """The proposal's own message, for any state (the same message is edited as it moves).
+    `clusters_named`: the bot watches several clusters, so the header, the text and a field
+    name the proposal's."""
     title = act.short_title(proposal.action, proposal.params)
     described = act.action_text(proposal.action, proposal.params)
     icon = fmt.STATE_ICON[proposal.state]
-    named = fmt.cluster_prefix(proposal.cluster)
+    named = fmt.cluster_prefix(proposal.cluster, clusters_named)
     blocks: list[Any] = [header(f"{icon} {named}Proposal {proposal.id}: {clip(title, 110)}")]
     what = f"*{esc(described.title if described else title)}*"
     if proposal.reason:
@@ -247,7 +250,7 @@ def proposal_message(
     blocks.append(section(what))
     params = act.param_lines(proposal.action, proposal.params) or ["(none)"]
     pairs = [
-        *fmt.cluster_field(proposal.cluster),
+        *fmt.cluster_field(proposal.cluster, clusters_named),
         ("Risk", fmt.risk(proposal.risk)),
         ("Reversible", _reversible(proposal)),
         ("Proposed by", _proposer(proposal)),

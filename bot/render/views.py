@@ -5,7 +5,8 @@ entry point. Pure: outcome, `now` and a few names in, `Rendered` out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -55,6 +56,22 @@ from engine.results import (
 from operator_tikv.sentences import end_sentence
 
 MAX_LIST = 25
+
+
+@dataclass(frozen=True)
+class ClusterNaming:
+    """What an answer needs to know about clusters: whether records name theirs (`named`: the
+    bot watches several), the cluster the command was for, and each proposal's quorum (by its
+    own cluster's policy)."""
+
+    named: bool = False
+    cluster: str | None = None
+    quorum: Callable[[Proposal], int] | None = None
+
+    def approvals_needed(self, proposal: Proposal) -> int:
+        return self.quorum(proposal) if self.quorum is not None else 1
+
+
 MAX_HISTORY = 20
 
 
@@ -93,21 +110,23 @@ def store_table(stores: Sequence[StoreSummary]) -> str:
     return code(lines, "stores")
 
 
-def _incident_line(incident: Incident, now: datetime) -> str:
+def _incident_line(incident: Incident, now: datetime, named: bool = False) -> str:
+    """One incident in a list; `named`: with several clusters, its cluster first."""
     icon = fmt.SEVERITY_ICON[incident.severity] if incident.is_open else fmt.RESOLVED_ICON
     line = (
-        f"{icon} *{esc(incident.id)}* {esc(clip(incident.title, 120))} · "
+        f"{icon} {fmt.cluster_prefix(incident.cluster, named)}*{esc(incident.id)}* "
+        f"{esc(clip(incident.title, 120))} · "
         f"since {fmt.ago(incident.opened_at, now)}"
     )
     return line + attention_suffix(incident, now) if incident.is_open else line
 
 
-def _proposal_line(proposal: Proposal, now: datetime) -> str:
+def _proposal_line(proposal: Proposal, now: datetime, named: bool = False) -> str:
+    """One proposal in a list; `named`: with several clusters, its cluster first."""
     icon = fmt.STATE_ICON[proposal.state]
     title = esc(act.short_title(proposal.action, proposal.params))
-    line = (
-        f"{icon} *{esc(proposal.id)}* {title} · {proposal.risk.value} risk · {proposal.state.value}"
-    )
+    named_id = f"{fmt.cluster_prefix(proposal.cluster, named)}*{esc(proposal.id)}*"
+    line = f"{icon} {named_id} {title} · {proposal.risk.value} risk · {proposal.state.value}"
     if proposal.state is ProposalState.PROPOSED:
         line += f" · expires {fmt.until(proposal.expires_at, now)}"
     line += f" · by {fmt.origin_text(proposal.requested_by)}"
@@ -118,7 +137,11 @@ def _lines(items: list[str], noun: str, empty: str) -> str:
     return "\n".join(cap_items(items, MAX_LIST, noun)) if items else empty
 
 
-def status_view(view: StatusView, now: datetime) -> Rendered:
+def status_view(
+    view: StatusView, now: datetime, *, cluster: str | None = None, named: bool = False
+) -> Rendered:
+    """`/tikv status`; `cluster`: the cluster read, named in the header when there are several
+    (`named`, which also names each listed record's)."""
     counts = ", ".join(f"{n} {state}" for state, n in sorted(view.state_counts.items()))
     switch = messages.switch_state(view.kill_switch, view.observe_only, fmt.who)
     if view.kill_switch.on:
@@ -128,16 +151,17 @@ def status_view(view: StatusView, now: datetime) -> Rendered:
         f"*{fmt.count(len(view.open_incidents), 'open incident')}* · "
         f"*{fmt.count(len(view.active_proposals), 'proposal')} in flight* · {switch}"
     )
-    blocks: list[Any] = [header("TiKV cluster status"), section(summary)]
+    title = f"TiKV cluster status: {cluster}" if named and cluster else "TiKV cluster status"
+    blocks: list[Any] = [header(title), section(summary)]
     if view.pd_error:
         blocks.append(section(f":warning: *PD could not be read:* {esc(view.pd_error)}"))
     if view.stores:
         blocks.append(section(store_table(view.stores), noun="stores"))
-    incidents = [_incident_line(i, now) for i in view.open_incidents]
+    incidents = [_incident_line(i, now, named) for i in view.open_incidents]
     blocks.append(
         section("*Open incidents*\n" + _lines(incidents, "incidents", "none"), noun="incidents")
     )
-    proposals = [_proposal_line(p, now) for p in view.active_proposals]
+    proposals = [_proposal_line(p, now, named) for p in view.active_proposals]
     blocks.append(
         section(
             "*Proposals in flight*\n" + _lines(proposals, "proposals", "none"), noun="proposals"
@@ -247,12 +271,13 @@ def _consequence_lines(incident: Incident) -> list[str]:
     return [f"      ↳ {line}" for line in cap_items(shown, MAX_CONSEQUENCE_LINES, "consequences")]
 
 
-def _incident_with_consequences(incident: Incident, now: datetime) -> str:
-    return "\n".join([_incident_line(incident, now), *_consequence_lines(incident)])
+def _incident_with_consequences(incident: Incident, now: datetime, named: bool) -> str:
+    return "\n".join([_incident_line(incident, now, named), *_consequence_lines(incident)])
 
 
-def incidents_view(view: IncidentsView, now: datetime) -> Rendered:
-    lines = [_incident_with_consequences(i, now) for i in view.incidents]
+def incidents_view(view: IncidentsView, now: datetime, *, named: bool = False) -> Rendered:
+    """`/tikv incidents`; `named`: several clusters, each line names its incident's."""
+    lines = [_incident_with_consequences(i, now, named) for i in view.incidents]
     blocks: list[Any] = [
         header(f"Open incidents ({len(view.incidents)})"),
         section(_lines(lines, "incidents", "No open incidents."), noun="incidents"),
@@ -260,14 +285,15 @@ def incidents_view(view: IncidentsView, now: datetime) -> Rendered:
     return rendered(fmt.count(len(view.incidents), "open incident"), blocks)
 
 
-def proposals_view(view: ProposalsView, now: datetime) -> Rendered:
-    lines = [_proposal_line(p, now) for p in view.proposals]
+def proposals_view(view: ProposalsView, now: datetime, *, named: bool = False) -> Rendered:
+    """`/tikv proposals`; `named`: several clusters, each line names its proposal's."""
+    lines = [_proposal_line(p, now, named) for p in view.proposals]
     blocks: list[Any] = [
         header(f"Proposals in flight ({len(view.proposals)})"),
         section(_lines(lines, "proposals", "No proposal is waiting or running."), noun="proposals"),
     ]
     if view.recent:
-        recent = [_proposal_line(p, now) for p in view.recent]
+        recent = [_proposal_line(p, now, named) for p in view.recent]
         blocks.append(section("*Recently finished*\n" + _lines(recent, "proposals", "none")))
     blocks.append(
         context("`/tikv proposal <id>` for one proposal, `/tikv approve <id>` to approve")
@@ -275,17 +301,19 @@ def proposals_view(view: ProposalsView, now: datetime) -> Rendered:
     return rendered(f"{fmt.count(len(view.proposals), 'proposal')} in flight", blocks)
 
 
-def audit_line(event: AuditEvent, now: datetime) -> str:
+def audit_line(event: AuditEvent, now: datetime, named: bool = False) -> str:
+    """One audit record; `named`: several clusters, its cluster before its subject."""
     mark = {AuditOutcome.OK: "", AuditOutcome.REFUSED: " :no_entry:", AuditOutcome.ERROR: " :x:"}
     reason = f" — {sentence(clip(event.reason, 200))}" if event.reason else ""
     return (
         f"{fmt.at(event.at, now)} · {fmt.who(event.actor)} · `{esc(event.action)}` · "
-        f"{esc(event.subject)}{mark[event.outcome]}{reason}"
+        f"{fmt.cluster_prefix(event.cluster, named)}{esc(event.subject)}{mark[event.outcome]}"
+        f"{reason}"
     )
 
 
-def audit_view(view: AuditView, now: datetime) -> Rendered:
-    lines = [audit_line(e, now) for e in view.events]
+def audit_view(view: AuditView, now: datetime, *, named: bool = False) -> Rendered:
+    lines = [audit_line(e, now, named) for e in view.events]
     blocks: list[Any] = [
         header(f"Audit log (last {len(view.events)})"),
         section(_lines(lines, "records", "The audit log is empty."), noun="records"),
@@ -293,8 +321,18 @@ def audit_view(view: AuditView, now: datetime) -> Rendered:
     return rendered(fmt.count(len(view.events), "audit record"), blocks)
 
 
-def proposal_view(view: ProposalView, now: datetime) -> Rendered:
-    base = proposal_message(view.proposal, now, execution=view.execution)
+def proposal_view(
+    view: ProposalView, now: datetime, *, approvals_needed: int = 1, named: bool = False
+) -> Rendered:
+    """`/tikv proposal ID`: its card (with its cluster's quorum, `approvals_needed`) and its
+    history."""
+    base = proposal_message(
+        view.proposal,
+        now,
+        execution=view.execution,
+        approvals_needed=approvals_needed,
+        clusters_named=named,
+    )
     history = [audit_line(e, now) for e in view.history[-MAX_HISTORY:]]
     extra: list[Any] = []
     if history:
@@ -354,11 +392,16 @@ def outcome_view(
     *,
     channel_mention: str,
     action_params: Mapping[str, Any] | None = None,
+    clusters: ClusterNaming | None = None,
 ) -> Rendered:
     """The ephemeral answer to a command. `channel_mention` names where proposals are posted;
-    `action_params` are the parameters of the action command (shown with a dry run)."""
+    `action_params` are the parameters of the action command (shown with a dry run);
+    `clusters`: with several clusters, the cluster the command was for and each proposal's
+    quorum (records then name their cluster)."""
+    naming = clusters or ClusterNaming()
+    named = naming.named
     if isinstance(outcome, StatusView):
-        return status_view(outcome, now)
+        return status_view(outcome, now, cluster=naming.cluster, named=named)
     if isinstance(outcome, StoresView):
         return stores_view(outcome, now)
     if isinstance(outcome, StoreView):
@@ -366,13 +409,14 @@ def outcome_view(
     if isinstance(outcome, RegionView):
         return region_view(outcome, now)
     if isinstance(outcome, IncidentsView):
-        return incidents_view(outcome, now)
+        return incidents_view(outcome, now, named=named)
     if isinstance(outcome, ProposalsView):
-        return proposals_view(outcome, now)
+        return proposals_view(outcome, now, named=named)
     if isinstance(outcome, ProposalView):
-        return proposal_view(outcome, now)
+        needed = naming.approvals_needed(outcome.proposal)
+        return proposal_view(outcome, now, approvals_needed=needed, named=named)
     if isinstance(outcome, AuditView):
-        return audit_view(outcome, now)
+        return audit_view(outcome, now, named=named)
     if isinstance(outcome, HelpView):
         return help_view(outcome)
     if isinstance(outcome, ClustersView):
@@ -389,7 +433,7 @@ def outcome_view(
             title=dry.description,
         )
     if isinstance(outcome, ProposalCreated):
-        return created_view(outcome, now, channel_mention=channel_mention)
+        return created_view(outcome, now, channel_mention=channel_mention, named=named)
     if isinstance(outcome, Decided):
         text = messages.decided(outcome, fmt.who, now)
         return rendered(text, [section(f":white_check_mark: {sentence(end_sentence(text))}")])
@@ -404,9 +448,11 @@ def outcome_view(
     raise TypeError(f"no rendering for {type(outcome).__name__}")
 
 
-def created_view(outcome: ProposalCreated, now: datetime, *, channel_mention: str) -> Rendered:
+def created_view(
+    outcome: ProposalCreated, now: datetime, *, channel_mention: str, named: bool = False
+) -> Rendered:
     p = outcome.proposal
-    title = esc(act.short_title(p.action, p.params))
+    title = fmt.cluster_prefix(p.cluster, named) + esc(act.short_title(p.action, p.params))
     if outcome.auto_approved:
         text = (
             f":white_check_mark: Proposal *{esc(p.id)}* ({title}, {p.risk.value} risk) was "
@@ -423,6 +469,7 @@ def created_view(outcome: ProposalCreated, now: datetime, *, channel_mention: st
 
 
 __all__ = [
+    "ClusterNaming",
     "audit_line",
     "audit_view",
     "created_view",

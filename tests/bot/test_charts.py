@@ -305,3 +305,52 @@ async def test_no_series_means_no_upload(
     [item] = [i for i in await repos.outbox.list() if i.key == chart_key("I-3")]
     assert item.result is not None and item.result["chart"].startswith("none: ")
     await asyncio.sleep(0)
+
+
+async def test_each_incidents_chart_reads_its_own_clusters_series(
+    slack_fake: SlackFake,
+    client: AsyncWebClient,
+    repos: Repositories,
+    clock: FakeClock,
+) -> None:
+    # two clusters: prod's store 4 and staging's store 4 are down; each chart is drawn from the
+    # series of its incident's cluster (its Prometheus or its monitor's history), never the other's
+    opened = clock.now() - timedelta(minutes=10)
+    await repos.incidents.create(incident(opened_at=opened, cluster="prod"))
+    await repos.incidents.create(incident(id="I-4", opened_at=opened, cluster="staging"))
+    now = clock.now().timestamp()
+    first, prod, staging = KnownSeries(now), KnownSeries(now), KnownSeries(now)
+    charts = ChartUploader(
+        client,
+        repos.slack_refs,
+        repos.incidents,
+        first,
+        clock,
+        timeout=60.0,
+        drawer=ChartDrawer("thread"),
+        by_cluster={"prod": prod, "staging": staging},
+    )
+    d = Deliverer(
+        repos.outbox,
+        repos.slack_refs,
+        client,
+        clock,
+        backoff=Backoff(base=1.0, cap=60.0, jitter=0.0),
+        charts=charts,
+    )
+    for incident_id, cluster in (("I-3", "prod"), ("I-4", "staging")):
+        parent = owner(OwnerKind.INCIDENT, incident_id)
+        items = [
+            (key_for_incident(incident_id), _post(f"parent {incident_id}", owned_by=parent)),
+            (chart_key(incident_id), chart_payload(incident_id, Phase.OPENED, CHANNEL)),
+        ]
+        await repos.outbox.enqueue_batch("slack", items, now=clock.now(), cluster=cluster)
+        await drain(d, clock, rounds=4)
+        asked = prod if cluster == "prod" else staging
+        assert asked.asked == [ChartMetric.LEADER_COUNT, ChartMetric.REGION_COUNT]
+    assert first.asked == []  # the first cluster's series never stands in for another's
+    uploads = [m for p in slack_fake.messages(CHANNEL) for m in slack_fake.thread(CHANNEL, p.ts)]
+    assert sorted(f["name"] for m in uploads for f in m.files) == [
+        "I-3-opened.png",
+        "I-4-opened.png",
+    ]

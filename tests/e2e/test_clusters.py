@@ -10,6 +10,7 @@ switches leaking across clusters; `/tikv clusters` not listing both.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -342,3 +343,76 @@ async def test_a_misconfigured_cluster_never_stops_the_other(two: Make) -> None:
     assert slow.subject == f"store:{result.store_id}"
     settings = h.stack.settings
     assert cycles(h.staging, start) <= int(settings.latency_grace / settings.poll_interval) + 6
+
+
+RECORD_TABLES = ("incidents", "proposals", "executions", "audit_log", "events", "outbox")
+
+
+async def test_every_record_of_a_staging_drain_and_incident_names_staging(two: Make) -> None:
+    # a drain and an incident in staging (not the default cluster): every row any table holds
+    # about them, including each Slack message owed in the outbox, says `staging`
+    h = await two()
+    await h.command(BOB, STAGING_CHANNEL, "drain 2")
+    proposal = await h.proposal_in(STAGING_CHANNEL, "store 2")
+    await h.click(CAROL, STAGING_CHANNEL, proposal, callbacks.APPROVE)
+    repos = h.stack.runtime.repos
+
+    async def succeeded() -> bool:
+        return [p.state for p in await repos.proposals.list(limit=5)] == [ProposalState.SUCCEEDED]
+
+    await h.fake.wait_for(succeeded, timeout=WAIT)  # verified before staging's PD goes away
+    h.staging.faults.partition()
+    await h.incident(STAGING, "pd_unreachable")
+    await h.stack.wait_idle()
+    db = h.stack.runtime.db
+
+    async def outbox_settled() -> bool:
+        rows = await db.fetchall("SELECT count(*) FROM outbox WHERE status = 'pending'")
+        return int(rows[0][0]) == 0
+
+    await h.fake.wait_for(outbox_settled, timeout=WAIT)
+    for table in RECORD_TABLES:
+        rows = await db.fetchall(f"SELECT cluster, count(*) FROM {table} GROUP BY cluster")
+        counts = {r[0]: r[1] for r in rows}
+        assert set(counts) == {STAGING}, f"{table}: {counts}"
+    # the messages were delivered in staging's channel, none in prod's
+    assert not any(m.text for m in h.fake.messages(PROD_CHANNEL))
+
+
+async def test_each_proposal_card_shows_its_own_clusters_quorum(two: Make) -> None:
+    # staging needs two approvals for a high-risk action, prod one: each card says its own
+    h = await two(cluster_overrides={STAGING: {"high_risk_approvals": 2}})
+    await h.command(BOB, PROD_CHANNEL, "drain 2")
+    await h.command(BOB, STAGING_CHANNEL, "drain 2")
+    prod_card = await h.proposal_in(PROD_CHANNEL, "store 2")
+    staging_card = await h.proposal_in(STAGING_CHANNEL, "store 2")
+    assert "Waiting for approval* (one approval)" in block_text(prod_card)
+    assert "Waiting for approval* (2 approvals from different people)" in block_text(staging_card)
+
+
+async def test_lists_status_and_app_home_name_each_records_cluster(two: Make) -> None:
+    h = await two()
+    h.prod.faults.partition()
+    prod_down = await h.incident(PROD, "pd_unreachable")
+    listing = await h.command(BOB, OPS_CHANNEL, "incidents")
+    assert f"[{PROD}] *{prod_down.id}*" in listing
+    created = await h.command(BOB, OPS_CHANNEL, f"{STAGING} drain 3")
+    # the answer names the proposal's cluster and the channel it is posted in: staging's
+    assert f"[{STAGING}]" in created and f"<#{STAGING_CHANNEL}>" in created
+    proposals = await h.command(BOB, OPS_CHANNEL, "proposals")
+    assert f"[{STAGING}] *P-" in proposals
+    # staging's status is staging's: its header, none of prod's incidents
+    status = await h.command(BOB, STAGING_CHANNEL, "status")
+    assert f"TiKV cluster status: {STAGING}" in status and prod_down.id not in status
+    prod_status = await h.command(BOB, PROD_CHANNEL, "status")
+    assert prod_down.id in prod_status
+    # App Home: every cluster's row, and each incident and proposal names its cluster
+    await h.fake.open_home(user=BOB)
+
+    def home() -> str | None:
+        view = h.fake.home(BOB)
+        text = json.dumps(view) if view is not None else ""
+        return text if f"[{PROD}] *{prod_down.id}*" in text and f"[{STAGING}] *P-" in text else None
+
+    shown = await h.fake.wait_for(home, timeout=WAIT)
+    assert f"*{PROD}*" in shown and f"*{STAGING}*" in shown

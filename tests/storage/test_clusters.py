@@ -16,6 +16,8 @@ from engine.events import EventKind
 from engine.model import (
     SYSTEM,
     AuditEvent,
+    Diagnosis,
+    DiagnosisSource,
     EngineSettings,
     Execution,
     Identity,
@@ -108,6 +110,43 @@ async def test_proposal_execution_audit_and_event_keep_their_cluster(db: SqlData
     events = await repos.events.after(0)
     assert [e.cluster for e in events if e.subject == created.id] == ["staging"] * 3
     assert [e.proposal.cluster for e in events if e.proposal is not None][-1] == "staging"
+
+
+async def test_outbox_rows_keep_the_cluster_they_are_about(db: SqlDatabase) -> None:
+    repos = Repositories.on(db)
+    one = await repos.outbox.enqueue("slack", "incident:I-1", {"op": "post"}, now=T0)
+    batch = await repos.outbox.enqueue_batch(
+        "slack",
+        [("incident:I-2", {"op": "post"}), ("chart:I-2", {"op": "chart"})],
+        now=T0,
+        cluster="staging",
+    )
+    assert batch is not None
+    items = {item.id: item for item in await repos.outbox.list()}
+    assert items[one].cluster == "default"  # one cluster: the default one
+    assert [items[i].cluster for i in batch] == ["staging", "staging"]
+    rows = await db.fetchall("SELECT id, cluster FROM outbox ORDER BY id")
+    assert [(r[0], r[1]) for r in rows] == [(one, "default"), *((i, "staging") for i in batch)]
+    (claimed, *_) = await repos.outbox.claim(T0, lease=timedelta(seconds=30))
+    assert claimed.id == one and claimed.cluster == "default"
+
+
+async def test_events_written_without_a_cluster_take_their_subjects(db: SqlDatabase) -> None:
+    # a diagnosis (and an attention change) writes its event from the incident alone: the row
+    # and the event name the incident's cluster, so its thread reply goes to that cluster
+    repos = Repositories.on(db)
+    incident = await repos.incidents.create(make_incident(cluster="staging"))
+    diagnosis = Diagnosis(
+        incident_id=incident.id, source=DiagnosisSource.PLAYBOOK, summary="disk", created_at=T0
+    )
+    await repos.diagnoses.add(diagnosis, incident=incident)
+    events = await repos.events.after(0)
+    assert [(e.kind, e.cluster) for e in events] == [
+        (EventKind.INCIDENT_OPENED, "staging"),
+        (EventKind.DIAGNOSIS_READY, "staging"),
+    ]
+    rows = await db.fetchall("SELECT kind, cluster FROM events ORDER BY seq")
+    assert [r[1] for r in rows] == ["staging", "staging"]
 
 
 async def test_kill_switches_per_cluster_beside_the_global_one(db: SqlDatabase) -> None:

@@ -230,6 +230,7 @@ class Terminal:
         self.yes = yes
         self.confirm = confirm
         self.actor = actor or local_identity()
+        self.named = False  # several clusters: listed records name theirs
 
     def say(self, text: str = "") -> None:
         self.out.write(text + "\n")
@@ -244,10 +245,13 @@ class Terminal:
         async with open_runtime(
             settings, notifier=notifier, terminal=True, engine_options=ENGINE_OPTIONS
         ) as runtime:
+            if isinstance(notifier, TerminalNotifier):
+                notifier.named = runtime.multi_cluster
             return await self.drive(runtime.engine, command)
 
     async def drive(self, engine: Engine, command: Any) -> int:
         """Handle the command and everything it leads to; returns the exit code."""
+        self.named = engine.multi_cluster
         if isinstance(command, tuple) and command[0] == UNDO:
             parsed = parse_command(["proposal", command[1]], prog=CLI_PROG)
             if isinstance(parsed, CommandError):
@@ -305,7 +309,7 @@ class Terminal:
         if self.as_json:
             self.say(json.dumps(outcome.model_dump(mode="json"), indent=2))
             return
-        self.say(render(outcome))
+        self.say(render(outcome, named=self.named))
 
 
 def exit_code(outcome: Outcome) -> int:

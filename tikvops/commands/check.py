@@ -33,6 +33,7 @@ from operator_tikv.observation import Observation, observe, targets_of
 from operator_tikv.pd import PDClient
 from operator_tikv.scrape import ScrapeSource
 from operator_tikv.tls import TLSFileError
+from tikvops.cluster_settings import chosen_cluster
 from tikvops.commands import argtypes
 from tikvops.settings import ConfigError, Settings, load_settings
 from tikvops.wiring import open_metrics_source, open_pd, thresholds_from_settings
@@ -57,6 +58,11 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
+        "--cluster",
+        metavar="NAME",
+        help="the cluster to check, when the configuration has several ([clusters.NAME])",
+    )
+    parser.add_argument(
         "--window",
         type=argtypes.seconds,
         default=DEFAULT_WINDOW,
@@ -70,12 +76,12 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = load_settings(
-        config_file=args.config,
-        env_file=args.env_file,
-        pd_url=args.pd,
-        prometheus_url=args.prometheus,
-    )
+    given = {"pd_url": args.pd, "prometheus_url": args.prometheus}
+    loaded = load_settings(config_file=args.config, env_file=args.env_file, **given)
+    # the chosen cluster's own settings ([clusters.NAME] over the global ones), with this
+    # command's --pd and --prometheus over them: its PD client and metrics source; several
+    # clusters and no --cluster, or an unknown name: ConfigError (exit 2), listing them
+    settings = chosen_cluster(loaded, args.cluster, command="check", **given).settings
     try:
         observation, evaluation = asyncio.run(check(settings, window=args.window))
     except (TLSFileError, ConfigError) as exc:

@@ -27,6 +27,7 @@ import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from diagnosis.eval import (
     EvalError,
     EvalReport,
     Situation,
+    SituationFactory,
     format_table,
     incident_for,
     load_cases,
@@ -55,7 +57,8 @@ from operator_tikv.observation import observe
 from operator_tikv.pd import PDClient
 from operator_tikv.playbooks import DiagnosisKind
 from sim.server import SimServer
-from tikvops.settings import Settings, load_settings
+from tikvops.cluster_settings import chosen_cluster
+from tikvops.settings import ConfigError, Settings, load_settings
 from tikvops.wiring import open_metrics_source, open_pd
 
 DEFAULT_CASES = Path("tests/eval/cases")
@@ -83,11 +86,23 @@ def register(subparsers: Any) -> None:
         "--playbooks", action="store_true", help="score the playbooks even when a key is set"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--cluster",
+        metavar="NAME",
+        help="build the cases' PD clients with this cluster's options (pd_timeout, pd_retries); "
+        "the cases bring their own simulated clusters",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(config_file=args.config, env_file=args.env_file)
+    try:
+        # eval needs no cluster; a named one must exist (one line listing them otherwise)
+        cluster = chosen_cluster(settings, args.cluster, command="eval") if args.cluster else None
+    except ConfigError as exc:
+        print(f"tikvops eval: {exc}", file=sys.stderr)
+        return 2
     try:
         cases = load_cases(args.cases, args.case)
     except EvalError as exc:
@@ -102,7 +117,15 @@ def run(args: argparse.Namespace) -> int:
             f"tikvops eval: scoring Claude ({settings.anthropic_model}) on {len(cases)} cases.",
             file=sys.stderr,
         )
-    report = asyncio.run(evaluate_cases(cases, settings if use_claude else None))
+    if cluster is not None:
+        print(f"tikvops eval: PD clients built as cluster {cluster.name}'s.", file=sys.stderr)
+    report = asyncio.run(
+        evaluate_cases(
+            cases,
+            settings if use_claude else None,
+            cluster=cluster.settings if cluster is not None else None,
+        )
+    )
     if args.json:
         json.dump(report.to_json(), sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -117,11 +140,15 @@ async def evaluate_cases(
     *,
     base_url: str | None = None,
     http_client: httpx2.AsyncClient | None = None,
+    cluster: Settings | None = None,
 ) -> EvalReport:
-    """Score the playbooks, or Claude with these settings (`base_url`/`http_client` for tests)."""
+    """Score the playbooks, or Claude with these settings (`base_url`/`http_client` for tests).
+    `cluster`: the chosen cluster's settings, whose PD client options the cases' clients
+    take."""
     clock = SystemClock()
+    situations = simulator(cluster)
     if claude is None or claude.anthropic_api_key is None:
-        return await run_eval(cases, simulate, playbook_diagnose(clock), mode="playbooks")
+        return await run_eval(cases, situations, playbook_diagnose(clock), mode="playbooks")
     client = ClaudeClient(
         claude.anthropic_api_key.get_secret_value(),
         model=claude.anthropic_model,
@@ -132,7 +159,7 @@ async def evaluate_cases(
     )
     async with client:
         return await run_eval(
-            cases, simulate, claude_diagnose(client, clock), mode=f"Claude ({client.model})"
+            cases, situations, claude_diagnose(client, clock), mode=f"Claude ({client.model})"
         )
 
 
@@ -157,8 +184,17 @@ def claude_diagnose(client: ClaudeClient, clock: Clock) -> DiagnoseFn:
 # --------------------------------------------------------------------------- situations
 
 
+def simulator(cluster: Settings | None = None) -> SituationFactory:
+    """`simulate` whose PD client takes `cluster`'s options (timeout, retries)."""
+    if cluster is None:
+        return simulate
+    return partial(simulate, pd_timeout=cluster.pd_timeout, pd_retries=cluster.pd_retries)
+
+
 @asynccontextmanager
-async def simulate(case: EvalCase) -> AsyncIterator[Situation]:
+async def simulate(
+    case: EvalCase, *, pd_timeout: float = 5.0, pd_retries: int = 2
+) -> AsyncIterator[Situation]:
     """The case's cluster in a fresh simulator on 127.0.0.1, observed, with its incident."""
     server = SimServer(
         stores=case.cluster.stores,
@@ -171,7 +207,9 @@ async def simulate(case: EvalCase) -> AsyncIterator[Situation]:
     try:
         # Built like every command's (tikvops.wiring), from settings naming the simulator
         # only: the environment is not read, so a configured Prometheus cannot leak in.
-        settings = Settings.model_construct(pd_url=server.pd_url, pd_timeout=5.0, pd_retries=2)
+        settings = Settings.model_construct(
+            pd_url=server.pd_url, pd_timeout=pd_timeout, pd_retries=pd_retries
+        )
         async with (
             open_pd(settings) as pd,
             open_metrics_source(settings) as scrape,

@@ -133,10 +133,20 @@ async def run_monitor(
     stop = stop or stop_on_signals()
     notifier = TerminalNotifier(out, clock=clock)
     async with open_stack(settings, notifier=notifier, clock=clock, use_slack=False) as stack:
+        notifier.named = stack.runtime.multi_cluster  # several: every line names its cluster
         source = stack.source.metrics.name if stack.source.metrics else "none"
+        watching = f"PD {stack.runtime.pd.base_url}"
+        if stack.runtime.multi_cluster:
+            watching = (
+                f"{len(stack.runtime.clusters)} clusters ("
+                + ", ".join(
+                    f"{name}: PD {c.pd.base_url}" for name, c in stack.runtime.clusters.items()
+                )
+                + ")"
+            )
         say(
             out,
-            f"tikvops monitor: watching PD {stack.runtime.pd.base_url} every "
+            f"tikvops monitor: watching {watching} every "
             f"{settings.poll_interval:g} s (metrics: {source}; diagnosis: "
             f"{stack.diagnoser_name}); database {settings.db}; /healthz and /metrics on "
             f"{stack.health_url}. Ctrl-C stops.",
