@@ -9,7 +9,7 @@ from typing import Any
 
 from bot import payload
 from engine.errors import EngineError
-from engine.model import AuditEvent, AuditOutcome, Identity, JsonDict
+from engine.model import DEFAULT_CLUSTER, AuditEvent, AuditOutcome, Identity, JsonDict
 from engine.ports import AuditLog, Clock
 
 logger = logging.getLogger(__name__)
@@ -24,8 +24,10 @@ async def audit_refusal(
     reason: str,
     detail: JsonDict | None = None,
     subject: str = "engine",
+    cluster: str = DEFAULT_CLUSTER,
 ) -> None:
-    """Append `<action>` (outcome refused) for the user of `body`; never raises."""
+    """Append `<action>` (outcome refused) for the user of `body`, about `cluster` (see
+    `BotDeps.cluster_of`); never raises."""
     user = payload.user_id(body) or "unknown"
     event = AuditEvent(
         at=clock.now(),
@@ -35,6 +37,7 @@ async def audit_refusal(
         detail={"channel": payload.channel_id(body), **(detail or {})},
         outcome=AuditOutcome.REFUSED,
         reason=reason,
+        cluster=cluster,
     )
     try:
         await audit.append(event)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import payload
 from bot.config import BotConfig
 from bot.identity import IdentityResolver
 from bot.tasks import BackgroundTasks
+from engine.model import DEFAULT_CLUSTER
 from engine.ports import AuditLog, Clock, SlackRefs
 from engine.service import Engine
 
@@ -24,6 +28,15 @@ class BotDeps:
     client: AsyncWebClient
     refs: SlackRefs
     """Where each proposal's message lives (clicks are checked against it)."""
+
+    def cluster_of(self, body: Mapping[str, Any], named: str | None = None) -> str:
+        """The cluster a refusal decided at the Slack edge is about: with one cluster, that one;
+        with several, the one the command `named`, or whose incident channel `body` came from,
+        else none in particular (`default`)."""
+        if not self.engine.multi_cluster:
+            return self.engine.cluster
+        found = named or self.engine.cluster_of_channel(payload.channel_id(body))
+        return found or DEFAULT_CLUSTER
 
     @property
     def channel_mention(self) -> str:

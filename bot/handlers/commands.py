@@ -68,6 +68,14 @@ def _usage_of(text: str, prog: str) -> str:
     return usage(words[0], prog) if words else f"{prog} help"
 
 
+def _named_cluster(parsed: Parsed | CommandError) -> str | None:
+    """The cluster a command names or its channel gave (None: not said, or a command about a
+    record, which knows its own)."""
+    if isinstance(parsed, CommandError | AttentionCommand):
+        return None
+    return parsed.cluster
+
+
 def changes_something(parsed: object) -> bool:
     """Whether a parsed command asks for a change (a proposal, a decision, the kill switch,
     acknowledging or silencing an incident),
@@ -120,6 +128,7 @@ def register(app: AsyncApp, deps: BotDeps) -> None:
                         deps.audit,
                         deps.clock,
                         body,
+                        cluster=deps.cluster_of(body),
                         action="slack.command.refused",
                         reason=refusal,
                         detail={"command": shown},
@@ -202,6 +211,7 @@ async def run_command(
                 deps.audit,
                 deps.clock,
                 body,
+                cluster=deps.cluster_of(body, named=_named_cluster(parsed)),
                 action="slack.command.refused",
                 reason=refused,
                 detail={"command": shown, "rule": "account"},

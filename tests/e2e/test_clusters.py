@@ -140,7 +140,12 @@ async def two(tmp_path: Path) -> AsyncIterator[Make]:
         await fleet.start()
         exits.push_async_callback(fleet.stop)
         fake = SlackFake(
-            users={ALICE: "alice", BOB: "bob", CAROL: "carol"},
+            users={
+                ALICE: "alice",
+                BOB: "bob",
+                CAROL: "carol",
+                GUEST: {"name": "guest", "is_restricted": True},
+            },
             usergroups={ONCALL: [ALICE, CAROL]},
             channels={
                 OPS_CHANNEL: "tikv-ops",
@@ -343,6 +348,27 @@ async def test_a_misconfigured_cluster_never_stops_the_other(two: Make) -> None:
     assert slow.subject == f"store:{result.store_id}"
     settings = h.stack.settings
     assert cycles(h.staging, start) <= int(settings.latency_grace / settings.poll_interval) + 6
+
+
+GUEST = "U0GUEST"  # a guest account: refused at the Slack edge, before the engine
+
+
+async def test_a_refusal_at_the_slack_edge_is_audited_under_its_cluster(two: Make) -> None:
+    # refused before any engine sees it: in staging's channel, or naming staging elsewhere
+    h = await two()
+    replies = [
+        await h.command(GUEST, STAGING_CHANNEL, "drain 2"),
+        await h.command(GUEST, PROD_CHANNEL, "staging drain 3"),
+    ]
+    assert all("guest account" in reply for reply in replies), replies
+    rows = await h.stack.runtime.db.fetchall(
+        "SELECT cluster, detail FROM audit_log WHERE action = 'slack.command.refused' ORDER BY id"
+    )
+    assert [(r[0], json.loads(r[1])["command"]) for r in rows] == [
+        (STAGING, "/tikv drain 2"),
+        (STAGING, "/tikv staging drain 3"),
+    ]
+    assert h.writes(h.prod) == [] and h.writes(h.staging) == []
 
 
 RECORD_TABLES = ("incidents", "proposals", "executions", "audit_log", "events", "outbox")
