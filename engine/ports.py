@@ -149,14 +149,16 @@ class ProposalRepo(Protocol):
         *,
         start_execution: Execution | None = None,
         execution: Execution | None = None,
+        also_audit: AuditEvent | None = None,
     ) -> Proposal:
         """Save `result.proposal` with compare-and-set on `result.expected_version`, append
         `result.audit` and the `proposal.changed` event, in one transaction. With
         `start_execution`, also insert that execution record (for the `start` transition; a
         second start of the same proposal raises `ExecutionAlreadyStarted`); with `execution`,
-        replace the stored one (the final record of a run). Raises `StaleVersion` if the proposal
-        changed since it was read: re-read it and transition again (see
-        `engine.applying.apply_transition`)."""
+        replace the stored one (the final record of a run); with `also_audit`, append that audit
+        row too (the run's closing row: `execution.verified`, `execution.reconciled`, ...).
+        Raises `StaleVersion` if the proposal changed since it was read: re-read it and
+        transition again (see `engine.applying.apply_transition`)."""
         ...
 
 

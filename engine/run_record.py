@@ -48,11 +48,13 @@ class WithExecution:
         *,
         start: bool,
         known: Proposal | None = None,
+        also_audit: AuditEvent | None = None,
     ) -> None:
         self._repo = repo
         self._execution = execution
         self._start = start
         self._known = known
+        self._also_audit = also_audit
 
     async def get(self, proposal_id: str) -> Proposal | None:
         known, self._known = self._known, None
@@ -63,7 +65,9 @@ class WithExecution:
     async def apply(self, result: TransitionResult) -> Proposal:
         if self._start:
             return await self._repo.apply(result, start_execution=self._execution)
-        return await self._repo.apply(result, execution=self._execution)
+        return await self._repo.apply(
+            result, execution=self._execution, also_audit=self._also_audit
+        )
 
 
 _FINAL_EVENT = {
@@ -216,11 +220,18 @@ class RunRecord:
         )
         if execution.finished_at is None:
             execution = execution.model_copy(update={"finished_at": now})
-        # The proposal's final transition, the finished record and the event that tells them
-        # are one transaction.
+        closing = self.event(
+            _AUDIT_ACTION[status],
+            proposal,
+            detail={"status": status.value, **extra},
+            outcome=AuditOutcome.OK if succeeded else AuditOutcome.ERROR,
+            reason=message,
+        )
+        # The proposal's final transition, the finished record, the run's closing audit row and
+        # the event that tells them are one transaction: a kill between them leaves none of them.
         try:
             await apply_transition(
-                WithExecution(self._proposals, execution, start=False),
+                WithExecution(self._proposals, execution, start=False, also_audit=closing),
                 proposal.id,
                 lambda p: transition(
                     p, event, actor=SYSTEM, now=now, outcome=message, detail=extra
@@ -233,15 +244,7 @@ class RunRecord:
             except ExecutionFinished:  # and its record too: that settlement stands
                 stored = await self._executions.get(proposal.id)
                 return stored if stored is not None else execution
-        await self.append(
-            self.event(
-                _AUDIT_ACTION[status],
-                proposal,
-                detail={"status": status.value, **extra},
-                outcome=AuditOutcome.OK if succeeded else AuditOutcome.ERROR,
-                reason=message,
-            )
-        )
+            await self.append(closing)
         if self._metrics is not None:
             try:
                 self._metrics.execution(proposal.action, status.value)

@@ -18,6 +18,7 @@ from engine.events import EventKind, proposal_event
 from engine.model import (
     ActionRef,
     Approval,
+    AuditEvent,
     Execution,
     Identity,
     Proposal,
@@ -190,6 +191,7 @@ class SqliteProposalRepo:
         *,
         start_execution: Execution | None = None,
         execution: Execution | None = None,
+        also_audit: AuditEvent | None = None,
     ) -> Proposal:
         expected = result.expected_version
         new = result.proposal
@@ -230,6 +232,8 @@ class SqliteProposalRepo:
                 await insert_execution(conn, start_execution)
             if execution is not None:
                 await update_execution(conn, execution)
+            if also_audit is not None:
+                await insert_audit(conn, in_cluster(also_audit, new.cluster))
             event = proposal_event(
                 EventKind.PROPOSAL_CHANGED,
                 new,

@@ -17,7 +17,9 @@ from engine.errors import AlreadyDecided, ExecutionAlreadyStarted, StaleVersion
 from engine.model import (
     SYSTEM,
     ActionRef,
+    AuditEvent,
     AuditOutcome,
+    ExecutionStatus,
     Identity,
     Proposal,
     ProposalOrigin,
@@ -260,6 +262,39 @@ async def test_start_with_execution_record_never_twice(repos: Repositories) -> N
     assert [e.proposal_id for e in await repos.executions.list_unfinished()] == [created.id]
     with pytest.raises(ExecutionAlreadyStarted, match="never runs twice"):
         await repos.executions.start(make_execution(created.id))
+
+
+async def test_a_runs_closing_audit_row_is_written_with_its_final_transition_or_not_at_all(
+    repos: Repositories,
+) -> None:
+    created = await _create(repos, risk=RiskLevel.LOW)
+    approved = await repos.proposals.apply(POLICY.decide(ProposalEvent.APPROVE, created, bob(), T0))
+    started = transition(approved, ProposalEvent.START, actor=SYSTEM, now=T0)
+    running = await repos.proposals.apply(started, start_execution=make_execution(created.id))
+    execution = await repos.executions.get(created.id)
+    assert execution is not None
+    finished = execution.model_copy(
+        update={"status": ExecutionStatus.RECONCILED_FAILED, "finished_at": T0}
+    )
+    closing = AuditEvent(
+        at=T0, actor=SYSTEM, action="execution.reconciled", subject=created.id, detail={}
+    )
+    failed = transition(running, ProposalEvent.RECONCILE_FAILED, actor=SYSTEM, now=T0)
+    # a lost race (the proposal changed meanwhile) writes neither the transition nor the row
+    with pytest.raises(StaleVersion):
+        await repos.proposals.apply(
+            transition(approved, ProposalEvent.START, actor=SYSTEM, now=T0),
+            execution=finished,
+            also_audit=closing,
+        )
+    assert "execution.reconciled" not in [
+        e.action for e in await repos.audit.list_recent(subject=created.id)
+    ]
+    await repos.proposals.apply(failed, execution=finished, also_audit=closing)
+    actions = [e.action for e in await repos.audit.list_recent(subject=created.id)]
+    assert actions[:2] == ["execution.reconciled", "proposal.reconcile_failed"]
+    stored = await repos.executions.get(created.id)
+    assert stored is not None and stored.status is ExecutionStatus.RECONCILED_FAILED
 
 
 async def test_failed_execution_insert_rolls_back_the_transition(repos: Repositories) -> None:
