@@ -142,29 +142,28 @@ class HomePublisher:
         """What the tab shows now (one read of the engine)."""
         engine = self._engine
         async with asyncio.timeout(self.read_timeout):
-            status = await engine.reads.status()
-            named = engine.multi_cluster
-            clusters = await self._every_cluster() if named else None
-            if named:  # the first cluster's status lists its own: every cluster's here
+            if engine.multi_cluster:  # a cluster's status lists its own: every cluster's here
+                clusters = await self._every_cluster()
                 incidents = await engine.repos.incidents.list_open()
-                active = await engine.repos.proposals.list(states=[ProposalState.PROPOSED])
-                switch = (await engine.repos.settings.get()).kill_switch  # the global one
+                pending = await engine.repos.proposals.list(states=[ProposalState.PROPOSED])
+                settings = await engine.repos.settings.get()
+                switch, observe_only = settings.kill_switch, settings.observe_only  # global
             else:
-                incidents, active = status.open_incidents, status.active_proposals
-                switch = status.kill_switch
-        pending = [p for p in active if p.state is ProposalState.PROPOSED]
-        if clusters is None:
-            clusters = [
-                Cluster(name=name, stores=status.state_counts, problem=status.pd_error)
-                for name in self._clusters
-            ]
+                status = await engine.reads.status()
+                clusters = [
+                    Cluster(name=name, stores=status.state_counts, problem=status.pd_error)
+                    for name in self._clusters
+                ]
+                incidents = status.open_incidents
+                pending = [p for p in status.active_proposals if p.state is ProposalState.PROPOSED]
+                switch, observe_only = status.kill_switch, status.observe_only
         return HomeData(
             kill_switch=switch,
-            observe_only=status.observe_only,
+            observe_only=observe_only,
             clusters=clusters,
             incidents=incidents,
             pending=pending,
-            named=named,
+            named=engine.multi_cluster,
         )
 
     async def _every_cluster(self) -> list[Cluster]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from tikvops.settings import ConfigError, Settings
+from tikvops.settings import ConfigError, Settings, describe_errors
 
 DEFAULT_CLUSTER = "default"
 """The cluster the single-cluster settings (no `[clusters.NAME]` table) are."""
@@ -181,12 +181,7 @@ def chosen_cluster(
     try:
         return ClusterConfig(found.name, Settings.model_validate({**base, **given}))
     except ValidationError as exc:
-        raise ConfigError(
-            [
-                f"{err['loc'][0] if err['loc'] else '?'}: {err['msg']}"
-                for err in exc.errors(include_url=False, include_input=False)
-            ]
-        ) from None
+        raise ConfigError(describe_errors(exc)) from None
 
 
 __all__ = [

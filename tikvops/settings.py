@@ -377,7 +377,7 @@ def load_settings(
     try:
         loaded = _Configured(_env_file=env_file, **overrides)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
+        raise ConfigError(describe_errors(exc)) from None
     except (OSError, ValueError) as exc:  # unreadable or malformed TOML/.env
         raise ConfigError([f"configuration could not be read: {exc}"]) from None
     settings = Settings.model_validate(loaded.model_dump())
@@ -387,7 +387,8 @@ def load_settings(
     return settings
 
 
-def _describe(exc: ValidationError) -> list[str]:
+def describe_errors(exc: ValidationError) -> list[str]:
+    """One line per problem of a settings validation: the setting's name, then why."""
     lines = []
     for err in exc.errors(include_url=False, include_input=False):
         loc = err["loc"]

@@ -225,7 +225,7 @@ async def run_command(
         params = (
             parsed.params.model_dump(mode="json") if isinstance(parsed, ActionCommand) else None
         )
-        cluster = getattr(parsed, "cluster", None)
+        cluster = _named_cluster(parsed)
         if isinstance(outcome, ProposalCreated):  # posted in its own cluster's channel
             cluster = outcome.proposal.cluster
         answer = outcome_view(
